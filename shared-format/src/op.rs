@@ -1,0 +1,453 @@
+//! The ops of format 1.x, in the order the runtime executes them.
+//!
+//! Every op names its input and output tensors by id; shapes, zero points and arena offsets come
+//! from the tensor table. Integer quantization parameters (multipliers, shifts, clamps) are
+//! computed once on the host (EDGE_ANCHORS §3.2) and stored: the device never derives them.
+//!
+//! Weighted ops keep each output channel's filter contiguous (conv OHWI, depthwise C·H·W, linear
+//! O·I) so a kernel can unpack one channel's sub-byte filter into a small scratch at a time.
+
+use serde::{Deserialize, Serialize};
+
+use crate::le::LeI32s;
+use crate::tensor::TensorId;
+
+/// Most inputs a [`Concat`] may have.
+pub const MAX_CONCAT_INPUTS: usize = 8;
+
+/// One op. New kinds may only be appended (postcard encodes the variant index).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op<'a> {
+    /// Regular convolution (groups = 1).
+    Conv2d(#[serde(borrow)] Conv2d<'a>),
+    /// Depthwise convolution (groups = channels, multiplier 1).
+    DepthwiseConv2d(#[serde(borrow)] DepthwiseConv2d<'a>),
+    /// Max pooling.
+    MaxPool(Pool),
+    /// Average pooling; padded cells are excluded from the count (TFLM).
+    AvgPool(Pool),
+    /// Average over all rows and columns, to 1×1×C.
+    GlobalAvgPool(GlobalAvgPool),
+    /// Elementwise addition with requantization of each input (TFLM Add).
+    Add(Add),
+    /// Channel concatenation with requantization of each input.
+    Concat(Concat),
+    /// Fully connected layer over the flattened (HWC) input.
+    Linear(#[serde(borrow)] Linear<'a>),
+}
+
+/// The op kind alone, for messages, reports and profiling hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    /// [`Op::Conv2d`].
+    Conv2d,
+    /// [`Op::DepthwiseConv2d`].
+    DepthwiseConv2d,
+    /// [`Op::MaxPool`].
+    MaxPool,
+    /// [`Op::AvgPool`].
+    AvgPool,
+    /// [`Op::GlobalAvgPool`].
+    GlobalAvgPool,
+    /// [`Op::Add`].
+    Add,
+    /// [`Op::Concat`].
+    Concat,
+    /// [`Op::Linear`].
+    Linear,
+}
+
+impl OpKind {
+    /// Short name, as in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            OpKind::Conv2d => "conv2d",
+            OpKind::DepthwiseConv2d => "depthwise_conv2d",
+            OpKind::MaxPool => "max_pool",
+            OpKind::AvgPool => "avg_pool",
+            OpKind::GlobalAvgPool => "global_avg_pool",
+            OpKind::Add => "add",
+            OpKind::Concat => "concat",
+            OpKind::Linear => "linear",
+        }
+    }
+}
+
+impl core::fmt::Display for OpKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Padding in rows/columns added before and after the input; padded cells count as the input's
+/// zero point (TFLM skips them, which is the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Padding {
+    /// Rows above.
+    pub top: u8,
+    /// Columns left.
+    pub left: u8,
+    /// Rows below.
+    pub bottom: u8,
+    /// Columns right.
+    pub right: u8,
+}
+
+/// Sliding-window geometry shared by convolutions and pools. Explicit per-side padding expresses
+/// both PyTorch's symmetric padding and TFLite's SAME (extra cell at the end) exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Kernel height.
+    pub kernel_h: u8,
+    /// Kernel width.
+    pub kernel_w: u8,
+    /// Vertical stride.
+    pub stride_h: u8,
+    /// Horizontal stride.
+    pub stride_w: u8,
+    /// Vertical dilation.
+    pub dilation_h: u8,
+    /// Horizontal dilation.
+    pub dilation_w: u8,
+    /// Padding.
+    pub padding: Padding,
+}
+
+impl Window {
+    /// A square window with symmetric padding.
+    pub const fn square(kernel: u8, stride: u8, dilation: u8, pad: u8) -> Self {
+        Self {
+            kernel_h: kernel,
+            kernel_w: kernel,
+            stride_h: stride,
+            stride_w: stride,
+            dilation_h: dilation,
+            dilation_w: dilation,
+            padding: Padding {
+                top: pad,
+                left: pad,
+                bottom: pad,
+                right: pad,
+            },
+        }
+    }
+
+    /// Output length along one axis, or `None` if the window does not fit.
+    pub const fn output_len(
+        input: u32,
+        kernel: u8,
+        stride: u8,
+        dilation: u8,
+        pad_before: u8,
+        pad_after: u8,
+    ) -> Option<u32> {
+        let effective = (kernel as u32 - 1) * dilation as u32 + 1;
+        let padded = input + pad_before as u32 + pad_after as u32;
+        if stride == 0 || padded < effective {
+            return None;
+        }
+        Some((padded - effective) / stride as u32 + 1)
+    }
+
+    /// Output height for an input of `h` rows.
+    pub const fn output_h(&self, h: u32) -> Option<u32> {
+        Self::output_len(
+            h,
+            self.kernel_h,
+            self.stride_h,
+            self.dilation_h,
+            self.padding.top,
+            self.padding.bottom,
+        )
+    }
+
+    /// Output width for an input of `w` columns.
+    pub const fn output_w(&self, w: u32) -> Option<u32> {
+        Self::output_len(
+            w,
+            self.kernel_w,
+            self.stride_w,
+            self.dilation_w,
+            self.padding.left,
+            self.padding.right,
+        )
+    }
+}
+
+/// The output clamp: ReLU, ReLU6 and the activation bit-width folded into two integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clamp {
+    /// Lowest output value.
+    pub min: i8,
+    /// Highest output value.
+    pub max: i8,
+}
+
+/// How weights are quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WeightScheme {
+    /// One scale and one zero point per tensor: the paper's scheme. The kernel handles the zero
+    /// point as `Σ w·(x−z_x) − z_w·Σ(x−z_x)` rather than widening the stored weights.
+    PerTensorAffine,
+    /// One scale per output channel, zero point 0: TFLite's int8 practice.
+    PerChannelSymmetric,
+}
+
+/// Packed weights (EDGE_ANCHORS §3.6: 4-bit low nibble first, 2-bit LSB first, two's complement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Weights<'a> {
+    /// Storage bit-width: 2, 4 or 8.
+    pub bits: u8,
+    /// Quantization scheme.
+    pub scheme: WeightScheme,
+    /// Weight zero point (0 for symmetric).
+    pub zero_point: i8,
+    /// Packed values, each output channel's filter contiguous.
+    #[serde(borrow)]
+    pub data: &'a [u8],
+}
+
+/// Per-tensor (one entry) or per-channel (one per output channel) requantization: `M ≈ m·2^(e−31)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requant<'a> {
+    /// Q31 multipliers `m` in [2^30, 2^31 − 1] (or 0).
+    #[serde(borrow)]
+    pub multipliers: LeI32s<'a>,
+    /// Shifts `e` as i8 (positive = left).
+    #[serde(borrow)]
+    pub shifts: &'a [u8],
+}
+
+impl Requant<'_> {
+    /// Multiplier and shift for output channel `c` (per-tensor tables repeat their one entry).
+    #[inline]
+    pub fn get(&self, c: usize) -> Option<(i32, i32)> {
+        let i = if self.shifts.len() == 1 { 0 } else { c };
+        Some((self.multipliers.get(i)?, *self.shifts.get(i)? as i8 as i32))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.shifts.len()
+    }
+
+    /// True when the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.shifts.is_empty()
+    }
+}
+
+/// Regular 2-D convolution, weights `[cout][kh][kw][cin]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conv2d<'a> {
+    /// Input activation.
+    pub input: TensorId,
+    /// Output activation.
+    pub output: TensorId,
+    /// Geometry.
+    pub window: Window,
+    /// Packed weights.
+    #[serde(borrow)]
+    pub weights: Weights<'a>,
+    /// i32 bias per output channel at scale s_x·s_w.
+    #[serde(borrow)]
+    pub bias: LeI32s<'a>,
+    /// Requantization to the output scale.
+    #[serde(borrow)]
+    pub requant: Requant<'a>,
+    /// Output clamp.
+    pub clamp: Clamp,
+}
+
+/// Depthwise convolution (one filter per channel), weights `[c][kh][kw]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepthwiseConv2d<'a> {
+    /// Input activation.
+    pub input: TensorId,
+    /// Output activation.
+    pub output: TensorId,
+    /// Geometry.
+    pub window: Window,
+    /// Packed weights.
+    #[serde(borrow)]
+    pub weights: Weights<'a>,
+    /// i32 bias per channel.
+    #[serde(borrow)]
+    pub bias: LeI32s<'a>,
+    /// Requantization to the output scale.
+    #[serde(borrow)]
+    pub requant: Requant<'a>,
+    /// Output clamp.
+    pub clamp: Clamp,
+}
+
+/// Max or average pooling; input and output share scale and zero point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    /// Input activation.
+    pub input: TensorId,
+    /// Output activation.
+    pub output: TensorId,
+    /// Geometry (dilation must be 1).
+    pub window: Window,
+    /// Output clamp.
+    pub clamp: Clamp,
+}
+
+/// Global average pooling to 1×1×C; input and output share scale and zero point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlobalAvgPool {
+    /// Input activation.
+    pub input: TensorId,
+    /// Output activation.
+    pub output: TensorId,
+    /// Output clamp.
+    pub clamp: Clamp,
+}
+
+/// One input of an [`Add`]: `MBQM((x − z)·2^left_shift, multiplier, shift)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddInput {
+    /// Input activation.
+    pub tensor: TensorId,
+    /// Q31 multiplier.
+    pub multiplier: i32,
+    /// Shift (≤ 0: TFLM's input multipliers are below one).
+    pub shift: i8,
+}
+
+/// Elementwise addition, TFLM's integer Add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Add {
+    /// The two inputs.
+    pub inputs: [AddInput; 2],
+    /// Output activation.
+    pub output: TensorId,
+    /// Left shift applied to each centred input (TFLM: 20 for int8).
+    pub left_shift: u8,
+    /// Output Q31 multiplier.
+    pub output_multiplier: i32,
+    /// Output shift.
+    pub output_shift: i8,
+    /// Output clamp.
+    pub clamp: Clamp,
+}
+
+/// One input of a [`Concat`]: requantized as `MBQM(x − z, multiplier, shift) + z_out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConcatInput {
+    /// Input activation.
+    pub tensor: TensorId,
+    /// Q31 multiplier of s_in / s_out.
+    pub multiplier: i32,
+    /// Shift.
+    pub shift: i8,
+}
+
+/// Channel concatenation (NHWC axis 3) with requantization of each input to the output scale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concat {
+    /// Inputs in channel order.
+    pub inputs: heapless::Vec<ConcatInput, MAX_CONCAT_INPUTS>,
+    /// Output activation.
+    pub output: TensorId,
+    /// Output clamp.
+    pub clamp: Clamp,
+}
+
+/// Fully connected layer over the flattened input, weights `[cout][cin]`; output is 1×1×cout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Linear<'a> {
+    /// Input activation (any shape; flattened in HWC order).
+    pub input: TensorId,
+    /// Output activation.
+    pub output: TensorId,
+    /// Packed weights.
+    #[serde(borrow)]
+    pub weights: Weights<'a>,
+    /// i32 bias per output.
+    #[serde(borrow)]
+    pub bias: LeI32s<'a>,
+    /// Requantization to the output scale.
+    #[serde(borrow)]
+    pub requant: Requant<'a>,
+    /// Output clamp.
+    pub clamp: Clamp,
+}
+
+/// Iterates over an op's input tensor ids (at most [`MAX_CONCAT_INPUTS`]).
+pub type Inputs = heapless::Vec<TensorId, MAX_CONCAT_INPUTS>;
+
+impl Op<'_> {
+    /// The kind, for messages.
+    pub const fn kind(&self) -> OpKind {
+        match self {
+            Op::Conv2d(_) => OpKind::Conv2d,
+            Op::DepthwiseConv2d(_) => OpKind::DepthwiseConv2d,
+            Op::MaxPool(_) => OpKind::MaxPool,
+            Op::AvgPool(_) => OpKind::AvgPool,
+            Op::GlobalAvgPool(_) => OpKind::GlobalAvgPool,
+            Op::Add(_) => OpKind::Add,
+            Op::Concat(_) => OpKind::Concat,
+            Op::Linear(_) => OpKind::Linear,
+        }
+    }
+
+    /// The tensor this op writes.
+    pub const fn output(&self) -> TensorId {
+        match self {
+            Op::Conv2d(o) => o.output,
+            Op::DepthwiseConv2d(o) => o.output,
+            Op::MaxPool(o) | Op::AvgPool(o) => o.output,
+            Op::GlobalAvgPool(o) => o.output,
+            Op::Add(o) => o.output,
+            Op::Concat(o) => o.output,
+            Op::Linear(o) => o.output,
+        }
+    }
+
+    /// The tensors this op reads.
+    pub fn inputs(&self) -> Inputs {
+        let mut v = Inputs::new();
+        match self {
+            Op::Conv2d(o) => v.push(o.input).ok(),
+            Op::DepthwiseConv2d(o) => v.push(o.input).ok(),
+            Op::MaxPool(o) | Op::AvgPool(o) => v.push(o.input).ok(),
+            Op::GlobalAvgPool(o) => v.push(o.input).ok(),
+            Op::Add(o) => v
+                .extend_from_slice(&[o.inputs[0].tensor, o.inputs[1].tensor])
+                .ok(),
+            Op::Concat(o) => {
+                for i in &o.inputs {
+                    let _ = v.push(i.tensor);
+                }
+                Some(())
+            }
+            Op::Linear(o) => v.push(o.input).ok(),
+        };
+        v
+    }
+
+    /// The packed weights, for ops that have them.
+    pub const fn weights(&self) -> Option<&Weights<'_>> {
+        match self {
+            Op::Conv2d(o) => Some(&o.weights),
+            Op::DepthwiseConv2d(o) => Some(&o.weights),
+            Op::Linear(o) => Some(&o.weights),
+            _ => None,
+        }
+    }
+
+    /// The output clamp.
+    pub const fn clamp(&self) -> Clamp {
+        match self {
+            Op::Conv2d(o) => o.clamp,
+            Op::DepthwiseConv2d(o) => o.clamp,
+            Op::MaxPool(o) | Op::AvgPool(o) => o.clamp,
+            Op::GlobalAvgPool(o) => o.clamp,
+            Op::Add(o) => o.clamp,
+            Op::Concat(o) => o.clamp,
+            Op::Linear(o) => o.clamp,
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! One-time validation of a decoded blob. Every check the runtime would otherwise need on its hot
+//! path happens here, so a model that passes cannot make a kernel index out of bounds or
+//! overflow an accumulator.
+
+use crate::error::{FormatError, OpProblem, TensorProblem};
+use crate::model::Model;
+use crate::op::{Clamp, Op, Requant, WeightScheme, Weights, Window};
+use crate::packing::{packed_len, unpack_one};
+use crate::plan::scratch_bytes;
+use crate::tensor::{TensorId, TensorRecord, TensorTable, qmax, qmin};
+
+/// Largest |x − z_x| of an i8 activation against an i8 zero point.
+const MAX_CENTRED_INPUT: i64 = 255;
+
+pub(crate) fn validate(m: &Model<'_>) -> Result<(), FormatError> {
+    let ops = m.op_count();
+    if ops == 0 {
+        return Err(FormatError::Empty);
+    }
+    let tensors = m.tensors();
+    if tensors.len() != ops as usize + 1 {
+        return Err(FormatError::TensorCount {
+            tensors: tensors.len(),
+            ops,
+        });
+    }
+    for (id, t) in tensors.iter().enumerate() {
+        check_tensor(id as u16, &t, ops, m.activation_bytes() as u32)?;
+    }
+    let input = tensors.get(m.input().tensor).ok_or(FormatError::Tensor {
+        tensor: m.input().tensor,
+        problem: TensorProblem::Missing,
+    })?;
+    if input.first_op != 0 {
+        return Err(FormatError::Tensor {
+            tensor: m.input().tensor,
+            problem: TensorProblem::InputLifetime,
+        });
+    }
+    let out_id = m.output().tensor;
+    match tensors.get(out_id) {
+        Some(t) if out_id != m.input().tensor && t.last_op == ops => {}
+        _ => return Err(FormatError::Output(out_id)),
+    }
+    check_overlaps(tensors)?;
+
+    let ctx = Ctx {
+        tensors,
+        model_input: m.input().tensor,
+    };
+    let mut iter = m.ops();
+    for index in 0..ops {
+        let op = iter.next().ok_or(FormatError::OpDecode {
+            index,
+            reason: "missing",
+        })??;
+        let kind = op.kind();
+        ctx.check_op(index, &op)
+            .map_err(|problem| FormatError::Op {
+                index,
+                kind,
+                problem,
+            })?;
+        let need = scratch_bytes(&op, tensors);
+        if need > m.scratch_bytes() as u64 {
+            return Err(FormatError::Scratch {
+                index,
+                need: need.min(u32::MAX as u64) as u32,
+                have: m.scratch_bytes() as u32,
+            });
+        }
+    }
+    if iter.remaining() != 0 {
+        return Err(FormatError::TrailingBytes(iter.remaining()));
+    }
+    Ok(())
+}
+
+fn check_tensor(id: u16, t: &TensorRecord, ops: u16, arena: u32) -> Result<(), FormatError> {
+    let err = |problem| {
+        Err(FormatError::Tensor {
+            tensor: id,
+            problem,
+        })
+    };
+    let s = t.shape;
+    if s.h == 0 || s.w == 0 || s.c == 0 {
+        return err(TensorProblem::ZeroDim {
+            h: s.h,
+            w: s.w,
+            c: s.c,
+        });
+    }
+    if !(2..=8).contains(&t.bits) {
+        return err(TensorProblem::Bits(t.bits));
+    }
+    if t.zero_point < qmin(t.bits) || t.zero_point > qmax(t.bits) {
+        return err(TensorProblem::ZeroPoint {
+            zero_point: t.zero_point,
+            bits: t.bits,
+        });
+    }
+    let end = t.offset as u64 + t.bytes();
+    if end > arena as u64 {
+        return err(TensorProblem::OutOfArena {
+            offset: t.offset,
+            end,
+            arena,
+        });
+    }
+    if t.first_op > t.last_op || t.last_op > ops {
+        return err(TensorProblem::Lifetime {
+            first: t.first_op,
+            last: t.last_op,
+            ops,
+        });
+    }
+    Ok(())
+}
+
+/// No two tensors whose lifetimes intersect may share a byte. Quadratic, but the table of an MCU
+/// model has tens to hundreds of entries and this runs once.
+fn check_overlaps(tensors: &TensorTable<'_>) -> Result<(), FormatError> {
+    for (a, ta) in tensors.iter().enumerate() {
+        for (b, tb) in tensors.iter().enumerate().skip(a + 1) {
+            let time = ta.first_op <= tb.last_op && tb.first_op <= ta.last_op;
+            let (ra, rb) = (ta.range(), tb.range());
+            if time && ra.start < rb.end && rb.start < ra.end {
+                return Err(FormatError::Overlap {
+                    a: a as u16,
+                    b: b as u16,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Ctx<'t> {
+    tensors: &'t TensorTable<'t>,
+    model_input: TensorId,
+}
+
+type Check<T = ()> = Result<T, OpProblem>;
+
+impl Ctx<'_> {
+    fn tensor(&self, id: TensorId) -> Check<TensorRecord> {
+        self.tensors.get(id).ok_or(OpProblem::UnknownTensor(id))
+    }
+
+    /// An input must have been produced before this op (or be the model input) and still be live.
+    fn input(&self, index: u16, id: TensorId) -> Check<TensorRecord> {
+        let t = self.tensor(id)?;
+        let produced = id == self.model_input || t.first_op < index;
+        if !produced || t.last_op < index {
+            return Err(OpProblem::NotLive(id));
+        }
+        Ok(t)
+    }
+
+    /// The output must start its life at this op. With one output per op and exactly
+    /// `ops + 1` tensors, this makes every non-input tensor produced by exactly one op.
+    fn output(&self, index: u16, id: TensorId) -> Check<TensorRecord> {
+        let t = self.tensor(id)?;
+        if id == self.model_input || t.first_op != index {
+            return Err(OpProblem::NotProducer(id));
+        }
+        Ok(t)
+    }
+
+    fn check_op(&self, index: u16, op: &Op<'_>) -> Check {
+        let out = self.output(index, op.output())?;
+        check_clamp(op.clamp(), &out)?;
+        match op {
+            Op::Conv2d(c) => {
+                let x = self.input(index, c.input)?;
+                check_window(&c.window, 1, 7, 4)?;
+                let cout = out.shape.c as u32;
+                check_shape(&c.window, &x, cout, &out)?;
+                let per_channel =
+                    c.window.kernel_h as u64 * c.window.kernel_w as u64 * x.shape.c as u64;
+                check_weighted(&c.weights, c.bias.0, &c.requant, cout, per_channel)
+            }
+            Op::DepthwiseConv2d(d) => {
+                let x = self.input(index, d.input)?;
+                check_window(&d.window, 1, 7, 4)?;
+                let c = x.shape.c as u32;
+                check_shape(&d.window, &x, c, &out)?;
+                let per_channel = d.window.kernel_h as u64 * d.window.kernel_w as u64;
+                check_weighted(&d.weights, d.bias.0, &d.requant, c, per_channel)
+            }
+            Op::MaxPool(p) | Op::AvgPool(p) => {
+                let x = self.input(index, p.input)?;
+                check_window(&p.window, 2, 3, 1)?;
+                check_shape(&p.window, &x, x.shape.c as u32, &out)?;
+                same_quant(&x, &out)
+            }
+            Op::GlobalAvgPool(g) => {
+                let x = self.input(index, g.input)?;
+                expect_shape(&out, 1, 1, x.shape.c as u32)?;
+                same_quant(&x, &out)
+            }
+            Op::Add(a) => {
+                if a.left_shift > 20 {
+                    return Err(OpProblem::LeftShift(a.left_shift));
+                }
+                for (k, i) in a.inputs.iter().enumerate() {
+                    let x = self.input(index, i.tensor)?;
+                    if x.shape != out.shape {
+                        return Err(OpProblem::InputShape(i.tensor));
+                    }
+                    check_multiplier(k as u32, i.multiplier, i.shift, 0)?;
+                }
+                check_multiplier(2, a.output_multiplier, a.output_shift, 30)
+            }
+            Op::Concat(c) => {
+                if c.inputs.len() < 2 {
+                    return Err(OpProblem::ConcatInputs(c.inputs.len()));
+                }
+                let mut channels = 0u32;
+                for (k, i) in c.inputs.iter().enumerate() {
+                    let x = self.input(index, i.tensor)?;
+                    if x.shape.h != out.shape.h || x.shape.w != out.shape.w {
+                        return Err(OpProblem::InputShape(i.tensor));
+                    }
+                    channels += x.shape.c as u32;
+                    check_multiplier(k as u32, i.multiplier, i.shift, 30)?;
+                }
+                expect_shape(&out, out.shape.h as u32, out.shape.w as u32, channels)
+            }
+            Op::Linear(l) => {
+                let x = self.input(index, l.input)?;
+                let cout = out.shape.c as u32;
+                expect_shape(&out, 1, 1, cout)?;
+                check_weighted(&l.weights, l.bias.0, &l.requant, cout, x.shape.elements())
+            }
+        }
+    }
+}
+
+fn check_window(w: &Window, kmin: u8, kmax: u8, dmax: u8) -> Check {
+    if !(kmin..=kmax).contains(&w.kernel_h) || !(kmin..=kmax).contains(&w.kernel_w) {
+        return Err(OpProblem::Kernel {
+            h: w.kernel_h,
+            w: w.kernel_w,
+            min: kmin,
+            max: kmax,
+        });
+    }
+    if !(1..=2).contains(&w.stride_h) || !(1..=2).contains(&w.stride_w) {
+        return Err(OpProblem::Stride {
+            h: w.stride_h,
+            w: w.stride_w,
+        });
+    }
+    if !(1..=dmax).contains(&w.dilation_h) || !(1..=dmax).contains(&w.dilation_w) {
+        return Err(OpProblem::Dilation {
+            h: w.dilation_h,
+            w: w.dilation_w,
+            max: dmax,
+        });
+    }
+    let eff_h = (w.kernel_h as u16 - 1) * w.dilation_h as u16 + 1;
+    let eff_w = (w.kernel_w as u16 - 1) * w.dilation_w as u16 + 1;
+    let p = w.padding;
+    for (pad, eff) in [
+        (p.top, eff_h),
+        (p.bottom, eff_h),
+        (p.left, eff_w),
+        (p.right, eff_w),
+    ] {
+        if pad as u16 >= eff {
+            return Err(OpProblem::Padding(pad));
+        }
+    }
+    Ok(())
+}
+
+fn check_shape(w: &Window, x: &TensorRecord, c: u32, out: &TensorRecord) -> Check {
+    let oh = w.output_h(x.shape.h as u32).unwrap_or(0);
+    let ow = w.output_w(x.shape.w as u32).unwrap_or(0);
+    expect_shape(out, oh, ow, c)
+}
+
+fn expect_shape(out: &TensorRecord, h: u32, w: u32, c: u32) -> Check {
+    let s = out.shape;
+    if (s.h as u32, s.w as u32, s.c as u32) != (h, w, c) {
+        return Err(OpProblem::OutputShape {
+            h,
+            w,
+            c,
+            found_h: s.h,
+            found_w: s.w,
+            found_c: s.c,
+        });
+    }
+    Ok(())
+}
+
+fn same_quant(x: &TensorRecord, out: &TensorRecord) -> Check {
+    if x.zero_point != out.zero_point || x.bits != out.bits {
+        return Err(OpProblem::QuantMismatch);
+    }
+    Ok(())
+}
+
+fn check_clamp(c: Clamp, out: &TensorRecord) -> Check {
+    if c.min > c.max || c.min < out.qmin() || c.max > out.qmax() {
+        return Err(OpProblem::Clamp {
+            min: c.min,
+            max: c.max,
+            bits: out.bits,
+        });
+    }
+    Ok(())
+}
+
+/// A multiplier must be QuantizeMultiplier's output: 0, or in [2^30, 2^31 − 1].
+fn check_multiplier(index: u32, m: i32, shift: i8, max_shift: i8) -> Check {
+    if m != 0 && m < (1 << 30) {
+        return Err(OpProblem::Multiplier { index, value: m });
+    }
+    if !(-31..=max_shift).contains(&shift) {
+        return Err(OpProblem::Shift {
+            index,
+            value: shift,
+            min: -31,
+            max: max_shift,
+        });
+    }
+    Ok(())
+}
+
+fn check_weighted(
+    w: &Weights<'_>,
+    bias: &[u8],
+    rq: &Requant<'_>,
+    cout: u32,
+    per_channel: u64,
+) -> Check {
+    if !matches!(w.bits, 2 | 4 | 8) {
+        return Err(OpProblem::WeightBits(w.bits));
+    }
+    let elements = cout as u64 * per_channel;
+    let expected = packed_len(elements, w.bits).unwrap_or(u64::MAX);
+    if w.data.len() as u64 != expected {
+        return Err(OpProblem::WeightLength {
+            elements: elements.min(u32::MAX as u64) as u32,
+            bits: w.bits,
+            expected: expected.min(u32::MAX as u64) as u32,
+            found: w.data.len(),
+        });
+    }
+    let entries = match w.scheme {
+        WeightScheme::PerTensorAffine => {
+            if w.zero_point < qmin(w.bits) || w.zero_point > qmax(w.bits) {
+                return Err(OpProblem::WeightZeroPoint(w.zero_point));
+            }
+            1
+        }
+        WeightScheme::PerChannelSymmetric => {
+            if w.zero_point != 0 {
+                return Err(OpProblem::WeightZeroPoint(w.zero_point));
+            }
+            cout
+        }
+    };
+    if rq.multipliers.0.len() != entries as usize * 4 || rq.shifts.len() != entries as usize {
+        return Err(OpProblem::RequantCount {
+            multipliers: rq.multipliers.0.len() / 4,
+            shifts: rq.shifts.len(),
+            expected: entries,
+        });
+    }
+    for (i, (m, &s)) in rq.multipliers.iter().zip(rq.shifts).enumerate() {
+        check_multiplier(i as u32, m, s as i8, 30)?;
+    }
+    if bias.len() != cout as usize * 4 {
+        return Err(OpProblem::BiasLength {
+            channels: cout,
+            found: bias.len(),
+        });
+    }
+    // Worst case |Σ w·(x−z_x) − z_w·Σ(x−z_x) + b| ≤ Σ(|w| + |z_w|)·255 + |b|; every partial sum
+    // is bounded by the same figure, so a channel under i32::MAX can never overflow.
+    let zw = (w.zero_point as i64).abs();
+    let bias = crate::le::LeI32s::new(bias);
+    for c in 0..cout as u64 {
+        let mut bound = (bias.get(c as usize).unwrap_or(0) as i64).abs();
+        let start = c * per_channel;
+        for k in start..start + per_channel {
+            let v = unpack_one(w.data, w.bits, k as usize) as i64;
+            bound += (v.abs() + zw) * MAX_CENTRED_INPUT;
+        }
+        if bound > i32::MAX as i64 {
+            return Err(OpProblem::AccumulatorOverflow {
+                channel: c as u32,
+                bound,
+            });
+        }
+    }
+    Ok(())
+}
