@@ -1,3 +1,45 @@
-//! Integer-only interpreter for GHNQ blobs (work in progress: see issue "The spine").
-#![no_std]
+//! Integer-only interpreter for GHNQ model blobs, bit-exact with TFLite Micro's arithmetic.
+//!
+//! The crate is `no_std`, allocates nothing, uses no floating point and no `unsafe`: a device
+//! hands it a validated [`Model`] (which may live in flash) and one caller-owned arena of
+//! [`Model::arena_bytes`] bytes, and [`Interpreter::run`] executes the ops in order, writing every
+//! activation at the offset the host's memory planner chose.
+//!
+//! The numeric contract is `shared-format/NUMERICS.md`; [`requant`] holds the fixed-point
+//! primitives and [`ops`] one reference kernel per op, laid out like TFLM's `kernels/` so an
+//! optimised per-target kernel can later replace one behind the same signature.
+//!
+//! ```
+//! use edge_runtime::{Interpreter, Model};
+//! # use shared_format::{ModelBuilder, TensorSpec, Shape, Op, Pool, Window, Clamp};
+//! # let spec = TensorSpec { shape: Shape::new(2, 2, 1), zero_point: 0, bits: 8 };
+//! # let mut b = ModelBuilder::new(spec, 1.0);
+//! # let out = b.tensor(TensorSpec { shape: Shape::new(1, 1, 1), ..spec });
+//! # let clamp = Clamp { min: -128, max: 127 };
+//! # b.push(&Op::MaxPool(Pool { input: 0, output: out, window: Window::square(2, 2, 1, 0), clamp })).unwrap();
+//! # let blob = b.finish(out, 1.0).unwrap();
+//! let model = Model::from_bytes(&blob)?; // validates everything, once
+//! let mut arena = [0u8; 256]; // at least model.arena_bytes()
+//! let mut interpreter = Interpreter::new(&model, &mut arena)?;
+//! let output: &[i8] = interpreter.run(&[3, -7, 12, 0])?;
+//! assert_eq!(output, &[12]);
+//! # Ok::<(), edge_runtime::Error>(())
+//! ```
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod interpreter;
+pub mod ops;
+pub mod requant;
+
+/// The blob format crate, for everything not re-exported below (test vectors, header, packing).
+pub use shared_format;
+
+pub use error::Error;
+pub use interpreter::{Interpreter, OpObserver};
+pub use shared_format::{
+    Clamp, FormatError, IoSpec, Metadata, Model, Op, OpKind, Rounding, Shape, TensorId,
+    TensorRecord, TestVectors, WeightScheme,
+};

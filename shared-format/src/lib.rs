@@ -22,6 +22,7 @@ pub mod model;
 pub mod op;
 pub mod packing;
 pub mod plan;
+pub mod stats;
 pub mod tensor;
 mod validate;
 pub mod vectors;

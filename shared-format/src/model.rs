@@ -151,8 +151,11 @@ impl<'a> Model<'a> {
     }
 
     /// Total bytes of arena a caller must provide: activations plus scratch.
+    ///
+    /// Saturating: both are header `u32`s, whose sum can exceed `usize` on a 32-bit target; no
+    /// arena that large exists, so the caller is told "too small" instead of the sum panicking.
     pub const fn arena_bytes(&self) -> usize {
-        self.activation_bytes() + self.scratch_bytes()
+        self.activation_bytes().saturating_add(self.scratch_bytes())
     }
 }
 

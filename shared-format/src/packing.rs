@@ -17,7 +17,7 @@ pub fn unpack_one(data: &[u8], bits: u8, index: usize) -> i8 {
         8 => data[index] as i8,
         4 => {
             let byte = data[index / 2];
-            let nibble = if index % 2 == 0 {
+            let nibble = if index.is_multiple_of(2) {
                 byte << 4
             } else {
                 byte & 0xF0

@@ -119,7 +119,7 @@ pub struct TensorTable<'a>(&'a [u8]);
 impl<'a> TensorTable<'a> {
     /// Wraps the table bytes, checking only that they are whole records.
     pub fn new(bytes: &'a [u8]) -> Result<Self, FormatError> {
-        if bytes.len() % RECORD_LEN != 0 || bytes.len() / RECORD_LEN > u16::MAX as usize {
+        if !bytes.len().is_multiple_of(RECORD_LEN) || bytes.len() / RECORD_LEN > u16::MAX as usize {
             return Err(FormatError::Tensor {
                 tensor: 0,
                 problem: TensorProblem::TableLength(bytes.len()),

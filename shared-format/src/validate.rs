@@ -401,3 +401,7 @@ fn check_weighted(
     }
     Ok(())
 }
+
+#[cfg(all(test, feature = "std"))]
+#[path = "validate_tests.rs"]
+mod tests;

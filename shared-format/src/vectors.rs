@@ -112,3 +112,37 @@ impl<'a> TestVectors<'a> {
 pub fn as_i8(bytes: &[u8]) -> &[i8] {
     bytemuck::cast_slice(bytes)
 }
+
+/// Rank of class `label` among `logits`: how many classes come before it when sorted by logit,
+/// highest first, ties broken by lower class index. Top-k is correct when the rank is below k.
+/// Host and firmware count top-1/top-5 with this one function so their tallies agree.
+pub fn rank_of(logits: &[i8], label: usize) -> usize {
+    let Some(&mine) = logits.get(label) else {
+        return logits.len();
+    };
+    logits
+        .iter()
+        .enumerate()
+        .filter(|&(j, &v)| v > mine || (v == mine && j < label))
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rank_of;
+
+    #[test]
+    fn rank_breaks_ties_by_index() {
+        let logits = [3, 7, 7, -1, 5];
+        assert_eq!(rank_of(&logits, 1), 0);
+        assert_eq!(rank_of(&logits, 2), 1);
+        assert_eq!(rank_of(&logits, 4), 2);
+        assert_eq!(rank_of(&logits, 0), 3);
+        assert_eq!(rank_of(&logits, 3), 4);
+        assert_eq!(
+            rank_of(&logits, 9),
+            5,
+            "a label past the logits is never in the top-k"
+        );
+    }
+}
