@@ -4,8 +4,11 @@
 //! from the tensor table. Integer quantization parameters (multipliers, shifts, clamps) are
 //! computed once on the host (EDGE_ANCHORS §3.2) and stored: the device never derives them.
 //!
-//! Weighted ops keep each output channel's filter contiguous (conv OHWI, depthwise C·H·W, linear
-//! O·I) so a kernel can unpack one channel's sub-byte filter into a small scratch at a time.
+//! Conv and linear keep each output channel's filter contiguous (conv OHWI, linear O·I) so a
+//! kernel can unpack one channel's sub-byte filter into a small scratch at a time. Depthwise
+//! uses TFLite's 1HWC (`[kh][kw][c]`, channel fastest) so that, on NHWC activations, one tap of a
+//! run of channels is contiguous in both the weights and the input; its kernel unpacks a tile of
+//! channels at a time (see `plan::scratch_bytes`).
 
 use serde::{Deserialize, Serialize};
 
@@ -259,7 +262,9 @@ pub struct Conv2d<'a> {
     pub clamp: Clamp,
 }
 
-/// Depthwise convolution (one filter per channel), weights `[c][kh][kw]`.
+/// Depthwise convolution (one filter per channel, depth multiplier 1), weights `[kh][kw][c]`
+/// (TFLite's 1HWC: the channel index is fastest, so weight `(ky, kx)` of channel `c` is element
+/// `(ky·kw + kx)·C + c`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DepthwiseConv2d<'a> {
     /// Input activation.

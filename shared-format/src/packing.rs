@@ -34,8 +34,10 @@ pub fn unpack_one(data: &[u8], bits: u8, index: usize) -> i8 {
 
 /// Unpacks `out.len()` values starting at element `start` into `out`.
 ///
-/// Runs of whole bytes are unpacked without per-element division; this is the tile unpacker the
-/// kernels call once per output channel.
+/// Whole bytes are unpacked as straight-line loops over `chunks_exact` (two 4-bit or four 2-bit
+/// values per byte: shifts only, no per-element index arithmetic, so they vectorize); only a
+/// misaligned head and a partial tail go value by value. This is the tile unpacker the kernels
+/// call once per output channel (conv, linear) or per channel tile and tap (depthwise).
 #[inline]
 pub fn unpack_into(data: &[u8], bits: u8, start: usize, out: &mut [i8]) {
     match bits {
@@ -45,30 +47,45 @@ pub fn unpack_into(data: &[u8], bits: u8, start: usize, out: &mut [i8]) {
                 *o = b as i8;
             }
         }
-        4 => {
-            let mut i = 0;
-            let mut e = start;
-            if e % 2 == 1 && i < out.len() {
-                out[i] = unpack_one(data, 4, e);
-                i += 1;
-                e += 1;
-            }
-            while i + 2 <= out.len() {
-                let byte = data[e / 2];
-                out[i] = ((byte << 4) as i8) >> 4;
-                out[i + 1] = (byte as i8) >> 4;
-                i += 2;
-                e += 2;
-            }
-            if i < out.len() {
-                out[i] = unpack_one(data, 4, e);
-            }
-        }
-        _ => {
-            for (k, o) in out.iter_mut().enumerate() {
-                *o = unpack_one(data, 2, start + k);
-            }
-        }
+        4 => unpack_sub_byte::<4, 2>(data, start, out, |b, o| {
+            o[0] = ((b << 4) as i8) >> 4;
+            o[1] = (b as i8) >> 4;
+        }),
+        _ => unpack_sub_byte::<2, 4>(data, start, out, |b, o| {
+            o[0] = ((b << 6) as i8) >> 6;
+            o[1] = ((b << 4) as i8) >> 6;
+            o[2] = ((b << 2) as i8) >> 6;
+            o[3] = (b as i8) >> 6;
+        }),
+    }
+}
+
+/// `unpack_into` for `BITS`-wide values, `PER` to a byte: value by value up to a byte boundary,
+/// then whole bytes through `byte`, then the remaining values of a last partial byte.
+#[inline(always)]
+fn unpack_sub_byte<const BITS: u8, const PER: usize>(
+    data: &[u8],
+    start: usize,
+    out: &mut [i8],
+    byte: impl Fn(u8, &mut [i8]),
+) {
+    let head = ((PER - start % PER) % PER).min(out.len());
+    let (first, rest) = out.split_at_mut(head);
+    for (k, o) in first.iter_mut().enumerate() {
+        *o = unpack_one(data, BITS, start + k);
+    }
+    let e = start + head; // a multiple of PER whenever `rest` is not empty
+    let whole = rest.len() / PER;
+    let (body, tail) = rest.split_at_mut(whole * PER);
+    for (o, &b) in body
+        .chunks_exact_mut(PER)
+        .zip(&data[e / PER..e / PER + whole])
+    {
+        byte(b, o);
+    }
+    let e = e + whole * PER;
+    for (k, o) in tail.iter_mut().enumerate() {
+        *o = unpack_one(data, BITS, e + k);
     }
 }
 

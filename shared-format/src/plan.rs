@@ -11,8 +11,15 @@ use crate::tensor::TensorTable;
 /// Arena offsets are multiples of this, so word-wide kernels can load activations aligned.
 pub const ALIGN: u32 = 4;
 
-/// Scratch bytes `op` may use: one output channel's unpacked filter for sub-byte weights, none
-/// for 8-bit weights (read in place from the blob) or weightless ops.
+/// Channels a depthwise kernel processes together: its inner loop is a multiply-accumulate over
+/// this many consecutive channels of one tap (contiguous in both the NHWC input and the 1HWC
+/// weights), and sub-byte weights are unpacked one such tile at a time.
+pub const DEPTHWISE_TILE: usize = 32;
+
+/// Scratch bytes `op` may use, none for 8-bit weights (read in place from the blob) or
+/// weightless ops. For 2/4-bit weights: conv and linear, one output channel's unpacked filter
+/// (`kh·kw·C_in`, `K`); depthwise, one tile of channels' unpacked filters,
+/// `kh·kw·min(C, DEPTHWISE_TILE)` (288 bytes for a 3×3 kernel, at most 49·32 = 1,568).
 pub fn scratch_bytes(op: &Op<'_>, tensors: &TensorTable<'_>) -> u64 {
     let Some(weights) = op.weights() else {
         return 0;
@@ -25,7 +32,10 @@ pub fn scratch_bytes(op: &Op<'_>, tensors: &TensorTable<'_>) -> u64 {
             let cin = tensors.get(c.input).map_or(0, |t| t.shape.c as u64);
             c.window.kernel_h as u64 * c.window.kernel_w as u64 * cin
         }
-        Op::DepthwiseConv2d(d) => d.window.kernel_h as u64 * d.window.kernel_w as u64,
+        Op::DepthwiseConv2d(d) => {
+            let c = tensors.get(d.input).map_or(0, |t| t.shape.c as u64);
+            d.window.kernel_h as u64 * d.window.kernel_w as u64 * c.min(DEPTHWISE_TILE as u64)
+        }
         Op::Linear(l) => tensors.get(l.input).map_or(0, |t| t.shape.elements()),
         _ => 0,
     }

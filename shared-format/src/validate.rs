@@ -179,7 +179,14 @@ impl Ctx<'_> {
                 check_shape(&c.window, &x, cout, &out)?;
                 let per_channel =
                     c.window.kernel_h as u64 * c.window.kernel_w as u64 * x.shape.c as u64;
-                check_weighted(&c.weights, c.bias.0, &c.requant, cout, per_channel)
+                check_weighted(
+                    &c.weights,
+                    c.bias.0,
+                    &c.requant,
+                    cout,
+                    per_channel,
+                    Layout::ChannelMajor,
+                )
             }
             Op::DepthwiseConv2d(d) => {
                 let x = self.input(index, d.input)?;
@@ -187,7 +194,15 @@ impl Ctx<'_> {
                 let c = x.shape.c as u32;
                 check_shape(&d.window, &x, c, &out)?;
                 let per_channel = d.window.kernel_h as u64 * d.window.kernel_w as u64;
-                check_weighted(&d.weights, d.bias.0, &d.requant, c, per_channel)
+                // `[kh][kw][c]`: channel `c`'s taps sit at stride C.
+                check_weighted(
+                    &d.weights,
+                    d.bias.0,
+                    &d.requant,
+                    c,
+                    per_channel,
+                    Layout::ChannelFastest,
+                )
             }
             Op::MaxPool(p) | Op::AvgPool(p) => {
                 let x = self.input(index, p.input)?;
@@ -232,7 +247,14 @@ impl Ctx<'_> {
                 let x = self.input(index, l.input)?;
                 let cout = out.shape.c as u32;
                 expect_shape(&out, 1, 1, cout)?;
-                check_weighted(&l.weights, l.bias.0, &l.requant, cout, x.shape.elements())
+                check_weighted(
+                    &l.weights,
+                    l.bias.0,
+                    &l.requant,
+                    cout,
+                    x.shape.elements(),
+                    Layout::ChannelMajor,
+                )
             }
         }
     }
@@ -331,12 +353,24 @@ fn check_multiplier(index: u32, m: i32, shift: i8, max_shift: i8) -> Check {
     Ok(())
 }
 
+/// Where channel `c`'s `per_channel` weights sit in a weight tensor of `cout` channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Each channel's filter is contiguous: weight `k` of channel `c` is element
+    /// `c·per_channel + k` (conv OHWI, linear `[co][k]`).
+    ChannelMajor,
+    /// The channel index is fastest: weight `k` of channel `c` is element `k·cout + c`
+    /// (depthwise `[kh][kw][c]`).
+    ChannelFastest,
+}
+
 fn check_weighted(
     w: &Weights<'_>,
     bias: &[u8],
     rq: &Requant<'_>,
     cout: u32,
     per_channel: u64,
+    layout: Layout,
 ) -> Check {
     if !matches!(w.bits, 2 | 4 | 8) {
         return Err(OpProblem::WeightBits(w.bits));
@@ -387,9 +421,12 @@ fn check_weighted(
     let bias = crate::le::LeI32s::new(bias);
     for c in 0..cout as u64 {
         let mut bound = (bias.get(c as usize).unwrap_or(0) as i64).abs();
-        let start = c * per_channel;
-        for k in start..start + per_channel {
-            let v = unpack_one(w.data, w.bits, k as usize) as i64;
+        for k in 0..per_channel {
+            let index = match layout {
+                Layout::ChannelMajor => c * per_channel + k,
+                Layout::ChannelFastest => k * cout as u64 + c,
+            };
+            let v = unpack_one(w.data, w.bits, index as usize) as i64;
             bound += (v.abs() + zw) * MAX_CENTRED_INPUT;
         }
         if bound > i32::MAX as i64 {

@@ -8,8 +8,10 @@ use crate::header::{Header, MODEL_MAGIC};
 use crate::le::{LeI32s, i32s_to_le};
 use crate::model::{Model, Payload};
 use crate::op::{
-    Clamp, Conv2d, GlobalAvgPool, Linear, Op, OpKind, Requant, WeightScheme, Weights, Window,
+    Clamp, Conv2d, DepthwiseConv2d, GlobalAvgPool, Linear, Op, OpKind, Requant, WeightScheme,
+    Weights, Window,
 };
+use crate::packing::pack;
 use crate::tensor::{RECORD_LEN, Shape};
 
 /// Knobs for the base model: 4x4x2 → conv 3x3 → 4x4x3 → GAP → linear → 2.
@@ -340,4 +342,75 @@ fn builder_refuses_reading_before_writing() {
         }))
         .unwrap_err();
     assert_eq!(e, BuildError::NotProduced { op: 0, tensor: a });
+}
+
+/// A one-op model: 3x3xC input → depthwise 3x3 "same" with the given `[kh][kw][c]` weights.
+fn depthwise_model(c: u16, bits: u8, weights: &[i8], bias: &[i32]) -> Result<Vec<u8>, BuildError> {
+    let spec = |shape| TensorSpec {
+        shape,
+        zero_point: 0,
+        bits: 8,
+    };
+    let mut b = ModelBuilder::new(spec(Shape::new(3, 3, c)), 1.0);
+    let out = b.tensor(spec(Shape::new(3, 3, c)));
+    let data = pack(weights, bits).unwrap();
+    let bias = i32s_to_le(bias);
+    let mults = i32s_to_le(&vec![1 << 30; c as usize]);
+    let shifts = vec![0u8; c as usize];
+    b.push(&Op::DepthwiseConv2d(DepthwiseConv2d {
+        input: 0,
+        output: out,
+        window: Window::square(3, 1, 1, 1),
+        weights: Weights {
+            bits,
+            scheme: WeightScheme::PerChannelSymmetric,
+            zero_point: 0,
+            data: &data,
+        },
+        bias: LeI32s::new(&bias),
+        requant: Requant {
+            multipliers: LeI32s::new(&mults),
+            shifts: &shifts,
+        },
+        clamp: Clamp {
+            min: -128,
+            max: 127,
+        },
+    }))?;
+    b.finish(out, 1.0)
+}
+
+#[test]
+fn depthwise_bound_sums_each_channel_at_stride_c() {
+    // Weights `[ky][kx][c]` with C = 2: channel 0 is all −128, channel 1 all 0. Channel 0's
+    // bound is 9·128·255; channel 1's is its bias alone. (Read channel-major, each channel would
+    // get a mix of both, and both cases below would be judged wrongly.)
+    let w: Vec<i8> = (0..9).flat_map(|_| [-128i8, 0]).collect();
+    let room0 = i32::MAX - 9 * 128 * 255;
+    depthwise_model(2, 8, &w, &[room0, i32::MAX]).expect("both channels exactly at the bound");
+    match depthwise_model(2, 8, &w, &[room0 + 1, 0]) {
+        Err(BuildError::Invalid(FormatError::Op {
+            kind: OpKind::DepthwiseConv2d,
+            problem: OpProblem::AccumulatorOverflow { channel: 0, bound },
+            ..
+        })) => assert_eq!(bound, i32::MAX as i64 + 1),
+        other => panic!("expected channel 0 to overflow, got {other:?}"),
+    }
+}
+
+#[test]
+fn depthwise_scratch_is_one_channel_tile() {
+    // Sub-byte weights: kh·kw·min(C, DEPTHWISE_TILE); 8-bit weights are read in place.
+    let tile = crate::plan::DEPTHWISE_TILE;
+    for (c, bits, want) in [
+        (3u16, 4u8, 9 * 3),
+        (40, 4, 9 * tile),
+        (40, 2, 9 * tile),
+        (40, 8, 0),
+    ] {
+        let blob =
+            depthwise_model(c, bits, &vec![1; 9 * c as usize], &vec![0; c as usize]).unwrap();
+        let model = Model::from_bytes(&blob).unwrap();
+        assert_eq!(model.scratch_bytes(), want, "C = {c}, W{bits}");
+    }
 }

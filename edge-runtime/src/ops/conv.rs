@@ -172,7 +172,7 @@ pub fn conv2d(
 }
 
 /// Largest kernel validation accepts (7×7).
-const MAX_TAPS: usize = 49;
+pub(crate) const MAX_TAPS: usize = 49;
 
 #[cfg(test)]
 pub(crate) mod tests {

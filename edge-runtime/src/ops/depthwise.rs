@@ -1,20 +1,37 @@
 //! DepthwiseConv2d (TFLM `reference_integer_ops::DepthwiseConvPerChannel`, depth multiplier 1),
-//! NHWC input, weights `[c][ky][kx]`.
+//! NHWC input, weights `[ky][kx][c]` (TFLite 1HWC, channel fastest).
 //!
-//! `acc = b[c] + Σ_valid w·(x − z_x) − z_w·Σ_valid (x − z_x)` with `ci = co = c`. The loop runs
-//! channel-outermost so a sub-byte filter is unpacked once per channel into a `kh·kw` scratch;
-//! valid tap ranges are computed once per output row and column.
+//! `acc = b[c] + Σ_valid w·(x − z_x) − z_w·Σ_valid (x − z_x)` with `ci = co = c` (NUMERICS.md).
+//! Both tensors have the channel index fastest, so one tap of a run of consecutive channels is
+//! contiguous in the input and in the weights: the inner loop is a lane-wise multiply-accumulate
+//! over a tile of [`DEPTHWISE_TILE`] (32) channels into that many i32 accumulators,
+//! `wx[j] += w[tap][c0 + j]·x[iy][ix][c0 + j]`, which compilers turn into SIMD on hosts and
+//! which on MCUs reads both operands sequentially. As in the conv kernel the raw `Σ w·x` is
+//! corrected once per pixel: `Σ w·(x − z_x) = Σ w·x − z_x·Σ_valid w` (`Σ_valid w` precomputed
+//! per tile for windows wholly inside the input) and `Σ (x − z_x) = Σ x − valid·z_x` (lane sums
+//! of x only when `z_w ≠ 0`). The output stage is `requantize`, with each channel's constants
+//! worked out once per tile ([`ChannelRequant`]).
+//!
+//! Loop order: channel tile (its sub-byte weights unpacked once into a `kh·kw·min(C, 32)`
+//! scratch; 8-bit weights are read in place at stride C), output row (valid `ky` range computed
+//! once), output column (valid `kx` range computed once), valid taps, then the tile's lanes.
+//!
+//! All sums wrap (no panic paths even with overflow checks on). That is exact: the terms are
+//! combined modulo 2^32, and validation proves the final accumulator fits in i32 (per channel,
+//! `Σ(|w| + |z_w|)·255 + |b| ≤ i32::MAX`, the channel's taps summed at stride C).
+//!
+//! [`DEPTHWISE_TILE`]: shared_format::plan::DEPTHWISE_TILE
 
-use shared_format::Shape;
+use shared_format::packing::{packed_len, unpack_into};
+use shared_format::plan::DEPTHWISE_TILE as TILE;
 
-use super::conv::ConvParams;
-use super::{
-    KernelError, KernelResult, Taps, channel_filter, elements, expect_len, expect_window_output,
-};
-use crate::requant::requantize;
+use super::conv::{ConvParams, MAX_TAPS};
+use super::{KernelError, KernelResult, Taps, expect_len, expect_window_output};
+use crate::requant::ChannelRequant;
 
 /// Runs a depthwise convolution. The parameters are those of a convolution whose input and
-/// output have the same channel count; `scratch` must hold one `kh·kw` filter for 2/4-bit weights.
+/// output have the same channel count; for 2/4-bit weights `scratch` must hold one tile of
+/// filters, `kh·kw·min(C, TILE)` values (`plan::scratch_bytes`).
 pub fn depthwise_conv2d(
     p: &ConvParams<'_>,
     input: &[i8],
@@ -35,17 +52,75 @@ pub fn depthwise_conv2d(
         return Err(KernelError("depthwise channel counts differ"));
     }
     let kw = win.kernel_w as usize;
-    let filter_len = elements(Shape::new(win.kernel_h as u16, win.kernel_w as u16, 1))?;
+    let taps = win.kernel_h as usize * kw;
+    if taps > MAX_TAPS {
+        return Err(KernelError("depthwise kernel larger than 7×7"));
+    }
+    // taps ≤ 49 and channels ≤ u16::MAX: no overflow.
+    let weight_count = taps * channels;
+    let bits = p.weights.bits;
+    let all_weights: &[i8] = match bits {
+        8 => {
+            let bytes = p
+                .weights
+                .data
+                .get(..weight_count)
+                .ok_or(KernelError("depthwise weights shorter than kh·kw·C"))?;
+            bytemuck::try_cast_slice(bytes).map_err(|_| KernelError("weight cast"))?
+        }
+        2 | 4 => {
+            // unpack_into indexes the packed bytes directly: prove first that they are all there.
+            match packed_len(weight_count as u64, bits) {
+                Some(need) if need <= p.weights.data.len() as u64 => {}
+                _ => return Err(KernelError("packed depthwise weights shorter than kh·kw·C")),
+            }
+            &[]
+        }
+        _ => return Err(KernelError("weight bit-width is not 2, 4 or 8")),
+    };
     let z_x = p.input_zero_point as i32;
     let z_w = p.weights.zero_point as i32;
+    let row_stride = in_w * channels; // ≤ input.len(), checked above
 
-    for c in 0..channels {
-        let filter = channel_filter(p.weights.data, p.weights.bits, c, filter_len, scratch)?;
-        let bias = p.bias.get(c).ok_or(KernelError("bias shorter than C"))?;
-        let (m, e) = p
-            .requant
-            .get(c)
-            .ok_or(KernelError("requant table shorter than C"))?;
+    let mut c0 = 0;
+    while c0 < channels {
+        let n = (channels - c0).min(TILE);
+        // This tile's weights: tap `t`'s `n` weights are `tile[t·stride + offset..][..n]`.
+        let (tile, stride, offset): (&[i8], usize, usize) = if bits == 8 {
+            (all_weights, channels, c0)
+        } else {
+            let tile = scratch
+                .get_mut(..taps * n)
+                .ok_or(KernelError("scratch smaller than one depthwise tile"))?;
+            for (t, dst) in tile.chunks_exact_mut(n).enumerate() {
+                // t·C + c0 + n ≤ taps·C = weight_count, whose bytes were checked above.
+                unpack_into(p.weights.data, bits, t * channels + c0, dst);
+            }
+            (tile, n, 0)
+        };
+        // Per-channel bias and output stage of the tile, worked out once (one output per
+        // kh·kw MACs makes the output stage a large share of the kernel).
+        let mut bias = [0i32; TILE];
+        let mut stage = [ChannelRequant::new(0, 0, p.rounding); TILE];
+        for (c, (b, rq)) in (c0..c0 + n).zip(bias.iter_mut().zip(&mut stage)) {
+            *b = p.bias.get(c).ok_or(KernelError("bias shorter than C"))?;
+            let (m, e) = p
+                .requant
+                .get(c)
+                .ok_or(KernelError("requant table shorter than C"))?;
+            *rq = ChannelRequant::new(m, e, p.rounding);
+        }
+        // Σ w over all taps per channel: the `z_x·Σ_valid w` term of every pixel whose window
+        // lies wholly inside the input. Border pixels sum their valid taps as they go.
+        let mut all_taps_w_sum = [0i32; TILE];
+        for t in 0..taps {
+            let w0 = t * stride + offset;
+            let ws = tile
+                .get(w0..w0 + n)
+                .ok_or(KernelError("depthwise filter tap"))?;
+            add_lanes(&mut all_taps_w_sum, ws);
+        }
+
         let mut pixels = output.chunks_exact_mut(channels);
         for oy in 0..out_h {
             let ty = Taps::along(
@@ -65,49 +140,95 @@ pub fn depthwise_conv2d(
                     win.kernel_w,
                     in_w,
                 );
-                let mut acc = bias;
-                let mut x_sum = 0i32;
+                let valid = ty.count() * tx.count();
+                // Σ w over the valid taps is needed only for z_x ≠ 0, and only summed here for
+                // a window cut by the border.
+                let border_w_sum = z_x != 0 && valid != taps;
+                let mut wx = [0i32; TILE]; // Σ w·x
+                let mut w_sum = [0i32; TILE]; // Σ_valid w, border pixels only
+                let mut x_sum = [0i32; TILE]; // Σ x, only for z_w ≠ 0
                 for ky in ty.k0..ty.k1 {
-                    let iy = ty.input_index(ky, win.dilation_h);
+                    let row = ty.input_index(ky, win.dilation_h) * row_stride + c0;
                     for kx in tx.k0..tx.k1 {
-                        let ix = tx.input_index(kx, win.dilation_w);
-                        let x = *input
-                            .get((iy * in_w + ix) * channels + c)
-                            .ok_or(KernelError("depthwise input tap"))?
-                            as i32;
-                        let w = *filter
-                            .get(ky * kw + kx)
-                            .ok_or(KernelError("depthwise filter tap"))?
-                            as i32;
-                        acc = acc.wrapping_add(w.wrapping_mul(x - z_x));
-                        x_sum = x_sum.wrapping_add(x - z_x);
+                        let x0 = row + tx.input_index(kx, win.dilation_w) * channels;
+                        let w0 = (ky * kw + kx) * stride + offset;
+                        let xs = input
+                            .get(x0..x0 + n)
+                            .ok_or(KernelError("depthwise input tap"))?;
+                        let ws = tile
+                            .get(w0..w0 + n)
+                            .ok_or(KernelError("depthwise filter tap"))?;
+                        mac(&mut wx, ws, xs);
+                        if border_w_sum {
+                            add_lanes(&mut w_sum, ws);
+                        }
+                        if z_w != 0 {
+                            add_lanes(&mut x_sum, xs);
+                        }
                     }
                 }
-                acc = acc.wrapping_sub(z_w.wrapping_mul(x_sum));
-                let y = requantize(acc, m, e, p.output_zero_point, p.clamp, p.rounding);
-                let px = pixels.next().ok_or(KernelError("depthwise output pixel"))?;
-                *px.get_mut(c)
-                    .ok_or(KernelError("depthwise output channel"))? = y;
+                let w_sum = if border_w_sum {
+                    &w_sum
+                } else {
+                    &all_taps_w_sum
+                };
+                // Σ_valid (x − z_x) = Σ x − valid·z_x (valid ≤ 49).
+                let centring = (valid as i32).wrapping_mul(z_x);
+                let px = pixels
+                    .next()
+                    .and_then(|px| px.get_mut(c0..c0 + n))
+                    .ok_or(KernelError("depthwise output pixel"))?;
+                let terms = wx.iter().zip(w_sum).zip(&x_sum);
+                let lanes = bias.iter().zip(&stage).zip(terms);
+                for (y, ((&b, rq), ((&wx, &ws), &xs))) in px.iter_mut().zip(lanes) {
+                    // b + Σ w·(x − z_x) − z_w·Σ (x − z_x), wrapping and exact (module docs).
+                    let acc = b
+                        .wrapping_add(wx)
+                        .wrapping_sub(z_x.wrapping_mul(ws))
+                        .wrapping_sub(z_w.wrapping_mul(xs.wrapping_sub(centring)));
+                    *y = rq.apply(acc, p.output_zero_point, p.clamp);
+                }
             }
         }
+        c0 += n;
     }
     Ok(())
+}
+
+/// `acc[j] += w[j]·x[j]` over the common length of `w` and `x` (at most [`TILE`]): raw i8
+/// products (`|w·x| ≤ 2^14`), which compilers vectorize as 16-bit multiplies widened into the
+/// i32 lanes. Centring `x − z_x` here would make the products 17-bit and force 32-bit
+/// multiplies, so the kernel subtracts `z_x·Σ w` once per pixel instead (as `DotAcc` users do).
+#[inline(always)]
+fn mac(acc: &mut [i32; TILE], w: &[i8], x: &[i8]) {
+    for ((a, &w), &x) in acc.iter_mut().zip(w).zip(x) {
+        *a = a.wrapping_add((w as i32).wrapping_mul(x as i32));
+    }
+}
+
+/// `acc[j] += v[j]` over the first `v.len()` lanes (at most [`TILE`]).
+#[inline(always)]
+fn add_lanes(acc: &mut [i32; TILE], v: &[i8]) {
+    for (a, &v) in acc.iter_mut().zip(v) {
+        *a = a.wrapping_add(v as i32);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ops::conv::tests::{ONE, owned};
-    use shared_format::{Clamp, LeI32s, Requant, Rounding, WeightScheme, Weights, Window};
+    use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, WeightScheme, Weights, Window};
 
     #[test]
     fn two_channels_by_hand() {
         // 2×2×2 input, 2×2 kernel, no padding: one output pixel per channel.
         // Channel 0: x = 1,2,3,4 with w = 1,1,1,1 → 10. Channel 1: x = −1,−2,−3,−4, z_x = 0,
         // w = 1,−1,2,−2 (4-bit) → −1+2−6+8 = 3, bias 7 → 10; then per-channel M = 1/2 → 5.
+        // Weights are `[ky][kx][c]`: the two channels interleave.
         let x = [1i8, -1, 2, -2, 3, -3, 4, -4];
         let o = owned(
-            &[1, 1, 1, 1, 1, -1, 2, -2],
+            &[1, 1, 1, -1, 1, 2, 1, -2],
             4,
             &[0, 7],
             &[ONE, (1 << 30, 0)],
@@ -136,7 +257,9 @@ mod tests {
             rounding: Rounding::Double,
         };
         let mut y = [0i8; 2];
-        let mut scratch = [0i8; 4];
+        // A scratch smaller than one tile (kh·kw·min(C, TILE) = 8) is an error, not a panic.
+        assert!(depthwise_conv2d(&p, &x, &mut y, &mut [0i8; 7]).is_err());
+        let mut scratch = [0i8; 8];
         depthwise_conv2d(&p, &x, &mut y, &mut scratch).unwrap();
         assert_eq!(y, [10, 5]);
     }
@@ -174,7 +297,8 @@ mod tests {
         assert_eq!(y, [6]);
     }
 
-    /// Random geometries, bit-widths and zero points against a tap-by-tap i64 loop.
+    /// Random geometries, bit-widths, zero points and channel counts (one, several and partial
+    /// tiles) against a tap-by-tap i64 loop.
     #[test]
     fn matches_naive_on_random_geometries() {
         let mut seed = 0x0BAD_F00Du32;
@@ -184,10 +308,10 @@ mod tests {
             seed ^= seed << 5;
             seed % n
         };
-        for case in 0..300 {
+        for case in 0..400 {
             let bits = [2u8, 4, 8][rnd(3) as usize];
-            let (kh, kw) = (1 + rnd(5) as u8, 1 + rnd(5) as u8);
-            let (dh, dw) = (1 + rnd(3) as u8, 1 + rnd(3) as u8);
+            let (kh, kw) = (1 + rnd(7) as u8, 1 + rnd(7) as u8);
+            let (dh, dw) = (1 + rnd(4) as u8, 1 + rnd(4) as u8);
             let eff_h = (kh as u32 - 1) * dh as u32 + 1;
             let eff_w = (kw as u32 - 1) * dw as u32 + 1;
             let win = Window {
@@ -204,7 +328,7 @@ mod tests {
                     right: rnd(eff_w) as u8,
                 },
             };
-            let s = Shape::new(1 + rnd(8) as u16, 1 + rnd(8) as u16, 1 + rnd(5) as u16);
+            let s = Shape::new(1 + rnd(12) as u16, 1 + rnd(12) as u16, 1 + rnd(72) as u16);
             let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
                 continue;
             };
@@ -250,7 +374,7 @@ mod tests {
                 rounding: Rounding::Single,
             };
             let mut y = vec![0i8; oh as usize * ow as usize * c];
-            let mut scratch = vec![0i8; kh as usize * kw as usize];
+            let mut scratch = vec![0i8; kh as usize * kw as usize * c.min(TILE)];
             depthwise_conv2d(&p, &x, &mut y, &mut scratch).unwrap();
             for oy in 0..oh as i64 {
                 for ox in 0..ow as i64 {
@@ -266,9 +390,7 @@ mod tests {
                                     continue;
                                 }
                                 let xv = x[((iy * s.w as i64 + ix) as usize) * c + ch] as i64;
-                                let wv = w[ch * kh as usize * kw as usize
-                                    + (ky * kw as i64 + kx) as usize]
-                                    as i64;
+                                let wv = w[(ky * kw as i64 + kx) as usize * c + ch] as i64;
                                 acc += (wv - z_w as i64) * (xv - z_x as i64);
                             }
                         }
