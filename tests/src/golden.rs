@@ -1,0 +1,605 @@
+//! The golden interpreter: NUMERICS.md written out as plain nested loops over `i64`.
+//!
+//! It shares no code with `edge-runtime` (nor with `shared_format::packing`'s unpackers): the
+//! only thing it takes from `shared-format` is the decoded [`Model`] and its ops, which is the
+//! contract under test. It is deliberately slow and obvious: one loop per index, every value
+//! widened to `i64`, every wrap-around and saturation of NUMERICS.md spelled out where it happens,
+//! so a reader can check it against the contract line by line.
+
+use shared_format::{
+    Add, Clamp, Concat, Conv2d, DepthwiseConv2d, FormatError, GlobalAvgPool, Linear, Model, Op,
+    Pool, Requant, Rounding, Shape, TensorId, TensorRecord, WeightScheme, Weights, Window,
+};
+
+/// Why the golden interpreter refused to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoldenError {
+    /// The input slice does not have `H·W·C` values.
+    InputLength {
+        /// Values expected.
+        expected: usize,
+        /// Values given.
+        found: usize,
+    },
+    /// An input value outside the input tensor's bit range.
+    InputRange {
+        /// Position in the input slice.
+        index: usize,
+        /// The value.
+        value: i8,
+        /// Input bit-width.
+        bits: u8,
+    },
+    /// An op failed to decode (cannot happen for a model that `Model::from_bytes` accepted).
+    Format(FormatError),
+}
+
+/// Runs `model` on `input` and returns the output tensor (the logits), HWC order.
+pub fn run(model: &Model<'_>, input: &[i8]) -> Result<Vec<i8>, GoldenError> {
+    let all = run_all(model, input)?;
+    Ok(all[model.output().tensor as usize].clone())
+}
+
+/// Runs `model` on `input` and returns every tensor's values, indexed by tensor id (for
+/// pinpointing the first op where two implementations diverge).
+pub fn run_all(model: &Model<'_>, input: &[i8]) -> Result<Vec<Vec<i8>>, GoldenError> {
+    let input_id = model.input().tensor;
+    let x = record(model, input_id);
+    let expected = (x.shape.h as usize) * (x.shape.w as usize) * (x.shape.c as usize);
+    if input.len() != expected {
+        return Err(GoldenError::InputLength {
+            expected,
+            found: input.len(),
+        });
+    }
+    let (lo, hi) = bit_range(x.bits);
+    for (index, &value) in input.iter().enumerate() {
+        if (value as i64) < lo || (value as i64) > hi {
+            return Err(GoldenError::InputRange {
+                index,
+                value,
+                bits: x.bits,
+            });
+        }
+    }
+
+    let mut values: Vec<Vec<i8>> = vec![Vec::new(); model.tensors().len()];
+    values[input_id as usize] = input.to_vec();
+    let rounding = model.rounding();
+    for op in model.ops() {
+        let op = op.map_err(GoldenError::Format)?;
+        let out = match &op {
+            Op::Conv2d(c) => conv2d(model, &values, rounding, c),
+            Op::DepthwiseConv2d(d) => depthwise(model, &values, rounding, d),
+            Op::MaxPool(p) => pool(model, &values, p, PoolKind::Max),
+            Op::AvgPool(p) => pool(model, &values, p, PoolKind::Avg),
+            Op::GlobalAvgPool(g) => global_avg_pool(model, &values, g),
+            Op::Add(a) => add(model, &values, rounding, a),
+            Op::Concat(c) => concat(model, &values, rounding, c),
+            Op::Linear(l) => linear(model, &values, rounding, l),
+        };
+        let rec = record(model, op.output());
+        assert_eq!(
+            out.len() as u64,
+            rec.shape.elements(),
+            "golden: output size"
+        );
+        values[op.output() as usize] = out;
+    }
+    Ok(values)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixed-point primitives (NUMERICS.md "Requantization"), all in i64.
+
+/// Wraps an `i64` to two's-complement 32 bits (what `wrapping_*` on `i32` does).
+pub fn wrap_i32(v: i64) -> i64 {
+    let low = v & 0xFFFF_FFFF;
+    if low >= 1 << 31 { low - (1 << 32) } else { low }
+}
+
+/// `SaturatingRoundingDoublingHighMul(a, b)`, gemmlowp.
+pub fn srdhm(a: i64, b: i64) -> i64 {
+    let min = i32::MIN as i64;
+    if a == min && b == min {
+        return i32::MAX as i64;
+    }
+    let p = a * b;
+    let nudge = if p >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    // Rust's `/` on integers truncates toward zero, as the contract asks.
+    (p + nudge) / (1i64 << 31)
+}
+
+/// `RoundingDivideByPOT(x, n)`, gemmlowp: divide by 2^n rounding half away from zero.
+pub fn rdbpot(x: i64, n: u32) -> i64 {
+    let mask = (1i64 << n) - 1;
+    let r = x & mask;
+    let t = (mask >> 1) + if x < 0 { 1 } else { 0 };
+    (x >> n) + if r > t { 1 } else { 0 }
+}
+
+/// `MultiplyByQuantizedMultiplier(a, m, e)` in the model's rounding mode.
+pub fn mbqm(a: i64, m: i64, e: i64, rounding: Rounding) -> i64 {
+    assert!(
+        a >= i32::MIN as i64 && a <= i32::MAX as i64,
+        "MBQM input must be an i32"
+    );
+    match rounding {
+        Rounding::Double => {
+            let left = e.max(0);
+            let right = (-e).max(0);
+            // `a.wrapping_mul(1 << left)`: the multiply wraps in 32 bits.
+            let shifted = wrap_i32(a * (1i64 << left));
+            rdbpot(srdhm(shifted, m), right as u32)
+        }
+        Rounding::Single => {
+            let total = 31 - e;
+            assert!(
+                (1..=62).contains(&total),
+                "single rounding: 31 - e = {total}"
+            );
+            let p = a * m + (1i64 << (total - 1));
+            // `as i32` truncates to the low 32 bits.
+            wrap_i32(p >> total)
+        }
+    }
+}
+
+/// The output stage of every requantizing op:
+/// `clamp(MBQM(acc, m, e).saturating_add(z_y), lo, hi)`.
+fn output_stage(acc: i64, (m, e): (i64, i64), z_y: i64, clamp: Clamp, rounding: Rounding) -> i8 {
+    let y = mbqm(acc, m, e, rounding);
+    let y = (y + z_y).clamp(i32::MIN as i64, i32::MAX as i64); // saturating_add on i32
+    clamp_to(y, clamp)
+}
+
+fn clamp_to(y: i64, clamp: Clamp) -> i8 {
+    let y = y.max(clamp.min as i64).min(clamp.max as i64);
+    y as i8
+}
+
+/// Signed range of a `bits`-wide integer.
+pub fn bit_range(bits: u8) -> (i64, i64) {
+    (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sub-byte weights (EDGE_ANCHORS §3.6), written from the description, not from `packing`.
+
+/// Weight `index` of a packed array: 8-bit plain two's complement; 4-bit two per byte with even
+/// elements in the low nibble; 2-bit four per byte, element 0 in the two least significant bits.
+pub fn weight_at(w: &Weights<'_>, index: usize) -> i64 {
+    let bits = w.bits as usize;
+    let per_byte = 8 / bits;
+    let byte = w.data[index / per_byte] as i64;
+    let field = (byte >> (bits * (index % per_byte))) & ((1 << bits) - 1);
+    // Sign-extend the `bits`-wide field.
+    if field >= 1 << (bits - 1) {
+        field - (1 << bits)
+    } else {
+        field
+    }
+}
+
+fn bias_at(bias: &shared_format::LeI32s<'_>, c: usize) -> i64 {
+    let b = &bias.0[4 * c..4 * c + 4];
+    i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64
+}
+
+/// `(m, e)` of output channel `c`; a per-tensor table repeats its one entry.
+fn requant_at(rq: &Requant<'_>, c: usize) -> (i64, i64) {
+    let i = if rq.shifts.len() == 1 { 0 } else { c };
+    let b = &rq.multipliers.0[4 * i..4 * i + 4];
+    let m = i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64;
+    let e = rq.shifts[i] as i8 as i64;
+    (m, e)
+}
+
+fn weight_zero_point(w: &Weights<'_>) -> i64 {
+    match w.scheme {
+        WeightScheme::PerTensorAffine => w.zero_point as i64,
+        WeightScheme::PerChannelSymmetric => 0,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ops.
+
+fn record(model: &Model<'_>, id: TensorId) -> TensorRecord {
+    model.tensors().get(id).expect("validated tensor id")
+}
+
+/// A tensor's values with its shape, indexed `(y, x, c)`.
+struct View<'v> {
+    data: &'v [i8],
+    h: i64,
+    w: i64,
+    c: i64,
+    zero_point: i64,
+}
+
+impl View<'_> {
+    fn at(&self, y: i64, x: i64, c: i64) -> i64 {
+        self.data[((y * self.w + x) * self.c + c) as usize] as i64
+    }
+}
+
+fn view<'v>(model: &Model<'_>, values: &'v [Vec<i8>], id: TensorId) -> View<'v> {
+    let r = record(model, id);
+    let data = &values[id as usize];
+    assert_eq!(
+        data.len() as u64,
+        r.shape.elements(),
+        "golden: tensor {id} not computed"
+    );
+    View {
+        data,
+        h: r.shape.h as i64,
+        w: r.shape.w as i64,
+        c: r.shape.c as i64,
+        zero_point: r.zero_point as i64,
+    }
+}
+
+fn out_shape(model: &Model<'_>, id: TensorId) -> (i64, i64, i64, i64) {
+    let r = record(model, id);
+    (
+        r.shape.h as i64,
+        r.shape.w as i64,
+        r.shape.c as i64,
+        r.zero_point as i64,
+    )
+}
+
+/// Input row/column of kernel tap `k` at output position `o` along one axis.
+fn tap(o: i64, k: i64, stride: u8, pad_before: u8, dilation: u8) -> i64 {
+    o * stride as i64 - pad_before as i64 + k * dilation as i64
+}
+
+fn conv2d(model: &Model<'_>, values: &[Vec<i8>], rounding: Rounding, op: &Conv2d<'_>) -> Vec<i8> {
+    let x = view(model, values, op.input);
+    let (oh, ow, oc, z_y) = out_shape(model, op.output);
+    let acc = conv2d_acc(&x, (oh, ow, oc), op);
+    requantize(&acc, oc, &op.requant, z_y, op.clamp, rounding)
+}
+
+/// Conv2d accumulators, HWC: `b + Σ w·(x − z_x) − z_w·Σ(x − z_x)` over the valid taps.
+fn conv2d_acc(x: &View<'_>, (oh, ow, oc): (i64, i64, i64), op: &Conv2d<'_>) -> Vec<i64> {
+    let win: &Window = &op.window;
+    let (kh, kw) = (win.kernel_h as i64, win.kernel_w as i64);
+    let z_w = weight_zero_point(&op.weights);
+    let mut out = Vec::with_capacity((oh * ow * oc) as usize);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for co in 0..oc {
+                let mut sum_wx = 0i64;
+                let mut sum_x = 0i64;
+                for ky in 0..kh {
+                    let iy = tap(oy, ky, win.stride_h, win.padding.top, win.dilation_h);
+                    for kx in 0..kw {
+                        let ix = tap(ox, kx, win.stride_w, win.padding.left, win.dilation_w);
+                        if iy < 0 || iy >= x.h || ix < 0 || ix >= x.w {
+                            continue; // padded: skipped, i.e. x = z_x
+                        }
+                        for ci in 0..x.c {
+                            let xc = x.at(iy, ix, ci) - x.zero_point;
+                            let w = weight_at(
+                                &op.weights,
+                                (((co * kh + ky) * kw + kx) * x.c + ci) as usize,
+                            );
+                            sum_wx += w * xc;
+                            sum_x += xc;
+                        }
+                    }
+                }
+                out.push(bias_at(&op.bias, co as usize) + sum_wx - z_w * sum_x);
+            }
+        }
+    }
+    out
+}
+
+/// The output stage over HWC accumulators whose channel is `index % channels`.
+fn requantize(
+    acc: &[i64],
+    channels: i64,
+    rq: &Requant<'_>,
+    z_y: i64,
+    clamp: Clamp,
+    rounding: Rounding,
+) -> Vec<i8> {
+    acc.iter()
+        .enumerate()
+        .map(|(i, &a)| {
+            // Validation bounds every partial sum below 2^31; an i32 accumulator never wraps.
+            assert!(i32::try_from(a).is_ok(), "accumulator {a} exceeds i32");
+            let c = i % channels as usize;
+            output_stage(a, requant_at(rq, c), z_y, clamp, rounding)
+        })
+        .collect()
+}
+
+fn depthwise(
+    model: &Model<'_>,
+    values: &[Vec<i8>],
+    rounding: Rounding,
+    op: &DepthwiseConv2d<'_>,
+) -> Vec<i8> {
+    let x = view(model, values, op.input);
+    let (oh, ow, oc, z_y) = out_shape(model, op.output);
+    let acc = depthwise_acc(&x, (oh, ow, oc), op);
+    requantize(&acc, oc, &op.requant, z_y, op.clamp, rounding)
+}
+
+/// DepthwiseConv2d accumulators, HWC: Conv2d with `ci = co` only.
+fn depthwise_acc(
+    x: &View<'_>,
+    (oh, ow, oc): (i64, i64, i64),
+    op: &DepthwiseConv2d<'_>,
+) -> Vec<i64> {
+    let win = &op.window;
+    let (kh, kw) = (win.kernel_h as i64, win.kernel_w as i64);
+    let z_w = weight_zero_point(&op.weights);
+    let mut out = Vec::with_capacity((oh * ow * oc) as usize);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for c in 0..oc {
+                let mut sum_wx = 0i64;
+                let mut sum_x = 0i64;
+                for ky in 0..kh {
+                    let iy = tap(oy, ky, win.stride_h, win.padding.top, win.dilation_h);
+                    for kx in 0..kw {
+                        let ix = tap(ox, kx, win.stride_w, win.padding.left, win.dilation_w);
+                        if iy < 0 || iy >= x.h || ix < 0 || ix >= x.w {
+                            continue;
+                        }
+                        let xc = x.at(iy, ix, c) - x.zero_point;
+                        // Weights `[ky][kx][c]` (1HWC): the channel index is fastest.
+                        let w = weight_at(&op.weights, ((ky * kw + kx) * oc + c) as usize);
+                        sum_wx += w * xc;
+                        sum_x += xc;
+                    }
+                }
+                out.push(bias_at(&op.bias, c as usize) + sum_wx - z_w * sum_x);
+            }
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+enum PoolKind {
+    Max,
+    Avg,
+}
+
+/// TFLM's rounded average: `(s ± n/2) / n` with truncating division.
+fn rounded_average(s: i64, n: i64) -> i64 {
+    if s > 0 {
+        (s + n / 2) / n
+    } else {
+        (s - n / 2) / n
+    }
+}
+
+fn pool(model: &Model<'_>, values: &[Vec<i8>], op: &Pool, kind: PoolKind) -> Vec<i8> {
+    let x = view(model, values, op.input);
+    let (oh, ow, oc, _) = out_shape(model, op.output);
+    let win = &op.window;
+    let mut out = Vec::with_capacity((oh * ow * oc) as usize);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for c in 0..oc {
+                let mut max = i64::MIN;
+                let mut sum = 0i64;
+                let mut n = 0i64;
+                for ky in 0..win.kernel_h as i64 {
+                    let iy = tap(oy, ky, win.stride_h, win.padding.top, win.dilation_h);
+                    for kx in 0..win.kernel_w as i64 {
+                        let ix = tap(ox, kx, win.stride_w, win.padding.left, win.dilation_w);
+                        if iy < 0 || iy >= x.h || ix < 0 || ix >= x.w {
+                            continue;
+                        }
+                        let v = x.at(iy, ix, c);
+                        max = max.max(v);
+                        sum += v;
+                        n += 1;
+                    }
+                }
+                assert!(n > 0, "validation guarantees a valid tap in every window");
+                let r = match kind {
+                    PoolKind::Max => max,
+                    PoolKind::Avg => rounded_average(sum, n),
+                };
+                out.push(clamp_to(r, op.clamp));
+            }
+        }
+    }
+    out
+}
+
+fn global_avg_pool(model: &Model<'_>, values: &[Vec<i8>], op: &GlobalAvgPool) -> Vec<i8> {
+    let x = view(model, values, op.input);
+    let mut out = Vec::with_capacity(x.c as usize);
+    for c in 0..x.c {
+        let mut sum = 0i64;
+        for y in 0..x.h {
+            for xx in 0..x.w {
+                sum += x.at(y, xx, c);
+            }
+        }
+        out.push(clamp_to(rounded_average(sum, x.h * x.w), op.clamp));
+    }
+    out
+}
+
+fn add(model: &Model<'_>, values: &[Vec<i8>], rounding: Rounding, op: &Add) -> Vec<i8> {
+    let a = view(model, values, op.inputs[0].tensor);
+    let b = view(model, values, op.inputs[1].tensor);
+    let (_, _, _, z_y) = out_shape(model, op.output);
+    let (ia, ib) = (&op.inputs[0], &op.inputs[1]);
+    let mut out = Vec::with_capacity(a.data.len());
+    for i in 0..a.data.len() {
+        let xa = (a.data[i] as i64 - a.zero_point) * (1i64 << op.left_shift);
+        let xb = (b.data[i] as i64 - b.zero_point) * (1i64 << op.left_shift);
+        let ra = mbqm(xa, ia.multiplier as i64, ia.shift as i64, rounding);
+        let rb = mbqm(xb, ib.multiplier as i64, ib.shift as i64, rounding);
+        let acc = wrap_i32(ra + rb); // wrapping_add on i32
+        out.push(output_stage(
+            acc,
+            (op.output_multiplier as i64, op.output_shift as i64),
+            z_y,
+            op.clamp,
+            rounding,
+        ));
+    }
+    out
+}
+
+fn concat(model: &Model<'_>, values: &[Vec<i8>], rounding: Rounding, op: &Concat) -> Vec<i8> {
+    let (oh, ow, oc, z_y) = out_shape(model, op.output);
+    let inputs: Vec<View<'_>> = op
+        .inputs
+        .iter()
+        .map(|i| view(model, values, i.tensor))
+        .collect();
+    let mut out = Vec::with_capacity((oh * ow * oc) as usize);
+    for y in 0..oh {
+        for x in 0..ow {
+            for (input, spec) in inputs.iter().zip(&op.inputs) {
+                for c in 0..input.c {
+                    let centred = input.at(y, x, c) - input.zero_point;
+                    out.push(output_stage(
+                        centred,
+                        (spec.multiplier as i64, spec.shift as i64),
+                        z_y,
+                        op.clamp,
+                        rounding,
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn linear(model: &Model<'_>, values: &[Vec<i8>], rounding: Rounding, op: &Linear<'_>) -> Vec<i8> {
+    let x = view(model, values, op.input);
+    let (_, _, oc, z_y) = out_shape(model, op.output);
+    let acc = linear_acc(&x, oc, op);
+    requantize(&acc, oc, &op.requant, z_y, op.clamp, rounding)
+}
+
+/// Linear accumulators over the HWC-flattened input.
+fn linear_acc(x: &View<'_>, oc: i64, op: &Linear<'_>) -> Vec<i64> {
+    let k = x.data.len() as i64;
+    let z_w = weight_zero_point(&op.weights);
+    let mut out = Vec::with_capacity(oc as usize);
+    for co in 0..oc {
+        let mut sum_wx = 0i64;
+        let mut sum_x = 0i64;
+        for i in 0..k {
+            let xc = x.data[i as usize] as i64 - x.zero_point;
+            sum_wx += weight_at(&op.weights, (co * k + i) as usize) * xc;
+            sum_x += xc;
+        }
+        out.push(bias_at(&op.bias, co as usize) + sum_wx - z_w * sum_x);
+    }
+    out
+}
+
+/// The i32 accumulators (before requantization) of a weighted op on an input `x` of shape
+/// `x_shape` and zero point `x_zero_point`, in HWC order for an output of `out_shape`; `None` for
+/// ops without weights. The generator uses this to calibrate realistic multipliers, as a
+/// host calibrates on data.
+pub fn accumulators(
+    op: &Op<'_>,
+    x: &[i8],
+    x_shape: Shape,
+    x_zero_point: i8,
+    out_shape: Shape,
+) -> Option<Vec<i64>> {
+    let v = View {
+        data: x,
+        h: x_shape.h as i64,
+        w: x_shape.w as i64,
+        c: x_shape.c as i64,
+        zero_point: x_zero_point as i64,
+    };
+    let o = (out_shape.h as i64, out_shape.w as i64, out_shape.c as i64);
+    match op {
+        Op::Conv2d(c) => Some(conv2d_acc(&v, o, c)),
+        Op::DepthwiseConv2d(d) => Some(depthwise_acc(&v, o, d)),
+        Op::Linear(l) => Some(linear_acc(&v, o.2, l)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_byte_unpacking_matches_the_anchor_examples() {
+        // EDGE_ANCHORS §3.6: [1,2,3,4] packs to [0x21, 0x43]; 0x12 is {−2, 0, 1, 0} in 2 bits.
+        let data = [0x21u8, 0x43];
+        let w4 = Weights {
+            bits: 4,
+            scheme: WeightScheme::PerChannelSymmetric,
+            zero_point: 0,
+            data: &data,
+        };
+        let got: Vec<i64> = (0..4).map(|i| weight_at(&w4, i)).collect();
+        assert_eq!(got, [1, 2, 3, 4]);
+        let data = [0x12u8];
+        let w2 = Weights {
+            bits: 2,
+            data: &data,
+            ..w4
+        };
+        let got: Vec<i64> = (0..4).map(|i| weight_at(&w2, i)).collect();
+        assert_eq!(got, [-2, 0, 1, 0]);
+        let data = [0xF8u8, 0x80];
+        let w4 = Weights { data: &data, ..w4 };
+        let got: Vec<i64> = (0..4).map(|i| weight_at(&w4, i)).collect();
+        assert_eq!(got, [-8, -1, 0, -8]);
+    }
+
+    #[test]
+    fn srdhm_and_rdbpot_match_gemmlowp() {
+        let min = i32::MIN as i64;
+        assert_eq!(srdhm(min, min), i32::MAX as i64);
+        // 0.5 · 0.5 in Q31 = 0.25.
+        assert_eq!(srdhm(1 << 30, 1 << 30), 1 << 29);
+        // Ties of RDBPOT round away from zero.
+        assert_eq!(rdbpot(5, 1), 3);
+        assert_eq!(rdbpot(-5, 1), -3);
+        assert_eq!(rdbpot(-4, 1), -2);
+        assert_eq!(rdbpot(6, 2), 2);
+        assert_eq!(rdbpot(-6, 2), -2);
+        assert_eq!(rdbpot(-7, 2), -2);
+        assert_eq!(rdbpot(i32::MIN as i64, 31), -1);
+        assert_eq!(rdbpot(i32::MAX as i64, 31), 1);
+        assert_eq!(rdbpot(7, 0), 7);
+    }
+
+    #[test]
+    fn mbqm_examples() {
+        // EDGE_ANCHORS §3.7's multiplier: m = 1518500250 ≈ 2^31/√2, e = −7.
+        let (m, e) = (1_518_500_250, -7);
+        assert_eq!(mbqm(1000, m, e, Rounding::Double), 6); // 1000/√2/128 = 5.52
+        assert_eq!(mbqm(-1000, m, e, Rounding::Double), -6);
+        assert_eq!(mbqm(1000, m, e, Rounding::Single), 6);
+        // Double rounding wraps the left shift in 32 bits: 2^30 · 2 = i32::MIN.
+        assert_eq!(mbqm(1 << 30, 1 << 30, 1, Rounding::Double), -(1 << 30));
+        // Single rounding truncates the 64-bit result to 32 bits.
+        assert_eq!(
+            mbqm(i32::MAX as i64, i32::MAX as i64, 30, Rounding::Single),
+            wrap_i32(((i32::MAX as i64) * (i32::MAX as i64) + 1) >> 1)
+        );
+        // −2 · 0.5 · 2^−1 = −0.5: double rounding gives −1 (SRDHM −1.5 → −1, then RDBPOT −0.5
+        // rounds away from zero), single rounding rounds the half up to 0.
+        assert_eq!(mbqm(-2, 1 << 30, -1, Rounding::Double), -1);
+        assert_eq!(mbqm(-2, 1 << 30, -1, Rounding::Single), 0);
+    }
+}
