@@ -1,0 +1,75 @@
+//! `ghnq predict`: predict the parameters of an (unseen) net with a trained GHN, save them, and
+//! report test accuracy.
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use host_trainer::arch::Net;
+use host_trainer::ghn::{checkpoint, eval, sources};
+
+/// Arguments of `ghnq predict`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// GHN checkpoint: a directory written by `ghnq train` or a `.bpk` file next to its ghn.cfg.
+    #[arg(long)]
+    pub ghn: PathBuf,
+    /// The architecture (JSON, the `arch` text form).
+    #[arg(long)]
+    pub arch: PathBuf,
+    /// Where to write the predicted parameters (safetensors, float32, PyTorch layouts).
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// Test images to evaluate on (0 = skip).
+    #[arg(long, default_value_t = 10_000)]
+    pub images: usize,
+    /// Data set of the test images.
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    /// Directory of the data set files.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Test batch size (BN uses each batch's statistics; GHN-2: 64).
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let device = super::train::device(&args.device)?;
+    let (ghn, _) = checkpoint::load_ghn(&args.ghn, None, &device)?;
+    let text = std::fs::read_to_string(&args.arch)
+        .with_context(|| format!("reading {}", args.arch.display()))?;
+    let net = Net::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.arch.display()))?;
+    let t = std::time::Instant::now();
+    let params = eval::predict_one(&ghn, &net, &device)?;
+    params.check_shapes(&net).map_err(|e| anyhow::anyhow!(e))?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.arch.with_extension("safetensors"));
+    params
+        .save_safetensors(&net, &out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "{}: {} parameters predicted in {ms:.1} ms -> {}",
+        net.name,
+        net.param_count(),
+        out.display()
+    );
+    if args.images > 0 {
+        let (shape, batches) = sources::test_batches(
+            &args.dataset,
+            args.data_dir.as_deref(),
+            args.images,
+            args.batch,
+        )?;
+        let (top1, top5) = eval::accuracy(&net, &params, shape, &batches, &device);
+        println!(
+            "test accuracy on {} images: top-1 {top1:.2} %, top-5 {top5:.2} %",
+            args.images
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! The float CNN: parameter sets for IR nets and a functional burn executor that runs any [`Net`]
+//! with parameters given as tensors, so gradients flow into whoever produced them (the GHN, or plain
+//! trainable parameters).
+//!
+//! [`Net`]: crate::arch::Net
+
+pub mod executor;
+pub mod params;
+
+pub use executor::{BnMode, forward};
+pub use params::{LayerParams, ParamSet};

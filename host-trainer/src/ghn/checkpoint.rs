@@ -1,0 +1,139 @@
+//! Atomic GHN checkpoints in a directory:
+//! `ghn.cfg` (hyper-parameters), `ghn-step{N}.bpk` (burnpack weights), `optim-step{N}.bpk` (Adam
+//! state), `latest` (the step of the newest complete checkpoint, written last). Every file is written
+//! to a temporary name in the same directory and renamed, so a crash never leaves a torn checkpoint.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::tensor::Device;
+
+use super::model::{Ghn, GhnConfig};
+
+/// Training progress stored with a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TrainState {
+    /// Optimiser steps taken.
+    pub step: usize,
+    /// Steps skipped for a NaN/inf loss.
+    pub skipped: usize,
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
+}
+
+/// Save the GHN (and optionally the optimiser) atomically; returns the weights file.
+pub fn save(
+    dir: &Path,
+    ghn: &Ghn,
+    optim: Option<&ModuleOptimizer>,
+    state: TrainState,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_atomic(&dir.join("ghn.cfg"), ghn.config.to_text().as_bytes())?;
+    let weights = dir.join(format!("ghn-step{}.bpk", state.step));
+    let tmp = tmp_path(&weights);
+    ghn.clone()
+        .save_file(&tmp)
+        .map_err(|e| anyhow::anyhow!("saving {}: {e:?}", tmp.display()))?;
+    std::fs::rename(&tmp, &weights)?;
+    if let Some(optim) = optim {
+        let path = dir.join(format!("optim-step{}.bpk", state.step));
+        let tmp = tmp_path(&path);
+        optim
+            .save(&tmp)
+            .map_err(|e| anyhow::anyhow!("saving {}: {e:?}", tmp.display()))?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    write_atomic(
+        &dir.join("latest"),
+        format!("step={}\nskipped={}\n", state.step, state.skipped).as_bytes(),
+    )?;
+    Ok(weights)
+}
+
+/// Read the `latest` marker of a checkpoint directory.
+pub fn latest(dir: &Path) -> Result<Option<TrainState>> {
+    let path = dir.join("latest");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path)?;
+    let mut st = TrainState::default();
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            let v: usize = v
+                .trim()
+                .parse()
+                .with_context(|| format!("{}: bad value in '{line}'", path.display()))?;
+            match k.trim() {
+                "step" => st.step = v,
+                "skipped" => st.skipped = v,
+                _ => {}
+            }
+        }
+    }
+    Ok(Some(st))
+}
+
+/// Load a GHN from a checkpoint directory (newest step) or a `.bpk` file (its directory must hold
+/// `ghn.cfg`, or `config` is used).
+pub fn load_ghn(
+    path: &Path,
+    config: Option<&GhnConfig>,
+    device: &Device,
+) -> Result<(Ghn, TrainState)> {
+    let (dir, file, state) = if path.is_dir() {
+        let st = latest(path)?
+            .with_context(|| format!("{}: no `latest` checkpoint marker", path.display()))?;
+        (
+            path.to_path_buf(),
+            path.join(format!("ghn-step{}.bpk", st.step)),
+            st,
+        )
+    } else {
+        (
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            path.to_path_buf(),
+            TrainState::default(),
+        )
+    };
+    let cfg_path = dir.join("ghn.cfg");
+    let cfg = if cfg_path.exists() {
+        GhnConfig::from_text(&std::fs::read_to_string(&cfg_path)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?
+    } else {
+        config
+            .cloned()
+            .with_context(|| format!("{} missing and no config given", cfg_path.display()))?
+    };
+    let ghn = Ghn::new(&cfg, device)
+        .try_load_file(&file)
+        .map_err(|e| anyhow::anyhow!("loading {}: {e:?}", file.display()))?;
+    Ok((ghn, state))
+}
+
+/// Load the optimiser state saved with step `step`, if present.
+pub fn load_optim(dir: &Path, step: usize, optim: ModuleOptimizer) -> Result<ModuleOptimizer> {
+    let path = dir.join(format!("optim-step{step}.bpk"));
+    if !path.exists() {
+        return Ok(optim);
+    }
+    optim
+        .load(&path)
+        .map_err(|e| anyhow::anyhow!("loading {}: {e:?}", path.display()))
+}

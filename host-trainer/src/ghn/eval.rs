@@ -1,0 +1,114 @@
+//! Evaluation of GHN-predicted parameters (GHN_SPEC §3.5): predict all parameters of a net, run the
+//! test images in fixed-order batches with BN on each batch's own statistics, dropout off; report
+//! top-1/top-5 per net and mean ± standard error / max over a split.
+
+use burn::tensor::Device;
+
+use super::graph::GhnGraph;
+use super::model::Ghn;
+use super::train::{LabeledBatch, to_tensors, topk_hits};
+use crate::arch::{ImageShape, Net};
+use crate::cnn::{BnMode, ParamSet, forward};
+
+/// Accuracy of one net.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetAccuracy {
+    /// Net name.
+    pub name: String,
+    /// Top-1 accuracy in %.
+    pub top1: f64,
+    /// Top-5 accuracy in %.
+    pub top5: f64,
+    /// Parameter count of the net.
+    pub params: usize,
+    /// GHN prediction time in ms.
+    pub predict_ms: f64,
+}
+
+/// Mean, standard error and max of a list of values.
+pub fn mean_se_max(v: &[f64]) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (
+        mean,
+        (var / n).sqrt(),
+        v.iter().cloned().fold(f64::MIN, f64::max),
+    )
+}
+
+/// Predict the parameters of one net (non-autodiff device recommended).
+pub fn predict_one(ghn: &Ghn, net: &Net, device: &Device) -> anyhow::Result<ParamSet> {
+    let g = GhnGraph::build(net, ghn.config.s_max)?;
+    Ok(ghn.predict(&[net], &[&g], device).remove(0))
+}
+
+/// Top-1 / top-5 (%) of `params` on the batches.
+pub fn accuracy(
+    net: &Net,
+    params: &ParamSet,
+    shape: ImageShape,
+    batches: &[LabeledBatch],
+    device: &Device,
+) -> (f64, f64) {
+    let (mut t1, mut t5, mut n) = (0usize, 0usize, 0usize);
+    for b in batches {
+        let (x, _) = to_tensors(b, shape, device);
+        let logits = forward(net, params, x, BnMode::Batch, false);
+        let (a, c) = topk_hits(&logits, &b.labels);
+        t1 += a;
+        t5 += c;
+        n += b.labels.len();
+    }
+    (
+        100.0 * t1 as f64 / n.max(1) as f64,
+        100.0 * t5 as f64 / n.max(1) as f64,
+    )
+}
+
+/// Predict and evaluate every net.
+pub fn evaluate(
+    ghn: &Ghn,
+    nets: &[Net],
+    shape: ImageShape,
+    batches: &[LabeledBatch],
+    device: &Device,
+) -> anyhow::Result<Vec<NetAccuracy>> {
+    nets.iter()
+        .map(|net| {
+            let t = std::time::Instant::now();
+            let p = predict_one(ghn, net, device)?;
+            // Force the lazy tensors so the time covers the whole prediction.
+            let _ = p.named_tensors(net);
+            let predict_ms = t.elapsed().as_secs_f64() * 1e3;
+            let (top1, top5) = accuracy(net, &p, shape, batches, device);
+            Ok(NetAccuracy {
+                name: net.name.clone(),
+                top1,
+                top5,
+                params: net.param_count(),
+                predict_ms,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_standard_error_max() {
+        let (m, se, mx) = mean_se_max(&[1.0, 2.0, 3.0, 4.0]);
+        assert!((m - 2.5).abs() < 1e-12);
+        assert!((se - (1.6666666666666667f64 / 4.0).sqrt()).abs() < 1e-12);
+        assert_eq!(mx, 4.0);
+    }
+}

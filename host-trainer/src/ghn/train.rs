@@ -1,0 +1,460 @@
+//! Meta-training of the GHN (GHN_SPEC §3): each step samples a meta-batch of architectures, predicts
+//! all their parameters, runs every net on the same image batch (BN with batch statistics, dropout
+//! on), averages the cross-entropies and updates the GHN with Adam (L2 weight decay 1e-5 added to the
+//! gradient, global gradient-norm clipping at 5). Steps whose loss is NaN/inf are skipped and counted.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::checkpoint::{self, TrainState};
+use super::graph::GhnGraph;
+use super::model::Ghn;
+use crate::arch::{ImageShape, Net};
+use crate::cnn::{BnMode, forward};
+
+/// A labelled image batch, NCHW, already normalised.
+#[derive(Debug, Clone)]
+pub struct LabeledBatch {
+    /// `n · c · h · w` values.
+    pub images: Vec<f32>,
+    /// `n` labels.
+    pub labels: Vec<usize>,
+}
+
+/// Where training images come from (the `data` module's loaders implement it).
+pub trait ImageSource {
+    /// Shape of one image.
+    fn shape(&self) -> ImageShape;
+    /// The next training batch of `batch` images (augmented, shuffled, wrapping around epochs).
+    fn next_batch(&mut self, batch: usize) -> LabeledBatch;
+    /// Number of training images (defines an epoch).
+    fn len(&self) -> usize;
+    /// True when there are no images.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where training architectures come from (the `arch::splits` generator implements it).
+pub trait ArchSource {
+    /// The next architecture.
+    fn sample(&mut self) -> Net;
+}
+
+impl<F: FnMut() -> Net> ArchSource for F {
+    fn sample(&mut self) -> Net {
+        self()
+    }
+}
+
+/// Batch → tensors on `device`.
+pub fn to_tensors(
+    b: &LabeledBatch,
+    shape: ImageShape,
+    device: &Device,
+) -> (Tensor<4>, Tensor<1, Int>) {
+    let n = b.labels.len();
+    let x = Tensor::from_data(
+        TensorData::new(b.images.clone(), [n, shape.c, shape.h, shape.w]),
+        device,
+    );
+    let y = Tensor::from_data(
+        TensorData::new(b.labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [n]),
+        device,
+    );
+    (x, y)
+}
+
+/// Mean cross-entropy of logits `[n, k]` against labels `[n]`.
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let [n, _] = logits.dims();
+    let lp = log_softmax(logits, 1);
+    -lp.gather(1, labels.reshape([n, 1])).mean()
+}
+
+/// Top-k hits (k = 1 and 5) of logits `[n, classes]` against labels.
+pub fn topk_hits(logits: &Tensor<2>, labels: &[usize]) -> (usize, usize) {
+    let [n, k] = logits.dims();
+    let v: Vec<f32> = logits
+        .to_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    let (mut top1, mut top5) = (0, 0);
+    for (r, &label) in labels.iter().enumerate().take(n) {
+        let row = &v[r * k..(r + 1) * k];
+        let target = row[label];
+        // Rank = number of classes strictly better (NaN logits count as misses).
+        let better = row.iter().filter(|&&x| x > target || x.is_nan()).count();
+        if target.is_nan() {
+            continue;
+        }
+        if better == 0 {
+            top1 += 1;
+        }
+        if better < 5 {
+            top5 += 1;
+        }
+    }
+    (top1, top5)
+}
+
+/// The learning rate of GHN_SPEC §3.3 (MultiStepLR ×0.1 at epochs 200 and 250 of 300), scaled to
+/// `epochs`: ×0.1 after 2/3 of the epochs and again after 5/6.
+pub fn lr_at(base: f64, epoch: usize, epochs: usize) -> f64 {
+    let m1 = (epochs * 200).div_ceil(300);
+    let m2 = (epochs * 250).div_ceil(300);
+    let mut lr = base;
+    if epochs >= 3 && epoch >= m1 {
+        lr *= 0.1;
+    }
+    if epochs >= 3 && epoch >= m2 {
+        lr *= 0.1;
+    }
+    lr
+}
+
+/// Result of one meta-step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepReport {
+    /// Mean cross-entropy over the meta-batch.
+    pub loss: f32,
+    /// Mean top-1 accuracy over the meta-batch (fraction).
+    pub acc: f32,
+    /// Global gradient L2 norm before clipping (0 when skipped).
+    pub grad_norm: f32,
+    /// True when the loss was not finite and no update was made.
+    pub skipped: bool,
+    /// Milliseconds in GHN prediction, target-net forward (+ loss read-back), backward, optimiser.
+    pub ms: [f64; 4],
+}
+
+/// The GHN, its optimiser and the training counters.
+pub struct MetaTrainer {
+    /// The hypernetwork (on an autodiff device).
+    pub ghn: Ghn,
+    /// Adam.
+    pub optim: ModuleOptimizer,
+    /// The autodiff device.
+    pub device: Device,
+    /// Steps and skips so far.
+    pub state: TrainState,
+    /// Global gradient-norm clip (GHN-2: 5).
+    pub clip: f32,
+}
+
+struct GradNorm<'a> {
+    grads: &'a GradientsParams,
+    sq: f64,
+}
+
+impl ModuleVisitor for GradNorm<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            self.sq += g.square().sum().into_scalar::<f32>() as f64;
+        }
+    }
+}
+
+struct GradScale<'a> {
+    grads: &'a mut GradientsParams,
+    scale: f32,
+}
+
+impl ModuleVisitor for GradScale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, g * self.scale);
+        }
+    }
+}
+
+impl MetaTrainer {
+    /// Adam (β 0.9/0.999, ε 1e-8), L2 weight decay `weight_decay` (GHN-2: 1e-5), clip 5.
+    pub fn new(ghn: Ghn, weight_decay: f64, device: Device) -> MetaTrainer {
+        let mut adam = AdamConfig::new().with_epsilon(1e-8);
+        if weight_decay > 0.0 {
+            adam = adam.with_weight_decay(Some(WeightDecayConfig::new(weight_decay as f32)));
+        }
+        MetaTrainer {
+            ghn,
+            optim: adam.init(),
+            device,
+            state: TrainState::default(),
+            clip: 5.0,
+        }
+    }
+
+    /// Mean loss and accuracy of the meta-batch (the autodiff graph reaches the GHN).
+    pub fn meta_loss(
+        &self,
+        nets: &[Net],
+        x: &Tensor<4>,
+        y: &Tensor<1, Int>,
+        labels: &[usize],
+    ) -> (Tensor<1>, f32) {
+        let (loss, acc, _) = self.meta_loss_timed(nets, x, y, labels);
+        (loss, acc)
+    }
+
+    /// [`MetaTrainer::meta_loss`] plus the milliseconds spent predicting parameters.
+    fn meta_loss_timed(
+        &self,
+        nets: &[Net],
+        x: &Tensor<4>,
+        y: &Tensor<1, Int>,
+        labels: &[usize],
+    ) -> (Tensor<1>, f32, f64) {
+        let t = Instant::now();
+        let graphs: Vec<GhnGraph> = nets
+            .iter()
+            .map(|n| GhnGraph::build(n, self.ghn.config.s_max).expect("sampled nets are valid"))
+            .collect();
+        let net_refs: Vec<&Net> = nets.iter().collect();
+        let graph_refs: Vec<&GhnGraph> = graphs.iter().collect();
+        let params = self.ghn.predict(&net_refs, &graph_refs, &self.device);
+        if std::env::var_os("GHNQ_SYNC_TIMING").is_some() {
+            // Force the lazy graph so the split of the step time is honest (costs a read-back).
+            let _ = params[0].named_tensors(&nets[0]);
+        }
+        let predict_ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut total: Option<Tensor<1>> = None;
+        let mut hits = 0;
+        for (net, p) in nets.iter().zip(&params) {
+            let logits = forward(net, p, x.clone(), BnMode::Batch, true);
+            hits += topk_hits(&logits, labels).0;
+            let l = cross_entropy(logits, y.clone());
+            total = Some(match total {
+                Some(t) => t + l,
+                None => l,
+            });
+        }
+        let m = nets.len().max(1);
+        let loss = total.expect("non-empty meta-batch") / m as f32;
+        (
+            loss,
+            hits as f32 / (m * labels.len()).max(1) as f32,
+            predict_ms,
+        )
+    }
+
+    /// One meta-step at learning rate `lr`.
+    pub fn step(
+        &mut self,
+        nets: &[Net],
+        batch: &LabeledBatch,
+        shape: ImageShape,
+        lr: f64,
+    ) -> StepReport {
+        let t0 = Instant::now();
+        let (x, y) = to_tensors(batch, shape, &self.device);
+        let (loss, acc, predict_ms) = self.meta_loss_timed(nets, &x, &y, &batch.labels);
+        let value: f32 = loss.clone().into_scalar::<f32>();
+        let forward_ms = t0.elapsed().as_secs_f64() * 1e3 - predict_ms;
+        let mut ms = [predict_ms, forward_ms, 0.0, 0.0];
+        if !value.is_finite() {
+            self.state.skipped += 1;
+            return StepReport {
+                loss: value,
+                acc,
+                grad_norm: 0.0,
+                skipped: true,
+                ms,
+            };
+        }
+        let t1 = Instant::now();
+        let grads = loss.backward();
+        let mut grads = GradientsParams::from_grads(grads, &self.ghn);
+        let mut norm = GradNorm {
+            grads: &grads,
+            sq: 0.0,
+        };
+        self.ghn.visit(&mut norm);
+        let grad_norm = norm.sq.sqrt() as f32;
+        ms[2] = t1.elapsed().as_secs_f64() * 1e3;
+        if !grad_norm.is_finite() {
+            self.state.skipped += 1;
+            return StepReport {
+                loss: value,
+                acc,
+                grad_norm,
+                skipped: true,
+                ms,
+            };
+        }
+        let t2 = Instant::now();
+        if grad_norm > self.clip {
+            let mut scale = GradScale {
+                grads: &mut grads,
+                scale: self.clip / (grad_norm + 1e-6),
+            };
+            self.ghn.visit(&mut scale);
+        }
+        self.ghn = self.optim.step(lr, self.ghn.clone(), grads);
+        self.state.step += 1;
+        ms[3] = t2.elapsed().as_secs_f64() * 1e3;
+        StepReport {
+            loss: value,
+            acc,
+            grad_norm,
+            skipped: false,
+            ms,
+        }
+    }
+}
+
+/// Options of a training run (the `ghnq train` flags).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Architectures per step.
+    pub meta_batch: usize,
+    /// Images per step.
+    pub batch: usize,
+    /// Epochs over the image set.
+    pub epochs: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+    /// Stop after this many steps (in total, counting resumed ones).
+    pub max_steps: Option<usize>,
+    /// Checkpoint directory.
+    pub out: Option<PathBuf>,
+    /// Checkpoint every N steps (0 = only at the end).
+    pub checkpoint_every: usize,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// Summary of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSummary {
+    /// Steps taken in this run.
+    pub steps: usize,
+    /// Steps skipped (NaN/inf) in this run.
+    pub skipped: usize,
+    /// Loss of the last step.
+    pub last_loss: f32,
+    /// Mean loss of the first and last 10 % of the steps (≥ 1 step each).
+    pub first_loss: f32,
+    /// See `first_loss`.
+    pub final_loss: f32,
+    /// Wall-clock milliseconds per step.
+    pub ms_per_step: f64,
+}
+
+/// The training loop: progress bar, CSV log (`train.csv` in `out`, one flushed line per step) and
+/// atomic checkpoints.
+pub fn run(
+    trainer: &mut MetaTrainer,
+    archs: &mut dyn ArchSource,
+    images: &mut dyn ImageSource,
+    opts: &RunOptions,
+) -> Result<RunSummary> {
+    let steps_per_epoch = (images.len() / opts.batch.max(1)).max(1);
+    let total = opts
+        .max_steps
+        .unwrap_or(steps_per_epoch * opts.epochs)
+        .min(steps_per_epoch * opts.epochs.max(1));
+    let start_step = trainer.state.step;
+    let mut csv = match &opts.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join("train.csv");
+            let fresh = !path.exists();
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            if fresh {
+                writeln!(f, "step,epoch,lr,loss,acc,grad_norm,skipped,steps_per_s")?;
+            }
+            Some(f)
+        }
+        None => None,
+    };
+    let bar = if opts.progress {
+        let b = indicatif::ProgressBar::new(total as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_position(start_step.min(total) as u64);
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let t0 = Instant::now();
+    let mut losses: Vec<f32> = Vec::new();
+    let mut skipped = 0;
+    let shape = images.shape();
+    while trainer.state.step < total {
+        let step = trainer.state.step;
+        let epoch = step / steps_per_epoch;
+        let lr = lr_at(opts.lr, epoch, opts.epochs);
+        let nets: Vec<Net> = (0..opts.meta_batch).map(|_| archs.sample()).collect();
+        let batch = images.next_batch(opts.batch);
+        let r = trainer.step(&nets, &batch, shape, lr);
+        let done = (trainer.state.step - start_step).max(1) + skipped;
+        let sps = done as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        if r.skipped {
+            skipped += 1;
+            if skipped > 1000 && skipped > 10 * (trainer.state.step - start_step) {
+                anyhow::bail!("{skipped} steps skipped for a non-finite loss; giving up");
+            }
+        } else {
+            losses.push(r.loss);
+        }
+        if let Some(f) = csv.as_mut() {
+            writeln!(
+                f,
+                "{},{},{:e},{},{},{},{},{:.3}",
+                step, epoch, lr, r.loss, r.acc, r.grad_norm, r.skipped as u8, sps
+            )?;
+            f.flush()?;
+        }
+        bar.set_position(trainer.state.step as u64);
+        bar.set_message(format!(
+            "loss {:.4} acc {:.3} {:.2} steps/s skipped {}",
+            r.loss, r.acc, sps, trainer.state.skipped
+        ));
+        if let Some(dir) = &opts.out
+            && opts.checkpoint_every > 0
+            && !r.skipped
+            && trainer.state.step.is_multiple_of(opts.checkpoint_every)
+        {
+            checkpoint::save(dir, &trainer.ghn, Some(&trainer.optim), trainer.state)?;
+        }
+    }
+    bar.finish();
+    if let Some(dir) = &opts.out {
+        checkpoint::save(dir, &trainer.ghn, Some(&trainer.optim), trainer.state)?;
+    }
+    let steps = trainer.state.step - start_step;
+    let tenth = (losses.len() / 10).max(1);
+    let mean = |s: &[f32]| {
+        if s.is_empty() {
+            f32::NAN
+        } else {
+            s.iter().sum::<f32>() / s.len() as f32
+        }
+    };
+    Ok(RunSummary {
+        steps,
+        skipped,
+        last_loss: losses.last().copied().unwrap_or(f32::NAN),
+        first_loss: mean(&losses[..tenth.min(losses.len())]),
+        final_loss: mean(&losses[losses.len().saturating_sub(tenth)..]),
+        ms_per_step: t0.elapsed().as_secs_f64() * 1e3 / (steps + skipped).max(1) as f64,
+    })
+}
