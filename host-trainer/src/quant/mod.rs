@@ -1,0 +1,9 @@
+//! Quantization: the paper's uniform affine scheme (Eqs. 1–3) and the integer parameters the
+//! device runs with (EDGE_ANCHORS §3.2). Integer parameters are computed here and only here; the
+//! blob stores them and the device never derives them.
+
+pub mod affine;
+pub mod integer;
+
+pub use affine::{AffineParams, Range, WeightQuant};
+pub use integer::{AddParams, quantize_multiplier};
