@@ -1,0 +1,347 @@
+//! `ghnq hil`: validate models on a board. For an emulated board the firmware is built with the
+//! models embedded and booted under QEMU; the device's counts are then checked against the host
+//! runtime's over the same bundles, and the ELF's flash and RAM are read back.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use firmware::host::{self, Board, Entry, MemoryUse, StreamReport};
+use serde::Serialize;
+use shared_format::{Model, TestVectors};
+
+use super::{read_file, vectors_run};
+
+/// One model's row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct HilRow {
+    /// Board name.
+    pub board: String,
+    /// Model metadata name.
+    pub model: String,
+    /// Precision label.
+    pub precision: String,
+    /// Samples run on the device.
+    pub samples: u32,
+    /// Device top-1 count.
+    pub top1: u32,
+    /// Device top-5 count.
+    pub top5: u32,
+    /// The host runtime's top-1 count over the same bundle.
+    pub host_top1: usize,
+    /// The host runtime's top-5 count.
+    pub host_top5: usize,
+    /// Samples whose device logits differ from the host's (must be 0).
+    pub disagreements: u32,
+    /// `instructions`, `cycles` or `nanoseconds`.
+    pub unit: String,
+    /// Per inference.
+    pub per_inference: u64,
+    /// MACs of one inference.
+    pub macs: u64,
+    /// MACs per unit.
+    pub macs_per_unit: f64,
+    /// Flash bytes of the firmware (code + embedded models and vectors).
+    pub flash: u64,
+    /// Static RAM bytes (arena included).
+    pub ram: u64,
+}
+
+/// What `ghnq hil` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct HilReport {
+    /// Board name.
+    pub board: String,
+    /// Core.
+    pub core: String,
+    /// `pass`, `disagree` or `error`.
+    pub status: String,
+    /// One row per model.
+    pub rows: Vec<HilRow>,
+    /// Failures the firmware reported, per model.
+    pub failures: Vec<String>,
+    /// Flash and RAM budget of the board.
+    pub flash_budget: u64,
+    /// RAM budget.
+    pub ram_budget: u64,
+    /// Firmware image.
+    pub elf: PathBuf,
+}
+
+impl HilReport {
+    /// Every model ran, agreed with the host byte for byte and counted the same top-1/top-5.
+    pub fn passed(&self) -> bool {
+        self.status == "pass"
+            && self.failures.is_empty()
+            && self.rows.iter().all(|r| {
+                r.disagreements == 0
+                    && r.top1 as usize == r.host_top1
+                    && r.top5 as usize == r.host_top5
+            })
+    }
+}
+
+/// Builds the firmware of `board` with `entries` embedded (checking first that they fit), boots
+/// it under QEMU and compares its report with the host runtime's counts. With `defmt`, the
+/// firmware reports as defmt frames, decoded by defmt-print.
+pub fn run(
+    sdk: &Path,
+    board: &Board,
+    entries: &[Entry],
+    timeout: Duration,
+    defmt: bool,
+) -> Result<HilReport> {
+    let mut host_counts = Vec::new();
+    for entry in entries {
+        let blob = read_file(&entry.model)?;
+        let model = Model::from_bytes(&blob)
+            .with_context(|| format!("{} is not a valid model blob", entry.model.display()))?;
+        let bundle = read_file(&entry.vectors)?;
+        let vectors = TestVectors::from_bytes(&bundle).with_context(|| {
+            format!(
+                "{} is not a valid test-vector bundle",
+                entry.vectors.display()
+            )
+        })?;
+        let host = vectors_run::run(&model, &vectors, None)
+            .with_context(|| format!("host run of {}", entry.model.display()))?;
+        if !host.same_model {
+            bail!(
+                "{} was made for another model than {}",
+                entry.vectors.display(),
+                entry.model.display()
+            );
+        }
+        host_counts.push((host.top1, host.top5));
+    }
+    host::preflight(board, entries)?;
+    let elf = if defmt {
+        host::build_defmt(sdk, board, entries)?
+    } else {
+        host::build(sdk, board, entries, None)?
+    };
+    let used: MemoryUse = host::memory_use(&elf)
+        .with_context(|| format!("reading the sizes of {}", elf.display()))?;
+    let boot = if defmt {
+        host::boot_defmt(board, &elf, timeout)?
+    } else {
+        host::boot(board, &elf, entries, timeout)?
+    };
+    let report = &boot.report;
+    if report.status.is_none() {
+        bail!(
+            "{} stopped without a final report (exit status {:?}):\n{}\n{}",
+            board.name,
+            boot.code,
+            boot.stdout,
+            boot.stderr
+        );
+    }
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for (model, (host_top1, host_top5)) in report.models.iter().zip(host_counts) {
+        if let Some(failure) = &model.failure {
+            failures.push(format!("{}: {failure}", model.name));
+        }
+        let Some(r) = model.result else { continue };
+        rows.push(HilRow {
+            board: board.name.into(),
+            model: model.name.clone(),
+            precision: model.precision.clone(),
+            samples: r.samples,
+            top1: r.top1,
+            top5: r.top5,
+            host_top1,
+            host_top5,
+            disagreements: r.disagreements,
+            unit: report.unit.clone(),
+            per_inference: r.per_inference,
+            macs: r.macs,
+            macs_per_unit: r.macs_per_unit(),
+            flash: used.flash,
+            ram: used.ram,
+        });
+    }
+    Ok(HilReport {
+        board: board.name.into(),
+        core: board.core.into(),
+        status: report.status.clone().unwrap_or_default(),
+        rows,
+        failures,
+        flash_budget: board.flash,
+        ram_budget: board.ram,
+        elf,
+    })
+}
+
+/// Streaming mode on an emulated board: the firmware holds only `entry`'s model, QEMU wires its
+/// UART to a local socket, and every sample of the bundle crosses it as a postcard COBS frame.
+pub fn run_streaming(
+    sdk: &Path,
+    board: &Board,
+    entry: &Entry,
+    timeout: Duration,
+) -> Result<HilReport> {
+    if !board.streams {
+        bail!(
+            "{} has no streaming UART in this SDK; boards that stream: mps2-an386, mps2-an500, nrf52840-dk, rp-pico",
+            board.name
+        );
+    }
+    let (bundle, host_counts) = host_bundle(entry)?;
+    let vectors = TestVectors::from_bytes(&bundle)?;
+    let elf = host::build_streaming(sdk, board, &entry.model)?;
+    let used = host::memory_use(&elf)
+        .with_context(|| format!("reading the sizes of {}", elf.display()))?;
+    let (streamed, run) = host::boot_streaming(board, &elf, timeout, |link| {
+        host::validate_stream(link, &vectors)
+    })?;
+    let streamed = streamed.with_context(|| {
+        format!(
+            "streaming to {} (firmware output: {})",
+            board.name,
+            run.stdout.trim()
+        )
+    })?;
+    Ok(stream_report(
+        board,
+        streamed,
+        host_counts,
+        used,
+        elf,
+        "pass",
+    ))
+}
+
+/// Streaming mode on a flashed real board at `port` (a tty: configured raw at `baud` with
+/// `stty`). Builds the streaming firmware first so its ELF can be flashed (the path is in the
+/// report).
+pub fn run_port(
+    sdk: &Path,
+    board: &Board,
+    entry: &Entry,
+    port: &Path,
+    baud: u32,
+) -> Result<HilReport> {
+    if !board.streams {
+        bail!("{} has no streaming UART in this SDK", board.name);
+    }
+    let (bundle, host_counts) = host_bundle(entry)?;
+    let vectors = TestVectors::from_bytes(&bundle)?;
+    let elf = host::build_streaming(sdk, board, &entry.model)?;
+    let used = host::memory_use(&elf)?;
+    let status = std::process::Command::new("stty")
+        .arg("-F")
+        .arg(port)
+        .args([
+            baud.to_string().as_str(),
+            "raw",
+            "-echo",
+            "-ixon",
+            "-ixoff",
+            "cs8",
+            "-cstopb",
+            "-parenb",
+        ])
+        .status()
+        .with_context(|| format!("configuring {} with stty", port.display()))?;
+    if !status.success() {
+        bail!("stty could not configure {} at {baud} baud", port.display());
+    }
+    let mut link = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(port)
+        .with_context(|| format!("opening {}", port.display()))?;
+    let streamed = host::validate_stream(&mut link, &vectors).with_context(|| {
+        format!(
+            "streaming to {} on {}; is the streaming firmware flashed? ({})",
+            board.name,
+            port.display(),
+            elf.display()
+        )
+    })?;
+    Ok(stream_report(
+        board,
+        streamed,
+        host_counts,
+        used,
+        elf,
+        "pass",
+    ))
+}
+
+/// Reads a bundle and the host runtime's top-1/top-5 over it, checking it belongs to the model.
+fn host_bundle(entry: &Entry) -> Result<(Vec<u8>, (usize, usize))> {
+    let blob = read_file(&entry.model)?;
+    let model = Model::from_bytes(&blob)
+        .with_context(|| format!("{} is not a valid model blob", entry.model.display()))?;
+    let bundle = read_file(&entry.vectors)?;
+    let vectors = TestVectors::from_bytes(&bundle).with_context(|| {
+        format!(
+            "{} is not a valid test-vector bundle",
+            entry.vectors.display()
+        )
+    })?;
+    let host = vectors_run::run(&model, &vectors, None)?;
+    if !host.same_model {
+        bail!(
+            "{} was made for another model than {}",
+            entry.vectors.display(),
+            entry.model.display()
+        );
+    }
+    let counts = (host.top1, host.top5);
+    Ok((bundle, counts))
+}
+
+fn stream_report(
+    board: &Board,
+    streamed: StreamReport,
+    (host_top1, host_top5): (usize, usize),
+    used: MemoryUse,
+    elf: PathBuf,
+    status: &str,
+) -> HilReport {
+    let r = streamed.result;
+    let failures = streamed
+        .mismatches
+        .iter()
+        .take(4)
+        .map(|(sample, position, got, expected)| {
+            format!(
+                "sample {sample}: logit {position} is {got} on the device, {expected} on the host"
+            )
+        })
+        .collect();
+    HilReport {
+        board: board.name.into(),
+        core: board.core.into(),
+        status: if r.disagreements == 0 {
+            status.into()
+        } else {
+            "disagree".into()
+        },
+        rows: vec![HilRow {
+            board: board.name.into(),
+            model: streamed.hello.name,
+            precision: streamed.hello.precision,
+            samples: r.samples,
+            top1: r.top1,
+            top5: r.top5,
+            host_top1,
+            host_top5,
+            disagreements: r.disagreements,
+            unit: streamed.hello.unit,
+            per_inference: r.per_inference,
+            macs: r.macs,
+            macs_per_unit: r.macs_per_unit(),
+            flash: used.flash,
+            ram: used.ram,
+        }],
+        failures,
+        flash_budget: board.flash,
+        ram_budget: board.ram,
+        elf,
+    }
+}
