@@ -1,2 +1,9 @@
 //! The host side of the GHN-QAT edge SDK. Data flows one way:
 //! `arch` → `ghn` → `quant` → `export` → shared-format → edge-runtime.
+
+pub mod arch;
+pub mod cnn;
+pub mod data;
+pub mod device;
+pub mod ghn;
+pub mod quant;

@@ -2,7 +2,14 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod eval;
+mod graphs;
+mod hil;
 mod inspect;
+mod predict;
+mod run;
+mod train;
 
 /// Quantization-robust CNN parameters in one shot, proved on the device.
 #[derive(Parser, Debug)]
@@ -14,12 +21,33 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Generate an architecture split: write nets as JSON and print their distribution.
+    Graphs(graphs::Args),
+    /// Validate models on a board (QEMU here): device logits must equal the host's, byte for byte.
+    Hil(hil::Args),
     /// Print a model blob: ops, shapes, bit-widths, parameters, MACs, arena and format version.
     Inspect(inspect::Args),
+    /// Run a model blob over a test-vector bundle with the host build of the edge runtime.
+    Run(run::Args),
+    /// Meta-train a GHN-2 on sampled architectures (checkpoints, resume, CSV log).
+    Train(train::Args),
+    /// Predict the parameters of a net with a trained GHN, save them, report test accuracy.
+    Predict(predict::Args),
+    /// Accuracy of GHN-predicted parameters over an architecture split (mean ± s.e., max).
+    Eval(eval::Args),
+    /// Benchmarks: `ghn` = prediction time per net and meta-training step time.
+    Bench(bench::Args),
 }
 
 pub fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Graphs(args) => graphs::run(args),
+        Command::Hil(args) => hil::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Train(args) => train::run_cmd(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
