@@ -96,23 +96,9 @@ pub fn conv2d(
         }
         let mut pixels = output.chunks_exact_mut(cout);
         for oy in 0..out_h {
-            let ty = Taps::along(
-                oy,
-                win.stride_h,
-                win.padding.top,
-                win.dilation_h,
-                win.kernel_h,
-                in_h,
-            );
+            let ty = Taps::rows(&win, oy, in_h);
             for ox in 0..out_w {
-                let tx = Taps::along(
-                    ox,
-                    win.stride_w,
-                    win.padding.left,
-                    win.dilation_w,
-                    win.kernel_w,
-                    in_w,
-                );
+                let tx = Taps::cols(&win, ox, in_w);
                 let mut wx = DotAcc::new(); // Σ w·x
                 let mut w_sum = 0i32; // Σ w
                 let mut x_sum = 0i32; // Σ x, only needed when z_w ≠ 0

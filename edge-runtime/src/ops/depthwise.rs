@@ -123,23 +123,9 @@ pub fn depthwise_conv2d(
 
         let mut pixels = output.chunks_exact_mut(channels);
         for oy in 0..out_h {
-            let ty = Taps::along(
-                oy,
-                win.stride_h,
-                win.padding.top,
-                win.dilation_h,
-                win.kernel_h,
-                in_h,
-            );
+            let ty = Taps::rows(&win, oy, in_h);
             for ox in 0..out_w {
-                let tx = Taps::along(
-                    ox,
-                    win.stride_w,
-                    win.padding.left,
-                    win.dilation_w,
-                    win.kernel_w,
-                    in_w,
-                );
+                let tx = Taps::cols(&win, ox, in_w);
                 let valid = ty.count() * tx.count();
                 // Σ w over the valid taps is needed only for z_x ≠ 0, and only summed here for
                 // a window cut by the border.

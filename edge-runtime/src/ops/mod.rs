@@ -62,6 +62,34 @@ pub(crate) struct Taps {
 }
 
 impl Taps {
+    /// Valid kernel rows of output row `oy` of a window over `in_h` input rows.
+    #[inline]
+    pub fn rows(window: &Window, oy: usize, in_h: usize) -> Self {
+        let w = window;
+        Self::along(
+            oy,
+            w.stride_h,
+            w.padding.top,
+            w.dilation_h,
+            w.kernel_h,
+            in_h,
+        )
+    }
+
+    /// Valid kernel columns of output column `ox` of a window over `in_w` input columns.
+    #[inline]
+    pub fn cols(window: &Window, ox: usize, in_w: usize) -> Self {
+        let w = window;
+        Self::along(
+            ox,
+            w.stride_w,
+            w.padding.left,
+            w.dilation_w,
+            w.kernel_w,
+            in_w,
+        )
+    }
+
     /// Valid taps along an axis of `len` input cells.
     #[inline]
     pub fn along(

@@ -48,23 +48,9 @@ pub fn max_pool(p: &PoolParams, input: &[i8], output: &mut [i8]) -> KernelResult
     );
     let mut pixels = output.chunks_exact_mut(c);
     for oy in 0..p.output_shape.h as usize {
-        let ty = Taps::along(
-            oy,
-            win.stride_h,
-            win.padding.top,
-            win.dilation_h,
-            win.kernel_h,
-            in_h,
-        );
+        let ty = Taps::rows(&win, oy, in_h);
         for ox in 0..p.output_shape.w as usize {
-            let tx = Taps::along(
-                ox,
-                win.stride_w,
-                win.padding.left,
-                win.dilation_w,
-                win.kernel_w,
-                in_w,
-            );
+            let tx = Taps::cols(&win, ox, in_w);
             let px = pixels.next().ok_or(KernelError("pool output pixel"))?;
             px.fill(i8::MIN);
             for ky in ty.k0..ty.k1 {
@@ -105,23 +91,9 @@ pub fn avg_pool(p: &PoolParams, input: &[i8], output: &mut [i8]) -> KernelResult
     );
     let mut pixels = output.chunks_exact_mut(c);
     for oy in 0..p.output_shape.h as usize {
-        let ty = Taps::along(
-            oy,
-            win.stride_h,
-            win.padding.top,
-            win.dilation_h,
-            win.kernel_h,
-            in_h,
-        );
+        let ty = Taps::rows(&win, oy, in_h);
         for ox in 0..p.output_shape.w as usize {
-            let tx = Taps::along(
-                ox,
-                win.stride_w,
-                win.padding.left,
-                win.dilation_w,
-                win.kernel_w,
-                in_w,
-            );
+            let tx = Taps::cols(&win, ox, in_w);
             let count = (ty.count() * tx.count()) as i64;
             let px = pixels.next().ok_or(KernelError("pool output pixel"))?;
             for (tile_index, out_tile) in px.chunks_mut(TILE).enumerate() {
