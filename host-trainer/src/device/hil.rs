@@ -213,8 +213,7 @@ pub fn run_streaming(
     ))
 }
 
-/// Streaming mode on a flashed real board at `port` (a tty: configured raw at `baud` with
-/// `stty`). Builds the streaming firmware first so its ELF can be flashed (the path is in the
+/// Streaming mode on a flashed real board at `port` (a serial port, 8N1 at `baud`). Builds the streaming firmware first so its ELF can be flashed (the path is in the
 /// report).
 pub fn run_port(
     sdk: &Path,
@@ -230,29 +229,15 @@ pub fn run_port(
     let vectors = TestVectors::from_bytes(&bundle)?;
     let elf = host::build_streaming(sdk, board, &entry.model)?;
     let used = host::memory_use(&elf)?;
-    let status = std::process::Command::new("stty")
-        .arg("-F")
-        .arg(port)
-        .args([
-            baud.to_string().as_str(),
-            "raw",
-            "-echo",
-            "-ixon",
-            "-ixoff",
-            "cs8",
-            "-cstopb",
-            "-parenb",
-        ])
-        .status()
-        .with_context(|| format!("configuring {} with stty", port.display()))?;
-    if !status.success() {
-        bail!("stty could not configure {} at {baud} baud", port.display());
-    }
-    let mut link = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(port)
-        .with_context(|| format!("opening {}", port.display()))?;
+    // 8N1, no flow control; a generous timeout because one frame waits for a whole inference.
+    let mut link = serialport::new(port.to_string_lossy(), baud)
+        .data_bits(serialport::DataBits::Eight)
+        .parity(serialport::Parity::None)
+        .stop_bits(serialport::StopBits::One)
+        .flow_control(serialport::FlowControl::None)
+        .timeout(Duration::from_secs(30))
+        .open()
+        .with_context(|| format!("opening {} at {baud} baud", port.display()))?;
     let streamed = host::validate_stream(&mut link, &vectors).with_context(|| {
         format!(
             "streaming to {} on {}; is the streaming firmware flashed? ({})",
