@@ -186,8 +186,10 @@ pub(crate) mod tests {
         }
     }
 
+    /// Kernel parameters for tests: clamp to the full i8 range, double rounding, output zero
+    /// point 0 (override fields with struct-update syntax where a test needs others).
     #[allow(clippy::too_many_arguments)]
-    fn params<'w>(
+    pub(crate) fn params<'w>(
         o: &'w Owned,
         bits: u8,
         scheme: WeightScheme,

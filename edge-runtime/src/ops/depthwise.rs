@@ -203,8 +203,8 @@ fn add_lanes(acc: &mut [i32; TILE], v: &[i8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::conv::tests::{ONE, owned};
-    use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, WeightScheme, Weights, Window};
+    use crate::ops::conv::tests::{ONE, owned, params};
+    use shared_format::{Rounding, Shape, WeightScheme, Window};
 
     #[test]
     fn two_channels_by_hand() {
@@ -219,29 +219,16 @@ mod tests {
             &[0, 7],
             &[ONE, (1 << 30, 0)],
         );
-        let p = ConvParams {
-            window: Window::square(2, 1, 1, 0),
-            input_shape: Shape::new(2, 2, 2),
-            input_zero_point: 0,
-            output_shape: Shape::new(1, 1, 2),
-            output_zero_point: 0,
-            weights: Weights {
-                bits: 4,
-                scheme: WeightScheme::PerChannelSymmetric,
-                zero_point: 0,
-                data: &o.weights,
-            },
-            bias: LeI32s::new(&o.bias),
-            requant: Requant {
-                multipliers: LeI32s::new(&o.mult),
-                shifts: &o.shifts,
-            },
-            clamp: Clamp {
-                min: -128,
-                max: 127,
-            },
-            rounding: Rounding::Double,
-        };
+        let p = params(
+            &o,
+            4,
+            WeightScheme::PerChannelSymmetric,
+            0,
+            Window::square(2, 1, 1, 0),
+            Shape::new(2, 2, 2),
+            0,
+            Shape::new(1, 1, 2),
+        );
         let mut y = [0i8; 2];
         // A scratch smaller than one tile (kh·kw·min(C, TILE) = 8) is an error, not a panic.
         assert!(depthwise_conv2d(&p, &x, &mut y, &mut [0i8; 7]).is_err());
@@ -255,29 +242,16 @@ mod tests {
         // 1×1×1 input x = 3, z_x = 1, 3×3 kernel pad 1: only the centre tap is valid.
         // w centre = 2, z_w = −1: (2 − (−1))·(3 − 1) = 6.
         let o = owned(&[7, 7, 7, 7, 2, 7, 7, 7, 7], 8, &[0], &[ONE]);
-        let p = ConvParams {
-            window: Window::square(3, 1, 1, 1),
-            input_shape: Shape::new(1, 1, 1),
-            input_zero_point: 1,
-            output_shape: Shape::new(1, 1, 1),
-            output_zero_point: 0,
-            weights: Weights {
-                bits: 8,
-                scheme: WeightScheme::PerTensorAffine,
-                zero_point: -1,
-                data: &o.weights,
-            },
-            bias: LeI32s::new(&o.bias),
-            requant: Requant {
-                multipliers: LeI32s::new(&o.mult),
-                shifts: &o.shifts,
-            },
-            clamp: Clamp {
-                min: -128,
-                max: 127,
-            },
-            rounding: Rounding::Double,
-        };
+        let p = params(
+            &o,
+            8,
+            WeightScheme::PerTensorAffine,
+            -1,
+            Window::square(3, 1, 1, 1),
+            Shape::new(1, 1, 1),
+            1,
+            Shape::new(1, 1, 1),
+        );
         let mut y = [0i8; 1];
         depthwise_conv2d(&p, &[3], &mut y, &mut []).unwrap();
         assert_eq!(y, [6]);
@@ -337,27 +311,18 @@ mod tests {
             let o = owned(&w, bits, &bias, &rq);
             let os = Shape::new(oh as u16, ow as u16, s.c);
             let p = ConvParams {
-                window: win,
-                input_shape: s,
-                input_zero_point: z_x,
-                output_shape: os,
                 output_zero_point: -2,
-                weights: Weights {
-                    bits,
-                    scheme: WeightScheme::PerTensorAffine,
-                    zero_point: z_w,
-                    data: &o.weights,
-                },
-                bias: LeI32s::new(&o.bias),
-                requant: Requant {
-                    multipliers: LeI32s::new(&o.mult),
-                    shifts: &o.shifts,
-                },
-                clamp: Clamp {
-                    min: -128,
-                    max: 127,
-                },
                 rounding: Rounding::Single,
+                ..params(
+                    &o,
+                    bits,
+                    WeightScheme::PerTensorAffine,
+                    z_w,
+                    win,
+                    s,
+                    z_x,
+                    os,
+                )
             };
             let mut y = vec![0i8; oh as usize * ow as usize * c];
             let mut scratch = vec![0i8; kh as usize * kw as usize * c.min(TILE)];

@@ -52,8 +52,8 @@ pub fn linear(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::conv::tests::{ONE, owned};
-    use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, WeightScheme, Weights, Window};
+    use crate::ops::conv::tests::{ONE, owned, params};
+    use shared_format::{Shape, WeightScheme, Window};
 
     #[test]
     fn two_outputs_2bit_affine() {
@@ -61,29 +61,16 @@ mod tests {
         // row 0 w = [1, −2, 0] → effective [2, −1, 1]: 4 + 0 − 2 = 2, bias 5 → 7.
         // row 1 w = [−1, 1, 1] → effective [0, 2, 2]: 0 + 0 − 4 = −4, bias 0 → −4.
         let o = owned(&[1, -2, 0, -1, 1, 1], 2, &[5, 0], &[ONE]);
-        let p = ConvParams {
-            window: Window::square(1, 1, 1, 0),
-            input_shape: Shape::new(1, 1, 3),
-            input_zero_point: 1,
-            output_shape: Shape::new(1, 1, 2),
-            output_zero_point: 0,
-            weights: Weights {
-                bits: 2,
-                scheme: WeightScheme::PerTensorAffine,
-                zero_point: -1,
-                data: &o.weights,
-            },
-            bias: LeI32s::new(&o.bias),
-            requant: Requant {
-                multipliers: LeI32s::new(&o.mult),
-                shifts: &o.shifts,
-            },
-            clamp: Clamp {
-                min: -128,
-                max: 127,
-            },
-            rounding: Rounding::Double,
-        };
+        let p = params(
+            &o,
+            2,
+            WeightScheme::PerTensorAffine,
+            -1,
+            Window::square(1, 1, 1, 0),
+            Shape::new(1, 1, 3),
+            1,
+            Shape::new(1, 1, 2),
+        );
         let mut y = [0i8; 2];
         let mut scratch = [0i8; 3];
         linear(&p, &[3, 1, -1], &mut y, &mut scratch).unwrap();
