@@ -20,37 +20,28 @@ pub struct Args {
     /// Test images per net.
     #[arg(long, default_value_t = 10_000)]
     pub images: usize,
-    /// Data set.
-    #[arg(long, default_value = "fashion-mnist")]
-    pub dataset: String,
-    /// Directory of the data set files.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Test batch size (BN statistics per batch).
-    #[arg(long, default_value_t = 64)]
-    pub batch: usize,
+    /// Test images and the device that evaluates on them.
+    #[command(flatten)]
+    pub test: super::test_data::TestData,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     /// Also write per-net results as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
-    /// cpu or cuda.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
     /// Split seed (net i of the split is generated from (split, seed, i)).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = super::train::device(&args.device)?;
+    let device = super::train::device(&args.test.device)?;
     let (ghn, _) = checkpoint::load_ghn(&args.ghn, None, &device)?;
     let (shape, batches) = sources::test_batches(
-        &args.dataset,
-        args.data_dir.as_deref(),
+        &args.test.dataset,
+        args.test.data_dir.as_deref(),
         args.images,
-        args.batch,
+        args.test.batch,
     )?;
     let nets = sources::eval_nets(
         &args.split,

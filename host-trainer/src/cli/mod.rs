@@ -9,6 +9,7 @@ mod hil;
 mod inspect;
 mod predict;
 mod run;
+mod test_data;
 mod train;
 
 /// Quantization-robust CNN parameters in one shot, proved on the device.

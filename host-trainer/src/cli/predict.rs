@@ -21,22 +21,13 @@ pub struct Args {
     /// Test images to evaluate on (0 = skip).
     #[arg(long, default_value_t = 10_000)]
     pub images: usize,
-    /// Data set of the test images.
-    #[arg(long, default_value = "fashion-mnist")]
-    pub dataset: String,
-    /// Directory of the data set files.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Test batch size (BN uses each batch's statistics; GHN-2: 64).
-    #[arg(long, default_value_t = 64)]
-    pub batch: usize,
-    /// cpu or cuda.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// Test images and the device that evaluates on them.
+    #[command(flatten)]
+    pub test: super::test_data::TestData,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = super::train::device(&args.device)?;
+    let device = super::train::device(&args.test.device)?;
     let (ghn, _) = checkpoint::load_ghn(&args.ghn, None, &device)?;
     let text = std::fs::read_to_string(&args.arch)
         .with_context(|| format!("reading {}", args.arch.display()))?;
@@ -60,12 +51,12 @@ pub fn run(args: Args) -> Result<()> {
     );
     if args.images > 0 {
         let (shape, batches) = sources::test_batches(
-            &args.dataset,
-            args.data_dir.as_deref(),
+            &args.test.dataset,
+            args.test.data_dir.as_deref(),
             args.images,
-            args.batch,
+            args.test.batch,
         )?;
-        let (top1, top5) = eval::accuracy(&net, &params, shape, &batches, &device);
+        let (top1, top5) = eval::accuracy(&net, &params, shape, &batches, &device)?;
         println!(
             "test accuracy on {} images: top-1 {top1:.2} %, top-5 {top5:.2} %",
             args.images

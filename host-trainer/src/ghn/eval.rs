@@ -50,14 +50,27 @@ pub fn predict_one(ghn: &Ghn, net: &Net, device: &Device) -> anyhow::Result<Para
     Ok(ghn.predict(&[net], &[&g], device).remove(0))
 }
 
-/// Top-1 / top-5 (%) of `params` on the batches.
+/// Top-1 / top-5 (%) of `params` on the batches. A net built for other images (say a
+/// Fashion-MNIST net on CIFAR-10) is an error naming both shapes, not a tensor-shape panic.
 pub fn accuracy(
     net: &Net,
     params: &ParamSet,
     shape: ImageShape,
     batches: &[LabeledBatch],
     device: &Device,
-) -> (f64, f64) {
+) -> anyhow::Result<(f64, f64)> {
+    if net.input != shape {
+        anyhow::bail!(
+            "net {} takes {}x{}x{} images but the data set has {}x{}x{}: generate or write the net for this data set",
+            net.name,
+            net.input.h,
+            net.input.w,
+            net.input.c,
+            shape.h,
+            shape.w,
+            shape.c
+        );
+    }
     let (mut t1, mut t5, mut n) = (0usize, 0usize, 0usize);
     for b in batches {
         let (x, _) = to_tensors(b, shape, device);
@@ -67,10 +80,10 @@ pub fn accuracy(
         t5 += c;
         n += b.labels.len();
     }
-    (
+    Ok((
         100.0 * t1 as f64 / n.max(1) as f64,
         100.0 * t5 as f64 / n.max(1) as f64,
-    )
+    ))
 }
 
 /// Predict and evaluate every net.
@@ -88,7 +101,7 @@ pub fn evaluate(
             // Force the lazy tensors so the time covers the whole prediction.
             let _ = p.named_tensors(net);
             let predict_ms = t.elapsed().as_secs_f64() * 1e3;
-            let (top1, top5) = accuracy(net, &p, shape, batches, device);
+            let (top1, top5) = accuracy(net, &p, shape, batches, device)?;
             Ok(NetAccuracy {
                 name: net.name.clone(),
                 top1,
