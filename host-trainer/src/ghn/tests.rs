@@ -177,6 +177,9 @@ fn step_lr_schedule() {
 #[test]
 fn gradients_reach_every_ghn_parameter_and_loss_falls() {
     let dev = Device::flex().autodiff();
+    // burn may seed globally, and tests run in parallel, so the seed alone does not pin the
+    // initialisation; the step count below leaves margin for any initialisation.
+    dev.seed(2026);
     let ghn = Ghn::new(&tiny_config(), &dev);
     let mut trainer = MetaTrainer::new(ghn, 0.0, dev.clone());
     let nets = vec![tiny_a(), tiny_b()];
@@ -219,16 +222,20 @@ fn gradients_reach_every_ghn_parameter_and_loss_falls() {
     check("decoder_1d", ghn.decoder_1d.fc2.weight.val().grad(&grads));
     check("bias_class", ghn.bias_class.weight.val().grad(&grads));
 
-    // ~10 Adam steps on one fixed batch: the loss falls.
+    // 20 Adam steps on one fixed batch: the loss falls by at least 10 % (one slow initialisation
+    // fell 8.7 % in 10 steps, steadily).
     let mut losses = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..20 {
         let r = trainer.step(&nets, &data, SHAPE, 3e-3);
         assert!(!r.skipped);
         losses.push(r.loss);
     }
     eprintln!("meta-losses: {losses:?}");
-    assert!(losses[9] < losses[0] * 0.9, "loss did not fall: {losses:?}");
-    assert_eq!(trainer.state.step, 10);
+    assert!(
+        losses[19] < losses[0] * 0.9,
+        "loss did not fall: {losses:?}"
+    );
+    assert_eq!(trainer.state.step, 20);
 }
 
 #[test]
