@@ -2,6 +2,7 @@
 //! `arch` → `ghn` → `quant` → `export` → shared-format → edge-runtime.
 
 pub mod arch;
+pub mod atomic;
 pub mod cnn;
 pub mod data;
 pub mod device;

@@ -1,7 +1,6 @@
 //! The text form of a [`Net`]: pretty JSON via serde (see [`Net::to_json`] for the layout). Users bring
 //! their own nets as JSON files; every error names the file.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::ir::{ArchError, Net};
@@ -38,28 +37,15 @@ pub fn write_net(net: &Net, path: &Path) -> Result<(), TextError> {
     write_atomic(path, net.to_json().as_bytes())
 }
 
-/// Write `bytes` to `path` through a temporary sibling file and a rename.
+/// Write `bytes` and a final newline to `path` atomically ([`crate::atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TextError> {
-    let io = |source| TextError::Io {
+    let mut text = Vec::with_capacity(bytes.len() + 1);
+    text.extend_from_slice(bytes);
+    text.push(b'\n');
+    crate::atomic::write(path, &text).map_err(|source| TextError::Io {
         path: path.into(),
         source,
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    })
 }
 
 /// `manifest.json` of a folder written by `ghnq graphs`: how the nets were made and their file names.

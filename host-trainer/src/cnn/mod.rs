@@ -6,6 +6,7 @@
 
 pub mod executor;
 pub mod params;
+pub mod train;
 
 pub use executor::{BnMode, forward};
 pub use params::{LayerParams, ParamSet};

@@ -187,6 +187,36 @@ impl ParamSet {
         Ok(())
     }
 
+    /// The same values off the autodiff graph, so evaluation records no tape (trained or
+    /// GHN-predicted parameters live on an autodiff device).
+    pub fn without_autodiff(self) -> ParamSet {
+        let layers = self
+            .layers
+            .into_iter()
+            .map(|l| match l {
+                LayerParams::None => LayerParams::None,
+                LayerParams::Conv { weight, bias } => LayerParams::Conv {
+                    weight: weight.inner(),
+                    bias: bias.map(Tensor::inner),
+                },
+                LayerParams::Linear { weight, bias } => LayerParams::Linear {
+                    weight: weight.inner(),
+                    bias: bias.map(Tensor::inner),
+                },
+                LayerParams::BatchNorm {
+                    gamma,
+                    beta,
+                    running,
+                } => LayerParams::BatchNorm {
+                    gamma: gamma.inner(),
+                    beta: beta.inner(),
+                    running: running.map(|(m, v)| (m.inner(), v.inner())),
+                },
+            })
+            .collect();
+        ParamSet { layers }
+    }
+
     /// All trainable tensors (for a plain-training optimiser or gradient checks).
     pub fn tensors(&self) -> Vec<TensorRef<'_>> {
         let mut out = Vec::new();

@@ -86,7 +86,40 @@ pub fn accuracy(
     ))
 }
 
-/// Predict and evaluate every net.
+/// Evaluate every net with the parameters `params_for` gives it (GHN prediction, random
+/// initialisation or SGD training: the baselines are measured exactly like the GHN). `predict_ms`
+/// is the time `params_for` took, tensors forced. `on_net` sees each result as it is measured.
+pub fn evaluate_with(
+    nets: &[Net],
+    shape: ImageShape,
+    batches: &[LabeledBatch],
+    device: &Device,
+    mut params_for: impl FnMut(&Net) -> anyhow::Result<ParamSet>,
+    mut on_net: impl FnMut(&NetAccuracy),
+) -> anyhow::Result<Vec<NetAccuracy>> {
+    let mut out = Vec::with_capacity(nets.len());
+    for net in nets {
+        let t = std::time::Instant::now();
+        let p = params_for(net)?;
+        // Force the lazy tensors so the time covers the whole prediction.
+        let _ = p.named_tensors(net);
+        let predict_ms = t.elapsed().as_secs_f64() * 1e3;
+        let p = p.without_autodiff();
+        let (top1, top5) = accuracy(net, &p, shape, batches, device)?;
+        let r = NetAccuracy {
+            name: net.name.clone(),
+            top1,
+            top5,
+            params: net.param_count(),
+            predict_ms,
+        };
+        on_net(&r);
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Predict (with `ghn`) and evaluate every net.
 pub fn evaluate(
     ghn: &Ghn,
     nets: &[Net],
@@ -94,23 +127,14 @@ pub fn evaluate(
     batches: &[LabeledBatch],
     device: &Device,
 ) -> anyhow::Result<Vec<NetAccuracy>> {
-    nets.iter()
-        .map(|net| {
-            let t = std::time::Instant::now();
-            let p = predict_one(ghn, net, device)?;
-            // Force the lazy tensors so the time covers the whole prediction.
-            let _ = p.named_tensors(net);
-            let predict_ms = t.elapsed().as_secs_f64() * 1e3;
-            let (top1, top5) = accuracy(net, &p, shape, batches, device)?;
-            Ok(NetAccuracy {
-                name: net.name.clone(),
-                top1,
-                top5,
-                params: net.param_count(),
-                predict_ms,
-            })
-        })
-        .collect()
+    evaluate_with(
+        nets,
+        shape,
+        batches,
+        device,
+        |net| predict_one(ghn, net, device),
+        |_| {},
+    )
 }
 
 #[cfg(test)]
