@@ -79,6 +79,8 @@ pub struct ModelBuilder {
     input_scale: f32,
     ops: Vec<u8>,
     op_count: usize,
+    /// The lowest minor format version that has every op pushed so far.
+    minor: u16,
     name: String,
     precision: String,
     dataset: String,
@@ -98,6 +100,7 @@ impl ModelBuilder {
             input_scale,
             ops: Vec::new(),
             op_count: 0,
+            minor: 0,
             name: String::new(),
             precision: String::new(),
             dataset: String::new(),
@@ -196,6 +199,7 @@ impl ModelBuilder {
                 self.last[out] = index16;
             }
         }
+        self.minor = self.minor.max(op.min_minor());
         postcard::to_extend(op, core::mem::take(&mut self.ops))
             .map(|v| self.ops = v)
             .map_err(|e| BuildError::Encode(e.to_string()))?;
@@ -254,7 +258,14 @@ impl ModelBuilder {
             },
         };
         let body = postcard::to_stdvec(&payload).map_err(|e| BuildError::Encode(e.to_string()))?;
-        let blob = Header::write_file(MODEL_MAGIC, self.rounding, activation_bytes, scratch, &body);
+        let blob = Header::write_file(
+            MODEL_MAGIC,
+            self.minor,
+            self.rounding,
+            activation_bytes,
+            scratch,
+            &body,
+        );
         Model::from_bytes(&blob)?;
         Ok(blob)
     }
@@ -335,6 +346,7 @@ impl TestVectorsBuilder {
         let body = postcard::to_stdvec(&payload).map_err(|e| BuildError::Encode(e.to_string()))?;
         Ok(Header::write_file(
             VECTORS_MAGIC,
+            0,
             Rounding::Double,
             0,
             0,

@@ -26,9 +26,15 @@ pub const MODEL_MAGIC: [u8; 4] = *b"GHNQ";
 pub const VECTORS_MAGIC: [u8; 4] = *b"GHNV";
 /// Major format version this crate writes and reads. A blob with a higher major is refused.
 pub const FORMAT_MAJOR: u16 = 1;
-/// Minor format version this crate writes. Minor versions only add (new op kinds at the end of
-/// the op enum), so a 1.x reader can read any 1.y blob whose ops it knows.
-pub const FORMAT_MINOR: u16 = 0;
+/// Newest minor format version this crate reads and writes. Minor versions only add, so a 1.x
+/// reader reads any 1.y blob that uses nothing newer than it knows, and a writer stamps each blob
+/// with the lowest minor its ops need ([`crate::op::Op::min_minor`]), so older runtimes keep
+/// reading the blobs they can run:
+/// - 1.0: the initial op set;
+/// - 1.1: max/avg pools with a 1×1 window — with a clamp starting at the zero point, that is ReLU
+///   on a tensor that other ops also read unclamped (a DARTS cell input feeding both a
+///   ReLU-conv and a skip connection).
+pub const FORMAT_MINOR: u16 = 1;
 /// Bytes in the fixed header.
 pub const HEADER_LEN: usize = 28;
 /// Offset of the first byte covered by the CRC.
@@ -82,6 +88,7 @@ impl Header {
     #[cfg(feature = "std")]
     pub fn write_file(
         magic: [u8; 4],
+        minor: u16,
         rounding: Rounding,
         activation_bytes: u32,
         scratch_bytes: u32,
@@ -90,7 +97,7 @@ impl Header {
         let mut out = std::vec::Vec::with_capacity(HEADER_LEN + payload.len());
         out.extend_from_slice(&magic);
         out.extend_from_slice(&FORMAT_MAJOR.to_le_bytes());
-        out.extend_from_slice(&FORMAT_MINOR.to_le_bytes());
+        out.extend_from_slice(&minor.to_le_bytes());
         out.extend_from_slice(&[0; 4]);
         out.push(rounding as u8);
         out.push(0);

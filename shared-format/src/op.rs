@@ -398,6 +398,16 @@ impl Op<'_> {
         }
     }
 
+    /// The lowest minor format version that has this op (see [`crate::FORMAT_MINOR`]).
+    pub const fn min_minor(&self) -> u16 {
+        match self {
+            Op::MaxPool(p) | Op::AvgPool(p) if p.window.kernel_h == 1 || p.window.kernel_w == 1 => {
+                1
+            }
+            _ => 0,
+        }
+    }
+
     /// The tensor this op writes.
     pub const fn output(&self) -> TensorId {
         match self {

@@ -206,7 +206,7 @@ impl Ctx<'_> {
             }
             Op::MaxPool(p) | Op::AvgPool(p) => {
                 let x = self.input(index, p.input)?;
-                check_window(&p.window, 2, 3, 1)?;
+                check_window(&p.window, 1, 3, 1)?;
                 check_shape(&p.window, &x, x.shape.c as u32, &out)?;
                 same_quant(&x, &out)
             }

@@ -126,6 +126,7 @@ fn reseal(blob: &[u8], edit: impl FnOnce(&mut Payload<'_>, &mut Vec<u8>)) -> Vec
     let body = postcard::to_stdvec(&payload).unwrap();
     Header::write_file(
         MODEL_MAGIC,
+        header.minor,
         header.rounding,
         header.activation_bytes,
         header.scratch_bytes,
@@ -413,4 +414,31 @@ fn depthwise_scratch_is_one_channel_tile() {
         let model = Model::from_bytes(&blob).unwrap();
         assert_eq!(model.scratch_bytes(), want, "C = {c}, W{bits}");
     }
+}
+
+/// A ReLU on a shared tensor is a 1×1 max pool with a clamp from the zero point: format 1.1.
+/// Blobs without one keep minor 0, so 1.0 runtimes still read them.
+#[test]
+fn a_one_by_one_pool_stamps_minor_one_and_only_then() {
+    let plain = build(Knobs::default()).unwrap();
+    assert_eq!(Header::read_file(&plain, MODEL_MAGIC).unwrap().0.minor, 0);
+
+    let spec = |shape| TensorSpec {
+        shape,
+        zero_point: -3,
+        bits: 8,
+    };
+    let mut b = ModelBuilder::new(spec(Shape::new(2, 2, 1)), 1.0);
+    let relu = b.tensor(spec(Shape::new(2, 2, 1)));
+    b.push(&Op::MaxPool(crate::op::Pool {
+        input: 0,
+        output: relu,
+        window: Window::square(1, 1, 1, 0),
+        clamp: Clamp { min: -3, max: 127 },
+    }))
+    .unwrap();
+    let blob = b.finish(relu, 1.0).unwrap();
+    let model = Model::from_bytes(&blob).unwrap();
+    assert_eq!(model.header().minor, 1);
+    assert_eq!(crate::FORMAT_MINOR, 1);
 }

@@ -528,7 +528,7 @@ impl Gen {
                 return window;
             }
         }
-        // Always fits: kernel kmin (1 for convs, 2 for pools) with the extra cell padded.
+        // Always fits: kernel kmin (1) with the extra cell padded.
         let pad = kmin - 1;
         Window {
             kernel_h: kmin,
@@ -788,7 +788,7 @@ impl Gen {
     ) -> Result<TensorId, BuildError> {
         let xs = self.spec(x);
         let window = fixed
-            .unwrap_or_else(|| self.window(xs.shape.h, xs.shape.w, 2, 3, 1, xs.shape.c as u64));
+            .unwrap_or_else(|| self.window(xs.shape.h, xs.shape.w, 1, 3, 1, xs.shape.c as u64));
         // Input and output share scale and zero point.
         let out = TensorSpec {
             shape: Self::out_shape(&window, xs.shape, xs.shape.c),
