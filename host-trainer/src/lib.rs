@@ -6,5 +6,6 @@ pub mod atomic;
 pub mod cnn;
 pub mod data;
 pub mod device;
+pub mod export;
 pub mod ghn;
 pub mod quant;

@@ -3,7 +3,11 @@
 //! blob stores them and the device never derives them.
 
 pub mod affine;
+pub mod config;
+pub mod fake;
 pub mod integer;
+pub mod lower;
+pub mod sim;
 
 pub use affine::{AffineParams, Range, WeightQuant};
 pub use integer::{AddParams, quantize_multiplier};

@@ -1,0 +1,422 @@
+//! Lowered net + calibrated parameters → a model blob, through the shared-format builder. Every
+//! integer the device runs with is derived here (EDGE_ANCHORS §3.2), from the same folded floats
+//! the simulation quantizes.
+
+use burn::tensor::Tensor;
+use shared_format::le::i32s_to_le;
+use shared_format::op::{
+    Add, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool, Linear,
+    MAX_CONCAT_INPUTS, Op as DevOp, Pool, Requant, WeightScheme, Weights, Window,
+};
+use shared_format::packing::pack;
+use shared_format::{BuildError, LeI32s, ModelBuilder, Rounding, Shape, TensorSpec};
+
+use super::ExportError;
+use crate::arch::{Net, Op};
+use crate::cnn::{LayerParams, ParamSet};
+use crate::quant::affine::{AffineParams, Range, WeightQuant};
+use crate::quant::config::{Clip, QuantConfig};
+use crate::quant::fake::host_values;
+use crate::quant::integer::{
+    AddParams, activation_clamp, concat_multiplier, conv_multipliers, quantize_bias,
+};
+use crate::quant::lower::{Activation, Lowered, Step};
+use crate::quant::sim::{affine, bn_params, fold};
+
+/// Provenance written into the blob's metadata.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    /// Data set name.
+    pub dataset: String,
+    /// Hash of the architecture's JSON.
+    pub arch_hash: u64,
+    /// Hash of the GHN checkpoint (0 if none).
+    pub ghn_hash: u64,
+    /// Calibration images.
+    pub calibration_samples: u32,
+}
+
+/// Quantized weights of one op, in the burn layout (output channel first).
+struct QWeights {
+    q: WeightQuant,
+}
+
+impl QWeights {
+    fn new(values: &[f32], cout: usize, config: &QuantConfig) -> QWeights {
+        let bits = config.precision.weight_bits;
+        let q = match config.scheme {
+            WeightScheme::PerChannelSymmetric => {
+                WeightQuant::per_channel_symmetric(values, cout, bits)
+            }
+            WeightScheme::PerTensorAffine => {
+                let range = match config.weight_clip {
+                    Clip::Absolute => Range::of(values),
+                    Clip::Percentile(p) => Range::percentile(values, p),
+                };
+                WeightQuant::per_tensor_affine(values, bits, range)
+            }
+        };
+        QWeights { q }
+    }
+
+    fn scale(&self, c: usize) -> f32 {
+        self.q.scale(c)
+    }
+}
+
+fn clamp_of(p: AffineParams, act: Activation) -> Clamp {
+    let relu = match act {
+        Activation::Linear => None,
+        Activation::Relu { six } => Some(six),
+    };
+    let (min, max) = activation_clamp(p.zero_point, p.scale, p.bits, relu);
+    Clamp { min, max }
+}
+
+fn shape_of(s: [usize; 3]) -> Shape {
+    Shape::new(s[0] as u16, s[1] as u16, s[2] as u16)
+}
+
+fn bias_and_requant(
+    shift: &[f32],
+    w: &QWeights,
+    s_x: f32,
+    s_y: f32,
+    rounding: Rounding,
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let bias = quantize_bias(shift, s_x, |c| w.scale(c));
+    let (mults, shifts) = conv_multipliers(s_x, &w.q.scales, s_y, rounding);
+    (
+        i32s_to_le(&bias),
+        i32s_to_le(&mults),
+        shifts.iter().map(|&s| s as u8).collect(),
+    )
+}
+
+/// Build the blob. `params` must carry calibrated running statistics for every BatchNorm the
+/// net folds; `acts` holds one entry per lowered tensor.
+pub fn build(
+    net: &Net,
+    lowered: &Lowered,
+    params: &ParamSet,
+    acts: &[AffineParams],
+    config: &QuantConfig,
+    rounding: Rounding,
+    provenance: &Provenance,
+) -> Result<Vec<u8>, ExportError> {
+    let spec = |t: usize| TensorSpec {
+        shape: shape_of(lowered.tensors[t].shape),
+        zero_point: acts[t].zero_point,
+        bits: acts[t].bits,
+    };
+    let mut b = ModelBuilder::new(spec(0), acts[0].scale);
+    b.rounding(rounding);
+    b.metadata(
+        &net.name,
+        &config.precision.to_string(),
+        &provenance.dataset,
+        provenance.arch_hash,
+        provenance.ghn_hash,
+        provenance.calibration_samples,
+    );
+    let name_of = |step: &Step| net.nodes[step.node()].name.clone();
+    for (k, step) in lowered.steps.iter().enumerate() {
+        let out = step.output();
+        let id = b.tensor(spec(out));
+        debug_assert_eq!(
+            id as usize, out,
+            "lowered tensors are created in step order"
+        );
+        let tid = |t: usize| t as u16;
+        let py = acts[out];
+        let layer_err = |e: BuildError| ExportError::Layer {
+            node: name_of(step),
+            op: k,
+            source: e,
+        };
+        match step {
+            Step::Conv {
+                conv,
+                bn,
+                input,
+                act,
+                ..
+            } => {
+                let Op::Conv {
+                    kernel,
+                    stride,
+                    dilation,
+                    padding,
+                    groups,
+                    cin,
+                    cout,
+                    ..
+                } = net.nodes[*conv].op
+                else {
+                    unreachable!("lowering pairs conv steps with conv nodes")
+                };
+                let LayerParams::Conv { weight, bias } = &params.layers[*conv] else {
+                    return Err(ExportError::Params(name_of(step)));
+                };
+                let (w, shift) = match bn {
+                    Some(bn) => {
+                        let (gamma, beta, running) = bn_params(params, *bn);
+                        let (mean, var) = running.ok_or_else(|| {
+                            ExportError::Uncalibrated(net.nodes[*bn].name.clone())
+                        })?;
+                        fold(weight.clone(), bias.clone(), gamma, beta, mean, var)
+                    }
+                    None => (
+                        weight.clone(),
+                        bias.clone()
+                            .unwrap_or_else(|| Tensor::zeros([cout], &weight.device())),
+                    ),
+                };
+                let wv = host_values(&w);
+                let shift = host_values(&shift);
+                let qw = QWeights::new(&wv, cout, config);
+                let px = acts[*input];
+                let (bias_le, mults, shifts) =
+                    bias_and_requant(&shift, &qw, px.scale, py.scale, rounding);
+                let window =
+                    Window::square(kernel as u8, stride as u8, dilation as u8, padding as u8);
+                let depthwise = groups > 1;
+                // burn: (co, ci/g, kh, kw). Device: conv [co][kh][kw][ci]; depthwise [kh][kw][c].
+                let mut dev_order = Vec::with_capacity(wv.len());
+                if depthwise {
+                    for ky in 0..kernel {
+                        for kx in 0..kernel {
+                            for c in 0..cout {
+                                dev_order.push(qw.q.values[(c * kernel + ky) * kernel + kx]);
+                            }
+                        }
+                    }
+                } else {
+                    for co in 0..cout {
+                        for ky in 0..kernel {
+                            for kx in 0..kernel {
+                                for ci in 0..cin {
+                                    dev_order.push(
+                                        qw.q.values[((co * cin + ci) * kernel + ky) * kernel + kx],
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+                let data =
+                    pack(&dev_order, qw.q.bits).map_err(|e| ExportError::Pack(format!("{e:?}")))?;
+                let weights = Weights {
+                    bits: qw.q.bits,
+                    scheme: config.scheme,
+                    zero_point: qw.q.zero_point,
+                    data: &data,
+                };
+                let requant = Requant {
+                    multipliers: LeI32s::new(&mults),
+                    shifts: &shifts,
+                };
+                let op = if depthwise {
+                    DevOp::DepthwiseConv2d(DepthwiseConv2d {
+                        input: tid(*input),
+                        output: id,
+                        window,
+                        weights,
+                        bias: LeI32s::new(&bias_le),
+                        requant,
+                        clamp: clamp_of(py, *act),
+                    })
+                } else {
+                    DevOp::Conv2d(Conv2d {
+                        input: tid(*input),
+                        output: id,
+                        window,
+                        weights,
+                        bias: LeI32s::new(&bias_le),
+                        requant,
+                        clamp: clamp_of(py, *act),
+                    })
+                };
+                b.push(&op).map_err(layer_err)?;
+            }
+            Step::Affine { bn, input, act, .. } => {
+                let (gamma, beta, running) = bn_params(params, *bn);
+                let (mean, var) = running
+                    .ok_or_else(|| ExportError::Uncalibrated(net.nodes[*bn].name.clone()))?;
+                let (a, shift) = affine(gamma, beta, mean, var);
+                let av = host_values(&a);
+                let shift = host_values(&shift);
+                let c = av.len();
+                let qw = QWeights::new(&av, c, config);
+                let px = acts[*input];
+                let (bias_le, mults, shifts) =
+                    bias_and_requant(&shift, &qw, px.scale, py.scale, rounding);
+                let data = pack(&qw.q.values, qw.q.bits)
+                    .map_err(|e| ExportError::Pack(format!("{e:?}")))?;
+                b.push(&DevOp::DepthwiseConv2d(DepthwiseConv2d {
+                    input: tid(*input),
+                    output: id,
+                    window: Window::square(1, 1, 1, 0),
+                    weights: Weights {
+                        bits: qw.q.bits,
+                        scheme: config.scheme,
+                        zero_point: qw.q.zero_point,
+                        data: &data,
+                    },
+                    bias: LeI32s::new(&bias_le),
+                    requant: Requant {
+                        multipliers: LeI32s::new(&mults),
+                        shifts: &shifts,
+                    },
+                    clamp: clamp_of(py, *act),
+                }))
+                .map_err(layer_err)?;
+            }
+            Step::Relu { six, input, .. } => {
+                b.push(&DevOp::MaxPool(Pool {
+                    input: tid(*input),
+                    output: id,
+                    window: Window::square(1, 1, 1, 0),
+                    clamp: clamp_of(py, Activation::Relu { six: *six }),
+                }))
+                .map_err(layer_err)?;
+            }
+            Step::MaxPool {
+                node, input, act, ..
+            }
+            | Step::AvgPool {
+                node, input, act, ..
+            } => {
+                let (kernel, stride, padding, max) = match net.nodes[*node].op {
+                    Op::MaxPool {
+                        kernel,
+                        stride,
+                        padding,
+                    } => (kernel, stride, padding, true),
+                    Op::AvgPool {
+                        kernel,
+                        stride,
+                        padding,
+                    } => (kernel, stride, padding, false),
+                    _ => unreachable!("lowering pairs pool steps with pool nodes"),
+                };
+                let pool = Pool {
+                    input: tid(*input),
+                    output: id,
+                    window: Window::square(kernel as u8, stride as u8, 1, padding as u8),
+                    clamp: clamp_of(py, *act),
+                };
+                let op = if max {
+                    DevOp::MaxPool(pool)
+                } else {
+                    DevOp::AvgPool(pool)
+                };
+                b.push(&op).map_err(layer_err)?;
+            }
+            Step::GlobalAvgPool { input, act, .. } => {
+                b.push(&DevOp::GlobalAvgPool(GlobalAvgPool {
+                    input: tid(*input),
+                    output: id,
+                    clamp: clamp_of(py, *act),
+                }))
+                .map_err(layer_err)?;
+            }
+            Step::Add { inputs, act, .. } => {
+                let p = AddParams::new(
+                    acts[inputs[0]].scale,
+                    acts[inputs[1]].scale,
+                    py.scale,
+                    rounding,
+                );
+                let input = |k: usize| AddInput {
+                    tensor: tid(inputs[k]),
+                    multiplier: p.inputs[k].0,
+                    shift: p.inputs[k].1,
+                };
+                b.push(&DevOp::Add(Add {
+                    inputs: [input(0), input(1)],
+                    output: id,
+                    left_shift: p.left_shift,
+                    output_multiplier: p.output.0,
+                    output_shift: p.output.1,
+                    clamp: clamp_of(py, *act),
+                }))
+                .map_err(layer_err)?;
+            }
+            Step::Concat { inputs, act, .. } => {
+                if inputs.len() > MAX_CONCAT_INPUTS {
+                    return Err(ExportError::ConcatInputs {
+                        node: name_of(step),
+                        inputs: inputs.len(),
+                    });
+                }
+                let mut list = heapless::Vec::new();
+                for &t in inputs {
+                    let (multiplier, shift) = concat_multiplier(acts[t].scale, py.scale, rounding);
+                    let _ = list.push(ConcatInput {
+                        tensor: tid(t),
+                        multiplier,
+                        shift,
+                    });
+                }
+                b.push(&DevOp::Concat(Concat {
+                    inputs: list,
+                    output: id,
+                    clamp: clamp_of(py, *act),
+                }))
+                .map_err(layer_err)?;
+            }
+            Step::Linear {
+                node, input, act, ..
+            } => {
+                let Op::Linear { cout, .. } = net.nodes[*node].op else {
+                    unreachable!("lowering pairs linear steps with linear nodes")
+                };
+                let LayerParams::Linear { weight, bias } = &params.layers[*node] else {
+                    return Err(ExportError::Params(name_of(step)));
+                };
+                let wv = host_values(weight);
+                let shift = match bias {
+                    Some(b) => host_values(b),
+                    None => vec![0.0; cout],
+                };
+                let qw = QWeights::new(&wv, cout, config);
+                let px = acts[*input];
+                let (bias_le, mults, shifts) =
+                    bias_and_requant(&shift, &qw, px.scale, py.scale, rounding);
+                let data = pack(&qw.q.values, qw.q.bits)
+                    .map_err(|e| ExportError::Pack(format!("{e:?}")))?;
+                b.push(&DevOp::Linear(Linear {
+                    input: tid(*input),
+                    output: id,
+                    weights: Weights {
+                        bits: qw.q.bits,
+                        scheme: config.scheme,
+                        zero_point: qw.q.zero_point,
+                        data: &data,
+                    },
+                    bias: LeI32s::new(&bias_le),
+                    requant: Requant {
+                        multipliers: LeI32s::new(&mults),
+                        shifts: &shifts,
+                    },
+                    clamp: clamp_of(py, *act),
+                }))
+                .map_err(layer_err)?;
+            }
+        }
+    }
+    let out = lowered.output;
+    b.finish(out as u16, acts[out].scale).map_err(|e| match e {
+        BuildError::Invalid(shared_format::FormatError::Op { index, .. })
+            if (index as usize) < lowered.steps.len() =>
+        {
+            ExportError::Layer {
+                node: name_of(&lowered.steps[index as usize]),
+                op: index as usize,
+                source: e,
+            }
+        }
+        e => ExportError::Build(e),
+    })
+}

@@ -1,0 +1,147 @@
+//! The exported blob on the host build of the edge runtime beside the quantized float simulation
+//! it came from: accuracy of both, their top-1 agreement, and how far apart their logits are in
+//! quantization steps. The runtime's logits are what a test-vector bundle records.
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+use edge_runtime::Interpreter;
+use shared_format::vectors::rank_of;
+use shared_format::{Model, TestVectorsBuilder};
+
+use super::Calibration;
+use crate::arch::{ImageShape, Net};
+use crate::cnn::BnMode;
+use crate::ghn::train::{LabeledBatch, to_tensors};
+use crate::quant::config::QuantConfig;
+use crate::quant::fake::host_values;
+use crate::quant::lower::Lowered;
+use crate::quant::sim::{self, Acts, SimOptions};
+
+/// Float simulation against integer runtime over the same images.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Comparison {
+    /// Images compared.
+    pub samples: usize,
+    /// Top-1 / top-5 (%) of the quantized float simulation.
+    pub sim_top1: f64,
+    /// Top-5 of the simulation.
+    pub sim_top5: f64,
+    /// Top-1 (%) of the integer runtime.
+    pub int_top1: f64,
+    /// Top-5 of the integer runtime.
+    pub int_top5: f64,
+    /// Images whose top-1 class is the same in both (%).
+    pub top1_agreement: f64,
+    /// Largest logit difference, in logit quantization steps.
+    pub max_step_diff: u32,
+    /// Share of logits that differ by more than one step (%).
+    pub over_one_step: f64,
+    /// Share of logits that are identical (%).
+    pub exact_logits: f64,
+}
+
+/// HWC i8 input of image `i` of an NCHW batch, quantized like the blob's input tensor.
+pub fn quantize_image(
+    b: &LabeledBatch,
+    i: usize,
+    shape: ImageShape,
+    input: crate::quant::AffineParams,
+) -> Vec<i8> {
+    let (h, w, c) = (shape.h, shape.w, shape.c);
+    let img = &b.images[i * c * h * w..(i + 1) * c * h * w];
+    let mut out = Vec::with_capacity(h * w * c);
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..c {
+                out.push(input.quantize(img[(ch * h + y) * w + x]));
+            }
+        }
+    }
+    out
+}
+
+/// Run both over `batches`; add the first `vectors` samples (with the runtime's logits) to
+/// `bundle` when given.
+#[allow(clippy::too_many_arguments)]
+pub fn compare(
+    net: &Net,
+    lowered: &Lowered,
+    cal: &Calibration,
+    config: &QuantConfig,
+    blob: &[u8],
+    shape: ImageShape,
+    batches: &[LabeledBatch],
+    device: &Device,
+    mut bundle: Option<(&mut TestVectorsBuilder, usize)>,
+) -> Result<Comparison> {
+    let model = Model::from_bytes(blob).context("decoding the exported blob")?;
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut interp = Interpreter::new(&model, &mut arena).context("arena for the exported blob")?;
+    let out_p = cal.acts[lowered.output];
+    let opts = SimOptions {
+        quant: Some(config),
+        acts: Acts::Fixed(&cal.acts),
+        bn: BnMode::Running,
+        training: false,
+    };
+    let mut c = Comparison::default();
+    let (mut s1, mut s5, mut i1, mut i5, mut agree) = (0, 0, 0, 0, 0);
+    let (mut over, mut exact, mut logits_n) = (0, 0, 0);
+    for b in batches {
+        let (x, _) = to_tensors(b, shape, device);
+        let sim_logits = host_values(&sim::forward(net, lowered, &cal.params, x, opts, None));
+        let k = net.classes;
+        for (i, &label) in b.labels.iter().enumerate() {
+            let input = quantize_image(b, i, shape, cal.acts[0]);
+            let got = interp
+                .run(&input)
+                .context("running the exported blob")?
+                .to_vec();
+            let sim_codes: Vec<i8> = sim_logits[i * k..(i + 1) * k]
+                .iter()
+                .map(|&v| out_p.quantize(v))
+                .collect();
+            let (rs, ri) = (rank_of(&sim_codes, label), rank_of(&got, label));
+            s1 += usize::from(rs == 0);
+            s5 += usize::from(rs < 5);
+            i1 += usize::from(ri == 0);
+            i5 += usize::from(ri < 5);
+            agree += usize::from(argmax(&sim_codes) == argmax(&got));
+            for (a, b) in sim_codes.iter().zip(&got) {
+                let d = (i32::from(*a) - i32::from(*b)).unsigned_abs();
+                c.max_step_diff = c.max_step_diff.max(d);
+                over += usize::from(d > 1);
+                exact += usize::from(d == 0);
+                logits_n += 1;
+            }
+            if let Some((builder, n)) = bundle.as_mut()
+                && builder.len() < *n
+            {
+                builder
+                    .push(&input, label as u8, &got)
+                    .context("adding a test vector")?;
+            }
+            c.samples += 1;
+        }
+    }
+    let pct = |n: usize, of: usize| 100.0 * n as f64 / of.max(1) as f64;
+    c.sim_top1 = pct(s1, c.samples);
+    c.sim_top5 = pct(s5, c.samples);
+    c.int_top1 = pct(i1, c.samples);
+    c.int_top5 = pct(i5, c.samples);
+    c.top1_agreement = pct(agree, c.samples);
+    c.over_one_step = pct(over, logits_n);
+    c.exact_logits = pct(exact, logits_n);
+    Ok(c)
+}
+
+/// Index of the largest logit (the first on ties, as `rank_of` counts).
+fn argmax(v: &[i8]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}

@@ -1,0 +1,53 @@
+//! Export: a net and its float parameters (GHN-predicted, trained or loaded) → an integer model
+//! blob and a test-vector bundle. Calibrate BN statistics and activation ranges on training
+//! images, fold, quantize, build the blob with the shared-format builder, and run it on the host
+//! build of the edge runtime beside the quantized float simulation.
+
+pub mod blob;
+pub mod calibrate;
+pub mod compare;
+
+pub use blob::{Provenance, build};
+pub use calibrate::{Calibration, calibrate};
+pub use compare::{Comparison, compare};
+
+/// Why a net could not be exported.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The net has no device lowering.
+    #[error(transparent)]
+    Lower(#[from] crate::quant::lower::LowerError),
+    /// One layer's op was refused by the format (overflow bound, geometry, ...).
+    #[error("layer '{node}' (device op {op}) cannot be exported: {source}")]
+    Layer {
+        /// IR node name.
+        node: String,
+        /// Device op index.
+        op: usize,
+        /// The builder's reason.
+        source: shared_format::BuildError,
+    },
+    /// A BatchNorm without calibrated statistics.
+    #[error("BatchNorm '{0}' has no running statistics: calibrate before exporting")]
+    Uncalibrated(String),
+    /// Parameters do not fit the IR node.
+    #[error("layer '{0}' has no parameters of the kind its op needs")]
+    Params(String),
+    /// A concat with more inputs than the device op takes.
+    #[error("concat '{node}' has {inputs} inputs; the device concatenates at most {max}", max = shared_format::MAX_CONCAT_INPUTS)]
+    ConcatInputs {
+        /// IR node name.
+        node: String,
+        /// Its input count.
+        inputs: usize,
+    },
+    /// Weight packing failed.
+    #[error("weight packing: {0}")]
+    Pack(String),
+    /// The builder refused the model as a whole.
+    #[error(transparent)]
+    Build(shared_format::BuildError),
+}
+
+#[cfg(test)]
+mod tests;
