@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod eval;
+mod export;
 mod graphs;
 mod hil;
 mod inspect;
@@ -38,6 +39,8 @@ enum Command {
     Eval(eval::Args),
     /// Benchmarks: `ghn` = prediction time per net and meta-training step time.
     Bench(bench::Args),
+    /// Calibrate, fold and quantize a net into an integer model blob (+ test vectors).
+    Export(export::Args),
 }
 
 pub fn main() -> anyhow::Result<()> {
@@ -50,5 +53,6 @@ pub fn main() -> anyhow::Result<()> {
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Export(args) => export::run(args),
     }
 }

@@ -11,6 +11,68 @@ pub use blob::{Provenance, build};
 pub use calibrate::{Calibration, calibrate};
 pub use compare::{Comparison, compare};
 
+use burn::tensor::Device;
+use shared_format::Rounding;
+
+use crate::arch::{ImageShape, Net};
+use crate::cnn::ParamSet;
+use crate::ghn::train::LabeledBatch;
+use crate::quant::config::QuantConfig;
+use crate::quant::lower::Lowered;
+
+/// A net exported: its device graph, calibration and blob.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// The device graph.
+    pub lowered: Lowered,
+    /// Calibrated parameters and activation quantization.
+    pub calibration: Calibration,
+    /// The model blob.
+    pub blob: Vec<u8>,
+}
+
+/// Lower, calibrate on `calibration` images and build the blob.
+#[allow(clippy::too_many_arguments)]
+pub fn export(
+    net: &Net,
+    params: ParamSet,
+    config: &QuantConfig,
+    rounding: Rounding,
+    shape: ImageShape,
+    calibration: &[LabeledBatch],
+    provenance: &Provenance,
+    device: &Device,
+) -> Result<Exported, ExportError> {
+    let lowered = Lowered::new(net)?;
+    let cal = calibrate(net, &lowered, params, config, shape, calibration, device);
+    let provenance = Provenance {
+        calibration_samples: cal.samples as u32,
+        ..provenance.clone()
+    };
+    let blob = build(
+        net,
+        &lowered,
+        &cal.params,
+        &cal.acts,
+        config,
+        rounding,
+        &provenance,
+    )?;
+    Ok(Exported {
+        lowered,
+        calibration: cal,
+        blob,
+    })
+}
+
+/// FNV-1a, 64 bits: a stable fingerprint of an architecture's JSON or a checkpoint file for the
+/// blob's provenance (not a security hash).
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Why a net could not be exported.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

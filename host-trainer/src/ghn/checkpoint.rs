@@ -86,21 +86,7 @@ pub fn load_ghn(
     config: Option<&GhnConfig>,
     device: &Device,
 ) -> Result<(Ghn, TrainState)> {
-    let (dir, file, state) = if path.is_dir() {
-        let st = latest(path)?
-            .with_context(|| format!("{}: no `latest` checkpoint marker", path.display()))?;
-        (
-            path.to_path_buf(),
-            path.join(format!("ghn-step{}.bpk", st.step)),
-            st,
-        )
-    } else {
-        (
-            path.parent().map(Path::to_path_buf).unwrap_or_default(),
-            path.to_path_buf(),
-            TrainState::default(),
-        )
-    };
+    let (dir, file, state) = resolve(path)?;
     let cfg_path = dir.join("ghn.cfg");
     let cfg = if cfg_path.exists() {
         GhnConfig::from_text(&std::fs::read_to_string(&cfg_path)?)
@@ -114,6 +100,26 @@ pub fn load_ghn(
         .try_load_file(&file)
         .map_err(|e| anyhow::anyhow!("loading {}: {e:?}", file.display()))?;
     Ok((ghn, state))
+}
+
+/// The directory, weights file and training state a checkpoint path names: a directory (its
+/// newest step) or a `.bpk` file.
+pub fn resolve(path: &Path) -> Result<(PathBuf, PathBuf, TrainState)> {
+    Ok(if path.is_dir() {
+        let st = latest(path)?
+            .with_context(|| format!("{}: no `latest` checkpoint marker", path.display()))?;
+        (
+            path.to_path_buf(),
+            path.join(format!("ghn-step{}.bpk", st.step)),
+            st,
+        )
+    } else {
+        (
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            path.to_path_buf(),
+            TrainState::default(),
+        )
+    })
 }
 
 /// Load the optimiser state saved with step `step`, if present.

@@ -231,6 +231,39 @@ pub fn test_batches(
     }
 }
 
+/// Calibration images: `count` training images in a seeded random order, without augmentation,
+/// in batches of `batch` (the last one may be smaller).
+pub fn calibration_batches(
+    dataset: &str,
+    dir: Option<&std::path::Path>,
+    count: usize,
+    batch: usize,
+    seed: u64,
+) -> anyhow::Result<(ImageShape, Vec<LabeledBatch>)> {
+    let take = |src: &mut dyn ImageSource| {
+        let mut out = Vec::new();
+        let mut left = count.min(src.len().max(1));
+        while left > 0 {
+            let b = left.min(batch.max(1));
+            out.push(src.next_batch(b));
+            left -= b;
+        }
+        out
+    };
+    match dataset {
+        "synthetic" | "synthetic-gray" => {
+            let mut src = image_source(dataset, dir, seed)?;
+            Ok((src.shape(), take(src.as_mut())))
+        }
+        name => {
+            let kind: crate::data::DatasetKind = name.parse()?;
+            let data = crate::data::Dataset::load(kind, crate::data::Part::Train, dir)?;
+            let mut src = DataSampler(crate::data::Sampler::new(data, seed, None));
+            Ok((src.shape(), take(&mut src)))
+        }
+    }
+}
+
 /// Training architectures by split name: an `arch::splits` split (`train`, `test`, `deep`, `wide`,
 /// `bn-free`; net `k` of the split for `k = 0, 1, …`), or `tiny` = [`random_small_net`].
 pub fn arch_source(

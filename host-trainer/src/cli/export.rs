@@ -1,0 +1,225 @@
+//! `ghnq export`: predict (or load) a net's parameters, calibrate, fold, quantize and write an
+//! integer model blob and a test-vector bundle; print float, simulated and integer accuracy.
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use host_trainer::arch::Net;
+use host_trainer::cnn::{BnMode, ParamSet};
+use host_trainer::export::{self, Provenance, compare};
+use host_trainer::ghn::{checkpoint, eval, sources};
+use host_trainer::quant::config::{Clip, Precision, QuantConfig};
+use shared_format::{Model, Rounding, TestVectorsBuilder, WeightScheme};
+
+/// Arguments of `ghnq export`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// GHN checkpoint that predicts the parameters (directory or `.bpk`).
+    #[arg(long, required_unless_present = "params", conflicts_with = "params")]
+    pub ghn: Option<PathBuf>,
+    /// Or: parameters from a safetensors file (as `ghnq predict -o` writes).
+    #[arg(long)]
+    pub params: Option<PathBuf>,
+    /// The architecture (JSON, the `arch` text form).
+    #[arg(long)]
+    pub arch: PathBuf,
+    /// Weight and activation bits: w8a8, w4a8, w4a4, w2a2, ...
+    #[arg(long, default_value = "w8a8")]
+    pub bits: Precision,
+    /// Per-output-channel symmetric weights (TFLite's int8 practice) instead of the paper's
+    /// per-tensor affine weights.
+    #[arg(long)]
+    pub per_channel: bool,
+    /// Weight range: absolute or percentile[:p] (top/bottom p %, default 1).
+    #[arg(long, default_value = "absolute")]
+    pub weight_clip: Clip,
+    /// Activation range: absolute or percentile[:p].
+    #[arg(long, default_value = "absolute")]
+    pub act_clip: Clip,
+    /// Training images for BN statistics and activation ranges.
+    #[arg(long, default_value_t = 1000)]
+    pub calib: usize,
+    /// Requantization rounding: single (the float simulation models it exactly) or double
+    /// (TFLite Micro's default; within a few logit steps of the simulation).
+    #[arg(long, default_value = "single")]
+    pub rounding: String,
+    /// Output blob.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Also write a test-vector bundle of the first `--samples` test images, with the host
+    /// runtime's logits as the expected ones.
+    #[arg(long)]
+    pub vectors: Option<PathBuf>,
+    /// Samples in the bundle.
+    #[arg(long, default_value_t = 200)]
+    pub samples: usize,
+    /// Test images for the accuracy comparison.
+    #[arg(long, default_value_t = 2000)]
+    pub images: usize,
+    /// Test images and the device that runs the float nets.
+    #[command(flatten)]
+    pub test: super::test_data::TestData,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `--rounding`.
+pub fn rounding(name: &str) -> Result<Rounding> {
+    match name {
+        "single" => Ok(Rounding::Single),
+        "double" => Ok(Rounding::Double),
+        other => anyhow::bail!("unknown rounding '{other}': single or double"),
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let device = super::train::device(&args.test.device)?;
+    let rounding = rounding(&args.rounding)?;
+    let text = std::fs::read_to_string(&args.arch)
+        .with_context(|| format!("reading {}", args.arch.display()))?;
+    let net = Net::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.arch.display()))?;
+    let mut provenance = Provenance {
+        dataset: args.test.dataset.clone(),
+        arch_hash: export::fingerprint(text.as_bytes()),
+        ..Provenance::default()
+    };
+    let params = match (&args.ghn, &args.params) {
+        (Some(path), _) => {
+            let (ghn, _) = checkpoint::load_ghn(path, None, &device)?;
+            let (_, file, _) = checkpoint::resolve(path)?;
+            provenance.ghn_hash = export::fingerprint(
+                &std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
+            );
+            eval::predict_one(&ghn, &net, &device)?
+        }
+        (None, Some(path)) => ParamSet::load_safetensors(&net, path, &device)
+            .with_context(|| format!("loading {}", path.display()))?,
+        (None, None) => anyhow::bail!("give --ghn <checkpoint> or --params <file.safetensors>"),
+    };
+    params.check_shapes(&net).map_err(|e| anyhow::anyhow!(e))?;
+    let config = QuantConfig {
+        scheme: if args.per_channel {
+            WeightScheme::PerChannelSymmetric
+        } else {
+            WeightScheme::PerTensorAffine
+        },
+        weight_clip: args.weight_clip,
+        act_clip: args.act_clip,
+        ..QuantConfig::paper(args.bits)
+    };
+    let data_dir = args.test.data_dir.as_deref();
+    let (shape, calib) =
+        sources::calibration_batches(&args.test.dataset, data_dir, args.calib, 64, 7)?;
+    let (test_shape, test) =
+        sources::test_batches(&args.test.dataset, data_dir, args.images, args.test.batch)?;
+    anyhow::ensure!(
+        shape == test_shape && net.input == shape,
+        "net {} takes {} images but the data set has {}",
+        net.name,
+        net.input,
+        shape
+    );
+    let float = eval::accuracy(&net, &params, shape, &test, &device)?;
+    let exported = export::export(
+        &net,
+        params,
+        &config,
+        rounding,
+        shape,
+        &calib,
+        &provenance,
+        &device,
+    )
+    .with_context(|| format!("exporting {}", net.name))?;
+    let calibrated = {
+        let p = &exported.calibration.params;
+        let mut hits = (0usize, 0usize);
+        for b in &test {
+            let (x, _) = host_trainer::ghn::train::to_tensors(b, shape, &device);
+            let logits = host_trainer::cnn::forward(&net, p, x, BnMode::Running, false);
+            hits.0 += host_trainer::ghn::train::topk_hits(&logits, &b.labels).0;
+            hits.1 += b.labels.len();
+        }
+        100.0 * hits.0 as f64 / hits.1.max(1) as f64
+    };
+    let model = Model::from_bytes(&exported.blob)?;
+    let mut bundle = args.vectors.as_ref().map(|_| {
+        TestVectorsBuilder::new(
+            model.header().crc32,
+            model.input_tensor().bytes() as usize,
+            model.output_tensor().bytes() as usize,
+        )
+    });
+    let cmp = compare(
+        &net,
+        &exported.lowered,
+        &exported.calibration,
+        &config,
+        &exported.blob,
+        shape,
+        &test,
+        &device,
+        bundle.as_mut().map(|b| (b, args.samples)),
+    )?;
+    host_trainer::atomic::write(&args.out, &exported.blob)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    if let (Some(path), Some(b)) = (&args.vectors, &bundle) {
+        let bytes = b.finish()?;
+        host_trainer::atomic::write(path, &bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "net": net.name,
+                "bits": args.bits.to_string(),
+                "scheme": format!("{:?}", config.scheme),
+                "rounding": args.rounding,
+                "blob_bytes": exported.blob.len(),
+                "arena_bytes": model.arena_bytes(),
+                "float_top1_batch_bn": float.0,
+                "float_top1_calibrated_bn": calibrated,
+                "comparison": cmp,
+            })
+        );
+    } else {
+        println!(
+            "{} -> {} ({} bytes, arena {} bytes, {} {:?}, {} rounding, calibrated on {} images)",
+            net.name,
+            args.out.display(),
+            exported.blob.len(),
+            model.arena_bytes(),
+            args.bits,
+            config.scheme,
+            args.rounding,
+            exported.calibration.samples
+        );
+        println!("top-1 on {} test images:", cmp.samples);
+        println!(
+            "  float, BN on batch statistics (GHN-2 protocol)  {:6.2} %",
+            float.0
+        );
+        println!("  float, calibrated BN                            {calibrated:6.2} %");
+        println!(
+            "  {} float simulation                         {:6.2} %   (top-5 {:.2} %)",
+            args.bits, cmp.sim_top1, cmp.sim_top5
+        );
+        println!(
+            "  {} integer runtime (edge-runtime, host)     {:6.2} %   (top-5 {:.2} %)",
+            args.bits, cmp.int_top1, cmp.int_top5
+        );
+        println!(
+            "  top-1 agreement {:.2} %; logits identical {:.2} %, max difference {} step(s)",
+            cmp.top1_agreement, cmp.exact_logits, cmp.max_step_diff
+        );
+        if let Some(path) = &args.vectors {
+            println!(
+                "test vectors: {} ({} samples)",
+                path.display(),
+                args.samples.min(cmp.samples)
+            );
+        }
+    }
+    Ok(())
+}
