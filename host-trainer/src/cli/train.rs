@@ -6,6 +6,9 @@ use host_trainer::ghn::checkpoint;
 use host_trainer::ghn::model::{Ghn, GhnConfig};
 use host_trainer::ghn::sources;
 use host_trainer::ghn::train::{MetaTrainer, RunOptions, run};
+use host_trainer::quant::config::{Clip, Precision, QuantConfig};
+use host_trainer::quant::fake::Method;
+use shared_format::WeightScheme;
 
 /// Arguments of `ghnq train`.
 #[derive(clap::Args, Debug)]
@@ -61,6 +64,51 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// GHN-QAT: finetune on quantized target nets at these bits (w8a8, w4a8, w4a4, w2a2, ...).
+    /// NoiseQuant by default at 2 bits, SimQuant (STE) otherwise.
+    #[arg(long)]
+    pub qat: Option<Precision>,
+    /// Start from this GHN checkpoint (GHN-QAT finetunes a float GHN-Q).
+    #[arg(long, conflicts_with = "resume")]
+    pub from: Option<PathBuf>,
+    /// QAT weights per output channel, symmetric (TFLite) instead of per tensor, affine (paper).
+    #[arg(long, requires = "qat")]
+    pub per_channel: bool,
+    /// QAT weight range: absolute or percentile[:p] (the paper used 1 % at W4/A4).
+    #[arg(long, default_value = "absolute", requires = "qat")]
+    pub weight_clip: Clip,
+    /// QAT activation range: absolute or percentile[:p].
+    #[arg(long, default_value = "absolute", requires = "qat")]
+    pub act_clip: Clip,
+    /// QAT simulation: simquant (STE) or noisequant (uniform noise); default by bit-width.
+    #[arg(long, requires = "qat")]
+    pub method: Option<String>,
+}
+
+impl Args {
+    /// The QAT configuration the flags describe.
+    fn qat_config(&self) -> Result<Option<QuantConfig>> {
+        let Some(precision) = self.qat else {
+            return Ok(None);
+        };
+        let mut q = QuantConfig {
+            scheme: if self.per_channel {
+                WeightScheme::PerChannelSymmetric
+            } else {
+                WeightScheme::PerTensorAffine
+            },
+            weight_clip: self.weight_clip,
+            act_clip: self.act_clip,
+            ..QuantConfig::paper(precision)
+        };
+        match self.method.as_deref() {
+            None => {}
+            Some("simquant") => q.method = Method::SimQuant,
+            Some("noisequant") => q.method = Method::NoiseQuant,
+            Some(other) => anyhow::bail!("unknown --method '{other}': simquant or noisequant"),
+        }
+        Ok(Some(q))
+    }
 }
 
 pub fn run_cmd(args: Args) -> Result<()> {
@@ -69,7 +117,20 @@ pub fn run_cmd(args: Args) -> Result<()> {
     let shape = images.shape();
     let classes = 10;
     let mut archs = sources::arch_source(&args.split, shape, classes, args.seed)?;
-    let (ghn, state) = if args.resume && checkpoint::latest(&args.out)?.is_some() {
+    let qat = args.qat_config()?;
+    let (ghn, state) = if let Some(from) = &args.from {
+        let (g, st) = checkpoint::load_ghn(from, None, &device)
+            .with_context(|| format!("--from {}", from.display()))?;
+        eprintln!(
+            "starting from {} (trained {} steps)",
+            from.display(),
+            st.step
+        );
+        std::fs::create_dir_all(&args.out)
+            .with_context(|| format!("creating {}", args.out.display()))?;
+        host_trainer::atomic::write(&args.out.join("ghn.cfg"), g.config.to_text().as_bytes())?;
+        (g, Default::default())
+    } else if args.resume && checkpoint::latest(&args.out)?.is_some() {
         let (g, st) = checkpoint::load_ghn(&args.out, None, &device)?;
         eprintln!("resuming from {} at step {}", args.out.display(), st.step);
         (g, st)
@@ -93,6 +154,26 @@ pub fn run_cmd(args: Args) -> Result<()> {
     );
     let mut trainer = MetaTrainer::new(ghn, args.weight_decay, device);
     trainer.state = state;
+    if let Some(q) = &qat {
+        // The run's quantization, for people and for --resume (which must not change it).
+        let text = format!("{q:?}\n");
+        let path = args.out.join("qat.txt");
+        if args.resume
+            && let Ok(old) = std::fs::read_to_string(&path)
+            && old != text
+        {
+            anyhow::bail!(
+                "{} was trained with {} but --qat flags now say {}",
+                args.out.display(),
+                old.trim(),
+                text.trim()
+            );
+        }
+        std::fs::create_dir_all(&args.out)?;
+        host_trainer::atomic::write(&path, text.as_bytes())?;
+        eprintln!("GHN-QAT: {q:?}");
+    }
+    trainer.qat = qat;
     if args.resume && state.step > 0 {
         trainer.optim = checkpoint::load_optim(&args.out, state.step, trainer.optim)
             .context("loading the optimiser state")?;

@@ -238,6 +238,53 @@ fn gradients_reach_every_ghn_parameter_and_loss_falls() {
     assert_eq!(trainer.state.step, 20);
 }
 
+/// GHN-QAT: the same meta-step through the quantized simulation. STE (W4/A4) and NoiseQuant
+/// (W2/A2) both carry gradients into the GHN; at W4/A4 a few steps on one batch lower the loss
+/// (W2/A2's noise makes 20 steps on one batch too noisy to assert on).
+#[test]
+fn qat_gradients_reach_the_ghn_and_loss_falls() {
+    use crate::quant::config::{Precision, QuantConfig};
+    let dev = Device::flex().autodiff();
+    for precision in [Precision::new(4, 4), Precision::new(2, 2)] {
+        let ghn = Ghn::new(&tiny_config(), &dev);
+        let mut trainer = MetaTrainer::new(ghn, 0.0, dev.clone());
+        trainer.qat = Some(QuantConfig::paper(precision));
+        let nets = vec![tiny_a(), tiny_b()];
+        let data = batch(8, 7);
+        let (x, y) = super::train::to_tensors(&data, SHAPE, &dev);
+        let (loss, _) = trainer.meta_loss(&nets, &x, &y, &data.labels);
+        let grads = loss.backward();
+        let g = trainer
+            .ghn
+            .decoder
+            .conv2
+            .weight
+            .val()
+            .grad(&grads)
+            .expect("gradient");
+        let v: Vec<f32> = g.into_data().try_to_vec::<f32>().unwrap();
+        assert!(
+            v.iter().all(|x| x.is_finite()),
+            "{precision}: non-finite gradient"
+        );
+        assert!(v.iter().any(|&x| x != 0.0), "{precision}: zero gradient");
+        if precision.weight_bits == 2 {
+            continue;
+        }
+        let losses: Vec<f32> = (0..20)
+            .map(|_| trainer.step(&nets, &data, SHAPE, 3e-3).loss)
+            .collect();
+        let (head, tail) = (
+            losses[..3].iter().sum::<f32>(),
+            losses[17..].iter().sum::<f32>(),
+        );
+        assert!(
+            tail < head * 0.95,
+            "{precision}: loss did not fall: {losses:?}"
+        );
+    }
+}
+
 #[test]
 fn checkpoint_round_trip_is_exact() {
     let dev = Device::flex();

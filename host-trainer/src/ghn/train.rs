@@ -19,6 +19,9 @@ use super::graph::GhnGraph;
 use super::model::Ghn;
 use crate::arch::{ImageShape, Net};
 use crate::cnn::{BnMode, forward};
+use crate::quant::config::QuantConfig;
+use crate::quant::lower::Lowered;
+use crate::quant::sim::{self, Acts, SimOptions};
 
 /// A labelled image batch, NCHW, already normalised.
 #[derive(Debug, Clone)]
@@ -149,6 +152,9 @@ pub struct MetaTrainer {
     pub state: TrainState,
     /// Global gradient-norm clip (GHN-2: 5).
     pub clip: f32,
+    /// GHN-QAT: run the target nets as quantized simulations (fake-quantized BN-folded weights
+    /// and activations, ranges and BN statistics from each batch) instead of in float.
+    pub qat: Option<QuantConfig>,
 }
 
 struct GradNorm<'a> {
@@ -190,6 +196,7 @@ impl MetaTrainer {
             device,
             state: TrainState::default(),
             clip: 5.0,
+            qat: None,
         }
     }
 
@@ -229,7 +236,19 @@ impl MetaTrainer {
         let mut total: Option<Tensor<1>> = None;
         let mut hits = 0;
         for (net, p) in nets.iter().zip(&params) {
-            let logits = forward(net, p, x.clone(), BnMode::Batch, true);
+            let logits = match &self.qat {
+                None => forward(net, p, x.clone(), BnMode::Batch, true),
+                Some(q) => {
+                    let lowered = Lowered::new(net).expect("sampled nets have a device lowering");
+                    let opts = SimOptions {
+                        quant: Some(q),
+                        acts: Acts::Batch,
+                        bn: BnMode::Batch,
+                        training: true,
+                    };
+                    sim::forward(net, &lowered, p, x.clone(), opts, None)
+                }
+            };
             hits += topk_hits(&logits, labels).0;
             let l = cross_entropy(logits, y.clone());
             total = Some(match total {

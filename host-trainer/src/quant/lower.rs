@@ -536,7 +536,7 @@ mod tests {
 
     #[test]
     fn every_generated_net_lowers() {
-        for split in ["test", "deep", "wide", "bn-free", "predefined"] {
+        for split in ["train", "test", "deep", "wide", "bn-free", "predefined"] {
             let sp: crate::arch::splits::Split = split.parse().unwrap();
             for net in sp.nets(ImageShape::FASHION_MNIST, 10, 0, 6).unwrap() {
                 let l = Lowered::new(&net).unwrap_or_else(|e| panic!("{}: {e}", net.name));
