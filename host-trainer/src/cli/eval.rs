@@ -1,12 +1,16 @@
-//! `ghnq eval`: accuracy over an architecture split (mean ± s.e., max) of GHN-predicted
-//! parameters, or of the two baselines GHN-2's tables compare against, measured the same way.
-use std::fmt::Write as _;
+//! `ghnq eval`: accuracy over architecture splits (mean ± s.e., max) of GHN-predicted parameters
+//! or of the two baselines GHN-2's tables compare against, in float and, with `--bits`, quantized:
+//! the paper's tables from the float simulation and from the integer runtime.
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use host_trainer::cnn::ParamSet;
 use host_trainer::cnn::train::{self as sgd, SgdConfig};
+use host_trainer::export::{self, Provenance};
 use host_trainer::ghn::{checkpoint, eval, sources};
+use host_trainer::quant::config::{Clip, Precision, QuantConfig};
+use host_trainer::quant::table::{self, NetResult};
+use shared_format::WeightScheme;
 
 /// Where each net's parameters come from.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,16 +21,6 @@ pub enum Init {
     Random,
     /// Random initialisation trained by SGD for `--sgd-epochs` epochs (GHN-2's baseline).
     Sgd,
-}
-
-impl Init {
-    fn name(self) -> &'static str {
-        match self {
-            Init::Ghn => "ghn",
-            Init::Random => "random",
-            Init::Sgd => "sgd",
-        }
-    }
 }
 
 /// Arguments of `ghnq eval`.
@@ -44,15 +38,34 @@ pub struct Args {
     /// Images per SGD step for `--init sgd`.
     #[arg(long, default_value_t = 64)]
     pub sgd_batch: usize,
-    /// Architecture split.
-    #[arg(long, default_value = "test")]
-    pub split: String,
-    /// Number of nets from the split.
+    /// Architecture splits, comma-separated (test, deep, wide, bn-free, predefined, tiny).
+    #[arg(long, default_value = "test", value_delimiter = ',')]
+    pub split: Vec<String>,
+    /// Nets per split.
     #[arg(long, default_value_t = 100)]
     pub count: usize,
     /// Test images per net.
     #[arg(long, default_value_t = 10_000)]
     pub images: usize,
+    /// Bit-widths, comma-separated: float and/or w8a8, w4a8, w4a4, w2a2, ... Quantized rows come
+    /// from the float simulation (`sim`) and the integer runtime (`int`) of the exported blob.
+    #[arg(long, default_value = "float", value_delimiter = ',')]
+    pub bits: Vec<String>,
+    /// Per-output-channel symmetric weights instead of the paper's per-tensor affine ones.
+    #[arg(long)]
+    pub per_channel: bool,
+    /// Weight range for quantized rows: absolute or percentile[:p].
+    #[arg(long, default_value = "absolute")]
+    pub weight_clip: Clip,
+    /// Activation range for quantized rows: absolute or percentile[:p].
+    #[arg(long, default_value = "absolute")]
+    pub act_clip: Clip,
+    /// Calibration images (training set) per net for quantized rows.
+    #[arg(long, default_value_t = 500)]
+    pub calib: usize,
+    /// Requantization rounding of the exported blobs: single or double.
+    #[arg(long, default_value = "single")]
+    pub rounding: String,
     /// Test images and the device that evaluates on them.
     #[command(flatten)]
     pub test: super::test_data::TestData,
@@ -62,6 +75,9 @@ pub struct Args {
     /// Also write per-net results as CSV (atomically).
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Also write the table as markdown (atomically).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
     /// Split seed (net i of the split is generated from (split, seed, i)).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -72,124 +88,194 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let device = super::train::device(&args.test.device)?;
-    let ghn = match (&args.ghn, args.init) {
-        (Some(path), _) => Some(checkpoint::load_ghn(path, None, &device)?.0),
+    let rounding = super::export::rounding(&args.rounding)?;
+    let mut precisions: Vec<Option<Precision>> = Vec::new();
+    for b in &args.bits {
+        precisions.push(match b.as_str() {
+            "float" => None,
+            p => Some(p.parse().map_err(|e: String| anyhow::anyhow!(e))?),
+        });
+    }
+    let (ghn, ghn_hash) = match (&args.ghn, args.init) {
+        (Some(path), _) => {
+            let (g, _) = checkpoint::load_ghn(path, None, &device)?;
+            let (_, file, _) = checkpoint::resolve(path)?;
+            (Some(g), export::fingerprint(&std::fs::read(&file)?))
+        }
         (None, Init::Ghn) => anyhow::bail!(
             "--init ghn needs --ghn <checkpoint> (or choose a baseline: --init random | sgd)"
         ),
-        (None, _) => None,
+        (None, _) => (None, 0),
     };
     let classes = ghn.as_ref().map_or(10, |g| g.config.num_classes);
-    let (shape, batches) = sources::test_batches(
-        &args.test.dataset,
-        args.test.data_dir.as_deref(),
-        args.images,
-        args.test.batch,
-    )?;
-    let nets = sources::eval_nets(&args.split, shape, classes, args.count, args.seed)?;
+    let data_dir = args.test.data_dir.as_deref();
+    let (shape, batches) =
+        sources::test_batches(&args.test.dataset, data_dir, args.images, args.test.batch)?;
+    let calib = if precisions.iter().any(Option::is_some) {
+        sources::calibration_batches(&args.test.dataset, data_dir, args.calib, 64, 7)?.1
+    } else {
+        Vec::new()
+    };
+    let mut splits = Vec::new();
+    for s in &args.split {
+        splits.push((
+            s.clone(),
+            sources::eval_nets(s, shape, classes, args.count, args.seed)?,
+        ));
+    }
     device.seed(args.init_seed);
     let train_device = device.clone().autodiff();
     let mut train_images = match args.init {
         Init::Sgd => Some(sources::image_source(
             &args.test.dataset,
-            args.test.data_dir.as_deref(),
+            data_dir,
             args.init_seed,
         )?),
         _ => None,
     };
-
-    let bar = indicatif::ProgressBar::new(nets.len() as u64);
+    let total: usize = splits.iter().map(|(_, n)| n.len()).sum();
+    let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{bar:30} {pos}/{len} nets [{elapsed_precise}<{eta_precise}] {msg}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut seen = Vec::new();
-    let res = eval::evaluate_with(
-        &nets,
-        shape,
-        &batches,
-        &device,
-        |net| match args.init {
-            Init::Ghn => eval::predict_one(ghn.as_ref().expect("checked above"), net, &device),
-            Init::Random => Ok(ParamSet::init_random(net, &device)),
-            Init::Sgd => {
-                let images = train_images.as_mut().expect("made for sgd");
-                let config = SgdConfig::epochs(args.sgd_epochs, images.len(), args.sgd_batch);
-                let p = sgd::train(
-                    net,
-                    ParamSet::init_random(net, &train_device),
-                    images.as_mut(),
-                    config,
-                    &train_device,
-                    |t, r| {
-                        if t % 20 == 0 {
-                            bar.set_message(format!(
-                                "{}: SGD step {t}/{} loss {:.3}",
-                                net.name, config.steps, r.loss
-                            ));
-                        }
-                    },
-                );
-                Ok(p)
+
+    let mut results: Vec<NetResult> = Vec::new();
+    let mut param_ms = Vec::new();
+    for (split, nets) in &splits {
+        for net in nets {
+            bar.set_message(format!("{split}: {}", net.name));
+            let t = std::time::Instant::now();
+            let params = match args.init {
+                Init::Ghn => eval::predict_one(ghn.as_ref().expect("checked above"), net, &device)?,
+                Init::Random => ParamSet::init_random(net, &device),
+                Init::Sgd => {
+                    let images = train_images.as_mut().expect("made for sgd");
+                    let config = SgdConfig::epochs(args.sgd_epochs, images.len(), args.sgd_batch);
+                    sgd::train(
+                        net,
+                        ParamSet::init_random(net, &train_device),
+                        images.as_mut(),
+                        config,
+                        &train_device,
+                        |t, r| {
+                            if t % 20 == 0 {
+                                bar.set_message(format!(
+                                    "{split}: {} SGD step {t}/{} loss {:.3}",
+                                    net.name, config.steps, r.loss
+                                ));
+                            }
+                        },
+                    )
+                    .without_autodiff()
+                }
+            };
+            let _ = params.named_tensors(net);
+            param_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            for p in &precisions {
+                let row = |bits: String, path: &str, top1, top5| NetResult {
+                    split: split.clone(),
+                    net: net.name.clone(),
+                    bits,
+                    runtime: path.into(),
+                    top1,
+                    top5,
+                    qmse: None,
+                    qce: None,
+                    agreement: None,
+                };
+                match p {
+                    None => {
+                        let (top1, top5) = eval::accuracy(net, &params, shape, &batches, &device)?;
+                        results.push(row("float".into(), "float", top1, top5));
+                    }
+                    Some(precision) => {
+                        let config = QuantConfig {
+                            scheme: if args.per_channel {
+                                WeightScheme::PerChannelSymmetric
+                            } else {
+                                WeightScheme::PerTensorAffine
+                            },
+                            weight_clip: args.weight_clip,
+                            act_clip: args.act_clip,
+                            ..QuantConfig::paper(*precision)
+                        };
+                        let provenance = Provenance {
+                            dataset: args.test.dataset.clone(),
+                            arch_hash: export::fingerprint(net.to_json().as_bytes()),
+                            ghn_hash,
+                            calibration_samples: 0,
+                        };
+                        let ex = export::export(
+                            net,
+                            params.clone(),
+                            &config,
+                            rounding,
+                            shape,
+                            &calib,
+                            &provenance,
+                            &device,
+                        )
+                        .with_context(|| format!("exporting {} at {precision}", net.name))?;
+                        let c = export::compare(
+                            net,
+                            &ex.lowered,
+                            &ex.calibration,
+                            &config,
+                            &ex.blob,
+                            shape,
+                            &batches,
+                            &device,
+                            None,
+                        )?;
+                        let bits = precision.to_string();
+                        results.push(row(bits.clone(), "sim", c.sim_top1, c.sim_top5));
+                        let mut int = row(bits, "int", c.int_top1, c.int_top5);
+                        int.qmse = Some(c.qmse);
+                        int.qce = Some(c.qce);
+                        int.agreement = Some(c.top1_agreement);
+                        results.push(int);
+                    }
+                }
             }
-        },
-        |r| {
-            seen.push(r.top1);
-            let (m, se, _) = eval::mean_se_max(&seen);
-            bar.set_message(format!("top-1 {m:.2} ± {se:.2}"));
             bar.inc(1);
-        },
-    )?;
+        }
+    }
     bar.finish_and_clear();
 
-    let t1: Vec<f64> = res.iter().map(|r| r.top1).collect();
-    let t5: Vec<f64> = res.iter().map(|r| r.top5).collect();
-    let ms: Vec<f64> = res.iter().map(|r| r.predict_ms).collect();
-    let (m1, s1, x1) = eval::mean_se_max(&t1);
-    let (m5, s5, x5) = eval::mean_se_max(&t5);
-    let (mms, _, _) = eval::mean_se_max(&ms);
+    let rows = table::aggregate(&results);
     if let Some(path) = &args.csv {
-        let mut text = String::from("net,init,params,top1,top5,param_ms\n");
-        for r in &res {
-            writeln!(
-                text,
-                "{},{},{},{:.4},{:.4},{:.3}",
-                r.name,
-                args.init.name(),
-                r.params,
-                r.top1,
-                r.top5,
-                r.predict_ms
-            )?;
-        }
-        host_trainer::atomic::write(path, text.as_bytes())
+        host_trainer::atomic::write(path, table::csv(&results).as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some(path) = &args.markdown {
+        host_trainer::atomic::write(path, table::markdown(&rows).as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let (ms, _, _) = eval::mean_se_max(&param_ms);
     let how = match args.init {
         Init::Ghn => "GHN prediction".to_string(),
         Init::Random => "random initialisation".to_string(),
-        Init::Sgd => format!("SGD, {} epoch(s)", args.sgd_epochs),
+        Init::Sgd => format!("SGD for {} epoch(s)", args.sgd_epochs),
     };
     if args.json {
         println!(
-            "{{\"split\":\"{}\",\"init\":\"{}\",\"nets\":{},\"images\":{},\"top1\":{{\"mean\":{m1:.4},\"se\":{s1:.4},\"max\":{x1:.4}}},\"top5\":{{\"mean\":{m5:.4},\"se\":{s5:.4},\"max\":{x5:.4}}},\"param_ms_mean\":{mms:.3}}}",
-            args.split,
-            args.init.name(),
-            res.len(),
-            args.images
+            "{}",
+            serde_json::json!({
+                "init": how,
+                "images": args.images,
+                "param_ms_mean": ms,
+                "rows": rows,
+            })
         );
     } else {
         println!(
-            "split {} ({} nets, {} test images each), parameters by {how}",
-            args.split,
-            res.len(),
+            "parameters by {how} ({ms:.1} ms per net), {} test images per net",
             args.images
         );
-        println!("top-1  {m1:6.2} ± {s1:.2}   max {x1:6.2}");
-        println!("top-5  {m5:6.2} ± {s5:.2}   max {x5:6.2}");
-        println!("{how}: {mms:.1} ms per net (mean)");
+        print!("{}", table::text(&rows));
     }
     Ok(())
 }

@@ -38,6 +38,12 @@ pub struct Comparison {
     pub over_one_step: f64,
     /// Share of logits that are identical (%).
     pub exact_logits: f64,
+    /// QMSE: mean squared difference between the float net's logits (calibrated BN) and the
+    /// integer runtime's dequantized logits — the error quantization alone adds.
+    pub qmse: f64,
+    /// QCE: cross-entropy of the integer runtime's softmax against the float net's softmax
+    /// (equals the float net's entropy when quantization changes nothing).
+    pub qce: f64,
 }
 
 /// HWC i8 input of image `i` of an NCHW batch, quantized like the blob's input tensor.
@@ -85,10 +91,18 @@ pub fn compare(
         training: false,
     };
     let mut c = Comparison::default();
+    let (mut qmse, mut qce) = (0.0f64, 0.0f64);
     let (mut s1, mut s5, mut i1, mut i5, mut agree) = (0, 0, 0, 0, 0);
     let (mut over, mut exact, mut logits_n) = (0, 0, 0);
     for b in batches {
         let (x, _) = to_tensors(b, shape, device);
+        let float_logits = host_values(&crate::cnn::forward(
+            net,
+            &cal.params,
+            x.clone(),
+            BnMode::Running,
+            false,
+        ));
         let sim_logits = host_values(&sim::forward(net, lowered, &cal.params, x, opts, None));
         let k = net.classes;
         for (i, &label) in b.labels.iter().enumerate() {
@@ -97,6 +111,16 @@ pub fn compare(
                 .run(&input)
                 .context("running the exported blob")?
                 .to_vec();
+            let f = &float_logits[i * k..(i + 1) * k];
+            let q: Vec<f32> = got.iter().map(|&v| out_p.dequantize(v)).collect();
+            qmse += f
+                .iter()
+                .zip(&q)
+                .map(|(a, b)| f64::from(a - b).powi(2))
+                .sum::<f64>()
+                / k as f64;
+            let (pf, lq) = (softmax(f), log_softmax(&q));
+            qce -= pf.iter().zip(&lq).map(|(p, l)| p * l).sum::<f64>();
             let sim_codes: Vec<i8> = sim_logits[i * k..(i + 1) * k]
                 .iter()
                 .map(|&v| out_p.quantize(v))
@@ -132,7 +156,19 @@ pub fn compare(
     c.top1_agreement = pct(agree, c.samples);
     c.over_one_step = pct(over, logits_n);
     c.exact_logits = pct(exact, logits_n);
+    c.qmse = qmse / c.samples.max(1) as f64;
+    c.qce = qce / c.samples.max(1) as f64;
     Ok(c)
+}
+
+fn log_softmax(v: &[f32]) -> Vec<f64> {
+    let m = v.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
+    let lse = v.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln() + m;
+    v.iter().map(|&x| x as f64 - lse).collect()
+}
+
+fn softmax(v: &[f32]) -> Vec<f64> {
+    log_softmax(v).into_iter().map(f64::exp).collect()
 }
 
 /// Index of the largest logit (the first on ties, as `rank_of` counts).

@@ -8,6 +8,7 @@ pub mod fake;
 pub mod integer;
 pub mod lower;
 pub mod sim;
+pub mod table;
 
 pub use affine::{AffineParams, Range, WeightQuant};
 pub use integer::{AddParams, quantize_multiplier};
