@@ -10,6 +10,7 @@ use burn::tensor::module::{avg_pool2d, batch_norm, batch_norm_train, conv2d, max
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Distribution, Tensor};
 
+use super::fast_ops;
 use super::params::{LayerParams, ParamSet};
 use crate::arch::{Net, Op};
 
@@ -96,10 +97,12 @@ pub fn forward(net: &Net, params: &ParamSet, x: Tensor<4>, bn: BnMode, train: bo
                     ..
                 },
                 LayerParams::Conv { weight, bias },
-            ) => {
-                let opts = ConvOptions::new([*stride; 2], [*padding; 2], [*dilation; 2], *groups);
-                Act::Map(conv2d(arg(0).map(), weight.clone(), bias.clone(), opts))
-            }
+            ) => Act::Map(conv(
+                arg(0).map(),
+                weight.clone(),
+                bias.clone(),
+                [*stride, *padding, *dilation, *groups],
+            )),
             (
                 Op::BatchNorm { .. },
                 LayerParams::BatchNorm {
@@ -138,12 +141,7 @@ pub fn forward(net: &Net, params: &ParamSet, x: Tensor<4>, bn: BnMode, train: bo
                     padding,
                 },
                 _,
-            ) => {
-                let o = MaxPoolOptions::new([*kernel; 2])
-                    .with_stride([*stride; 2])
-                    .with_padding([*padding; 2]);
-                Act::Map(max_pool2d(arg(0).map(), o))
-            }
+            ) => Act::Map(max_pool(arg(0).map(), *kernel, *stride, *padding)),
             (
                 Op::AvgPool {
                     kernel,
@@ -224,9 +222,79 @@ pub fn forward(net: &Net, params: &ParamSet, x: Tensor<4>, bn: BnMode, train: bo
     acts.pop().flatten().expect("classifier output").flat_hwc()
 }
 
-/// Average pooling whose divisor counts only real pixels (`count_include_pad = false`): a
-/// zero-padded sum pool divided by the pooled ones-mask, so it is exact on every backend.
+// Op choice on burn-flex (why: `cnn::fast_ops`). A replacement is used where it measured faster,
+// forward + backward, on both a [64, 16, 32, 32] and a [32, 32, 28, 28] input, and on the smaller
+// maps of deeper stages too (`fast_ops_profile`; speed-ups in that order, then [32, 64, 14, 14]
+// and [32, 128, 7, 7]):
+// - pointwise conv (groups 1, 1x1), any stride: a matmul, x2.2-2.9 (x1.8-2.4, x1.1-1.4);
+// - depthwise conv, stride 1, maps of side >= `FAST_DW_MIN_SIDE`: shifted taps for k = 3
+//   (x1.2-1.4), banded matmuls for k >= 5 (x1.1-2.0). On 14x14 they tie or lose (dilated ones
+//   x0.7) and on 7x7 they lose (x0.3-0.7): the canvas grows by the dilated span on each side;
+// - max pool, stride 1, side >= `FAST_MAX_POOL_MIN_SIDE`: x1.1-1.2 (x1.3; x0.9 on 7x7);
+// - exclude-pad avg pool, stride 1: x4 (x3.5, x2.4).
+// Burn's op is kept for stride-2 pools and depthwise convs (its stride-2 backward is already 3x
+// cheaper than its stride-1 one; the replacements were x0.3-0.6, avg pool x0.8-1.3), dense convs
+// with k > 1 (a matmul formulation only tied), and grouped convs that are not depthwise.
+
+/// Smallest map side (min of H, W) where the fast depthwise conv measured faster.
+const FAST_DW_MIN_SIDE: usize = 24;
+/// Smallest map side where the fast max pool measured faster.
+const FAST_MAX_POOL_MIN_SIDE: usize = 12;
+
+/// `conv2d` with the IR's geometry (`[stride, padding, dilation, groups]`, symmetric), through
+/// the formulation that measured fastest (see above).
+pub fn conv(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    [stride, padding, dilation, groups]: [usize; 4],
+) -> Tensor<4> {
+    let [cout, cin_per_group, k, _] = weight.dims();
+    let [_, cin, h, w] = x.dims();
+    if groups == 1 && k == 1 {
+        return fast_ops::conv1x1(x, weight, bias, stride, padding);
+    }
+    let depthwise = groups == cin && cin_per_group == 1 && cout == cin;
+    if depthwise && stride == 1 && k >= 3 && h.min(w) >= FAST_DW_MIN_SIDE {
+        if k >= 5 {
+            return fast_ops::depthwise_conv2d_banded(x, weight, bias, stride, padding, dilation);
+        }
+        if padding <= dilation * (k - 1) {
+            return fast_ops::depthwise_conv2d_taps(x, weight, bias, stride, padding, dilation);
+        }
+    }
+    let opts = ConvOptions::new([stride; 2], [padding; 2], [dilation; 2], groups);
+    conv2d(x, weight, bias, opts)
+}
+
+/// Max pooling, square window, symmetric padding.
+pub fn max_pool(x: Tensor<4>, kernel: usize, stride: usize, padding: usize) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    if stride == 1 && h.min(w) >= FAST_MAX_POOL_MIN_SIDE {
+        return fast_ops::max_pool2d(x, kernel, stride, padding);
+    }
+    let o = MaxPoolOptions::new([kernel; 2])
+        .with_stride([stride; 2])
+        .with_padding([padding; 2]);
+    max_pool2d(x, o)
+}
+
+/// Average pooling whose divisor counts only real pixels (`count_include_pad = false`).
 pub fn avg_pool_exclude_pad(
+    x: Tensor<4>,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> Tensor<4> {
+    if stride == 1 {
+        return fast_ops::avg_pool2d_exclude_pad(x, kernel, stride, padding);
+    }
+    avg_pool_exclude_pad_burn(x, kernel, stride, padding)
+}
+
+/// [`avg_pool_exclude_pad`] with burn's `avg_pool2d`: a zero-padded sum pool divided by the pooled
+/// ones-mask, so it is exact on every backend.
+pub fn avg_pool_exclude_pad_burn(
     x: Tensor<4>,
     kernel: usize,
     stride: usize,
@@ -266,6 +334,97 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         assert!((y[0] - (1.0 + 2.0 + 4.0 + 5.0) / 4.0).abs() < 1e-5, "{y:?}");
+    }
+
+    /// A net whose maps are large enough for every fast path (`fast_ops`) gives the logits and
+    /// input gradient of the same chain written with burn's ops.
+    #[test]
+    fn fast_paths_equal_burn_ops() {
+        let dev = Device::flex().autodiff();
+        let side = FAST_DW_MIN_SIDE.max(FAST_MAX_POOL_MIN_SIDE);
+        let mut b = NetBuilder::new(
+            "fast",
+            ImageShape {
+                h: side,
+                w: side,
+                c: 2,
+            },
+            3,
+        );
+        let pw = b.conv("pw", 0, 4, 1, 1).unwrap();
+        let d3 = b.dw_conv("dw3", pw, 3, 1, 1).unwrap();
+        let d5 = b.dw_conv("dw5", d3, 5, 1, 2).unwrap();
+        let mp = b
+            .push(
+                "mp",
+                Op::MaxPool {
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                },
+                vec![d5],
+            )
+            .unwrap();
+        let ap = b
+            .push(
+                "ap",
+                Op::AvgPool {
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                },
+                vec![mp],
+            )
+            .unwrap();
+        let g = b.push("gap", Op::GlobalAvgPool, vec![ap]).unwrap();
+        b.linear("fc", g, 3).unwrap();
+        let net = b.finish().unwrap();
+        let p = ParamSet::init_random(&net, &dev);
+        let conv_w = |i: usize| match &p.layers[i] {
+            LayerParams::Conv { weight, .. } => weight.clone(),
+            _ => unreachable!(),
+        };
+        let x: Tensor<4> =
+            Tensor::random([2, 2, side, side], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+
+        let fast = forward(&net, &p, x.clone(), BnMode::Batch, false);
+        let opts = |pad, dil, groups| ConvOptions::new([1, 1], [pad; 2], [dil; 2], groups);
+        let h = conv2d(x.clone(), conv_w(pw), None, opts(0, 1, 1));
+        let h = conv2d(h, conv_w(d3), None, opts(1, 1, 4));
+        let h = conv2d(h, conv_w(d5), None, opts(4, 2, 4));
+        let mpo = MaxPoolOptions::new([3, 3])
+            .with_stride([1, 1])
+            .with_padding([1, 1]);
+        let h = avg_pool_exclude_pad_burn(max_pool2d(h, mpo), 3, 1, 1);
+        let h = h.mean_dim(3).mean_dim(2).reshape([2, 4]);
+        let LayerParams::Linear { weight, bias } = &p.layers[net.nodes.len() - 1] else {
+            unreachable!()
+        };
+        let reference =
+            h.matmul(weight.clone().transpose()) + bias.clone().unwrap().unsqueeze_dim(0);
+
+        let close = |a: Vec<f32>, b: Vec<f32>, what: &str| {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (x, y) in a.iter().zip(&b) {
+                assert!(
+                    (x - y).abs() <= 1e-4 * y.abs() + 1e-6 * scale,
+                    "{what}: {x} vs {y}"
+                );
+            }
+        };
+        let r: Tensor<2> = Tensor::random([2, 3], Distribution::Normal(0.0, 1.0), &dev);
+        let gf = (fast.clone() * r.clone()).sum().backward();
+        let gr = (reference.clone() * r).sum().backward();
+        close(
+            fast.into_data().try_to_vec().unwrap(),
+            reference.into_data().try_to_vec().unwrap(),
+            "logits",
+        );
+        close(
+            x.grad(&gf).unwrap().into_data().try_to_vec().unwrap(),
+            x.grad(&gr).unwrap().into_data().try_to_vec().unwrap(),
+            "input gradient",
+        );
     }
 
     #[test]

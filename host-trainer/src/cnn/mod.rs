@@ -5,6 +5,7 @@
 //! [`Net`]: crate::arch::Net
 
 pub mod executor;
+pub mod fast_ops;
 pub mod params;
 pub mod train;
 
