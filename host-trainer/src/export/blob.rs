@@ -36,31 +36,79 @@ pub struct Provenance {
     pub calibration_samples: u32,
 }
 
-/// Quantized weights of one op, in the burn layout (output channel first).
-struct QWeights {
-    q: WeightQuant,
+/// Quantize a weight tensor given in the burn layout (output channel first).
+fn quantize_weights(values: &[f32], cout: usize, config: &QuantConfig) -> WeightQuant {
+    let bits = config.precision.weight_bits;
+    match config.scheme {
+        WeightScheme::PerChannelSymmetric => WeightQuant::per_channel_symmetric(values, cout, bits),
+        WeightScheme::PerTensorAffine => {
+            let range = match config.weight_clip {
+                Clip::Absolute => Range::of(values),
+                Clip::Percentile(p) => Range::percentile(values, p),
+            };
+            WeightQuant::per_tensor_affine(values, bits, range)
+        }
+    }
 }
 
-impl QWeights {
-    fn new(values: &[f32], cout: usize, config: &QuantConfig) -> QWeights {
-        let bits = config.precision.weight_bits;
-        let q = match config.scheme {
-            WeightScheme::PerChannelSymmetric => {
-                WeightQuant::per_channel_symmetric(values, cout, bits)
-            }
-            WeightScheme::PerTensorAffine => {
-                let range = match config.weight_clip {
-                    Clip::Absolute => Range::of(values),
-                    Clip::Percentile(p) => Range::percentile(values, p),
-                };
-                WeightQuant::per_tensor_affine(values, bits, range)
-            }
-        };
-        QWeights { q }
+/// The owned bytes of a weighted op (packed weights, i32 bias, requantization table), which the
+/// op borrows while it is pushed.
+struct Weighted {
+    q: WeightQuant,
+    scheme: WeightScheme,
+    data: Vec<u8>,
+    bias: Vec<u8>,
+    multipliers: Vec<u8>,
+    shifts: Vec<u8>,
+}
+
+impl Weighted {
+    /// `values` and `shift` (the folded bias) in the burn layout; `device_order` maps the
+    /// quantized burn-layout values to the device layout before packing.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        values: &[f32],
+        shift: &[f32],
+        cout: usize,
+        config: &QuantConfig,
+        s_x: f32,
+        s_y: f32,
+        rounding: Rounding,
+        device_order: impl FnOnce(&[i8]) -> Vec<i8>,
+    ) -> Result<Weighted, ExportError> {
+        let q = quantize_weights(values, cout, config);
+        let data = pack(&device_order(&q.values), q.bits)
+            .map_err(|e| ExportError::Pack(format!("{e:?}")))?;
+        let bias = quantize_bias(shift, s_x, |c| q.scale(c));
+        let (mults, shifts) = conv_multipliers(s_x, &q.scales, s_y, rounding);
+        Ok(Weighted {
+            scheme: config.scheme,
+            data,
+            bias: i32s_to_le(&bias),
+            multipliers: i32s_to_le(&mults),
+            shifts: shifts.iter().map(|&s| s as u8).collect(),
+            q,
+        })
     }
 
-    fn scale(&self, c: usize) -> f32 {
-        self.q.scale(c)
+    fn weights(&self) -> Weights<'_> {
+        Weights {
+            bits: self.q.bits,
+            scheme: self.scheme,
+            zero_point: self.q.zero_point,
+            data: &self.data,
+        }
+    }
+
+    fn bias(&self) -> LeI32s<'_> {
+        LeI32s::new(&self.bias)
+    }
+
+    fn requant(&self) -> Requant<'_> {
+        Requant {
+            multipliers: LeI32s::new(&self.multipliers),
+            shifts: &self.shifts,
+        }
     }
 }
 
@@ -75,22 +123,6 @@ fn clamp_of(p: AffineParams, act: Activation) -> Clamp {
 
 fn shape_of(s: [usize; 3]) -> Shape {
     Shape::new(s[0] as u16, s[1] as u16, s[2] as u16)
-}
-
-fn bias_and_requant(
-    shift: &[f32],
-    w: &QWeights,
-    s_x: f32,
-    s_y: f32,
-    rounding: Rounding,
-) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let bias = quantize_bias(shift, s_x, |c| w.scale(c));
-    let (mults, shifts) = conv_multipliers(s_x, &w.q.scales, s_y, rounding);
-    (
-        i32s_to_le(&bias),
-        i32s_to_le(&mults),
-        shifts.iter().map(|&s| s as u8).collect(),
-    )
 }
 
 /// Build the blob. `params` must carry calibrated running statistics for every BatchNorm the
@@ -172,58 +204,45 @@ pub fn build(
                             .unwrap_or_else(|| Tensor::zeros([cout], &weight.device())),
                     ),
                 };
-                let wv = host_values(&w);
-                let shift = host_values(&shift);
-                let qw = QWeights::new(&wv, cout, config);
-                let px = acts[*input];
-                let (bias_le, mults, shifts) =
-                    bias_and_requant(&shift, &qw, px.scale, py.scale, rounding);
                 let window =
                     Window::square(kernel as u8, stride as u8, dilation as u8, padding as u8);
                 let depthwise = groups > 1;
                 // burn: (co, ci/g, kh, kw). Device: conv [co][kh][kw][ci]; depthwise [kh][kw][c].
-                let mut dev_order = Vec::with_capacity(wv.len());
-                if depthwise {
-                    for ky in 0..kernel {
-                        for kx in 0..kernel {
-                            for c in 0..cout {
-                                dev_order.push(qw.q.values[(c * kernel + ky) * kernel + kx]);
+                let order = |v: &[i8]| {
+                    let mut out = Vec::with_capacity(v.len());
+                    if depthwise {
+                        for tap in 0..kernel * kernel {
+                            out.extend((0..cout).map(|c| v[c * kernel * kernel + tap]));
+                        }
+                    } else {
+                        for co in 0..cout {
+                            for tap in 0..kernel * kernel {
+                                out.extend(
+                                    (0..cin).map(|ci| v[(co * cin + ci) * kernel * kernel + tap]),
+                                );
                             }
                         }
                     }
-                } else {
-                    for co in 0..cout {
-                        for ky in 0..kernel {
-                            for kx in 0..kernel {
-                                for ci in 0..cin {
-                                    dev_order.push(
-                                        qw.q.values[((co * cin + ci) * kernel + ky) * kernel + kx],
-                                    );
-                                }
-                            }
-                        }
-                    }
-                }
-                let data =
-                    pack(&dev_order, qw.q.bits).map_err(|e| ExportError::Pack(format!("{e:?}")))?;
-                let weights = Weights {
-                    bits: qw.q.bits,
-                    scheme: config.scheme,
-                    zero_point: qw.q.zero_point,
-                    data: &data,
+                    out
                 };
-                let requant = Requant {
-                    multipliers: LeI32s::new(&mults),
-                    shifts: &shifts,
-                };
+                let wb = Weighted::new(
+                    &host_values(&w),
+                    &host_values(&shift),
+                    cout,
+                    config,
+                    acts[*input].scale,
+                    py.scale,
+                    rounding,
+                    order,
+                )?;
                 let op = if depthwise {
                     DevOp::DepthwiseConv2d(DepthwiseConv2d {
                         input: tid(*input),
                         output: id,
                         window,
-                        weights,
-                        bias: LeI32s::new(&bias_le),
-                        requant,
+                        weights: wb.weights(),
+                        bias: wb.bias(),
+                        requant: wb.requant(),
                         clamp: clamp_of(py, *act),
                     })
                 } else {
@@ -231,9 +250,9 @@ pub fn build(
                         input: tid(*input),
                         output: id,
                         window,
-                        weights,
-                        bias: LeI32s::new(&bias_le),
-                        requant,
+                        weights: wb.weights(),
+                        bias: wb.bias(),
+                        requant: wb.requant(),
                         clamp: clamp_of(py, *act),
                     })
                 };
@@ -245,29 +264,23 @@ pub fn build(
                     .ok_or_else(|| ExportError::Uncalibrated(net.nodes[*bn].name.clone()))?;
                 let (a, shift) = affine(gamma, beta, mean, var);
                 let av = host_values(&a);
-                let shift = host_values(&shift);
-                let c = av.len();
-                let qw = QWeights::new(&av, c, config);
-                let px = acts[*input];
-                let (bias_le, mults, shifts) =
-                    bias_and_requant(&shift, &qw, px.scale, py.scale, rounding);
-                let data = pack(&qw.q.values, qw.q.bits)
-                    .map_err(|e| ExportError::Pack(format!("{e:?}")))?;
+                let wb = Weighted::new(
+                    &av,
+                    &host_values(&shift),
+                    av.len(),
+                    config,
+                    acts[*input].scale,
+                    py.scale,
+                    rounding,
+                    <[i8]>::to_vec,
+                )?;
                 b.push(&DevOp::DepthwiseConv2d(DepthwiseConv2d {
                     input: tid(*input),
                     output: id,
                     window: Window::square(1, 1, 1, 0),
-                    weights: Weights {
-                        bits: qw.q.bits,
-                        scheme: config.scheme,
-                        zero_point: qw.q.zero_point,
-                        data: &data,
-                    },
-                    bias: LeI32s::new(&bias_le),
-                    requant: Requant {
-                        multipliers: LeI32s::new(&mults),
-                        shifts: &shifts,
-                    },
+                    weights: wb.weights(),
+                    bias: wb.bias(),
+                    requant: wb.requant(),
                     clamp: clamp_of(py, *act),
                 }))
                 .map_err(layer_err)?;
@@ -375,31 +388,26 @@ pub fn build(
                 let LayerParams::Linear { weight, bias } = &params.layers[*node] else {
                     return Err(ExportError::Params(name_of(step)));
                 };
-                let wv = host_values(weight);
                 let shift = match bias {
                     Some(b) => host_values(b),
                     None => vec![0.0; cout],
                 };
-                let qw = QWeights::new(&wv, cout, config);
-                let px = acts[*input];
-                let (bias_le, mults, shifts) =
-                    bias_and_requant(&shift, &qw, px.scale, py.scale, rounding);
-                let data = pack(&qw.q.values, qw.q.bits)
-                    .map_err(|e| ExportError::Pack(format!("{e:?}")))?;
+                let wb = Weighted::new(
+                    &host_values(weight),
+                    &shift,
+                    cout,
+                    config,
+                    acts[*input].scale,
+                    py.scale,
+                    rounding,
+                    <[i8]>::to_vec,
+                )?;
                 b.push(&DevOp::Linear(Linear {
                     input: tid(*input),
                     output: id,
-                    weights: Weights {
-                        bits: qw.q.bits,
-                        scheme: config.scheme,
-                        zero_point: qw.q.zero_point,
-                        data: &data,
-                    },
-                    bias: LeI32s::new(&bias_le),
-                    requant: Requant {
-                        multipliers: LeI32s::new(&mults),
-                        shifts: &shifts,
-                    },
+                    weights: wb.weights(),
+                    bias: wb.bias(),
+                    requant: wb.requant(),
                     clamp: clamp_of(py, *act),
                 }))
                 .map_err(layer_err)?;

@@ -25,8 +25,14 @@ pub enum Method {
 pub fn fake_quant<const D: usize>(x: Tensor<D>, p: AffineParams, method: Method) -> Tensor<D> {
     let (s, z) = (f64::from(p.scale), f64::from(p.zero_point));
     let (lo, hi) = (f64::from(qmin(p.bits)), f64::from(qmax(p.bits)));
-    let code = (x / s + z).clamp(lo, hi);
-    let code = match method {
+    let code = to_grid((x / s + z).clamp(lo, hi), method, lo, hi);
+    (code - z) * s
+}
+
+/// Clamped real-valued codes in `[lo, hi]` → grid values: rounded with a straight-through
+/// gradient (SimQuant), or moved by uniform noise of one step (NoiseQuant).
+fn to_grid<const D: usize>(code: Tensor<D>, method: Method, lo: f64, hi: f64) -> Tensor<D> {
+    match method {
         Method::SimQuant => code.clone() + (code.clone().round() - code).detach(),
         Method::NoiseQuant => {
             let noise = Tensor::random(
@@ -36,8 +42,7 @@ pub fn fake_quant<const D: usize>(x: Tensor<D>, p: AffineParams, method: Method)
             );
             (code + noise.detach()).clamp(lo, hi)
         }
-    };
-    (code - z) * s
+    }
 }
 
 /// Per-output-channel symmetric fake quantization of a weight tensor whose first axis is the
@@ -59,18 +64,12 @@ pub fn fake_quant_per_channel<const D: usize>(
     let mut bshape = [1usize; D];
     bshape[0] = cout;
     let scale: Tensor<D> = scales.clone().reshape(bshape);
-    let code = (w / scale.clone()).clamp(-limit, limit);
-    let code = match method {
-        Method::SimQuant => code.clone() + (code.clone().round() - code).detach(),
-        Method::NoiseQuant => {
-            let noise = Tensor::random(
-                code.shape(),
-                Distribution::Uniform(-0.5, 0.5),
-                &code.device(),
-            );
-            (code + noise.detach()).clamp(-limit, limit)
-        }
-    };
+    let code = to_grid(
+        (w / scale.clone()).clamp(-limit, limit),
+        method,
+        -limit,
+        limit,
+    );
     (code * scale, scales)
 }
 

@@ -12,8 +12,8 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::{relu, relu6};
-use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::module::avg_pool2d;
+use burn::tensor::ops::AvgPoolOptions;
 use shared_format::op::WeightScheme;
 
 use super::affine::{AffineParams, Range};
@@ -21,7 +21,7 @@ use super::config::{Clip, IO_BITS, QuantConfig};
 use super::fake::{self, Method};
 use super::lower::{Activation, Lowered, Step};
 use crate::arch::{Net, Op};
-use crate::cnn::executor::{BN_EPS, avg_pool_exclude_pad};
+use crate::cnn::executor::{self, BN_EPS, avg_pool_exclude_pad, max_pool};
 use crate::cnn::{BnMode, LayerParams, ParamSet};
 
 /// Where activation quantization parameters come from.
@@ -333,14 +333,14 @@ pub fn forward(
                 let LayerParams::Conv { weight, bias } = &params.layers[*conv] else {
                     panic!("node {conv}: conv parameters expected");
                 };
-                let opts_c = ConvOptions::new([stride; 2], [padding; 2], [dilation; 2], groups);
+                let geometry = [stride, padding, dilation, groups];
                 let x = get(*input);
                 let s_x = input_scale(*input, &qparams);
                 let (w, b) = match bn {
                     None => (weight.clone(), bias.clone()),
                     Some(b) => {
                         let pre =
-                            || conv2d(x.clone(), weight.clone(), bias.clone(), opts_c.clone());
+                            || executor::conv(x.clone(), weight.clone(), bias.clone(), geometry);
                         let (gamma, beta, mean, var) =
                             fold_stats(params, *b, opts.bn, pre, &mut observer);
                         let (w, shift) = fold(weight.clone(), bias.clone(), gamma, beta, mean, var);
@@ -348,7 +348,7 @@ pub fn forward(
                     }
                 };
                 let (w, b) = device_weights(w, b, opts.quant, s_x, method);
-                let y = conv2d(x, w, b, opts_c);
+                let y = executor::conv(x, w, b, geometry);
                 activate(y, *act)
             }
             Step::Affine { bn, input, act, .. } => {
@@ -381,12 +381,7 @@ pub fn forward(
                         kernel,
                         stride,
                         padding,
-                    } => max_pool2d(
-                        x,
-                        MaxPoolOptions::new([kernel; 2])
-                            .with_stride([stride; 2])
-                            .with_padding([padding; 2]),
-                    ),
+                    } => max_pool(x, kernel, stride, padding),
                     Op::AvgPool {
                         kernel,
                         stride,
