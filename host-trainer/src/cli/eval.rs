@@ -8,9 +8,8 @@ use host_trainer::cnn::ParamSet;
 use host_trainer::cnn::train::{self as sgd, SgdConfig};
 use host_trainer::export::{self, Provenance};
 use host_trainer::ghn::{checkpoint, eval, sources};
-use host_trainer::quant::config::{Clip, Precision, QuantConfig};
+use host_trainer::quant::config::Precision;
 use host_trainer::quant::table::{self, NetResult};
-use shared_format::WeightScheme;
 
 /// Where each net's parameters come from.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,21 +50,12 @@ pub struct Args {
     /// from the float simulation (`sim`) and the integer runtime (`int`) of the exported blob.
     #[arg(long, default_value = "float", value_delimiter = ',')]
     pub bits: Vec<String>,
-    /// Per-output-channel symmetric weights instead of the paper's per-tensor affine ones.
-    #[arg(long)]
-    pub per_channel: bool,
-    /// Weight range for quantized rows: absolute or percentile[:p].
-    #[arg(long, default_value = "absolute")]
-    pub weight_clip: Clip,
-    /// Activation range for quantized rows: absolute or percentile[:p].
-    #[arg(long, default_value = "absolute")]
-    pub act_clip: Clip,
+    /// Quantization and rounding of quantized rows.
+    #[command(flatten)]
+    pub quant: super::quant_args::QuantArgs,
     /// Calibration images (training set) per net for quantized rows.
     #[arg(long, default_value_t = 500)]
     pub calib: usize,
-    /// Requantization rounding of the exported blobs: single or double.
-    #[arg(long, default_value = "single")]
-    pub rounding: String,
     /// Test images and the device that evaluates on them.
     #[command(flatten)]
     pub test: super::test_data::TestData,
@@ -88,7 +78,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let device = super::train::device(&args.test.device)?;
-    let rounding = super::export::rounding(&args.rounding)?;
+    let rounding = args.quant.rounding;
     let mut precisions: Vec<Option<Precision>> = Vec::new();
     for b in &args.bits {
         precisions.push(match b.as_str() {
@@ -192,16 +182,7 @@ pub fn run(args: Args) -> Result<()> {
                         results.push(row("float".into(), "float", top1, top5));
                     }
                     Some(precision) => {
-                        let config = QuantConfig {
-                            scheme: if args.per_channel {
-                                WeightScheme::PerChannelSymmetric
-                            } else {
-                                WeightScheme::PerTensorAffine
-                            },
-                            weight_clip: args.weight_clip,
-                            act_clip: args.act_clip,
-                            ..QuantConfig::paper(*precision)
-                        };
+                        let config = args.quant.config(*precision);
                         let provenance = Provenance {
                             dataset: args.test.dataset.clone(),
                             arch_hash: export::fingerprint(net.to_json().as_bytes()),

@@ -7,8 +7,8 @@ use host_trainer::arch::Net;
 use host_trainer::cnn::{BnMode, ParamSet};
 use host_trainer::export::{self, Provenance, compare};
 use host_trainer::ghn::{checkpoint, eval, sources};
-use host_trainer::quant::config::{Clip, Precision, QuantConfig};
-use shared_format::{Model, Rounding, TestVectorsBuilder, WeightScheme};
+use host_trainer::quant::config::Precision;
+use shared_format::{Model, TestVectorsBuilder};
 
 /// Arguments of `ghnq export`.
 #[derive(clap::Args, Debug)]
@@ -25,23 +25,12 @@ pub struct Args {
     /// Weight and activation bits: w8a8, w4a8, w4a4, w2a2, ...
     #[arg(long, default_value = "w8a8")]
     pub bits: Precision,
-    /// Per-output-channel symmetric weights (TFLite's int8 practice) instead of the paper's
-    /// per-tensor affine weights.
-    #[arg(long)]
-    pub per_channel: bool,
-    /// Weight range: absolute or percentile[:p] (top/bottom p %, default 1).
-    #[arg(long, default_value = "absolute")]
-    pub weight_clip: Clip,
-    /// Activation range: absolute or percentile[:p].
-    #[arg(long, default_value = "absolute")]
-    pub act_clip: Clip,
+    /// Quantization and rounding.
+    #[command(flatten)]
+    pub quant: super::quant_args::QuantArgs,
     /// Training images for BN statistics and activation ranges.
     #[arg(long, default_value_t = 1000)]
     pub calib: usize,
-    /// Requantization rounding: single (the float simulation models it exactly) or double
-    /// (TFLite Micro's default; within a few logit steps of the simulation).
-    #[arg(long, default_value = "single")]
-    pub rounding: String,
     /// Output blob.
     #[arg(short, long)]
     pub out: PathBuf,
@@ -63,18 +52,9 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Parses `--rounding`.
-pub fn rounding(name: &str) -> Result<Rounding> {
-    match name {
-        "single" => Ok(Rounding::Single),
-        "double" => Ok(Rounding::Double),
-        other => anyhow::bail!("unknown rounding '{other}': single or double"),
-    }
-}
-
 pub fn run(args: Args) -> Result<()> {
     let device = super::train::device(&args.test.device)?;
-    let rounding = rounding(&args.rounding)?;
+    let rounding = args.quant.rounding;
     let text = std::fs::read_to_string(&args.arch)
         .with_context(|| format!("reading {}", args.arch.display()))?;
     let net = Net::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.arch.display()))?;
@@ -97,16 +77,7 @@ pub fn run(args: Args) -> Result<()> {
         (None, None) => anyhow::bail!("give --ghn <checkpoint> or --params <file.safetensors>"),
     };
     params.check_shapes(&net).map_err(|e| anyhow::anyhow!(e))?;
-    let config = QuantConfig {
-        scheme: if args.per_channel {
-            WeightScheme::PerChannelSymmetric
-        } else {
-            WeightScheme::PerTensorAffine
-        },
-        weight_clip: args.weight_clip,
-        act_clip: args.act_clip,
-        ..QuantConfig::paper(args.bits)
-    };
+    let config = args.quant.config(args.bits);
     let data_dir = args.test.data_dir.as_deref();
     let (shape, calib) =
         sources::calibration_batches(&args.test.dataset, data_dir, args.calib, 64, 7)?;
@@ -175,7 +146,7 @@ pub fn run(args: Args) -> Result<()> {
                 "net": net.name,
                 "bits": args.bits.to_string(),
                 "scheme": format!("{:?}", config.scheme),
-                "rounding": args.rounding,
+                "rounding": format!("{rounding:?}").to_lowercase(),
                 "blob_bytes": exported.blob.len(),
                 "arena_bytes": model.arena_bytes(),
                 "float_top1_batch_bn": float.0,
@@ -192,7 +163,7 @@ pub fn run(args: Args) -> Result<()> {
             model.arena_bytes(),
             args.bits,
             config.scheme,
-            args.rounding,
+            format!("{rounding:?}").to_lowercase(),
             exported.calibration.samples
         );
         println!("top-1 on {} test images:", cmp.samples);

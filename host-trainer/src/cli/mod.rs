@@ -9,6 +9,7 @@ mod graphs;
 mod hil;
 mod inspect;
 mod predict;
+mod quant_args;
 mod run;
 mod test_data;
 mod train;

@@ -1,0 +1,47 @@
+//! The quantization flags shared by the commands that export nets (`export`, `eval --bits`).
+
+use host_trainer::quant::config::{Clip, Precision, QuantConfig};
+use shared_format::{Rounding, WeightScheme};
+
+/// How nets are quantized and exported.
+#[derive(clap::Args, Debug)]
+pub struct QuantArgs {
+    /// Per-output-channel symmetric weights (TFLite's int8 practice) instead of the paper's
+    /// per-tensor affine weights.
+    #[arg(long)]
+    pub per_channel: bool,
+    /// Weight range: absolute or percentile[:p] (top/bottom p %, default 1).
+    #[arg(long, default_value = "absolute")]
+    pub weight_clip: Clip,
+    /// Activation range: absolute or percentile[:p].
+    #[arg(long, default_value = "absolute")]
+    pub act_clip: Clip,
+    /// Requantization rounding: single (the float simulation models it exactly) or double
+    /// (TFLite Micro's default; within a few logit steps of the simulation).
+    #[arg(long, default_value = "single", value_parser = parse_rounding)]
+    pub rounding: Rounding,
+}
+
+impl QuantArgs {
+    /// The configuration for `precision`.
+    pub fn config(&self, precision: Precision) -> QuantConfig {
+        QuantConfig {
+            scheme: if self.per_channel {
+                WeightScheme::PerChannelSymmetric
+            } else {
+                WeightScheme::PerTensorAffine
+            },
+            weight_clip: self.weight_clip,
+            act_clip: self.act_clip,
+            ..QuantConfig::paper(precision)
+        }
+    }
+}
+
+fn parse_rounding(name: &str) -> Result<Rounding, String> {
+    match name {
+        "single" => Ok(Rounding::Single),
+        "double" => Ok(Rounding::Double),
+        other => Err(format!("unknown rounding '{other}': single or double")),
+    }
+}
