@@ -68,12 +68,36 @@ pub struct Args {
     /// Also write the table as markdown (atomically).
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Evaluate only shard i of n (1-based, `2/4`): a contiguous quarter of each split's nets,
+    /// for running one evaluation as several processes; `ghnq merge` combines their `--csv`s.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
     /// Split seed (net i of the split is generated from (split, seed, i)).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Seed of random initialisation and of the SGD baseline's image order.
     #[arg(long, default_value_t = 1)]
     pub init_seed: u64,
+}
+
+/// Parses `i/n` with 1 ≤ i ≤ n.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{s}' is not a shard: write i/n with 1 <= i <= n, e.g. 2/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n) = (
+        i.trim().parse::<usize>().map_err(|_| bad())?,
+        n.trim().parse::<usize>().map_err(|_| bad())?,
+    );
+    if i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// Nets of shard `i` of `n` among `len`: contiguous, sizes differing by at most one, covering
+/// all nets exactly once.
+fn shard_range(len: usize, i: usize, n: usize) -> std::ops::Range<usize> {
+    (len * (i - 1) / n)..(len * i / n)
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -108,21 +132,14 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut splits = Vec::new();
     for s in &args.split {
-        splits.push((
-            s.clone(),
-            sources::eval_nets(s, shape, classes, args.count, args.seed)?,
-        ));
+        let nets = sources::eval_nets(s, shape, classes, args.count, args.seed)?;
+        let nets = match args.shard {
+            Some((i, n)) => nets[shard_range(nets.len(), i, n)].to_vec(),
+            None => nets,
+        };
+        splits.push((s.clone(), nets));
     }
-    device.seed(args.init_seed);
     let train_device = device.clone().autodiff();
-    let mut train_images = match args.init {
-        Init::Sgd => Some(sources::image_source(
-            &args.test.dataset,
-            data_dir,
-            args.init_seed,
-        )?),
-        _ => None,
-    };
     let total: usize = splits.iter().map(|(_, n)| n.len()).sum();
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
@@ -137,12 +154,19 @@ pub fn run(args: Args) -> Result<()> {
     for (split, nets) in &splits {
         for net in nets {
             bar.set_message(format!("{split}: {}", net.name));
+            // Per-net seed: a net's baseline is the same in any shard or subset.
+            device.seed(args.init_seed ^ export::fingerprint(net.name.as_bytes()));
             let t = std::time::Instant::now();
             let params = match args.init {
                 Init::Ghn => eval::predict_one(ghn.as_ref().expect("checked above"), net, &device)?,
                 Init::Random => ParamSet::init_random(net, &device),
                 Init::Sgd => {
-                    let images = train_images.as_mut().expect("made for sgd");
+                    // Per-net image order too, for the same reason as the seed above.
+                    let mut images = sources::image_source(
+                        &args.test.dataset,
+                        data_dir,
+                        args.init_seed ^ export::fingerprint(net.name.as_bytes()),
+                    )?;
                     let config = SgdConfig::epochs(args.sgd_epochs, images.len(), args.sgd_batch);
                     sgd::train(
                         net,
@@ -259,4 +283,26 @@ pub fn run(args: Args) -> Result<()> {
         print!("{}", table::text(&rows));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_every_net_once() {
+        for len in [0, 1, 7, 100] {
+            for n in 1..=5 {
+                let mut seen = Vec::new();
+                for i in 1..=n {
+                    seen.extend(shard_range(len, i, n));
+                }
+                assert_eq!(seen, (0..len).collect::<Vec<_>>(), "len {len}, {n} shards");
+            }
+        }
+        assert_eq!(parse_shard("2/4"), Ok((2, 4)));
+        assert!(
+            parse_shard("0/4").is_err() && parse_shard("5/4").is_err() && parse_shard("x").is_err()
+        );
+    }
 }

@@ -8,6 +8,7 @@ mod export;
 mod graphs;
 mod hil;
 mod inspect;
+mod merge;
 mod predict;
 mod quant_args;
 mod run;
@@ -42,6 +43,8 @@ enum Command {
     Bench(bench::Args),
     /// Calibrate, fold and quantize a net into an integer model blob (+ test vectors).
     Export(export::Args),
+    /// Combine the per-net CSVs of sharded `ghnq eval --shard i/n` runs into one table.
+    Merge(merge::Args),
 }
 
 pub fn main() -> anyhow::Result<()> {
@@ -55,5 +58,6 @@ pub fn main() -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Export(args) => export::run(args),
+        Command::Merge(args) => merge::run(args),
     }
 }

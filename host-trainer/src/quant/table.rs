@@ -195,6 +195,46 @@ pub fn csv(results: &[NetResult]) -> String {
     s
 }
 
+/// Read back [`csv`] output (one shard of an evaluation), for merging shards.
+pub fn parse_csv(text: &str) -> Result<Vec<NetResult>, String> {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    if header != "split,net,bits,path,top1,top5,qmse,qce,agreement" {
+        return Err(format!("not a `ghnq eval --csv` file (header '{header}')"));
+    }
+    let num = |v: &str, line: usize| -> Result<Option<f64>, String> {
+        if v == "-" {
+            return Ok(None);
+        }
+        v.parse::<f64>()
+            .map(Some)
+            .map_err(|_| format!("line {line}: '{v}' is not a number"))
+    };
+    lines
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(k, l)| {
+            let line = k + 2;
+            let f: Vec<&str> = l.split(',').collect();
+            if f.len() != 9 {
+                return Err(format!("line {line}: {} fields, expected 9", f.len()));
+            }
+            let req = |v: &str| num(v, line)?.ok_or(format!("line {line}: missing accuracy"));
+            Ok(NetResult {
+                split: f[0].into(),
+                net: f[1].into(),
+                bits: f[2].into(),
+                runtime: f[3].into(),
+                top1: req(f[4])?,
+                top5: req(f[5])?,
+                qmse: num(f[6], line)?,
+                qce: num(f[7], line)?,
+                agreement: num(f[8], line)?,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +278,12 @@ mod tests {
             "{md}"
         );
         assert_eq!(csv(&res).lines().count(), 5);
+        let back = parse_csv(&csv(&res)).unwrap();
+        assert_eq!(aggregate(&back), rows);
+        assert!(
+            parse_csv("a,b\n")
+                .unwrap_err()
+                .contains("not a `ghnq eval --csv` file")
+        );
     }
 }

@@ -1,0 +1,85 @@
+//! `ghnq eval` in shards and `ghnq merge`, as a user runs them: the merged table is the table of
+//! the unsharded run, quantized rows come in sim/int pairs, and overlapping shards are refused.
+
+use std::process::{Command, Output};
+
+fn ghnq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ghnq"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("ghnq starts")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn sharded_eval_merges_into_the_whole_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let common = [
+        "eval",
+        "--init",
+        "random",
+        "--split",
+        "tiny",
+        "--count",
+        "4",
+        "--images",
+        "32",
+        "--dataset",
+        "synthetic-gray",
+        "--bits",
+        "float,w8a8",
+        "--calib",
+        "32",
+    ];
+    let run = |extra: &[&str]| {
+        let out = ghnq(&[&common[..], extra].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let whole = run(&["--csv", &path("all.csv")]);
+    run(&["--shard", "1/2", "--csv", &path("a.csv")]);
+    run(&["--shard", "2/2", "--csv", &path("b.csv")]);
+    let merged = ghnq(&[
+        "merge",
+        &path("a.csv"),
+        &path("b.csv"),
+        "--markdown",
+        &path("t.md"),
+    ]);
+    assert!(merged.status.success(), "{}", text(&merged.stderr));
+    let merged = text(&merged.stdout);
+    // Same nets, same initialisation seed, same numbers: the merged table is the whole one.
+    let table = |s: &str| {
+        s.lines()
+            .skip_while(|l| !l.starts_with("split"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        table(&merged),
+        table(&whole),
+        "merged:\n{merged}\nwhole:\n{whole}"
+    );
+    for needle in [
+        "float  float      4",
+        "w8a8   sim        4",
+        "w8a8   int        4",
+    ] {
+        assert!(merged.contains(needle), "missing {needle:?} in\n{merged}");
+    }
+    let md = std::fs::read_to_string(path("t.md")).unwrap();
+    assert_eq!(md.lines().count(), 5, "{md}");
+
+    let overlap = ghnq(&["merge", &path("a.csv"), &path("all.csv")]);
+    assert!(!overlap.status.success());
+    assert!(
+        text(&overlap.stderr).contains("overlapping shards"),
+        "{}",
+        text(&overlap.stderr)
+    );
+}
