@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod eval;
 mod export;
+mod finetune;
 mod graphs;
 mod hil;
 mod inspect;
@@ -43,6 +44,8 @@ enum Command {
     Bench(bench::Args),
     /// Calibrate, fold and quantize a net into an integer model blob (+ test vectors).
     Export(export::Args),
+    /// QAT of one net from the GHN's prediction and from random init: accuracy against steps.
+    Finetune(finetune::Args),
     /// Combine the per-net CSVs of sharded `ghnq eval --shard i/n` runs into one table.
     Merge(merge::Args),
 }
@@ -59,5 +62,16 @@ pub fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Export(args) => export::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Finetune(args) => finetune::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks over every subcommand (duplicate names, bad defaults).
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

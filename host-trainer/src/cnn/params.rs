@@ -187,34 +187,69 @@ impl ParamSet {
         Ok(())
     }
 
-    /// The same values off the autodiff graph, so evaluation records no tape (trained or
-    /// GHN-predicted parameters live on an autodiff device).
-    pub fn without_autodiff(self) -> ParamSet {
+    /// Apply `f` to every trainable tensor (weights, biases, γ, β) in [`ParamSet::tensors`]
+    /// order; running statistics are kept as they are.
+    pub fn map(self, f: &mut impl TensorMap) -> ParamSet {
         let layers = self
             .layers
             .into_iter()
             .map(|l| match l {
                 LayerParams::None => LayerParams::None,
                 LayerParams::Conv { weight, bias } => LayerParams::Conv {
-                    weight: weight.inner(),
-                    bias: bias.map(Tensor::inner),
+                    weight: f.map(weight),
+                    bias: bias.map(|b| f.map(b)),
                 },
                 LayerParams::Linear { weight, bias } => LayerParams::Linear {
-                    weight: weight.inner(),
-                    bias: bias.map(Tensor::inner),
+                    weight: f.map(weight),
+                    bias: bias.map(|b| f.map(b)),
                 },
                 LayerParams::BatchNorm {
                     gamma,
                     beta,
                     running,
                 } => LayerParams::BatchNorm {
-                    gamma: gamma.inner(),
-                    beta: beta.inner(),
-                    running: running.map(|(m, v)| (m.inner(), v.inner())),
+                    gamma: f.map(gamma),
+                    beta: f.map(beta),
+                    running,
                 },
             })
             .collect();
         ParamSet { layers }
+    }
+
+    /// The same values off the autodiff graph, so evaluation records no tape (trained or
+    /// GHN-predicted parameters live on an autodiff device).
+    pub fn without_autodiff(self) -> ParamSet {
+        struct Inner;
+        impl TensorMap for Inner {
+            fn map<const D: usize>(&mut self, t: Tensor<D>) -> Tensor<D> {
+                t.inner()
+            }
+        }
+        let mut p = self.map(&mut Inner);
+        for l in &mut p.layers {
+            if let LayerParams::BatchNorm {
+                running: Some((m, v)),
+                ..
+            } = l
+            {
+                *m = m.clone().inner();
+                *v = v.clone().inner();
+            }
+        }
+        p
+    }
+
+    /// The same values as fresh trainable leaves on the autodiff version of their device (to
+    /// train parameters a GHN predicted, without training the GHN).
+    pub fn into_trainable(self) -> ParamSet {
+        struct Leaf;
+        impl TensorMap for Leaf {
+            fn map<const D: usize>(&mut self, t: Tensor<D>) -> Tensor<D> {
+                t.inner().autodiff().require_grad()
+            }
+        }
+        self.map(&mut Leaf)
     }
 
     /// All trainable tensors (for a plain-training optimiser or gradient checks).
@@ -239,6 +274,12 @@ impl ParamSet {
         }
         out
     }
+}
+
+/// A tensor transformation of any rank (closures cannot be generic over the rank).
+pub trait TensorMap {
+    /// Transform one tensor.
+    fn map<const D: usize>(&mut self, t: Tensor<D>) -> Tensor<D>;
 }
 
 /// A borrowed parameter tensor of any rank.

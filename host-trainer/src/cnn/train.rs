@@ -9,7 +9,7 @@
 
 use burn::tensor::{Device, Gradients, Tensor};
 
-use super::params::{LayerParams, ParamSet};
+use super::params::{ParamSet, TensorMap};
 use super::{BnMode, forward};
 use crate::arch::Net;
 use crate::ghn::train::{ImageSource, cross_entropy, to_tensors, topk_hits};
@@ -93,9 +93,23 @@ impl Sgd {
         images: &mut dyn ImageSource,
         device: &Device,
     ) -> (ParamSet, StepReport) {
+        self.step_with(params, images, device, |p, x| {
+            forward(net, p, x, BnMode::Batch, true)
+        })
+    }
+
+    /// [`Sgd::step`] through any differentiable forward pass (the quantized simulation for QAT
+    /// of the net itself).
+    pub fn step_with(
+        &mut self,
+        params: ParamSet,
+        images: &mut dyn ImageSource,
+        device: &Device,
+        forward: impl FnOnce(&ParamSet, Tensor<4>) -> Tensor<2>,
+    ) -> (ParamSet, StepReport) {
         let batch = images.next_batch(self.config.batch);
         let (x, y) = to_tensors(&batch, images.shape(), device);
-        let logits = forward(net, &params, x, BnMode::Batch, true);
+        let logits = forward(&params, x);
         let (top1, _) = topk_hits(&logits, &batch.labels);
         let loss = cross_entropy(logits, y);
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
@@ -109,58 +123,35 @@ impl Sgd {
             return (params, report);
         }
         let grads = loss.backward();
-        let mut k = 0usize;
         let mut upd = Update {
             grads: &grads,
             velocity: &mut self.velocity,
+            next: 0,
             lr,
             momentum: self.config.momentum,
             weight_decay: self.config.weight_decay,
         };
-        let layers = params
-            .layers
-            .into_iter()
-            .map(|l| match l {
-                LayerParams::None => LayerParams::None,
-                LayerParams::Conv { weight, bias } => LayerParams::Conv {
-                    weight: upd.apply(weight, &mut k),
-                    bias: bias.map(|b| upd.apply(b, &mut k)),
-                },
-                LayerParams::Linear { weight, bias } => LayerParams::Linear {
-                    weight: upd.apply(weight, &mut k),
-                    bias: bias.map(|b| upd.apply(b, &mut k)),
-                },
-                LayerParams::BatchNorm {
-                    gamma,
-                    beta,
-                    running,
-                } => LayerParams::BatchNorm {
-                    gamma: upd.apply(gamma, &mut k),
-                    beta: upd.apply(beta, &mut k),
-                    running,
-                },
-            })
-            .collect();
-        (ParamSet { layers }, report)
+        (params.map(&mut upd), report)
     }
 }
 
-/// The update of one step, applied tensor by tensor.
+/// The update of one step, applied tensor by tensor in [`ParamSet::tensors`] order.
 struct Update<'a> {
     grads: &'a Gradients,
     velocity: &'a mut Vec<Option<Tensor<1>>>,
+    next: usize,
     lr: f64,
     momentum: f64,
     weight_decay: f64,
 }
 
-impl Update<'_> {
+impl TensorMap for Update<'_> {
     /// `v ← μ·v + (g + λ·w)`, `w ← w − lr·v` (PyTorch's SGD), on the inner (non-autodiff)
     /// backend; the result is a fresh trainable leaf. A tensor without a gradient (a dead node)
     /// is returned as is.
-    fn apply<const D: usize>(&mut self, w: Tensor<D>, k: &mut usize) -> Tensor<D> {
-        let i = *k;
-        *k += 1;
+    fn map<const D: usize>(&mut self, w: Tensor<D>) -> Tensor<D> {
+        let i = self.next;
+        self.next += 1;
         if self.velocity.len() <= i {
             self.velocity.resize(i + 1, None);
         }

@@ -1,0 +1,187 @@
+//! `ghnq finetune`: quantization-aware training of one net itself, starting from the GHN's
+//! prediction and from random initialisation, with the integer runtime's accuracy every few
+//! steps — how many training steps the GHN saves a user (the paper's future work).
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use host_trainer::arch::Net;
+use host_trainer::cnn::train::{Sgd, SgdConfig};
+use host_trainer::cnn::{BnMode, ParamSet};
+use host_trainer::export::{self, Provenance};
+use host_trainer::ghn::{checkpoint, eval, sources};
+use host_trainer::quant::config::Precision;
+use host_trainer::quant::lower::Lowered;
+use host_trainer::quant::sim::{self, Acts, SimOptions};
+
+/// Arguments of `ghnq finetune`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The architecture (JSON).
+    #[arg(long)]
+    pub arch: PathBuf,
+    /// GHN checkpoint: adds the run that starts from its prediction (without it, only random).
+    #[arg(long)]
+    pub ghn: Option<PathBuf>,
+    /// Bits of the QAT and of the exported blob.
+    #[arg(long, default_value = "w4a4")]
+    pub bits: Precision,
+    /// Training steps.
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Evaluate (export + integer runtime) every N steps, and at step 0.
+    #[arg(long, default_value_t = 50)]
+    pub eval_every: usize,
+    /// Initial SGD learning rate (cosine to 0; momentum 0.9, weight decay 3e-4).
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    /// Images per training step.
+    #[arg(long, default_value_t = 64)]
+    pub sgd_batch: usize,
+    /// Training images for calibration at each evaluation.
+    #[arg(long, default_value_t = 256)]
+    pub calib: usize,
+    /// Test images per evaluation.
+    #[arg(long, default_value_t = 1000)]
+    pub images: usize,
+    /// Quantization and rounding.
+    #[command(flatten)]
+    pub quant: super::quant_args::QuantArgs,
+    /// Test images and the device.
+    #[command(flatten)]
+    pub test: super::test_data::TestData,
+    /// Also write the curves as CSV (atomically).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Seed of random initialisation and image order.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let device = super::train::device(&args.test.device)?;
+    let train_device = device.clone().autodiff();
+    let text = std::fs::read_to_string(&args.arch)
+        .with_context(|| format!("reading {}", args.arch.display()))?;
+    let net = Net::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.arch.display()))?;
+    let lowered = Lowered::new(&net)?;
+    let config = args.quant.config(args.bits);
+    let data_dir = args.test.data_dir.as_deref();
+    let (shape, test) =
+        sources::test_batches(&args.test.dataset, data_dir, args.images, args.test.batch)?;
+    anyhow::ensure!(
+        net.input == shape,
+        "net {} takes {} images but the data set has {}",
+        net.name,
+        net.input,
+        shape
+    );
+    let (_, calib) = sources::calibration_batches(&args.test.dataset, data_dir, args.calib, 64, 7)?;
+    let mut starts: Vec<(&str, ParamSet)> = Vec::new();
+    if let Some(path) = &args.ghn {
+        let (ghn, _) = checkpoint::load_ghn(path, None, &device)?;
+        starts.push(("ghn", eval::predict_one(&ghn, &net, &device)?));
+    }
+    device.seed(args.seed);
+    starts.push(("random", ParamSet::init_random(&net, &device)));
+
+    // Integer-runtime top-1 of `params` (exported at `config`).
+    let evaluate = |params: ParamSet| -> Result<f64> {
+        let ex = export::export(
+            &net,
+            params,
+            &config,
+            args.quant.rounding,
+            shape,
+            &calib,
+            &Provenance::default(),
+            &device,
+        )?;
+        let c = export::compare(
+            &net,
+            &ex.lowered,
+            &ex.calibration,
+            &config,
+            &ex.blob,
+            shape,
+            &test,
+            &device,
+            None,
+        )?;
+        Ok(c.int_top1)
+    };
+    let checkpoints: Vec<usize> = (0..=args.steps)
+        .filter(|s| *s % args.eval_every.max(1) == 0 || *s == args.steps)
+        .collect();
+    let mut curves: Vec<(String, Vec<f64>)> = Vec::new();
+    for (name, params) in starts {
+        let mut images = sources::image_source(&args.test.dataset, data_dir, args.seed)?;
+        let sgd_config = SgdConfig {
+            lr: args.lr,
+            batch: args.sgd_batch,
+            steps: args.steps,
+            ..SgdConfig::epochs(1.0, 1, args.sgd_batch)
+        };
+        let mut sgd = Sgd::new(sgd_config);
+        let bar = indicatif::ProgressBar::new(args.steps as u64);
+        let mut params = params.into_trainable();
+        let mut curve = Vec::new();
+        for step in 0..=args.steps {
+            if checkpoints.contains(&step) {
+                let acc = bar.suspend(|| evaluate(params.clone().without_autodiff()))?;
+                bar.set_message(format!(
+                    "{name}: {} top-1 {acc:.2} % at step {step}",
+                    args.bits
+                ));
+                curve.push(acc);
+            }
+            if step == args.steps {
+                break;
+            }
+            let opts = SimOptions {
+                quant: Some(&config),
+                acts: Acts::Batch,
+                bn: BnMode::Batch,
+                training: true,
+            };
+            let (p, _) = sgd.step_with(params, images.as_mut(), &train_device, |p, x| {
+                sim::forward(&net, &lowered, p, x, opts, None)
+            });
+            params = p;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        curves.push((name.to_string(), curve));
+    }
+
+    let mut table = format!("{:>6}", "step");
+    for (name, _) in &curves {
+        let _ = write!(table, "  {:>14}", format!("{name} {}", args.bits));
+    }
+    table.push('\n');
+    let mut csv = String::from("step");
+    for (name, _) in &curves {
+        let _ = write!(csv, ",{name}_top1");
+    }
+    csv.push('\n');
+    for (k, step) in checkpoints.iter().enumerate() {
+        let _ = write!(table, "{step:>6}");
+        let _ = write!(csv, "{step}");
+        for (_, c) in &curves {
+            let _ = write!(table, "  {:>13.2}%", c[k]);
+            let _ = write!(csv, ",{:.4}", c[k]);
+        }
+        table.push('\n');
+        csv.push('\n');
+    }
+    println!(
+        "{}: QAT at {} (lr {} cosine, batch {}), integer-runtime top-1 on {} test images",
+        net.name, args.bits, args.lr, args.sgd_batch, args.images
+    );
+    print!("{table}");
+    if let Some(path) = &args.csv {
+        host_trainer::atomic::write(path, csv.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
