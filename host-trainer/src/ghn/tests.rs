@@ -470,3 +470,64 @@ fn profile_ops() {
     });
     time("relu", &|x| burn::tensor::activation::relu(x));
 }
+
+/// Stopping after a checkpoint and resuming continues the same architecture stream and logs
+/// every step once, as an uninterrupted run would.
+#[test]
+fn a_resumed_run_continues_where_the_checkpoint_left_off() {
+    use super::sources::SyntheticImages;
+    use super::train::{RunOptions, run};
+    use std::cell::RefCell;
+    let dev = Device::flex().autodiff();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = |max_steps| RunOptions {
+        meta_batch: 2,
+        batch: 4,
+        epochs: 1,
+        lr: 1e-3,
+        weight_decay: 0.0,
+        max_steps: Some(max_steps),
+        out: Some(dir.path().to_path_buf()),
+        checkpoint_every: 2,
+        progress: false,
+    };
+    // Every sampled net is named by its position in the stream.
+    let seen = RefCell::new(Vec::new());
+    let source = || {
+        let mut k = 0usize;
+        let seen = &seen;
+        move || {
+            k += 1;
+            seen.borrow_mut().push(k);
+            let mut n = if k % 2 == 0 { tiny_a() } else { tiny_b() };
+            n.name = format!("n{k}");
+            n
+        }
+    };
+    let images = || SyntheticImages::new(SHAPE, 10, 64, 3);
+
+    let mut first = MetaTrainer::new(Ghn::new(&tiny_config(), &dev), 0.0, dev.clone());
+    run(&mut first, &mut source(), &mut images(), &opts(2)).unwrap();
+    assert_eq!(*seen.borrow(), [1, 2, 3, 4]);
+    // A crash after the checkpoint may have logged a step the checkpoint does not hold.
+    let log = dir.path().join("train.csv");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("2,0,1e-3,9.9,0.1,1.0,0,1.0\n");
+    std::fs::write(&log, text).unwrap();
+
+    seen.borrow_mut().clear();
+    let (ghn, state) = super::checkpoint::load_ghn(dir.path(), None, &dev).unwrap();
+    assert_eq!(state.step, 2);
+    let mut resumed = MetaTrainer::new(ghn, 0.0, dev.clone());
+    resumed.state = state;
+    run(&mut resumed, &mut source(), &mut images(), &opts(4)).unwrap();
+    // Nets 1-4 are skipped (steps 0 and 1 are done), steps 2 and 3 train on nets 5-8.
+    assert_eq!(*seen.borrow(), (1..=8).collect::<Vec<_>>());
+    let steps: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(steps, ["0", "1", "2", "3"]);
+}

@@ -384,10 +384,35 @@ pub fn run(
         .unwrap_or(steps_per_epoch * opts.epochs)
         .min(steps_per_epoch * opts.epochs.max(1));
     let start_step = trainer.state.step;
+    // A resumed run sees the architectures and images an uninterrupted one would have seen next.
+    for _ in 0..start_step {
+        for _ in 0..opts.meta_batch {
+            let _ = archs.sample();
+        }
+        let _ = images.next_batch(opts.batch);
+    }
     let mut csv = match &opts.out {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
             let path = dir.join("train.csv");
+            if path.exists() {
+                // Drop the log lines of steps after the checkpoint being resumed (a crash after
+                // it logged them), so every step appears once.
+                let text = std::fs::read_to_string(&path)?;
+                let kept: String = text
+                    .lines()
+                    .filter(|l| {
+                        l.split(',')
+                            .next()
+                            .and_then(|s| s.parse::<usize>().ok())
+                            .is_none_or(|step| step < start_step)
+                    })
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                if kept != text {
+                    crate::atomic::write(&path, kept.as_bytes())?;
+                }
+            }
             let fresh = !path.exists();
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
