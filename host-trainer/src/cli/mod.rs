@@ -12,6 +12,7 @@ mod inspect;
 mod merge;
 mod predict;
 mod quant_args;
+mod quickstart;
 mod run;
 mod test_data;
 mod train;
@@ -26,6 +27,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The main job: a shipped GHN predicts an unseen net's parameters; export W8A8 and W4A4 and
+    /// run them on the host and on an emulated Cortex-M4.
+    Quickstart(quickstart::Args),
     /// Generate an architecture split: write nets as JSON and print their distribution.
     Graphs(graphs::Args),
     /// Validate models on a board (QEMU here): device logits must equal the host's, byte for byte.
@@ -52,6 +56,7 @@ enum Command {
 
 pub fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Quickstart(args) => quickstart::run(args),
         Command::Graphs(args) => graphs::run(args),
         Command::Hil(args) => hil::run(args),
         Command::Inspect(args) => inspect::run(args),

@@ -499,7 +499,11 @@ fn a_resumed_run_continues_where_the_checkpoint_left_off() {
         move || {
             k += 1;
             seen.borrow_mut().push(k);
-            let mut n = if k.is_multiple_of(2) { tiny_a() } else { tiny_b() };
+            let mut n = if k.is_multiple_of(2) {
+                tiny_a()
+            } else {
+                tiny_b()
+            };
             n.name = format!("n{k}");
             n
         }
