@@ -38,10 +38,10 @@ pub struct Comparison {
     pub over_one_step: f64,
     /// Share of logits that are identical (%).
     pub exact_logits: f64,
-    /// QMSE: mean squared difference between the float net's logits (calibrated BN) and the
-    /// integer runtime's dequantized logits — the error quantization alone adds.
+    /// QMSE (the paper's §3.1): mean squared difference between the float net's outputs
+    /// (softmax of its logits, calibrated BN) and the integer net's dequantized outputs.
     pub qmse: f64,
-    /// QCE: cross-entropy of the integer runtime's softmax against the float net's softmax
+    /// QCE (§3.1): cross-entropy between the float net's outputs and the integer net's
     /// (equals the float net's entropy when quantization changes nothing).
     pub qce: f64,
 }
@@ -113,13 +113,13 @@ pub fn compare(
                 .to_vec();
             let f = &float_logits[i * k..(i + 1) * k];
             let q: Vec<f32> = got.iter().map(|&v| out_p.dequantize(v)).collect();
-            qmse += f
+            let (pf, pq, lq) = (softmax(f), softmax(&q), log_softmax(&q));
+            qmse += pf
                 .iter()
-                .zip(&q)
-                .map(|(a, b)| f64::from(a - b).powi(2))
+                .zip(&pq)
+                .map(|(a, b)| (a - b).powi(2))
                 .sum::<f64>()
                 / k as f64;
-            let (pf, lq) = (softmax(f), log_softmax(&q));
             qce -= pf.iter().zip(&lq).map(|(p, l)| p * l).sum::<f64>();
             let sim_codes: Vec<i8> = sim_logits[i * k..(i + 1) * k]
                 .iter()
