@@ -8,6 +8,7 @@ use rand::SeedableRng;
 use super::*;
 use crate::arch::{ImageShape, Net};
 use crate::cnn::{BnMode, ParamSet};
+use crate::export;
 use crate::ghn::sources::{SyntheticImages, random_small_net};
 use crate::ghn::train::{ImageSource, LabeledBatch, to_tensors};
 use crate::quant::config::{Precision, QuantConfig};
@@ -201,4 +202,38 @@ fn every_intermediate_tensor_agrees_with_single_rounding() {
             );
         }
     }
+}
+
+/// A layer whose worst-case accumulator cannot fit i32 is refused, naming the layer: a linear
+/// layer over 28·28·128 = 100,352 features whose weights all quantize to ±127.
+#[test]
+fn a_layer_that_could_overflow_i32_is_refused_by_name() {
+    use crate::arch::NetBuilder;
+    use crate::cnn::LayerParams;
+    let dev = Device::flex();
+    let mut b = NetBuilder::new("wide-fc", SHAPE, 10);
+    let c = b.conv("conv", 0, 128, 1, 1).unwrap();
+    b.linear("huge.fc", c, 10).unwrap();
+    let net = b.finish().unwrap();
+    let mut params = ParamSet::init_random(&net, &dev);
+    if let LayerParams::Linear { weight, .. } = &mut params.layers[2] {
+        *weight = Tensor::ones(weight.dims(), &dev);
+    }
+    let config = QuantConfig::paper(Precision::new(8, 8));
+    let err = export::export(
+        &net,
+        params,
+        &config,
+        Rounding::Single,
+        SHAPE,
+        &batches(1, 1),
+        &Provenance::default(),
+        &dev,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("'huge.fc'") && err.contains("overflows i32"),
+        "{err}"
+    );
 }
