@@ -8,4 +8,5 @@ pub mod data;
 pub mod device;
 pub mod export;
 pub mod ghn;
+pub mod plot;
 pub mod quant;

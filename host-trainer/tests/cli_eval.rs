@@ -50,6 +50,8 @@ fn sharded_eval_merges_into_the_whole_table() {
         &path("b.csv"),
         "--markdown",
         &path("t.md"),
+        "--plot",
+        &path("acc"),
     ]);
     assert!(merged.status.success(), "{}", text(&merged.stderr));
     let merged = text(&merged.stdout);
@@ -72,6 +74,16 @@ fn sharded_eval_merges_into_the_whole_table() {
     ] {
         assert!(merged.contains(needle), "missing {needle:?} in\n{merged}");
     }
+    assert!(
+        std::fs::read(path("acc.png"))
+            .unwrap()
+            .starts_with(b"\x89PNG")
+    );
+    assert!(
+        std::fs::read_to_string(path("acc.svg"))
+            .unwrap()
+            .contains("tiny")
+    );
     let md = std::fs::read_to_string(path("t.md")).unwrap();
     assert_eq!(md.lines().count(), 5, "{md}");
 

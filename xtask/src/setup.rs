@@ -18,10 +18,17 @@ pub const TARGETS: &[&str] = &[
 ];
 
 /// Debian packages and a file each installs, to tell whether it is already there.
-const DEBIAN_PACKAGES: &[(&str, &str)] = &[(
-    "dataset-fashion-mnist",
-    "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz",
-)];
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    (
+        "dataset-fashion-mnist",
+        "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz",
+    ),
+    // The font `ghnq`'s plots draw their labels with.
+    (
+        "fonts-dejavu-core",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    ),
+];
 
 pub fn run() -> Result<()> {
     rustup_targets()?;

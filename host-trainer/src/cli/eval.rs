@@ -68,6 +68,9 @@ pub struct Args {
     /// Also write the table as markdown (atomically).
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Also plot top-1 against bit-width per split: writes `<PLOT>.png` and `<PLOT>.svg`.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Evaluate only shard i of n (1-based, `2/4`): a contiguous quarter of each split's nets,
     /// for running one evaluation as several processes; `ghnq merge` combines their `--csv`s.
     #[arg(long, value_parser = parse_shard)]
@@ -258,6 +261,10 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.markdown {
         host_trainer::atomic::write(path, table::markdown(&rows).as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(stem) = &args.plot {
+        let [png, svg] = host_trainer::plot::accuracy_vs_bits(&rows, stem)?;
+        eprintln!("plot: {} and {}", png.display(), svg.display());
     }
     let (ms, _, _) = eval::mean_se_max(&param_ms);
     let how = match args.init {

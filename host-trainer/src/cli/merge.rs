@@ -16,6 +16,9 @@ pub struct Args {
     /// Also write the table as markdown.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Also plot top-1 against bit-width per split: writes `<PLOT>.png` and `<PLOT>.svg`.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -49,6 +52,10 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.markdown {
         host_trainer::atomic::write(path, table::markdown(&rows).as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(stem) = &args.plot {
+        let [png, svg] = host_trainer::plot::accuracy_vs_bits(&rows, stem)?;
+        eprintln!("plot: {} and {}", png.display(), svg.display());
     }
     print!("{}", table::text(&rows));
     Ok(())
