@@ -216,9 +216,16 @@ pub fn run(args: Args) -> Result<()> {
                             ghn_hash,
                             calibration_samples: 0,
                         };
+                        // A bit-conditioned GHN predicts for each bit-width.
+                        let params = match &ghn {
+                            Some(g) if args.init == Init::Ghn && g.config.bit_conditioned => {
+                                eval::predict_one_for(g, net, Some(*precision), &device)?
+                            }
+                            _ => params.clone(),
+                        };
                         let ex = export::export(
                             net,
-                            params.clone(),
+                            params,
                             &config,
                             rounding,
                             shape,

@@ -70,7 +70,7 @@ pub fn run(args: Args) -> Result<()> {
             provenance.ghn_hash = export::fingerprint(
                 &std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
             );
-            eval::predict_one(&ghn, &net, &device)?
+            eval::predict_one_for(&ghn, &net, Some(args.bits), &device)?
         }
         (None, Some(path)) => ParamSet::load_safetensors(&net, path, &device)
             .with_context(|| format!("loading {}", path.display()))?,

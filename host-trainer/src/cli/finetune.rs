@@ -80,7 +80,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut starts: Vec<(&str, ParamSet)> = Vec::new();
     if let Some(path) = &args.ghn {
         let (ghn, _) = checkpoint::load_ghn(path, None, &device)?;
-        starts.push(("ghn", eval::predict_one(&ghn, &net, &device)?));
+        starts.push((
+            "ghn",
+            eval::predict_one_for(&ghn, &net, Some(args.bits), &device)?,
+        ));
     }
     device.seed(args.seed);
     starts.push(("random", ParamSet::init_random(&net, &device)));

@@ -120,9 +120,15 @@ pub fn run(args: Args) -> Result<()> {
             ghn_hash,
             calibration_samples: 0,
         };
+        // A bit-conditioned GHN predicts for each bit-width; others give the same parameters.
+        let params = if ghn.config.bit_conditioned {
+            eval::predict_one_for(&ghn, &net, Some(bits), &device)?
+        } else {
+            params.clone()
+        };
         let ex = export::export(
             &net,
-            params.clone(),
+            params,
             &config,
             args.quant.rounding,
             shape,

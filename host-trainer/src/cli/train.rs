@@ -65,9 +65,15 @@ pub struct Args {
     #[arg(long)]
     pub quiet: bool,
     /// GHN-QAT: finetune on quantized target nets at these bits (w8a8, w4a8, w4a4, w2a2, ...).
-    /// NoiseQuant by default at 2 bits, SimQuant (STE) otherwise.
-    #[arg(long)]
-    pub qat: Option<Precision>,
+    /// NoiseQuant by default at 2 bits, SimQuant (STE) otherwise. Several, comma-separated, with
+    /// --bit-conditioned.
+    #[arg(long, value_delimiter = ',')]
+    pub qat: Vec<Precision>,
+    /// One GHN for every bit-width (beyond the paper, its own suggestion): node features carry
+    /// the bit-widths, and the steps cycle through the --qat list. From a float checkpoint the
+    /// bit embedding starts at zero, so training starts from that GHN's predictions.
+    #[arg(long, requires = "qat")]
+    pub bit_conditioned: bool,
     /// Start from this GHN checkpoint (GHN-QAT finetunes a float GHN-Q).
     #[arg(long, conflicts_with = "resume")]
     pub from: Option<PathBuf>,
@@ -88,8 +94,13 @@ pub struct Args {
 impl Args {
     /// The QAT configuration the flags describe.
     fn qat_config(&self) -> Result<Option<QuantConfig>> {
-        let Some(precision) = self.qat else {
-            return Ok(None);
+        let precision = match self.qat.as_slice() {
+            [] => return Ok(None),
+            [p] => *p,
+            [p, ..] if self.bit_conditioned => *p,
+            _ => anyhow::bail!(
+                "several --qat bit-widths train one bit-conditioned GHN: add --bit-conditioned"
+            ),
         };
         let mut q = QuantConfig {
             scheme: if self.per_channel {
@@ -126,6 +137,22 @@ pub fn run_cmd(args: Args) -> Result<()> {
             from.display(),
             st.step
         );
+        let g = if args.bit_conditioned && g.bits_embed.is_none() {
+            let hid = g.config.hid;
+            let zero = burn::nn::EmbeddingConfig::new(18, hid)
+                .with_initializer(burn::nn::Initializer::Zeros)
+                .init(&device);
+            Ghn {
+                bits_embed: Some(zero),
+                config: GhnConfig {
+                    bit_conditioned: true,
+                    ..g.config.clone()
+                },
+                ..g
+            }
+        } else {
+            g
+        };
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("creating {}", args.out.display()))?;
         host_trainer::atomic::write(&args.out.join("ghn.cfg"), g.config.to_text().as_bytes())?;
@@ -137,6 +164,7 @@ pub fn run_cmd(args: Args) -> Result<()> {
     } else {
         let cfg = GhnConfig {
             s_max: args.s_max,
+            bit_conditioned: args.bit_conditioned,
             ..GhnConfig::with_hidden(args.hidden, classes)
         };
         (Ghn::new(&cfg, &device), Default::default())
@@ -174,6 +202,14 @@ pub fn run_cmd(args: Args) -> Result<()> {
         eprintln!("GHN-QAT: {q:?}");
     }
     trainer.qat = qat;
+    if args.bit_conditioned {
+        anyhow::ensure!(
+            trainer.ghn.config.bit_conditioned,
+            "--bit-conditioned: {} holds a GHN without the bit embedding; start with --from",
+            args.out.display()
+        );
+        trainer.bit_choices = args.qat.clone();
+    }
     if args.resume && state.step > 0 {
         trainer.optim = checkpoint::load_optim(&args.out, state.step, trainer.optim)
             .context("loading the optimiser state")?;

@@ -46,8 +46,18 @@ pub fn mean_se_max(v: &[f64]) -> (f64, f64, f64) {
 
 /// Predict the parameters of one net (non-autodiff device recommended).
 pub fn predict_one(ghn: &Ghn, net: &Net, device: &Device) -> anyhow::Result<ParamSet> {
+    predict_one_for(ghn, net, None, device)
+}
+
+/// [`predict_one`] for a target bit-width (`None` = float), which a bit-conditioned GHN reads.
+pub fn predict_one_for(
+    ghn: &Ghn,
+    net: &Net,
+    bits: Option<crate::quant::config::Precision>,
+    device: &Device,
+) -> anyhow::Result<ParamSet> {
     let g = GhnGraph::build(net, ghn.config.s_max)?;
-    Ok(ghn.predict(&[net], &[&g], device).remove(0))
+    Ok(ghn.predict_for(&[net], &[&g], bits, device).remove(0))
 }
 
 /// Top-1 / top-5 (%) of `params` on the batches. A net built for other images (say a

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use burn::module::Module;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -15,6 +15,10 @@ use super::graph::{Decode, GhnGraph};
 use super::shape_encoder::ShapeTables;
 use crate::arch::{Net, Op};
 use crate::cnn::{LayerParams, ParamSet};
+use crate::quant::config::Precision;
+
+/// Rows of the bit-width embedding: weight bits 0 (float), 1..=8, then activation bits alike.
+const BITS_ROWS: usize = 18;
 
 /// GHN hyper-parameters. [`GhnConfig::cifar10`] is the released GHN-2 CIFAR-10 configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +37,9 @@ pub struct GhnConfig {
     pub layernorm: bool,
     /// Differentiable fan-in normalisation of the predicted tensors (§2.8).
     pub weight_norm: bool,
+    /// Beyond the paper (its own suggestion): node features carry the target weight and
+    /// activation bit-widths, so one GHN serves every bit-width.
+    pub bit_conditioned: bool,
 }
 
 impl GhnConfig {
@@ -51,6 +58,7 @@ impl GhnConfig {
             s_max: 50,
             layernorm: true,
             weight_norm: true,
+            bit_conditioned: false,
         }
     }
 
@@ -62,14 +70,15 @@ impl GhnConfig {
     /// `key=value` lines (stored next to checkpoints).
     pub fn to_text(&self) -> String {
         format!(
-            "hid={}\nmax_ch={}\nmax_sp={}\nnum_classes={}\ns_max={}\nlayernorm={}\nweight_norm={}\n",
+            "hid={}\nmax_ch={}\nmax_sp={}\nnum_classes={}\ns_max={}\nlayernorm={}\nweight_norm={}\nbit_conditioned={}\n",
             self.hid,
             self.max_ch,
             self.max_sp,
             self.num_classes,
             self.s_max,
             self.layernorm,
-            self.weight_norm
+            self.weight_norm,
+            self.bit_conditioned
         )
     }
 
@@ -94,6 +103,7 @@ impl GhnConfig {
                 "s_max" => c.s_max = num()?,
                 "layernorm" => c.layernorm = flag()?,
                 "weight_norm" => c.weight_norm = flag()?,
+                "bit_conditioned" => c.bit_conditioned = flag()?,
                 other => return Err(format!("unknown config key '{other}'")),
             }
         }
@@ -119,6 +129,9 @@ pub struct Ghn {
     pub decoder_1d: Mlp,
     /// Final classifier bias head: max_ch → classes.
     pub bias_class: Linear,
+    /// Bit-width embedding of a bit-conditioned GHN: rows `w_bits` and `9 + a_bits` (row 0 and
+    /// 9 for float) are added to every node's features before the GNN.
+    pub bits_embed: Option<Embedding>,
     /// Hyper-parameters.
     #[module(skip)]
     pub config: GhnConfig,
@@ -156,6 +169,9 @@ impl Ghn {
             ),
             decoder_1d: Mlp::new(hid, 2 * hid, 2 * config.max_ch, false, device),
             bias_class: LinearConfig::new(config.max_ch, config.num_classes).init(device),
+            bits_embed: config
+                .bit_conditioned
+                .then(|| EmbeddingConfig::new(BITS_ROWS, hid).init(device)),
             config: config.clone(),
             tables,
         }
@@ -166,6 +182,7 @@ impl Ghn {
     pub fn embed_graphs(
         &self,
         graphs: &[&GhnGraph],
+        bits: Option<Precision>,
         device: &Device,
     ) -> (Tensor<2>, BatchLayout, Vec<usize>) {
         let mut order: Vec<usize> = (0..graphs.len()).collect();
@@ -182,6 +199,18 @@ impl Ghn {
             }
         }
         let x = self.embed.forward(&types, &shapes, device);
+        let x = match &self.bits_embed {
+            Some(e) => {
+                let (w, a) = bits.map_or((0, 0), |p| (p.weight_bits, p.act_bits));
+                let rows = Tensor::<1, Int>::from_data(
+                    TensorData::new(vec![w as i64, 9 + a as i64], [2]),
+                    device,
+                );
+                let v = e.weight.val().select(0, rows).sum_dim(0);
+                x + v
+            }
+            None => x,
+        };
         let parents: Vec<&Neighbours> = order.iter().map(|&g| &graphs[g].parents).collect();
         let children: Vec<&Neighbours> = order.iter().map(|&g| &graphs[g].children).collect();
         // Graphs built with s_max = 1 hold only 1-hop entries, so GHN-1 needs no special case here.
@@ -195,8 +224,20 @@ impl Ghn {
 
     /// Predict the parameters of every net (`graphs[k]` must be `GhnGraph::build(nets[k], ..)`).
     pub fn predict(&self, nets: &[&Net], graphs: &[&GhnGraph], device: &Device) -> Vec<ParamSet> {
+        self.predict_for(nets, graphs, None, device)
+    }
+
+    /// [`Ghn::predict`] for a target bit-width (`None` = float); only a bit-conditioned GHN
+    /// reads it.
+    pub fn predict_for(
+        &self,
+        nets: &[&Net],
+        graphs: &[&GhnGraph],
+        bits: Option<Precision>,
+        device: &Device,
+    ) -> Vec<ParamSet> {
         assert_eq!(nets.len(), graphs.len());
-        let (h, layout, order) = self.embed_graphs(graphs, device);
+        let (h, layout, order) = self.embed_graphs(graphs, bits, device);
         let max_ch = self.config.max_ch;
         let classes = self.config.num_classes;
         let wn = self.config.weight_norm;

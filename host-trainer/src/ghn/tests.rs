@@ -84,6 +84,7 @@ fn tiny_config() -> GhnConfig {
         s_max: 50,
         layernorm: true,
         weight_norm: true,
+        bit_conditioned: false,
     }
 }
 
@@ -534,4 +535,67 @@ fn a_resumed_run_continues_where_the_checkpoint_left_off() {
         .map(|l| l.split(',').next().unwrap().to_owned())
         .collect();
     assert_eq!(steps, ["0", "1", "2", "3"]);
+}
+
+/// A bit-conditioned GHN predicts different parameters for different bit-widths, its bit
+/// embedding learns from QAT steps that cycle through the bit-widths, and its configuration
+/// survives a checkpoint.
+#[test]
+fn a_bit_conditioned_ghn_depends_on_the_bits_and_learns_them() {
+    use crate::quant::config::{Precision, QuantConfig};
+    let dev = Device::flex().autodiff();
+    let cfg = GhnConfig {
+        bit_conditioned: true,
+        ..tiny_config()
+    };
+    assert_eq!(GhnConfig::from_text(&cfg.to_text()).unwrap(), cfg);
+    let ghn = Ghn::new(&cfg, &dev);
+    let net = tiny_a();
+    let g = GhnGraph::build(&net, cfg.s_max).unwrap();
+    let w = |bits| {
+        let p = ghn.predict_for(&[&net], &[&g], bits, &dev).remove(0);
+        p.named_tensors(&net)[0].2.clone()
+    };
+    let (w8, w2, float) = (
+        w(Some(Precision::new(8, 8))),
+        w(Some(Precision::new(2, 2))),
+        w(None),
+    );
+    assert_ne!(w8, w2);
+    assert_ne!(w8, float);
+
+    let mut trainer = MetaTrainer::new(ghn, 0.0, dev.clone());
+    trainer.qat = Some(QuantConfig::paper(Precision::new(8, 8)));
+    trainer.bit_choices = vec![Precision::new(8, 8), Precision::new(2, 2)];
+    let data = batch(8, 7);
+    let before = trainer
+        .ghn
+        .bits_embed
+        .as_ref()
+        .unwrap()
+        .weight
+        .val()
+        .into_data();
+    for _ in 0..2 {
+        assert!(
+            !trainer
+                .step(&[tiny_a(), tiny_b()], &data, SHAPE, 1e-2)
+                .skipped
+        );
+    }
+    let after = trainer
+        .ghn
+        .bits_embed
+        .as_ref()
+        .unwrap()
+        .weight
+        .val()
+        .into_data();
+    let (b, a): (Vec<f32>, Vec<f32>) = (before.try_to_vec().unwrap(), after.try_to_vec().unwrap());
+    // Rows 8 and 17 (w8, a8) and rows 2 and 11 (w2, a2) moved; row 4 (w4) did not.
+    let row = |v: &[f32], r: usize| v[r * cfg.hid..(r + 1) * cfg.hid].to_vec();
+    for r in [8, 17, 2, 11] {
+        assert_ne!(row(&b, r), row(&a, r), "row {r} did not learn");
+    }
+    assert_eq!(row(&b, 4), row(&a, 4));
 }

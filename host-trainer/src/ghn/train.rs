@@ -19,7 +19,7 @@ use super::graph::GhnGraph;
 use super::model::Ghn;
 use crate::arch::{ImageShape, Net};
 use crate::cnn::{BnMode, forward};
-use crate::quant::config::QuantConfig;
+use crate::quant::config::{Precision, QuantConfig};
 use crate::quant::lower::Lowered;
 use crate::quant::sim::{self, Acts, SimOptions};
 
@@ -155,6 +155,9 @@ pub struct MetaTrainer {
     /// GHN-QAT: run the target nets as quantized simulations (fake-quantized BN-folded weights
     /// and activations, ranges and BN statistics from each batch) instead of in float.
     pub qat: Option<QuantConfig>,
+    /// Bit-conditioned GHN-QAT: the bit-widths to cycle through, one per step (step `s` uses
+    /// `bit_choices[s % len]`, so a resumed run continues the cycle); empty = `qat`'s own.
+    pub bit_choices: Vec<Precision>,
 }
 
 struct GradNorm<'a> {
@@ -197,6 +200,7 @@ impl MetaTrainer {
             state: TrainState::default(),
             clip: 5.0,
             qat: None,
+            bit_choices: Vec::new(),
         }
     }
 
@@ -227,7 +231,23 @@ impl MetaTrainer {
             .collect();
         let net_refs: Vec<&Net> = nets.iter().collect();
         let graph_refs: Vec<&GhnGraph> = graphs.iter().collect();
-        let params = self.ghn.predict(&net_refs, &graph_refs, &self.device);
+        let qat = self.qat.map(|q| match self.bit_choices.as_slice() {
+            [] => q,
+            choices => {
+                let precision = choices[self.state.step % choices.len()];
+                QuantConfig {
+                    precision,
+                    method: QuantConfig::paper(precision).method,
+                    ..q
+                }
+            }
+        });
+        let bits = qat
+            .filter(|_| self.ghn.config.bit_conditioned)
+            .map(|q| q.precision);
+        let params = self
+            .ghn
+            .predict_for(&net_refs, &graph_refs, bits, &self.device);
         if std::env::var_os("GHNQ_SYNC_TIMING").is_some() {
             // Force the lazy graph so the split of the step time is honest (costs a read-back).
             let _ = params[0].named_tensors(&nets[0]);
@@ -236,7 +256,7 @@ impl MetaTrainer {
         let mut total: Option<Tensor<1>> = None;
         let mut hits = 0;
         for (net, p) in nets.iter().zip(&params) {
-            let logits = match &self.qat {
+            let logits = match &qat {
                 None => forward(net, p, x.clone(), BnMode::Batch, true),
                 Some(q) => {
                     let lowered = Lowered::new(net).expect("sampled nets have a device lowering");
