@@ -3,7 +3,7 @@
 //! the paper's tables from the float simulation and from the integer runtime.
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use host_trainer::cnn::ParamSet;
 use host_trainer::cnn::train::{self as sgd, SgdConfig};
 use host_trainer::export::{self, Provenance};
@@ -62,15 +62,9 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Also write per-net results as CSV (atomically).
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-    /// Also write the table as markdown (atomically).
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
-    /// Also plot top-1 against bit-width per split: writes `<PLOT>.png` and `<PLOT>.svg`.
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
+    /// CSV, markdown and plot outputs.
+    #[command(flatten)]
+    pub out: super::table_out::TableOut,
     /// Evaluate only shard i of n (1-based, `2/4`): a contiguous quarter of each split's nets,
     /// for running one evaluation as several processes; `ghnq merge` combines their `--csv`s.
     #[arg(long, value_parser = parse_shard)]
@@ -223,27 +217,17 @@ pub fn run(args: Args) -> Result<()> {
                             }
                             _ => params.clone(),
                         };
-                        let ex = export::export(
+                        let (_, c) = export::export_and_compare(
                             net,
                             params,
                             &config,
                             rounding,
                             shape,
                             &calib,
+                            &batches,
                             &provenance,
                             &device,
-                        )
-                        .with_context(|| format!("exporting {} at {precision}", net.name))?;
-                        let c = export::compare(
-                            net,
-                            &ex.lowered,
-                            &ex.calibration,
-                            &config,
-                            &ex.blob,
-                            shape,
-                            &batches,
-                            &device,
-                            None,
+                            0,
                         )?;
                         let bits = precision.to_string();
                         results.push(row(bits.clone(), "sim", c.sim_top1, c.sim_top5));
@@ -261,18 +245,7 @@ pub fn run(args: Args) -> Result<()> {
     bar.finish_and_clear();
 
     let rows = table::aggregate(&results);
-    if let Some(path) = &args.csv {
-        host_trainer::atomic::write(path, table::csv(&results).as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if let Some(path) = &args.markdown {
-        host_trainer::atomic::write(path, table::markdown(&rows).as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if let Some(stem) = &args.plot {
-        let [png, svg] = host_trainer::plot::accuracy_vs_bits(&rows, stem)?;
-        eprintln!("plot: {} and {}", png.display(), svg.display());
-    }
+    args.out.write(&results, &rows)?;
     let (ms, _, _) = eval::mean_se_max(&param_ms);
     let how = match args.init {
         Init::Ghn => "GHN prediction".to_string(),

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use host_trainer::arch::Net;
 use host_trainer::cnn::{BnMode, ParamSet};
-use host_trainer::export::{self, Provenance, compare};
+use host_trainer::export::{self, Provenance};
 use host_trainer::ghn::{checkpoint, eval, sources};
 use host_trainer::quant::config::Precision;
-use shared_format::{Model, TestVectorsBuilder};
+use shared_format::Model;
 
 /// Arguments of `ghnq export`.
 #[derive(clap::Args, Debug)]
@@ -91,17 +91,23 @@ pub fn run(args: Args) -> Result<()> {
         shape
     );
     let float = eval::accuracy(&net, &params, shape, &test, &device)?;
-    let exported = export::export(
+    let keep = if args.vectors.is_some() {
+        args.samples
+    } else {
+        0
+    };
+    let (exported, cmp) = export::export_and_compare(
         &net,
         params,
         &config,
         rounding,
         shape,
         &calib,
+        &test,
         &provenance,
         &device,
-    )
-    .with_context(|| format!("exporting {}", net.name))?;
+        keep,
+    )?;
     let calibrated = {
         let p = &exported.calibration.params;
         let mut hits = (0usize, 0usize);
@@ -114,28 +120,10 @@ pub fn run(args: Args) -> Result<()> {
         100.0 * hits.0 as f64 / hits.1.max(1) as f64
     };
     let model = Model::from_bytes(&exported.blob)?;
-    let mut bundle = args.vectors.as_ref().map(|_| {
-        TestVectorsBuilder::new(
-            model.header().crc32,
-            model.input_tensor().bytes() as usize,
-            model.output_tensor().bytes() as usize,
-        )
-    });
-    let cmp = compare(
-        &net,
-        &exported.lowered,
-        &exported.calibration,
-        &config,
-        &exported.blob,
-        shape,
-        &test,
-        &device,
-        bundle.as_mut().map(|b| (b, args.samples)),
-    )?;
     host_trainer::atomic::write(&args.out, &exported.blob)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    if let (Some(path), Some(b)) = (&args.vectors, &bundle) {
-        let bytes = b.finish()?;
+    if let Some(path) = &args.vectors {
+        let bytes = export::vectors(&exported.blob, &cmp.kept)?;
         host_trainer::atomic::write(path, &bytes)
             .with_context(|| format!("writing {}", path.display()))?;
     }

@@ -90,26 +90,17 @@ pub fn run(args: Args) -> Result<()> {
 
     // Integer-runtime top-1 of `params` (exported at `config`).
     let evaluate = |params: ParamSet| -> Result<f64> {
-        let ex = export::export(
+        let (_, c) = export::export_and_compare(
             &net,
             params,
             &config,
             args.quant.rounding,
             shape,
             &calib,
+            &test,
             &Provenance::default(),
             &device,
-        )?;
-        let c = export::compare(
-            &net,
-            &ex.lowered,
-            &ex.calibration,
-            &config,
-            &ex.blob,
-            shape,
-            &test,
-            &device,
-            None,
+            0,
         )?;
         Ok(c.int_top1)
     };

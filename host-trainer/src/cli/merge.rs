@@ -8,22 +8,16 @@ use host_trainer::quant::table;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Per-net CSVs written by `ghnq eval --csv` (one per shard).
-    #[arg(required = true)]
-    pub csv: Vec<PathBuf>,
-    /// Also write all per-net rows as one CSV.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Also write the table as markdown.
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
-    /// Also plot top-1 against bit-width per split: writes `<PLOT>.png` and `<PLOT>.svg`.
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
+    #[arg(required = true, value_name = "CSV")]
+    pub inputs: Vec<PathBuf>,
+    /// CSV (all per-net rows as one file), markdown and plot outputs.
+    #[command(flatten)]
+    pub out: super::table_out::TableOut,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let mut results = Vec::new();
-    for path in &args.csv {
+    for path in &args.inputs {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let rows =
@@ -45,18 +39,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let rows = table::aggregate(&results);
-    if let Some(path) = &args.out {
-        host_trainer::atomic::write(path, table::csv(&results).as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if let Some(path) = &args.markdown {
-        host_trainer::atomic::write(path, table::markdown(&rows).as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if let Some(stem) = &args.plot {
-        let [png, svg] = host_trainer::plot::accuracy_vs_bits(&rows, stem)?;
-        eprintln!("plot: {} and {}", png.display(), svg.display());
-    }
+    args.out.write(&results, &rows)?;
     print!("{}", table::text(&rows));
     Ok(())
 }

@@ -14,6 +14,7 @@ mod predict;
 mod quant_args;
 mod quickstart;
 mod run;
+mod table_out;
 mod test_data;
 mod train;
 

@@ -11,7 +11,7 @@ use host_trainer::device::hil;
 use host_trainer::export::{self, Provenance};
 use host_trainer::ghn::{checkpoint, eval, sources};
 use host_trainer::quant::config::Precision;
-use shared_format::{Model, TestVectorsBuilder};
+use shared_format::Model;
 
 /// Arguments of `ghnq quickstart`.
 #[derive(clap::Args, Debug)]
@@ -126,38 +126,23 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             params.clone()
         };
-        let ex = export::export(
+        let (ex, c) = export::export_and_compare(
             &net,
             params,
             &config,
             args.quant.rounding,
             shape,
             &calib,
+            &test,
             &provenance,
             &device,
-        )
-        .with_context(|| format!("exporting {} at {bits}", net.name))?;
-        let model = Model::from_bytes(&ex.blob)?;
-        let mut bundle = TestVectorsBuilder::new(
-            model.header().crc32,
-            model.input_tensor().bytes() as usize,
-            model.output_tensor().bytes() as usize,
-        );
-        let c = export::compare(
-            &net,
-            &ex.lowered,
-            &ex.calibration,
-            &config,
-            &ex.blob,
-            shape,
-            &test,
-            &device,
-            Some((&mut bundle, args.samples)),
+            args.samples,
         )?;
+        let model = Model::from_bytes(&ex.blob)?;
         let blob_path = args.out.join(format!("{}-{bits}.ghnq", net.name));
         let vectors_path = args.out.join(format!("{}-{bits}.ghnv", net.name));
         host_trainer::atomic::write(&blob_path, &ex.blob)?;
-        host_trainer::atomic::write(&vectors_path, &bundle.finish()?)?;
+        host_trainer::atomic::write(&vectors_path, &export::vectors(&ex.blob, &c.kept)?)?;
         lines.push(Line {
             bits,
             blob_bytes: ex.blob.len(),

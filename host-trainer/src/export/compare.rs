@@ -44,6 +44,35 @@ pub struct Comparison {
     /// QCE (§3.1): cross-entropy between the float net's outputs and the integer net's
     /// (equals the float net's entropy when quantization changes nothing).
     pub qce: f64,
+    /// The first samples run (as many as asked for), for a test-vector bundle.
+    #[serde(skip)]
+    pub kept: Vec<KeptSample>,
+}
+
+/// One sample as the device sees it: quantized input, label, and the host runtime's logits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeptSample {
+    /// HWC i8 input.
+    pub input: Vec<i8>,
+    /// Label.
+    pub label: u8,
+    /// The host runtime's logits.
+    pub logits: Vec<i8>,
+}
+
+/// A test-vector bundle of `samples` for `blob` (expected logits = the host runtime's).
+pub fn vectors(blob: &[u8], samples: &[KeptSample]) -> Result<Vec<u8>> {
+    let model = Model::from_bytes(blob).context("decoding the exported blob")?;
+    let mut b = TestVectorsBuilder::new(
+        model.header().crc32,
+        model.input_tensor().bytes() as usize,
+        model.output_tensor().bytes() as usize,
+    );
+    for s in samples {
+        b.push(&s.input, s.label, &s.logits)
+            .context("adding a test vector")?;
+    }
+    Ok(b.finish()?)
 }
 
 /// HWC i8 input of image `i` of an NCHW batch, quantized like the blob's input tensor.
@@ -66,8 +95,7 @@ pub fn quantize_image(
     out
 }
 
-/// Run both over `batches`; add the first `vectors` samples (with the runtime's logits) to
-/// `bundle` when given.
+/// Run both over `batches`, keeping the first `keep` samples (with the runtime's logits).
 #[allow(clippy::too_many_arguments)]
 pub fn compare(
     net: &Net,
@@ -78,7 +106,7 @@ pub fn compare(
     shape: ImageShape,
     batches: &[LabeledBatch],
     device: &Device,
-    mut bundle: Option<(&mut TestVectorsBuilder, usize)>,
+    keep: usize,
 ) -> Result<Comparison> {
     let model = Model::from_bytes(blob).context("decoding the exported blob")?;
     let mut arena = vec![0u8; model.arena_bytes()];
@@ -138,12 +166,12 @@ pub fn compare(
                 exact += usize::from(d == 0);
                 logits_n += 1;
             }
-            if let Some((builder, n)) = bundle.as_mut()
-                && builder.len() < *n
-            {
-                builder
-                    .push(&input, label as u8, &got)
-                    .context("adding a test vector")?;
+            if c.kept.len() < keep {
+                c.kept.push(KeptSample {
+                    input: input.clone(),
+                    label: label as u8,
+                    logits: got.clone(),
+                });
             }
             c.samples += 1;
         }

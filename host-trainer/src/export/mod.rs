@@ -9,7 +9,7 @@ pub mod compare;
 
 pub use blob::{Provenance, build};
 pub use calibrate::{Calibration, calibrate};
-pub use compare::{Comparison, compare};
+pub use compare::{Comparison, KeptSample, compare, vectors};
 
 use burn::tensor::Device;
 use shared_format::Rounding;
@@ -63,6 +63,48 @@ pub fn export(
         calibration: cal,
         blob,
     })
+}
+
+/// Export, then run the blob beside the simulation on `test` images, keeping the first `keep`
+/// samples for a bundle ([`compare::vectors`]): what `ghnq export`, `eval`, `finetune` and
+/// `quickstart` all do for each net and bit-width.
+#[allow(clippy::too_many_arguments)]
+pub fn export_and_compare(
+    net: &Net,
+    params: ParamSet,
+    config: &QuantConfig,
+    rounding: Rounding,
+    shape: ImageShape,
+    calibration: &[LabeledBatch],
+    test: &[LabeledBatch],
+    provenance: &Provenance,
+    device: &Device,
+    keep: usize,
+) -> anyhow::Result<(Exported, Comparison)> {
+    use anyhow::Context as _;
+    let ex = export(
+        net,
+        params,
+        config,
+        rounding,
+        shape,
+        calibration,
+        provenance,
+        device,
+    )
+    .with_context(|| format!("exporting {} at {}", net.name, config.precision))?;
+    let c = compare(
+        net,
+        &ex.lowered,
+        &ex.calibration,
+        config,
+        &ex.blob,
+        shape,
+        test,
+        device,
+        keep,
+    )?;
+    Ok((ex, c))
 }
 
 /// FNV-1a, 64 bits: a stable fingerprint of an architecture's JSON or a checkpoint file for the
