@@ -10,3 +10,4 @@ pub mod export;
 pub mod ghn;
 pub mod plot;
 pub mod quant;
+pub mod study;

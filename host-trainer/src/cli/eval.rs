@@ -10,6 +10,7 @@ use host_trainer::export::{self, Provenance};
 use host_trainer::ghn::{checkpoint, eval, sources};
 use host_trainer::quant::config::Precision;
 use host_trainer::quant::table::{self, NetResult};
+use host_trainer::study::grid::Shard;
 
 /// Where each net's parameters come from.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,28 +68,14 @@ pub struct Args {
     pub out: super::table_out::TableOut,
     /// Evaluate only shard i of n (1-based, `2/4`): a contiguous quarter of each split's nets,
     /// for running one evaluation as several processes; `ghnq merge` combines their `--csv`s.
-    #[arg(long, value_parser = parse_shard)]
-    pub shard: Option<(usize, usize)>,
+    #[arg(long)]
+    pub shard: Option<Shard>,
     /// Split seed (net i of the split is generated from (split, seed, i)).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Seed of random initialisation and of the SGD baseline's image order.
     #[arg(long, default_value_t = 1)]
     pub init_seed: u64,
-}
-
-/// Parses `i/n` with 1 ≤ i ≤ n.
-fn parse_shard(s: &str) -> Result<(usize, usize), String> {
-    let bad = || format!("'{s}' is not a shard: write i/n with 1 <= i <= n, e.g. 2/4");
-    let (i, n) = s.split_once('/').ok_or_else(bad)?;
-    let (i, n) = (
-        i.trim().parse::<usize>().map_err(|_| bad())?,
-        n.trim().parse::<usize>().map_err(|_| bad())?,
-    );
-    if i == 0 || i > n {
-        return Err(bad());
-    }
-    Ok((i, n))
 }
 
 /// Nets of shard `i` of `n` among `len`: contiguous, sizes differing by at most one, covering
@@ -131,7 +118,7 @@ pub fn run(args: Args) -> Result<()> {
     for s in &args.split {
         let nets = sources::eval_nets(s, shape, classes, args.count, args.seed)?;
         let nets = match args.shard {
-            Some((i, n)) => nets[shard_range(nets.len(), i, n)].to_vec(),
+            Some(sh) => nets[shard_range(nets.len(), sh.index, sh.count)].to_vec(),
             None => nets,
         };
         splits.push((s.clone(), nets));
@@ -287,9 +274,5 @@ mod tests {
                 assert_eq!(seen, (0..len).collect::<Vec<_>>(), "len {len}, {n} shards");
             }
         }
-        assert_eq!(parse_shard("2/4"), Ok((2, 4)));
-        assert!(
-            parse_shard("0/4").is_err() && parse_shard("5/4").is_err() && parse_shard("x").is_err()
-        );
     }
 }

@@ -14,6 +14,7 @@ mod predict;
 mod quant_args;
 mod quickstart;
 mod run;
+mod study;
 mod table_out;
 mod test_data;
 mod train;
@@ -53,6 +54,9 @@ enum Command {
     Finetune(finetune::Args),
     /// Combine the per-net CSVs of sharded `ghnq eval --shard i/n` runs into one table.
     Merge(merge::Args),
+    /// The paper's §3 random-initialisation study: train and quantize every (architecture,
+    /// initialiser) pair, resumable and shardable; Tables 1 and 2.
+    Study(study::Args),
 }
 
 pub fn main() -> anyhow::Result<()> {
@@ -69,6 +73,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Export(args) => export::run(args),
         Command::Merge(args) => merge::run(args),
         Command::Finetune(args) => finetune::run(args),
+        Command::Study(args) => study::run(args),
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod executor;
 pub mod fast_ops;
+pub mod init;
 pub mod params;
 pub mod train;
 

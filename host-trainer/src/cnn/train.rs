@@ -50,6 +50,34 @@ impl SgdConfig {
     }
 }
 
+/// The learning rate of each step of an [`Sgd`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// [`SgdConfig::lr_at`]: cosine-annealed from `lr` to 0 over `steps` (the default).
+    Cosine,
+    /// Piecewise constant: `lr · factor^k` once `k` of the `milestones` (step indices) have been
+    /// reached (the seed paper's §3.1: ×0.1 at epochs 75, 120 and 170 of 200).
+    Step {
+        /// Steps at which the rate is multiplied by `factor`.
+        milestones: Vec<usize>,
+        /// The factor.
+        factor: f64,
+    },
+}
+
+impl Schedule {
+    /// Learning rate of step `t` under `config`.
+    pub fn lr_at(&self, config: &SgdConfig, t: usize) -> f64 {
+        match self {
+            Schedule::Cosine => config.lr_at(t),
+            Schedule::Step { milestones, factor } => {
+                let k = milestones.iter().filter(|&&m| t >= m).count();
+                config.lr * factor.powi(k as i32)
+            }
+        }
+    }
+}
+
 /// What one step measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepReport {
@@ -66,6 +94,7 @@ pub struct Sgd {
     /// One flattened momentum buffer per trainable tensor, in [`ParamSet::tensors`] order.
     velocity: Vec<Option<Tensor<1>>>,
     step: usize,
+    schedule: Schedule,
 }
 
 impl Sgd {
@@ -75,7 +104,14 @@ impl Sgd {
             config,
             velocity: Vec::new(),
             step: 0,
+            schedule: Schedule::Cosine,
         }
+    }
+
+    /// The same optimiser with another learning-rate schedule.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Sgd {
+        self.schedule = schedule;
+        self
     }
 
     /// Steps taken so far.
@@ -117,7 +153,7 @@ impl Sgd {
             loss: loss_value,
             acc: 100.0 * top1 as f64 / batch.labels.len().max(1) as f64,
         };
-        let lr = self.config.lr_at(self.step);
+        let lr = self.schedule.lr_at(&self.config, self.step);
         self.step += 1;
         if !loss_value.is_finite() {
             return (params, report);

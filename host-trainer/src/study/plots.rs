@@ -1,0 +1,195 @@
+//! Layerwise plots per trained net (the paper's Figs. 3–6): the range of the BN-folded weights,
+//! the range of the output activations (absolute, and the clipped quantization range), and the
+//! precision measure of [`super::layerwise`], layer by layer, as PNG and SVG side by side.
+//! Labels use the DejaVu Sans font `crate::plot` loads (Debian's `fonts-dejavu-core`).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::layerwise::LayerStats;
+use super::run::RunResult;
+
+fn register_font() -> Result<()> {
+    static DONE: OnceLock<bool> = OnceLock::new();
+    let ok = *DONE.get_or_init(|| {
+        let Ok(bytes) = std::fs::read(crate::plot::FONT) else {
+            return false;
+        };
+        // plotters keeps fonts for the life of the process.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "plot labels need {} (Debian package fonts-dejavu-core; `cargo xtask setup` installs it)",
+            crate::plot::FONT
+        ))
+    }
+}
+
+/// `<stem>.png` and `<stem>.svg` of `result`'s layers, written atomically.
+pub fn layerwise(result: &RunResult, stem: &Path) -> Result<[PathBuf; 2]> {
+    anyhow::ensure!(
+        !result.layers.is_empty(),
+        "{}_{}: no layerwise ranges (diverged or failed run)",
+        result.arch,
+        result.init
+    );
+    register_font()?;
+    let title = format!("{}_{}", result.arch, result.init);
+    let out = [stem.with_extension("png"), stem.with_extension("svg")];
+    for path in &out {
+        let tmp = crate::atomic::tmp_path(path);
+        let size = (900, 960);
+        let drawn = if path.extension().is_some_and(|e| e == "png") {
+            draw(
+                BitMapBackend::new(&tmp, size).into_drawing_area(),
+                &title,
+                &result.layers,
+            )
+        } else {
+            draw(
+                SVGBackend::new(&tmp, size).into_drawing_area(),
+                &title,
+                &result.layers,
+            )
+        };
+        let done = drawn.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(anyhow!("drawing {}: {e}", path.display()));
+        }
+    }
+    Ok(out)
+}
+
+/// One panel: `series` (name, colour, values per layer) against the layer index.
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    y_desc: &str,
+    series: &[(&str, RGBColor, Vec<f64>)],
+    fixed: Option<(f64, f64)>,
+) -> Result<(), String> {
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    let n = series.first().map_or(0, |s| s.2.len());
+    let (lo, hi) = fixed.unwrap_or_else(|| {
+        let (lo, hi) = series
+            .iter()
+            .flat_map(|s| s.2.iter())
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        if !lo.is_finite() {
+            return (-1.0, 1.0);
+        }
+        let pad = ((hi - lo) * 0.08).max(1e-6);
+        (lo - pad, hi + pad)
+    });
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5).max(0.5), lo..hi)
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .x_labels(n.clamp(1, 30))
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                format!("{i}")
+            } else {
+                String::new()
+            }
+        })
+        .x_desc("layer (conv, depthwise conv or dense, in execution order)")
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|x| e(&x))?;
+    for (name, color, values) in series {
+        let color = *color;
+        let pts: Vec<(f64, f64)> = values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(i, &v)| (i as f64, v))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+            .map_err(|x| e(&x))?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|x| e(&x))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| e(&x))?;
+    Ok(())
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    layers: &[LayerStats],
+) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|x| x.to_string())?;
+    let root = root
+        .titled(title, ("sans-serif", 22))
+        .map_err(|x| x.to_string())?;
+    let areas = root.split_evenly((3, 1));
+    let col = |f: fn(&LayerStats) -> f64| layers.iter().map(f).collect::<Vec<f64>>();
+    let blue = RGBColor(31, 119, 180);
+    let red = RGBColor(214, 39, 40);
+    let green = RGBColor(44, 160, 44);
+    let orange = RGBColor(255, 127, 14);
+    panel(
+        &areas[0],
+        "BN-folded weights: range per layer",
+        "weight",
+        &[
+            ("max", red, col(|l| f64::from(l.w_max))),
+            ("min", blue, col(|l| f64::from(l.w_min))),
+        ],
+        None,
+    )?;
+    panel(
+        &areas[1],
+        "output activations: range (calibration images) and 1 %-clipped quantization range",
+        "activation",
+        &[
+            ("max", red, col(|l| f64::from(l.act_max))),
+            ("quant. max", orange, col(|l| f64::from(l.act_qmax))),
+            ("quant. min", green, col(|l| f64::from(l.act_qmin))),
+            ("min", blue, col(|l| f64::from(l.act_min))),
+        ],
+        None,
+    )?;
+    panel(
+        &areas[2],
+        "precision: mean channel range / layer range (1 = every channel uses the whole grid)",
+        "precision",
+        &[
+            ("weights", blue, col(|l| l.w_precision)),
+            ("activations", red, col(|l| l.act_precision)),
+        ],
+        Some((0.0, 1.3)),
+    )?;
+    root.present().map_err(|x| x.to_string())
+}
