@@ -2,6 +2,7 @@
 //!
 //! - `cargo xtask setup`: installs what a fresh machine lacks (rustup targets, Debian packages),
 //!   idempotently: each step first checks whether its work is already done.
+//! - `cargo xtask quickstart`: the README's main job — setup, then `ghnq quickstart`.
 //! - `cargo xtask test`: the README's test command and CI's only step.
 
 use anyhow::Result;
@@ -24,11 +25,33 @@ enum Command {
     Setup,
     /// Setup, then fmt check, clippy -D warnings, all tests, and no_std builds for the MCU targets.
     Test,
+    /// Setup, then the main job: `ghnq quickstart` with the shipped GHN (arguments after `--`
+    /// go to it, e.g. `cargo xtask quickstart -- --dataset cifar10`).
+    Quickstart {
+        /// Arguments for `ghnq quickstart`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Setup => setup::run(),
         Command::Test => test::run(),
+        Command::Quickstart { args } => {
+            setup::run()?;
+            // The test command's profile and features, so the two share one build.
+            let mut cmd = vec![
+                "run",
+                "-p",
+                "host-trainer",
+                "--bin",
+                "ghnq",
+                "--",
+                "quickstart",
+            ];
+            cmd.extend(args.iter().map(String::as_str));
+            shell::run(&shell::cargo(), &cmd)
+        }
     }
 }
