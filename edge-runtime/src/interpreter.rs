@@ -18,6 +18,7 @@ use crate::ops::conv::{ConvParams, conv2d};
 use crate::ops::depthwise::depthwise_conv2d;
 use crate::ops::linear::linear;
 use crate::ops::pool::{PoolParams, avg_pool, global_avg_pool, max_pool};
+use crate::ops::softmax::{SoftmaxParams, softmax};
 
 /// Hooks called around every op, e.g. to read a cycle counter per layer.
 ///
@@ -333,6 +334,17 @@ fn execute(
             };
             linear(&p, input(&x_t)?, output, scratch)
         }
+        Op::Softmax(s) => {
+            let x_t = record(s.input)?;
+            let p = SoftmaxParams {
+                channels: x_t.shape.c as usize,
+                input_multiplier: s.input_multiplier,
+                input_left_shift: s.input_left_shift as i32,
+                diff_min: s.diff_min,
+                rounding,
+            };
+            softmax(&p, input(&x_t)?, output)
+        }
     }
 }
 
@@ -342,8 +354,8 @@ mod tests {
     use shared_format::le::i32s_to_le;
     use shared_format::{
         Add as AddOp, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool,
-        LeI32s, Linear, ModelBuilder, Pool, Requant, Rounding, Shape, TensorSpec, WeightScheme,
-        Weights, Window,
+        LeI32s, Linear, ModelBuilder, Pool, Requant, Rounding, Shape, Softmax, TensorSpec,
+        WeightScheme, Weights, Window,
     };
 
     const FULL: Clamp = Clamp {
@@ -504,7 +516,7 @@ mod tests {
     }
 
     /// Every op kind once, with a skip connection (Add reads the conv output and the
-    /// depthwise output) and a concat of one tensor with itself.
+    /// depthwise output), a concat of two pools and a softmax over the logits.
     fn all_ops_model(w4: &[u8], dw: &[u8], lin: &[u8], t: &Tables) -> Vec<u8> {
         let mut b = ModelBuilder::new(spec(4, 4, 2, -3), 1.0);
         let c1 = b.tensor(spec(4, 4, 3, 2));
@@ -515,6 +527,7 @@ mod tests {
         let cat = b.tensor(spec(2, 2, 6, 4));
         let g = b.tensor(spec(1, 1, 6, 4));
         let logits = b.tensor(spec(1, 1, 2, 0));
+        let probs = b.tensor(spec(1, 1, 2, -128));
         let half = Requant {
             multipliers: LeI32s::new(&t.one),
             shifts: &[0], // M = 1/2
@@ -619,7 +632,16 @@ mod tests {
             clamp: FULL,
         }))
         .unwrap();
-        b.finish(logits, 1.0).unwrap()
+        // Logit scale 1/8: TFLM's PreprocessSoftmaxScaling gives m = 2^30, shift 24.
+        b.push(&Op::Softmax(Softmax {
+            input: logits,
+            output: probs,
+            input_multiplier: 1 << 30,
+            input_left_shift: 24,
+            diff_min: -Softmax::input_radius(24),
+        }))
+        .unwrap();
+        b.finish(probs, 1.0 / 256.0).unwrap()
     }
 
     #[derive(Default)]
@@ -671,6 +693,7 @@ mod tests {
             OpKind::Concat,
             OpKind::GlobalAvgPool,
             OpKind::Linear,
+            OpKind::Softmax,
         ];
         let expected: Vec<_> = kinds
             .iter()
@@ -679,6 +702,9 @@ mod tests {
             .collect();
         assert_eq!(rec.0, expected);
         assert_eq!(first.len(), 2);
+        // Two probabilities in 1/256 steps (zero point −128) that sum to about one.
+        let total: i32 = first.iter().map(|&p| p as i32 + 128).sum();
+        assert!((255..=257).contains(&total), "{first:?}");
         // Same input, same bits; the arena's previous contents do not leak into the result.
         assert_eq!(it.run(&x).unwrap(), &first[..]);
     }

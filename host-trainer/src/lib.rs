@@ -11,3 +11,4 @@ pub mod ghn;
 pub mod plot;
 pub mod quant;
 pub mod study;
+pub mod tflite;

@@ -342,6 +342,40 @@ pub enum OpProblem {
     /// Add left shift too large.
     #[error("add left shift {0} is outside 0..=20")]
     LeftShift(u8),
+    /// A softmax output that is not TFLM's fixed int8 softmax quantization.
+    #[error(
+        "softmax output is {bits}-bit with zero point {zero_point}; it must be 8-bit with zero point -128 (scale 1/256)"
+    )]
+    SoftmaxOutput {
+        /// Output bits.
+        bits: u8,
+        /// Output zero point.
+        zero_point: i8,
+    },
+    /// A softmax input multiplier outside QuantizeMultiplierGreaterThanOne's range.
+    #[error("softmax input multiplier {0} is outside [2^30, 2^31-1]")]
+    SoftmaxMultiplier(i32),
+    /// A softmax `diff_min` above 0, or below `−CalculateInputRadius`, where `diff · 2^shift`
+    /// would overflow i32.
+    #[error(
+        "softmax diff_min {value} is outside {min}..=0 (below -CalculateInputRadius(5, left shift) the rescaling overflows)"
+    )]
+    SoftmaxDiffMin {
+        /// Value found.
+        value: i32,
+        /// Most negative value allowed for the op's left shift.
+        min: i32,
+    },
+    /// More softmax channels than the sum of exponentials can hold.
+    #[error(
+        "softmax over {channels} channels; at most {max} keep the sum of exponentials inside i32"
+    )]
+    SoftmaxChannels {
+        /// Channels of the input.
+        channels: u16,
+        /// Most channels supported.
+        max: u16,
+    },
 }
 
 /// Prints a magic as text for messages.

@@ -33,8 +33,10 @@ pub const FORMAT_MAJOR: u16 = 1;
 /// - 1.0: the initial op set;
 /// - 1.1: max/avg pools with a 1×1 window — with a clamp starting at the zero point, that is ReLU
 ///   on a tensor that other ops also read unclamped (a DARTS cell input feeding both a
-///   ReLU-conv and a skip connection).
-pub const FORMAT_MINOR: u16 = 1;
+///   ReLU-conv and a skip connection);
+/// - 1.2: [`crate::op::Softmax`] (TFLM's int8 kernel), and conv/depthwise kernels up to 16 per
+///   side (the keyword-spotting DS-CNN opens with a 10×4 conv); blobs with neither stay 1.0/1.1.
+pub const FORMAT_MINOR: u16 = 2;
 /// Bytes in the fixed header.
 pub const HEADER_LEN: usize = 28;
 /// Offset of the first byte covered by the CRC.

@@ -36,7 +36,8 @@ pub use le::LeI32s;
 pub use model::{IoSpec, Metadata, Model, OpIter};
 pub use op::{
     Add, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool, Linear,
-    MAX_CONCAT_INPUTS, Op, OpKind, Padding, Pool, Requant, WeightScheme, Weights, Window,
+    MAX_CONCAT_INPUTS, MAX_SOFTMAX_CHANNELS, Op, OpKind, Padding, Pool, Requant, Softmax,
+    WeightScheme, Weights, Window,
 };
 pub use tensor::{Shape, TensorId, TensorRecord, TensorTable};
 pub use vectors::TestVectors;

@@ -37,6 +37,8 @@ pub enum Op<'a> {
     Concat(Concat),
     /// Fully connected layer over the flattened (HWC) input.
     Linear(#[serde(borrow)] Linear<'a>),
+    /// Softmax over the channels of each position (format 1.2).
+    Softmax(Softmax),
 }
 
 /// The op kind alone, for messages, reports and profiling hooks.
@@ -58,6 +60,8 @@ pub enum OpKind {
     Concat,
     /// [`Op::Linear`].
     Linear,
+    /// [`Op::Softmax`].
+    Softmax,
 }
 
 impl OpKind {
@@ -72,6 +76,7 @@ impl OpKind {
             OpKind::Add => "add",
             OpKind::Concat => "concat",
             OpKind::Linear => "linear",
+            OpKind::Softmax => "softmax",
         }
     }
 }
@@ -380,6 +385,97 @@ pub struct Linear<'a> {
     pub clamp: Clamp,
 }
 
+/// Softmax over the channels of each position, TFLM's int8→int8 kernel (`reference_ops::Softmax`
+/// with gemmlowp fixed point): output scale 1/256, zero point −128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Softmax {
+    /// Input activation (the logits). Its zero point cancels in `x − max`, so only its scale
+    /// matters, and that is folded into `input_multiplier`.
+    pub input: TensorId,
+    /// Output activation: the input's shape, 8-bit, zero point −128.
+    pub output: TensorId,
+    /// TFLM's `input_multiplier` (Q31, from PreprocessSoftmaxScaling with 5 integer bits).
+    pub input_multiplier: i32,
+    /// TFLM's `input_left_shift` (≥ 0).
+    pub input_left_shift: i8,
+    /// TFLM's `diff_min` (≤ 0): differences below it give exp = 0.
+    pub diff_min: i32,
+}
+
+/// Most channels a [`Softmax`] may normalise over. Each channel adds at most 2^19 (1.0) to TFLM's
+/// Q12.19 sum of exponentials, so 4,095 channels cannot overflow it; TFLM leaves that overflow
+/// undefined, and the format refuses what it cannot define.
+pub const MAX_SOFTMAX_CHANNELS: u16 = 4095;
+
+impl Softmax {
+    /// Integer bits of the scaled differences fed to `exp` (TFLM's `kScaledDiffIntegerBits`).
+    pub const SCALED_DIFF_INTEGER_BITS: u32 = 5;
+
+    /// TFLM's `CalculateInputRadius(5, input_left_shift)`: the largest `|x − max|` whose
+    /// `|x − max| · 2^input_left_shift` still fits in i32 (`floor(31 · 2^26 / 2^shift)`, exact in
+    /// integers). `−radius` is the `diff_min` TFLM computes, and the most negative one the format
+    /// accepts, since a larger difference would overflow the rescaling multiply. 0 for shifts
+    /// outside `0..=31`.
+    pub const fn input_radius(input_left_shift: i8) -> i32 {
+        if input_left_shift < 0 || input_left_shift > 31 {
+            return 0;
+        }
+        let limit =
+            ((1i64 << Self::SCALED_DIFF_INTEGER_BITS) - 1) << (31 - Self::SCALED_DIFF_INTEGER_BITS);
+        (limit >> input_left_shift) as i32
+    }
+
+    /// The op TFLM's `CalculateSoftmaxParams` would set up for an int8 input of real scale
+    /// `input_scale` and the op's `beta` (both float32 in a .tflite file, widened to double as
+    /// TFLM does): `PreprocessSoftmaxScaling(beta, input_scale, 5)` gives the multiplier and left
+    /// shift, `−CalculateInputRadius(5, shift)` the `diff_min`.
+    ///
+    /// `rounding` matters because a `TFLITE_SINGLE_ROUNDING` build caps the real multiplier at
+    /// 2^30 − 1 instead of 2^31 − 1 (its multiply cannot shift left by 31). `None` where TFLM's
+    /// `QuantizeMultiplierGreaterThanOne` would abort: `beta · input_scale · 2^26 ≤ 1`, or a
+    /// value that is not finite.
+    #[cfg(feature = "std")]
+    pub fn from_scale(
+        input: TensorId,
+        output: TensorId,
+        beta: f32,
+        input_scale: f32,
+        rounding: crate::header::Rounding,
+    ) -> Option<Self> {
+        let cap = match rounding {
+            crate::header::Rounding::Double => ((1u64 << 31) - 1) as f64,
+            crate::header::Rounding::Single => ((1u64 << 30) - 1) as f64,
+        };
+        let scaled = (1u64 << (31 - Self::SCALED_DIFF_INTEGER_BITS)) as f64;
+        let real = beta as f64 * input_scale as f64 * scaled;
+        // `is_finite` first: it also refuses NaN, which compares false with anything.
+        if !real.is_finite() || real <= 1.0 {
+            return None;
+        }
+        let real = real.min(cap);
+        // frexp: real = q · 2^e with q in [0.5, 1); scaling by two is exact.
+        let (mut q, mut e) = (real, 0i32);
+        while q >= 1.0 {
+            q /= 2.0;
+            e += 1;
+        }
+        // `f64::round` is half away from zero, like TfLiteRound.
+        let mut m = (q * (1u64 << 31) as f64).round() as i64;
+        if m == 1 << 31 {
+            m = 1 << 30;
+            e += 1;
+        }
+        let shift = e as i8;
+        Some(Self {
+            input,
+            output,
+            input_multiplier: m as i32,
+            input_left_shift: shift,
+            diff_min: -Self::input_radius(shift),
+        })
+    }
+}
+
 /// Iterates over an op's input tensor ids (at most [`MAX_CONCAT_INPUTS`]).
 pub type Inputs = heapless::Vec<TensorId, MAX_CONCAT_INPUTS>;
 
@@ -395,12 +491,20 @@ impl Op<'_> {
             Op::Add(_) => OpKind::Add,
             Op::Concat(_) => OpKind::Concat,
             Op::Linear(_) => OpKind::Linear,
+            Op::Softmax(_) => OpKind::Softmax,
         }
     }
 
     /// The lowest minor format version that has this op (see [`crate::FORMAT_MINOR`]).
     pub const fn min_minor(&self) -> u16 {
         match self {
+            Op::Softmax(_) => 2,
+            Op::Conv2d(Conv2d { window, .. })
+            | Op::DepthwiseConv2d(DepthwiseConv2d { window, .. })
+                if window.kernel_h > 7 || window.kernel_w > 7 =>
+            {
+                2
+            }
             Op::MaxPool(p) | Op::AvgPool(p) if p.window.kernel_h == 1 || p.window.kernel_w == 1 => {
                 1
             }
@@ -418,6 +522,7 @@ impl Op<'_> {
             Op::Add(o) => o.output,
             Op::Concat(o) => o.output,
             Op::Linear(o) => o.output,
+            Op::Softmax(o) => o.output,
         }
     }
 
@@ -439,6 +544,7 @@ impl Op<'_> {
                 Some(())
             }
             Op::Linear(o) => v.push(o.input).ok(),
+            Op::Softmax(o) => v.push(o.input).ok(),
         };
         v
     }
@@ -453,7 +559,8 @@ impl Op<'_> {
         }
     }
 
-    /// The output clamp.
+    /// The output clamp. Softmax has none of its own: its output quantization is fixed (scale
+    /// 1/256, zero point −128), so it reports the full 8-bit range.
     pub const fn clamp(&self) -> Clamp {
         match self {
             Op::Conv2d(o) => o.clamp,
@@ -463,6 +570,10 @@ impl Op<'_> {
             Op::Add(o) => o.clamp,
             Op::Concat(o) => o.clamp,
             Op::Linear(o) => o.clamp,
+            Op::Softmax(_) => Clamp {
+                min: i8::MIN,
+                max: i8::MAX,
+            },
         }
     }
 }

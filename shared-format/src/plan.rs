@@ -19,7 +19,9 @@ pub const DEPTHWISE_TILE: usize = 32;
 /// Scratch bytes `op` may use, none for 8-bit weights (read in place from the blob) or
 /// weightless ops. For 2/4-bit weights: conv and linear, one output channel's unpacked filter
 /// (`kh·kw·C_in`, `K`); depthwise, one tile of channels' unpacked filters,
-/// `kh·kw·min(C, DEPTHWISE_TILE)` (288 bytes for a 3×3 kernel, at most 49·32 = 1,568).
+/// `kh·kw·min(C, DEPTHWISE_TILE)` (288 bytes for a 3×3 kernel; 8,192 for the largest, 16×16,
+/// which only sub-byte weights with such kernels pay). Softmax needs none: TFLM's kernel
+/// recomputes each exponential rather than keeping them.
 pub fn scratch_bytes(op: &Op<'_>, tensors: &TensorTable<'_>) -> u64 {
     let Some(weights) = op.weights() else {
         return 0;

@@ -3,14 +3,18 @@
 //! overflow an accumulator.
 
 use crate::error::{FormatError, OpProblem, TensorProblem};
+use crate::header::Rounding;
 use crate::model::Model;
-use crate::op::{Clamp, Op, Requant, WeightScheme, Weights, Window};
+use crate::op::{Clamp, MAX_SOFTMAX_CHANNELS, Op, Requant, Softmax, WeightScheme, Weights, Window};
 use crate::packing::{packed_len, unpack_one};
 use crate::plan::scratch_bytes;
 use crate::tensor::{TensorId, TensorRecord, TensorTable, qmax, qmin};
 
 /// Largest |x − z_x| of an i8 activation against an i8 zero point.
 const MAX_CENTRED_INPUT: i64 = 255;
+
+/// Largest conv/depthwise kernel side (format 1.2; 7 before). Pools keep 3.
+pub(crate) const MAX_CONV_KERNEL: u8 = 16;
 
 pub(crate) fn validate(m: &Model<'_>) -> Result<(), FormatError> {
     let ops = m.op_count();
@@ -47,6 +51,7 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), FormatError> {
     let ctx = Ctx {
         tensors,
         model_input: m.input().tensor,
+        rounding: m.rounding(),
     };
     let mut iter = m.ops();
     for index in 0..ops {
@@ -139,6 +144,7 @@ fn check_overlaps(tensors: &TensorTable<'_>) -> Result<(), FormatError> {
 struct Ctx<'t> {
     tensors: &'t TensorTable<'t>,
     model_input: TensorId,
+    rounding: Rounding,
 }
 
 type Check<T = ()> = Result<T, OpProblem>;
@@ -170,11 +176,14 @@ impl Ctx<'_> {
 
     fn check_op(&self, index: u16, op: &Op<'_>) -> Check {
         let out = self.output(index, op.output())?;
-        check_clamp(op.clamp(), &out)?;
+        // Softmax's output quantization is fixed; its own check names that problem precisely.
+        if !matches!(op, Op::Softmax(_)) {
+            check_clamp(op.clamp(), &out)?;
+        }
         match op {
             Op::Conv2d(c) => {
                 let x = self.input(index, c.input)?;
-                check_window(&c.window, 1, 7, 4)?;
+                check_window(&c.window, 1, MAX_CONV_KERNEL, 4)?;
                 let cout = out.shape.c as u32;
                 check_shape(&c.window, &x, cout, &out)?;
                 let per_channel =
@@ -190,7 +199,7 @@ impl Ctx<'_> {
             }
             Op::DepthwiseConv2d(d) => {
                 let x = self.input(index, d.input)?;
-                check_window(&d.window, 1, 7, 4)?;
+                check_window(&d.window, 1, MAX_CONV_KERNEL, 4)?;
                 let c = x.shape.c as u32;
                 check_shape(&d.window, &x, c, &out)?;
                 let per_channel = d.window.kernel_h as u64 * d.window.kernel_w as u64;
@@ -256,8 +265,58 @@ impl Ctx<'_> {
                     Layout::ChannelMajor,
                 )
             }
+            Op::Softmax(sm) => {
+                let x = self.input(index, sm.input)?;
+                let s = x.shape;
+                expect_shape(&out, s.h as u32, s.w as u32, s.c as u32)?;
+                if out.bits != 8 || out.zero_point != -128 {
+                    return Err(OpProblem::SoftmaxOutput {
+                        bits: out.bits,
+                        zero_point: out.zero_point,
+                    });
+                }
+                if s.c > MAX_SOFTMAX_CHANNELS {
+                    return Err(OpProblem::SoftmaxChannels {
+                        channels: s.c,
+                        max: MAX_SOFTMAX_CHANNELS,
+                    });
+                }
+                check_softmax_params(sm, self.rounding)
+            }
         }
     }
+}
+
+/// TFLM derives these with `PreprocessSoftmaxScaling` and `CalculateInputRadius`; anything
+/// those cannot produce either overflows the kernel's i32 arithmetic or cannot be run by a
+/// single-rounding build, so it is refused here rather than defined.
+fn check_softmax_params(sm: &Softmax, rounding: Rounding) -> Check {
+    if sm.input_multiplier < (1 << 30) {
+        return Err(OpProblem::SoftmaxMultiplier(sm.input_multiplier));
+    }
+    // Double rounding multiplies by 2^shift in i32 (31 is reachable: the real multiplier is
+    // capped at 2^31 − 1); single rounding shifts right by 31 − shift, which needs shift ≤ 30
+    // (TFLM caps its real multiplier at 2^30 − 1 for exactly that reason).
+    let max_shift = match rounding {
+        Rounding::Double => 31,
+        Rounding::Single => 30,
+    };
+    if !(0..=max_shift).contains(&sm.input_left_shift) {
+        return Err(OpProblem::Shift {
+            index: 0,
+            value: sm.input_left_shift,
+            min: 0,
+            max: max_shift,
+        });
+    }
+    let min = -Softmax::input_radius(sm.input_left_shift);
+    if !(min..=0).contains(&sm.diff_min) {
+        return Err(OpProblem::SoftmaxDiffMin {
+            value: sm.diff_min,
+            min,
+        });
+    }
+    Ok(())
 }
 
 fn check_window(w: &Window, kmin: u8, kmax: u8, dmax: u8) -> Check {

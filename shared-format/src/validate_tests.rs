@@ -4,12 +4,13 @@ use std::vec::Vec;
 
 use crate::builder::{BuildError, ModelBuilder, TensorSpec};
 use crate::error::{FormatError, OpProblem, TensorProblem};
+use crate::header::Rounding;
 use crate::header::{Header, MODEL_MAGIC};
 use crate::le::{LeI32s, i32s_to_le};
 use crate::model::{Model, Payload};
 use crate::op::{
-    Clamp, Conv2d, DepthwiseConv2d, GlobalAvgPool, Linear, Op, OpKind, Requant, WeightScheme,
-    Weights, Window,
+    Clamp, Conv2d, DepthwiseConv2d, GlobalAvgPool, Linear, MAX_SOFTMAX_CHANNELS, Op, OpKind,
+    Padding, Requant, Softmax, WeightScheme, Weights, Window,
 };
 use crate::packing::pack;
 use crate::tensor::{RECORD_LEN, Shape};
@@ -198,12 +199,12 @@ fn op_errors_name_the_op() {
     );
 
     let (_, _, problem) = op_problem(Knobs {
-        kernel: 9,
+        kernel: 17,
         conv_out: Shape::new(4, 4, 3),
         ..Knobs::default()
     });
     assert!(
-        matches!(problem, OpProblem::Kernel { h: 9, .. }),
+        matches!(problem, OpProblem::Kernel { h: 17, max: 16, .. }),
         "{problem:?}"
     );
 
@@ -440,5 +441,322 @@ fn a_one_by_one_pool_stamps_minor_one_and_only_then() {
     let blob = b.finish(relu, 1.0).unwrap();
     let model = Model::from_bytes(&blob).unwrap();
     assert_eq!(model.header().minor, 1);
-    assert_eq!(crate::FORMAT_MINOR, 1);
+    assert_eq!(crate::FORMAT_MINOR, 2);
+}
+
+/// TFLM's parameters for CMSIS-NN's softmax test vector (input scale 1/255 as float32, beta 1):
+/// `input_mult`, `input_left_shift` and `diff_min` as CMSIS-NN's generator, which runs TFLite,
+/// recorded them. (Its older vector, scale 16/255, was derived from a double scale and records
+/// 1,077,952,576; float32 16/255 rounds up, giving 1,077,952,640.)
+#[test]
+fn softmax_params_match_tflm() {
+    let p = Softmax::from_scale(0, 1, 1.0, 16.0 / 255.0, Rounding::Double).unwrap();
+    assert_eq!(
+        (p.input_multiplier, p.input_left_shift, p.diff_min),
+        (1_077_952_640, 23, -248)
+    );
+    let p = Softmax::from_scale(0, 1, 1.0, 1.0 / 255.0, Rounding::Double).unwrap();
+    assert_eq!(
+        (p.input_multiplier, p.input_left_shift, p.diff_min),
+        (1_077_952_640, 19, -3968)
+    );
+    // The real multiplier is capped at 2^31 − 1 (double) or 2^30 − 1 (single rounding).
+    let p = Softmax::from_scale(0, 1, 1.0, 1000.0, Rounding::Double).unwrap();
+    assert_eq!(
+        (p.input_multiplier, p.input_left_shift, p.diff_min),
+        (i32::MAX, 31, 0)
+    );
+    let p = Softmax::from_scale(0, 1, 1.0, 1000.0, Rounding::Single).unwrap();
+    assert_eq!(
+        (p.input_multiplier, p.input_left_shift, p.diff_min),
+        (i32::MAX - 1, 30, -1)
+    );
+    // QuantizeMultiplierGreaterThanOne refuses a real multiplier ≤ 1.
+    assert!(Softmax::from_scale(0, 1, 1.0, 1e-9, Rounding::Double).is_none());
+    assert!(Softmax::from_scale(0, 1, 1.0, f32::NAN, Rounding::Double).is_none());
+    // CalculateInputRadius(5, shift) = floor(31·2^26 / 2^shift).
+    assert_eq!(Softmax::input_radius(0), 31 << 26);
+    assert_eq!(Softmax::input_radius(26), 31);
+    assert_eq!(Softmax::input_radius(30), 1);
+    assert_eq!(Softmax::input_radius(31), 0);
+    assert_eq!(Softmax::input_radius(-1), 0);
+}
+
+/// A one-op model: input of `shape` → softmax, output as given.
+fn softmax_model(
+    shape: Shape,
+    sm: Softmax,
+    out_bits: u8,
+    out_zero_point: i8,
+    rounding: Rounding,
+) -> Result<Vec<u8>, BuildError> {
+    let mut b = ModelBuilder::new(
+        TensorSpec {
+            shape,
+            zero_point: 3,
+            bits: 8,
+        },
+        0.1,
+    );
+    b.rounding(rounding);
+    let out = b.tensor(TensorSpec {
+        shape,
+        zero_point: out_zero_point,
+        bits: out_bits,
+    });
+    b.push(&Op::Softmax(Softmax {
+        input: 0,
+        output: out,
+        ..sm
+    }))?;
+    b.finish(out, 1.0 / 256.0)
+}
+
+#[test]
+fn softmax_is_validated_and_stamps_minor_two() {
+    let shape = Shape::new(2, 1, 10);
+    let good = Softmax {
+        input: 0,
+        output: 1,
+        input_multiplier: 1_077_952_576,
+        input_left_shift: 23,
+        diff_min: -248,
+    };
+    let blob = softmax_model(shape, good, 8, -128, Rounding::Double).unwrap();
+    let model = Model::from_bytes(&blob).unwrap();
+    assert_eq!(model.header().minor, 2);
+    assert_eq!(model.scratch_bytes(), 0);
+    let op = model.ops().next().unwrap().unwrap();
+    assert_eq!(op, Op::Softmax(Softmax { output: 1, ..good }));
+    assert_eq!(op.kind().name(), "softmax");
+
+    let problem = |sm: Softmax, bits: u8, zp: i8, shape: Shape, rounding| match softmax_model(
+        shape, sm, bits, zp, rounding,
+    ) {
+        Err(BuildError::Invalid(FormatError::Op {
+            index: 0,
+            kind: OpKind::Softmax,
+            problem,
+        })) => problem,
+        other => panic!("expected a softmax error, got {other:?}"),
+    };
+    let d = Rounding::Double;
+    assert_eq!(
+        problem(good, 8, -127, shape, d),
+        OpProblem::SoftmaxOutput {
+            bits: 8,
+            zero_point: -127
+        }
+    );
+    assert_eq!(
+        problem(good, 4, -8, shape, d),
+        OpProblem::SoftmaxOutput {
+            bits: 4,
+            zero_point: -8
+        }
+    );
+    let e = problem(good, 8, 0, shape, d).to_string();
+    assert!(e.contains("zero point -128"), "{e}");
+    assert_eq!(
+        problem(
+            Softmax {
+                input_multiplier: (1 << 30) - 1,
+                ..good
+            },
+            8,
+            -128,
+            shape,
+            d
+        ),
+        OpProblem::SoftmaxMultiplier((1 << 30) - 1)
+    );
+    assert_eq!(
+        problem(
+            Softmax {
+                input_left_shift: -1,
+                ..good
+            },
+            8,
+            -128,
+            shape,
+            d
+        ),
+        OpProblem::Shift {
+            index: 0,
+            value: -1,
+            min: 0,
+            max: 31
+        }
+    );
+    // Shift 31 is TFLM's (double rounding) at the multiplier cap; single rounding cannot run it.
+    let at_cap = Softmax {
+        input_multiplier: i32::MAX,
+        input_left_shift: 31,
+        diff_min: 0,
+        ..good
+    };
+    softmax_model(shape, at_cap, 8, -128, d).unwrap();
+    assert_eq!(
+        problem(at_cap, 8, -128, shape, Rounding::Single),
+        OpProblem::Shift {
+            index: 0,
+            value: 31,
+            min: 0,
+            max: 30
+        }
+    );
+    for diff_min in [1, -249, i32::MIN] {
+        assert_eq!(
+            problem(Softmax { diff_min, ..good }, 8, -128, shape, d),
+            OpProblem::SoftmaxDiffMin {
+                value: diff_min,
+                min: -248
+            }
+        );
+    }
+    // Any diff_min between −radius and 0 is valid (0 keeps only the maximum).
+    softmax_model(
+        shape,
+        Softmax {
+            diff_min: 0,
+            ..good
+        },
+        8,
+        -128,
+        d,
+    )
+    .unwrap();
+
+    let wide = Shape::new(1, 1, MAX_SOFTMAX_CHANNELS + 1);
+    assert_eq!(
+        problem(good, 8, -128, wide, d),
+        OpProblem::SoftmaxChannels {
+            channels: MAX_SOFTMAX_CHANNELS + 1,
+            max: MAX_SOFTMAX_CHANNELS
+        }
+    );
+    softmax_model(Shape::new(1, 1, MAX_SOFTMAX_CHANNELS), good, 8, -128, d).unwrap();
+
+    // The output must have the input's shape.
+    let mut b = ModelBuilder::new(
+        TensorSpec {
+            shape,
+            zero_point: 0,
+            bits: 8,
+        },
+        0.1,
+    );
+    let out = b.tensor(TensorSpec {
+        shape: Shape::new(1, 1, 10),
+        zero_point: -128,
+        bits: 8,
+    });
+    b.push(&Op::Softmax(Softmax {
+        output: out,
+        ..good
+    }))
+    .unwrap();
+    assert!(matches!(
+        b.finish(out, 1.0),
+        Err(BuildError::Invalid(FormatError::Op {
+            problem: OpProblem::OutputShape { h: 2, .. },
+            ..
+        }))
+    ));
+}
+
+/// The keyword-spotting DS-CNN's first layer: a 10×4 conv, stride 2, TFLite SAME padding (4
+/// above, 5 below, 1 left, 2 right) on 49×10×1 → 25×5×64. Kernels above 7 need format 1.2;
+/// 7 and below keep the blob at 1.0.
+#[test]
+fn large_non_square_kernels_validate_and_stamp_minor_two() {
+    let conv = |window: Window, input: Shape, cout: u16, depthwise: bool| {
+        let spec = |shape| TensorSpec {
+            shape,
+            zero_point: -1,
+            bits: 8,
+        };
+        let mut b = ModelBuilder::new(spec(input), 1.0);
+        let out_shape = Shape::new(
+            window.output_h(input.h as u32).unwrap() as u16,
+            window.output_w(input.w as u32).unwrap() as u16,
+            cout,
+        );
+        let out = b.tensor(spec(out_shape));
+        let per_channel = window.kernel_h as usize
+            * window.kernel_w as usize
+            * if depthwise { 1 } else { input.c as usize };
+        let weights = vec![1u8; per_channel * cout as usize];
+        let bias = i32s_to_le(&vec![0; cout as usize]);
+        let mults = i32s_to_le(&[1 << 30]);
+        let shifts = [(-8i8) as u8];
+        let weights = Weights {
+            bits: 8,
+            scheme: WeightScheme::PerTensorAffine,
+            zero_point: 0,
+            data: &weights,
+        };
+        let requant = Requant {
+            multipliers: LeI32s::new(&mults),
+            shifts: &shifts,
+        };
+        let clamp = Clamp {
+            min: -128,
+            max: 127,
+        };
+        let op = if depthwise {
+            Op::DepthwiseConv2d(DepthwiseConv2d {
+                input: 0,
+                output: out,
+                window,
+                weights,
+                bias: LeI32s::new(&bias),
+                requant,
+                clamp,
+            })
+        } else {
+            Op::Conv2d(Conv2d {
+                input: 0,
+                output: out,
+                window,
+                weights,
+                bias: LeI32s::new(&bias),
+                requant,
+                clamp,
+            })
+        };
+        b.push(&op)?;
+        b.finish(out, 1.0).map(|blob| (blob, out_shape))
+    };
+    let ds_cnn = Window {
+        kernel_h: 10,
+        kernel_w: 4,
+        stride_h: 2,
+        stride_w: 2,
+        dilation_h: 1,
+        dilation_w: 1,
+        padding: Padding {
+            top: 4,
+            left: 1,
+            bottom: 5,
+            right: 2,
+        },
+    };
+    let (blob, out) = conv(ds_cnn, Shape::new(49, 10, 1), 64, false).unwrap();
+    assert_eq!(out, Shape::new(25, 5, 64));
+    assert_eq!(Model::from_bytes(&blob).unwrap().header().minor, 2);
+
+    let (blob, _) = conv(Window::square(16, 1, 1, 8), Shape::new(16, 16, 3), 3, true).unwrap();
+    assert_eq!(Model::from_bytes(&blob).unwrap().header().minor, 2);
+    let (blob, _) = conv(Window::square(7, 1, 1, 3), Shape::new(8, 8, 2), 2, false).unwrap();
+    assert_eq!(Model::from_bytes(&blob).unwrap().header().minor, 0);
+
+    match conv(Window::square(17, 1, 1, 8), Shape::new(17, 17, 1), 1, true) {
+        Err(BuildError::Invalid(FormatError::Op {
+            kind: OpKind::DepthwiseConv2d,
+            problem: OpProblem::Kernel { h: 17, max: 16, .. },
+            ..
+        })) => {}
+        other => panic!("expected a kernel error, got {other:?}"),
+    }
 }

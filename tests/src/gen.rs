@@ -6,10 +6,11 @@
 //! drawn in order from one stream, a smaller budget mostly yields a prefix of the same model.
 //!
 //! Sizes are kept small (spatial ≤ 8, channels ≤ 6 per conv, a MAC budget per op) so thousands
-//! of models run in seconds, while every parameter the format allows is reached: kernels 1..=7,
-//! strides 1..=2, dilations 1..=4, asymmetric padding, every weight × activation bit-width pair,
-//! both weight schemes, both rounding modes, multipliers over the whole valid range (including 0)
-//! and shifts from −31 to 30.
+//! of models run in seconds, while every parameter the format allows is reached: conv and
+//! depthwise kernels 1..=16 (square and not), strides 1..=2, dilations 1..=4, asymmetric padding,
+//! every weight × activation bit-width pair, both weight schemes, both rounding modes,
+//! multipliers over the whole valid range (including 0), shifts from −31 to 30, and softmax
+//! with TFLM's parameters for input scales from 2^−16 to 2^6 (left shifts up to 31).
 //!
 //! Multipliers are mostly *calibrated*: the partial model is run (golden interpreter) on the
 //! calibration input, and each weighted op's accumulator range is mapped onto its output range,
@@ -23,7 +24,7 @@ use shared_format::le::i32s_to_le;
 use shared_format::packing::pack;
 use shared_format::{
     Add, AddInput, BuildError, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool,
-    LeI32s, Linear, ModelBuilder, Op, Padding, Pool, Requant, Rounding, Shape, TensorId,
+    LeI32s, Linear, ModelBuilder, Op, Padding, Pool, Requant, Rounding, Shape, Softmax, TensorId,
     TensorSpec, WeightScheme, Weights, Window,
 };
 
@@ -112,6 +113,29 @@ pub fn quantize_multiplier(real: f64, rounding: Rounding) -> (i32, i32) {
     (m as i32, e)
 }
 
+/// TFLM's int8 softmax parameters (`CalculateSoftmaxParams`): `PreprocessSoftmaxScaling(beta,
+/// input_scale, 5)` then `diff_min = −CalculateInputRadius(5, shift)`, in f64 as TFLM computes
+/// them. Returns `(input_multiplier, input_left_shift, diff_min)`, or `None` where TFLM's
+/// `QuantizeMultiplierGreaterThanOne` would abort (real multiplier ≤ 1).
+pub fn tflm_softmax_params(
+    beta: f32,
+    input_scale: f32,
+    rounding: Rounding,
+) -> Option<(i32, i32, i32)> {
+    // A single-rounding build caps the multiplier lower: its multiply cannot shift left by 31.
+    let cap = match rounding {
+        Rounding::Double => (1u64 << 31) as f64 - 1.0,
+        Rounding::Single => (1u64 << 30) as f64 - 1.0,
+    };
+    let real = (beta as f64 * input_scale as f64 * (1u64 << (31 - 5)) as f64).min(cap);
+    if real <= 1.0 {
+        return None;
+    }
+    let (m, shift) = quantize_multiplier(real, rounding);
+    let radius = (31.0 * (1u64 << (31 - 5)) as f64 / (1u64 << shift) as f64).floor();
+    Some((m, shift, -(radius as i32)))
+}
+
 /// What one generated model exercises; the bit-exactness suite sums these to prove coverage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Features {
@@ -131,6 +155,10 @@ pub struct Features {
     pub strides: BTreeSet<u8>,
     /// Whether some window had different padding before and after.
     pub asymmetric_padding: bool,
+    /// Whether some conv or depthwise kernel was not square.
+    pub non_square_kernel: bool,
+    /// Softmax left shifts seen.
+    pub softmax_shifts: BTreeSet<i8>,
     /// Activation bit-widths seen.
     pub act_bits: BTreeSet<u8>,
 }
@@ -146,6 +174,8 @@ impl Features {
         self.dilations.extend(&other.dilations);
         self.strides.extend(&other.strides);
         self.asymmetric_padding |= other.asymmetric_padding;
+        self.non_square_kernel |= other.non_square_kernel;
+        self.softmax_shifts.extend(&other.softmax_shifts);
         self.act_bits.extend(&other.act_bits);
     }
 
@@ -226,6 +256,11 @@ pub fn generate(seed: u64, config: GenConfig) -> Result<GeneratedModel, BuildErr
     if g.rng.chance(0.25) {
         let x = g.current;
         g.linear(x)?;
+    }
+    // A classifier's usual last op: probabilities over the logits.
+    if g.rng.chance(0.25) {
+        let x = g.current;
+        g.softmax(x)?;
     }
     let output = g.current;
     let blob = g.b.finish(output, 0.1)?;
@@ -428,7 +463,7 @@ impl Gen {
 
     fn step(&mut self) -> Result<(), BuildError> {
         let x = self.pick_input();
-        match self.rng.below(16) {
+        match self.rng.below(17) {
             0..=3 => self.conv(x, None).map(drop),
             4..=5 => self.depthwise(x, None).map(drop),
             6 => self.pool(x, false, None).map(drop),
@@ -436,7 +471,9 @@ impl Gen {
             8 => self.global_avg_pool(x).map(drop),
             9..=10 => self.add(x).map(drop),
             11..=12 => self.concat(x).map(drop),
-            _ => self.linear(x).map(drop),
+            13..=15 => self.linear(x).map(drop),
+            // Softmax over any tensor's channels: each position normalised on its own.
+            _ => self.softmax(x).map(drop),
         }
     }
 
@@ -733,15 +770,27 @@ impl Gen {
 
     // -- ops ------------------------------------------------------------------------------
 
+    /// Largest kernel side for the next conv or depthwise: mostly the 1..=7 of most networks,
+    /// a quarter of the time anything format 1.2 allows (up to 16).
+    fn conv_kernel_max(&mut self) -> u8 {
+        if self.rng.chance(0.25) { 16 } else { 7 }
+    }
+
+    fn note_conv_window(&mut self, window: &Window) {
+        self.features.window(window);
+        self.features.non_square_kernel |= window.kernel_h != window.kernel_w;
+    }
+
     fn conv(&mut self, x: TensorId, cout: Option<u16>) -> Result<TensorId, BuildError> {
         let xs = self.spec(x);
         let cout =
             cout.unwrap_or_else(|| self.rng.range(1, self.config.max_channels as i64) as u16);
+        let kmax = self.conv_kernel_max();
         let window = self.window(
             xs.shape.h,
             xs.shape.w,
             1,
-            7,
+            kmax,
             4,
             xs.shape.c as u64 * cout as u64,
         );
@@ -755,15 +804,20 @@ impl Gen {
         let clamp = self.clamp_for(out);
         let op = conv_op(x, id, window, &ws, clamp);
         self.note_weights(&ws, xs.bits);
-        self.features.window(&window);
+        self.note_conv_window(&window);
         let line = format!("conv2d(t{x}) {window:?} {}", Self::describe_weights(&ws));
         self.emit(&op, out, line)
     }
 
     fn depthwise(&mut self, x: TensorId, fixed: Option<Window>) -> Result<TensorId, BuildError> {
         let xs = self.spec(x);
-        let window = fixed
-            .unwrap_or_else(|| self.window(xs.shape.h, xs.shape.w, 1, 7, 4, xs.shape.c as u64));
+        let window = match fixed {
+            Some(w) => w,
+            None => {
+                let kmax = self.conv_kernel_max();
+                self.window(xs.shape.h, xs.shape.w, 1, kmax, 4, xs.shape.c as u64)
+            }
+        };
         let c = xs.shape.c;
         let out = Self::act_spec_with(&mut self.rng, Self::out_shape(&window, xs.shape, c));
         let per_channel = window.kernel_h as usize * window.kernel_w as usize;
@@ -775,7 +829,7 @@ impl Gen {
         let clamp = self.clamp_for(out);
         let op = depthwise_op(x, id, window, &ws, clamp);
         self.note_weights(&ws, xs.bits);
-        self.features.window(&window);
+        self.note_conv_window(&window);
         let line = format!("depthwise(t{x}) {window:?} {}", Self::describe_weights(&ws));
         self.emit(&op, out, line)
     }
@@ -826,6 +880,63 @@ impl Gen {
             clamp,
         });
         self.emit(&op, out, format!("global_avg_pool(t{x})"))
+    }
+
+    /// Softmax over `x`'s channels. Mostly the parameters TFLM derives from a random input scale
+    /// (realistic logit scales most of the time, anything from 2^−16 to 2^6 otherwise, now and
+    /// then a β ≠ 1); sometimes any valid triple, so every `diff_min` cut-off is reached.
+    fn softmax(&mut self, x: TensorId) -> Result<TensorId, BuildError> {
+        let xs = self.spec(x);
+        let out = TensorSpec {
+            shape: xs.shape,
+            zero_point: -128,
+            bits: 8,
+        };
+        let max_shift = match self.rounding {
+            Rounding::Double => 31,
+            Rounding::Single => 30,
+        };
+        let tflm = if self.rng.chance(0.85) {
+            let log2_scale = if self.rng.chance(0.7) {
+                self.rng.unit() * 7.0 - 7.0
+            } else {
+                self.rng.unit() * 22.0 - 16.0
+            };
+            let beta = if self.rng.chance(0.8) {
+                1.0
+            } else {
+                0.25 + self.rng.unit() * 2.0
+            };
+            tflm_softmax_params(beta as f32, log2_scale.exp2() as f32, self.rounding)
+        } else {
+            None
+        };
+        let (m, shift, diff_min) = tflm.unwrap_or_else(|| {
+            let m = match self.rng.below(4) {
+                0 => 1 << 30,
+                1 => i32::MAX,
+                _ => self.rng.range(1 << 30, i32::MAX as i64) as i32,
+            };
+            let shift = self.rng.range(0, max_shift) as i32;
+            let radius = Softmax::input_radius(shift as i8) as i64;
+            let diff_min = match self.rng.below(3) {
+                0 => -radius,
+                1 => 0,
+                _ => self.rng.range(-radius.min(300), 0),
+            };
+            (m, shift, diff_min as i32)
+        });
+        let id = self.b.tensor(out);
+        let op = Op::Softmax(Softmax {
+            input: x,
+            output: id,
+            input_multiplier: m,
+            input_left_shift: shift as i8,
+            diff_min,
+        });
+        self.features.softmax_shifts.insert(shift as i8);
+        let line = format!("softmax(t{x}) m {m} shift {shift} diff_min {diff_min}");
+        self.emit(&op, out, line)
     }
 
     fn linear(&mut self, x: TensorId) -> Result<TensorId, BuildError> {
@@ -1202,6 +1313,32 @@ mod tests {
             }
         }
         assert!(ok >= 495, "only {ok}/500 generated models were valid");
+    }
+
+    /// The generator's TFLM softmax parameters agree with `Softmax::from_scale`, which the
+    /// importer uses: two derivations of the same TFLM code (f64 `floor` here, integer shifts
+    /// there) over scales from 2^−20 to 2^8.
+    #[test]
+    fn softmax_params_agree_with_the_format_helper() {
+        let mut rng = Rng::new(7);
+        for _ in 0..20_000 {
+            let scale = (rng.unit() * 28.0 - 20.0).exp2() as f32;
+            let beta = if rng.chance(0.5) {
+                1.0
+            } else {
+                rng.unit() as f32 * 3.0
+            };
+            for rounding in [Rounding::Double, Rounding::Single] {
+                let ours = tflm_softmax_params(beta, scale, rounding);
+                let theirs = Softmax::from_scale(0, 1, beta, scale, rounding)
+                    .map(|s| (s.input_multiplier, s.input_left_shift as i32, s.diff_min));
+                assert_eq!(ours, theirs, "beta {beta} scale {scale} {rounding:?}");
+            }
+        }
+        assert_eq!(
+            tflm_softmax_params(1.0, 1.0 / 255.0, Rounding::Double),
+            Some((1_077_952_640, 19, -3968))
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use shared_format::{
     Add, Clamp, Concat, Conv2d, DepthwiseConv2d, FormatError, GlobalAvgPool, Linear, Model, Op,
-    Pool, Requant, Rounding, Shape, TensorId, TensorRecord, WeightScheme, Weights, Window,
+    Pool, Requant, Rounding, Shape, Softmax, TensorId, TensorRecord, WeightScheme, Weights, Window,
 };
 
 /// Why the golden interpreter refused to run.
@@ -77,6 +77,7 @@ pub fn run_all(model: &Model<'_>, input: &[i8]) -> Result<Vec<Vec<i8>>, GoldenEr
             Op::Add(a) => add(model, &values, rounding, a),
             Op::Concat(c) => concat(model, &values, rounding, c),
             Op::Linear(l) => linear(model, &values, rounding, l),
+            Op::Softmax(sm) => softmax(model, &values, rounding, sm),
         };
         let rec = record(model, op.output());
         assert_eq!(
@@ -508,6 +509,123 @@ fn linear_acc(x: &View<'_>, oc: i64, op: &Linear<'_>) -> Vec<i64> {
     out
 }
 
+// ---------------------------------------------------------------------------------------------
+// Softmax (NUMERICS.md "Softmax"): gemmlowp's fixed point as i64 arithmetic on the raw values,
+// each saturation written as a clamp of the exact result and each plain i32 add as a wrap.
+
+/// `2^31`, the scale of a Q0.31 raw value.
+const Q31: i64 = 1 << 31;
+
+/// gemmlowp's saturating `x · 2^k`: the exact product clamped to i32.
+fn saturating_mul_pot(x: i64, k: u32) -> i64 {
+    (x * (1i64 << k)).clamp(i32::MIN as i64, i32::MAX as i64)
+}
+
+/// `exp(a)` for Q0.31 `a ∈ [−1/4, 0)`: the Taylor expansion of gemmlowp around −1/8.
+fn exp_near_zero(a: i64) -> i64 {
+    let exp_minus_eighth = 1_895_147_668; // exp(−1/8)
+    let third = 715_827_883; // 1/3
+    let x = wrap_i32(a + (1 << 28)); // a + 1/8
+    let x2 = srdhm(x, x);
+    let x3 = srdhm(x2, x);
+    let x4 = srdhm(x2, x2);
+    let cubic_and_quartic = srdhm(wrap_i32(rdbpot(x4, 2) + x3), third); // (x⁴/4 + x³)/3
+    let taylor_tail = rdbpot(wrap_i32(cubic_and_quartic + x2), 1); // x⁴/24 + x³/6 + x²/2
+    wrap_i32(exp_minus_eighth + srdhm(exp_minus_eighth, wrap_i32(x + taylor_tail)))
+}
+
+/// `exp(a)` in Q0.31 for a Q5.26 `a ≤ 0`: the fractional quarter by Taylor, then one factor
+/// `exp(−2^j)` per set bit `j` of the whole quarters.
+fn exp_of_negative(a: i64) -> i64 {
+    if a == 0 {
+        return i32::MAX as i64; // gemmlowp's One in Q0.31
+    }
+    let quarter = 1i64 << 24; // 1/4 in Q5.26
+    let frac = wrap_i32((a & (quarter - 1)) - quarter); // in [−1/4, 0)
+    let mut result = exp_near_zero(saturating_mul_pot(frac, 5)); // Q5.26 → Q0.31
+    let whole_quarters = wrap_i32(frac - a);
+    let factors = [
+        1_672_461_947, // exp(−1/4)
+        1_302_514_674, // exp(−1/2)
+        790_015_084,   // exp(−1)
+        290_630_308,   // exp(−2)
+        39_332_535,    // exp(−4)
+        720_401,       // exp(−8)
+        242,           // exp(−16)
+    ];
+    for (j, factor) in (24..).zip(factors) {
+        if (whole_quarters >> j) & 1 == 1 {
+            result = srdhm(result, factor);
+        }
+    }
+    result
+}
+
+/// `1 / (1 + a)` in Q0.31 for Q0.31 `a ∈ [0, 1)`: gemmlowp's three Newton–Raphson steps in Q2.29.
+fn reciprocal_of_one_plus(a: i64) -> i64 {
+    let sum = a + i32::MAX as i64;
+    // RoundingHalfSum: (sum ± 1) / 2, truncating toward zero.
+    let half_denominator = if sum >= 0 {
+        (sum + 1) / 2
+    } else {
+        (sum - 1) / 2
+    };
+    let one_q2 = 1i64 << 29;
+    let mut x = wrap_i32(1_515_870_810 + srdhm(half_denominator, -1_010_580_540)); // 48/17 − 32/17·d
+    for _ in 0..3 {
+        let error = wrap_i32(one_q2 - srdhm(half_denominator, x));
+        x = wrap_i32(x + saturating_mul_pot(srdhm(x, error), 2));
+    }
+    saturating_mul_pot(x, 1)
+}
+
+fn softmax(model: &Model<'_>, values: &[Vec<i8>], rounding: Rounding, op: &Softmax) -> Vec<i8> {
+    let x = view(model, values, op.input);
+    let (m, shift) = (op.input_multiplier as i64, op.input_left_shift as i64);
+    let mut out = Vec::with_capacity(x.data.len());
+    for row in x.data.chunks(x.c as usize) {
+        let max = row.iter().map(|&v| v as i64).max().expect("C ≥ 1");
+        // Each channel's exp in Q0.31, or None below diff_min.
+        let exps: Vec<Option<i64>> = row
+            .iter()
+            .map(|&v| {
+                let d = v as i64 - max;
+                if d < op.diff_min as i64 {
+                    return None;
+                }
+                let scaled = match rounding {
+                    Rounding::Double => srdhm(wrap_i32(d * (1i64 << shift)), m),
+                    Rounding::Single => mbqm(d, m, shift, rounding),
+                };
+                Some(exp_of_negative(scaled))
+            })
+            .collect();
+        // Σ exp in Q12.19; validation keeps it in [2^19, 2^31).
+        let sum: i64 = exps.iter().flatten().map(|&e| rdbpot(e, 12)).sum();
+        assert!(
+            (1 << 19..Q31).contains(&sum),
+            "golden: sum of exps {sum} outside [2^19, 2^31)"
+        );
+        // GetReciprocal: double the sum into [2^31, 2^32), i.e. [1, 2) in Q0.31 plus one.
+        let mut doublings = 0u32;
+        while sum << doublings < Q31 {
+            doublings += 1;
+        }
+        let bits_over_unit = 12 - doublings as i64;
+        let reciprocal = reciprocal_of_one_plus((sum << doublings) - Q31);
+        // Divide by 2^(bits_over_unit + 23): exactly rounded, whatever the exponent.
+        let exponent = (bits_over_unit + 31 - 8) as u32;
+        for e in exps {
+            let y = match e {
+                Some(e) => (rdbpot(srdhm(reciprocal, e), exponent) - 128).clamp(-128, 127),
+                None => -128,
+            };
+            out.push(y as i8);
+        }
+    }
+    out
+}
+
 /// The i32 accumulators (before requantization) of a weighted op on an input `x` of shape
 /// `x_shape` and zero point `x_zero_point`, in HWC order for an output of `out_shape`; `None` for
 /// ops without weights. The generator uses this to calibrate realistic multipliers, as a
@@ -581,6 +699,87 @@ mod tests {
         assert_eq!(rdbpot(i32::MIN as i64, 31), -1);
         assert_eq!(rdbpot(i32::MAX as i64, 31), 1);
         assert_eq!(rdbpot(7, 0), 7);
+    }
+
+    /// A one-op softmax model over `rows` rows of `channels`.
+    fn softmax_model(rows: u16, channels: u16, sm: Softmax, rounding: Rounding) -> Vec<u8> {
+        use shared_format::{ModelBuilder, TensorSpec};
+        let shape = Shape::new(rows, 1, channels);
+        let mut b = ModelBuilder::new(
+            TensorSpec {
+                shape,
+                zero_point: 0,
+                bits: 8,
+            },
+            0.1,
+        );
+        b.rounding(rounding);
+        let out = b.tensor(TensorSpec {
+            shape,
+            zero_point: -128,
+            bits: 8,
+        });
+        b.push(&Op::Softmax(Softmax { output: out, ..sm })).unwrap();
+        b.finish(out, 1.0 / 256.0).unwrap()
+    }
+
+    fn softmax_params(m: i32, shift: i8, diff_min: i32) -> Softmax {
+        Softmax {
+            input: 0,
+            output: 1,
+            input_multiplier: m,
+            input_left_shift: shift,
+            diff_min,
+        }
+    }
+
+    /// CMSIS-NN's `arm_softmax_s8` test vectors, whose references come from TFLite.
+    #[test]
+    fn softmax_matches_tflite_reference_vectors() {
+        let blob = softmax_model(
+            1,
+            5,
+            softmax_params(1_077_952_576, 23, -248),
+            Rounding::Double,
+        );
+        let model = Model::from_bytes(&blob).unwrap();
+        assert_eq!(
+            run(&model, &[-80, -48, 16, 0, -96]).unwrap(),
+            [-128, -125, 56, -60, -128]
+        );
+        let blob = softmax_model(
+            2,
+            5,
+            softmax_params(1_077_952_640, 19, -3968),
+            Rounding::Double,
+        );
+        let model = Model::from_bytes(&blob).unwrap();
+        assert_eq!(
+            run(&model, &[101, 49, 6, -34, -75, -79, -38, 120, -55, 115]).unwrap(),
+            [-57, -70, -79, -86, -92, -94, -88, -54, -91, -56]
+        );
+    }
+
+    /// Equal logits share the unit: 256/N − 128 exactly for N a power of two; from 512 equal
+    /// channels the share rounds to 0 (where TFLM would abort).
+    #[test]
+    fn softmax_of_equal_logits() {
+        for (n, want) in [
+            (1u16, 127i8),
+            (2, 0),
+            (4, -64),
+            (64, -124),
+            (256, -127),
+            (600, -128),
+        ] {
+            for rounding in [Rounding::Double, Rounding::Single] {
+                let sm = softmax_params(1_717_986_918, 23, -248);
+                let blob = softmax_model(1, n, sm, rounding);
+                let model = Model::from_bytes(&blob).unwrap();
+                let y = run(&model, &vec![-7; n as usize]).unwrap();
+                assert!(y.iter().all(|&v| v == want), "N {n} {rounding:?}: {}", y[0]);
+            }
+        }
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! Every case also poisons the arena with random bytes first (a kernel must not rely on zeroed
 //! memory) and runs the same interpreter twice with different inputs (no state may leak between
-//! inferences). After each property, the summed [`Features`] must cover every op kind, every
-//! weight × activation bit-width pair, both weight schemes and both rounding modes, so the
+//! inferences). After each property, the summed [`Features`] must cover every op kind (softmax
+//! included), every weight × activation bit-width pair, both weight schemes, both rounding modes,
+//! every conv kernel side up to 16 (and non-square ones) and every softmax left shift, so the
 //! generator cannot silently narrow.
 //!
 //! Runs are deterministic (fixed proptest seed); set `BIT_EXACT_RANDOM=1` to explore with a
@@ -17,7 +18,11 @@ use std::time::Instant;
 use edge_runtime::{Interpreter, Model};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
-use tests::generator::{Features, GenConfig, GeneratedModel, Rng, arb_model, random_input};
+use shared_format::{ModelBuilder, Op, Padding, Rounding, Shape, Softmax, TensorSpec, Window};
+use tests::generator::{
+    Features, GenConfig, GeneratedModel, Rng, arb_model, random_input, single_conv_model,
+    tflm_softmax_params,
+};
 use tests::golden;
 
 fn runner(cases: u32) -> TestRunner {
@@ -115,6 +120,7 @@ fn assert_covers_everything(f: &Features) {
         "add",
         "concat",
         "linear",
+        "softmax",
     ];
     for op in ops {
         assert!(f.ops.contains(op), "op {op} never generated: {f:?}");
@@ -135,8 +141,14 @@ fn assert_covers_everything(f: &Features) {
     }
     assert_eq!(
         f.kernels,
-        (1..=7).collect(),
-        "kernel sizes 1..=7 not all generated"
+        (1..=16).collect(),
+        "kernel sizes 1..=16 not all generated"
+    );
+    assert!(f.non_square_kernel, "no non-square conv kernel generated");
+    assert_eq!(
+        f.softmax_shifts,
+        (0..=31).collect(),
+        "softmax left shifts 0..=31 not all generated"
     );
     assert_eq!(
         f.dilations,
@@ -221,4 +233,138 @@ fn runtime_matches_golden_on_wide_channels() {
             "{op} never generated with wide channels"
         );
     }
+}
+
+/// Runs `blob` on `inputs` in both interpreters and requires identical outputs.
+fn same_bits(blob: &[u8], inputs: &[Vec<i8>], what: &str) {
+    let model = Model::from_bytes(blob).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut interpreter = Interpreter::new(&model, &mut arena).unwrap();
+    for (i, input) in inputs.iter().enumerate() {
+        let expected = golden::run(&model, input).unwrap();
+        let got = interpreter.run(input).unwrap();
+        assert_eq!(got, &expected[..], "{what}, input {i}");
+    }
+}
+
+/// The keyword-spotting DS-CNN's first layer, exactly: 49×10×1 → conv 10×4, stride 2, TFLite
+/// SAME padding (4 above, 5 below, 1 left, 2 right) → 25×5×64, in every weight bit-width and
+/// with both a 16×16 conv and depthwise beside it.
+#[test]
+fn runtime_matches_golden_on_large_kernels() {
+    let ds_cnn = Window {
+        kernel_h: 10,
+        kernel_w: 4,
+        stride_h: 2,
+        stride_w: 2,
+        dilation_h: 1,
+        dilation_w: 1,
+        padding: Padding {
+            top: 4,
+            left: 1,
+            bottom: 5,
+            right: 2,
+        },
+    };
+    let mut rng = Rng::new(0xD5C2);
+    for (seed, bits) in [2u8, 4, 8].into_iter().enumerate() {
+        let cases = [
+            (
+                single_conv_model(seed as u64, 49, 10, 1, 64, ds_cnn, false, bits, 8),
+                49 * 10,
+            ),
+            (
+                single_conv_model(
+                    seed as u64,
+                    12,
+                    9,
+                    3,
+                    4,
+                    Window::square(16, 1, 1, 8),
+                    false,
+                    bits,
+                    8,
+                ),
+                12 * 9 * 3,
+            ),
+            (
+                single_conv_model(
+                    seed as u64,
+                    11,
+                    16,
+                    40,
+                    40,
+                    Window::square(16, 2, 1, 7),
+                    true,
+                    bits,
+                    8,
+                ),
+                11 * 16 * 40,
+            ),
+        ];
+        for (blob, n) in cases {
+            let inputs: Vec<Vec<i8>> = (0..3)
+                .map(|_| (0..n).map(|_| rng.range(-128, 127) as i8).collect())
+                .collect();
+            assert_eq!(Model::from_bytes(&blob).unwrap().header().minor, 2);
+            same_bits(&blob, &inputs, &format!("large kernel W{bits}"));
+        }
+    }
+}
+
+/// Softmax alone over 1 to 4,095 channels with logits crowded near their maximum, so the sum of
+/// exponentials spans its whole range, past the 512 where TFLM's output shift exceeds 31 (its
+/// abort; the format's rounded 0), in both rounding modes.
+#[test]
+fn runtime_matches_golden_on_wide_softmax() {
+    let mut rng = Rng::new(0x50F7);
+    let mut past_512 = 0;
+    for case in 0..300u32 {
+        let rounding = if case % 2 == 0 {
+            Rounding::Double
+        } else {
+            Rounding::Single
+        };
+        let channels = match rng.below(3) {
+            0 => rng.range(1, 64),
+            1 => rng.range(400, 1100),
+            _ => rng.range(1, 4095),
+        } as u16;
+        let rows = rng.range(1, 3) as u16;
+        let scale = (rng.unit() * 10.0 - 9.0).exp2() as f32;
+        let (m, shift, diff_min) = tflm_softmax_params(1.0, scale, rounding).unwrap();
+        let shape = Shape::new(rows, 1, channels);
+        let spec = TensorSpec {
+            shape,
+            zero_point: 0,
+            bits: 8,
+        };
+        let mut b = ModelBuilder::new(spec, scale);
+        b.rounding(rounding);
+        let out = b.tensor(TensorSpec {
+            zero_point: -128,
+            ..spec
+        });
+        b.push(&Op::Softmax(Softmax {
+            input: 0,
+            output: out,
+            input_multiplier: m,
+            input_left_shift: shift as i8,
+            diff_min,
+        }))
+        .unwrap();
+        let blob = b.finish(out, 1.0 / 256.0).unwrap();
+        let spread = rng.range(0, 12);
+        let top = rng.range(-128 + spread, 127);
+        let input: Vec<i8> = (0..rows as usize * channels as usize)
+            .map(|_| (top - rng.range(0, spread)) as i8)
+            .collect();
+        past_512 += usize::from(channels >= 512 && spread <= 1);
+        same_bits(
+            &blob,
+            &[input],
+            &format!("case {case}: {channels} channels, m {m} shift {shift} {rounding:?}"),
+        );
+    }
+    assert!(past_512 > 0, "no row summed past 512");
 }

@@ -209,6 +209,8 @@ struct Tally {
     arena_too_large: u64,
     by_mutation: BTreeMap<&'static str, u64>,
     resealed: u64,
+    /// Mutated-but-valid blobs that ran, by the op kinds they contain.
+    ran_with_op: BTreeMap<&'static str, u64>,
 }
 
 /// Decodes `blob`; if it validates, runs it (valid input, too-small arena, wrong length) and,
@@ -253,6 +255,13 @@ fn exercise(blob: &[u8], rng: &mut Rng, tally: &mut Tally, case: u64) {
         .unwrap_or_else(|e| panic!("case {case}: a validated blob failed to run: {e}"))
         .to_vec();
     tally.ran += 1;
+    let kinds: std::collections::BTreeSet<&'static str> = model
+        .ops()
+        .filter_map(|op| op.ok().map(|op| op.kind().name()))
+        .collect();
+    for kind in kinds {
+        *tally.ran_with_op.entry(kind).or_default() += 1;
+    }
     assert_eq!(
         out.len() as u64,
         model.output_tensor().shape.elements(),
@@ -275,6 +284,19 @@ fn exercise(blob: &[u8], rng: &mut Rng, tally: &mut Tally, case: u64) {
 fn corrupted_blobs_never_panic() {
     let bases = base_blobs(200);
     assert!(bases.len() >= 195, "generator produced too few base blobs");
+    let with_softmax = bases
+        .iter()
+        .filter(|b| {
+            Model::from_bytes(b)
+                .unwrap()
+                .ops()
+                .any(|op| matches!(op, Ok(shared_format::Op::Softmax(_))))
+        })
+        .count();
+    assert!(
+        with_softmax >= 20,
+        "only {with_softmax} base blobs have a softmax"
+    );
     let mut rng = Rng::new(0x0BAD_B10B);
     let mut tally = Tally::default();
     const CASES: u64 = 120_000;
@@ -316,6 +338,24 @@ fn corrupted_blobs_never_panic() {
     let rejected: u64 = tally.rejected.values().sum();
     assert_eq!(rejected + tally.validated, CASES);
     assert!(tally.resealed >= CASES / 3, "too few resealed cases");
+    // Every op kind, softmax and the format-1.2 kernels included, ran in some corrupted blob.
+    for kind in [
+        "conv2d",
+        "depthwise_conv2d",
+        "max_pool",
+        "avg_pool",
+        "global_avg_pool",
+        "add",
+        "concat",
+        "linear",
+        "softmax",
+    ] {
+        assert!(
+            tally.ran_with_op.get(kind).copied().unwrap_or(0) > 0,
+            "no mutated blob with a {kind} ran: {:?}",
+            tally.ran_with_op
+        );
+    }
     for m in MUTATIONS {
         assert!(
             tally.by_mutation.get(m).copied().unwrap_or(0) >= CASES / 20,

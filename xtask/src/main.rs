@@ -1,6 +1,7 @@
 //! Project automation, in Rust so it runs wherever cargo does.
 //!
-//! - `cargo xtask setup`: installs what a fresh machine lacks (rustup targets, Debian packages),
+//! - `cargo xtask setup`: installs what a fresh machine lacks (rustup targets, Debian packages,
+//!   TFLite Micro's reference interpreter in a venv under the target directory),
 //!   idempotently: each step first checks whether its work is already done.
 //! - `cargo xtask quickstart`: the README's main job — setup, then `ghnq quickstart`.
 //! - `cargo xtask test`: the README's test command and CI's only step.
@@ -21,7 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install rustup targets and Debian packages the project needs (idempotent).
+    /// Install rustup targets, Debian packages and the TFLite Micro venv the project needs
+    /// (idempotent).
     Setup,
     /// Setup, then fmt check, clippy -D warnings, all tests, and no_std builds for the MCU targets.
     Test,

@@ -1,8 +1,8 @@
 //! `cargo xtask setup`: everything a fresh machine needs, installed only if missing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::shell;
 
@@ -35,6 +35,7 @@ pub fn run() -> Result<()> {
     debian_packages()?;
     emulators()?;
     defmt_print()?;
+    tflm()?;
     eprintln!("setup: everything is installed");
     Ok(())
 }
@@ -65,16 +66,21 @@ fn debian_packages() -> Result<()> {
         eprintln!("setup: Debian packages present");
         return Ok(());
     }
+    apt_install(&missing)
+}
+
+/// Installs Debian packages from the machine's own sources (as root only).
+fn apt_install(packages: &[&str]) -> Result<()> {
     if !is_root() {
         bail!(
             "Debian packages missing: {}. Run as root, or install them: sudo apt-get install -y {}",
-            missing.join(" "),
-            missing.join(" ")
+            packages.join(" "),
+            packages.join(" ")
         );
     }
     shell::run("apt-get", &["update", "-q"])?;
     let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
-    args.extend(&missing);
+    args.extend(packages);
     shell::run_env("apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])
 }
 
@@ -165,4 +171,121 @@ fn defmt_print() -> Result<()> {
         &shell::cargo(),
         &["install", "--locked", "defmt-print", "--version", "1.2.0"],
     )
+}
+
+/// The pinned PyPI release of TensorFlow Lite Micro's Python interpreter: TFLM's reference
+/// kernels built for x86, bit-exact with TFLM on devices. `tests/tflm/run_tflm.py` drives it and
+/// `tests::tflm` (which finds this venv the same way) calls that script.
+const TFLM_PACKAGE: &str = "tflite-micro";
+const TFLM_VERSION: &str = "0.dev20261023182759";
+
+/// A virtual environment with `tflite-micro` at `<target dir>/tflm-venv`, created with the
+/// machine's `python3 -m venv` (never a system-wide pip install). Skipped when the venv already
+/// imports the pinned version.
+fn tflm() -> Result<()> {
+    let venv = target_dir()?.join("tflm-venv");
+    let python = venv.join("bin").join("python");
+    let python_str = python.to_str().context("the venv path is not UTF-8")?;
+    if tflm_installed(&python) {
+        eprintln!(
+            "setup: TFLite Micro ({TFLM_PACKAGE} {TFLM_VERSION}) present in {}",
+            venv.display()
+        );
+        return Ok(());
+    }
+    // A venv whose pip runs only lacks the package; anything less is rebuilt from scratch.
+    if shell::output(python_str, &["-m", "pip", "--version"]).is_err() {
+        create_venv(&venv)?;
+    }
+    let requirement = format!("{TFLM_PACKAGE}=={TFLM_VERSION}");
+    shell::run(
+        python_str,
+        &[
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            &requirement,
+        ],
+    )
+    .with_context(|| {
+        format!(
+            "could not pip install {requirement} into {}",
+            venv.display()
+        )
+    })?;
+    if !tflm_installed(&python) {
+        bail!(
+            "pip installed {requirement} into {}, but `{} -c \"import tflite_micro\"` still fails",
+            venv.display(),
+            python.display()
+        );
+    }
+    eprintln!(
+        "setup: TFLite Micro ({requirement}) installed in {}",
+        venv.display()
+    );
+    Ok(())
+}
+
+/// Whether `python` imports `tflite_micro` at the pinned version.
+fn tflm_installed(python: &Path) -> bool {
+    let check = format!(
+        "import importlib.metadata as m, tflite_micro; \
+         assert m.version('{TFLM_PACKAGE}') == '{TFLM_VERSION}'"
+    );
+    std::process::Command::new(python)
+        .args(["-c", &check])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// `python3 -m venv VENV`; where that fails because Debian ships the venv module (and ensurepip)
+/// separately, installs `python3-venv` and tries once more.
+fn create_venv(venv: &Path) -> Result<()> {
+    let venv_str = venv.to_str().context("the venv path is not UTF-8")?;
+    remove_venv(venv)?;
+    if shell::run("python3", &["-m", "venv", venv_str]).is_ok() {
+        return Ok(());
+    }
+    if shell::output("python3", &["-c", "import venv, ensurepip"]).is_ok() {
+        bail!(
+            "`python3 -m venv {venv_str}` failed although python3 has the venv and ensurepip \
+             modules (see its output above)"
+        );
+    }
+    eprintln!("setup: python3 lacks the venv module (Debian's python3-venv); installing it");
+    apt_install(&["python3-venv"])
+        .context("could not install python3-venv for `python3 -m venv`")?;
+    remove_venv(venv)?;
+    shell::run("python3", &["-m", "venv", venv_str])
+        .with_context(|| format!("could not create the TFLite Micro venv at {venv_str}"))
+}
+
+/// Removes a (possibly half-made) venv; refuses a directory that is not one.
+fn remove_venv(venv: &Path) -> Result<()> {
+    if !venv.exists() {
+        return Ok(());
+    }
+    if !venv.join("pyvenv.cfg").exists() {
+        bail!(
+            "{} exists but is not a Python venv (no pyvenv.cfg): move it away and rerun `cargo xtask setup`",
+            venv.display()
+        );
+    }
+    std::fs::remove_dir_all(venv).with_context(|| format!("could not remove {}", venv.display()))
+}
+
+/// Cargo's build directory: `CARGO_TARGET_DIR` if set, else `<workspace>/target`. A relative
+/// `CARGO_TARGET_DIR` is taken from the workspace root, as `tests::tflm` does (tests run in
+/// their package directory, so they cannot know where cargo was invoked).
+fn target_dir() -> Result<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask/ has no parent directory")?;
+    Ok(match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => workspace.join(dir),
+        _ => workspace.join("target"),
+    })
 }

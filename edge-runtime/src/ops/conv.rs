@@ -76,10 +76,12 @@ pub fn conv2d(
     let z_w = p.weights.zero_point as i32;
     let row_stride = in_w * cin; // ≤ input.len(), checked above
     // Σ_ci w per tap, so `z_x·Σ_valid w` costs a few adds per pixel instead of a pass per tap.
-    let mut tap_sums = [0i32; MAX_TAPS];
-    if taps > MAX_TAPS {
-        return Err(KernelError("conv kernel larger than 7×7"));
-    }
+    // A kernel with more taps than this stack table holds (format 1.2 allows up to 16×16) sums
+    // its valid weight runs per pixel instead, and only when z_x ≠ 0: a rare shape should not
+    // cost every conv a kilobyte of stack.
+    let mut tap_sums = [0i32; TAP_SUMS];
+    let tabled = taps <= TAP_SUMS;
+    let run_w_sums = !tabled && z_x != 0;
 
     for co in 0..cout {
         let filter = channel_filter(p.weights.data, p.weights.bits, co, filter_len, scratch)?;
@@ -91,8 +93,10 @@ pub fn conv2d(
             .requant
             .get(co)
             .ok_or(KernelError("requant table shorter than C_out"))?;
-        for (s, w) in tap_sums.iter_mut().zip(filter.chunks_exact(cin.max(1))) {
-            *s = sum(w);
+        if tabled {
+            for (s, w) in tap_sums.iter_mut().zip(filter.chunks_exact(cin.max(1))) {
+                *s = sum(w);
+            }
         }
         let mut pixels = output.chunks_exact_mut(cout);
         for oy in 0..out_h {
@@ -105,10 +109,13 @@ pub fn conv2d(
                 for ky in ty.k0..ty.k1 {
                     let row = ty.input_index(ky, win.dilation_h) * row_stride;
                     let w_row = ky * kw * cin;
-                    let sums = tap_sums
-                        .get(ky * kw + tx.k0..ky * kw + tx.k1)
-                        .ok_or(KernelError("conv tap sums"))?;
-                    w_sum = w_sum.wrapping_add(sums.iter().fold(0i32, |a, &s| a.wrapping_add(s)));
+                    if tabled {
+                        let sums = tap_sums
+                            .get(ky * kw + tx.k0..ky * kw + tx.k1)
+                            .ok_or(KernelError("conv tap sums"))?;
+                        w_sum =
+                            w_sum.wrapping_add(sums.iter().fold(0i32, |a, &s| a.wrapping_add(s)));
+                    }
                     if win.dilation_w == 1 {
                         // The valid part of this tap row is one contiguous run in both tensors.
                         let ix0 = tx.input_index(tx.k0, 1);
@@ -123,6 +130,9 @@ pub fn conv2d(
                         if z_w != 0 {
                             x_sum = x_sum.wrapping_add(sum(xs));
                         }
+                        if run_w_sums {
+                            w_sum = w_sum.wrapping_add(sum(ws));
+                        }
                     } else {
                         for kx in tx.k0..tx.k1 {
                             let x0 = row + tx.input_index(kx, win.dilation_w) * cin;
@@ -136,6 +146,9 @@ pub fn conv2d(
                             wx.add(ws, xs);
                             if z_w != 0 {
                                 x_sum = x_sum.wrapping_add(sum(xs));
+                            }
+                            if run_w_sums {
+                                w_sum = w_sum.wrapping_add(sum(ws));
                             }
                         }
                     }
@@ -157,8 +170,9 @@ pub fn conv2d(
     Ok(())
 }
 
-/// Largest kernel validation accepts (7×7).
-pub(crate) const MAX_TAPS: usize = 49;
+/// Taps whose weight sums the conv kernel keeps in a stack table (256 bytes): every kernel up
+/// to 8×8, and the long thin ones of audio models (10×4, 16×4).
+const TAP_SUMS: usize = 64;
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -342,8 +356,10 @@ pub(crate) mod tests {
         };
         for case in 0..300 {
             let bits = [2u8, 4, 8][rnd(3) as usize];
-            let k = 1 + rnd(4) as u8;
-            let kw = 1 + rnd(4) as u8;
+            // Mostly small kernels; every tenth case up to 16×16, past the tap-sum table.
+            let kmax = if case % 10 == 0 { 16 } else { 4 };
+            let k = 1 + rnd(kmax) as u8;
+            let kw = 1 + rnd(kmax) as u8;
             let dil = 1 + rnd(3) as u8;
             let dil_w = 1 + rnd(3) as u8;
             let eff = ((k as u16 - 1) * dil as u16 + 1) as u8;
@@ -408,6 +424,107 @@ pub(crate) mod tests {
                 let (m, e) = rq[if affine { 0 } else { co }];
                 let want = requantize(acc as i32, m, e as i32, 3, p.clamp, Rounding::Double);
                 assert_eq!(got, want, "case {case} index {i} acc {acc}");
+            }
+        }
+    }
+
+    /// Kernels past the 7×7 of format 1.0, on both sides of the tap-sum table: the DS-CNN's
+    /// first layer (10×4, stride 2, SAME padding 4/5 rows and 1/2 columns on 49×10×1), a 16×16
+    /// and a dilated 9×12, with an input zero point so `z_x·Σ_valid w` matters, in every
+    /// weight bit-width, against the naive loop with M = 1.
+    #[test]
+    fn large_kernels_match_naive() {
+        let cases = [
+            (
+                Window {
+                    kernel_h: 10,
+                    kernel_w: 4,
+                    stride_h: 2,
+                    stride_w: 2,
+                    dilation_h: 1,
+                    dilation_w: 1,
+                    padding: shared_format::Padding {
+                        top: 4,
+                        left: 1,
+                        bottom: 5,
+                        right: 2,
+                    },
+                },
+                Shape::new(49, 10, 1),
+                Shape::new(25, 5, 3),
+            ),
+            (
+                Window::square(16, 1, 1, 8),
+                Shape::new(5, 6, 2),
+                Shape::new(6, 7, 2),
+            ),
+            (
+                Window {
+                    kernel_h: 9,
+                    kernel_w: 12,
+                    dilation_h: 2,
+                    dilation_w: 1,
+                    ..Window::square(1, 1, 1, 0)
+                },
+                Shape::new(20, 13, 2),
+                Shape::new(4, 2, 2),
+            ),
+        ];
+        let mut v = 7i32;
+        let mut next = |span: i32| {
+            v = (v * 1103 + 12345) % 65521;
+            v % span
+        };
+        for (win, s, os) in cases {
+            assert_eq!(win.output_h(s.h as u32), Some(os.h as u32));
+            assert_eq!(win.output_w(s.w as u32), Some(os.w as u32));
+            for bits in [2u8, 4, 8] {
+                let per_channel = win.kernel_h as usize * win.kernel_w as usize * s.c as usize;
+                // Sparse weights and inputs near z_x keep the accumulators inside i8, so M = 1
+                // compares them exactly; z_x·Σ_valid w (Σ w·x − z_x·Σ w) is still large.
+                let z_x = -37;
+                let w: Vec<i8> = (0..per_channel * os.c as usize)
+                    .map(|_| match next(6) {
+                        0 => (next(4) - 2) as i8, // in every bit-width's range
+                        _ => 0,
+                    })
+                    .collect();
+                let x: Vec<i8> = (0..s.h as usize * s.w as usize * s.c as usize)
+                    .map(|_| (z_x as i32 + next(7) - 3) as i8)
+                    .collect();
+                let bias = [5, -7, 11][..os.c as usize].to_vec();
+                let expect = naive(win, &x, s, z_x, &w, 0, &bias, os);
+                let o = owned(&w, bits, &bias, &[ONE]);
+                let p = ConvParams {
+                    clamp: Clamp {
+                        min: i8::MIN,
+                        max: i8::MAX,
+                    },
+                    ..params(
+                        &o,
+                        bits,
+                        WeightScheme::PerChannelSymmetric,
+                        0,
+                        win,
+                        s,
+                        z_x,
+                        os,
+                    )
+                };
+                let mut scratch = vec![0i8; per_channel];
+                let mut y = vec![0i8; expect.len()];
+                conv2d(&p, &x, &mut y, &mut scratch).unwrap();
+                let mut unsaturated = 0;
+                for (i, (&got, &acc)) in y.iter().zip(&expect).enumerate() {
+                    let want = acc.clamp(i8::MIN as i64, i8::MAX as i64) as i8;
+                    assert_eq!(got, want, "{win:?} W{bits} index {i} acc {acc}");
+                    unsaturated += usize::from(acc == want as i64);
+                }
+                assert!(
+                    unsaturated * 10 >= y.len() * 9,
+                    "{unsaturated} of {}",
+                    y.len()
+                );
             }
         }
     }

@@ -25,7 +25,7 @@
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::plan::DEPTHWISE_TILE as TILE;
 
-use super::conv::{ConvParams, MAX_TAPS};
+use super::conv::ConvParams;
 use super::{KernelError, KernelResult, Taps, expect_len, expect_window_output};
 use crate::requant::ChannelRequant;
 
@@ -52,12 +52,11 @@ pub fn depthwise_conv2d(
         return Err(KernelError("depthwise channel counts differ"));
     }
     let kw = win.kernel_w as usize;
+    // Both factors are at most 255 (u8 kernel sides) and C ≤ u16::MAX: below 2^32.
     let taps = win.kernel_h as usize * kw;
-    if taps > MAX_TAPS {
-        return Err(KernelError("depthwise kernel larger than 7×7"));
-    }
-    // taps ≤ 49 and channels ≤ u16::MAX: no overflow.
-    let weight_count = taps * channels;
+    let weight_count = taps
+        .checked_mul(channels)
+        .ok_or(KernelError("depthwise weight count overflows"))?;
     let bits = p.weights.bits;
     let all_weights: &[i8] = match bits {
         8 => {
@@ -158,7 +157,7 @@ pub fn depthwise_conv2d(
                 } else {
                     &all_taps_w_sum
                 };
-                // Σ_valid (x − z_x) = Σ x − valid·z_x (valid ≤ 49).
+                // Σ_valid (x − z_x) = Σ x − valid·z_x (valid ≤ kh·kw ≤ 256 in a valid blob).
                 let centring = (valid as i32).wrapping_mul(z_x);
                 let px = pixels
                     .next()
@@ -270,7 +269,8 @@ mod tests {
         };
         for case in 0..400 {
             let bits = [2u8, 4, 8][rnd(3) as usize];
-            let (kh, kw) = (1 + rnd(7) as u8, 1 + rnd(7) as u8);
+            let kmax = if case % 8 == 0 { 16 } else { 7 };
+            let (kh, kw) = (1 + rnd(kmax) as u8, 1 + rnd(kmax) as u8);
             let (dh, dw) = (1 + rnd(4) as u8, 1 + rnd(4) as u8);
             let eff_h = (kh as u32 - 1) * dh as u32 + 1;
             let eff_w = (kw as u32 - 1) * dw as u32 + 1;

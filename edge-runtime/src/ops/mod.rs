@@ -16,6 +16,7 @@ pub mod conv;
 pub mod depthwise;
 pub mod linear;
 pub mod pool;
+pub mod softmax;
 
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{Shape, Window};
@@ -275,14 +276,15 @@ pub(crate) fn sum(x: &[i8]) -> i32 {
 mod tests {
     use super::*;
 
-    /// The tap range must equal the brute-force set of taps inside the input.
+    /// The tap range must equal the brute-force set of taps inside the input, for every kernel
+    /// side up to format 1.2's 16 and padding up to one less than the kernel.
     #[test]
     fn taps_match_brute_force() {
-        for len in 1..9usize {
-            for kernel in 1..8u8 {
+        for len in 1..12usize {
+            for kernel in 1..=16u8 {
                 for dilation in 1..5u8 {
                     for stride in 1..3u8 {
-                        for pad in 0..7u8 {
+                        for pad in 0..kernel.max(2) {
                             for out in 0..12usize {
                                 let t = Taps::along(out, stride, pad, dilation, kernel, len);
                                 let valid: Vec<usize> = (0..kernel as usize)

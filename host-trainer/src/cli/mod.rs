@@ -8,6 +8,7 @@ mod export;
 mod finetune;
 mod graphs;
 mod hil;
+mod import;
 mod inspect;
 mod merge;
 mod predict;
@@ -50,6 +51,8 @@ enum Command {
     Bench(bench::Args),
     /// Calibrate, fold and quantize a net into an integer model blob (+ test vectors).
     Export(export::Args),
+    /// Import an int8 TensorFlow Lite model as a model blob (TFLM's integers, bit for bit).
+    Import(import::Args),
     /// QAT of one net from the GHN's prediction and from random init: accuracy against steps.
     Finetune(finetune::Args),
     /// Combine the per-net CSVs of sharded `ghnq eval --shard i/n` runs into one table.
@@ -69,6 +72,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Train(args) => train::run_cmd(args),
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Import(args) => import::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Export(args) => export::run(args),
         Command::Merge(args) => merge::run(args),

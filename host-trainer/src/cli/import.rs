@@ -1,0 +1,103 @@
+//! `ghnq import model.tflite -o model.ghnq`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use host_trainer::device::{read_file, summary::Summary};
+use host_trainer::tflite;
+use rand::{Rng, SeedableRng};
+use shared_format::{Model, TestVectorsBuilder};
+
+/// Import an int8 TensorFlow Lite model as a model blob that computes what TFLite Micro computes.
+///
+/// Maps CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, AVERAGE_POOL_2D (a whole-input window
+/// becomes a global average), MAX_POOL_2D, CONCATENATION, SOFTMAX onto the runtime's ops; RESHAPE
+/// and SQUEEZE become views and PAD folds into the next convolution. Multipliers are derived from
+/// the file's scales exactly as TFLM derives them, with TFLM's default double rounding. Anything
+/// else (an op, a type, a quantization) is refused with the op's index and what is missing.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The TensorFlow Lite flatbuffer (int8 activations and weights).
+    pub model: PathBuf,
+    /// Where to write the blob (.ghnq).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Also write a test-vector bundle of seeded random inputs with the host runtime's outputs
+    /// (labels are the host's top-1: the bundle checks that a device computes what the host
+    /// does).
+    #[arg(long)]
+    pub vectors: Option<PathBuf>,
+    /// Samples in the bundle.
+    #[arg(long, default_value_t = 100)]
+    pub samples: usize,
+    /// Seed of the random inputs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Name stored in the blob's metadata (default: the file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let bytes = read_file(&args.model)?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.model
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let imported = tflite::import(&bytes, &name)
+        .with_context(|| format!("cannot import {}", args.model.display()))?;
+    host_trainer::atomic::write(&args.out, &imported.blob)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let folded = imported.ops.iter().filter(|(_, _, k)| k.is_none()).count();
+    println!(
+        "imported {} TFLite ops ({} as runtime ops, {} folded into views or padding) from {}",
+        imported.ops.len(),
+        imported.ops.len() - folded,
+        folded,
+        args.model.display()
+    );
+    for (index, op, kind) in &imported.ops {
+        match kind {
+            Some(kind) => println!("  op {index:>3} {op:<20} → {kind}"),
+            None => println!("  op {index:>3} {op:<20} → (folded)"),
+        }
+    }
+    let model = Model::from_bytes(&imported.blob).context("decoding the imported blob")?;
+    println!("{}", Summary::new(&model, imported.blob.len()));
+    println!("model blob: {}", args.out.display());
+    if let Some(path) = &args.vectors {
+        let bundle = random_vectors(&model, args.samples, args.seed)?;
+        host_trainer::atomic::write(path, &bundle)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "test vectors: {} ({} samples)",
+            path.display(),
+            args.samples
+        );
+    }
+    Ok(())
+}
+
+/// A bundle of uniformly random int8 inputs with the host runtime's outputs.
+fn random_vectors(model: &Model<'_>, samples: usize, seed: u64) -> Result<Vec<u8>> {
+    let input_len = model.input_tensor().bytes() as usize;
+    let output_len = model.output_tensor().bytes() as usize;
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut interpreter = edge_runtime::Interpreter::new(model, &mut arena)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut b = TestVectorsBuilder::new(model.header().crc32, input_len, output_len);
+    for _ in 0..samples {
+        let input: Vec<i8> = (0..input_len).map(|_| rng.random()).collect();
+        let output = interpreter.run(&input)?;
+        let label = output
+            .iter()
+            .enumerate()
+            .max_by_key(|&(i, &v)| (v, std::cmp::Reverse(i)))
+            .map_or(0, |(i, _)| i.min(255) as u8);
+        b.push(&input, label, output)
+            .context("adding a test vector")?;
+    }
+    Ok(b.finish()?)
+}

@@ -1,0 +1,92 @@
+//! TFLite interop, checked against the real TFLM rather than our own golden interpreter: each
+//! MLPerf Tiny reference model is imported, and 100 seeded random inputs run through TFLM's
+//! reference kernels (PyPI `tflite-micro`, installed by `cargo xtask setup`) and through the
+//! edge runtime must give the same output bytes. A missing TFLM fails the suite; it never skips.
+
+use std::path::Path;
+
+use host_trainer::tflite;
+use rand::{Rng, SeedableRng};
+use shared_format::Model;
+use tests::tflm::{Tflm, mlperf_model};
+
+const SAMPLES: usize = 100;
+
+/// Imports `name`, runs `SAMPLES` random inputs through both interpreters and returns the
+/// number of differing output bytes with a description of the first difference.
+fn compare(tflm: &Tflm, name: &str, seed: u64) -> (usize, usize, String) {
+    let path = mlperf_model(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let imported = tflite::import(&bytes, name).unwrap_or_else(|e| panic!("importing {name}: {e}"));
+    let model = Model::from_bytes(&imported.blob).expect("the importer's blob decodes");
+    let input_len = model.input_tensor().bytes() as usize;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let inputs: Vec<i8> = (0..input_len * SAMPLES).map(|_| rng.random()).collect();
+    let expected = tflm
+        .run(Path::new(&path), &inputs, SAMPLES)
+        .unwrap_or_else(|e| panic!("TFLM on {name}: {e}"));
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut interpreter = edge_runtime::Interpreter::new(&model, &mut arena).expect("arena");
+    let output_len = expected.len() / SAMPLES;
+    assert_eq!(
+        output_len,
+        model.output_tensor().bytes() as usize,
+        "{name}: output size"
+    );
+    let (mut differing, mut first) = (0, String::new());
+    for (s, input) in inputs.chunks(input_len).enumerate() {
+        let ours = interpreter.run(input).expect("runtime");
+        let theirs = &expected[s * output_len..(s + 1) * output_len];
+        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            if a != b {
+                if first.is_empty() {
+                    first = format!("sample {s} output {i}: runtime {a}, TFLM {b}");
+                }
+                differing += 1;
+            }
+        }
+    }
+    (differing, output_len * SAMPLES, first)
+}
+
+#[test]
+fn mlperf_tiny_models_match_tflm_byte_for_byte() {
+    let tflm = Tflm::locate().expect("TFLM's reference interpreter (run `cargo xtask setup`)");
+    let mut failures = Vec::new();
+    for (k, name) in [
+        "pretrainedResnet_quant.tflite",
+        "kws_ref_model.tflite",
+        "vww_96_int8.tflite",
+        "ad01_int8.tflite",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (differing, total, first) = compare(&tflm, name, 100 + k as u64);
+        println!("{name}: {SAMPLES} inputs, {differing} of {total} output bytes differ from TFLM");
+        if differing > 0 {
+            failures.push(format!(
+                "{name}: {differing} bytes differ; first at {first}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_file_that_is_not_tflite_is_a_clear_error() {
+    let bytes = std::fs::read(mlperf_model("pretrainedResnet_quant.tflite")).expect("model");
+    for bad in [
+        &bytes[..bytes.len() / 3],
+        &b"GHNQ not a flatbuffer at all"[..],
+        &[][..],
+    ] {
+        let err = tflite::import(bad, "bad")
+            .expect_err("must be refused")
+            .to_string();
+        assert!(
+            err.contains("not a valid TensorFlow Lite flatbuffer"),
+            "{err}"
+        );
+    }
+}

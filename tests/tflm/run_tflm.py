@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Runs .tflite models through TensorFlow Lite Micro's reference interpreter.
+
+The PyPI package `tflite-micro` builds TFLM's reference kernels for x86; they compute bit-exactly
+what TFLM computes on a device. `cargo xtask setup` installs it in `target/tflm-venv`, and the
+`tests` crate (`tests::tflm::Tflm`) calls this script with that venv's python.
+
+Usage:
+  run_tflm.py MODEL.tflite INPUTS.bin SAMPLES OUTPUTS.bin
+      INPUTS.bin holds SAMPLES int8 inputs back to back, each exactly the size of the model's
+      input 0. Each sample runs through a fresh interpreter state (reset between samples), and
+      output 0 of each, flattened in row-major order, is written to OUTPUTS.bin, back to back.
+      Input 0 and output 0 must be int8.
+  run_tflm.py --bench MODEL.tflite N
+      Prints `tflm_ms_per_inference <mean ms>` over N invokes, after one warm-up, on a fixed
+      (seeded) random input.
+  run_tflm.py --describe MODEL.tflite
+      Prints input 0 and output 0 as JSON: shape, dtype, scale and zero point (null for an
+      unquantized tensor, lists for a per-channel one).
+
+Errors go to stderr as `run_tflm.py: error: ...` with exit status 2 (bad arguments or files) or
+1 (TFLM failed).
+"""
+
+import json
+import sys
+import time
+
+# The arena TFLM plans every tensor in. The package's default, 10x the model's size, is too small
+# for models with large activations and few weights; host memory is cheap, so be generous.
+MIN_ARENA_BYTES = 64 * 1024 * 1024
+ARENA_MODEL_FACTOR = 10
+BENCH_SEED = 0
+
+
+class UsageError(Exception):
+    """A bad argument or input file (exit status 2)."""
+
+
+class TflmFailure(Exception):
+    """TFLM refused the model or failed to run it (exit status 1)."""
+
+
+def load(model_path):
+    """Reads MODEL.tflite and builds a TFLM interpreter for it with a generous arena."""
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError as e:
+        raise UsageError(
+            f"cannot import tflite_micro with {sys.executable} ({e}): "
+            "run `cargo xtask setup`, which installs it in target/tflm-venv"
+        ) from e
+    try:
+        with open(model_path, "rb") as f:
+            model = f.read()
+    except OSError as e:
+        raise UsageError(f"cannot read model {model_path}: {e.strerror}") from e
+    arena = max(MIN_ARENA_BYTES, ARENA_MODEL_FACTOR * len(model))
+    try:
+        return runtime.Interpreter.from_bytes(model, arena_size=arena)
+    except Exception as e:  # a corrupt flatbuffer raises struct.error, IndexError, ...
+        raise TflmFailure(
+            f"{model_path} is not a model TFLM can load ({type(e).__name__}: {e})"
+        ) from e
+
+
+def count(text, what, minimum):
+    """Parses a non-negative integer argument."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < minimum:
+        raise UsageError(f"{what} must be an integer >= {minimum}, got {text!r}")
+    return value
+
+
+def element_count(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def run(model_path, inputs_path, samples_text, outputs_path):
+    import numpy as np
+
+    samples = count(samples_text, "SAMPLES", 0)
+    interpreter = load(model_path)
+    inp = interpreter.get_input_details(0)
+    out = interpreter.get_output_details(0)
+    for name, details in (("input", inp), ("output", out)):
+        if np.dtype(details["dtype"]) != np.int8:
+            raise UsageError(
+                f"{model_path}: {name} 0 is {np.dtype(details['dtype']).name}, "
+                "but run_tflm.py only exchanges int8 tensors"
+            )
+    shape = [int(d) for d in inp["shape"]]
+    size = element_count(shape)
+    try:
+        with open(inputs_path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UsageError(f"cannot read inputs {inputs_path}: {e.strerror}") from e
+    if len(data) != samples * size:
+        raise UsageError(
+            f"{inputs_path} holds {len(data)} bytes, but {samples} samples of input shape "
+            f"{shape} ({size} int8 each) need {samples * size}"
+        )
+    batch = np.frombuffer(data, dtype=np.int8).reshape([samples] + shape)
+    results = []
+    for x in batch:
+        # Every sample starts from the state a freshly prepared interpreter has, so a stateful
+        # model's outputs do not depend on the samples before it.
+        interpreter.reset()
+        interpreter.set_input(np.ascontiguousarray(x), 0)
+        interpreter.invoke()
+        results.append(np.asarray(interpreter.get_output(0), dtype=np.int8).reshape(-1).tobytes())
+    with open(outputs_path, "wb") as f:
+        f.write(b"".join(results))
+
+
+def random_input(details, rng):
+    import numpy as np
+
+    dtype = np.dtype(details["dtype"])
+    shape = [int(d) for d in details["shape"]]
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+    return rng.standard_normal(size=shape).astype(dtype)
+
+
+def bench(model_path, iterations_text):
+    import numpy as np
+
+    iterations = count(iterations_text, "N", 1)
+    interpreter = load(model_path)
+    x = random_input(interpreter.get_input_details(0), np.random.default_rng(BENCH_SEED))
+    interpreter.set_input(x, 0)
+    interpreter.invoke()  # warm-up: first-touch of the arena, caches
+    start = time.perf_counter()
+    for _ in range(iterations):
+        interpreter.invoke()
+    elapsed = time.perf_counter() - start
+    print(f"tflm_ms_per_inference {elapsed * 1000.0 / iterations:.6f}")
+
+
+def tensor_json(details):
+    import numpy as np
+
+    q = details["quantization_parameters"]
+    scales = [float(s) for s in q["scales"]]
+    zero_points = [int(z) for z in q["zero_points"]]
+
+    def one_or_list(values):
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else values
+
+    return {
+        "shape": [int(d) for d in details["shape"]],
+        "dtype": np.dtype(details["dtype"]).name,
+        "scale": one_or_list(scales),
+        "zero_point": one_or_list(zero_points),
+    }
+
+
+def describe(model_path):
+    interpreter = load(model_path)
+    print(
+        json.dumps(
+            {
+                "input": tensor_json(interpreter.get_input_details(0)),
+                "output": tensor_json(interpreter.get_output_details(0)),
+            }
+        )
+    )
+
+
+def main(argv):
+    if len(argv) == 1 and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    if len(argv) == 3 and argv[0] == "--bench":
+        bench(argv[1], argv[2])
+    elif len(argv) == 2 and argv[0] == "--describe":
+        describe(argv[1])
+    elif len(argv) == 4 and not argv[0].startswith("--"):
+        run(*argv)
+    else:
+        raise UsageError(
+            "usage: run_tflm.py MODEL.tflite INPUTS.bin SAMPLES OUTPUTS.bin | "
+            "--bench MODEL.tflite N | --describe MODEL.tflite (--help for details)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except UsageError as e:
+        print(f"run_tflm.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except TflmFailure as e:
+        print(f"run_tflm.py: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except (RuntimeError, ValueError) as e:
+        print(f"run_tflm.py: error: TFLM failed: {e}", file=sys.stderr)
+        sys.exit(1)
