@@ -4,8 +4,8 @@
 
 use std::process::{Command, Output};
 
+use host_trainer::tflite::tflm::{Tflm, mlperf_model};
 use shared_format::TestVectors;
-use tests::tflm::{Tflm, mlperf_model};
 
 fn ghnq(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ghnq"))

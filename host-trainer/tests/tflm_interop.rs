@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use host_trainer::tflite;
+use host_trainer::tflite::tflm::{Tflm, mlperf_model};
 use rand::{Rng, SeedableRng};
 use shared_format::Model;
-use tests::tflm::{Tflm, mlperf_model};
 
 const SAMPLES: usize = 100;
 

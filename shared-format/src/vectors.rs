@@ -127,6 +127,17 @@ pub fn rank_of(logits: &[i8], label: usize) -> usize {
         .count()
 }
 
+/// Index of the largest logit, the first on ties: the class of rank 0 in [`rank_of`].
+pub fn top1(logits: &[i8]) -> usize {
+    let mut best = 0;
+    for (i, &x) in logits.iter().enumerate() {
+        if x > logits[best] {
+            best = i;
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::rank_of;

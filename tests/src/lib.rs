@@ -1,12 +1,8 @@
 //! Shared test support: the independent golden interpreter ([`golden`]) and the random-model
-//! generators ([`generator`]) that the bit-exactness, robustness and benchmark suites drive, and
-//! TensorFlow Lite Micro's reference interpreter ([`tflm`]) for the MLPerf Tiny models.
+//! generators ([`generator`]) that the bit-exactness, robustness and benchmark suites drive.
 
 #[path = "gen.rs"] // `gen` is a reserved keyword in edition 2024.
 pub mod generator;
 pub mod golden;
 /// Models and vectors of the hardware-in-the-loop suite (`tests/tests/hil.rs`).
 pub mod hil_models;
-/// TensorFlow Lite Micro's reference interpreter (PyPI `tflite-micro`, in the venv
-/// `cargo xtask setup` makes), driven through `tests/tflm/run_tflm.py`.
-pub mod tflm;

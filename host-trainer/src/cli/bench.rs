@@ -1,4 +1,5 @@
-//! `ghnq bench ghn`: GHN prediction time per net and the time of one meta-training step.
+//! `ghnq bench ghn`: GHN prediction time per net and the time of one meta-training step;
+//! `ghnq bench tflite`: see [`super::bench_tflite`].
 use anyhow::Result;
 use burn::tensor::Device;
 use host_trainer::arch::ImageShape;
@@ -10,8 +11,19 @@ use host_trainer::ghn::{GhnGraph, checkpoint};
 /// Arguments of `ghnq bench`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// What to benchmark (`ghn`).
+    /// What to benchmark: `ghn` (prediction time per net, one meta-training step) or `tflite`
+    /// (a .tflite model on the edge runtime beside TFLM's reference interpreter and LiteRT on
+    /// the host, and on an emulated board: instructions and MACs per instruction).
     pub what: String,
+    /// tflite: the model.
+    #[arg(long)]
+    pub model: Option<std::path::PathBuf>,
+    /// tflite: timed inferences per interpreter.
+    #[arg(long, default_value_t = 50)]
+    pub iterations: usize,
+    /// tflite: emulated board for instruction counts (`none` to skip).
+    #[arg(long, default_value = "mps2-an386")]
+    pub board: String,
     /// GHN checkpoint (default: a fresh GHN-2 CIFAR-10 configuration; timing does not depend on weights).
     #[arg(long)]
     pub ghn: Option<std::path::PathBuf>,
@@ -36,9 +48,24 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.what == "tflite" {
+        let model = args
+            .model
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("`ghnq bench tflite` needs --model m.tflite"))?;
+        return super::bench_tflite::run(super::bench_tflite::Options {
+            model,
+            iterations: args.iterations.max(1),
+            board: &args.board,
+            sdk: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .map(std::path::PathBuf::from)
+                .unwrap_or_default(),
+        });
+    }
     anyhow::ensure!(
         args.what == "ghn",
-        "unknown benchmark '{}' (ghn)",
+        "unknown benchmark '{}' (ghn or tflite)",
         args.what
     );
     let threads = super::train::threads();

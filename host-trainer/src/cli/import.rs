@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use host_trainer::device::random_vectors::random_vectors;
 use host_trainer::device::{read_file, summary::Summary};
 use host_trainer::tflite;
-use rand::{Rng, SeedableRng};
-use shared_format::{Model, TestVectorsBuilder};
+use shared_format::Model;
 
 /// Import an int8 TensorFlow Lite model as a model blob that computes what TFLite Micro computes.
 ///
@@ -78,26 +78,4 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A bundle of uniformly random int8 inputs with the host runtime's outputs.
-fn random_vectors(model: &Model<'_>, samples: usize, seed: u64) -> Result<Vec<u8>> {
-    let input_len = model.input_tensor().bytes() as usize;
-    let output_len = model.output_tensor().bytes() as usize;
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut interpreter = edge_runtime::Interpreter::new(model, &mut arena)?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut b = TestVectorsBuilder::new(model.header().crc32, input_len, output_len);
-    for _ in 0..samples {
-        let input: Vec<i8> = (0..input_len).map(|_| rng.random()).collect();
-        let output = interpreter.run(&input)?;
-        let label = output
-            .iter()
-            .enumerate()
-            .max_by_key(|&(i, &v)| (v, std::cmp::Reverse(i)))
-            .map_or(0, |(i, _)| i.min(255) as u8);
-        b.push(&input, label, output)
-            .context("adding a test vector")?;
-    }
-    Ok(b.finish()?)
 }

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_tflite;
 mod eval;
 mod export;
 mod finetune;
@@ -47,7 +48,8 @@ enum Command {
     Predict(predict::Args),
     /// Accuracy of GHN-predicted parameters over an architecture split (mean ± s.e., max).
     Eval(eval::Args),
-    /// Benchmarks: `ghn` = prediction time per net and meta-training step time.
+    /// Benchmarks: `ghn` = prediction time per net and meta-training step time; `tflite` = a
+    /// .tflite model on the edge runtime vs TFLM (and LiteRT) and on an emulated board.
     Bench(bench::Args),
     /// Calibrate, fold and quantize a net into an integer model blob (+ test vectors).
     Export(export::Args),

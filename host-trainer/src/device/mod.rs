@@ -2,6 +2,7 @@
 //! runtime (the very code devices run, compiled for the host) over test-vector bundles.
 
 pub mod hil;
+pub mod random_vectors;
 pub mod summary;
 pub mod vectors_run;
 

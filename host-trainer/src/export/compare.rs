@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use edge_runtime::Interpreter;
-use shared_format::vectors::rank_of;
+use shared_format::vectors::{rank_of, top1};
 use shared_format::{Model, TestVectorsBuilder};
 
 use super::Calibration;
@@ -158,7 +158,7 @@ pub fn compare(
             s5 += usize::from(rs < 5);
             i1 += usize::from(ri == 0);
             i5 += usize::from(ri < 5);
-            agree += usize::from(argmax(&sim_codes) == argmax(&got));
+            agree += usize::from(top1(&sim_codes) == top1(&got));
             for (a, b) in sim_codes.iter().zip(&got) {
                 let d = (i32::from(*a) - i32::from(*b)).unsigned_abs();
                 c.max_step_diff = c.max_step_diff.max(d);
@@ -197,15 +197,4 @@ fn log_softmax(v: &[f32]) -> Vec<f64> {
 
 fn softmax(v: &[f32]) -> Vec<f64> {
     log_softmax(v).into_iter().map(f64::exp).collect()
-}
-
-/// Index of the largest logit (the first on ties, as `rank_of` counts).
-fn argmax(v: &[i8]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
 }

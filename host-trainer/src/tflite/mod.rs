@@ -5,6 +5,7 @@ mod graph;
 pub mod import;
 mod params;
 pub mod schema;
+pub mod tflm;
 
 pub use error::ImportError;
 pub use import::{Imported, IoInfo, import};

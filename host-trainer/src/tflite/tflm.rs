@@ -2,7 +2,7 @@
 //!
 //! PyPI's `tflite-micro` builds TFLM's reference kernels for x86, bit-exact with TFLM on devices.
 //! `cargo xtask setup` installs it in a venv at `<target dir>/tflm-venv`; [`Tflm`] drives
-//! `tests/tflm/run_tflm.py` with that venv's python, exchanging int8 tensors through temporary
+//! `host-trainer/tflm/run_tflm.py` with that venv's python, exchanging int8 tensors through temporary
 //! files. The MLPerf Tiny reference models it runs stay outside the repository
 //! ([`mlperf_model`]).
 
@@ -127,17 +127,48 @@ impl Tflm {
     /// Mean milliseconds per inference of `model` over `iterations` invokes, after one warm-up,
     /// on a fixed random input (the script's `--bench`).
     pub fn bench(&self, model: &Path, iterations: usize) -> Result<f64, TflmError> {
+        self.timed("--bench", "tflm_ms_per_inference ", model, iterations)?
+            .ok_or_else(|| TflmError::BadOutput {
+                command: "run_tflm.py --bench".into(),
+                detail: "TFLM reported itself unavailable".into(),
+            })
+    }
+
+    /// Mean milliseconds per inference of LiteRT (XNNPACK, one thread), or `None` when
+    /// `ai-edge-litert` is not installed in the venv (setup leaves it out: it is a speed
+    /// reference, not a check).
+    pub fn bench_litert(&self, model: &Path, iterations: usize) -> Result<Option<f64>, TflmError> {
+        self.timed(
+            "--bench-litert",
+            "litert_ms_per_inference ",
+            model,
+            iterations,
+        )
+    }
+
+    /// Runs a timing mode of the script and parses its `<prefix><ms>` line (`None` if the
+    /// script printed an `…_unavailable` line instead).
+    fn timed(
+        &self,
+        mode: &str,
+        prefix: &str,
+        model: &Path,
+        iterations: usize,
+    ) -> Result<Option<f64>, TflmError> {
         let n = iterations.to_string();
         let (command, stdout) =
-            self.script(&[OsStr::new("--bench"), model.as_os_str(), OsStr::new(&n)])?;
+            self.script(&[OsStr::new(mode), model.as_os_str(), OsStr::new(&n)])?;
+        if stdout.lines().any(|l| l.ends_with("_unavailable")) {
+            return Ok(None);
+        }
         let bad = |detail: String| TflmError::BadOutput {
             command: command.clone(),
             detail,
         };
         let value = stdout
             .lines()
-            .find_map(|l| l.strip_prefix("tflm_ms_per_inference "))
-            .ok_or_else(|| bad(format!("no `tflm_ms_per_inference` line in {stdout:?}")))?;
+            .find_map(|l| l.strip_prefix(prefix))
+            .ok_or_else(|| bad(format!("no `{}` line in {stdout:?}", prefix.trim())))?;
         let ms: f64 = value
             .trim()
             .parse()
@@ -145,7 +176,7 @@ impl Tflm {
         if !ms.is_finite() || ms < 0.0 {
             return Err(bad(format!("{ms} ms per inference")));
         }
-        Ok(ms)
+        Ok(Some(ms))
     }
 
     /// Runs the script with `args`; returns its command line and standard output.
@@ -187,7 +218,7 @@ pub fn mlperf_model(name: &str) -> PathBuf {
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("tests/ has a parent directory")
+        .expect("host-trainer/ has a parent directory")
         .to_path_buf()
 }
 

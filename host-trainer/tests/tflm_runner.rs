@@ -2,9 +2,9 @@
 //! reference model gives deterministic outputs of the right length, which depend on the input.
 //!
 //! These tests fail, never skip, when TFLM is not installed: `cargo xtask setup` installs it
-//! (see `tests::tflm`).
+//! (see `host_trainer::tflite::tflm`).
 
-use tests::tflm::{Tflm, mlperf_model};
+use host_trainer::tflite::tflm::{Tflm, mlperf_model};
 
 const SAMPLES: usize = 3;
 

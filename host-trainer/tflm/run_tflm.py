@@ -14,6 +14,10 @@ Usage:
   run_tflm.py --bench MODEL.tflite N
       Prints `tflm_ms_per_inference <mean ms>` over N invokes, after one warm-up, on a fixed
       (seeded) random input.
+  run_tflm.py --bench-litert MODEL.tflite N
+      The same timing with LiteRT (PyPI `ai-edge-litert`, XNNPACK, one thread) if it is installed
+      in this python: prints `litert_ms_per_inference <mean ms>`, or `litert_unavailable` (exit
+      0) if it is not. Setup does not install it: it is a speed reference, not a check.
   run_tflm.py --describe MODEL.tflite
       Prints input 0 and output 0 as JSON: shape, dtype, scale and zero point (null for an
       unquantized tensor, lists for a per-channel one).
@@ -146,6 +150,30 @@ def bench(model_path, iterations_text):
     print(f"tflm_ms_per_inference {elapsed * 1000.0 / iterations:.6f}")
 
 
+def bench_litert(model_path, iterations_text):
+    import numpy as np
+
+    iterations = count(iterations_text, "N", 1)
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        print("litert_unavailable")
+        return
+    interpreter = Interpreter(model_path=model_path, num_threads=1)
+    interpreter.allocate_tensors()
+    details = interpreter.get_input_details()[0]
+    x = random_input(
+        {"dtype": details["dtype"], "shape": details["shape"]}, np.random.default_rng(BENCH_SEED)
+    )
+    interpreter.set_tensor(details["index"], x)
+    interpreter.invoke()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        interpreter.invoke()
+    elapsed = time.perf_counter() - start
+    print(f"litert_ms_per_inference {elapsed * 1000.0 / iterations:.6f}")
+
+
 def tensor_json(details):
     import numpy as np
 
@@ -184,6 +212,8 @@ def main(argv):
         return 0
     if len(argv) == 3 and argv[0] == "--bench":
         bench(argv[1], argv[2])
+    elif len(argv) == 3 and argv[0] == "--bench-litert":
+        bench_litert(argv[1], argv[2])
     elif len(argv) == 2 and argv[0] == "--describe":
         describe(argv[1])
     elif len(argv) == 4 and not argv[0].startswith("--"):
