@@ -73,6 +73,53 @@ fn mlperf_tiny_models_match_tflm_byte_for_byte() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Real images, not only noise: the 932 lossless CIFAR-10 test records in `../shared/data/cifar10/`
+/// (never copied into the repository) through ResNet-8, whose input is the raw pixel at scale 1
+/// and zero point −128. Same bytes as TFLM, and the published model's accuracy as a sanity check.
+#[test]
+fn resnet8_on_real_cifar10_images_matches_tflm() {
+    let tflm = Tflm::locate().expect("TFLM's reference interpreter (run `cargo xtask setup`)");
+    let cifar = mlperf_model("pretrainedResnet_quant.tflite")
+        .parent()
+        .and_then(Path::parent)
+        .expect("shared/data")
+        .join("cifar10/test_batch_lossless_first932.bin");
+    let (planar, labels) = host_trainer::data::cifar10::read_batch(&cifar).expect("CIFAR-10 slice");
+    // CHW planes → HWC, pixel − 128.
+    let n = labels.len();
+    let mut inputs = Vec::with_capacity(planar.len());
+    for img in planar.chunks_exact(3 * 1024) {
+        for p in 0..1024 {
+            for c in 0..3 {
+                inputs.push((i16::from(img[c * 1024 + p]) - 128) as i8);
+            }
+        }
+    }
+    let path = mlperf_model("pretrainedResnet_quant.tflite");
+    let imported = tflite::import(&std::fs::read(&path).unwrap(), "resnet8").unwrap();
+    let model = Model::from_bytes(&imported.blob).unwrap();
+    let expected = tflm.run(&path, &inputs, n).expect("TFLM");
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut interpreter = edge_runtime::Interpreter::new(&model, &mut arena).unwrap();
+    let (mut differing, mut correct) = (0, 0);
+    for (s, input) in inputs.chunks(3072).enumerate() {
+        let ours = interpreter.run(input).unwrap();
+        differing += ours
+            .iter()
+            .zip(&expected[s * 10..(s + 1) * 10])
+            .filter(|(a, b)| a != b)
+            .count();
+        correct += usize::from(shared_format::vectors::top1(ours) == usize::from(labels[s]));
+    }
+    let accuracy = 100.0 * correct as f64 / n as f64;
+    println!(
+        "ResNet-8 on {n} CIFAR-10 test images: {differing} output bytes differ from TFLM; top-1 {accuracy:.1} %"
+    );
+    assert_eq!(differing, 0);
+    // MLPerf Tiny's ResNet-8 reaches about 87 % on the CIFAR-10 test set.
+    assert!(accuracy > 80.0, "top-1 {accuracy:.1} %");
+}
+
 #[test]
 fn a_file_that_is_not_tflite_is_a_clear_error() {
     let bytes = std::fs::read(mlperf_model("pretrainedResnet_quant.tflite")).expect("model");
