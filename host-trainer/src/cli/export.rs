@@ -1,5 +1,7 @@
 //! `ghnq export`: predict (or load) a net's parameters, calibrate, fold, quantize and write an
-//! integer model blob and a test-vector bundle; print float, simulated and integer accuracy.
+//! integer model blob (or, with `--format tflite`, an int8 `.tflite` that TFLite Micro runs
+//! bit-exactly like the blob) and a test-vector bundle; print float, simulated and integer
+//! accuracy.
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -8,7 +10,17 @@ use host_trainer::cnn::{BnMode, ParamSet};
 use host_trainer::export::{self, Provenance};
 use host_trainer::ghn::{checkpoint, eval, sources};
 use host_trainer::quant::config::Precision;
-use shared_format::Model;
+use host_trainer::tflite;
+use shared_format::{Model, Rounding, WeightScheme};
+
+/// What `ghnq export` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A model blob for the edge runtime.
+    Ghnq,
+    /// An int8 TensorFlow Lite flatbuffer that TFLite Micro runs bit-exactly like the blob.
+    Tflite,
+}
 
 /// Arguments of `ghnq export`.
 #[derive(clap::Args, Debug)]
@@ -31,9 +43,14 @@ pub struct Args {
     /// Training images for BN statistics and activation ranges.
     #[arg(long, default_value_t = 1000)]
     pub calib: usize,
-    /// Output blob.
+    /// Output file: the blob, or the `.tflite` with `--format tflite`.
     #[arg(short, long)]
     pub out: PathBuf,
+    /// Output format: `ghnq` (model blob) or `tflite` (int8 `.tflite` whose float scales make
+    /// TFLite Micro derive the blob's integers: needs --per-channel and 8-bit activations; rounds
+    /// double, TFLM's default, and refuses --rounding single).
+    #[arg(long, value_enum, default_value = "ghnq")]
+    pub format: Format,
     /// Also write a test-vector bundle of the first `--samples` test images, with the host
     /// runtime's logits as the expected ones.
     #[arg(long)]
@@ -54,7 +71,23 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let device = super::train::device(&args.test.device)?;
-    let rounding = args.quant.rounding;
+    let rounding = match (args.format, args.quant.rounding) {
+        (Format::Tflite, Some(Rounding::Single)) => anyhow::bail!(
+            "--format tflite cannot use --rounding single: a .tflite file carries float scales and \
+             no rounding mode, and TFLite Micro's default build requantizes with double rounding, \
+             so a single-rounding model would not compute what TFLM computes (omit --rounding: \
+             tflite exports round double)"
+        ),
+        (Format::Tflite, _) => Rounding::Double,
+        (Format::Ghnq, r) => r.unwrap_or(Rounding::Single),
+    };
+    if args.format == Format::Tflite && args.bits.act_bits != 8 {
+        anyhow::bail!(
+            "--format tflite needs 8-bit activations (TFLite int8 models), not {}: use a8, e.g. \
+             --bits w8a8 or w4a8",
+            args.bits
+        );
+    }
     let text = std::fs::read_to_string(&args.arch)
         .with_context(|| format!("reading {}", args.arch.display()))?;
     let net = Net::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.arch.display()))?;
@@ -96,15 +129,36 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         0
     };
-    let (exported, cmp) = export::export_and_compare(
+    let exported = export::export(
         &net,
         params,
         &config,
         rounding,
         shape,
         &calib,
-        &test,
         &provenance,
+        &device,
+    )
+    .with_context(|| format!("exporting {} at {}", net.name, config.precision))?;
+    let written = match args.format {
+        Format::Ghnq => exported.blob.clone(),
+        Format::Tflite => tflite::export(&exported.graph).with_context(|| {
+            let hint = if config.scheme == WeightScheme::PerTensorAffine {
+                " (weights are per-tensor affine; --per-channel gives TFLite's symmetric ones)"
+            } else {
+                ""
+            };
+            format!("writing {} as TFLite{hint}", net.name)
+        })?,
+    };
+    let cmp = export::compare(
+        &net,
+        &exported.lowered,
+        &exported.calibration,
+        &config,
+        &exported.blob,
+        shape,
+        &test,
         &device,
         keep,
     )?;
@@ -120,7 +174,7 @@ pub fn run(args: Args) -> Result<()> {
         100.0 * hits.0 as f64 / hits.1.max(1) as f64
     };
     let model = Model::from_bytes(&exported.blob)?;
-    host_trainer::atomic::write(&args.out, &exported.blob)
+    host_trainer::atomic::write(&args.out, &written)
         .with_context(|| format!("writing {}", args.out.display()))?;
     if let Some(path) = &args.vectors {
         let bytes = export::vectors(&exported.blob, &cmp.kept)?;
@@ -133,6 +187,9 @@ pub fn run(args: Args) -> Result<()> {
             serde_json::json!({
                 "net": net.name,
                 "bits": args.bits.to_string(),
+                "format": format!("{:?}", args.format).to_lowercase(),
+                "out": args.out.display().to_string(),
+                "out_bytes": written.len(),
                 "scheme": format!("{:?}", config.scheme),
                 "rounding": format!("{rounding:?}").to_lowercase(),
                 "blob_bytes": exported.blob.len(),
@@ -143,10 +200,21 @@ pub fn run(args: Args) -> Result<()> {
             })
         );
     } else {
+        let blob_line = match args.format {
+            Format::Ghnq => format!("{} -> {}", net.name, args.out.display()),
+            Format::Tflite => {
+                println!(
+                    "{} -> {} (int8 TFLite, {} bytes; TFLite Micro computes exactly the blob's \
+                     output bytes)",
+                    net.name,
+                    args.out.display(),
+                    written.len()
+                );
+                format!("{}: blob (not written)", net.name)
+            }
+        };
         println!(
-            "{} -> {} ({} bytes, arena {} bytes, {} {:?}, {} rounding, calibrated on {} images)",
-            net.name,
-            args.out.display(),
+            "{blob_line} ({} bytes, arena {} bytes, {} {:?}, {} rounding, calibrated on {} images)",
             exported.blob.len(),
             model.arena_bytes(),
             args.bits,

@@ -94,7 +94,7 @@ pub fn run(args: Args) -> Result<()> {
             &net,
             params,
             &config,
-            args.quant.rounding,
+            args.quant.rounding(),
             shape,
             &calib,
             &test,

@@ -16,13 +16,19 @@ pub struct QuantArgs {
     /// Activation range: absolute or percentile[:p].
     #[arg(long, default_value = "absolute")]
     pub act_clip: Clip,
-    /// Requantization rounding: single (the float simulation models it exactly) or double
-    /// (TFLite Micro's default; within a few logit steps of the simulation).
-    #[arg(long, default_value = "single", value_parser = parse_rounding)]
-    pub rounding: Rounding,
+    /// Requantization rounding: single (the default: the float simulation models it exactly) or
+    /// double (TFLite Micro's default; within a few logit steps of the simulation).
+    /// `ghnq export --format tflite` defaults to double and refuses single.
+    #[arg(long, value_parser = parse_rounding)]
+    pub rounding: Option<Rounding>,
 }
 
 impl QuantArgs {
+    /// The rounding asked for, single if none was.
+    pub fn rounding(&self) -> Rounding {
+        self.rounding.unwrap_or(Rounding::Single)
+    }
+
     /// The configuration for `precision`.
     pub fn config(&self, precision: Precision) -> QuantConfig {
         QuantConfig {

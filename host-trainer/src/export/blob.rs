@@ -12,6 +12,7 @@ use shared_format::packing::pack;
 use shared_format::{BuildError, LeI32s, ModelBuilder, Rounding, Shape, TensorSpec};
 
 use super::ExportError;
+use super::graph::{QuantGraph, QuantOp, QuantOpKind, QuantTensor, QuantWeights};
 use crate::arch::{Net, Op};
 use crate::cnn::{LayerParams, ParamSet};
 use crate::quant::affine::{AffineParams, Range, WeightQuant};
@@ -56,6 +57,9 @@ fn quantize_weights(values: &[f32], cout: usize, config: &QuantConfig) -> Weight
 struct Weighted {
     q: WeightQuant,
     scheme: WeightScheme,
+    /// The quantized values in the device layout, unpacked.
+    ordered: Vec<i8>,
+    bias_values: Vec<i32>,
     data: Vec<u8>,
     bias: Vec<u8>,
     multipliers: Vec<u8>,
@@ -77,14 +81,16 @@ impl Weighted {
         device_order: impl FnOnce(&[i8]) -> Vec<i8>,
     ) -> Result<Weighted, ExportError> {
         let q = quantize_weights(values, cout, config);
-        let data = pack(&device_order(&q.values), q.bits)
-            .map_err(|e| ExportError::Pack(format!("{e:?}")))?;
+        let ordered = device_order(&q.values);
+        let data = pack(&ordered, q.bits).map_err(|e| ExportError::Pack(format!("{e:?}")))?;
         let bias = quantize_bias(shift, s_x, |c| q.scale(c));
         let (mults, shifts) = conv_multipliers(s_x, &q.scales, s_y, rounding);
         Ok(Weighted {
             scheme: config.scheme,
+            ordered,
             data,
             bias: i32s_to_le(&bias),
+            bias_values: bias,
             multipliers: i32s_to_le(&mults),
             shifts: shifts.iter().map(|&s| s as u8).collect(),
             q,
@@ -102,6 +108,21 @@ impl Weighted {
 
     fn bias(&self) -> LeI32s<'_> {
         LeI32s::new(&self.bias)
+    }
+
+    /// The unpacked values, float scales and bias, with `shape` the dimensions of the device
+    /// layout.
+    fn described(&self, shape: Vec<usize>) -> QuantWeights {
+        debug_assert_eq!(shape.iter().product::<usize>(), self.ordered.len());
+        QuantWeights {
+            shape,
+            values: self.ordered.clone(),
+            scales: self.q.scales.clone(),
+            zero_point: self.q.zero_point,
+            bits: self.q.bits,
+            scheme: self.scheme,
+            bias: self.bias_values.clone(),
+        }
     }
 
     fn requant(&self) -> Requant<'_> {
@@ -136,6 +157,38 @@ pub fn build(
     rounding: Rounding,
     provenance: &Provenance,
 ) -> Result<Vec<u8>, ExportError> {
+    build_described(net, lowered, params, acts, config, rounding, provenance).map(|(b, _)| b)
+}
+
+/// [`build`], also returning the [`QuantGraph`]: the float scales, zero points, quantized
+/// weights and biases every integer of the blob was derived from.
+pub fn build_described(
+    net: &Net,
+    lowered: &Lowered,
+    params: &ParamSet,
+    acts: &[AffineParams],
+    config: &QuantConfig,
+    rounding: Rounding,
+    provenance: &Provenance,
+) -> Result<(Vec<u8>, QuantGraph), ExportError> {
+    let quant_tensor = |t: usize| QuantTensor {
+        name: if t == 0 {
+            "input".to_owned()
+        } else {
+            net.nodes[lowered.tensors[t].node].name.clone()
+        },
+        shape: lowered.tensors[t].shape,
+        scale: acts[t].scale,
+        zero_point: acts[t].zero_point,
+        bits: acts[t].bits,
+    };
+    let mut graph = QuantGraph {
+        name: net.name.clone(),
+        rounding,
+        tensors: vec![quant_tensor(0)],
+        ops: Vec::with_capacity(lowered.steps.len()),
+        output: lowered.output,
+    };
     let spec = |t: usize| TensorSpec {
         shape: shape_of(lowered.tensors[t].shape),
         zero_point: acts[t].zero_point,
@@ -165,6 +218,16 @@ pub fn build(
             node: name_of(step),
             op: k,
             source: e,
+        };
+        graph.tensors.push(quant_tensor(out));
+        let mut describe = |kind: QuantOpKind, act: Activation| {
+            graph.ops.push(QuantOp {
+                name: name_of(step),
+                kind,
+                output: out,
+                act,
+                clamp: clamp_of(py, act),
+            })
         };
         match step {
             Step::Conv {
@@ -235,6 +298,20 @@ pub fn build(
                     rounding,
                     order,
                 )?;
+                let shape = if depthwise {
+                    vec![1, kernel, kernel, cout]
+                } else {
+                    vec![cout, kernel, kernel, cin]
+                };
+                describe(
+                    QuantOpKind::Conv {
+                        depthwise,
+                        input: *input,
+                        window,
+                        weights: wb.described(shape),
+                    },
+                    *act,
+                );
                 let op = if depthwise {
                     DevOp::DepthwiseConv2d(DepthwiseConv2d {
                         input: tid(*input),
@@ -274,6 +351,15 @@ pub fn build(
                     rounding,
                     <[i8]>::to_vec,
                 )?;
+                describe(
+                    QuantOpKind::Conv {
+                        depthwise: true,
+                        input: *input,
+                        window: Window::square(1, 1, 1, 0),
+                        weights: wb.described(vec![1, 1, 1, av.len()]),
+                    },
+                    *act,
+                );
                 b.push(&DevOp::DepthwiseConv2d(DepthwiseConv2d {
                     input: tid(*input),
                     output: id,
@@ -286,6 +372,14 @@ pub fn build(
                 .map_err(layer_err)?;
             }
             Step::Relu { six, input, .. } => {
+                describe(
+                    QuantOpKind::Pool {
+                        max: true,
+                        input: *input,
+                        window: Window::square(1, 1, 1, 0),
+                    },
+                    Activation::Relu { six: *six },
+                );
                 b.push(&DevOp::MaxPool(Pool {
                     input: tid(*input),
                     output: id,
@@ -319,6 +413,14 @@ pub fn build(
                     window: Window::square(kernel as u8, stride as u8, 1, padding as u8),
                     clamp: clamp_of(py, *act),
                 };
+                describe(
+                    QuantOpKind::Pool {
+                        max,
+                        input: *input,
+                        window: pool.window,
+                    },
+                    *act,
+                );
                 let op = if max {
                     DevOp::MaxPool(pool)
                 } else {
@@ -327,6 +429,7 @@ pub fn build(
                 b.push(&op).map_err(layer_err)?;
             }
             Step::GlobalAvgPool { input, act, .. } => {
+                describe(QuantOpKind::GlobalAvgPool { input: *input }, *act);
                 b.push(&DevOp::GlobalAvgPool(GlobalAvgPool {
                     input: tid(*input),
                     output: id,
@@ -335,6 +438,7 @@ pub fn build(
                 .map_err(layer_err)?;
             }
             Step::Add { inputs, act, .. } => {
+                describe(QuantOpKind::Add { inputs: *inputs }, *act);
                 let p = AddParams::new(
                     acts[inputs[0]].scale,
                     acts[inputs[1]].scale,
@@ -363,6 +467,12 @@ pub fn build(
                         inputs: inputs.len(),
                     });
                 }
+                describe(
+                    QuantOpKind::Concat {
+                        inputs: inputs.clone(),
+                    },
+                    *act,
+                );
                 let mut list = heapless::Vec::new();
                 for &t in inputs {
                     let (multiplier, shift) = concat_multiplier(acts[t].scale, py.scale, rounding);
@@ -402,6 +512,14 @@ pub fn build(
                     rounding,
                     <[i8]>::to_vec,
                 )?;
+                let cin = wb.ordered.len() / cout.max(1);
+                describe(
+                    QuantOpKind::Linear {
+                        input: *input,
+                        weights: wb.described(vec![cout, cin]),
+                    },
+                    *act,
+                );
                 b.push(&DevOp::Linear(Linear {
                     input: tid(*input),
                     output: id,
@@ -415,7 +533,7 @@ pub fn build(
         }
     }
     let out = lowered.output;
-    b.finish(out as u16, acts[out].scale).map_err(|e| match e {
+    let blob = b.finish(out as u16, acts[out].scale).map_err(|e| match e {
         BuildError::Invalid(shared_format::FormatError::Op { index, .. })
             if (index as usize) < lowered.steps.len() =>
         {
@@ -426,5 +544,6 @@ pub fn build(
             }
         }
         e => ExportError::Build(e),
-    })
+    })?;
+    Ok((blob, graph))
 }

@@ -6,10 +6,12 @@
 pub mod blob;
 pub mod calibrate;
 pub mod compare;
+pub mod graph;
 
-pub use blob::{Provenance, build};
+pub use blob::{Provenance, build, build_described};
 pub use calibrate::{Calibration, calibrate};
 pub use compare::{Comparison, KeptSample, compare, vectors};
+pub use graph::QuantGraph;
 
 use burn::tensor::Device;
 use shared_format::Rounding;
@@ -29,6 +31,9 @@ pub struct Exported {
     pub calibration: Calibration,
     /// The model blob.
     pub blob: Vec<u8>,
+    /// The float scales, zero points and quantized weights the blob's integers come from (what a
+    /// `.tflite` writer needs: [`crate::tflite::export()`]).
+    pub graph: QuantGraph,
 }
 
 /// Lower, calibrate on `calibration` images and build the blob.
@@ -49,7 +54,7 @@ pub fn export(
         calibration_samples: cal.samples as u32,
         ..provenance.clone()
     };
-    let blob = build(
+    let (blob, graph) = build_described(
         net,
         &lowered,
         &cal.params,
@@ -62,6 +67,7 @@ pub fn export(
         lowered,
         calibration: cal,
         blob,
+        graph,
     })
 }
 

@@ -483,22 +483,13 @@ impl<'g, 'a> Mapper<'g, 'a> {
             }
             cout
         };
-        // A PAD before this conv adds its rows and columns to the input (pads count as z_x).
+        // The input tensor is a PAD's output when `x.pad` is set: its shape already holds the
+        // padded rows and columns, which the window adds to the unpadded tensor the blob reads.
         let [pt, pb, pl, pr] = x.pad;
-        let (oh, top, bottom) = axis_padding(
-            padding,
-            i32::from(in_shape.h) + pt + pb,
-            kh,
-            stride.0,
-            dilation.0,
-        )?;
-        let (ow, left, right) = axis_padding(
-            padding,
-            i32::from(in_shape.w) + pl + pr,
-            kw,
-            stride.1,
-            dilation.1,
-        )?;
+        let (oh, top, bottom) =
+            axis_padding(padding, i32::from(in_shape.h), kh, stride.0, dilation.0)?;
+        let (ow, left, right) =
+            axis_padding(padding, i32::from(in_shape.w), kw, stride.1, dilation.1)?;
         let small = |v: i32, what: &str| {
             u8::try_from(v).map_err(|_| format!("{what} {v} is outside 0..=255"))
         };

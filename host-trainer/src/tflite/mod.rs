@@ -1,6 +1,7 @@
 //! TensorFlow Lite interoperability: int8 `.tflite` models in and out of the blob format.
 
 mod error;
+pub mod export;
 mod graph;
 pub mod import;
 mod params;
@@ -8,4 +9,5 @@ pub mod schema;
 pub mod tflm;
 
 pub use error::ImportError;
+pub use export::{Requantize, TfliteExportError, export, export_with};
 pub use import::{Imported, IoInfo, import};
