@@ -114,7 +114,8 @@ pub const fn requantize(
 #[derive(Debug, Clone, Copy)]
 pub struct ChannelRequant {
     multiplier: i32,
-    /// Double: `2^right − 1`.
+    /// Double: `2^right − 1`; single: `2^(right − 33)` if `right ≥ 33` (the rounding term's
+    /// high word, for [`apply_plain`](Self::apply_plain)), else 0.
     mask: i32,
     /// Double: `max(shift, 0)`.
     left: u8,
@@ -144,8 +145,13 @@ impl ChannelRequant {
         };
         Self {
             multiplier,
-            // right ≤ 31 for double rounding: in i64 so that 31 gives 2^31 − 1.
-            mask: ((1i64 << (right & 31)) - 1) as i32,
+            mask: match rounding {
+                // right ≤ 31 for double rounding: in i64 so that 31 gives 2^31 − 1.
+                Rounding::Double => ((1i64 << (right & 31)) - 1) as i32,
+                // right ≤ 62, so the power is at most 2^29.
+                Rounding::Single if right >= 33 => 1 << ((right - 33) & 31),
+                Rounding::Single => 0,
+            },
             left,
             right,
             rounding,
@@ -155,28 +161,109 @@ impl ChannelRequant {
     /// `clamp(MBQM(acc, m, e) + z_y, lo, hi)`, exactly [`requantize`].
     #[inline(always)]
     pub const fn apply(&self, acc: i32, output_zero_point: i8, clamp: Clamp) -> i8 {
-        let m = self.multiplier;
-        let scaled = match self.rounding {
-            Rounding::Double => {
-                let a = acc.wrapping_shl(self.left as u32); // acc · 2^left, wrapping (left ≤ 30)
-                let high = if a == i32::MIN && m == i32::MIN {
-                    i32::MAX
-                } else {
-                    // |a·m| < 2^62 here, so neither the sum nor the i32 result overflows.
-                    ((a as i64 * m as i64 + (1 << 30)) >> 31) as i32
-                };
-                let remainder = high & self.mask;
-                let threshold = (self.mask >> 1) + (high < 0) as i32;
-                high.wrapping_shr(self.right as u32) + (remainder > threshold) as i32
-            }
-            Rounding::Single => {
-                // right = 31 − shift in 1..=62: the rounding term is 2^(right − 1).
-                let right = self.right as u32;
-                let round = 1i64 << (right.wrapping_sub(1) & 63);
-                ((acc as i64 * m as i64 + round).wrapping_shr(right)) as i32
-            }
+        clamp_to_i8(
+            self.scale(acc).saturating_add(output_zero_point as i32),
+            clamp,
+        )
+    }
+
+    /// [`apply`](Self::apply) for a stage whose rounding is `DOUBLE` (double rounding) or not
+    /// (single): a kernel that matches on the model's rounding once, outside its output loop,
+    /// gets a loop free of the per-output branch. The result is unspecified (but memory safe)
+    /// if `DOUBLE` disagrees with the rounding the stage was built with.
+    #[inline(always)]
+    pub const fn apply_as<const DOUBLE: bool>(
+        &self,
+        acc: i32,
+        output_zero_point: i8,
+        clamp: Clamp,
+    ) -> i8 {
+        let scaled = if DOUBLE {
+            self.scale_double(acc)
+        } else {
+            self.scale_single(acc)
         };
         clamp_to_i8(scaled.saturating_add(output_zero_point as i32), clamp)
+    }
+
+    /// Whether [`apply_plain`](Self::apply_plain) equals [`apply`](Self::apply) for this stage:
+    /// for double rounding, no left shift (shift ≤ 0) and a multiplier other than `i32::MIN`;
+    /// for single rounding, a right shift of at least 33 (shift ≤ −2). Either holds for nearly
+    /// every conv and add, whose output scale exceeds the accumulator scale.
+    #[inline(always)]
+    pub const fn is_plain(&self) -> bool {
+        match self.rounding {
+            Rounding::Double => self.left == 0 && self.multiplier != i32::MIN,
+            Rounding::Single => self.right >= 33,
+        }
+    }
+
+    /// [`apply_as`](Self::apply_as) for a stage that [`is_plain`](Self::is_plain), in fewer
+    /// instructions on a 32-bit core. The result is unspecified (but memory safe) for another
+    /// stage.
+    #[inline(always)]
+    pub const fn apply_plain<const DOUBLE: bool>(
+        &self,
+        acc: i32,
+        output_zero_point: i8,
+        clamp: Clamp,
+    ) -> i8 {
+        let scaled = self.scale_plain::<DOUBLE>(acc);
+        clamp_to_i8(scaled.saturating_add(output_zero_point as i32), clamp)
+    }
+
+    /// [`scale`](Self::scale) for a stage that [`is_plain`](Self::is_plain) and whose rounding is
+    /// `DOUBLE` or not (unspecified, but memory safe, for another).
+    ///
+    /// Double: SRDHM without its saturating case (only a multiplier of `i32::MIN` reaches it)
+    /// and no left shift. Single: `(acc·m + 2^(right−1)) >> right` with `right ≥ 33` is
+    /// `((acc·m >> 32) + 2^(right−33)) >> (right − 32)`, the rounding term lying wholly in the
+    /// high word; floor divisions compose, and the inner sum fits in i32 (`|acc·m| ≤ 2^62`), so
+    /// only the high word of the product is needed.
+    #[inline(always)]
+    pub const fn scale_plain<const DOUBLE: bool>(&self, acc: i32) -> i32 {
+        let product = acc as i64 * self.multiplier as i64;
+        if DOUBLE {
+            let high = ((product + (1 << 30)) >> 31) as i32;
+            let remainder = high & self.mask;
+            let threshold = (self.mask >> 1) + (high < 0) as i32;
+            high.wrapping_shr(self.right as u32) + (remainder > threshold) as i32
+        } else {
+            let high = ((product >> 32) as i32).wrapping_add(self.mask);
+            high.wrapping_shr((self.right as u32).wrapping_sub(32))
+        }
+    }
+
+    /// `MBQM(acc, m, e)`, exactly [`multiply_by_quantized_multiplier`].
+    #[inline(always)]
+    pub const fn scale(&self, acc: i32) -> i32 {
+        match self.rounding {
+            Rounding::Double => self.scale_double(acc),
+            Rounding::Single => self.scale_single(acc),
+        }
+    }
+
+    #[inline(always)]
+    const fn scale_double(&self, acc: i32) -> i32 {
+        let m = self.multiplier;
+        let a = acc.wrapping_shl(self.left as u32); // acc · 2^left, wrapping (left ≤ 30)
+        let high = if a == i32::MIN && m == i32::MIN {
+            i32::MAX
+        } else {
+            // |a·m| < 2^62 here, so neither the sum nor the i32 result overflows.
+            ((a as i64 * m as i64 + (1 << 30)) >> 31) as i32
+        };
+        let remainder = high & self.mask;
+        let threshold = (self.mask >> 1) + (high < 0) as i32;
+        high.wrapping_shr(self.right as u32) + (remainder > threshold) as i32
+    }
+
+    #[inline(always)]
+    const fn scale_single(&self, acc: i32) -> i32 {
+        // right = 31 − shift in 1..=62: the rounding term is 2^(right − 1).
+        let right = self.right as u32;
+        let round = 1i64 << (right.wrapping_sub(1) & 63);
+        ((acc as i64 * self.multiplier as i64 + round).wrapping_shr(right)) as i32
     }
 }
 
@@ -418,10 +505,32 @@ mod tests {
                         };
                         let z_y = next() as i8;
                         let clamp = clamps[k % 3];
+                        let want = requantize(acc, m, e, z_y, clamp, r);
+                        let what = format!("acc {acc} m {m} e {e} z_y {z_y} {r:?}");
+                        assert_eq!(c.apply(acc, z_y, clamp), want, "{what}");
+                        let hoisted = match r {
+                            Rounding::Double => c.apply_as::<true>(acc, z_y, clamp),
+                            Rounding::Single => c.apply_as::<false>(acc, z_y, clamp),
+                        };
+                        assert_eq!(hoisted, want, "{what}");
+                        if c.is_plain() {
+                            let scaled = multiply_by_quantized_multiplier(acc, m, e, r);
+                            let (y, s) = match r {
+                                Rounding::Double => (
+                                    c.apply_plain::<true>(acc, z_y, clamp),
+                                    c.scale_plain::<true>(acc),
+                                ),
+                                Rounding::Single => (
+                                    c.apply_plain::<false>(acc, z_y, clamp),
+                                    c.scale_plain::<false>(acc),
+                                ),
+                            };
+                            assert_eq!((y, s), (want, scaled), "{what}");
+                        }
                         assert_eq!(
-                            c.apply(acc, z_y, clamp),
-                            requantize(acc, m, e, z_y, clamp, r),
-                            "acc {acc} m {m} e {e} z_y {z_y} {r:?}"
+                            c.scale(acc),
+                            multiply_by_quantized_multiplier(acc, m, e, r),
+                            "{what}"
                         );
                     }
                 }

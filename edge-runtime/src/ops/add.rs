@@ -7,7 +7,7 @@
 use shared_format::{Clamp, Rounding};
 
 use super::{KernelError, KernelResult};
-use crate::requant::{multiply_by_quantized_multiplier, requantize};
+use crate::requant::ChannelRequant;
 
 /// One input's quantization: zero point and the Q31 multiplier/shift of `s_i / (2·max(s_1, s_2))`.
 #[derive(Debug, Clone, Copy)]
@@ -48,22 +48,101 @@ pub fn add(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) -> Ke
     // left_shift ≤ 20 in a valid blob, so |x − z|·2^20 < 2^28; wrapping_shl keeps a corrupt
     // shift from panicking (it could only come from a blob validation refused).
     let shift = p.left_shift as u32;
-    let centred = |x: i8, o: &AddOperand| {
-        let v = (x as i32 - o.zero_point as i32).wrapping_shl(shift);
-        multiply_by_quantized_multiplier(v, o.multiplier, o.shift, p.rounding)
-    };
+    // The three output stages, worked out once (each `scale` is exactly MBQM).
+    let stage = |o: &AddOperand| ChannelRequant::new(o.multiplier, o.shift, p.rounding);
+    let (sa, sb) = (stage(&a), stage(&b));
+    let so = ChannelRequant::new(p.output_multiplier, p.output_shift, p.rounding);
+    let centred =
+        |x: i8, z: i8, s: &ChannelRequant| s.scale((x as i32 - z as i32).wrapping_shl(shift));
+    // Armv7E-M: a large add looks each input's scaling up in a 256-entry table (same values).
+    #[cfg(edge_dsp)]
+    if output.len() >= TABLE_FROM {
+        add_tabled(p, [&sa, &sb, &so], input1, input2, output);
+        return Ok(());
+    }
+    if sa.is_plain() && sb.is_plain() && so.is_plain() {
+        // The usual case (every multiplier below 1): the short path, one loop per rounding.
+        match p.rounding {
+            Rounding::Double => add_plain::<true>(p, [&sa, &sb, &so], input1, input2, output),
+            Rounding::Single => add_plain::<false>(p, [&sa, &sb, &so], input1, input2, output),
+        }
+        return Ok(());
+    }
     for ((y, &x1), &x2) in output.iter_mut().zip(input1).zip(input2) {
-        let sum = centred(x1, &a).wrapping_add(centred(x2, &b));
-        *y = requantize(
-            sum,
-            p.output_multiplier,
-            p.output_shift,
-            p.output_zero_point,
-            p.clamp,
-            p.rounding,
-        );
+        let sum = centred(x1, a.zero_point, &sa).wrapping_add(centred(x2, b.zero_point, &sb));
+        *y = so.apply(sum, p.output_zero_point, p.clamp);
     }
     Ok(())
+}
+
+/// Elements from which [`add`] tables its inputs' scaling on Armv7E-M: building the two tables
+/// costs 512 scalings and 2 KiB of stack, so only a large add gains.
+#[cfg_attr(not(edge_dsp), allow(dead_code))]
+const TABLE_FROM: usize = 1024;
+
+/// [`add`] with each input's `MBQM((x − z)·2^left_shift, m, e)`, which depends only on the i8
+/// value `x`, looked up in a table of its 256 values (built with the same `scale`, so the
+/// outputs are identical). Used on Armv7E-M (`cfg(edge_dsp)`) for large adds; elsewhere only
+/// tested, so that 2 KiB of stack stays off small cores.
+#[cfg_attr(not(edge_dsp), allow(dead_code))]
+fn add_tabled(
+    p: &AddParams,
+    [sa, sb, so]: [&ChannelRequant; 3],
+    input1: &[i8],
+    input2: &[i8],
+    output: &mut [i8],
+) {
+    let shift = p.left_shift as u32;
+    let table = |z: i8, s: &ChannelRequant| {
+        let mut t = [0i32; 256];
+        for (i, v) in t.iter_mut().enumerate() {
+            let x = i as u8 as i8; // index = the byte of x
+            *v = s.scale((x as i32 - z as i32).wrapping_shl(shift));
+        }
+        t
+    };
+    let [a, b] = p.inputs;
+    let (ta, tb) = (table(a.zero_point, sa), table(b.zero_point, sb));
+    let sum = |x1: i8, x2: i8| ta[x1 as u8 as usize].wrapping_add(tb[x2 as u8 as usize]);
+    let (z_y, clamp) = (p.output_zero_point, p.clamp);
+    let pairs = output.iter_mut().zip(input1).zip(input2);
+    match p.rounding {
+        Rounding::Double if so.is_plain() => {
+            for ((y, &x1), &x2) in pairs {
+                *y = so.apply_plain::<true>(sum(x1, x2), z_y, clamp);
+            }
+        }
+        Rounding::Single if so.is_plain() => {
+            for ((y, &x1), &x2) in pairs {
+                *y = so.apply_plain::<false>(sum(x1, x2), z_y, clamp);
+            }
+        }
+        _ => {
+            for ((y, &x1), &x2) in pairs {
+                *y = so.apply(sum(x1, x2), z_y, clamp);
+            }
+        }
+    }
+}
+
+/// [`add`] when all three stages [`is_plain`](ChannelRequant::is_plain).
+#[inline(always)]
+fn add_plain<const DOUBLE: bool>(
+    p: &AddParams,
+    [sa, sb, so]: [&ChannelRequant; 3],
+    input1: &[i8],
+    input2: &[i8],
+    output: &mut [i8],
+) {
+    let shift = p.left_shift as u32;
+    let [a, b] = p.inputs;
+    let centred = |x: i8, z: i8, s: &ChannelRequant| {
+        s.scale_plain::<DOUBLE>((x as i32 - z as i32).wrapping_shl(shift))
+    };
+    for ((y, &x1), &x2) in output.iter_mut().zip(input1).zip(input2) {
+        let sum = centred(x1, a.zero_point, sa).wrapping_add(centred(x2, b.zero_point, sb));
+        *y = so.apply_plain::<DOUBLE>(sum, p.output_zero_point, p.clamp);
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +198,38 @@ mod tests {
         add(&p, &[20, -100], &[8, -128], &mut y).unwrap();
         assert_eq!(y, [6, 0]);
         assert!(add(&p, &[1], &[1, 2], &mut y).is_err());
+    }
+
+    /// The tabled path equals the computed one for every input pair, for both roundings, plain
+    /// and general output stages and several zero points and shifts.
+    #[test]
+    fn tables_match_computation() {
+        let xs: Vec<i8> = (-128..=127).collect();
+        for (rounding, out_shift, z1, z2) in [
+            (Rounding::Double, -19, 10, -4),
+            (Rounding::Single, -19, -128, 127),
+            (Rounding::Double, 1, 0, 3),
+            (Rounding::Single, 0, 5, -5),
+        ] {
+            let mut p = params();
+            p.rounding = rounding;
+            p.output_shift = out_shift;
+            p.inputs[0].zero_point = z1;
+            p.inputs[1].zero_point = z2;
+            p.inputs[1].multiplier = 1_518_500_250;
+            let stage = |o: &AddOperand| ChannelRequant::new(o.multiplier, o.shift, rounding);
+            let so = ChannelRequant::new(p.output_multiplier, p.output_shift, rounding);
+            let (sa, sb) = (stage(&p.inputs[0]), stage(&p.inputs[1]));
+            for &x2 in &[-128i8, -1, 0, 1, 77, 127] {
+                let other = vec![x2; xs.len()];
+                let (mut want, mut got) = (vec![0i8; xs.len()], vec![0i8; xs.len()]);
+                add(&p, &xs, &other, &mut want).unwrap();
+                add_tabled(&p, [&sa, &sb, &so], &xs, &other, &mut got);
+                assert_eq!(got, want, "{rounding:?} shift {out_shift} x2 {x2}");
+                add_tabled(&p, [&sa, &sb, &so], &other, &xs, &mut got);
+                add(&p, &other, &xs, &mut want).unwrap();
+                assert_eq!(got, want, "{rounding:?} shift {out_shift} x1 {x2}");
+            }
+        }
     }
 }

@@ -10,14 +10,19 @@
 //! contiguous in both the input (`kx·C_in` consecutive bytes) and the OHWI filter, so it is a
 //! single dot product; a 1×1 convolution degenerates to one dot of `C_in` per pixel, which is
 //! why it needs no separate fast path.
+//!
+//! On Armv7E-M (Cortex-M4/M7, `cfg(edge_dsp)`), 8-bit weights without a zero point go instead to
+//! [`conv2d_dsp`], which does four output channels per pass with `SXTAB16`/`SMLAD` (module
+//! `dsp`) and forms the same exact accumulators.
 
 use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, Weights, Window};
 
+use super::dsp::{self, Runs};
 use super::{
     DotAcc, KernelError, KernelResult, Taps, channel_filter, elements, expect_len,
     expect_window_output, sum,
 };
-use crate::requant::requantize;
+use crate::requant::{ChannelRequant, requantize};
 
 /// Everything a convolution needs besides the activations.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +87,11 @@ pub fn conv2d(
     let mut tap_sums = [0i32; TAP_SUMS];
     let tabled = taps <= TAP_SUMS;
     let run_w_sums = !tabled && z_x != 0;
+    // Armv7E-M: 8-bit weights without a zero point go to the SMLAD kernel (same sums).
+    #[cfg(edge_dsp)]
+    if dsp_eligible(p) {
+        return conv2d_dsp(p, input, output);
+    }
 
     for co in 0..cout {
         let filter = channel_filter(p.weights.data, p.weights.bits, co, filter_len, scratch)?;
@@ -173,6 +183,169 @@ pub fn conv2d(
 /// Taps whose weight sums the conv kernel keeps in a stack table (256 bytes): every kernel up
 /// to 8×8, and the long thin ones of audio models (10×4, 16×4).
 const TAP_SUMS: usize = 64;
+
+/// Whether [`conv2d_dsp`] handles `p`: 8-bit weights with zero point 0 (every per-channel
+/// symmetric model) and contiguous tap rows (dilation 1 along the width). Anything else (2/4-bit
+/// or per-tensor-affine weights, column dilation) stays on the reference loop.
+pub(crate) fn dsp_eligible(p: &ConvParams<'_>) -> bool {
+    p.weights.bits == 8 && p.weights.zero_point == 0 && p.window.dilation_w == 1
+}
+
+/// Output channels whose bias and output stage [`conv2d_dsp`] works out once per pass.
+pub(crate) const BLOCK: usize = 64;
+
+/// Conv2d for Armv7E-M's DSP instructions (CMSIS-NN's `arm_convolve_s8` idea, without its im2col
+/// buffer), for parameters that pass [`dsp_eligible`]. The accumulator is the same exact
+/// integer as [`conv2d`]'s, `b + Σ_valid w·(x − z_x)`, so the outputs are identical.
+///
+/// Loop order: a block of up to [`BLOCK`] output channels (bias and output stage worked out
+/// once; 1.5 KiB of stack), output pixels, then the whole block through [`dsp::window`]: the
+/// pixel's valid tap rows are runs contiguous in input and filter, each input word is loaded and
+/// widened (centred by `SXTAB16`, so padded taps need no correction and no `Σ w` term) once for
+/// four channels, and two `SMLAD`s per word and channel do the MACs. No scratch is needed, so
+/// the plan and every blob's arena are unchanged. The outputs are then requantized together
+/// ([`output_stage`]).
+///
+/// On Armv7E-M (`cfg(edge_dsp)`) [`conv2d`] dispatches here; elsewhere it is only tested, since
+/// the emulated instructions are slower than the reference loop.
+#[cfg_attr(not(edge_dsp), allow(dead_code))]
+pub(crate) fn conv2d_dsp(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -> KernelResult {
+    let win = p.window;
+    let (in_h, in_w, cin) = (
+        p.input_shape.h as usize,
+        p.input_shape.w as usize,
+        p.input_shape.c as usize,
+    );
+    let (out_h, out_w, cout) = (
+        p.output_shape.h as usize,
+        p.output_shape.w as usize,
+        p.output_shape.c as usize,
+    );
+    expect_len(input.len(), p.input_shape, "conv input length")?;
+    expect_len(output.len(), p.output_shape, "conv output length")?;
+    expect_window_output(&win, p.input_shape, p.output_shape)?;
+    if !dsp_eligible(p) {
+        return Err(KernelError("conv parameters unfit for the DSP kernel"));
+    }
+    let kw = win.kernel_w as usize;
+    let filter_len = elements(Shape::new(
+        win.kernel_h as u16,
+        win.kernel_w as u16,
+        p.input_shape.c,
+    ))?;
+    let weight_bytes = filter_len
+        .checked_mul(cout)
+        .ok_or(KernelError("weight count overflows"))?;
+    let weights: &[i8] = bytemuck::try_cast_slice(
+        p.weights
+            .data
+            .get(..weight_bytes)
+            .ok_or(KernelError("weights shorter than C_out filters"))?,
+    )
+    .map_err(|_| KernelError("weight cast"))?;
+    let z_x = p.input_zero_point;
+    let row_stride = in_w * cin; // ≤ input.len(), checked above
+    let run = kw * cin; // one whole tap row, contiguous in input and filter
+
+    let mut c0 = 0;
+    while c0 < cout {
+        let nb = (cout - c0).min(BLOCK);
+        let mut bias = [0i32; BLOCK];
+        let mut stage = [ChannelRequant::new(0, 0, p.rounding); BLOCK];
+        for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(c0..c0 + nb) {
+            *b = p
+                .bias
+                .get(c)
+                .ok_or(KernelError("bias shorter than C_out"))?;
+            let (m, e) = p
+                .requant
+                .get(c)
+                .ok_or(KernelError("requant table shorter than C_out"))?;
+            *rq = ChannelRequant::new(m, e, p.rounding);
+        }
+        // Every stage of the block without a left shift (and a sane multiplier): the short path.
+        let plain = stage.iter().all(ChannelRequant::is_plain);
+        let mut pixels = output.chunks_exact_mut(cout);
+        let mut acc = [0i32; BLOCK]; // Σ w·(x − z_x) of one pixel's channels
+        for oy in 0..out_h {
+            let ty = Taps::rows(&win, oy, in_h);
+            for ox in 0..out_w {
+                let tx = Taps::cols(&win, ox, in_w);
+                let ys = pixels
+                    .next()
+                    .and_then(|px| px.get_mut(c0..c0 + nb))
+                    .ok_or(KernelError("conv output pixel"))?;
+                // The valid taps: rows ty.k0..ty.k1, each a run of `len` bytes from (x0, w0).
+                let len = tx.count() * cin;
+                if ty.count() == 0 || len == 0 {
+                    // No valid tap (a blob validation refuses): the bias alone.
+                    for ((y, rq), &b) in ys.iter_mut().zip(&stage).zip(&bias) {
+                        *y = rq.apply(b, p.output_zero_point, p.clamp);
+                    }
+                    continue;
+                }
+                let x0 = ty.input_index(ty.k0, win.dilation_h) * row_stride
+                    + tx.input_index(tx.k0, 1) * cin;
+                let w0 = ty.k0 * run + tx.k0 * cin;
+                let runs = Runs {
+                    rows: ty.count(),
+                    len,
+                    x_step: row_stride * win.dilation_h as usize,
+                    w_step: run,
+                };
+                let x = input.get(x0..).ok_or(KernelError("conv input tap"))?;
+                let w = weights
+                    .get(c0 * filter_len + w0..)
+                    .ok_or(KernelError("conv filter run"))?;
+                let acc = acc.get_mut(..nb).ok_or(KernelError("conv channel block"))?;
+                if !dsp::window(x, w, filter_len, runs, z_x, acc) {
+                    return Err(KernelError("conv window outside its tensors"));
+                }
+                output_stage(ys, &stage, &bias, acc, plain, p);
+            }
+        }
+        c0 += nb;
+    }
+    Ok(())
+}
+
+/// `ys[j] = requantize(bias[j] + acc[j])` with each channel's precomputed stage: one loop per
+/// rounding, so no per-output branch on it, and `plain` when every stage
+/// [`is_plain`](ChannelRequant::is_plain). Not inlined: in its own frame the loop spills less.
+#[inline(never)]
+pub(crate) fn output_stage(
+    ys: &mut [i8],
+    stage: &[ChannelRequant],
+    bias: &[i32],
+    acc: &[i32],
+    plain: bool,
+    p: &ConvParams<'_>,
+) {
+    let lanes = stage.iter().zip(bias).zip(acc);
+    let (z_y, clamp) = (p.output_zero_point, p.clamp);
+    match p.rounding {
+        Rounding::Double if plain => {
+            for (y, ((rq, &b), &acc)) in ys.iter_mut().zip(lanes) {
+                *y = rq.apply_plain::<true>(b.wrapping_add(acc), z_y, clamp);
+            }
+        }
+        Rounding::Single if plain => {
+            for (y, ((rq, &b), &acc)) in ys.iter_mut().zip(lanes) {
+                *y = rq.apply_plain::<false>(b.wrapping_add(acc), z_y, clamp);
+            }
+        }
+        Rounding::Double => {
+            for (y, ((rq, &b), &acc)) in ys.iter_mut().zip(lanes) {
+                *y = rq.apply_as::<true>(b.wrapping_add(acc), z_y, clamp);
+            }
+        }
+        Rounding::Single => {
+            for (y, ((rq, &b), &acc)) in ys.iter_mut().zip(lanes) {
+                *y = rq.apply_as::<false>(b.wrapping_add(acc), z_y, clamp);
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -527,5 +700,114 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    /// The Armv7E-M kernel (here on the portable model of its instructions) against the
+    /// reference kernel, output for output: random geometries (strides, row dilation, asymmetric
+    /// padding, kernels up to 10×4), channel counts on both sides of the 4-channel groups and
+    /// the 16-channel blocks, C_in with and without whole words, all zero points and both
+    /// roundings. It refuses what it does not handle (sub-byte or affine weights, column
+    /// dilation) instead of computing it wrongly.
+    #[test]
+    fn dsp_kernel_matches_reference() {
+        let mut seed = 0x5EED_1234u32;
+        let mut rnd = |n: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed % n
+        };
+        let mut checked = 0;
+        for case in 0..500 {
+            let (kh, kw) = if case % 7 == 0 {
+                (10, 4)
+            } else {
+                (1 + rnd(4) as u8, 1 + rnd(4) as u8)
+            };
+            let dil_h = 1 + rnd(2) as u8;
+            let eff_h = ((kh as u16 - 1) * dil_h as u16 + 1) as u8;
+            let win = Window {
+                kernel_h: kh,
+                kernel_w: kw,
+                stride_h: 1 + rnd(2) as u8,
+                stride_w: 1 + rnd(2) as u8,
+                dilation_h: dil_h,
+                dilation_w: 1,
+                padding: shared_format::Padding {
+                    top: rnd(eff_h as u32) as u8,
+                    bottom: rnd(eff_h as u32) as u8,
+                    left: rnd(kw as u32) as u8,
+                    right: rnd(kw as u32) as u8,
+                },
+            };
+            let cin = [1u16, 2, 3, 4, 8, 12, 16, 5][rnd(8) as usize];
+            let s = Shape::new(1 + rnd(9) as u16, 1 + rnd(9) as u16, cin);
+            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+                continue;
+            };
+            let cout = [1u16, 2, 3, 4, 5, 7, 8, 16, 17, 20, 33][rnd(11) as usize];
+            let os = Shape::new(oh as u16, ow as u16, cout);
+            let n_w = cout as usize * kh as usize * kw as usize * cin as usize;
+            let w: Vec<i8> = (0..n_w).map(|_| rnd(256) as u8 as i8).collect();
+            let x: Vec<i8> = (0..s.h as usize * s.w as usize * cin as usize)
+                .map(|_| rnd(256) as u8 as i8)
+                .collect();
+            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
+            let bias: Vec<i32> = (0..cout).map(|_| rnd(200_001) as i32 - 100_000).collect();
+            let rq: Vec<(i32, i8)> = (0..cout)
+                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, -(rnd(12) as i8) - 4))
+                .collect();
+            let o = owned(&w, 8, &bias, &rq);
+            let mut p = params(&o, 8, WeightScheme::PerChannelSymmetric, 0, win, s, z_x, os);
+            p.output_zero_point = rnd(256) as u8 as i8;
+            p.rounding = [Rounding::Double, Rounding::Single][rnd(2) as usize];
+            if case % 5 == 0 {
+                p.clamp = Clamp { min: 0, max: 100 };
+            }
+            let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
+            conv2d(&p, &x, &mut want, &mut []).unwrap();
+            let mut got = vec![0i8; want.len()];
+            conv2d_dsp(&p, &x, &mut got).unwrap();
+            assert_eq!(got, want, "case {case}: {win:?} {s:?} -> {os:?} z_x {z_x}");
+            checked += 1;
+        }
+        assert!(checked > 300, "{checked}");
+
+        // Refused, not miscomputed: affine or sub-byte weights, column dilation.
+        let o = owned(&[1; 8], 8, &[0, 0], &[ONE, ONE]);
+        let s = Shape::new(2, 2, 2);
+        let p = params(
+            &o,
+            8,
+            WeightScheme::PerTensorAffine,
+            1,
+            Window::square(1, 1, 1, 0),
+            s,
+            0,
+            s,
+        );
+        assert!(!dsp_eligible(&p));
+        assert!(conv2d_dsp(&p, &[0; 8], &mut [0; 8]).is_err());
+        let p = ConvParams {
+            window: Window {
+                dilation_w: 2,
+                ..Window::square(1, 1, 1, 0)
+            },
+            weights: Weights {
+                zero_point: 0,
+                ..p.weights
+            },
+            ..p
+        };
+        assert!(!dsp_eligible(&p));
+        let p = ConvParams {
+            window: Window::square(1, 1, 1, 0),
+            weights: Weights {
+                bits: 4,
+                ..p.weights
+            },
+            ..p
+        };
+        assert!(!dsp_eligible(&p));
     }
 }

@@ -14,6 +14,7 @@ pub mod add;
 pub mod concat;
 pub mod conv;
 pub mod depthwise;
+mod dsp;
 pub mod linear;
 pub mod pool;
 pub mod softmax;
