@@ -1,24 +1,15 @@
 //! `ghnq inspect` and `ghnq run` on the golden 1.0 blob, and their errors on files that are not
 //! blobs, as a user would see them.
 
+mod common;
+use common::{ghnq, text};
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/golden/v1.0")
         .join(name)
-}
-
-fn ghnq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ghnq"))
-        .args(args)
-        .output()
-        .expect("ghnq starts")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -1,19 +1,8 @@
 //! `ghnq eval` in shards and `ghnq merge`, as a user runs them: the merged table is the table of
 //! the unsharded run, quantized rows come in sim/int pairs, and overlapping shards are refused.
 
-use std::process::{Command, Output};
-
-fn ghnq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ghnq"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("ghnq starts")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
+use common::{ghnq, text};
 
 #[test]
 fn sharded_eval_merges_into_the_whole_table() {

@@ -1,26 +1,16 @@
 //! `ghnq export` as a user runs it: a net and its parameters in, a blob and a test-vector bundle
 //! out that `ghnq run` replays with zero disagreements; bad input is a clear error.
 
+mod common;
+use common::{ghnq, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use burn::tensor::Device;
 use host_trainer::arch::ImageShape;
 use host_trainer::cnn::ParamSet;
 use host_trainer::ghn::sources::random_small_net;
 use rand::SeedableRng;
-
-fn ghnq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ghnq"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("ghnq starts")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// A random 28x28x1 net and random parameters, written as `ghnq predict` would.
 fn net_and_params(dir: &Path) -> (String, String) {

@@ -2,22 +2,11 @@
 //! TFLM's outputs (checked here against TFLM itself), and the device reproduces them byte for
 //! byte. Bad input is a clear error naming the file.
 
-use std::process::{Command, Output};
+mod common;
+use common::{ghnq, text};
 
 use host_trainer::tflite::tflm::{Tflm, mlperf_model};
 use shared_format::TestVectors;
-
-fn ghnq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ghnq"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("ghnq starts")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[test]
 fn resnet8_and_ds_cnn_run_on_the_cortex_m4_as_tflm_does() {

@@ -7,9 +7,11 @@
 //! random int8 inputs. Each file must also import back (`tflite::import`) into a blob that
 //! computes the exported blob's outputs. A missing TFLM fails the suite; it never skips.
 
+mod common;
+use common::{ghnq, text};
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use burn::tensor::Device;
 use host_trainer::arch::generator::{self, BnMode};
@@ -459,18 +461,6 @@ fn what_tflite_cannot_express_is_refused_with_the_fix() {
         err.contains("op 1 ('odd.pool', max_pool)") && err.contains("no TFLite form"),
         "{err}"
     );
-}
-
-fn ghnq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ghnq"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("ghnq starts")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// `ghnq export --format tflite` as a user runs it: the file it writes runs in TFLM as the

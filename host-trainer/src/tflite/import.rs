@@ -176,6 +176,35 @@ fn io_info(t: &TensorInfo<'_>) -> Result<IoInfo, String> {
     })
 }
 
+/// The bytes of a constant tensor of type `ty` holding `elements` values of `size` bytes.
+fn constant<'a>(
+    t: &TensorInfo<'a>,
+    what: &str,
+    ty: TensorType,
+    size: usize,
+    elements: usize,
+) -> Result<&'a [u8], String> {
+    let name = &t.name;
+    if t.ty != ty {
+        return Err(format!(
+            "{what} '{name}' are {}; {} is supported",
+            t.type_name(),
+            ty.variant_name().unwrap_or("?")
+        ));
+    }
+    let data = t
+        .data
+        .ok_or_else(|| format!("{what} '{name}' are not a constant tensor"))?;
+    if data.len() != elements * size {
+        return Err(format!(
+            "{what} '{name}' hold {} bytes; {elements} values need {}",
+            data.len(),
+            elements * size
+        ));
+    }
+    Ok(data)
+}
+
 enum MapError {
     Unsupported(String),
     Build(shared_format::BuildError),
@@ -335,26 +364,8 @@ impl<'g, 'a> Mapper<'g, 'a> {
 
     /// int8 symmetric weights of `cout` channels along `axis`, as scales per channel and bytes.
     fn weights(&self, k: usize, cout: usize, axis: i32) -> Result<(Vec<f32>, Vec<u8>), String> {
-        let index = self.input_index(k)?;
-        let t = self.tensor(index);
-        if t.ty != TensorType::INT8 {
-            return Err(format!(
-                "weights '{}' are {}; int8 is supported (4-bit or float weights are not)",
-                t.name,
-                t.type_name()
-            ));
-        }
-        let data = t
-            .data
-            .ok_or_else(|| format!("weights '{}' are not a constant tensor", t.name))?;
-        if data.len() != t.elements() {
-            return Err(format!(
-                "weights '{}' hold {} bytes for {} elements",
-                t.name,
-                data.len(),
-                t.elements()
-            ));
-        }
+        let t = self.tensor(self.input_index(k)?);
+        let data = constant(t, "weights", TensorType::INT8, 1, t.elements())?;
         if let Some(z) = t.zero_points.iter().find(|&&z| z != 0) {
             return Err(format!(
                 "weights '{}' have zero point {z}; TFLite's int8 weights are symmetric (0)",
@@ -383,24 +394,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
             return Ok(vec![0; cout]);
         };
         let t = self.tensor(index);
-        if t.ty != TensorType::INT32 {
-            return Err(format!(
-                "bias '{}' is {}; int32 is supported",
-                t.name,
-                t.type_name()
-            ));
-        }
-        let data = t
-            .data
-            .ok_or_else(|| format!("bias '{}' is not a constant tensor", t.name))?;
-        if data.len() != cout * 4 {
-            return Err(format!(
-                "bias '{}' holds {} bytes; {cout} channels need {}",
-                t.name,
-                data.len(),
-                cout * 4
-            ));
-        }
+        let data = constant(t, "bias", TensorType::INT32, 4, cout)?;
         Ok(data
             .chunks_exact(4)
             .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
