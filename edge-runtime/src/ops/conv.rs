@@ -11,9 +11,9 @@
 //! single dot product; a 1×1 convolution degenerates to one dot of `C_in` per pixel, which is
 //! why it needs no separate fast path.
 //!
-//! On Armv7E-M (Cortex-M4/M7, `cfg(edge_dsp)`), 8-bit weights without a zero point go instead to
-//! [`conv2d_dsp`], which does four output channels per pass with `SXTAB16`/`SMLAD` (module
-//! `dsp`) and forms the same exact accumulators.
+//! On Armv7E-M (Cortex-M4/M7, `cfg(edge_dsp)`) and x86-64, 8-bit weights without a zero point go
+//! instead to [`conv2d_blocked`], which does four output channels per pass (`SXTAB16`/`SMLAD` in
+//! module `dsp`, SSE2's `PMADDWD` in module `sse2`) and forms the same exact accumulators.
 
 use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, Weights, Window};
 
@@ -87,10 +87,11 @@ pub fn conv2d(
     let mut tap_sums = [0i32; TAP_SUMS];
     let tabled = taps <= TAP_SUMS;
     let run_w_sums = !tabled && z_x != 0;
-    // Armv7E-M: 8-bit weights without a zero point go to the SMLAD kernel (same sums).
-    #[cfg(edge_dsp)]
-    if dsp_eligible(p) {
-        return conv2d_dsp(p, input, output);
+    // Armv7E-M and x86-64: 8-bit weights without a zero point go to the channel-blocked kernel
+    // (SMLAD or PMADDWD; the same sums).
+    #[cfg(any(edge_dsp, target_arch = "x86_64"))]
+    if blocked_eligible(p) {
+        return conv2d_blocked(p, input, output);
     }
 
     for co in 0..cout {
@@ -184,18 +185,18 @@ pub fn conv2d(
 /// to 8×8, and the long thin ones of audio models (10×4, 16×4).
 const TAP_SUMS: usize = 64;
 
-/// Whether [`conv2d_dsp`] handles `p`: 8-bit weights with zero point 0 (every per-channel
+/// Whether [`conv2d_blocked`] handles `p`: 8-bit weights with zero point 0 (every per-channel
 /// symmetric model) and contiguous tap rows (dilation 1 along the width). Anything else (2/4-bit
 /// or per-tensor-affine weights, column dilation) stays on the reference loop.
-pub(crate) fn dsp_eligible(p: &ConvParams<'_>) -> bool {
+pub(crate) fn blocked_eligible(p: &ConvParams<'_>) -> bool {
     p.weights.bits == 8 && p.weights.zero_point == 0 && p.window.dilation_w == 1
 }
 
-/// Output channels whose bias and output stage [`conv2d_dsp`] works out once per pass.
+/// Output channels whose bias and output stage [`conv2d_blocked`] works out once per pass.
 pub(crate) const BLOCK: usize = 64;
 
 /// Conv2d for Armv7E-M's DSP instructions (CMSIS-NN's `arm_convolve_s8` idea, without its im2col
-/// buffer), for parameters that pass [`dsp_eligible`]. The accumulator is the same exact
+/// buffer), for parameters that pass [`blocked_eligible`]. The accumulator is the same exact
 /// integer as [`conv2d`]'s, `b + Σ_valid w·(x − z_x)`, so the outputs are identical.
 ///
 /// Loop order: a block of up to [`BLOCK`] output channels (bias and output stage worked out
@@ -206,10 +207,10 @@ pub(crate) const BLOCK: usize = 64;
 /// the plan and every blob's arena are unchanged. The outputs are then requantized together
 /// ([`output_stage`]).
 ///
-/// On Armv7E-M (`cfg(edge_dsp)`) [`conv2d`] dispatches here; elsewhere it is only tested, since
-/// the emulated instructions are slower than the reference loop.
-#[cfg_attr(not(edge_dsp), allow(dead_code))]
-pub(crate) fn conv2d_dsp(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -> KernelResult {
+/// On Armv7E-M (`cfg(edge_dsp)`) and x86-64 [`conv2d`] dispatches here; elsewhere (Cortex-M0,
+/// M33, RISC-V, AArch64) the reference loop stays.
+#[cfg_attr(not(any(edge_dsp, target_arch = "x86_64")), allow(dead_code))]
+pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -> KernelResult {
     let win = p.window;
     let (in_h, in_w, cin) = (
         p.input_shape.h as usize,
@@ -224,7 +225,7 @@ pub(crate) fn conv2d_dsp(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) ->
     expect_len(input.len(), p.input_shape, "conv input length")?;
     expect_len(output.len(), p.output_shape, "conv output length")?;
     expect_window_output(&win, p.input_shape, p.output_shape)?;
-    if !dsp_eligible(p) {
+    if !blocked_eligible(p) {
         return Err(KernelError("conv parameters unfit for the DSP kernel"));
     }
     let kw = win.kernel_w as usize;
@@ -709,7 +710,7 @@ pub(crate) mod tests {
     /// roundings. It refuses what it does not handle (sub-byte or affine weights, column
     /// dilation) instead of computing it wrongly.
     #[test]
-    fn dsp_kernel_matches_reference() {
+    fn blocked_kernel_matches_reference() {
         let mut seed = 0x5EED_1234u32;
         let mut rnd = |n: u32| {
             seed ^= seed << 13;
@@ -767,7 +768,7 @@ pub(crate) mod tests {
             let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
             conv2d(&p, &x, &mut want, &mut []).unwrap();
             let mut got = vec![0i8; want.len()];
-            conv2d_dsp(&p, &x, &mut got).unwrap();
+            conv2d_blocked(&p, &x, &mut got).unwrap();
             assert_eq!(got, want, "case {case}: {win:?} {s:?} -> {os:?} z_x {z_x}");
             checked += 1;
         }
@@ -786,8 +787,8 @@ pub(crate) mod tests {
             0,
             s,
         );
-        assert!(!dsp_eligible(&p));
-        assert!(conv2d_dsp(&p, &[0; 8], &mut [0; 8]).is_err());
+        assert!(!blocked_eligible(&p));
+        assert!(conv2d_blocked(&p, &[0; 8], &mut [0; 8]).is_err());
         let p = ConvParams {
             window: Window {
                 dilation_w: 2,
@@ -799,7 +800,7 @@ pub(crate) mod tests {
             },
             ..p
         };
-        assert!(!dsp_eligible(&p));
+        assert!(!blocked_eligible(&p));
         let p = ConvParams {
             window: Window::square(1, 1, 1, 0),
             weights: Weights {
@@ -808,6 +809,6 @@ pub(crate) mod tests {
             },
             ..p
         };
-        assert!(!dsp_eligible(&p));
+        assert!(!blocked_eligible(&p));
     }
 }

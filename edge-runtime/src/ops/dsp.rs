@@ -25,7 +25,7 @@
 use core::arch::asm;
 
 /// Bytes 0 and 2 of `x`, sign-extended into the low and high 16-bit halves (`SXTB16`).
-#[cfg(not(edge_dsp))]
+#[cfg(all(test, not(edge_dsp)))]
 fn sxtb16(x: u32) -> u32 {
     let lo = x as u8 as i8 as i16 as u16 as u32;
     let hi = (x >> 16) as u8 as i8 as i16 as u16 as u32;
@@ -33,25 +33,25 @@ fn sxtb16(x: u32) -> u32 {
 }
 
 /// Bytes 1 and 3 of `x`, sign-extended into the low and high 16-bit halves (`SXTB16 …, ROR #8`).
-#[cfg(not(edge_dsp))]
+#[cfg(all(test, not(edge_dsp)))]
 fn sxtb16_ror8(x: u32) -> u32 {
     sxtb16(x.rotate_right(8))
 }
 
 /// `off + sxtb16(x)` per 16-bit half, wrapping (`SXTAB16`).
-#[cfg(not(edge_dsp))]
+#[cfg(all(test, not(edge_dsp)))]
 fn sxtab16(off: u32, x: u32) -> u32 {
     add16(off, sxtb16(x))
 }
 
 /// `off + sxtb16_ror8(x)` per 16-bit half, wrapping (`SXTAB16 …, ROR #8`).
-#[cfg(not(edge_dsp))]
+#[cfg(all(test, not(edge_dsp)))]
 fn sxtab16_ror8(off: u32, x: u32) -> u32 {
     add16(off, sxtb16_ror8(x))
 }
 
 /// Halfword-wise wrapping sum.
-#[cfg(not(edge_dsp))]
+#[cfg(all(test, not(edge_dsp)))]
 fn add16(a: u32, b: u32) -> u32 {
     let lo = (a as u16).wrapping_add(b as u16) as u32;
     let hi = ((a >> 16) as u16).wrapping_add((b >> 16) as u16) as u32;
@@ -59,7 +59,7 @@ fn add16(a: u32, b: u32) -> u32 {
 }
 
 /// `acc + lo(a)·lo(b) + hi(a)·hi(b)` with signed 16-bit halves, wrapping (`SMLAD`).
-#[cfg(not(edge_dsp))]
+#[cfg(all(test, not(edge_dsp)))]
 fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     let lo = (a as i16 as i32).wrapping_mul(b as i16 as i32);
     let hi = ((a >> 16) as i16 as i32).wrapping_mul((b >> 16) as i16 as i32);
@@ -67,7 +67,7 @@ fn smlad(a: u32, b: u32, acc: i32) -> i32 {
 }
 
 /// Four bytes as a little-endian word.
-#[cfg(not(edge_dsp))]
+#[cfg(all(test, not(edge_dsp)))]
 fn word(x: &[i8; 4]) -> u32 {
     u32::from_le_bytes([x[0] as u8, x[1] as u8, x[2] as u8, x[3] as u8])
 }
@@ -215,15 +215,15 @@ fn centred_dot(x: &[i8], w: &[i8], runs: Runs, z_x: i8) -> i32 {
 /// (`runs.rows ≥ 1`, `runs.len ≥ 1`).
 #[inline(always)]
 fn quad_words(x: &[i8], w: &[i8], stride: usize, runs: Runs, z_x: i8, acc: &mut [[i32; 4]]) {
-    let Runs {
-        rows,
-        len,
-        x_step,
-        w_step,
-    } = runs;
-    let centre = splat16(-(z_x as i16));
     #[cfg(edge_dsp)]
     {
+        let Runs {
+            rows,
+            len,
+            x_step,
+            w_step,
+        } = runs;
+        let centre = splat16(-(z_x as i16));
         let xp = x.as_ptr();
         let wa = w.as_ptr();
         let (quads, out) = (acc.len(), acc.as_mut_ptr());
@@ -436,7 +436,25 @@ fn quad_words(x: &[i8], w: &[i8], stride: usize, runs: Runs, z_x: i8, acc: &mut 
             );
         }
     }
-    #[cfg(not(edge_dsp))]
+    #[cfg(target_arch = "x86_64")]
+    super::sse2::quad_words(x, w, stride, runs, z_x, acc);
+    #[cfg(not(any(edge_dsp, target_arch = "x86_64")))]
+    for (k, acc) in acc.as_flattened_mut().iter_mut().enumerate() {
+        *acc = centred_dot(x, w.get(k * stride..).unwrap_or_default(), runs, z_x);
+    }
+}
+
+/// The assembly of [`quad_words`] step for step on the portable model of its instructions, for
+/// host tests of its arithmetic (the assembly itself runs in the QEMU board tests).
+#[cfg(all(test, not(edge_dsp)))]
+fn quad_words_model(x: &[i8], w: &[i8], stride: usize, runs: Runs, z_x: i8, acc: &mut [[i32; 4]]) {
+    let Runs {
+        rows,
+        len,
+        x_step,
+        w_step,
+    } = runs;
+    let centre = splat16(-(z_x as i16));
     {
         for (k, acc) in acc.as_flattened_mut().iter_mut().enumerate() {
             let mut sum = 0i32;
@@ -463,6 +481,29 @@ fn quad_words(x: &[i8], w: &[i8], stride: usize, runs: Runs, z_x: i8, acc: &mut 
 #[cfg(all(test, not(edge_dsp)))]
 mod tests {
     use super::*;
+
+    /// The instruction model of the assembly forms the same sums as the host's kernel for every
+    /// run length (whole words, single bytes past them) and zero point.
+    #[test]
+    fn model_matches_host_kernel() {
+        for len in [1usize, 3, 4, 5, 8, 13, 48] {
+            for z_x in [-128i8, -7, 0, 127] {
+                let runs = Runs {
+                    rows: 2,
+                    len,
+                    x_step: len + 3,
+                    w_step: len + 1,
+                };
+                let stride = 2 * (len + 1) + 2;
+                let x: Vec<i8> = (0..2 * (len + 3)).map(|i| (i * 37 + 11) as i8).collect();
+                let w: Vec<i8> = (0..8 * stride).map(|i| (i * 91 + len) as i8).collect();
+                let (mut model, mut host) = ([[0i32; 4]; 2], [[0i32; 4]; 2]);
+                quad_words_model(&x, &w, stride, runs, z_x, &mut model);
+                quad_words(&x, &w, stride, runs, z_x, &mut host);
+                assert_eq!(model, host, "len {len}, z_x {z_x}");
+            }
+        }
+    }
 
     #[test]
     fn four_byte_dot_products() {
