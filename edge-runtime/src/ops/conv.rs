@@ -57,26 +57,17 @@ pub fn conv2d(
     scratch: &mut [i8],
 ) -> KernelResult {
     let win = p.window;
-    let (in_h, in_w, cin) = (
-        p.input_shape.h as usize,
-        p.input_shape.w as usize,
-        p.input_shape.c as usize,
-    );
-    let (out_h, out_w, cout) = (
-        p.output_shape.h as usize,
-        p.output_shape.w as usize,
-        p.output_shape.c as usize,
-    );
-    expect_len(input.len(), p.input_shape, "conv input length")?;
-    expect_len(output.len(), p.output_shape, "conv output length")?;
-    expect_window_output(&win, p.input_shape, p.output_shape)?;
-    let (kh, kw) = (win.kernel_h as usize, win.kernel_w as usize);
-    let taps = kh * kw;
-    let filter_len = elements(Shape::new(
-        win.kernel_h as u16,
-        win.kernel_w as u16,
-        p.input_shape.c,
-    ))?;
+    let Dims {
+        in_h,
+        in_w,
+        cin,
+        out_h,
+        out_w,
+        cout,
+        filter_len,
+    } = Dims::checked(p, input, output)?;
+    let kw = win.kernel_w as usize;
+    let taps = win.kernel_h as usize * kw;
     let z_x = p.input_zero_point as i32;
     let z_w = p.weights.zero_point as i32;
     let row_stride = in_w * cin; // ≤ input.len(), checked above
@@ -181,6 +172,42 @@ pub fn conv2d(
     Ok(())
 }
 
+/// The sizes both convolution kernels loop over, known to match the slices they were given.
+struct Dims {
+    in_h: usize,
+    in_w: usize,
+    cin: usize,
+    out_h: usize,
+    out_w: usize,
+    cout: usize,
+    /// Bytes of one unpacked filter, `kh·kw·C_in`.
+    filter_len: usize,
+}
+
+impl Dims {
+    /// Checks the slice lengths against the shapes and the window against both shapes, so every
+    /// index the kernels form from these sizes stays below a checked length.
+    fn checked(p: &ConvParams<'_>, input: &[i8], output: &[i8]) -> Result<Self, KernelError> {
+        expect_len(input.len(), p.input_shape, "conv input length")?;
+        expect_len(output.len(), p.output_shape, "conv output length")?;
+        expect_window_output(&p.window, p.input_shape, p.output_shape)?;
+        let (i, o) = (p.input_shape, p.output_shape);
+        Ok(Self {
+            in_h: i.h as usize,
+            in_w: i.w as usize,
+            cin: i.c as usize,
+            out_h: o.h as usize,
+            out_w: o.w as usize,
+            cout: o.c as usize,
+            filter_len: elements(Shape::new(
+                p.window.kernel_h as u16,
+                p.window.kernel_w as u16,
+                i.c,
+            ))?,
+        })
+    }
+}
+
 /// Taps whose weight sums the conv kernel keeps in a stack table (256 bytes): every kernel up
 /// to 8×8, and the long thin ones of audio models (10×4, 16×4).
 const TAP_SUMS: usize = 64;
@@ -212,28 +239,19 @@ pub(crate) const BLOCK: usize = 64;
 #[cfg_attr(not(any(edge_dsp, target_arch = "x86_64")), allow(dead_code))]
 pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -> KernelResult {
     let win = p.window;
-    let (in_h, in_w, cin) = (
-        p.input_shape.h as usize,
-        p.input_shape.w as usize,
-        p.input_shape.c as usize,
-    );
-    let (out_h, out_w, cout) = (
-        p.output_shape.h as usize,
-        p.output_shape.w as usize,
-        p.output_shape.c as usize,
-    );
-    expect_len(input.len(), p.input_shape, "conv input length")?;
-    expect_len(output.len(), p.output_shape, "conv output length")?;
-    expect_window_output(&win, p.input_shape, p.output_shape)?;
+    let Dims {
+        in_h,
+        in_w,
+        cin,
+        out_h,
+        out_w,
+        cout,
+        filter_len,
+    } = Dims::checked(p, input, output)?;
     if !blocked_eligible(p) {
-        return Err(KernelError("conv parameters unfit for the DSP kernel"));
+        return Err(KernelError("conv parameters unfit for the channel-blocked kernel"));
     }
     let kw = win.kernel_w as usize;
-    let filter_len = elements(Shape::new(
-        win.kernel_h as u16,
-        win.kernel_w as u16,
-        p.input_shape.c,
-    ))?;
     let weight_bytes = filter_len
         .checked_mul(cout)
         .ok_or(KernelError("weight count overflows"))?;
