@@ -249,7 +249,9 @@ pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]
         filter_len,
     } = Dims::checked(p, input, output)?;
     if !blocked_eligible(p) {
-        return Err(KernelError("conv parameters unfit for the channel-blocked kernel"));
+        return Err(KernelError(
+            "conv parameters unfit for the channel-blocked kernel",
+        ));
     }
     let kw = win.kernel_w as usize;
     let weight_bytes = filter_len
