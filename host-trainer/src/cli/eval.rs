@@ -216,7 +216,7 @@ pub fn run(args: Args) -> Result<()> {
                             &device,
                             0,
                         )?;
-                        let bits = precision.to_string();
+                        let bits = config.label();
                         results.push(row(bits.clone(), "sim", c.sim_top1, c.sim_top5));
                         let mut int = row(bits, "int", c.int_top1, c.int_top5);
                         int.qmse = Some(c.qmse);

@@ -139,7 +139,7 @@ pub fn run(args: Args) -> Result<()> {
         &provenance,
         &device,
     )
-    .with_context(|| format!("exporting {} at {}", net.name, config.precision))?;
+    .with_context(|| format!("exporting {} at {}", net.name, config.label()))?;
     let written = match args.format {
         Format::Ghnq => exported.blob.clone(),
         Format::Tflite => tflite::export(&exported.graph).with_context(|| {
@@ -186,7 +186,7 @@ pub fn run(args: Args) -> Result<()> {
             "{}",
             serde_json::json!({
                 "net": net.name,
-                "bits": args.bits.to_string(),
+                "bits": config.label(),
                 "format": format!("{:?}", args.format).to_lowercase(),
                 "out": args.out.display().to_string(),
                 "out_bytes": written.len(),
@@ -217,7 +217,7 @@ pub fn run(args: Args) -> Result<()> {
             "{blob_line} ({} bytes, arena {} bytes, {} {:?}, {} rounding, calibrated on {} images)",
             exported.blob.len(),
             model.arena_bytes(),
-            args.bits,
+            config.label(),
             config.scheme,
             format!("{rounding:?}").to_lowercase(),
             exported.calibration.samples
@@ -228,13 +228,18 @@ pub fn run(args: Args) -> Result<()> {
             float.0
         );
         println!("  float, calibrated BN                            {calibrated:6.2} %");
+        let label = config.label();
         println!(
-            "  {} float simulation                         {:6.2} %   (top-5 {:.2} %)",
-            args.bits, cmp.sim_top1, cmp.sim_top5
+            "  {:<47}{:6.2} %   (top-5 {:.2} %)",
+            format!("{label} float simulation"),
+            cmp.sim_top1,
+            cmp.sim_top5
         );
         println!(
-            "  {} integer runtime (edge-runtime, host)     {:6.2} %   (top-5 {:.2} %)",
-            args.bits, cmp.int_top1, cmp.int_top5
+            "  {:<47}{:6.2} %   (top-5 {:.2} %)",
+            format!("{label} integer runtime (edge-runtime, host)"),
+            cmp.int_top1,
+            cmp.int_top5
         );
         println!(
             "  top-1 agreement {:.2} %; logits identical {:.2} %, max difference {} step(s)",

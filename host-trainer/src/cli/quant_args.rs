@@ -1,6 +1,7 @@
 //! The quantization flags shared by the commands that export nets (`export`, `eval --bits`).
 
 use host_trainer::quant::config::{Clip, Precision, QuantConfig};
+use host_trainer::quant::layers::LayerBits;
 use shared_format::{Rounding, WeightScheme};
 
 /// How nets are quantized and exported.
@@ -21,6 +22,12 @@ pub struct QuantArgs {
     /// `ghnq export --format tflite` defaults to double and refuses single.
     #[arg(long, value_parser = parse_rounding)]
     pub rounding: Option<Rounding>,
+    /// Mixed precision: per-layer bit-widths overriding the net-wide ones, e.g.
+    /// `first=w8a8,last=w8a8` (the stem and the classifier at 8 bits) or `cell1.op0=w8a4`
+    /// (a node name from the net's JSON). An override sets the layer's weight bits and the bits
+    /// of the activation it writes; `first` and `last` work across a whole split.
+    #[arg(long, value_name = "LAYER=wNaM,...", default_value = "")]
+    pub layer_bits: LayerBits,
 }
 
 impl QuantArgs {
@@ -39,6 +46,7 @@ impl QuantArgs {
             },
             weight_clip: self.weight_clip,
             act_clip: self.act_clip,
+            layers: self.layer_bits.clone(),
             ..QuantConfig::paper(precision)
         }
     }

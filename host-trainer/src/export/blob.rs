@@ -38,8 +38,7 @@ pub struct Provenance {
 }
 
 /// Quantize a weight tensor given in the burn layout (output channel first).
-fn quantize_weights(values: &[f32], cout: usize, config: &QuantConfig) -> WeightQuant {
-    let bits = config.precision.weight_bits;
+fn quantize_weights(values: &[f32], cout: usize, config: &QuantConfig, bits: u8) -> WeightQuant {
     match config.scheme {
         WeightScheme::PerChannelSymmetric => WeightQuant::per_channel_symmetric(values, cout, bits),
         WeightScheme::PerTensorAffine => {
@@ -75,12 +74,13 @@ impl Weighted {
         shift: &[f32],
         cout: usize,
         config: &QuantConfig,
+        weight_bits: u8,
         s_x: f32,
         s_y: f32,
         rounding: Rounding,
         device_order: impl FnOnce(&[i8]) -> Vec<i8>,
     ) -> Result<Weighted, ExportError> {
-        let q = quantize_weights(values, cout, config);
+        let q = quantize_weights(values, cout, config, weight_bits);
         let ordered = device_order(&q.values);
         let data = pack(&ordered, q.bits).map_err(|e| ExportError::Pack(format!("{e:?}")))?;
         let bias = quantize_bias(shift, s_x, |c| q.scale(c));
@@ -198,7 +198,7 @@ pub fn build_described(
     b.rounding(rounding);
     b.metadata(
         &net.name,
-        &config.precision.to_string(),
+        &config.label(),
         &provenance.dataset,
         provenance.arch_hash,
         provenance.ghn_hash,
@@ -293,6 +293,7 @@ pub fn build_described(
                     &host_values(&shift),
                     cout,
                     config,
+                    config.layer_precision(net, *conv).weight_bits,
                     acts[*input].scale,
                     py.scale,
                     rounding,
@@ -346,6 +347,7 @@ pub fn build_described(
                     &host_values(&shift),
                     av.len(),
                     config,
+                    config.precision.weight_bits,
                     acts[*input].scale,
                     py.scale,
                     rounding,
@@ -507,6 +509,7 @@ pub fn build_described(
                     &shift,
                     cout,
                     config,
+                    config.layer_precision(net, *node).weight_bits,
                     acts[*input].scale,
                     py.scale,
                     rounding,

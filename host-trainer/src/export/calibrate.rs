@@ -165,7 +165,7 @@ pub fn calibrate(
                 Some((r, _)) => r,
                 None => Range { min: 0.0, max: 0.0 },
             };
-            AffineParams::from_range(range, tensor_bits(lowered, t, config))
+            AffineParams::from_range(range, tensor_bits(net, lowered, t, config))
         } else {
             acts[root]
         };

@@ -48,6 +48,7 @@ pub fn export(
     provenance: &Provenance,
     device: &Device,
 ) -> Result<Exported, ExportError> {
+    config.layers.check(net).map_err(ExportError::LayerBits)?;
     let lowered = Lowered::new(net)?;
     let cal = calibrate(net, &lowered, params, config, shape, calibration, device);
     let provenance = Provenance {
@@ -98,7 +99,7 @@ pub fn export_and_compare(
         provenance,
         device,
     )
-    .with_context(|| format!("exporting {} at {}", net.name, config.precision))?;
+    .with_context(|| format!("exporting {} at {}", net.name, config.label()))?;
     let c = compare(
         net,
         &ex.lowered,
@@ -151,6 +152,9 @@ pub enum ExportError {
         /// Its input count.
         inputs: usize,
     },
+    /// A per-layer precision names no layer of the net (or several).
+    #[error("{0}")]
+    LayerBits(String),
     /// Weight packing failed.
     #[error("weight packing: {0}")]
     Pack(String),

@@ -238,3 +238,95 @@ fn a_layer_that_could_overflow_i32_is_refused_by_name() {
         "{err}"
     );
 }
+
+/// Mixed precision: `first=w8a8,last=w8a8` at W4/A4 gives the stem and the classifier 8-bit
+/// weights (and the stem an 8-bit output) and leaves the layers between at 4 bits, and the
+/// integer runtime still reproduces the simulation, which quantizes the same way.
+#[test]
+fn per_layer_bits_reach_the_blob_and_the_simulation() {
+    let dev = Device::flex();
+    let config = QuantConfig {
+        layers: "first=w8a8,last=w8a8".parse().unwrap(),
+        ..QuantConfig::paper(Precision::new(4, 4))
+    };
+    let mut four_bit_layers = 0;
+    for net in nets(4, 23) {
+        let lowered = Lowered::new(&net).unwrap();
+        let params = ParamSet::init_random(&net, &dev);
+        let cal = calibrate(&net, &lowered, params, &config, SHAPE, &batches(4, 1), &dev);
+        let blob = build(
+            &net,
+            &lowered,
+            &cal.params,
+            &cal.acts,
+            &config,
+            Rounding::Single,
+            &Provenance::default(),
+        )
+        .unwrap();
+        let model = shared_format::Model::from_bytes(&blob).unwrap();
+        let weighted: Vec<(u8, u8)> = model
+            .ops()
+            .map(|op| op.unwrap())
+            .filter_map(|op| {
+                let out = model.tensors().get(op.output()).unwrap().bits;
+                op.weights().map(|w| (w.bits, out))
+            })
+            .collect();
+        let (first, last) = (weighted[0], weighted[weighted.len() - 1]);
+        assert_eq!(first, (8, 8), "{}: stem {weighted:?}", net.name);
+        assert_eq!(last.0, 8, "{}: classifier {weighted:?}", net.name);
+        let middle = &weighted[1..weighted.len() - 1];
+        assert!(
+            middle.iter().all(|&(w, _)| w == 4),
+            "{}: {weighted:?}",
+            net.name
+        );
+        four_bit_layers += middle.len();
+        let c = compare(
+            &net,
+            &lowered,
+            &cal,
+            &config,
+            &blob,
+            SHAPE,
+            &batches(4, 2),
+            &dev,
+            0,
+        )
+        .unwrap();
+        assert!(
+            c.exact_logits >= 80.0 && c.top1_agreement >= 95.0 && c.max_step_diff <= 4,
+            "{}: {c:?}",
+            net.name
+        );
+    }
+    assert!(
+        four_bit_layers > 0,
+        "no net had a layer between stem and classifier"
+    );
+    // A name the net does not have is refused, naming the layers it has.
+    let net = &nets(1, 23)[0];
+    let bad = QuantConfig {
+        layers: "no.such.layer=w8a8".parse().unwrap(),
+        ..QuantConfig::paper(Precision::new(4, 4))
+    };
+    let refused = export::export(
+        net,
+        ParamSet::init_random(net, &dev),
+        &bad,
+        Rounding::Single,
+        SHAPE,
+        &batches(1, 1),
+        &Provenance::default(),
+        &dev,
+    );
+    let Err(e) = refused else {
+        panic!("an unknown layer is refused");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("no.such.layer") && e.contains("first, last"),
+        "{e}"
+    );
+}

@@ -231,7 +231,7 @@ impl MetaTrainer {
             .collect();
         let net_refs: Vec<&Net> = nets.iter().collect();
         let graph_refs: Vec<&GhnGraph> = graphs.iter().collect();
-        let qat = self.qat.map(|q| match self.bit_choices.as_slice() {
+        let qat = self.qat.clone().map(|q| match self.bit_choices.as_slice() {
             [] => q,
             choices => {
                 let precision = choices[self.state.step % choices.len()];
@@ -243,6 +243,7 @@ impl MetaTrainer {
             }
         });
         let bits = qat
+            .as_ref()
             .filter(|_| self.ghn.config.bit_conditioned)
             .map(|q| q.precision);
         let params = self

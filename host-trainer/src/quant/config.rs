@@ -7,6 +7,8 @@ use std::str::FromStr;
 use shared_format::op::WeightScheme;
 
 use super::fake::Method;
+use super::layers::LayerBits;
+use crate::arch::Net;
 
 /// Weight and activation bit-widths, written `w<bits>a<bits>` (the paper's W4/A8 is `w4a8`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,10 +96,12 @@ impl FromStr for Clip {
 }
 
 /// Everything that decides the quantized net.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QuantConfig {
-    /// Bit-widths.
+    /// Bit-widths of every layer without an override in `layers`.
     pub precision: Precision,
+    /// Per-layer overrides (mixed precision).
+    pub layers: LayerBits,
     /// Weight scheme.
     pub scheme: WeightScheme,
     /// Weight ranges (per-tensor-affine only; per-channel-symmetric uses each filter's peak).
@@ -114,6 +118,7 @@ impl QuantConfig {
     pub fn paper(precision: Precision) -> QuantConfig {
         QuantConfig {
             precision,
+            layers: LayerBits::none(),
             scheme: WeightScheme::PerTensorAffine,
             weight_clip: Clip::Absolute,
             act_clip: Clip::Absolute,
@@ -122,6 +127,21 @@ impl QuantConfig {
             } else {
                 Method::SimQuant
             },
+        }
+    }
+
+    /// The precision of node `node` of `net` (a convolution or the classifier), with the
+    /// per-layer overrides applied.
+    pub fn layer_precision(&self, net: &Net, node: usize) -> Precision {
+        self.layers.of(net, node, self.precision)
+    }
+
+    /// The precision as a label: `w4a4`, or `w4a4[first=w8a8,last=w8a8]` with overrides.
+    pub fn label(&self) -> String {
+        if self.layers.is_empty() {
+            self.precision.to_string()
+        } else {
+            format!("{}[{}]", self.precision, self.layers)
         }
     }
 }

@@ -192,6 +192,16 @@ impl Lowered {
         t
     }
 
+    /// The convolution or classifier node whose step writes tensor `t`, if a weighted step
+    /// does: its per-layer precision decides the tensor's bits.
+    pub fn weighted_writer(&self, t: usize) -> Option<usize> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Conv { conv, output, .. } if *output == t => Some(*conv),
+            Step::Linear { node, output, .. } if *output == t => Some(*node),
+            _ => None,
+        })
+    }
+
     /// Lower `net` (assumed validated by `Net::validate`; shape errors are reported anyway).
     pub fn new(net: &Net) -> Result<Lowered, LowerError> {
         let shapes = net.shapes().map_err(|e| LowerError::Arch(e.to_string()))?;

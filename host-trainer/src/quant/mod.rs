@@ -6,6 +6,7 @@ pub mod affine;
 pub mod config;
 pub mod fake;
 pub mod integer;
+pub mod layers;
 pub mod lower;
 pub mod sim;
 pub mod table;

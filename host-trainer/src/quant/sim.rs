@@ -68,12 +68,15 @@ pub fn clip_range<const D: usize>(x: &Tensor<D>, clip: Clip) -> Range {
     }
 }
 
-/// Bits of device tensor `t`: the activation bits, except the image and the logits.
-pub fn tensor_bits(lowered: &Lowered, t: usize, config: &QuantConfig) -> u8 {
+/// Bits of device tensor `t`: the activation bits of the layer that writes it (per-layer
+/// overrides apply to convolutions and the classifier), except the image and the logits.
+pub fn tensor_bits(net: &Net, lowered: &Lowered, t: usize, config: &QuantConfig) -> u8 {
     if t == 0 || t == lowered.output {
-        IO_BITS
-    } else {
-        config.precision.act_bits
+        return IO_BITS;
+    }
+    match lowered.weighted_writer(t) {
+        Some(node) => config.layer_precision(net, node).act_bits,
+        None => config.precision.act_bits,
     }
 }
 
@@ -82,9 +85,9 @@ pub fn tensor_bits(lowered: &Lowered, t: usize, config: &QuantConfig) -> u8 {
 pub fn quantize_weight<const D: usize>(
     w: Tensor<D>,
     config: &QuantConfig,
+    bits: u8,
     method: Method,
 ) -> (Tensor<D>, Tensor<1>) {
-    let bits = config.precision.weight_bits;
     match config.scheme {
         WeightScheme::PerChannelSymmetric => fake::fake_quant_per_channel(w, bits, method),
         WeightScheme::PerTensorAffine => {
@@ -101,17 +104,24 @@ pub fn quantize_weight<const D: usize>(
 
 /// A weighted op's weights and bias as the device holds them: fake-quantized weights, and
 /// (when the input is quantized at scale `s_x`) the bias rounded to the i32 grid `s_x·s_w`.
+/// `layer` is the convolution or classifier node (per-layer bits apply), `None` for a lone
+/// BatchNorm (net-wide bits).
 fn device_weights<const D: usize>(
     w: Tensor<D>,
     bias: Option<Tensor<1>>,
     quant: Option<&QuantConfig>,
+    layer: Option<(&Net, usize)>,
     s_x: Option<f32>,
     method: Method,
 ) -> (Tensor<D>, Option<Tensor<1>>) {
     let Some(q) = quant else {
         return (w, bias);
     };
-    let (wq, scales) = quantize_weight(w, q, method);
+    let bits = match layer {
+        Some((net, node)) => q.layer_precision(net, node).weight_bits,
+        None => q.precision.weight_bits,
+    };
+    let (wq, scales) = quantize_weight(w, q, bits, method);
     let bias = match (bias, s_x) {
         (Some(b), Some(s_x)) => {
             let [c] = b.dims();
@@ -279,7 +289,7 @@ pub fn forward(
                 let p = if root == t {
                     let p = AffineParams::from_range(
                         clip_range(&v, q.act_clip),
-                        tensor_bits(lowered, t, q),
+                        tensor_bits(net, lowered, t, q),
                     );
                     qparams[t] = Some(p);
                     p
@@ -347,7 +357,7 @@ pub fn forward(
                         (w, Some(shift))
                     }
                 };
-                let (w, b) = device_weights(w, b, opts.quant, s_x, method);
+                let (w, b) = device_weights(w, b, opts.quant, Some((net, *conv)), s_x, method);
                 let y = executor::conv(x, w, b, geometry);
                 activate(y, *act)
             }
@@ -362,6 +372,7 @@ pub fn forward(
                     a.reshape([c, 1, 1, 1]),
                     Some(shift),
                     opts.quant,
+                    None,
                     s_x,
                     method,
                 );
@@ -437,8 +448,14 @@ pub fn forward(
                 let [n, c, h, w] = x.dims();
                 let flat = x.permute([0, 2, 3, 1]).reshape([n, h * w * c]);
                 let s_x = input_scale(*input, &qparams);
-                let (wq, bias) =
-                    device_weights(weight.clone(), bias.clone(), opts.quant, s_x, method);
+                let (wq, bias) = device_weights(
+                    weight.clone(),
+                    bias.clone(),
+                    opts.quant,
+                    Some((net, *node)),
+                    s_x,
+                    method,
+                );
                 let y = flat.matmul(wq.transpose());
                 let y = match bias {
                     Some(b) => y + b.clone().unsqueeze_dim(0),
