@@ -7,6 +7,7 @@ use host_trainer::ghn::model::{Ghn, GhnConfig};
 use host_trainer::ghn::sources;
 use host_trainer::ghn::train::{MetaTrainer, RunOptions, run};
 use host_trainer::quant::config::{Clip, Precision, QuantConfig};
+use host_trainer::quant::layers::LayerBits;
 use host_trainer::quant::fake::Method;
 use shared_format::WeightScheme;
 
@@ -89,6 +90,11 @@ pub struct Args {
     /// QAT simulation: simquant (STE) or noisequant (uniform noise); default by bit-width.
     #[arg(long, requires = "qat")]
     pub method: Option<String>,
+    /// Mixed-precision QAT: per-layer bit-widths overriding --qat's, e.g. `first=w8a8,last=w8a8`
+    /// (the stem and the classifier of every sampled net). A node name applies to the sampled
+    /// nets that have it.
+    #[arg(long, value_name = "LAYER=wNaM,...", default_value = "", requires = "qat")]
+    pub layer_bits: LayerBits,
 }
 
 impl Args {
@@ -110,6 +116,7 @@ impl Args {
             },
             weight_clip: self.weight_clip,
             act_clip: self.act_clip,
+            layers: self.layer_bits.clone(),
             ..QuantConfig::paper(precision)
         };
         match self.method.as_deref() {

@@ -1,7 +1,7 @@
 //! IDX files (the MNIST / Fashion-MNIST format), gzipped or not: a big-endian header
 //! `0x00 0x00 <type> <ndim>` (type 0x08 = u8), `ndim` big-endian u32 dimensions, then the row-major
 //! data. Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package, installed by
-//! `cargo xtask setup` into [`DEFAULT_FASHION_DIR`]; `GHNQ_FASHION_DIR` or `--fashion-dir` override it.
+//! `cargo xtask setup` into [`DEFAULT_FASHION_DIR`]; `GHNQ_FASHION_DIR` or `--data-dir` override it.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -112,7 +112,7 @@ pub fn resolve_fashion_dir(dir: Option<&Path>) -> Result<PathBuf, DataError> {
             dataset: "fashion-mnist",
             detail: format!(
                 "{} has no t10k-images-idx3-ubyte[.gz]; install Debian's dataset-fashion-mnist (cargo xtask \
-                 setup) or point --fashion-dir / {ENV_FASHION_DIR} at the IDX files",
+                 setup) or point --data-dir / {ENV_FASHION_DIR} at the IDX files",
                 dir.display()
             ),
         });
