@@ -17,6 +17,7 @@ use crate::ops::concat::{ConcatParams, ConcatSource, concat_input};
 use crate::ops::conv::{ConvParams, conv2d};
 use crate::ops::depthwise::depthwise_conv2d;
 use crate::ops::linear::linear;
+use crate::ops::mean::{MeanParams, mean};
 use crate::ops::pool::{PoolParams, avg_pool, global_avg_pool, max_pool};
 use crate::ops::softmax::{SoftmaxParams, softmax};
 
@@ -345,6 +346,18 @@ fn execute(
             };
             softmax(&p, input(&x_t)?, output)
         }
+        Op::Mean(m) => {
+            let x_t = record(m.input)?;
+            let p = MeanParams {
+                input_shape: x_t.shape,
+                input_zero_point: x_t.zero_point,
+                output_zero_point: out_t.zero_point,
+                multiplier: m.multiplier,
+                shift: m.shift as i32,
+                rounding,
+            };
+            mean(&p, input(&x_t)?, output)
+        }
     }
 }
 
@@ -354,7 +367,7 @@ mod tests {
     use shared_format::le::i32s_to_le;
     use shared_format::{
         Add as AddOp, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool,
-        LeI32s, Linear, ModelBuilder, Pool, Requant, Rounding, Shape, Softmax, TensorSpec,
+        LeI32s, Linear, Mean, ModelBuilder, Pool, Requant, Rounding, Shape, Softmax, TensorSpec,
         WeightScheme, Weights, Window,
     };
 
@@ -515,8 +528,9 @@ mod tests {
         );
     }
 
-    /// Every op kind once, with a skip connection (Add reads the conv output and the
-    /// depthwise output), a concat of two pools and a softmax over the logits.
+    /// Every op kind, with a skip connection (Add reads the conv output and the depthwise
+    /// output), a concat of two pools, its global average and its requantizing mean summed, and
+    /// a softmax over the logits.
     fn all_ops_model(w4: &[u8], dw: &[u8], lin: &[u8], t: &Tables) -> Vec<u8> {
         let mut b = ModelBuilder::new(spec(4, 4, 2, -3), 1.0);
         let c1 = b.tensor(spec(4, 4, 3, 2));
@@ -526,6 +540,8 @@ mod tests {
         let m1 = b.tensor(spec(2, 2, 3, 0));
         let cat = b.tensor(spec(2, 2, 6, 4));
         let g = b.tensor(spec(1, 1, 6, 4));
+        let mn = b.tensor(spec(1, 1, 6, -2));
+        let gm = b.tensor(spec(1, 1, 6, 0));
         let logits = b.tensor(spec(1, 1, 2, 0));
         let probs = b.tensor(spec(1, 1, 2, -128));
         let half = Requant {
@@ -618,8 +634,36 @@ mod tests {
             clamp: FULL,
         }))
         .unwrap();
+        // Mean at s_y = 3·s_x over 2×2: QuantizeMultiplier(1/3) = (1431655765, −1), folded by 4.
+        b.push(&Op::Mean(Mean {
+            input: cat,
+            output: mn,
+            multiplier: 1_431_655_765,
+            shift: -3,
+        }))
+        .unwrap();
+        b.push(&Op::Add(AddOp {
+            inputs: [
+                AddInput {
+                    tensor: g,
+                    multiplier: 1 << 30,
+                    shift: 0,
+                },
+                AddInput {
+                    tensor: mn,
+                    multiplier: 1 << 30,
+                    shift: 0,
+                },
+            ],
+            output: gm,
+            left_shift: 20,
+            output_multiplier: 1 << 30,
+            output_shift: -19,
+            clamp: FULL,
+        }))
+        .unwrap();
         b.push(&Op::Linear(Linear {
-            input: g,
+            input: gm,
             output: logits,
             weights: Weights {
                 bits: 2,
@@ -692,6 +736,8 @@ mod tests {
             OpKind::MaxPool,
             OpKind::Concat,
             OpKind::GlobalAvgPool,
+            OpKind::Mean,
+            OpKind::Add,
             OpKind::Linear,
             OpKind::Softmax,
         ];

@@ -376,6 +376,26 @@ pub enum OpProblem {
         /// Most channels supported.
         max: u16,
     },
+    /// A mean output that is not 8-bit.
+    #[error(
+        "mean output is {0}-bit; TFLite's int8 MEAN writes 8-bit values (clamped to [-128, 127])"
+    )]
+    MeanOutputBits(u8),
+    /// A mean over more positions than its i32 channel sums can hold.
+    #[error(
+        "mean over {cells} positions (H·W); at most {max} keep the worst-case sum 255·H·W inside i32"
+    )]
+    MeanCells {
+        /// `H·W` of the input.
+        cells: u64,
+        /// Most positions supported.
+        max: u32,
+    },
+    /// A mean multiplier that is zero or negative.
+    #[error(
+        "mean multiplier {0} is not positive (the fold of a QuantizeMultiplier result always is; a zero one would output the zero point whatever the input)"
+    )]
+    MeanMultiplier(i32),
 }
 
 /// Prints a magic as text for messages.

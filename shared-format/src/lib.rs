@@ -19,6 +19,8 @@ pub mod error;
 pub mod header;
 pub mod le;
 pub mod model;
+#[cfg(feature = "std")]
+pub mod multiplier;
 pub mod op;
 pub mod packing;
 pub mod plan;
@@ -36,8 +38,8 @@ pub use le::LeI32s;
 pub use model::{IoSpec, Metadata, Model, OpIter};
 pub use op::{
     Add, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool, Linear,
-    MAX_CONCAT_INPUTS, MAX_SOFTMAX_CHANNELS, Op, OpKind, Padding, Pool, Requant, Softmax,
-    WeightScheme, Weights, Window,
+    MAX_CONCAT_INPUTS, MAX_MEAN_CELLS, MAX_SOFTMAX_CHANNELS, Mean, Op, OpKind, Padding, Pool,
+    Requant, Softmax, WeightScheme, Weights, Window,
 };
 pub use tensor::{Shape, TensorId, TensorRecord, TensorTable};
 pub use vectors::TestVectors;

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::le::LeI32s;
 use crate::tensor::TensorId;
 
+mod mean;
+pub use mean::{MAX_MEAN_CELLS, Mean};
+
 /// Most inputs a [`Concat`] may have.
 pub const MAX_CONCAT_INPUTS: usize = 8;
 
@@ -39,6 +42,8 @@ pub enum Op<'a> {
     Linear(#[serde(borrow)] Linear<'a>),
     /// Softmax over the channels of each position (format 1.2).
     Softmax(Softmax),
+    /// Mean over rows and columns with requantization, TFLite's MEAN (format 1.3).
+    Mean(Mean),
 }
 
 /// The op kind alone, for messages, reports and profiling hooks.
@@ -62,6 +67,8 @@ pub enum OpKind {
     Linear,
     /// [`Op::Softmax`].
     Softmax,
+    /// [`Op::Mean`].
+    Mean,
 }
 
 impl OpKind {
@@ -77,6 +84,7 @@ impl OpKind {
             OpKind::Concat => "concat",
             OpKind::Linear => "linear",
             OpKind::Softmax => "softmax",
+            OpKind::Mean => "mean",
         }
     }
 }
@@ -492,12 +500,14 @@ impl Op<'_> {
             Op::Concat(_) => OpKind::Concat,
             Op::Linear(_) => OpKind::Linear,
             Op::Softmax(_) => OpKind::Softmax,
+            Op::Mean(_) => OpKind::Mean,
         }
     }
 
     /// The lowest minor format version that has this op (see [`crate::FORMAT_MINOR`]).
     pub const fn min_minor(&self) -> u16 {
         match self {
+            Op::Mean(_) => 3,
             Op::Softmax(_) => 2,
             Op::Conv2d(Conv2d { window, .. })
             | Op::DepthwiseConv2d(DepthwiseConv2d { window, .. })
@@ -523,6 +533,7 @@ impl Op<'_> {
             Op::Concat(o) => o.output,
             Op::Linear(o) => o.output,
             Op::Softmax(o) => o.output,
+            Op::Mean(o) => o.output,
         }
     }
 
@@ -545,6 +556,7 @@ impl Op<'_> {
             }
             Op::Linear(o) => v.push(o.input).ok(),
             Op::Softmax(o) => v.push(o.input).ok(),
+            Op::Mean(o) => v.push(o.input).ok(),
         };
         v
     }
@@ -559,8 +571,9 @@ impl Op<'_> {
         }
     }
 
-    /// The output clamp. Softmax has none of its own: its output quantization is fixed (scale
-    /// 1/256, zero point −128), so it reports the full 8-bit range.
+    /// The output clamp. Softmax and Mean have none of their own: softmax's output quantization
+    /// is fixed (scale 1/256, zero point −128), and TFLite's MEAN takes no fused activation; both
+    /// write 8-bit outputs, so they report the full 8-bit range.
     pub const fn clamp(&self) -> Clamp {
         match self {
             Op::Conv2d(o) => o.clamp,
@@ -570,7 +583,7 @@ impl Op<'_> {
             Op::Add(o) => o.clamp,
             Op::Concat(o) => o.clamp,
             Op::Linear(o) => o.clamp,
-            Op::Softmax(_) => Clamp {
+            Op::Softmax(_) | Op::Mean(_) => Clamp {
                 min: i8::MIN,
                 max: i8::MAX,
             },

@@ -5,7 +5,10 @@
 use crate::error::{FormatError, OpProblem, TensorProblem};
 use crate::header::Rounding;
 use crate::model::Model;
-use crate::op::{Clamp, MAX_SOFTMAX_CHANNELS, Op, Requant, Softmax, WeightScheme, Weights, Window};
+use crate::op::{
+    Clamp, MAX_MEAN_CELLS, MAX_SOFTMAX_CHANNELS, Mean, Op, Requant, Softmax, WeightScheme, Weights,
+    Window,
+};
 use crate::packing::{packed_len, unpack_one};
 use crate::plan::scratch_bytes;
 use crate::tensor::{TensorId, TensorRecord, TensorTable, qmax, qmin};
@@ -176,8 +179,9 @@ impl Ctx<'_> {
 
     fn check_op(&self, index: u16, op: &Op<'_>) -> Check {
         let out = self.output(index, op.output())?;
-        // Softmax's output quantization is fixed; its own check names that problem precisely.
-        if !matches!(op, Op::Softmax(_)) {
+        // Softmax's output quantization is fixed and Mean's output is plain int8; their own
+        // checks name those problems precisely.
+        if !matches!(op, Op::Softmax(_) | Op::Mean(_)) {
             check_clamp(op.clamp(), &out)?;
         }
         match op {
@@ -283,8 +287,42 @@ impl Ctx<'_> {
                 }
                 check_softmax_params(sm, self.rounding)
             }
+            Op::Mean(mean) => {
+                let x = self.input(index, mean.input)?;
+                expect_shape(&out, 1, 1, x.shape.c as u32)?;
+                check_mean(mean, &x, &out)
+            }
         }
     }
+}
+
+/// The channel sums must fit i32 and the folded requantization must be one `MBQM` accepts.
+/// The multiplier may sit below 2^30 (TFLM's fold drops precision when it caps its shift),
+/// but never at or below zero: TFLM's fold of a valid `QuantizeMultiplier` result is positive
+/// on every input the format admits.
+fn check_mean(mean: &Mean, x: &TensorRecord, out: &TensorRecord) -> Check {
+    if out.bits != 8 {
+        return Err(OpProblem::MeanOutputBits(out.bits));
+    }
+    let cells = x.shape.h as u64 * x.shape.w as u64;
+    if cells > MAX_MEAN_CELLS as u64 {
+        return Err(OpProblem::MeanCells {
+            cells,
+            max: MAX_MEAN_CELLS,
+        });
+    }
+    if mean.multiplier <= 0 {
+        return Err(OpProblem::MeanMultiplier(mean.multiplier));
+    }
+    if !(-31..=30).contains(&mean.shift) {
+        return Err(OpProblem::Shift {
+            index: 0,
+            value: mean.shift,
+            min: -31,
+            max: 30,
+        });
+    }
+    Ok(())
 }
 
 /// TFLM derives these with `PreprocessSoftmaxScaling` and `CalculateInputRadius`; anything
@@ -501,3 +539,7 @@ fn check_weighted(
 #[cfg(all(test, feature = "std"))]
 #[path = "validate_tests.rs"]
 mod tests;
+
+#[cfg(all(test, feature = "std"))]
+#[path = "validate_mean_tests.rs"]
+mod mean_tests;

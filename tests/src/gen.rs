@@ -9,8 +9,9 @@
 //! of models run in seconds, while every parameter the format allows is reached: conv and
 //! depthwise kernels 1..=16 (square and not), strides 1..=2, dilations 1..=4, asymmetric padding,
 //! every weight × activation bit-width pair, both weight schemes, both rounding modes,
-//! multipliers over the whole valid range (including 0), shifts from −31 to 30, and softmax
-//! with TFLM's parameters for input scales from 2^−16 to 2^6 (left shifts up to 31).
+//! multipliers over the whole valid range (including 0), shifts from −31 to 30, softmax
+//! with TFLM's parameters for input scales from 2^−16 to 2^6 (left shifts up to 31), and means
+//! with TFLM's folded parameters (including ratios small enough that the fold's shift cap bites).
 //!
 //! Multipliers are mostly *calibrated*: the partial model is run (golden interpreter) on the
 //! calibration input, and each weighted op's accumulator range is mapped onto its output range,
@@ -24,8 +25,8 @@ use shared_format::le::i32s_to_le;
 use shared_format::packing::pack;
 use shared_format::{
     Add, AddInput, BuildError, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool,
-    LeI32s, Linear, ModelBuilder, Op, Padding, Pool, Requant, Rounding, Shape, Softmax, TensorId,
-    TensorSpec, WeightScheme, Weights, Window,
+    LeI32s, Linear, Mean, ModelBuilder, Op, Padding, Pool, Requant, Rounding, Shape, Softmax,
+    TensorId, TensorSpec, WeightScheme, Weights, Window,
 };
 
 /// A small, fast, reproducible PRNG (SplitMix64); the generator needs nothing better.
@@ -136,6 +137,32 @@ pub fn tflm_softmax_params(
     Some((m, shift, -(radius as i32)))
 }
 
+/// TFLM's int8 MEAN parameters (`QuantizedMeanOrSum`): `QuantizeMultiplier(s_in / s_out)` in
+/// double, then the kernel's fold of `1/cells` written out from the C++:
+/// `k = min(floor(log2 cells), 32, 31 + shift)`, `m = (m · 2^k) / cells`, `shift −= k`.
+/// `None` where the result has no blob form (a multiplier flushed or folded to zero, a shift
+/// outside [−31, 30]).
+pub fn tflm_mean_params(
+    input_scale: f32,
+    output_scale: f32,
+    cells: u64,
+    rounding: Rounding,
+) -> Option<(i32, i32)> {
+    let real = input_scale as f64 / output_scale as f64;
+    if !real.is_finite() || cells == 0 {
+        return None;
+    }
+    let (m, shift) = quantize_multiplier(real, rounding);
+    let log2 = (0..64).rev().find(|&b| cells >> b != 0).expect("cells > 0");
+    let k = log2.min(32).min(31 + shift);
+    if m == 0 || k < 0 {
+        return None;
+    }
+    let folded = ((m as i128) << k) / cells as i128;
+    let shift = shift - k;
+    (folded > 0 && (-31..=30).contains(&shift)).then_some((folded as i32, shift))
+}
+
 /// What one generated model exercises; the bit-exactness suite sums these to prove coverage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Features {
@@ -159,6 +186,9 @@ pub struct Features {
     pub non_square_kernel: bool,
     /// Softmax left shifts seen.
     pub softmax_shifts: BTreeSet<i8>,
+    /// Whether some mean's TFLM fold had its shift capped at `31 + shift` (a ratio so small
+    /// that the multiplier loses precision).
+    pub mean_fold_capped: bool,
     /// Activation bit-widths seen.
     pub act_bits: BTreeSet<u8>,
 }
@@ -176,6 +206,7 @@ impl Features {
         self.asymmetric_padding |= other.asymmetric_padding;
         self.non_square_kernel |= other.non_square_kernel;
         self.softmax_shifts.extend(&other.softmax_shifts);
+        self.mean_fold_capped |= other.mean_fold_capped;
         self.act_bits.extend(&other.act_bits);
     }
 
@@ -463,7 +494,7 @@ impl Gen {
 
     fn step(&mut self) -> Result<(), BuildError> {
         let x = self.pick_input();
-        match self.rng.below(17) {
+        match self.rng.below(18) {
             0..=3 => self.conv(x, None).map(drop),
             4..=5 => self.depthwise(x, None).map(drop),
             6 => self.pool(x, false, None).map(drop),
@@ -472,6 +503,7 @@ impl Gen {
             9..=10 => self.add(x).map(drop),
             11..=12 => self.concat(x).map(drop),
             13..=15 => self.linear(x).map(drop),
+            16 => self.mean(x).map(drop),
             // Softmax over any tensor's channels: each position normalised on its own.
             _ => self.softmax(x).map(drop),
         }
@@ -939,6 +971,69 @@ impl Gen {
         self.emit(&op, out, line)
     }
 
+    /// Mean over `x`'s rows and columns into an 8-bit `1×1×C`. Mostly TFLM's parameters for a
+    /// random scale ratio: near what keeps the mean's range (`2^(8 − bits)` for a `bits`-wide
+    /// input), now and then one so small (2^−31 to 2^−25) that TFLM's fold caps its shift, or
+    /// large; sometimes any valid pair, so extreme multipliers and shifts (wrapping left shifts
+    /// included) are reached.
+    fn mean(&mut self, x: TensorId) -> Result<TensorId, BuildError> {
+        let xs = self.spec(x);
+        let cells = xs.shape.h as u64 * xs.shape.w as u64;
+        let zero_point = match self.rng.below(10) {
+            0 => -128,
+            1 => 127,
+            2 => 0,
+            _ => self.rng.range(-64, 64),
+        } as i8;
+        let out = TensorSpec {
+            shape: Shape::new(1, 1, xs.shape.c),
+            zero_point,
+            bits: 8,
+        };
+        let tflm = if self.rng.chance(0.85) {
+            let log2_ratio = match self.rng.below(10) {
+                0 => self.rng.unit() * 6.0 - 31.0,
+                1 => self.rng.unit() * 40.0 - 20.0,
+                _ => (8 - xs.bits) as f64 + self.rng.unit() * 4.0 - 2.0,
+            };
+            let s_in = (self.rng.unit() * 8.0 - 8.0).exp2() as f32;
+            let s_out = (s_in as f64 / log2_ratio.exp2()) as f32;
+            tflm_mean_params(s_in, s_out, cells, self.rounding).map(|(m, e)| {
+                let (_, shift) = quantize_multiplier(s_in as f64 / s_out as f64, self.rounding);
+                let log2 = 63 - cells.leading_zeros() as i32;
+                (m, e, 31 + shift < log2)
+            })
+        } else {
+            None
+        };
+        let (m, e, capped) = tflm.unwrap_or_else(|| {
+            let m = match self.rng.below(5) {
+                0 => 1,
+                1 => i32::MAX,
+                2 => self.rng.range(1, 1 << 30) as i32,
+                _ => self.rng.range(1 << 30, i32::MAX as i64) as i32,
+            };
+            let e = match self.rng.below(4) {
+                0 => self.rng.pick(&[-31, -30, 29, 30]),
+                _ => self.rng.range(-12, 2) as i32,
+            };
+            (m, e, false)
+        });
+        let id = self.b.tensor(out);
+        let op = Op::Mean(Mean {
+            input: x,
+            output: id,
+            multiplier: m,
+            shift: e as i8,
+        });
+        self.features.mean_fold_capped |= capped;
+        let line = format!(
+            "mean(t{x}) m {m} shift {e}{}",
+            if capped { " (capped)" } else { "" }
+        );
+        self.emit(&op, out, line)
+    }
+
     fn linear(&mut self, x: TensorId) -> Result<TensorId, BuildError> {
         let xs = self.spec(x);
         let k = xs.shape.elements() as usize;
@@ -1338,6 +1433,37 @@ mod tests {
         assert_eq!(
             tflm_softmax_params(1.0, 1.0 / 255.0, Rounding::Double),
             Some((1_077_952_640, 19, -3968))
+        );
+    }
+
+    /// The generator's TFLM mean parameters agree with `Mean::from_scales`, which the importer
+    /// uses: two writings of TFLM's fold (i128 and a bit search here, i64 and leading zeros
+    /// there) over ratios from 2^−34 to 2^34 and every cell count a blob may have.
+    #[test]
+    fn mean_params_agree_with_the_format_helper() {
+        let mut rng = Rng::new(11);
+        let mut capped = 0;
+        for _ in 0..20_000 {
+            let s_in = (rng.unit() * 20.0 - 10.0).exp2() as f32;
+            let s_out = (rng.unit() * 48.0 - 24.0).exp2() as f32;
+            let cells = match rng.below(3) {
+                0 => rng.range(1, 64),
+                1 => rng.range(1, 4096),
+                _ => rng.range(1, shared_format::MAX_MEAN_CELLS as i64),
+            } as u64;
+            for rounding in [Rounding::Double, Rounding::Single] {
+                let ours = tflm_mean_params(s_in, s_out, cells, rounding);
+                let theirs = Mean::from_scales(0, 1, s_in, s_out, cells, rounding)
+                    .map(|m| (m.multiplier, m.shift as i32));
+                assert_eq!(ours, theirs, "{s_in} / {s_out} over {cells} {rounding:?}");
+                capped += ours.is_some_and(|(m, _)| m < 1 << 29) as u32;
+            }
+        }
+        assert!(capped > 100, "the shift cap bit only {capped} times");
+        // s_in / s_out = 1/2 over 7×7: QuantizeMultiplier(0.5) = (2^30, 0), then k = 5.
+        assert_eq!(
+            tflm_mean_params(0.5, 1.0, 49, Rounding::Double),
+            Some((((1i64 << 35) / 49) as i32, -5))
         );
     }
 

@@ -7,8 +7,9 @@
 //! so a reader can check it against the contract line by line.
 
 use shared_format::{
-    Add, Clamp, Concat, Conv2d, DepthwiseConv2d, FormatError, GlobalAvgPool, Linear, Model, Op,
-    Pool, Requant, Rounding, Shape, Softmax, TensorId, TensorRecord, WeightScheme, Weights, Window,
+    Add, Clamp, Concat, Conv2d, DepthwiseConv2d, FormatError, GlobalAvgPool, Linear, Mean, Model,
+    Op, Pool, Requant, Rounding, Shape, Softmax, TensorId, TensorRecord, WeightScheme, Weights,
+    Window,
 };
 
 /// Why the golden interpreter refused to run.
@@ -78,6 +79,7 @@ pub fn run_all(model: &Model<'_>, input: &[i8]) -> Result<Vec<Vec<i8>>, GoldenEr
             Op::Concat(c) => concat(model, &values, rounding, c),
             Op::Linear(l) => linear(model, &values, rounding, l),
             Op::Softmax(sm) => softmax(model, &values, rounding, sm),
+            Op::Mean(m) => mean(model, &values, rounding, m),
         };
         let rec = record(model, op.output());
         assert_eq!(
@@ -626,6 +628,33 @@ fn softmax(model: &Model<'_>, values: &[Vec<i8>], rounding: Rounding, op: &Softm
     out
 }
 
+// Mean (NUMERICS.md "Mean"): the stored (m, e) already hold TFLM's fold of 1/(H·W), so the op
+// is one sum per channel, centred once, through the output stage with int8's full range.
+
+fn mean(model: &Model<'_>, values: &[Vec<i8>], rounding: Rounding, op: &Mean) -> Vec<i8> {
+    let x = view(model, values, op.input);
+    let (_, _, _, z_y) = out_shape(model, op.output);
+    let n = x.h * x.w;
+    let int8 = Clamp {
+        min: i8::MIN,
+        max: i8::MAX,
+    };
+    let requant = (op.multiplier as i64, op.shift as i64);
+    (0..x.c)
+        .map(|c| {
+            let mut sum = 0i64;
+            for y in 0..x.h {
+                for xx in 0..x.w {
+                    sum += x.at(y, xx, c);
+                }
+            }
+            // `s.wrapping_sub(z_x.wrapping_mul(n))` in i32 (validation keeps it exact).
+            let acc = wrap_i32(sum - wrap_i32(x.zero_point * n));
+            output_stage(acc, requant, z_y, int8, rounding)
+        })
+        .collect()
+}
+
 /// The i32 accumulators (before requantization) of a weighted op on an input `x` of shape
 /// `x_shape` and zero point `x_zero_point`, in HWC order for an output of `out_shape`; `None` for
 /// ops without weights. The generator uses this to calibrate realistic multipliers, as a
@@ -780,6 +809,40 @@ mod tests {
                 assert!(y.iter().all(|&v| v == want), "N {n} {rounding:?}: {}", y[0]);
             }
         }
+    }
+
+    /// Mean over 2×3 at s_y = s_x: QuantizeMultiplier(1) = (2^30, 1) folded by 6 gives
+    /// k = 2, m = 2^32 / 6 = 715827882 (1/3 in Q31), e = −1: ×1/6.
+    #[test]
+    fn mean_of_a_hand_case() {
+        use shared_format::{ModelBuilder, TensorSpec};
+        let mut b = ModelBuilder::new(
+            TensorSpec {
+                shape: Shape::new(2, 3, 2),
+                zero_point: -10,
+                bits: 8,
+            },
+            0.1,
+        );
+        let out = b.tensor(TensorSpec {
+            shape: Shape::new(1, 1, 2),
+            zero_point: 20,
+            bits: 8,
+        });
+        b.push(&Op::Mean(Mean {
+            input: 0,
+            output: out,
+            multiplier: 715_827_882,
+            shift: -1,
+        }))
+        .unwrap();
+        let blob = b.finish(out, 0.1).unwrap();
+        let model = Model::from_bytes(&blob).unwrap();
+        // Channel 0: Σ x = 0 + 1 + … + 5 = 15, centred 15 + 60 = 75 → 75 · 0.1666… = 12.5 →
+        // SRDHM(75, 715827882) = 25 (24.99… rounds up), RDBPOT(25, 1) = 13 → 33. Channel 1:
+        // Σ x = −6·100 = −600, centred −540 → −90 (exact) → −70.
+        let x = [0, -100, 1, -100, 2, -100, 3, -100, 4, -100, 5, -100];
+        assert_eq!(run(&model, &x).unwrap(), [33, -70]);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! Every case also poisons the arena with random bytes first (a kernel must not rely on zeroed
 //! memory) and runs the same interpreter twice with different inputs (no state may leak between
 //! inferences). After each property, the summed [`Features`] must cover every op kind (softmax
-//! included), every weight × activation bit-width pair, both weight schemes, both rounding modes,
-//! every conv kernel side up to 16 (and non-square ones) and every softmax left shift, so the
-//! generator cannot silently narrow.
+//! and mean included), every weight × activation bit-width pair, both weight schemes, both
+//! rounding modes, every conv kernel side up to 16 (and non-square ones), every softmax left
+//! shift and a mean whose TFLM fold caps its shift, so the generator cannot silently narrow.
 //!
 //! Runs are deterministic (fixed proptest seed); set `BIT_EXACT_RANDOM=1` to explore with a
 //! fresh seed, `BIT_EXACT_SCALE=k` to run k times as many cases. A failure prints the model's
@@ -121,6 +121,7 @@ fn assert_covers_everything(f: &Features) {
         "concat",
         "linear",
         "softmax",
+        "mean",
     ];
     for op in ops {
         assert!(f.ops.contains(op), "op {op} never generated: {f:?}");
@@ -145,6 +146,10 @@ fn assert_covers_everything(f: &Features) {
         "kernel sizes 1..=16 not all generated"
     );
     assert!(f.non_square_kernel, "no non-square conv kernel generated");
+    assert!(
+        f.mean_fold_capped,
+        "no mean whose TFLM fold caps its shift generated"
+    );
     assert_eq!(
         f.softmax_shifts,
         (0..=31).collect(),

@@ -16,6 +16,7 @@ pub mod conv;
 pub mod depthwise;
 mod dsp;
 pub mod linear;
+pub mod mean;
 pub mod pool;
 pub mod softmax;
 #[cfg(target_arch = "x86_64")]

@@ -7,8 +7,8 @@ use host_trainer::ghn::model::{Ghn, GhnConfig};
 use host_trainer::ghn::sources;
 use host_trainer::ghn::train::{MetaTrainer, RunOptions, run};
 use host_trainer::quant::config::{Clip, Precision, QuantConfig};
-use host_trainer::quant::layers::LayerBits;
 use host_trainer::quant::fake::Method;
+use host_trainer::quant::layers::LayerBits;
 use shared_format::WeightScheme;
 
 /// Arguments of `ghnq train`.
@@ -93,7 +93,12 @@ pub struct Args {
     /// Mixed-precision QAT: per-layer bit-widths overriding --qat's, e.g. `first=w8a8,last=w8a8`
     /// (the stem and the classifier of every sampled net). A node name applies to the sampled
     /// nets that have it.
-    #[arg(long, value_name = "LAYER=wNaM,...", default_value = "", requires = "qat")]
+    #[arg(
+        long,
+        value_name = "LAYER=wNaM,...",
+        default_value = "",
+        requires = "qat"
+    )]
     pub layer_bits: LayerBits,
 }
 

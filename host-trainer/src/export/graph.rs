@@ -112,6 +112,12 @@ pub enum QuantOpKind {
         /// Inputs in channel order.
         inputs: Vec<usize>,
     },
+    /// Mean over all rows and columns, requantized to the output's scale and zero point
+    /// (TFLite's MEAN; no clamp of its own).
+    Mean {
+        /// Input tensor.
+        input: usize,
+    },
     /// Fully connected over the HWC-flattened input.
     Linear {
         /// Input tensor.
@@ -143,6 +149,7 @@ impl QuantOp {
             QuantOpKind::Conv { input, .. }
             | QuantOpKind::Pool { input, .. }
             | QuantOpKind::GlobalAvgPool { input }
+            | QuantOpKind::Mean { input }
             | QuantOpKind::Linear { input, .. } => vec![*input],
             QuantOpKind::Add { inputs } => inputs.to_vec(),
             QuantOpKind::Concat { inputs } => inputs.clone(),
@@ -161,6 +168,7 @@ impl QuantOp {
             QuantOpKind::Pool { max: true, .. } => "max_pool",
             QuantOpKind::Pool { max: false, .. } => "avg_pool",
             QuantOpKind::GlobalAvgPool { .. } => "global_avg_pool",
+            QuantOpKind::Mean { .. } => "mean",
             QuantOpKind::Add { .. } => "add",
             QuantOpKind::Concat { .. } => "concat",
             QuantOpKind::Linear { .. } => "linear",

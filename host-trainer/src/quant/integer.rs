@@ -4,28 +4,9 @@
 use shared_format::Rounding;
 use shared_format::tensor::{qmax, qmin};
 
-/// TFLM `QuantizeMultiplier`: `real ≈ m · 2^(e − 31)` with `m ∈ [2^30, 2^31 − 1]`; returns `(m, e)`.
-///
-/// Steps of EDGE_ANCHORS §3.2: `frexp`, round half away from zero, renormalise `2^31`, flush
-/// exponents below −31 to zero, and (single-rounding builds only) cap `e` at 30.
-pub fn quantize_multiplier(real: f64, rounding: Rounding) -> (i32, i32) {
-    if real <= 0.0 || !real.is_finite() {
-        return (0, 0);
-    }
-    let (q, mut e) = libm::frexp(real);
-    let mut m = (q * (1u64 << 31) as f64).round() as i64;
-    if m == 1 << 31 {
-        m /= 2;
-        e += 1;
-    }
-    if e < -31 {
-        return (0, 0);
-    }
-    if rounding == Rounding::Single && e > 30 {
-        return (i32::MAX, 30);
-    }
-    (m as i32, e)
-}
+// TFLM `QuantizeMultiplier` lives in shared-format, so the format's own host helpers (such as
+// `Mean::from_scales`) derive multipliers with the very code the exporter and importer use.
+pub use shared_format::multiplier::quantize_multiplier;
 
 /// Output clamp of an op: the activation's bit range, narrowed by ReLU (`[z_y, qmax]`) or ReLU6
 /// (`[z_y, z_y + round(6 / s_y)]`, computed in float32 as TFLM does).

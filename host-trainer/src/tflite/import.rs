@@ -1,13 +1,14 @@
 //! `.tflite` (int8) → model blob. Ops map one-to-one onto the runtime's, except RESHAPE (a
 //! view: no data moves in NHWC) and PAD (folded into the next convolution's padding, which pads
 //! with the zero point exactly as PAD does). Every multiplier is derived from the file's float
-//! scales the way TFLM derives it at Prepare time, so the blob computes TFLM's integers.
+//! scales the way TFLM derives it at Prepare time (MEAN's, as its kernel folds it at every
+//! invoke), so the blob computes TFLM's integers.
 
 use shared_format::le::i32s_to_le;
 use shared_format::op::{
     Add, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool, Linear,
-    MAX_CONCAT_INPUTS, Op, OpKind, Padding as Pad, Pool, Requant, Softmax, WeightScheme, Weights,
-    Window,
+    MAX_CONCAT_INPUTS, Mean, Op, OpKind, Padding as Pad, Pool, Requant, Softmax, WeightScheme,
+    Weights, Window,
 };
 use shared_format::{LeI32s, ModelBuilder, Rounding, Shape, TensorId, TensorSpec};
 
@@ -276,13 +277,14 @@ impl<'g, 'a> Mapper<'g, 'a> {
             BuiltinOperator::MAX_POOL_2D => self.pool(false)?,
             BuiltinOperator::CONCATENATION => self.concat()?,
             BuiltinOperator::SOFTMAX => self.softmax()?,
+            BuiltinOperator::MEAN => self.mean()?,
             BuiltinOperator::RESHAPE | BuiltinOperator::SQUEEZE => return self.view(),
             BuiltinOperator::PAD | BuiltinOperator::PADV2 => return self.pad(),
             _ => {
                 return Err(MapError::Unsupported(
                     "the runtime has no such op (it imports CONV_2D, DEPTHWISE_CONV_2D, \
                      FULLY_CONNECTED, ADD, AVERAGE_POOL_2D, MAX_POOL_2D, CONCATENATION, SOFTMAX, \
-                     RESHAPE, SQUEEZE and PAD)"
+                     MEAN, RESHAPE, SQUEEZE and PAD)"
                         .into(),
                 ));
             }
@@ -778,6 +780,67 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 )
             })?,
         );
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    /// MEAN over H and W of a `[1, H, W, C]` tensor: a global average that requantizes, with
+    /// TFLM's fold of `1/(H·W)` done once here. Other axes would need a reduction the runtime
+    /// does not have, so they are refused by name.
+    fn mean(&mut self) -> Result<OpKind, MapError> {
+        // TFLM reads absent options as keep_dims = false, the schema's default.
+        let keep_dims = self
+            .op
+            .raw
+            .builtin_options_as_reducer_options()
+            .is_some_and(|o| o.keep_dims());
+        let (x, xt, s_x, _) = self.plain_activation(0)?;
+        let [1, h, w, c] = xt.shape[..] else {
+            return Err(format!(
+                "input of shape {:?} is not [1, H, W, C]; MEAN is imported as global pooling \
+                 over H and W of a rank-4 tensor",
+                xt.shape
+            )
+            .into());
+        };
+        let at = self.tensor(self.input_index(1)?);
+        let data = constant(at, "axes", TensorType::INT32, 4, at.elements())?;
+        let axes: Vec<i32> = data
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        // TFLM resolves negative axes against the rank and ignores repeats.
+        let mut resolved: Vec<i32> = axes
+            .iter()
+            .map(|&a| if a < 0 { a + 4 } else { a })
+            .collect();
+        resolved.sort_unstable();
+        resolved.dedup();
+        if resolved != [1, 2] {
+            return Err(format!(
+                "MEAN over axes {axes:?}: only global pooling over H and W (axes 1, 2) is \
+                 supported"
+            )
+            .into());
+        }
+        let (y, yt, s_y, _) = self.output()?;
+        let want: &[i32] = if keep_dims { &[1, 1, 1, c] } else { &[1, c] };
+        if yt.shape != want {
+            return Err(format!(
+                "output shape {:?} should be {want:?} for MEAN over H and W with keep_dims {}",
+                yt.shape, keep_dims
+            )
+            .into());
+        }
+        let cells = h as u64 * w as u64;
+        let mean = Mean::from_scales(x, y, s_x, s_y, cells, Rounding::Double).ok_or_else(|| {
+            format!(
+                "input scale {s_x} / output scale {s_y} averaged over {h}x{w} positions has no \
+                 blob form: TFLM's folded multiplier is zero (its output would be the zero point \
+                 whatever the input) or its shift is outside [-31, 30]"
+            )
+        })?;
+        let op = Op::Mean(mean);
         self.b.push(&op)?;
         Ok(op.kind())
     }

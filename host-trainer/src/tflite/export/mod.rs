@@ -20,6 +20,9 @@
 //!   Geometry neither form reaches is refused.
 //! - ReLU op (a 1×1 max pool with a clamp) → MAX_POOL_2D 1×1 with fused RELU/RELU6.
 //! - global average pool → AVERAGE_POOL_2D with one VALID window over the whole input.
+//! - mean → MEAN over axes [1, 2] (an int32 constant) with keep_dims: TFLM folds `1/(H·W)` into
+//!   `QuantizeMultiplier(s_x/s_y)` at every invoke exactly as the blob's `Mean::from_scales` did
+//!   once. TFLite's MEAN has no fused activation, so a clamped mean is refused.
 //! - add → ADD.
 //! - concat → CONCATENATION on the channel axis. TFLM's int8 concatenation requires every input
 //!   quantized exactly like the output, so an input quantized otherwise is first requantized to

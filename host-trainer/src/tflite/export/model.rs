@@ -54,6 +54,9 @@ pub(super) enum TfOptions {
     },
     Pad,
     Quantize,
+    Reducer {
+        keep_dims: bool,
+    },
     /// No options table (ops such as TANH).
     #[cfg_attr(not(test), allow(dead_code))]
     None,
@@ -330,6 +333,15 @@ pub(super) fn write_options(
         TfOptions::Quantize => {
             let o = schema::QuantizeOptions::create(fbb, &schema::QuantizeOptionsArgs {});
             (BuiltinOptions::QuantizeOptions, Some(o.as_union_value()))
+        }
+        TfOptions::Reducer { keep_dims } => {
+            let o = schema::ReducerOptions::create(
+                fbb,
+                &schema::ReducerOptionsArgs {
+                    keep_dims: *keep_dims,
+                },
+            );
+            (BuiltinOptions::ReducerOptions, Some(o.as_union_value()))
         }
         TfOptions::None => (BuiltinOptions::NONE, None),
     }

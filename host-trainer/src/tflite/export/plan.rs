@@ -415,6 +415,30 @@ impl Planner<'_> {
                 let x = self.activation[*input];
                 self.push(BuiltinOperator::AVERAGE_POOL_2D, vec![x], y, options);
             }
+            QuantOpKind::Mean { input } => {
+                let full = (i8::MIN, i8::MAX);
+                if (op.clamp.min, op.clamp.max) != full {
+                    return Err(format!(
+                        "its output clamp [{}, {}] is narrower than int8's; TFLite's MEAN takes \
+                         no fused activation",
+                        op.clamp.min, op.clamp.max
+                    ));
+                }
+                // TFLM recomputes the blob's folded multiplier from the two scales and the
+                // input's H·W; keep_dims keeps the output [1, 1, 1, C], the blob's 1×1×C.
+                let axes = self.model.push_tensor(TfTensor {
+                    name: format!("{}/axes", op.name),
+                    shape: vec![2],
+                    ty: TensorType::INT32,
+                    scales: Vec::new(),
+                    zero_points: Vec::new(),
+                    quantized_dimension: 0,
+                    data: Some(i32_bytes(&[1, 2])),
+                });
+                let x = self.activation[*input];
+                let options = TfOptions::Reducer { keep_dims: true };
+                self.push(BuiltinOperator::MEAN, vec![x, axes], y, options);
+            }
             QuantOpKind::Add { inputs } => {
                 let act = self.fused(op)?;
                 let (a, b) = (self.activation[inputs[0]], self.activation[inputs[1]]);

@@ -249,3 +249,146 @@ fn an_unsupported_op_is_named_by_the_importer() {
     let text = err.to_string();
     assert!(text.contains("op 1 (TANH)"), "{text}");
 }
+
+/// A runtime mean is written as MEAN over the int32 axes [1, 2] with keep_dims (output
+/// `[1, 1, 1, C]`), and the importer reads it back as the same mean op.
+#[test]
+fn a_mean_is_written_as_mean_and_imported_back() {
+    let mut g = tiny();
+    g.ops[1].name = "mean".into();
+    g.ops[1].kind = QuantOpKind::Mean { input: 1 };
+    g.tensors[2] = tensor("mean", [1, 1, 2], 0.013, 9);
+    let bytes = export(&g).unwrap();
+    let model = schema::root_as_model(&bytes).unwrap();
+    let sub = model.subgraphs().unwrap().get(0);
+    let op = sub.operators().unwrap().get(1);
+    assert!(op.builtin_options_as_reducer_options().unwrap().keep_dims());
+    let tensors = sub.tensors().unwrap();
+    let axes = tensors.get(op.inputs().unwrap().get(1) as usize);
+    assert_eq!(axes.type_(), TensorType::INT32);
+    let buffer = model.buffers().unwrap().get(axes.buffer() as usize);
+    assert_eq!(buffer.data().unwrap().bytes(), [1, 0, 0, 0, 2, 0, 0, 0]);
+    let out = tensors.get(op.outputs().unwrap().get(0) as usize);
+    assert_eq!(
+        out.shape().unwrap().iter().collect::<Vec<_>>(),
+        [1, 1, 1, 2]
+    );
+
+    let imported = import(&bytes, "mean").unwrap();
+    let ops: Vec<_> = imported
+        .ops
+        .iter()
+        .map(|(_, n, k)| (n.as_str(), *k))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("CONV_2D", Some(shared_format::OpKind::Conv2d)),
+            ("MEAN", Some(shared_format::OpKind::Mean)),
+            ("FULLY_CONNECTED", Some(shared_format::OpKind::Linear)),
+        ]
+    );
+    let blob = shared_format::Model::from_bytes(&imported.blob).unwrap();
+    let mean = blob.ops().nth(1).unwrap().unwrap();
+    let want = shared_format::Mean::from_scales(1, 2, 0.04, 0.013, 16, Rounding::Double).unwrap();
+    assert_eq!(mean, shared_format::Op::Mean(want));
+    assert_eq!(blob.header().minor, 3);
+
+    // TFLite's MEAN has no fused activation.
+    g.ops[1].clamp = Clamp { min: 9, max: 127 };
+    let e = export(&g).unwrap_err().to_string();
+    assert!(
+        e.contains("op 1 ('mean', mean)") && e.contains("no fused activation"),
+        "{e}"
+    );
+}
+
+/// A file `[1, 3, 4, 2]` → MEAN(axes) → `out_shape`, built with the schema builders.
+fn mean_file(axes: &[i32], axes_type: TensorType, keep_dims: bool, out_shape: Vec<i32>) -> Vec<u8> {
+    let q = |name: &str, shape: Vec<i32>, scale: f32| TfTensor {
+        name: name.into(),
+        shape,
+        ty: TensorType::INT8,
+        scales: vec![scale],
+        zero_points: vec![-3],
+        quantized_dimension: 0,
+        data: None,
+    };
+    let mut m = TfModel {
+        description: "mean".into(),
+        ..TfModel::default()
+    };
+    let x = m.push_tensor(q("x", vec![1, 3, 4, 2], 0.05));
+    let data = match axes_type {
+        TensorType::INT64 => axes
+            .iter()
+            .flat_map(|&a| i64::from(a).to_le_bytes())
+            .collect(),
+        _ => i32_bytes(axes),
+    };
+    let a = m.push_tensor(TfTensor {
+        name: "axes".into(),
+        shape: vec![axes.len() as i32],
+        ty: axes_type,
+        scales: Vec::new(),
+        zero_points: Vec::new(),
+        quantized_dimension: 0,
+        data: Some(data),
+    });
+    let y = m.push_tensor(q("y", out_shape, 0.02));
+    m.ops.push(TfOp {
+        code: BuiltinOperator::MEAN,
+        inputs: vec![x, a],
+        outputs: vec![y],
+        options: TfOptions::Reducer { keep_dims },
+    });
+    m.inputs = vec![x];
+    m.outputs = vec![y];
+    m.serialize()
+}
+
+/// MEAN over H and W imports whatever the axes' order, sign or repeats and either keep_dims;
+/// anything else is refused with the op's index, its type and what is missing.
+#[test]
+fn the_importer_takes_only_global_means() {
+    let i32s = TensorType::INT32;
+    for (axes, keep_dims, shape) in [
+        (&[1, 2][..], true, vec![1, 1, 1, 2]),
+        (&[2, 1], false, vec![1, 2]),
+        (&[-3, -2], true, vec![1, 1, 1, 2]),
+        (&[2, -3, 1], false, vec![1, 2]),
+    ] {
+        let imported = import(&mean_file(axes, i32s, keep_dims, shape), "m")
+            .unwrap_or_else(|e| panic!("{axes:?}: {e}"));
+        assert_eq!(imported.ops[0].2, Some(shared_format::OpKind::Mean));
+        let blob = shared_format::Model::from_bytes(&imported.blob).unwrap();
+        let want = shared_format::Mean::from_scales(0, 1, 0.05, 0.02, 12, Rounding::Double);
+        assert_eq!(
+            blob.ops().next().unwrap().unwrap(),
+            shared_format::Op::Mean(want.unwrap())
+        );
+    }
+    let refused = |bytes: Vec<u8>| import(&bytes, "m").unwrap_err().to_string();
+    let e = refused(mean_file(&[3], i32s, true, vec![1, 3, 4, 1]));
+    assert!(
+        e.contains("op 0 (MEAN): MEAN over axes [3]: only global pooling over H and W"),
+        "{e}"
+    );
+    let e = refused(mean_file(&[1], i32s, true, vec![1, 1, 4, 2]));
+    assert!(e.contains("MEAN over axes [1]"), "{e}");
+    let e = refused(mean_file(
+        &[1, 2],
+        TensorType::INT64,
+        true,
+        vec![1, 1, 1, 2],
+    ));
+    assert!(
+        e.contains("op 0 (MEAN)") && e.contains("INT64; INT32 is supported"),
+        "{e}"
+    );
+    let e = refused(mean_file(&[1, 2], i32s, false, vec![1, 1, 1, 2]));
+    assert!(
+        e.contains("should be [1, 2]") && e.contains("keep_dims false"),
+        "{e}"
+    );
+}
