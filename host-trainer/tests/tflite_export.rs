@@ -8,7 +8,7 @@
 //! computes the exported blob's outputs. A missing TFLM fails the suite; it never skips.
 
 mod common;
-use common::{ghnq, text};
+use common::{diff, ghnq, run_blob, text};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -149,37 +149,6 @@ fn handmade_nets() -> Vec<Net> {
     nets.push(b.finish().unwrap());
 
     nets
-}
-
-/// Runs `samples` inputs through the blob on the host runtime.
-fn run_blob(blob: &[u8], inputs: &[i8], input_len: usize) -> Vec<i8> {
-    let model = Model::from_bytes(blob).expect("the blob decodes");
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut it = edge_runtime::Interpreter::new(&model, &mut arena).expect("arena");
-    inputs
-        .chunks(input_len)
-        .flat_map(|x| it.run(x).expect("runtime").to_vec())
-        .collect()
-}
-
-/// Differing bytes of two output streams, with the first difference described.
-fn diff(a: &[i8], b: &[i8], output_len: usize) -> (usize, String) {
-    assert_eq!(a.len(), b.len(), "output lengths");
-    let mut first = String::new();
-    let mut n = 0;
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        if x != y {
-            if first.is_empty() {
-                first = format!(
-                    "sample {} output {}: {x} vs {y}",
-                    i / output_len,
-                    i % output_len
-                );
-            }
-            n += 1;
-        }
-    }
-    (n, first)
 }
 
 /// What the written file contains, as TFLite builtin names and counts.

@@ -8,6 +8,9 @@
 //! must import back into a blob whose Mean is the same op computing the same bytes. A missing
 //! TFLM fails the suite; it never skips.
 
+mod common;
+use common::{diff, run_blob};
+
 use host_trainer::export::graph::{QuantGraph, QuantOp, QuantOpKind, QuantTensor, QuantWeights};
 use host_trainer::quant::integer::conv_multipliers;
 use host_trainer::quant::lower::Activation;
@@ -250,37 +253,6 @@ fn blob_of(g: &QuantGraph) -> Vec<u8> {
     }
     b.finish(g.output as u16, g.tensors[g.output].scale)
         .unwrap()
-}
-
-/// Runs every input (back to back, `input_len` each) through `blob` on the edge runtime.
-fn run_blob(blob: &[u8], inputs: &[i8], input_len: usize) -> Vec<i8> {
-    let model = Model::from_bytes(blob).expect("the blob decodes");
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut it = edge_runtime::Interpreter::new(&model, &mut arena).expect("arena");
-    inputs
-        .chunks(input_len)
-        .flat_map(|x| it.run(x).expect("runtime").to_vec())
-        .collect()
-}
-
-/// Differing bytes of two output streams, with the first difference described.
-fn diff(a: &[i8], b: &[i8], output_len: usize) -> (usize, String) {
-    assert_eq!(a.len(), b.len(), "output lengths");
-    let mut first = String::new();
-    let mut n = 0;
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        if x != y {
-            if first.is_empty() {
-                first = format!(
-                    "sample {} output {}: {x} vs {y}",
-                    i / output_len,
-                    i % output_len
-                );
-            }
-            n += 1;
-        }
-    }
-    (n, first)
 }
 
 /// The (first) Mean op of a blob.

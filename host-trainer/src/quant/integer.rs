@@ -92,33 +92,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantize_multiplier_follows_tflm() {
-        // 1/√2 → q = 0.7071…, e = 0 → m = round(0.7071·2^31) = 1518500250 (EDGE_ANCHORS §3.7).
-        assert_eq!(
-            quantize_multiplier(std::f64::consts::FRAC_1_SQRT_2, Rounding::Double),
-            (1_518_500_250, 0)
-        );
-        assert_eq!(quantize_multiplier(0.5, Rounding::Double), (1 << 30, 0));
-        assert_eq!(quantize_multiplier(1.0, Rounding::Double), (1 << 30, 1));
-        assert_eq!(quantize_multiplier(0.25, Rounding::Double), (1 << 30, -1));
-        // Rounds up to 2^31 → renormalised.
-        assert_eq!(
-            quantize_multiplier(1.0 - 1e-12, Rounding::Double),
-            (1 << 30, 1)
-        );
-        assert_eq!(
-            quantize_multiplier(1e-12, Rounding::Double),
-            (0, 0),
-            "below 2^-31 flushes to zero"
-        );
-        assert_eq!(quantize_multiplier(0.0, Rounding::Double), (0, 0));
-        assert_eq!(
-            quantize_multiplier(2f64.powi(40), Rounding::Single),
-            (i32::MAX, 30)
-        );
-    }
-
-    #[test]
     fn clamps_follow_tflm() {
         assert_eq!(
             activation_clamp(-128, 6.0 / 255.0, 8, Some(false)),
