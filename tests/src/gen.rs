@@ -75,44 +75,9 @@ impl Rng {
     }
 }
 
-/// TFLM's `QuantizeMultiplier` (EDGE_ANCHORS §3.2): `real ≈ m · 2^(e − 31)` with
-/// `m ∈ [2^30, 2^31 − 1]`, or `(0, 0)` for zero and for values too small to represent.
-/// With single rounding the shift is capped at 30 (step 7), as `TFLITE_SINGLE_ROUNDING` does.
-///
-/// # Panics
-/// If `real` is negative or not finite (TFLM asserts the same).
-pub fn quantize_multiplier(real: f64, rounding: Rounding) -> (i32, i32) {
-    assert!(
-        real.is_finite() && real >= 0.0,
-        "multiplier {real} must be finite and ≥ 0"
-    );
-    if real == 0.0 {
-        return (0, 0);
-    }
-    // frexp: real = q · 2^e, q ∈ [0.5, 1). Scaling by two is exact for normal doubles.
-    let (mut q, mut e) = (real, 0i32);
-    while q >= 1.0 {
-        q /= 2.0;
-        e += 1;
-    }
-    while q < 0.5 {
-        q *= 2.0;
-        e -= 1;
-    }
-    // `f64::round` rounds half away from zero, like `TfLiteRound`.
-    let mut m = (q * (1u64 << 31) as f64).round() as i64;
-    if m == 1 << 31 {
-        m = 1 << 30;
-        e += 1;
-    }
-    if e < -31 {
-        return (0, 0);
-    }
-    if rounding == Rounding::Single && e > 30 {
-        return (i32::MAX, 30);
-    }
-    (m as i32, e)
-}
+/// TFLM's `QuantizeMultiplier`: the host's one implementation, which the blobs generated here
+/// must share with the exporter and importer.
+pub use shared_format::multiplier::quantize_multiplier;
 
 /// TFLM's int8 softmax parameters (`CalculateSoftmaxParams`): `PreprocessSoftmaxScaling(beta,
 /// input_scale, 5)` then `diff_min = −CalculateInputRadius(5, shift)`, in f64 as TFLM computes
