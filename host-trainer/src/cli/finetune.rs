@@ -10,6 +10,7 @@ use host_trainer::cnn::train::{Sgd, SgdConfig};
 use host_trainer::cnn::{BnMode, ParamSet};
 use host_trainer::export::{self, Provenance};
 use host_trainer::ghn::{checkpoint, eval, sources};
+use host_trainer::plot;
 use host_trainer::quant::config::Precision;
 use host_trainer::quant::lower::Lowered;
 use host_trainer::quant::sim::{self, Acts, SimOptions};
@@ -53,6 +54,9 @@ pub struct Args {
     /// Also write the curves as CSV (atomically).
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Also plot the curves: writes <STEM>.png and <STEM>.svg.
+    #[arg(long, value_name = "STEM")]
+    pub plot: Option<PathBuf>,
     /// Seed of random initialisation and image order.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -176,6 +180,24 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.csv {
         host_trainer::atomic::write(path, csv.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(stem) = &args.plot {
+        let lines: Vec<plot::Curve> = curves
+            .iter()
+            .map(|(name, c)| {
+                let label = match name.as_str() {
+                    "ghn" => "from the GHN's prediction".to_string(),
+                    other => format!("from {other} initialisation"),
+                };
+                (
+                    label,
+                    checkpoints.iter().copied().zip(c.iter().copied()).collect(),
+                )
+            })
+            .collect();
+        let title = format!("{}: {} QAT of the net itself", net.name, args.bits);
+        let [png, svg] = plot::top1_vs_steps(&lines, &title, stem)?;
+        println!("plot: {} and {}", png.display(), svg.display());
     }
     Ok(())
 }

@@ -1,37 +1,17 @@
 //! Layerwise plots per trained net (the paper's Figs. 3–6): the range of the BN-folded weights,
 //! the range of the output activations (absolute, and the clipped quantization range), and the
 //! precision measure of [`super::layerwise`], layer by layer, as PNG and SVG side by side.
-//! Labels use the DejaVu Sans font `crate::plot` loads (Debian's `fonts-dejavu-core`).
+//! Files and fonts are `crate::plot`'s.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::layerwise::LayerStats;
 use super::run::RunResult;
-
-fn register_font() -> Result<()> {
-    static DONE: OnceLock<bool> = OnceLock::new();
-    let ok = *DONE.get_or_init(|| {
-        let Ok(bytes) = std::fs::read(crate::plot::FONT) else {
-            return false;
-        };
-        // plotters keeps fonts for the life of the process.
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(anyhow!(
-            "plot labels need {} (Debian package fonts-dejavu-core; `cargo xtask setup` installs it)",
-            crate::plot::FONT
-        ))
-    }
-}
+use crate::plot::Figure;
 
 /// `<stem>.png` and `<stem>.svg` of `result`'s layers, written atomically.
 pub fn layerwise(result: &RunResult, stem: &Path) -> Result<[PathBuf; 2]> {
@@ -41,32 +21,11 @@ pub fn layerwise(result: &RunResult, stem: &Path) -> Result<[PathBuf; 2]> {
         result.arch,
         result.init
     );
-    register_font()?;
-    let title = format!("{}_{}", result.arch, result.init);
-    let out = [stem.with_extension("png"), stem.with_extension("svg")];
-    for path in &out {
-        let tmp = crate::atomic::tmp_path(path);
-        let size = (900, 960);
-        let drawn = if path.extension().is_some_and(|e| e == "png") {
-            draw(
-                BitMapBackend::new(&tmp, size).into_drawing_area(),
-                &title,
-                &result.layers,
-            )
-        } else {
-            draw(
-                SVGBackend::new(&tmp, size).into_drawing_area(),
-                &title,
-                &result.layers,
-            )
-        };
-        let done = drawn.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
-        if let Err(e) = done {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(anyhow!("drawing {}: {e}", path.display()));
-        }
-    }
-    Ok(out)
+    let figure = LayerwiseFigure {
+        title: format!("{}_{}", result.arch, result.init),
+        layers: &result.layers,
+    };
+    Ok(crate::plot::write(&figure, stem, (900, 960))?)
 }
 
 /// One panel: `series` (name, colour, values per layer) against the layer index.
@@ -142,6 +101,17 @@ fn panel<DB: DrawingBackend>(
         .draw()
         .map_err(|x| e(&x))?;
     Ok(())
+}
+
+struct LayerwiseFigure<'a> {
+    title: String,
+    layers: &'a [LayerStats],
+}
+
+impl Figure for LayerwiseFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw(root, &self.title, self.layers)
+    }
 }
 
 fn draw<DB: DrawingBackend>(

@@ -1,0 +1,108 @@
+//! Top-1 against training steps, one line per starting point: how many steps of a user's own
+//! training a GHN prediction is worth (`ghnq finetune`).
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{Figure, PlotError};
+
+/// One named curve: (step, top-1 %) points in step order.
+pub type Curve = (String, Vec<(usize, f64)>);
+
+/// Draws `curves` under `title` and writes `<stem>.png` and `<stem>.svg` atomically.
+pub fn top1_vs_steps(
+    curves: &[Curve],
+    title: &str,
+    stem: &Path,
+) -> Result<[PathBuf; 2], PlotError> {
+    if curves.iter().all(|(_, points)| points.is_empty()) {
+        return Err(PlotError::Empty("no evaluated steps".into()));
+    }
+    super::write(&CurvesFigure { curves, title }, stem, (800, 500))
+}
+
+struct CurvesFigure<'a> {
+    curves: &'a [Curve],
+    title: &'a str,
+}
+
+impl Figure for CurvesFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        let e = |x: &dyn std::fmt::Display| x.to_string();
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let last = self
+            .curves
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|&(s, _)| s))
+            .max()
+            .unwrap_or(0)
+            .max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(self.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..last, 0f64..100f64)
+            .map_err(|x| e(&x))?;
+        chart
+            .configure_mesh()
+            .x_desc("training steps")
+            .y_desc("top-1 % (integer runtime)")
+            .draw()
+            .map_err(|x| e(&x))?;
+        for (k, (name, points)) in self.curves.iter().enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            let points: Vec<(f64, f64)> =
+                points.iter().map(|&(s, top1)| (s as f64, top1)).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(|x| e(&x))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|x| e(&x))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(&x))?;
+        root.present().map_err(|x| e(&x))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_png_and_svg() {
+        super::super::tests::require_font();
+        let curves = vec![
+            (
+                "from GHN".to_string(),
+                vec![(0, 40.0), (50, 60.0), (100, 70.0)],
+            ),
+            (
+                "from random".to_string(),
+                vec![(0, 10.0), (50, 35.0), (100, 55.0)],
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let files = top1_vs_steps(&curves, "net w4a4", &dir.path().join("c")).unwrap();
+        super::super::tests::check_files(&files, &["from GHN", "from random", "training steps"]);
+        let empty = vec![("x".to_string(), Vec::new())];
+        assert!(matches!(
+            top1_vs_steps(&empty, "t", &dir.path().join("e")),
+            Err(PlotError::Empty(_))
+        ));
+    }
+}

@@ -1,0 +1,114 @@
+//! Plots people would rather look at than read, written as PNG and SVG side by side with
+//! plotters. Labels are drawn with DejaVu Sans, loaded at run time from Debian's
+//! `fonts-dejavu-core` (which `cargo xtask setup` installs), so nothing needs system libraries.
+
+mod bits;
+mod curves;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+pub use bits::accuracy_vs_bits;
+pub use curves::{Curve, top1_vs_steps};
+
+/// Where the label font is read from.
+pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// Why a plot could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// The label font is missing.
+    #[error(
+        "plot labels need {FONT} (Debian package fonts-dejavu-core; `cargo xtask setup` installs it)"
+    )]
+    Font,
+    /// Drawing or writing failed.
+    #[error("drawing {path}: {reason}")]
+    Draw {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Nothing to plot.
+    #[error("nothing to plot: {0}")]
+    Empty(String),
+}
+
+fn register_font() -> Result<(), PlotError> {
+    static DONE: OnceLock<bool> = OnceLock::new();
+    let ok = *DONE.get_or_init(|| {
+        let Ok(bytes) = std::fs::read(FONT) else {
+            return false;
+        };
+        // plotters keeps fonts for the life of the process.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+    });
+    if ok { Ok(()) } else { Err(PlotError::Font) }
+}
+
+/// A picture that can be drawn on any plotters backend, so one description gives both files.
+pub trait Figure {
+    /// Draws the whole picture on `root` (plotters errors as text: they differ per backend).
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+/// Writes `<stem>.png` and `<stem>.svg` of `figure` at `size` pixels, each atomically (a crash
+/// leaves the previous files or none, never half a picture), and returns their paths.
+pub fn write(
+    figure: &impl Figure,
+    stem: &Path,
+    size: (u32, u32),
+) -> Result<[PathBuf; 2], PlotError> {
+    register_font()?;
+    let out = [stem.with_extension("png"), stem.with_extension("svg")];
+    for path in &out {
+        let tmp = crate::atomic::tmp_path(path);
+        let drawn = if path.extension().is_some_and(|e| e == "png") {
+            figure.draw(BitMapBackend::new(&tmp, size).into_drawing_area())
+        } else {
+            figure.draw(SVGBackend::new(&tmp, size).into_drawing_area())
+        };
+        let done = drawn.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+        if let Err(reason) = done {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(PlotError::Draw {
+                path: path.clone(),
+                reason,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Panics (never passes silently) when the font the plots need is missing.
+    pub(crate) fn require_font() {
+        if !Path::new(FONT).exists() {
+            panic!("{FONT} is missing: run `cargo xtask setup`");
+        }
+    }
+
+    /// The files `write` returned: a PNG signature and an SVG holding every `needle`.
+    pub(crate) fn check_files([png, svg]: &[PathBuf; 2], needles: &[&str]) {
+        let png = std::fs::read(png).unwrap();
+        assert_eq!(&png[..4], b"\x89PNG");
+        let svg = std::fs::read_to_string(svg).unwrap();
+        assert!(svg.contains("<svg"));
+        for n in needles {
+            assert!(svg.contains(n), "the SVG lacks {n}");
+        }
+    }
+
+    #[test]
+    fn missing_font_is_named() {
+        assert!(PlotError::Font.to_string().contains("fonts-dejavu-core"));
+    }
+}
