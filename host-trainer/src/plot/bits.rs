@@ -100,12 +100,7 @@ impl Figure for BitsFigure<'_> {
                 }))
                 .map_err(|x| e(&x))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|x| e(&x))?;
+        super::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(|x| e(&x))?;
         Ok(())
     }

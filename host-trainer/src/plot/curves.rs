@@ -56,24 +56,9 @@ impl Figure for CurvesFigure<'_> {
             let color = Palette99::pick(k).to_rgba();
             let points: Vec<(f64, f64)> =
                 points.iter().map(|&(s, top1)| (s as f64, top1)).collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(|x| e(&x))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(|x| e(&x))?;
+            super::dotted_line(&mut chart, name, &points, color)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|x| e(&x))?;
+        super::legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(|x| e(&x))?;
         Ok(())
     }

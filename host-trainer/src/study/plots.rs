@@ -11,7 +11,7 @@ use plotters::prelude::*;
 
 use super::layerwise::LayerStats;
 use super::run::RunResult;
-use crate::plot::Figure;
+use crate::plot::{self, Figure};
 
 /// `<stem>.png` and `<stem>.svg` of `result`'s layers, written atomically.
 pub fn layerwise(result: &RunResult, stem: &Path) -> Result<[PathBuf; 2]> {
@@ -82,24 +82,9 @@ fn panel<DB: DrawingBackend>(
             .filter(|(_, v)| v.is_finite())
             .map(|(i, &v)| (i as f64, v))
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-            .map_err(|x| e(&x))?
-            .label(*name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-            .map_err(|x| e(&x))?;
+        plot::dotted_line(&mut chart, name, &pts, color.to_rgba())?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|x| e(&x))?;
+    plot::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }
 
