@@ -34,15 +34,15 @@ const HIDDEN: usize = 128;
 /// The block family of the paper's macro-architectures (Fig. 1 and Fig. 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Block {
-    /// 3x3 conv → [BN] → ReLU.
+    /// 3x3 conv → (BN) → ReLU.
     RegularConv,
-    /// MobileNet block: depthwise 3x3 → [BN] → ReLU → pointwise 1x1 → [BN] → ReLU.
+    /// MobileNet block: depthwise 3x3 → (BN) → ReLU → pointwise 1x1 → (BN) → ReLU.
     DwsConv,
-    /// ResNet basic block: 3x3 → [BN] → ReLU → 3x3 → [BN], + shortcut (1x1 conv → [BN] when the width
+    /// ResNet basic block: 3x3 → (BN) → ReLU → 3x3 → (BN), + shortcut (1x1 conv → (BN) when the width
     /// changes), → ReLU.
     BasicResidual,
-    /// MobileNet-V2 inverted bottleneck, expansion 6: 1x1 → [BN] → ReLU6 → dw 3x3 → [BN] → ReLU6 →
-    /// 1x1 → [BN] (linear), + identity when the width is unchanged.
+    /// MobileNet-V2 inverted bottleneck, expansion 6: 1x1 → (BN) → ReLU6 → dw 3x3 → (BN) → ReLU6 →
+    /// 1x1 → (BN) (linear), + identity when the width is unchanged.
     InvertedBottleneck,
 }
 

@@ -54,7 +54,7 @@ pub struct Args {
     /// Also write the curves as CSV (atomically).
     #[arg(long)]
     pub csv: Option<PathBuf>,
-    /// Also plot the curves: writes <STEM>.png and <STEM>.svg.
+    /// Also plot the curves: writes STEM.png and STEM.svg.
     #[arg(long, value_name = "STEM")]
     pub plot: Option<PathBuf>,
     /// Seed of random initialisation and image order.

@@ -1,8 +1,8 @@
-//! Layerwise ranges of an exported net (the paper's Figs. 3–6, after its ref. [14]): per weighted
+//! Layerwise ranges of an exported net (the paper's Figs. 3–6, after its ref. 14): per weighted
 //! device op, the range of its BN-folded weights, the range of its output activations on the
 //! calibration images, and a precision measure for each.
 //!
-//! The seed paper does not define its "precision" (it points to [14]); this harness measures how
+//! The seed paper does not define its "precision" (it points to its ref. 14); this harness measures how
 //! much of a per-tensor quantizer's grid each channel gets: `precision = mean over channels of
 //! (channel max − channel min) / (tensor quantization range)`, 1 when every channel spans the
 //! whole range, small when one channel's outliers stretch the range for all (the "spikes in
