@@ -152,13 +152,16 @@ pub fn run(args: Args) -> Result<()> {
                         args.init_seed ^ export::fingerprint(net.name.as_bytes()),
                     )?;
                     let config = SgdConfig::epochs(args.sgd_epochs, images.len(), args.sgd_batch);
-                    sgd::train(
+                    // Whether a low baseline is a net that trains slowly or a run that failed.
+                    let mut losses = Vec::with_capacity(config.steps);
+                    let trained = sgd::train(
                         net,
                         ParamSet::init_random(net, &train_device),
                         images.as_mut(),
                         config,
                         &train_device,
                         |t, r| {
+                            losses.push(r.loss);
                             if t % 20 == 0 {
                                 bar.set_message(format!(
                                     "{split}: {} SGD step {t}/{} loss {:.3}",
@@ -166,8 +169,10 @@ pub fn run(args: Args) -> Result<()> {
                                 ));
                             }
                         },
-                    )
-                    .without_autodiff()
+                    );
+                    let summary = sgd::loss_summary(&net.name, &losses);
+                    bar.suspend(|| eprintln!("{summary}"));
+                    trained.without_autodiff()
                 }
             };
             let _ = params.named_tensors(net);

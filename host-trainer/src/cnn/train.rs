@@ -227,12 +227,40 @@ pub fn train(
     params
 }
 
+/// One line on how a training run went: the mean training loss over its first and last 50
+/// steps (or fewer) and how many steps had a non-finite loss (skipped, so not applied).
+pub fn loss_summary(name: &str, losses: &[f64]) -> String {
+    let finite: Vec<f64> = losses.iter().copied().filter(|l| l.is_finite()).collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let k = finite.len().min(50);
+    format!(
+        "{name}: SGD {} steps, training loss {:.3} -> {:.3} (means of the first and last {k} finite steps), {} non-finite steps skipped",
+        losses.len(),
+        mean(&finite[..k]),
+        mean(&finite[finite.len() - k..]),
+        losses.len() - finite.len()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::arch::ImageShape;
     use crate::ghn::sources::{SyntheticImages, random_small_net};
     use rand::SeedableRng;
+
+    #[test]
+    fn loss_summary_separates_first_and_last_steps_and_counts_non_finite() {
+        let mut losses = vec![2.0; 50];
+        losses.extend([f64::NAN, f64::INFINITY]);
+        losses.extend(vec![0.5; 50]);
+        let line = loss_summary("n", &losses);
+        assert_eq!(
+            line,
+            "n: SGD 102 steps, training loss 2.000 -> 0.500 (means of the first and last 50 finite steps), 2 non-finite steps skipped"
+        );
+        assert!(loss_summary("e", &[]).contains("0 steps"));
+    }
 
     #[test]
     fn cosine_schedule_starts_at_lr_and_ends_at_zero() {
