@@ -1,7 +1,6 @@
 //! Shared test support: the independent golden interpreter ([`golden`]) and the random-model
 //! generators ([`generator`]) that the bit-exactness, robustness and benchmark suites drive.
 
-#[path = "gen/mod.rs"] // `gen` is a reserved keyword in edition 2024.
 pub mod generator;
 pub mod golden;
 /// Models and vectors of the hardware-in-the-loop suite (`tests/tests/hil.rs`).
