@@ -47,7 +47,7 @@ fn every_shipped_checkpoint_loads_and_predicts_an_unseen_net() {
         let tensors = params.named_tensors(&net);
         assert!(!tensors.is_empty());
         for (name, _, data) in tensors {
-            let values = data.to_vec::<f32>().unwrap();
+            let values = data.try_to_vec::<f32>().unwrap();
             assert!(
                 values.iter().all(|v| v.is_finite()),
                 "{dataset}: {name} has non-finite values"
