@@ -66,7 +66,7 @@ pub fn write(
     size: (u32, u32),
 ) -> Result<[PathBuf; 2], PlotError> {
     register_font()?;
-    let out = [stem.with_extension("png"), stem.with_extension("svg")];
+    let out = [with_suffix(stem, "png"), with_suffix(stem, "svg")];
     for path in &out {
         let tmp = crate::atomic::tmp_path(path);
         let drawn = if path.extension().is_some_and(|e| e == "png") {
@@ -84,6 +84,15 @@ pub fn write(
         }
     }
     Ok(out)
+}
+
+/// `stem` plus `.ext`: a stem may contain dots (`curves-lr0.001`), which `with_extension` would
+/// take for an extension and replace.
+pub fn with_suffix(stem: &Path, ext: &str) -> PathBuf {
+    let mut name = stem.as_os_str().to_owned();
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
 }
 
 /// A chart with numeric axes, as every figure here draws.
@@ -141,6 +150,15 @@ pub(crate) mod tests {
         for n in needles {
             assert!(svg.contains(n), "the SVG lacks {n}");
         }
+    }
+
+    #[test]
+    fn a_dotted_stem_keeps_its_dots() {
+        assert_eq!(
+            with_suffix(Path::new("out/curves-lr0.001"), "png"),
+            Path::new("out/curves-lr0.001.png")
+        );
+        assert_eq!(with_suffix(Path::new("acc"), "svg"), Path::new("acc.svg"));
     }
 
     #[test]

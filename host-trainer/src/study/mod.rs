@@ -163,7 +163,9 @@ pub fn write_plots(out: &Path, results: &[RunResult]) -> Vec<String> {
     for r in results.iter().filter(|r| !r.layers.is_empty()) {
         let Some(pair) = r.pair() else { continue };
         let stem = run::layerwise_path(out, &pair).with_extension("");
-        if stem.with_extension("png").exists() && stem.with_extension("svg").exists() {
+        if crate::plot::with_suffix(&stem, "png").exists()
+            && crate::plot::with_suffix(&stem, "svg").exists()
+        {
             continue;
         }
         if let Some(dir) = stem.parent()
