@@ -1,5 +1,6 @@
-//! `ghnq eval` in shards and `ghnq merge`, as a user runs them: the merged table is the table of
-//! the unsharded run, quantized rows come in sim/int pairs, and overlapping shards are refused.
+//! `ghnq eval` in shards, `ghnq merge` and `ghnq compare`, as a user runs them: the merged
+//! table is the table of the unsharded run, quantized rows come in sim/int pairs, overlapping
+//! shards are refused, and sources compare on the nets they share.
 
 mod common;
 use common::{ghnq, text};
@@ -82,5 +83,46 @@ fn sharded_eval_merges_into_the_whole_table() {
         text(&overlap.stderr).contains("overlapping shards"),
         "{}",
         text(&overlap.stderr)
+    );
+
+    // The shards joined under one label against the whole run under another: the same nets,
+    // so the same numbers in both columns; against half the run only its 2 nets count.
+    let compare = |args: &[&str]| {
+        let out = ghnq(&[&["compare"][..], args].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let a = format!("shards={}", path("a.csv"));
+    let b = format!("shards={}", path("b.csv"));
+    let all = format!("whole={}", path("all.csv"));
+    let both = compare(&[&a, &b, &all, "--plot", &path("bars")]);
+    let float = both
+        .lines()
+        .find(|l| l.starts_with("tiny       float"))
+        .unwrap();
+    let cells: Vec<&str> = float.split("  ").filter(|c| c.contains('±')).collect();
+    assert_eq!(cells.len(), 2, "{both}");
+    assert_eq!(cells[0].trim(), cells[1].trim(), "{both}");
+    assert!(cells[0].ends_with("(4)"), "{both}");
+    assert!(
+        std::fs::read(path("bars.png"))
+            .unwrap()
+            .starts_with(b"\x89PNG")
+    );
+    let half = compare(&[&a, &all, "--per-net"]);
+    assert!(half.contains("(2)") && !half.contains("(4)"), "{half}");
+    // One aggregate line and one line per net of either source (4) at each setting.
+    assert_eq!(
+        half.lines().filter(|l| l.contains("w8a8   int")).count(),
+        5,
+        "{half}"
+    );
+    assert!(half.contains("-         9.4"), "{half}");
+    let bad = ghnq(&["compare", &path("a.csv")]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("is not LABEL=CSV"),
+        "{}",
+        text(&bad.stderr)
     );
 }

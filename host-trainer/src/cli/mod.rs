@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_tflite;
+mod compare;
 mod eval;
 mod export;
 mod finetune;
@@ -59,6 +60,9 @@ enum Command {
     Finetune(finetune::Args),
     /// Combine the per-net CSVs of sharded `ghnq eval --shard i/n` runs into one table.
     Merge(merge::Args),
+    /// Put parameter sources side by side on the same nets: GHN vs random init vs SGD (the
+    /// `--csv` files of `ghnq eval --init ghn|random|sgd`), as a table and a bar chart.
+    Compare(compare::Args),
     /// The paper's §3 random-initialisation study: train and quantize every (architecture,
     /// initialiser) pair, resumable and shardable; Tables 1 and 2.
     Study(study::Args),
@@ -78,6 +82,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Export(args) => export::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Finetune(args) => finetune::run(args),
         Command::Study(args) => study::run(args),
     }

@@ -72,7 +72,7 @@ impl Figure for BitsFigure<'_> {
             .draw()
             .map_err(|x| e(&x))?;
         for (k, split) in self.splits.iter().enumerate() {
-            let color = Palette99::pick(k).to_rgba();
+            let color = super::color(k);
             let points: Vec<(f64, f64, f64)> = self
                 .bits
                 .iter()

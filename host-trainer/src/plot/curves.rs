@@ -53,7 +53,7 @@ impl Figure for CurvesFigure<'_> {
             .draw()
             .map_err(|x| e(&x))?;
         for (k, (name, points)) in self.curves.iter().enumerate() {
-            let color = Palette99::pick(k).to_rgba();
+            let color = super::color(k);
             let points: Vec<(f64, f64)> =
                 points.iter().map(|&(s, top1)| (s as f64, top1)).collect();
             super::dotted_line(&mut chart, name, &points, color)?;

@@ -4,6 +4,7 @@
 
 mod bits;
 mod curves;
+mod sources;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -14,6 +15,7 @@ use plotters::prelude::*;
 
 pub use bits::accuracy_vs_bits;
 pub use curves::{Curve, top1_vs_steps};
+pub use sources::top1_by_source;
 
 /// Where the label font is read from.
 pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -93,6 +95,25 @@ pub fn with_suffix(stem: &Path, ext: &str) -> PathBuf {
     name.push(".");
     name.push(ext);
     PathBuf::from(name)
+}
+
+/// The colour of series `k`: matplotlib's "tab10" palette, distinct and readable on white
+/// (plotters' default palette puts yellow third).
+pub(crate) fn color(k: usize) -> RGBAColor {
+    const TAB10: [(u8, u8, u8); 10] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ];
+    let (r, g, b) = TAB10[k % TAB10.len()];
+    RGBColor(r, g, b).to_rgba()
 }
 
 /// A chart with numeric axes, as every figure here draws.

@@ -8,6 +8,7 @@ pub mod fake;
 pub mod integer;
 pub mod layers;
 pub mod lower;
+pub mod side_by_side;
 pub mod sim;
 pub mod table;
 

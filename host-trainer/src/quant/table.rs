@@ -41,7 +41,8 @@ pub struct Stat {
 }
 
 impl Stat {
-    fn of(v: &[f64]) -> Stat {
+    /// Mean, standard error and max of `v`.
+    pub(crate) fn of(v: &[f64]) -> Stat {
         let (mean, se, max) = mean_se_max(v);
         Stat { mean, se, max }
     }
