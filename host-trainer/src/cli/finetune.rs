@@ -111,7 +111,10 @@ pub fn run(args: Args) -> Result<()> {
     let checkpoints: Vec<usize> = (0..=args.steps)
         .filter(|s| *s % args.eval_every.max(1) == 0 || *s == args.steps)
         .collect();
+    // Per start: the top-1 at each checkpoint and the mean training loss of the steps before it
+    // (whether a falling accuracy is a diverging run or a train/deploy mismatch).
     let mut curves: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut losses: Vec<Vec<Option<f64>>> = Vec::new();
     for (name, params) in starts {
         let mut images = sources::image_source(&args.test.dataset, data_dir, args.seed)?;
         let sgd_config = SgdConfig {
@@ -124,6 +127,8 @@ pub fn run(args: Args) -> Result<()> {
         let bar = indicatif::ProgressBar::new(args.steps as u64);
         let mut params = params.into_trainable();
         let mut curve = Vec::new();
+        let mut loss_curve = Vec::new();
+        let mut interval: Vec<f64> = Vec::new();
         for step in 0..=args.steps {
             if checkpoints.contains(&step) {
                 let acc = bar.suspend(|| evaluate(params.clone().without_autodiff()))?;
@@ -132,6 +137,10 @@ pub fn run(args: Args) -> Result<()> {
                     args.bits
                 ));
                 curve.push(acc);
+                let finite: Vec<f64> = interval.drain(..).filter(|l| l.is_finite()).collect();
+                loss_curve.push(
+                    (!finite.is_empty()).then(|| finite.iter().sum::<f64>() / finite.len() as f64),
+                );
             }
             if step == args.steps {
                 break;
@@ -142,38 +151,43 @@ pub fn run(args: Args) -> Result<()> {
                 bn: BnMode::Batch,
                 training: true,
             };
-            let (p, _) = sgd.step_with(params, images.as_mut(), &train_device, |p, x| {
+            let (p, report) = sgd.step_with(params, images.as_mut(), &train_device, |p, x| {
                 sim::forward(&net, &lowered, p, x, opts, None)
             });
             params = p;
+            interval.push(report.loss);
             bar.inc(1);
         }
         bar.finish_and_clear();
         curves.push((name.to_string(), curve));
+        losses.push(loss_curve);
     }
+    let loss_text = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.3}"));
 
     let mut table = format!("{:>6}", "step");
     for (name, _) in &curves {
         let _ = write!(table, "  {:>14}", format!("{name} {}", args.bits));
+        let _ = write!(table, "  {:>10}", "train loss");
     }
     table.push('\n');
     let mut csv = String::from("step");
     for (name, _) in &curves {
-        let _ = write!(csv, ",{name}_top1");
+        let _ = write!(csv, ",{name}_top1,{name}_train_loss");
     }
     csv.push('\n');
     for (k, step) in checkpoints.iter().enumerate() {
         let _ = write!(table, "{step:>6}");
         let _ = write!(csv, "{step}");
-        for (_, c) in &curves {
-            let _ = write!(table, "  {:>13.2}%", c[k]);
-            let _ = write!(csv, ",{:.4}", c[k]);
+        for ((_, c), l) in curves.iter().zip(&losses) {
+            let _ = write!(table, "  {:>13.2}%  {:>10}", c[k], loss_text(l[k]));
+            let _ = write!(csv, ",{:.4},{}", c[k], loss_text(l[k]));
         }
         table.push('\n');
         csv.push('\n');
     }
     println!(
-        "{}: QAT at {} (lr {} cosine, batch {}), integer-runtime top-1 on {} test images",
+        "{}: QAT at {} (lr {} cosine, batch {}), integer-runtime top-1 on {} test images; \
+         train loss: mean over the steps since the previous row",
         net.name, args.bits, args.lr, args.sgd_batch, args.images
     );
     print!("{table}");
