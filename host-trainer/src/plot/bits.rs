@@ -59,14 +59,7 @@ impl Figure for BitsFigure<'_> {
         chart
             .configure_mesh()
             .x_labels(self.bits.len())
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                    labels[i as usize].clone()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|x| super::category_label(&labels, *x))
             .x_desc("weights / activations (float: no quantization; others: integer runtime)")
             .y_desc("top-1 % (mean ± s.e. over nets)")
             .draw()
@@ -114,16 +107,8 @@ mod tests {
     #[test]
     fn writes_png_and_svg() {
         super::super::tests::require_font();
-        let r = |split: &str, bits: &str, path: &str, top1: f64| NetResult {
-            split: split.into(),
-            net: format!("{split}{top1}"),
-            bits: bits.into(),
-            runtime: path.into(),
-            top1,
-            top5: 90.0,
-            qmse: None,
-            qce: None,
-            agreement: None,
+        let r = |split: &str, bits: &str, path: &str, top1: f64| {
+            NetResult::top1_only(split, &format!("{split}{top1}"), bits, path, top1)
         };
         let rows = aggregate(&[
             r("test", "float", "float", 60.0),

@@ -116,6 +116,17 @@ pub(crate) fn color(k: usize) -> RGBAColor {
     RGBColor(r, g, b).to_rgba()
 }
 
+/// The label of category axis position `x`: `labels[i]` exactly at integer `i`, nothing
+/// between (plotters asks for labels at arbitrary positions).
+pub(crate) fn category_label(labels: &[String], x: f64) -> String {
+    let i = x.round();
+    if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+        labels[i as usize].clone()
+    } else {
+        String::new()
+    }
+}
+
 /// A chart with numeric axes, as every figure here draws.
 pub(crate) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 

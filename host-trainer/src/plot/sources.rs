@@ -46,14 +46,7 @@ impl Figure for BarsFigure<'_> {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(self.rows.len())
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
-                    names[i as usize].clone()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|x| super::category_label(&names, *x))
             .y_desc("top-1 % (mean ± s.e. over nets; n = nets)")
             .draw()
             .map_err(|x| e(&x))?;
@@ -114,16 +107,8 @@ mod tests {
     #[test]
     fn writes_png_and_svg() {
         super::super::tests::require_font();
-        let r = |split: &str, net: &str, top1: f64| NetResult {
-            split: split.into(),
-            net: net.into(),
-            bits: "float".into(),
-            runtime: "float".into(),
-            top1,
-            top5: 90.0,
-            qmse: None,
-            qce: None,
-            agreement: None,
+        let r = |split: &str, net: &str, top1: f64| {
+            NetResult::top1_only(split, net, "float", "float", top1)
         };
         let sources = vec![
             Source::new("GHN", vec![r("test", "a", 40.0), r("deep", "b", 20.0)]).unwrap(),

@@ -242,46 +242,59 @@ fn top1_text(v: &Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.1}"))
 }
 
-/// A markdown table (README-ready): top-1 % as mean ± s.e.; max (nets) per source.
-pub fn markdown(sources: &[Source], rows: &[Row]) -> String {
-    let mut s = String::from("| split | bits | path |");
-    for src in sources {
-        let _ = write!(s, " {} top-1 % (mean ± s.e.; max (nets)) |", src.label);
-    }
-    s.push_str("\n|---|---|---|");
-    s.push_str(&"---|".repeat(sources.len()));
-    s.push('\n');
-    for r in rows {
-        let _ = write!(s, "| {} | {} | {} |", r.split, r.bits, r.runtime);
-        for c in &r.cells {
-            let _ = write!(s, " {} |", cell_text(c));
-        }
-        s.push('\n');
+/// A markdown table of `head` columns and `body` rows (cells already formatted).
+fn markdown_table(head: Vec<String>, body: impl Iterator<Item = Vec<String>>) -> String {
+    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+    let mut s = line(&head);
+    s.push_str(&format!("|{}\n", "---|".repeat(head.len())));
+    for row in body {
+        s.push_str(&line(&row));
     }
     s
 }
 
+/// The columns that name a row, then one per source.
+fn head(names: &[&str], sources: &[Source], what: &str) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| n.to_string())
+        .chain(sources.iter().map(|src| format!("{} {what}", src.label)))
+        .collect()
+}
+
+/// A markdown table (README-ready): top-1 % as mean ± s.e.; max (nets) per source.
+pub fn markdown(sources: &[Source], rows: &[Row]) -> String {
+    markdown_table(
+        head(
+            &["split", "bits", "path"],
+            sources,
+            "top-1 % (mean ± s.e.; max (nets))",
+        ),
+        rows.iter().map(|r| {
+            [r.split.clone(), r.bits.clone(), r.runtime.clone()]
+                .into_iter()
+                .chain(r.cells.iter().map(cell_text))
+                .collect()
+        }),
+    )
+}
+
 /// The per-net table as markdown.
 pub fn per_net_markdown(sources: &[Source], rows: &[NetRow]) -> String {
-    let mut s = String::from("| split | net | bits | path |");
-    for src in sources {
-        let _ = write!(s, " {} top-1 % |", src.label);
-    }
-    s.push_str("\n|---|---|---|---|");
-    s.push_str(&"---|".repeat(sources.len()));
-    s.push('\n');
-    for r in rows {
-        let _ = write!(
-            s,
-            "| {} | {} | {} | {} |",
-            r.split, r.net, r.bits, r.runtime
-        );
-        for v in &r.top1 {
-            let _ = write!(s, " {} |", top1_text(v));
-        }
-        s.push('\n');
-    }
-    s
+    markdown_table(
+        head(&["split", "net", "bits", "path"], sources, "top-1 %"),
+        rows.iter().map(|r| {
+            [
+                r.split.clone(),
+                r.net.clone(),
+                r.bits.clone(),
+                r.runtime.clone(),
+            ]
+            .into_iter()
+            .chain(r.top1.iter().map(top1_text))
+            .collect()
+        }),
+    )
 }
 
 /// A plain-text table for the terminal.
@@ -328,17 +341,7 @@ mod tests {
     use super::*;
 
     fn r(split: &str, net: &str, top1: f64) -> NetResult {
-        NetResult {
-            split: split.into(),
-            net: net.into(),
-            bits: "float".into(),
-            runtime: "float".into(),
-            top1,
-            top5: 90.0,
-            qmse: None,
-            qce: None,
-            agreement: None,
-        }
+        NetResult::top1_only(split, net, "float", "float", top1)
     }
 
     fn sources() -> Vec<Source> {

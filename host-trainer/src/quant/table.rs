@@ -29,6 +29,24 @@ pub struct NetResult {
     pub agreement: Option<f64>,
 }
 
+#[cfg(test)]
+impl NetResult {
+    /// A result with only what tables and plots of accuracy read (top-5 90 %, no errors).
+    pub(crate) fn top1_only(split: &str, net: &str, bits: &str, path: &str, top1: f64) -> Self {
+        NetResult {
+            split: split.into(),
+            net: net.into(),
+            bits: bits.into(),
+            runtime: path.into(),
+            top1,
+            top5: 90.0,
+            qmse: None,
+            qce: None,
+            agreement: None,
+        }
+    }
+}
+
 /// Mean, standard error and max.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Stat {
