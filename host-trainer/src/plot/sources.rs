@@ -59,7 +59,7 @@ impl Figure for BarsFigure<'_> {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, r)| {
-                    r.cells[s].map(|c| {
+                    r.cells.get(s).copied().flatten().map(|c| {
                         let x = i as f64 - 0.4 + slot * (s as f64 + 0.5);
                         (x, c.top1.mean, c.top1.se, c.nets)
                     })
