@@ -59,16 +59,16 @@ pub fn run(args: Args) -> Result<()> {
     };
     let rows = side_by_side::side_by_side(&sources, nets);
     print!("{}", side_by_side::text(&sources, &rows));
-    let per_net = side_by_side::per_net(&sources);
-    if args.per_net {
+    let per_net = args.per_net.then(|| side_by_side::per_net(&sources));
+    if let Some(per_net) = &per_net {
         println!();
-        print!("{}", side_by_side::per_net_text(&sources, &per_net));
+        print!("{}", side_by_side::per_net_text(&sources, per_net));
     }
     if let Some(path) = &args.markdown {
         let mut md = side_by_side::markdown(&sources, &rows);
-        if args.per_net {
+        if let Some(per_net) = &per_net {
             md.push('\n');
-            md.push_str(&side_by_side::per_net_markdown(&sources, &per_net));
+            md.push_str(&side_by_side::per_net_markdown(&sources, per_net));
         }
         host_trainer::atomic::write(path, md.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
