@@ -163,7 +163,7 @@ pub fn run(args: Args) -> Result<()> {
         keep,
     )?;
     let calibrated = {
-        let p = &exported.calibration.params;
+        let p = &exported.calibration.float_params;
         let mut hits = (0usize, 0usize);
         for b in &test {
             let (x, _) = host_trainer::ghn::train::to_tensors(b, shape, &device);

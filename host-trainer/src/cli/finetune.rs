@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use host_trainer::arch::Net;
 use host_trainer::cnn::train::{Sgd, SgdConfig};
 use host_trainer::cnn::{BnMode, ParamSet};
-use host_trainer::export::{self, Provenance};
+use host_trainer::export::{self, DeployGap, Provenance};
 use host_trainer::ghn::{checkpoint, eval, sources};
 use host_trainer::plot;
 use host_trainer::quant::config::Precision;
@@ -60,6 +60,12 @@ pub struct Args {
     /// Seed of random initialisation and image order.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also simulate each checkpoint with each test batch's own BN statistics and activation
+    /// ranges (as QAT trains), with either swapped for the calibrated one, and with both (as
+    /// deployed): which of the two a falling device accuracy comes from. Four more passes over
+    /// the test images per checkpoint.
+    #[arg(long)]
+    pub deploy_gap: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -92,9 +98,9 @@ pub fn run(args: Args) -> Result<()> {
     device.seed(args.seed);
     starts.push(("random", ParamSet::init_random(&net, &device)));
 
-    // Integer-runtime top-1 of `params` (exported at `config`).
-    let evaluate = |params: ParamSet| -> Result<f64> {
-        let (_, c) = export::export_and_compare(
+    // Integer-runtime top-1 of `params` (exported at `config`), and where it went if asked.
+    let evaluate = |params: ParamSet| -> Result<(f64, Option<DeployGap>)> {
+        let (ex, c) = export::export_and_compare(
             &net,
             params,
             &config,
@@ -106,7 +112,18 @@ pub fn run(args: Args) -> Result<()> {
             &device,
             0,
         )?;
-        Ok(c.int_top1)
+        let gap = args.deploy_gap.then(|| {
+            export::deploy_gap(
+                &net,
+                &ex.lowered,
+                &ex.calibration,
+                &config,
+                shape,
+                &test,
+                &device,
+            )
+        });
+        Ok((c.int_top1, gap))
     };
     let checkpoints: Vec<usize> = (0..=args.steps)
         .filter(|s| *s % args.eval_every.max(1) == 0 || *s == args.steps)
@@ -115,6 +132,7 @@ pub fn run(args: Args) -> Result<()> {
     // (whether a falling accuracy is a diverging run or a train/deploy mismatch).
     let mut curves: Vec<(String, Vec<f64>)> = Vec::new();
     let mut losses: Vec<Vec<Option<f64>>> = Vec::new();
+    let mut gaps: Vec<Vec<DeployGap>> = Vec::new();
     for (name, params) in starts {
         let mut images = sources::image_source(&args.test.dataset, data_dir, args.seed)?;
         let sgd_config = SgdConfig {
@@ -128,10 +146,12 @@ pub fn run(args: Args) -> Result<()> {
         let mut params = params.into_trainable();
         let mut curve = Vec::new();
         let mut loss_curve = Vec::new();
+        let mut gap_curve = Vec::new();
         let mut interval: Vec<f64> = Vec::new();
         for step in 0..=args.steps {
             if checkpoints.contains(&step) {
-                let acc = bar.suspend(|| evaluate(params.clone().without_autodiff()))?;
+                let (acc, gap) = bar.suspend(|| evaluate(params.clone().without_autodiff()))?;
+                gap_curve.extend(gap);
                 bar.set_message(format!(
                     "{name}: {} top-1 {acc:.2} % at step {step}",
                     args.bits
@@ -161,6 +181,7 @@ pub fn run(args: Args) -> Result<()> {
         bar.finish_and_clear();
         curves.push((name.to_string(), curve));
         losses.push(loss_curve);
+        gaps.push(gap_curve);
     }
     let loss_text = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.3}"));
 
@@ -171,16 +192,26 @@ pub fn run(args: Args) -> Result<()> {
     }
     table.push('\n');
     let mut csv = String::from("step");
-    for (name, _) in &curves {
+    for ((name, _), g) in curves.iter().zip(&gaps) {
         let _ = write!(csv, ",{name}_top1,{name}_train_loss");
+        if !g.is_empty() {
+            for column in DeployGap::NAMES {
+                let _ = write!(csv, ",{name}_sim_{column}");
+            }
+        }
     }
     csv.push('\n');
     for (k, step) in checkpoints.iter().enumerate() {
         let _ = write!(table, "{step:>6}");
         let _ = write!(csv, "{step}");
-        for ((_, c), l) in curves.iter().zip(&losses) {
+        for (((_, c), l), g) in curves.iter().zip(&losses).zip(&gaps) {
             let _ = write!(table, "  {:>13.2}%  {:>10}", c[k], loss_text(l[k]));
             let _ = write!(csv, ",{:.4},{}", c[k], loss_text(l[k]));
+            if let Some(g) = g.get(k) {
+                for v in g.values() {
+                    let _ = write!(csv, ",{v:.4}");
+                }
+            }
         }
         table.push('\n');
         csv.push('\n');
@@ -191,6 +222,12 @@ pub fn run(args: Args) -> Result<()> {
         net.name, args.bits, args.lr, args.sgd_batch, args.images
     );
     print!("{table}");
+    if args.deploy_gap {
+        print!(
+            "{}",
+            deploy_gap_table(&checkpoints, &curves, &gaps, args.images)
+        );
+    }
     if let Some(path) = &args.csv {
         host_trainer::atomic::write(path, csv.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
@@ -210,8 +247,73 @@ pub fn run(args: Args) -> Result<()> {
             })
             .collect();
         let title = format!("{}: {} QAT of the net itself", net.name, args.bits);
-        let [png, svg] = plot::top1_vs_steps(&lines, &title, stem)?;
+        let [png, svg] = plot::top1_vs_steps(&lines, &title, "integer runtime", stem)?;
         println!("plot: {} and {}", png.display(), svg.display());
+        if args.deploy_gap {
+            let mut lines: Vec<plot::Curve> = Vec::new();
+            for ((name, _), g) in curves.iter().zip(&gaps) {
+                for (j, label) in GAP_LABELS.iter().enumerate() {
+                    let points = checkpoints
+                        .iter()
+                        .zip(g)
+                        .map(|(&s, g)| (s, g.values()[j]))
+                        .collect();
+                    lines.push((format!("{name}: {label}"), points));
+                }
+            }
+            let mut gap_stem = stem.as_os_str().to_owned();
+            gap_stem.push("-deploy-gap");
+            let title = format!(
+                "{}: {} simulation, batch vs calibrated statistics",
+                net.name, args.bits
+            );
+            let [png, svg] = plot::top1_vs_steps(
+                &lines,
+                &title,
+                "quantized simulation",
+                std::path::Path::new(&gap_stem),
+            )?;
+            println!("plot: {} and {}", png.display(), svg.display());
+        }
     }
     Ok(())
+}
+
+/// Readable names of [`DeployGap::NAMES`]: which BN statistics and activation ranges.
+const GAP_LABELS: [&str; 4] = [
+    "batch BN, batch ranges (as trained)",
+    "calibrated BN, batch ranges",
+    "batch BN, calibrated ranges",
+    "calibrated BN and ranges (deployed)",
+];
+
+/// The `--deploy-gap` table: per start and checkpoint, the simulation's top-1 under each pairing.
+fn deploy_gap_table(
+    checkpoints: &[usize],
+    curves: &[(String, Vec<f64>)],
+    gaps: &[Vec<DeployGap>],
+    images: usize,
+) -> String {
+    let mut out = format!(
+        "\nquantized simulation, top-1 % on {images} test images; BN statistics / activation \
+         ranges from each test batch (\"batch\", as QAT trains) or from calibration:\n"
+    );
+    let heads = ["batch/batch", "calib BN", "calib ranges", "deployed"];
+    let _ = write!(out, "{:>6}", "step");
+    for (name, _) in curves {
+        for h in heads {
+            let _ = write!(out, "  {:>18}", format!("{name} {h}"));
+        }
+    }
+    out.push('\n');
+    for (k, step) in checkpoints.iter().enumerate() {
+        let _ = write!(out, "{step:>6}");
+        for g in gaps {
+            for v in g[k].values() {
+                let _ = write!(out, "  {v:>17.2}%");
+            }
+        }
+        out.push('\n');
+    }
+    out
 }

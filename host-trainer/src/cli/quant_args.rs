@@ -1,6 +1,6 @@
 //! The quantization flags shared by the commands that export nets (`export`, `eval --bits`).
 
-use host_trainer::quant::config::{Clip, Precision, QuantConfig};
+use host_trainer::quant::config::{BnStats, Clip, Precision, QuantConfig};
 use host_trainer::quant::layers::LayerBits;
 use shared_format::{Rounding, WeightScheme};
 
@@ -28,6 +28,11 @@ pub struct QuantArgs {
     /// of the activation it writes; `first` and `last` work across a whole split.
     #[arg(long, value_name = "LAYER=wNaM,...", default_value = "")]
     pub layer_bits: LayerBits,
+    /// The net whose BatchNorm statistics are folded: `quantized` (the default) measures them in
+    /// the quantized simulation as QAT trains it, `float` in the float net (post-training
+    /// quantization's practice; at 4 bits it loses most of a QAT net's accuracy).
+    #[arg(long, default_value = "quantized")]
+    pub bn_stats: BnStats,
 }
 
 impl QuantArgs {
@@ -47,6 +52,7 @@ impl QuantArgs {
             weight_clip: self.weight_clip,
             act_clip: self.act_clip,
             layers: self.layer_bits.clone(),
+            bn_stats: self.bn_stats,
             ..QuantConfig::paper(precision)
         }
     }

@@ -1,5 +1,6 @@
 //! Calibration on training images: BatchNorm population statistics (the blob folds fixed
-//! statistics, GHN-2's nets only ever saw batch statistics), then one scale and zero point per
+//! statistics, GHN-2's nets only ever saw batch statistics; by default those of the quantized
+//! net, which is the one a QAT net was trained as), then one scale and zero point per
 //! activation tensor, measured with the weights already quantized so the ranges fit the net
 //! the device will run.
 
@@ -9,7 +10,7 @@ use crate::arch::{ImageShape, Net};
 use crate::cnn::{BnMode, LayerParams, ParamSet};
 use crate::ghn::train::{LabeledBatch, to_tensors};
 use crate::quant::affine::{AffineParams, Range};
-use crate::quant::config::{Clip, QuantConfig};
+use crate::quant::config::{BnStats, Clip, QuantConfig};
 use crate::quant::fake::host_values;
 use crate::quant::lower::Lowered;
 use crate::quant::sim::{self, Acts, Observer, SimOptions, clip_range, tensor_bits};
@@ -17,8 +18,12 @@ use crate::quant::sim::{self, Acts, Observer, SimOptions, clip_range, tensor_bit
 /// What calibration found.
 #[derive(Debug, Clone)]
 pub struct Calibration {
-    /// The parameters with every BatchNorm's running statistics filled in.
+    /// The parameters with every BatchNorm's running statistics filled in as the device folds
+    /// them (`QuantConfig::bn_stats`).
     pub params: ParamSet,
+    /// The parameters with the float net's population statistics: the float reference that
+    /// quantization is measured against.
+    pub float_params: ParamSet,
     /// Scale and zero point of every device tensor (`SameAs` tensors repeat their root's).
     pub acts: Vec<AffineParams>,
     /// Images used.
@@ -88,29 +93,23 @@ impl Observer for Ranges {
     }
 }
 
-/// Calibrate `params` (on a non-autodiff device) on `batches` of training images.
-pub fn calibrate(
+/// `params` with every BatchNorm's running statistics set to the population statistics of the
+/// batch statistics the simulation under `opts` normalises `batches` with.
+fn population_stats(
     net: &Net,
     lowered: &Lowered,
-    params: ParamSet,
-    config: &QuantConfig,
+    params: &ParamSet,
+    opts: SimOptions<'_>,
     shape: ImageShape,
     batches: &[LabeledBatch],
     device: &Device,
-) -> Calibration {
-    // 1. BN population statistics, float net, batch statistics.
+) -> ParamSet {
     let mut bn = BnSums::default();
-    let float = SimOptions {
-        quant: None,
-        acts: Acts::Float,
-        bn: BnMode::Batch,
-        training: false,
-    };
     for b in batches {
         let (x, _) = to_tensors(b, shape, device);
-        let _ = sim::forward(net, lowered, &params, x, float, Some(&mut bn));
+        let _ = sim::forward(net, lowered, params, x, opts, Some(&mut bn));
     }
-    let mut params = params;
+    let mut params = params.clone();
     for (node, s) in bn.stats.into_iter().enumerate() {
         let Some(ChannelSums {
             mean: sum_m,
@@ -135,6 +134,40 @@ pub fn calibrate(
             ));
         }
     }
+    params
+}
+
+/// Calibrate `params` (on a non-autodiff device) on `batches` of training images.
+pub fn calibrate(
+    net: &Net,
+    lowered: &Lowered,
+    params: ParamSet,
+    config: &QuantConfig,
+    shape: ImageShape,
+    batches: &[LabeledBatch],
+    device: &Device,
+) -> Calibration {
+    // 1. BN population statistics: the float net's (the float reference, and what the device
+    //    folds under `BnStats::Float`), and the quantized net's as QAT trains it.
+    let float = SimOptions {
+        quant: None,
+        acts: Acts::Float,
+        bn: BnMode::Batch,
+        training: false,
+    };
+    let float_params = population_stats(net, lowered, &params, float, shape, batches, device);
+    let params = match config.bn_stats {
+        BnStats::Float => float_params.clone(),
+        BnStats::Quantized => {
+            let as_trained = SimOptions {
+                quant: Some(config),
+                acts: Acts::Batch,
+                bn: BnMode::Batch,
+                training: false,
+            };
+            population_stats(net, lowered, &params, as_trained, shape, batches, device)
+        }
+    };
 
     // 2. Activation ranges with quantized weights and the calibrated statistics.
     let mut ranges = Ranges {
@@ -173,7 +206,114 @@ pub fn calibrate(
     }
     Calibration {
         params,
+        float_params,
         acts,
         samples,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::NetBuilder;
+    use crate::ghn::sources::SyntheticImages;
+    use crate::ghn::train::ImageSource;
+    use crate::quant::config::Precision;
+
+    const SHAPE: ImageShape = ImageShape::FASHION_MNIST;
+
+    /// Records the statistics each BN node normalised with.
+    #[derive(Default)]
+    struct Seen(Vec<(usize, Vec<f32>, Vec<f32>)>);
+
+    impl Observer for Seen {
+        fn batch_norm(&mut self, node: usize, mean: &Tensor<1>, var: &Tensor<1>) {
+            self.0.push((node, host_values(mean), host_values(var)));
+        }
+        fn activation(&mut self, _tensor: usize, _x: &Tensor<4>) {}
+    }
+
+    fn stored(params: &ParamSet, node: usize) -> (Vec<f32>, Vec<f32>) {
+        match &params.layers[node] {
+            LayerParams::BatchNorm {
+                running: Some((m, v)),
+                ..
+            } => (host_values(m), host_values(v)),
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+
+    fn close(a: &[f32], b: &[f32]) -> bool {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs()))
+    }
+
+    /// Calibrated on one batch, the stored statistics are those the chosen net normalised that
+    /// batch with: the float net's under `Float`, the quantized simulation's (as QAT trains)
+    /// under `Quantized`, and at 4 bits the two differ. The float reference keeps the float ones.
+    #[test]
+    fn bn_statistics_come_from_the_net_the_config_names() {
+        let dev = Device::flex();
+        let mut b = NetBuilder::new("bn", SHAPE, 10);
+        let mut x = 0;
+        for i in 0..3 {
+            x = b.conv(format!("conv{i}"), x, 8, 3, 1).unwrap();
+            x = b.bn(format!("bn{i}"), x).unwrap();
+            x = b.relu(format!("relu{i}"), x, false).unwrap();
+        }
+        let g = b
+            .push("pool", crate::arch::Op::GlobalAvgPool, vec![x])
+            .unwrap();
+        b.linear("fc", g, 10).unwrap();
+        let net = b.finish().unwrap();
+        let lowered = Lowered::new(&net).unwrap();
+        let batch = vec![SyntheticImages::new(SHAPE, 10, 100, 4).next_batch(32)];
+        let params = ParamSet::init_random(&net, &dev);
+        let (x, _) = to_tensors(&batch[0], SHAPE, &dev);
+        let mut differs = false;
+        for bn_stats in [BnStats::Float, BnStats::Quantized] {
+            let config = QuantConfig {
+                bn_stats,
+                ..QuantConfig::paper(Precision::new(4, 4))
+            };
+            let cal = calibrate(&net, &lowered, params.clone(), &config, SHAPE, &batch, &dev);
+            let seen = |quant: Option<&QuantConfig>, acts: Acts<'_>| {
+                let opts = SimOptions {
+                    quant,
+                    acts,
+                    bn: BnMode::Batch,
+                    training: false,
+                };
+                let mut seen = Seen::default();
+                let _ = sim::forward(&net, &lowered, &params, x.clone(), opts, Some(&mut seen));
+                seen.0
+            };
+            let float = seen(None, Acts::Float);
+            let quantized = seen(Some(&config), Acts::Batch);
+            assert_eq!(float.len(), 3);
+            let device_folds = if bn_stats == BnStats::Float {
+                &float
+            } else {
+                &quantized
+            };
+            for ((node, m, v), (_, qm, qv)) in device_folds.iter().zip(&quantized) {
+                let (sm, sv) = stored(&cal.params, *node);
+                assert!(close(&sm, m) && close(&sv, v), "{bn_stats:?} node {node}");
+                differs |= !close(qm, &stored(&cal.float_params, *node).0)
+                    || !close(qv, &stored(&cal.float_params, *node).1);
+            }
+            for (node, m, v) in &float {
+                let (fm, fv) = stored(&cal.float_params, *node);
+                assert!(
+                    close(&fm, m) && close(&fv, v),
+                    "float reference, node {node}"
+                );
+            }
+        }
+        assert!(
+            differs,
+            "4-bit statistics equal the float ones: the test shows nothing"
+        );
     }
 }

@@ -126,7 +126,7 @@ pub fn compare(
         let (x, _) = to_tensors(b, shape, device);
         let float_logits = host_values(&crate::cnn::forward(
             net,
-            &cal.params,
+            &cal.float_params,
             x.clone(),
             BnMode::Running,
             false,

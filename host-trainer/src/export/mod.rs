@@ -6,11 +6,13 @@
 pub mod blob;
 pub mod calibrate;
 pub mod compare;
+pub mod deploy_gap;
 pub mod graph;
 
 pub use blob::{Provenance, build, build_described};
 pub use calibrate::{Calibration, calibrate};
 pub use compare::{Comparison, KeptSample, compare, vectors};
+pub use deploy_gap::{DeployGap, deploy_gap};
 pub use graph::QuantGraph;
 
 use burn::tensor::Device;

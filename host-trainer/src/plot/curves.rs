@@ -11,21 +11,33 @@ use super::{Figure, PlotError};
 /// One named curve: (step, top-1 %) points in step order.
 pub type Curve = (String, Vec<(usize, f64)>);
 
-/// Draws `curves` under `title` and writes `<stem>.png` and `<stem>.svg` atomically.
+/// Draws `curves` under `title`, the y axis saying what measured the top-1 (`measured_by`, e.g.
+/// "integer runtime"), and writes `<stem>.png` and `<stem>.svg` atomically.
 pub fn top1_vs_steps(
     curves: &[Curve],
     title: &str,
+    measured_by: &str,
     stem: &Path,
 ) -> Result<[PathBuf; 2], PlotError> {
     if curves.iter().all(|(_, points)| points.is_empty()) {
         return Err(PlotError::Empty("no evaluated steps".into()));
     }
-    super::write(&CurvesFigure { curves, title }, stem, (800, 500))
+    let y_desc = format!("top-1 % ({measured_by})");
+    super::write(
+        &CurvesFigure {
+            curves,
+            title,
+            y_desc: &y_desc,
+        },
+        stem,
+        (800, 500),
+    )
 }
 
 struct CurvesFigure<'a> {
     curves: &'a [Curve],
     title: &'a str,
+    y_desc: &'a str,
 }
 
 impl Figure for CurvesFigure<'_> {
@@ -49,7 +61,9 @@ impl Figure for CurvesFigure<'_> {
         chart
             .configure_mesh()
             .x_desc("training steps")
-            .y_desc("top-1 % (integer runtime)")
+            .y_desc(self.y_desc)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()
             .map_err(|x| e(&x))?;
         for (k, (name, points)) in self.curves.iter().enumerate() {
@@ -82,11 +96,17 @@ mod tests {
             ),
         ];
         let dir = tempfile::tempdir().unwrap();
-        let files = top1_vs_steps(&curves, "net w4a4", &dir.path().join("c")).unwrap();
+        let files = top1_vs_steps(
+            &curves,
+            "net w4a4",
+            "integer runtime",
+            &dir.path().join("c"),
+        )
+        .unwrap();
         super::super::tests::check_files(&files, &["from GHN", "from random", "training steps"]);
         let empty = vec![("x".to_string(), Vec::new())];
         assert!(matches!(
-            top1_vs_steps(&empty, "t", &dir.path().join("e")),
+            top1_vs_steps(&empty, "t", "integer runtime", &dir.path().join("e")),
             Err(PlotError::Empty(_))
         ));
     }

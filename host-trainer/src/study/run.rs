@@ -23,7 +23,7 @@ use crate::cnn::{BnMode, ParamSet, forward};
 use crate::export::{self, Provenance};
 use crate::ghn::sources;
 use crate::ghn::train::{ImageSource, LabeledBatch, to_tensors, topk_hits};
-use crate::quant::config::{Clip, Precision, QuantConfig};
+use crate::quant::config::{BnStats, Clip, Precision, QuantConfig};
 use crate::quant::fake::host_values;
 
 /// Everything that decides a run's numbers (the data directory and device do not).
@@ -107,9 +107,11 @@ impl Recipe {
     }
 
     /// QUINT8 as the paper measures it: 8-bit per-tensor affine weights (absolute range, BN
-    /// folded) and activations (clipped at `act_clip_percent`).
+    /// folded with the float net's statistics, as post-training quantization does) and
+    /// activations (clipped at `act_clip_percent`).
     pub fn quant_config(&self) -> QuantConfig {
         QuantConfig {
+            bn_stats: BnStats::Float,
             act_clip: if self.act_clip_percent > 0.0 {
                 Clip::Percentile(self.act_clip_percent)
             } else {
@@ -411,7 +413,7 @@ pub fn evaluate(
     let (mut t1, mut t5, mut n) = (0usize, 0usize, 0usize);
     for b in &data.test {
         let (x, _) = to_tensors(b, data.shape, device);
-        let logits = forward(net, &ex.calibration.params, x, BnMode::Running, false);
+        let logits = forward(net, &ex.calibration.float_params, x, BnMode::Running, false);
         if host_values(&logits).iter().any(|v| !v.is_finite()) {
             return Ok(Evaluated::NonFinite(
                 "non-finite float outputs after training".into(),
