@@ -215,7 +215,6 @@ pub fn calibrate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::NetBuilder;
     use crate::ghn::sources::SyntheticImages;
     use crate::ghn::train::ImageSource;
     use crate::quant::config::Precision;
@@ -255,18 +254,7 @@ mod tests {
     #[test]
     fn bn_statistics_come_from_the_net_the_config_names() {
         let dev = Device::flex();
-        let mut b = NetBuilder::new("bn", SHAPE, 10);
-        let mut x = 0;
-        for i in 0..3 {
-            x = b.conv(format!("conv{i}"), x, 8, 3, 1).unwrap();
-            x = b.bn(format!("bn{i}"), x).unwrap();
-            x = b.relu(format!("relu{i}"), x, false).unwrap();
-        }
-        let g = b
-            .push("pool", crate::arch::Op::GlobalAvgPool, vec![x])
-            .unwrap();
-        b.linear("fc", g, 10).unwrap();
-        let net = b.finish().unwrap();
+        let net = crate::export::deploy_gap::tests::conv_stack(&[8, 8, 8], 1, true);
         let lowered = Lowered::new(&net).unwrap();
         let batch = vec![SyntheticImages::new(SHAPE, 10, 100, 4).next_batch(32)];
         let params = ParamSet::init_random(&net, &dev);

@@ -100,7 +100,7 @@ fn is_top1(logits: &[f32], label: usize) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::arch::NetBuilder;
     use crate::cnn::ParamSet;
@@ -120,12 +120,13 @@ mod tests {
         assert!(!is_top1(&[f32::NAN, 1.0], 1));
     }
 
-    /// conv-(BN)-ReLU twice, global pool, classifier.
-    fn net(with_bn: bool) -> Net {
-        let mut b = NetBuilder::new("gap", SHAPE, 10);
+    /// A conv-(BN)-ReLU stage per width, global pool, classifier: the smallest nets where BN
+    /// statistics and activation ranges matter.
+    pub(in crate::export) fn conv_stack(widths: &[usize], stride: usize, with_bn: bool) -> Net {
+        let mut b = NetBuilder::new("stack", SHAPE, 10);
         let mut x = 0;
-        for (i, c) in [8, 16].into_iter().enumerate() {
-            x = b.conv(format!("conv{i}"), x, c, 3, 2).unwrap();
+        for (i, &c) in widths.iter().enumerate() {
+            x = b.conv(format!("conv{i}"), x, c, 3, stride).unwrap();
             if with_bn {
                 x = b.bn(format!("bn{i}"), x).unwrap();
             }
@@ -136,6 +137,10 @@ mod tests {
             .unwrap();
         b.linear("fc", g, 10).unwrap();
         b.finish().unwrap()
+    }
+
+    fn net(with_bn: bool) -> Net {
+        conv_stack(&[8, 16], 2, with_bn)
     }
 
     fn run(net: &Net) -> (DeployGap, f64) {
