@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Issue 6's comparison table from the eval CSVs (int-runtime rows; float rows from `float`)."""
-import csv, glob, os, statistics as st, sys
-here = os.path.dirname(os.path.abspath(__file__))
+"""Issue 6's comparison table from the eval CSVs (int-runtime rows; float rows from `float`).
+
+Usage: table.py [DIR]  (DIR holds the CSVs; default: this folder)."""
+import csv, os, statistics as st, sys
+here = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
 runs = [("GHN-Q (float GHN-2, no QAT)", "ghn-q-a"), ("GHN-Q (float GHN-2, no QAT)", "ghn-q-b"),
         ("GHN-QAT, bit-specific", "qat-w4a8"), ("GHN-QAT, bit-specific", "qat-w4a4"),
         ("GHN-QAT, bit-specific", "qat-w2a2"), ("GHN-QAT, bit-conditioned", "bitcond-w4a4"),
