@@ -5,10 +5,13 @@
 //!   idempotently: each step first checks whether its work is already done.
 //! - `cargo xtask quickstart`: the README's main job — setup, then `ghnq quickstart`.
 //! - `cargo xtask test`: the README's test command and CI's only step.
+//! - `cargo xtask campaign start|sync|status`: the long GHN meta-training run, resumed from the
+//!   committed checkpoint in every session.
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod campaign;
 mod setup;
 mod shell;
 mod test;
@@ -34,12 +37,37 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// The float CIFAR-10 GHN's long meta-training run (`checkpoints/cifar10-float`).
+    Campaign {
+        #[command(subcommand)]
+        action: CampaignAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CampaignAction {
+    /// Resume the run in the background (nice 19, one thread) from the newest checkpoint, the
+    /// committed one if the run directory is behind it.
+    Start {
+        /// CIFAR-10 directory (default: GHNQ_CIFAR_DIR, else made from ../shared/data/cifar10).
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+    },
+    /// Copy the run's newest checkpoint and logs into checkpoints/cifar10-float for a commit.
+    Sync,
+    /// Whether it runs, its step and last log lines.
+    Status,
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Setup => setup::run(),
         Command::Test => test::run(),
+        Command::Campaign { action } => match action {
+            CampaignAction::Start { data_dir } => campaign::start(data_dir),
+            CampaignAction::Sync => campaign::sync(),
+            CampaignAction::Status => campaign::status(),
+        },
         Command::Quickstart { args } => {
             setup::run()?;
             // The test command's profile and features, so the two share one build.

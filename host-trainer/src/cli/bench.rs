@@ -3,10 +3,16 @@
 use anyhow::Result;
 use burn::tensor::Device;
 use host_trainer::arch::ImageShape;
+use host_trainer::arch::Net;
+use host_trainer::ghn::checkpoint;
 use host_trainer::ghn::model::{Ghn, GhnConfig};
 use host_trainer::ghn::sources;
-use host_trainer::ghn::train::{ImageSource, MetaTrainer};
-use host_trainer::ghn::{GhnGraph, checkpoint};
+use host_trainer::ghn::train::{Engine, ImageSource, LabeledBatch, MetaTrainer};
+
+/// ppuda's GHN-2 training step at meta-batch 8, batch 64, one thread (PyTorch 2.9 with oneDNN on
+/// a 2-core AMD EPYC host like this project's; `shared/reference/ppuda-peer`): the anchor every
+/// `bench ghn` prints beside its own figures.
+const PPUDA_STEP_S: f64 = 5.29;
 
 /// Arguments of `ghnq bench`.
 #[derive(clap::Args, Debug)]
@@ -45,6 +51,41 @@ pub struct Args {
     /// Image shape of the nets and (synthetic) images: cifar10 (32x32x3) or fashion-mnist (28x28x1).
     #[arg(long, default_value = "cifar10")]
     pub dataset: String,
+    /// Thread counts to time, comma-separated (each in a rayon pool of its own).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub threads: Vec<usize>,
+    /// Meta-training engine: native, burn, or both (timed on the same meta-batches, with their
+    /// ratio).
+    #[arg(long, default_value = "both")]
+    pub engine: String,
+    /// Standard output is one JSON list (one object per thread count and engine); the human
+    /// lines go to standard error.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Milliseconds to predict (and read back) every net's parameters, after one warm-up.
+fn predict_times(ghn: &Ghn, nets: &[Net], device: &Device) -> Result<Vec<f64>> {
+    let _ = host_trainer::ghn::eval::predict_one(ghn, &nets[0], device)?.named_tensors(&nets[0]);
+    let mut times = Vec::new();
+    for net in nets {
+        let t = std::time::Instant::now();
+        let p = host_trainer::ghn::eval::predict_one(ghn, net, device)?;
+        let _ = p.named_tensors(net);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(times)
+}
+
+/// The median (the mean of the middle two for an even count).
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -68,12 +109,6 @@ pub fn run(args: Args) -> Result<()> {
         "unknown benchmark '{}' (ghn or tflite)",
         args.what
     );
-    let threads = super::train::threads();
-    println!(
-        "threads: {threads} (RAYON_NUM_THREADS={:?}, available_parallelism={:?})",
-        std::env::var("RAYON_NUM_THREADS").ok(),
-        std::thread::available_parallelism().map(|n| n.get()).ok()
-    );
     let device = Device::flex();
     let ghn = match &args.ghn {
         Some(p) => checkpoint::load_ghn(p, None, &device)?.0,
@@ -84,36 +119,26 @@ pub fn run(args: Args) -> Result<()> {
         "fashion-mnist" => ImageShape::FASHION_MNIST,
         other => anyhow::bail!("unknown dataset '{other}' (cifar10 or fashion-mnist)"),
     };
-    let nets = sources::eval_nets(&args.split, shape, ghn.config.num_classes, args.count, 0)?;
-    // Warm-up.
-    let _ = host_trainer::ghn::eval::predict_one(&ghn, &nets[0], &device)?.named_tensors(&nets[0]);
-    let mut times = Vec::new();
-    let mut nodes = 0;
-    for net in &nets {
-        let t = std::time::Instant::now();
-        let p = host_trainer::ghn::eval::predict_one(&ghn, net, &device)?;
-        let _ = p.named_tensors(net);
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-        nodes += GhnGraph::build(net, ghn.config.s_max)?.len();
-    }
-    let (m, se, mx) = host_trainer::ghn::eval::mean_se_max(&times);
-    let mean_params =
-        nets.iter().map(|n| n.param_count()).sum::<usize>() as f64 / nets.len() as f64;
-    println!(
-        "GHN prediction ({} params, hid {}): {m:.1} ± {se:.1} ms per net (max {mx:.1}) over {} '{}' nets (mean {:.0} graph nodes, {:.0} net params); goal <= 50 ms",
-        ghn.param_count(),
-        ghn.config.hid,
-        nets.len(),
-        args.split,
-        nodes as f64 / nets.len() as f64,
-        mean_params
-    );
-
-    // Training step: meta-batch × batch on synthetic images of the data set's shape.
-    let ad = device.autodiff();
-    let cfg = ghn.config.clone();
-    let mut trainer = MetaTrainer::new(Ghn::new(&cfg, &ad), 1e-5, ad);
-    let mut images = sources::SyntheticImages::new(shape, cfg.num_classes, 45_000, 1);
+    let engines: Vec<Engine> = match args.engine.as_str() {
+        "both" => vec![Engine::Burn, Engine::Native],
+        e => vec![e.parse().map_err(|e: String| anyhow::anyhow!(e))?],
+    };
+    let log = |line: String| {
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    log(format!(
+        "available_parallelism={:?}; thread counts {:?}; engines {:?}",
+        std::thread::available_parallelism().map(|n| n.get()).ok(),
+        args.threads,
+        engines
+    ));
+    // The fixed, seeded meta-batches every configuration times: the `train` split (seed 7) at the
+    // data set's shape, synthetic images (timing does not depend on pixels).
+    let classes = ghn.config.num_classes;
     let mut archs = sources::arch_source(
         if args.split == "tiny" {
             "tiny"
@@ -121,30 +146,142 @@ pub fn run(args: Args) -> Result<()> {
             "train"
         },
         shape,
-        cfg.num_classes,
+        classes,
         7,
     )?;
-    let mut step_ms = Vec::new();
-    for k in 0..=args.steps {
-        let nets: Vec<_> = (0..args.meta_batch).map(|_| archs.sample()).collect();
-        let b = images.next_batch(args.batch);
-        let t = std::time::Instant::now();
-        let r = trainer.step(&nets, &b, shape, 1e-3);
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        if k > 0 {
-            step_ms.push(ms);
+    let mut images = sources::SyntheticImages::new(shape, classes, 45_000, 1);
+    let batches: Vec<(Vec<Net>, LabeledBatch)> = (0..=args.steps)
+        .map(|_| {
+            let nets = (0..args.meta_batch).map(|_| archs.sample()).collect();
+            (nets, images.next_batch(args.batch))
+        })
+        .collect();
+    // Multiply-accumulates of one step: each net's forward on the batch; its backward costs about
+    // twice that (input and weight gradients), and a MAC is two FLOPs.
+    let macs: u64 = batches[1..]
+        .iter()
+        .flat_map(|(nets, _)| nets.iter().map(|n| n.macs()))
+        .sum::<u64>()
+        / args.steps.max(1) as u64;
+    let gflop_per_step = 6.0 * macs as f64 * args.batch as f64 / 1e9;
+    let pred_nets = sources::eval_nets(&args.split, shape, classes, args.count, 0)?;
+
+    let mut records = Vec::new();
+    for &threads in &args.threads {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| anyhow::anyhow!("a pool of {threads} threads: {e}"))?;
+        let predict = pool.install(|| predict_times(&ghn, &pred_nets, &device))?;
+        let (pm, pse, pmax) = host_trainer::ghn::eval::mean_se_max(&predict);
+        log(format!(
+            "[{threads} thread(s)] GHN prediction ({} params, hid {}): median {:.1} ms, mean {pm:.1} ± {pse:.1} ms per net (max {pmax:.1}) over {} '{}' nets; goal <= 50 ms",
+            ghn.param_count(),
+            ghn.config.hid,
+            median(&predict),
+            pred_nets.len(),
+            args.split,
+        ));
+        let mut medians = Vec::new();
+        for &engine in &engines {
+            let ad = device.clone().autodiff();
+            let mut trainer = MetaTrainer::new(Ghn::new(&ghn.config, &ad), 1e-5, ad);
+            trainer.engine = engine;
+            let mut steps = Vec::new();
+            let mut parts = [0.0f64; 5];
+            let mut profile = host_trainer::cnn::native::Profile::new();
+            for (k, (nets, b)) in batches.iter().enumerate() {
+                let t = std::time::Instant::now();
+                let r = pool.install(|| trainer.step(nets, b, shape, 1e-3));
+                let s = t.elapsed().as_secs_f64();
+                if k > 0 {
+                    steps.push(s);
+                    parts
+                        .iter_mut()
+                        .zip(r.ms)
+                        .for_each(|(p, m)| *p += m / args.steps as f64);
+                    for (kind, ms) in &trainer.last_profile {
+                        let e = profile.entry(kind).or_default();
+                        e[0] += ms[0] / args.steps as f64;
+                        e[1] += ms[1] / args.steps as f64;
+                    }
+                }
+                eprintln!(
+                    "  {engine:?} step {k}{}: {:.0} ms (GHN forward {:.0}, nets forward {:.0}, nets backward {:.0}, GHN backward {:.0}, Adam {:.0}), loss {:.3}",
+                    if k == 0 { " (warm-up)" } else { "" },
+                    s * 1e3,
+                    r.ms[0],
+                    r.ms[1],
+                    r.ms[2],
+                    r.ms[3],
+                    r.ms[4],
+                    r.loss
+                );
+            }
+            let med = median(&steps);
+            medians.push(med);
+            log(format!(
+                "[{threads} thread(s)] {engine:?}: training step (meta-batch {}, batch {}, {gflop_per_step:.1} GFLOP): median {med:.2} s = {:.1} GFLOP/s; mean split (ms) GHN forward {:.0} | nets forward {:.0} | nets backward {:.0} | GHN backward {:.0} | Adam {:.0}",
+                args.meta_batch,
+                args.batch,
+                gflop_per_step / med,
+                parts[0],
+                parts[1],
+                parts[2],
+                parts[3],
+                parts[4],
+            ));
+            if !profile.is_empty() {
+                let total: f64 = profile.values().map(|v| v[0] + v[1]).sum();
+                let mut rows: Vec<_> = profile.iter().collect();
+                rows.sort_by(|a, b| (b.1[0] + b.1[1]).total_cmp(&(a.1[0] + a.1[1])));
+                let text: Vec<String> = rows
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{k} {:.0}+{:.0} ms ({:.0} %)",
+                            v[0],
+                            v[1],
+                            100.0 * (v[0] + v[1]) / total.max(1e-9)
+                        )
+                    })
+                    .collect();
+                log(format!(
+                    "[{threads} thread(s)] {engine:?} nets by op kind, forward+backward per step (thread time): {}",
+                    text.join(", ")
+                ));
+            }
+            records.push(serde_json::json!({
+                "engine": format!("{engine:?}").to_lowercase(),
+                "threads": threads,
+                "meta_batch": args.meta_batch,
+                "batch": args.batch,
+                "dataset": args.dataset,
+                "steps": args.steps,
+                "predict_ms_median": median(&predict),
+                "train_step_s_median": med,
+                "train_step_s": steps,
+                "split_ms_mean": {
+                    "ghn_forward": parts[0], "nets_forward": parts[1], "nets_backward": parts[2],
+                    "ghn_backward": parts[3], "optimizer": parts[4]
+                },
+                "gflop_per_step": gflop_per_step,
+                "ppuda_step_s_anchor": PPUDA_STEP_S,
+                "nets_ms_by_op_kind": profile,
+            }));
         }
-        eprintln!(
-            "step {k}: {ms:.0} ms (GHN predict {:.0}, target nets forward {:.0}, backward + grad norm {:.0}, Adam {:.0}), loss {:.3}",
-            r.ms[0], r.ms[1], r.ms[2], r.ms[3], r.loss
-        );
+        if let [burn, native] = medians[..] {
+            log(format!(
+                "[{threads} thread(s)] native engine {:.2}x faster than burn autodiff in this run",
+                burn / native
+            ));
+        }
     }
-    let (m, se, _) = host_trainer::ghn::eval::mean_se_max(&step_ms);
-    println!(
-        "training step (meta-batch {}, batch {}): {m:.0} ± {se:.0} ms over {} steps",
-        args.meta_batch,
-        args.batch,
-        step_ms.len()
-    );
+    log(format!(
+        "anchor: ppuda's GHN-2 (PyTorch 2.9, oneDNN) took {PPUDA_STEP_S} s per step at meta-batch 8, batch 64, one thread on a similar 2-core host (a constant measured elsewhere: shared/reference/ppuda-peer)"
+    ));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+    }
     Ok(())
 }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use host_trainer::ghn::checkpoint;
 use host_trainer::ghn::model::{Ghn, GhnConfig};
-use host_trainer::ghn::sources;
-use host_trainer::ghn::train::{MetaTrainer, RunOptions, run};
+use host_trainer::ghn::train::{Engine, MetaTrainer, RunOptions, run};
+use host_trainer::ghn::{eval, sources};
 use host_trainer::quant::config::{Clip, Precision, QuantConfig};
 use host_trainer::quant::fake::Method;
 use host_trainer::quant::layers::LayerBits;
@@ -65,6 +65,28 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Keep only the newest N checkpoints in `--out` (0 = keep every one).
+    #[arg(long, default_value_t = 0)]
+    pub keep_checkpoints: usize,
+    /// Validate at checkpoints (`--val-every`): mean float top-1 of the predicted parameters on
+    /// `--val-nets` nets of the `test` generator drawn with `--val-seed` (never the test nets,
+    /// which are seed 0), appended to `val.csv` in `--out`. 0 nets = off.
+    #[arg(long, default_value_t = 20)]
+    pub val_nets: usize,
+    /// Validate at the checkpoints whose step is a multiple of this.
+    #[arg(long, default_value_t = 500)]
+    pub val_every: usize,
+    /// Seed of the validation nets.
+    #[arg(long, default_value_t = 7)]
+    pub val_seed: u64,
+    /// Test images per validation net (the first N of the data set's test part).
+    #[arg(long, default_value_t = 500)]
+    pub val_images: usize,
+    /// How float steps run the target nets: `native` (forward and backward outside burn's
+    /// autodiff, nets in parallel; several times faster) or `burn` (one autodiff graph, the
+    /// reference). GHN-QAT steps always run on burn.
+    #[arg(long, default_value = "native")]
+    pub engine: Engine,
     /// GHN-QAT: finetune on quantized target nets at these bits (w8a8, w4a8, w4a4, w2a2, ...).
     /// NoiseQuant by default at 2 bits, SimQuant (STE) otherwise. Several, comma-separated, with
     /// --bit-conditioned.
@@ -194,6 +216,7 @@ pub fn run_cmd(args: Args) -> Result<()> {
     );
     let mut trainer = MetaTrainer::new(ghn, args.weight_decay, device);
     trainer.state = state;
+    trainer.engine = args.engine;
     if let Some(q) = &qat {
         // The run's quantization, for people and for --resume (which must not change it).
         let text = format!("{q:?}\n");
@@ -236,8 +259,16 @@ pub fn run_cmd(args: Args) -> Result<()> {
         out: Some(args.out.clone()),
         checkpoint_every: args.checkpoint_every,
         progress: !args.quiet,
+        keep_checkpoints: args.keep_checkpoints,
     };
-    let s = run(&mut trainer, archs.as_mut(), images.as_mut(), &opts)?;
+    let mut validate = validation(&args, shape, classes)?;
+    let s = run(
+        &mut trainer,
+        archs.as_mut(),
+        images.as_mut(),
+        &opts,
+        &mut validate,
+    )?;
     println!(
         "trained {} steps ({} skipped for non-finite loss, {} in total); loss first 10% {:.4} -> last 10% {:.4}; {:.0} ms/step; checkpoint in {}",
         s.steps,
@@ -249,6 +280,84 @@ pub fn run_cmd(args: Args) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// The validation run after each checkpoint (`--val-*`): predicts every validation net's
+/// parameters with the GHN as it is, measures float top-1 and appends a line to `val.csv`.
+fn validation(
+    args: &Args,
+    shape: host_trainer::arch::ImageShape,
+    classes: usize,
+) -> Result<impl FnMut(&MetaTrainer) -> Result<()> + use<>> {
+    let out = args.out.clone();
+    let path = out.join("val.csv");
+    let (nets, batches) = if args.val_nets == 0 || args.dataset.starts_with("synthetic") {
+        (Vec::new(), Vec::new())
+    } else {
+        let nets = sources::eval_nets("test", shape, classes, args.val_nets, args.val_seed)?;
+        let (_, batches) = sources::test_batches(
+            &args.dataset,
+            args.data_dir.as_deref(),
+            args.val_images,
+            100,
+        )
+        .context("validation images")?;
+        (nets, batches)
+    };
+    let start = if args.resume {
+        checkpoint::latest(&out)?.map_or(0, |s| s.step)
+    } else {
+        0
+    };
+    host_trainer::ghn::train::truncate_log(&path, start + 1)?;
+    let images: usize = batches.iter().map(|b| b.labels.len()).sum();
+    let (val_seed, plain) = (args.val_seed, burn::tensor::Device::flex());
+    let every = args.val_every.max(1);
+    Ok(move |trainer: &MetaTrainer| -> Result<()> {
+        if nets.is_empty() || !trainer.state.step.is_multiple_of(every) {
+            return Ok(());
+        }
+        let t = std::time::Instant::now();
+        let ghn = &trainer.ghn;
+        let acc = eval::evaluate_with(
+            &nets,
+            shape,
+            &batches,
+            &plain,
+            |net| eval::predict_one(ghn, net, &trainer.device),
+            |_| {},
+        )?;
+        let top1: Vec<f64> = acc.iter().map(|a| a.top1).collect();
+        let top5: Vec<f64> = acc.iter().map(|a| a.top5).collect();
+        let (m1, se1, max1) = eval::mean_se_max(&top1);
+        let (m5, se5, _) = eval::mean_se_max(&top5);
+        let fresh = !path.exists();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        use std::io::Write;
+        if fresh {
+            writeln!(
+                f,
+                "step,top1_mean,top1_se,top1_max,top5_mean,top5_se,nets,images,val_seed,seconds"
+            )?;
+        }
+        writeln!(
+            f,
+            "{},{m1:.3},{se1:.3},{max1:.2},{m5:.3},{se5:.3},{},{images},{val_seed},{:.1}",
+            trainer.state.step,
+            nets.len(),
+            t.elapsed().as_secs_f64()
+        )?;
+        eprintln!(
+            "step {}: validation top-1 {m1:.2} ± {se1:.2} % (max {max1:.1}) on {} nets x {images} images",
+            trainer.state.step,
+            nets.len()
+        );
+        Ok(())
+    })
 }
 
 /// The burn device for `--device`.

@@ -8,7 +8,7 @@
 use burn::tensor::activation::{relu, relu6};
 use burn::tensor::module::{avg_pool2d, batch_norm, batch_norm_train, conv2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Distribution, Tensor, TensorData};
 
 use super::fast_ops;
 use super::params::{LayerParams, ParamSet};
@@ -67,6 +67,22 @@ impl Act {
 /// Run `net` on `x` (`[N, C, H, W]`, normalised) and return the logits `[N, classes]`.
 /// `train` enables dropout. Dead nodes (not reaching the classifier) are skipped.
 pub fn forward(net: &Net, params: &ParamSet, x: Tensor<4>, bn: BnMode, train: bool) -> Tensor<2> {
+    forward_seeded(net, params, x, bn, train, None)
+}
+
+/// [`forward`] whose dropout masks come from [`native::dropout_mask`] with `dropout_seed` (drawn
+/// in NHWC order, as the native executor draws them) instead of burn's generator, so the burn
+/// and native engines of meta-training see the same masks.
+///
+/// [`native::dropout_mask`]: super::native::dropout_mask
+pub fn forward_seeded(
+    net: &Net,
+    params: &ParamSet,
+    x: Tensor<4>,
+    bn: BnMode,
+    train: bool,
+    dropout_seed: Option<u64>,
+) -> Tensor<2> {
     let live = net.reaches_output();
     let mut acts: Vec<Option<Act>> = vec![None; net.nodes.len()];
     // Free an activation after its last consumer.
@@ -193,15 +209,44 @@ pub fn forward(net: &Net, params: &ParamSet, x: Tensor<4>, bn: BnMode, train: bo
                 let a = arg(0);
                 if train && *p > 0.0 {
                     let keep = 1.0 - *p as f64;
-                    let drop = |t: Tensor<4>| {
-                        let m = t.random_like(Distribution::Bernoulli(keep));
-                        t * m / keep
-                    };
-                    let drop2 = |t: Tensor<2>| {
-                        let m = t.random_like(Distribution::Bernoulli(keep));
-                        t * m / keep
-                    };
-                    a.apply(drop, drop2)
+                    match dropout_seed {
+                        Some(seed) => a.apply(
+                            |t| {
+                                let [n, c, h, w] = t.dims();
+                                let m = super::native::dropout_mask(seed, i, n * h * w * c, keep);
+                                let m = Tensor::<4>::from_data(
+                                    TensorData::new(m, [n, h, w, c]),
+                                    &t.device(),
+                                )
+                                .permute([0, 3, 1, 2]);
+                                t * m
+                            },
+                            |t| {
+                                let m = super::native::dropout_mask(
+                                    seed,
+                                    i,
+                                    t.dims().iter().product(),
+                                    keep,
+                                );
+                                t.clone()
+                                    * Tensor::<2>::from_data(
+                                        TensorData::new(m, t.dims()),
+                                        &t.device(),
+                                    )
+                            },
+                        ),
+                        None => {
+                            let drop = |t: Tensor<4>| {
+                                let m = t.random_like(Distribution::Bernoulli(keep));
+                                t * m / keep
+                            };
+                            let drop2 = |t: Tensor<2>| {
+                                let m = t.random_like(Distribution::Bernoulli(keep));
+                                t * m / keep
+                            };
+                            a.apply(drop, drop2)
+                        }
+                    }
                 } else {
                     a
                 }

@@ -7,8 +7,9 @@
 pub mod executor;
 pub mod fast_ops;
 pub mod init;
+pub mod native;
 pub mod params;
 pub mod train;
 
-pub use executor::{BnMode, forward};
+pub use executor::{BnMode, forward, forward_seeded};
 pub use params::{LayerParams, ParamSet};

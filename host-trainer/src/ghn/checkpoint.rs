@@ -55,6 +55,45 @@ pub fn save(
     Ok(weights)
 }
 
+/// Deletes all but the newest `keep` checkpoints (weights and optimiser state) of `dir`;
+/// `keep = 0` keeps every one. The newest is the one `latest` names, so a crash between saving
+/// and pruning leaves at most extra files, never a missing one.
+pub fn prune(dir: &Path, keep: usize) -> Result<()> {
+    if keep == 0 {
+        return Ok(());
+    }
+    let mut steps: Vec<usize> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("ghn-step")?
+                .strip_suffix(".bpk")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    steps.sort_unstable();
+    let newest = latest(dir)?.map(|s| s.step);
+    let n = steps.len();
+    for step in steps.into_iter().take(n.saturating_sub(keep)) {
+        if Some(step) == newest {
+            continue;
+        }
+        for file in [
+            format!("ghn-step{step}.bpk"),
+            format!("optim-step{step}.bpk"),
+        ] {
+            let path = dir.join(file);
+            if path.exists() {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Read the `latest` marker of a checkpoint directory.
 pub fn latest(dir: &Path) -> Result<Option<TrainState>> {
     let path = dir.join("latest");

@@ -491,6 +491,12 @@ fn a_resumed_run_continues_where_the_checkpoint_left_off() {
         out: Some(dir.path().to_path_buf()),
         checkpoint_every: 2,
         progress: false,
+        keep_checkpoints: 1,
+    };
+    let checkpoints = RefCell::new(Vec::new());
+    let mut after = |t: &MetaTrainer| {
+        checkpoints.borrow_mut().push(t.state.step);
+        Ok(())
     };
     // Every sampled net is named by its position in the stream.
     let seen = RefCell::new(Vec::new());
@@ -512,7 +518,14 @@ fn a_resumed_run_continues_where_the_checkpoint_left_off() {
     let images = || SyntheticImages::new(SHAPE, 10, 64, 3);
 
     let mut first = MetaTrainer::new(Ghn::new(&tiny_config(), &dev), 0.0, dev.clone());
-    run(&mut first, &mut source(), &mut images(), &opts(2)).unwrap();
+    run(
+        &mut first,
+        &mut source(),
+        &mut images(),
+        &opts(2),
+        &mut after,
+    )
+    .unwrap();
     assert_eq!(*seen.borrow(), [1, 2, 3, 4]);
     // A crash after the checkpoint may have logged a step the checkpoint does not hold.
     let log = dir.path().join("train.csv");
@@ -525,7 +538,24 @@ fn a_resumed_run_continues_where_the_checkpoint_left_off() {
     assert_eq!(state.step, 2);
     let mut resumed = MetaTrainer::new(ghn, 0.0, dev.clone());
     resumed.state = state;
-    run(&mut resumed, &mut source(), &mut images(), &opts(4)).unwrap();
+    run(
+        &mut resumed,
+        &mut source(),
+        &mut images(),
+        &opts(4),
+        &mut after,
+    )
+    .unwrap();
+    // One callback per checkpoint (the final save of a run that just checkpointed is not new),
+    // and only the newest checkpoint is kept.
+    assert_eq!(*checkpoints.borrow(), [2, 4]);
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f.ends_with(".bpk"))
+        .collect();
+    files.sort();
+    assert_eq!(files, ["ghn-step4.bpk", "optim-step4.bpk"]);
     // Nets 1-4 are skipped (steps 0 and 1 are done), steps 2 and 3 train on nets 5-8.
     assert_eq!(*seen.borrow(), (1..=8).collect::<Vec<_>>());
     let steps: Vec<String> = std::fs::read_to_string(&log)

@@ -18,7 +18,8 @@ use super::checkpoint::{self, TrainState};
 use super::graph::GhnGraph;
 use super::model::Ghn;
 use crate::arch::{ImageShape, Net};
-use crate::cnn::{BnMode, forward};
+use crate::cnn::native::{self, NetValues};
+use crate::cnn::{BnMode, LayerParams, ParamSet, forward_seeded};
 use crate::quant::config::{Precision, QuantConfig};
 use crate::quant::lower::Lowered;
 use crate::quant::sim::{self, Acts, SimOptions};
@@ -136,8 +137,40 @@ pub struct StepReport {
     pub grad_norm: f32,
     /// True when the loss was not finite and no update was made.
     pub skipped: bool,
-    /// Milliseconds in GHN prediction, target-net forward (+ loss read-back), backward, optimiser.
-    pub ms: [f64; 4],
+    /// Milliseconds in GHN forward (prediction), target-net forward (+ loss read-back),
+    /// target-net backward, GHN backward (+ gradient norm), optimiser. The burn engine runs the
+    /// nets' and the GHN's backward as one graph: it reports both in the nets' backward and 0
+    /// for the GHN's.
+    pub ms: [f64; 5],
+}
+
+/// How the target nets of a meta-training step run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// [`crate::cnn::native`]: forward and backward outside burn's autodiff, the nets of a
+    /// meta-batch in parallel (rayon); the GHN's backward takes their parameter gradients.
+    /// Float training only: GHN-QAT runs on [`Engine::Burn`].
+    #[default]
+    Native,
+    /// burn's autodiff through [`crate::cnn::executor`] (and the quantized simulation): one graph
+    /// from the GHN's weights to the loss. The reference the native engine is tested against.
+    Burn,
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Engine, String> {
+        match s {
+            "native" => Ok(Engine::Native),
+            "burn" => Ok(Engine::Burn),
+            other => Err(format!("unknown engine '{other}': native or burn")),
+        }
+    }
+}
+
+/// The dropout seed of net `k` of step `step` (both engines draw the same masks from it).
+fn dropout_seed(step: usize, k: usize) -> u64 {
+    ((step as u64) << 16) ^ k as u64
 }
 
 /// The GHN, its optimiser and the training counters.
@@ -158,6 +191,11 @@ pub struct MetaTrainer {
     /// Bit-conditioned GHN-QAT: the bit-widths to cycle through, one per step (step `s` uses
     /// `bit_choices[s % len]`, so a resumed run continues the cycle); empty = `qat`'s own.
     pub bit_choices: Vec<Precision>,
+    /// How the target nets run (float steps; QAT steps always use [`Engine::Burn`]).
+    pub engine: Engine,
+    /// Milliseconds by op kind of the last native step, summed over its nets (empty after a
+    /// burn step).
+    pub last_profile: native::Profile,
 }
 
 struct GradNorm<'a> {
@@ -201,6 +239,8 @@ impl MetaTrainer {
             clip: 5.0,
             qat: None,
             bit_choices: Vec::new(),
+            engine: Engine::default(),
+            last_profile: native::Profile::new(),
         }
     }
 
@@ -256,9 +296,10 @@ impl MetaTrainer {
         let predict_ms = t.elapsed().as_secs_f64() * 1e3;
         let mut total: Option<Tensor<1>> = None;
         let mut hits = 0;
-        for (net, p) in nets.iter().zip(&params) {
+        for (k, (net, p)) in nets.iter().zip(&params).enumerate() {
+            let seed = Some(dropout_seed(self.state.step, k));
             let logits = match &qat {
-                None => forward(net, p, x.clone(), BnMode::Batch, true),
+                None => forward_seeded(net, p, x.clone(), BnMode::Batch, true, seed),
                 Some(q) => {
                     let lowered = Lowered::new(net).expect("sampled nets have a device lowering");
                     let opts = SimOptions {
@@ -294,12 +335,16 @@ impl MetaTrainer {
         shape: ImageShape,
         lr: f64,
     ) -> StepReport {
+        if self.engine == Engine::Native && self.qat.is_none() {
+            return self.step_native(nets, batch, shape, lr);
+        }
+        self.last_profile.clear();
         let t0 = Instant::now();
         let (x, y) = to_tensors(batch, shape, &self.device);
         let (loss, acc, predict_ms) = self.meta_loss_timed(nets, &x, &y, &batch.labels);
         let value: f32 = loss.clone().into_scalar::<f32>();
         let forward_ms = t0.elapsed().as_secs_f64() * 1e3 - predict_ms;
-        let mut ms = [predict_ms, forward_ms, 0.0, 0.0];
+        let mut ms = [predict_ms, forward_ms, 0.0, 0.0, 0.0];
         if !value.is_finite() {
             self.state.skipped += 1;
             return StepReport {
@@ -312,13 +357,8 @@ impl MetaTrainer {
         }
         let t1 = Instant::now();
         let grads = loss.backward();
-        let mut grads = GradientsParams::from_grads(grads, &self.ghn);
-        let mut norm = GradNorm {
-            grads: &grads,
-            sq: 0.0,
-        };
-        self.ghn.visit(&mut norm);
-        let grad_norm = norm.sq.sqrt() as f32;
+        let grads = GradientsParams::from_grads(grads, &self.ghn);
+        let grad_norm = self.grad_norm(&grads);
         ms[2] = t1.elapsed().as_secs_f64() * 1e3;
         if !grad_norm.is_finite() {
             self.state.skipped += 1;
@@ -331,6 +371,19 @@ impl MetaTrainer {
             };
         }
         let t2 = Instant::now();
+        self.update(grads, grad_norm, lr);
+        ms[4] = t2.elapsed().as_secs_f64() * 1e3;
+        StepReport {
+            loss: value,
+            acc,
+            grad_norm,
+            skipped: false,
+            ms,
+        }
+    }
+
+    /// Clip to the global norm and take an Adam step.
+    fn update(&mut self, mut grads: GradientsParams, grad_norm: f32, lr: f64) {
         if grad_norm > self.clip {
             let mut scale = GradScale {
                 grads: &mut grads,
@@ -340,7 +393,128 @@ impl MetaTrainer {
         }
         self.ghn = self.optim.step(lr, self.ghn.clone(), grads);
         self.state.step += 1;
+    }
+
+    /// The gradient norm of `grads` over the GHN's parameters.
+    fn grad_norm(&self, grads: &GradientsParams) -> f32 {
+        let mut norm = GradNorm { grads, sq: 0.0 };
+        self.ghn.visit(&mut norm);
+        norm.sq.sqrt() as f32
+    }
+
+    /// [`MetaTrainer::step`] on [`Engine::Native`]: the GHN predicts (burn, autodiff), the nets
+    /// run forward and backward natively, in parallel, and `Σ p·∂L/∂p` carries their gradients
+    /// into the GHN's backward.
+    fn step_native(
+        &mut self,
+        nets: &[Net],
+        batch: &LabeledBatch,
+        shape: ImageShape,
+        lr: f64,
+    ) -> StepReport {
+        use rayon::prelude::*;
+        let t0 = Instant::now();
+        let graphs: Vec<GhnGraph> = nets
+            .iter()
+            .map(|n| GhnGraph::build(n, self.ghn.config.s_max).expect("sampled nets are valid"))
+            .collect();
+        let net_refs: Vec<&Net> = nets.iter().collect();
+        let graph_refs: Vec<&GhnGraph> = graphs.iter().collect();
+        let params = self
+            .ghn
+            .predict_for(&net_refs, &graph_refs, None, &self.device);
+        let values: Vec<NetValues> = params.iter().map(NetValues::from_params).collect();
+        let predict_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+        let t1 = Instant::now();
+        let n = batch.labels.len();
+        let x = native::nchw_to_nhwc(&batch.images, n, shape.c, shape.h, shape.w);
+        let m = nets.len().max(1);
+        let step = self.state.step;
+        let outcomes: Vec<native::Outcome> = nets
+            .par_iter()
+            .zip(&values)
+            .enumerate()
+            .map(|(k, (net, v))| {
+                native::loss_and_grads(
+                    net,
+                    v,
+                    &x,
+                    &batch.labels,
+                    native::Options {
+                        train: true,
+                        dropout_seed: dropout_seed(step, k),
+                        grad_scale: 1.0 / m as f32,
+                    },
+                )
+                .expect("sampled nets run natively")
+            })
+            .collect();
+        let nets_ms = t1.elapsed().as_secs_f64() * 1e3;
+        self.last_profile.clear();
+        for o in &outcomes {
+            for (kind, ms) in &o.profile {
+                let e = self.last_profile.entry(kind).or_default();
+                e[0] += ms[0];
+                e[1] += ms[1];
+            }
+        }
+        // Split the wall time of the nets as their summed forward and backward times split.
+        let (fwd, bwd) = outcomes
+            .iter()
+            .fold((0.0, 0.0), |(f, b), o| (f + o.ms[0], b + o.ms[1]));
+        let fwd_share = if fwd + bwd > 0.0 {
+            fwd / (fwd + bwd)
+        } else {
+            0.5
+        };
+        let mut ms = [
+            predict_ms,
+            nets_ms * fwd_share,
+            nets_ms * (1.0 - fwd_share),
+            0.0,
+            0.0,
+        ];
+        let value = outcomes.iter().map(|o| o.loss).sum::<f32>() / m as f32;
+        let acc = outcomes.iter().map(|o| o.hits).sum::<usize>() as f32 / (m * n).max(1) as f32;
+        if !value.is_finite() {
+            self.state.skipped += 1;
+            return StepReport {
+                loss: value,
+                acc,
+                grad_norm: 0.0,
+                skipped: true,
+                ms,
+            };
+        }
+
+        let t2 = Instant::now();
+        let mut surrogate: Option<Tensor<1>> = None;
+        for (p, o) in params.iter().zip(&outcomes) {
+            for term in gradient_terms(p, &o.grads, &self.device) {
+                surrogate = Some(match surrogate {
+                    Some(s) => s + term,
+                    None => term,
+                });
+            }
+        }
+        let surrogate = surrogate.expect("every net has parameters");
+        let grads = GradientsParams::from_grads(surrogate.backward(), &self.ghn);
+        let grad_norm = self.grad_norm(&grads);
         ms[3] = t2.elapsed().as_secs_f64() * 1e3;
+        if !grad_norm.is_finite() {
+            self.state.skipped += 1;
+            return StepReport {
+                loss: value,
+                acc,
+                grad_norm,
+                skipped: true,
+                ms,
+            };
+        }
+        let t3 = Instant::now();
+        self.update(grads, grad_norm, lr);
+        ms[4] = t3.elapsed().as_secs_f64() * 1e3;
         StepReport {
             loss: value,
             acc,
@@ -349,6 +523,57 @@ impl MetaTrainer {
             ms,
         }
     }
+}
+
+/// `Σ t·g` (summed to a scalar) for every predicted tensor `t` and its gradient `g`: a surrogate
+/// whose gradient with respect to the GHN is exactly the chain rule through `∂L/∂t = g`.
+fn gradient_terms(p: &ParamSet, g: &NetValues, device: &Device) -> Vec<Tensor<1>> {
+    fn term<const D: usize>(t: &Tensor<D>, g: &[f32], device: &Device) -> Tensor<1> {
+        let grad = Tensor::<D>::from_data(TensorData::new(g.to_vec(), t.dims()), device);
+        (t.clone() * grad).sum()
+    }
+    let mut out = Vec::new();
+    for (l, gl) in p.layers.iter().zip(&g.layers) {
+        match (l, gl) {
+            (
+                LayerParams::Conv { weight, bias },
+                native::LayerValues::Conv {
+                    weight: gw,
+                    bias: gb,
+                },
+            ) => {
+                out.push(term(weight, gw, device));
+                if let (Some(b), Some(gb)) = (bias, gb) {
+                    out.push(term(b, gb, device));
+                }
+            }
+            (
+                LayerParams::Linear { weight, bias },
+                native::LayerValues::Linear {
+                    weight: gw,
+                    bias: gb,
+                },
+            ) => {
+                out.push(term(weight, gw, device));
+                if let (Some(b), Some(gb)) = (bias, gb) {
+                    out.push(term(b, gb, device));
+                }
+            }
+            (
+                LayerParams::BatchNorm { gamma, beta, .. },
+                native::LayerValues::BatchNorm {
+                    gamma: gg,
+                    beta: gbeta,
+                },
+            ) => {
+                out.push(term(gamma, gg, device));
+                out.push(term(beta, gbeta, device));
+            }
+            // Dead nodes get no gradient.
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Options of a training run (the `ghnq train` flags).
@@ -372,6 +597,31 @@ pub struct RunOptions {
     pub checkpoint_every: usize,
     /// Show a progress bar.
     pub progress: bool,
+    /// Keep only the newest N checkpoints in `out` (0 = keep every one).
+    pub keep_checkpoints: usize,
+}
+
+/// Drops the lines of a per-step CSV log whose first field is a step at or after `start_step`
+/// (a crash after logging them, before the checkpoint being resumed), so every step appears once.
+pub fn truncate_log(path: &std::path::Path, start_step: usize) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            l.split(',')
+                .next()
+                .and_then(|s| s.parse::<usize>().ok())
+                .is_none_or(|step| step < start_step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if kept != text {
+        crate::atomic::write(path, kept.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Summary of a run.
@@ -392,12 +642,13 @@ pub struct RunSummary {
 }
 
 /// The training loop: progress bar, CSV log (`train.csv` in `out`, one flushed line per step) and
-/// atomic checkpoints.
+/// atomic checkpoints; `after_checkpoint` runs after each one (the CLI validates there).
 pub fn run(
     trainer: &mut MetaTrainer,
     archs: &mut dyn ArchSource,
     images: &mut dyn ImageSource,
     opts: &RunOptions,
+    after_checkpoint: &mut dyn FnMut(&MetaTrainer) -> Result<()>,
 ) -> Result<RunSummary> {
     let steps_per_epoch = (images.len() / opts.batch.max(1)).max(1);
     let total = opts
@@ -416,24 +667,7 @@ pub fn run(
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
             let path = dir.join("train.csv");
-            if path.exists() {
-                // Drop the log lines of steps after the checkpoint being resumed (a crash after
-                // it logged them), so every step appears once.
-                let text = std::fs::read_to_string(&path)?;
-                let kept: String = text
-                    .lines()
-                    .filter(|l| {
-                        l.split(',')
-                            .next()
-                            .and_then(|s| s.parse::<usize>().ok())
-                            .is_none_or(|step| step < start_step)
-                    })
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                if kept != text {
-                    crate::atomic::write(&path, kept.as_bytes())?;
-                }
-            }
+            truncate_log(&path, start_step)?;
             let fresh = !path.exists();
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
@@ -499,11 +733,18 @@ pub fn run(
             && trainer.state.step.is_multiple_of(opts.checkpoint_every)
         {
             checkpoint::save(dir, &trainer.ghn, Some(&trainer.optim), trainer.state)?;
+            checkpoint::prune(dir, opts.keep_checkpoints)?;
+            bar.suspend(|| after_checkpoint(trainer))?;
         }
     }
     bar.finish();
     if let Some(dir) = &opts.out {
+        let fresh = checkpoint::latest(dir)?.is_none_or(|st| st.step != trainer.state.step);
         checkpoint::save(dir, &trainer.ghn, Some(&trainer.optim), trainer.state)?;
+        checkpoint::prune(dir, opts.keep_checkpoints)?;
+        if fresh {
+            after_checkpoint(trainer)?;
+        }
     }
     let steps = trainer.state.step - start_step;
     let tenth = (losses.len() / 10).max(1);
