@@ -350,30 +350,67 @@ impl ConvGeom {
     }
 }
 
+/// Each `c`-long vector of `v` repeated `times` times in place: a per-channel vector laid over a
+/// row of pixels, so a whole row is one multiply-add loop with no per-pixel overhead.
+#[inline(always)]
+pub(super) fn tile(v: &[f32], c: usize, times: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(v.len() * times);
+    for vec in v.chunks_exact(c) {
+        for _ in 0..times {
+            out.extend_from_slice(vec);
+        }
+    }
+    out
+}
+
+/// `o[j] += a[j] * b[j]` over three equal-length slices.
+#[inline(always)]
+fn fma_rows(o: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
+        *o += a * b;
+    }
+}
+
 /// Depthwise forward, one output row and kernel tap at a time: the valid output columns are
-/// computed once per tap, so the inner loop is a multiply-add over a channel vector with no
-/// padding checks (vectorised over channels).
+/// computed once per tap. At stride 1 the columns a tap reads are contiguous, so the row is one
+/// loop against the tap's weights tiled along the row; at other strides it is one loop per
+/// pixel over the channels.
 #[inline(always)]
 fn depthwise_forward(x: &[f32], g: &ConvGeom, taps: &[f32], out: &mut [f32]) {
     let c = g.cout;
+    let wide = g.wo * c;
+    let tiled = if g.stride == 1 {
+        tile(taps, c, g.wo)
+    } else {
+        Vec::new()
+    };
     for n in 0..g.n {
         for oh in 0..g.ho {
-            let orow = &mut out[(n * g.ho + oh) * g.wo * c..][..g.wo * c];
+            let orow = &mut out[(n * g.ho + oh) * wide..][..wide];
             for kh in 0..g.k {
                 let Some(ih) = g.src(oh, kh, g.h) else {
                     continue;
                 };
                 let xrow = &x[(n * g.h + ih) * g.w * c..][..g.w * c];
                 for kw in 0..g.k {
-                    let w = &taps[(kh * g.k + kw) * c..][..c];
+                    let t = kh * g.k + kw;
                     let (lo, hi) = g.valid_cols(kw);
+                    if g.stride == 1 {
+                        if lo < hi {
+                            let iw0 = lo + kw * g.dil - g.pad;
+                            let len = (hi - lo) * c;
+                            fma_rows(
+                                &mut orow[lo * c..hi * c],
+                                &xrow[iw0 * c..][..len],
+                                &tiled[t * wide..][..len],
+                            );
+                        }
+                        continue;
+                    }
+                    let w = &taps[t * c..][..c];
                     for ow in lo..hi {
                         let iw = ow * g.stride + kw * g.dil - g.pad;
-                        let o = &mut orow[ow * c..][..c];
-                        let xs = &xrow[iw * c..][..c];
-                        for j in 0..c {
-                            o[j] += xs[j] * w[j];
-                        }
+                        fma_rows(&mut orow[ow * c..][..c], &xrow[iw * c..][..c], w);
                     }
                 }
             }
@@ -381,7 +418,8 @@ fn depthwise_forward(x: &[f32], g: &ConvGeom, taps: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Depthwise backward with [`depthwise_forward`]'s loop order.
+/// Depthwise backward with [`depthwise_forward`]'s loop order; at stride 1 the weight gradient
+/// accumulates per (tap, column, channel) and is folded over the columns at the end.
 #[inline(always)]
 fn depthwise_backward(
     x: &[f32],
@@ -392,9 +430,16 @@ fn depthwise_backward(
     dtaps: &mut [f32],
 ) {
     let c = g.cout;
+    let wide = g.wo * c;
+    let unit = g.stride == 1;
+    let (tiled, mut acc) = if unit {
+        (tile(taps, c, g.wo), vec![0.0; taps.len() * g.wo])
+    } else {
+        (Vec::new(), Vec::new())
+    };
     for n in 0..g.n {
         for oh in 0..g.ho {
-            let drow = &dy[(n * g.ho + oh) * g.wo * c..][..g.wo * c];
+            let drow = &dy[(n * g.ho + oh) * wide..][..wide];
             for kh in 0..g.k {
                 let Some(ih) = g.src(oh, kh, g.h) else {
                     continue;
@@ -402,29 +447,50 @@ fn depthwise_backward(
                 let base = (n * g.h + ih) * g.w * c;
                 let xrow = &x[base..][..g.w * c];
                 for kw in 0..g.k {
-                    let t = (kh * g.k + kw) * c;
+                    let t = kh * g.k + kw;
                     let (lo, hi) = g.valid_cols(kw);
-                    let dw = &mut dtaps[t..][..c];
+                    if unit {
+                        if lo < hi {
+                            let iw0 = lo + kw * g.dil - g.pad;
+                            let len = (hi - lo) * c;
+                            let d = &drow[lo * c..hi * c];
+                            fma_rows(
+                                &mut acc[t * wide + lo * c..][..len],
+                                &xrow[iw0 * c..][..len],
+                                d,
+                            );
+                            if let Some(dx) = dx.as_deref_mut() {
+                                fma_rows(
+                                    &mut dx[base + iw0 * c..][..len],
+                                    &tiled[t * wide..][..len],
+                                    d,
+                                );
+                            }
+                        }
+                        continue;
+                    }
+                    let dw = &mut dtaps[t * c..][..c];
                     for ow in lo..hi {
                         let iw = ow * g.stride + kw * g.dil - g.pad;
-                        let d = &drow[ow * c..][..c];
-                        let xs = &xrow[iw * c..][..c];
-                        for j in 0..c {
-                            dw[j] += xs[j] * d[j];
-                        }
+                        fma_rows(dw, &xrow[iw * c..][..c], &drow[ow * c..][..c]);
                     }
                     if let Some(dx) = dx.as_deref_mut() {
-                        let w = &taps[t..][..c];
+                        let w = &taps[t * c..][..c];
                         let dxrow = &mut dx[base..][..g.w * c];
                         for ow in lo..hi {
                             let iw = ow * g.stride + kw * g.dil - g.pad;
-                            let d = &drow[ow * c..][..c];
-                            let o = &mut dxrow[iw * c..][..c];
-                            for j in 0..c {
-                                o[j] += w[j] * d[j];
-                            }
+                            fma_rows(&mut dxrow[iw * c..][..c], w, &drow[ow * c..][..c]);
                         }
                     }
+                }
+            }
+        }
+    }
+    if unit {
+        for (t, dw) in dtaps.chunks_exact_mut(c).enumerate() {
+            for px in acc[t * wide..][..wide].chunks_exact(c) {
+                for (d, v) in dw.iter_mut().zip(px) {
+                    *d += v;
                 }
             }
         }
