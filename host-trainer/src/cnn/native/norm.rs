@@ -49,7 +49,7 @@ impl LaneSums {
     /// Ends a block.
     fn next_block(&mut self) {
         self.blocks += 1;
-        if self.blocks % 64 == 0 {
+        if self.blocks.is_multiple_of(64) {
             self.fold();
         }
     }
