@@ -356,8 +356,54 @@ fn validation(
             trainer.state.step,
             nets.len()
         );
+        // The curve is for people; a machine without the plot font still trains.
+        if let Err(e) = draw_curve(&out) {
+            eprintln!("warning: no learning-curve plot: {e:#}");
+        }
         Ok(())
     })
+}
+
+/// `curve.png` / `curve.svg` in a run directory: validation top-1 (`val.csv`) and the
+/// meta-batch training top-1 (`train.csv`, means over 100 steps) against steps.
+fn draw_curve(dir: &std::path::Path) -> Result<()> {
+    let column = |file: &str, name: &str| -> Result<Vec<(usize, f64)>> {
+        let text = std::fs::read_to_string(dir.join(file))?;
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+        let k = header
+            .iter()
+            .position(|h| *h == name)
+            .with_context(|| format!("{file} has no column {name}"))?;
+        Ok(lines
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                Some((f.first()?.parse().ok()?, f.get(k)?.parse().ok()?))
+            })
+            .collect())
+    };
+    let val = column("val.csv", "top1_mean")?;
+    let train: Vec<(usize, f64)> = column("train.csv", "acc")?
+        .chunks(100)
+        .map(|w| {
+            let step = w[w.len() - 1].0;
+            (
+                step,
+                100.0 * w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64,
+            )
+        })
+        .collect();
+    let nets = column("val.csv", "nets")?.last().map_or(0.0, |p| p.1);
+    host_trainer::plot::top1_vs_steps(
+        &[
+            (format!("validation, {nets:.0} unseen nets"), val),
+            ("training meta-batches (100-step means)".into(), train),
+        ],
+        "GHN meta-training: mean top-1 of the predicted parameters",
+        "float",
+        &dir.join("curve"),
+    )?;
+    Ok(())
 }
 
 /// The burn device for `--device`.
