@@ -6,8 +6,9 @@ use burn::tensor::Device;
 
 use super::graph::GhnGraph;
 use super::model::Ghn;
-use super::train::{LabeledBatch, to_tensors, topk_hits};
+use super::train::{LabeledBatch, to_tensors, topk_hits, topk_hits_rows};
 use crate::arch::{ImageShape, Net};
+use crate::cnn::native::{NetValues, nchw_to_nhwc};
 use crate::cnn::{BnMode, ParamSet, forward};
 
 /// Accuracy of one net.
@@ -82,10 +83,24 @@ pub fn accuracy(
         );
     }
     let (mut t1, mut t5, mut n) = (0usize, 0usize, 0usize);
+    // On the CPU the nets run on the native engine (the same logits as burn's executor, without
+    // its per-op overhead); elsewhere (CUDA) on burn.
+    let native = (device.clone().without_autodiff() == Device::flex())
+        .then(|| NetValues::from_params(params));
     for b in batches {
-        let (x, _) = to_tensors(b, shape, device);
-        let logits = forward(net, params, x, BnMode::Batch, false);
-        let (a, c) = topk_hits(&logits, &b.labels);
+        let (a, c) = match &native {
+            Some(values) => {
+                let m = b.labels.len();
+                let x = nchw_to_nhwc(&b.images, m, shape.c, shape.h, shape.w);
+                let logits = crate::cnn::native::logits(net, values, &x, m)?;
+                topk_hits_rows(&logits, net.classes, &b.labels)
+            }
+            None => {
+                let (x, _) = to_tensors(b, shape, device);
+                let logits = forward(net, params, x, BnMode::Batch, false);
+                topk_hits(&logits, &b.labels)
+            }
+        };
         t1 += a;
         t5 += c;
         n += b.labels.len();

@@ -92,8 +92,16 @@ pub fn topk_hits(logits: &Tensor<2>, labels: &[usize]) -> (usize, usize) {
         .convert::<f32>()
         .try_to_vec::<f32>()
         .unwrap_or_default();
+    topk_hits_rows(&v, k, &labels[..n.min(labels.len())])
+}
+
+/// [`topk_hits`] on row-major logits `[labels.len(), k]` held on the host.
+pub fn topk_hits_rows(v: &[f32], k: usize, labels: &[usize]) -> (usize, usize) {
     let (mut top1, mut top5) = (0, 0);
-    for (r, &label) in labels.iter().enumerate().take(n) {
+    for (r, &label) in labels.iter().enumerate() {
+        if (r + 1) * k > v.len() {
+            break;
+        }
         let row = &v[r * k..(r + 1) * k];
         let target = row[label];
         // Rank = number of classes strictly better (NaN logits count as misses).

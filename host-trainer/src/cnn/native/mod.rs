@@ -228,26 +228,26 @@ pub struct Options {
     pub grad_scale: f32,
 }
 
-/// The mean cross-entropy of `net` with parameters `p` on `x` (NHWC, `n` images) against
-/// `labels`, and its gradient with respect to every parameter.
-pub fn loss_and_grads(
+/// Runs every live node; keeps what the backward pass needs when `for_backward`, else only the
+/// logits.
+fn forward_pass(
     net: &Net,
     p: &NetValues,
     x: &[f32],
-    labels: &[usize],
+    n: usize,
     opts: Options,
-) -> Result<Outcome, NativeError> {
+    for_backward: bool,
+) -> Result<Forward, NativeError> {
     let shapes = net.shapes().map_err(|source| NativeError::Shape {
         net: net.name.clone(),
         source,
     })?;
-    let n = labels.len();
     let in_len = net.input.h * net.input.w * net.input.c;
     if x.len() != n * in_len || p.layers.len() != net.nodes.len() {
         return Err(NativeError::Input {
             net: net.name.clone(),
             what: format!(
-                "{} input values for {n} labels of {in_len} values each, {} layers for {} nodes",
+                "{} input values for {n} images of {in_len} values each, {} layers for {} nodes",
                 x.len(),
                 p.layers.len(),
                 net.nodes.len()
@@ -267,12 +267,12 @@ pub fn loss_and_grads(
     let mut keep = vec![false; net.nodes.len()];
     let mut last_use = vec![0usize; net.nodes.len()];
     for (i, node) in net.nodes.iter().enumerate() {
-        if matches!(node.op, Op::Relu { .. }) {
+        if for_backward && matches!(node.op, Op::Relu { .. }) {
             keep[i] = true;
         }
         for &j in &node.inputs {
             last_use[j] = i;
-            if matches!(node.op, Op::Conv { .. } | Op::Linear { .. }) {
+            if for_backward && matches!(node.op, Op::Conv { .. } | Op::Linear { .. }) {
                 keep[j] = true;
             }
         }
@@ -402,6 +402,59 @@ pub fn loss_and_grads(
         }
         profile.entry(profile_kind(&node.op)).or_default()[0] += t_op.elapsed().as_secs_f64() * 1e3;
     }
+    Ok(Forward {
+        shapes,
+        acts,
+        saved,
+        profile,
+        ms: t0.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// The activations a forward pass leaves: what the backward pass (or the caller) needs.
+struct Forward {
+    shapes: Vec<[usize; 3]>,
+    acts: Vec<Option<Vec<f32>>>,
+    saved: Vec<Saved>,
+    profile: Profile,
+    ms: f64,
+}
+
+/// The logits `[n, classes]` of `net` with parameters `p` on `x` (NHWC, `n` images), BatchNorm
+/// on the batch's statistics, dropout off: evaluation as GHN-2 measures it (GHN_SPEC §3.5).
+pub fn logits(net: &Net, p: &NetValues, x: &[f32], n: usize) -> Result<Vec<f32>, NativeError> {
+    let opts = Options {
+        train: false,
+        dropout_seed: 0,
+        grad_scale: 1.0,
+    };
+    let mut f = forward_pass(net, p, x, n, opts, false)?;
+    Ok(f.acts
+        .pop()
+        .flatten()
+        .expect("the classifier is live and kept"))
+}
+
+/// The mean cross-entropy of `net` with parameters `p` on `x` (NHWC, `n` images) against
+/// `labels`, and its gradient with respect to every parameter.
+pub fn loss_and_grads(
+    net: &Net,
+    p: &NetValues,
+    x: &[f32],
+    labels: &[usize],
+    opts: Options,
+) -> Result<Outcome, NativeError> {
+    let n = labels.len();
+    let Forward {
+        shapes,
+        mut acts,
+        mut saved,
+        mut profile,
+        ms: pass_ms,
+    } = forward_pass(net, p, x, n, opts, true)?;
+    let last = net.nodes.len() - 1;
+    let spatial = |j: usize| (shapes[j][0], shapes[j][1], shapes[j][2]);
+    let t0 = std::time::Instant::now();
 
     // Cross-entropy and its gradient with respect to the logits.
     let k = net.classes;
@@ -429,7 +482,7 @@ pub fn loss_and_grads(
     }
     let loss = (loss / n.max(1) as f64) as f32;
     dlogits.iter_mut().for_each(|d| *d *= opts.grad_scale);
-    let forward_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let forward_ms = pass_ms + t0.elapsed().as_secs_f64() * 1e3;
     let t1 = std::time::Instant::now();
 
     // Backward, in reverse topological order.

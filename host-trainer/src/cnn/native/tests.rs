@@ -331,3 +331,31 @@ fn wrong_input_size_is_an_error() {
     .unwrap_err();
     assert!(err.to_string().contains("5 input values"), "{err}");
 }
+
+/// The forward-only path evaluation uses gives burn's logits (it frees activations as soon as
+/// their last consumer ran, so it is a different walk from the training one).
+#[test]
+fn logits_match_burn_forward() {
+    let net = every_op_net();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let p = random_params(&net, &mut rng);
+    let ImageShape { h, w, c } = net.input;
+    let batch = 5;
+    let x: Vec<f32> = (0..batch * c * h * w)
+        .map(|_| rng.random_range(-2.0..2.0))
+        .collect();
+    let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [batch, c, h, w]), &dev());
+    let want = host(&forward(&net, &p, xt, BnMode::Batch, false));
+    let got = logits(
+        &net,
+        &NetValues::from_params(&p),
+        &nchw_to_nhwc(&x, batch, c, h, w),
+        batch,
+    )
+    .expect("native logits");
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() <= 1e-4 * scale, "native {a} vs burn {b}");
+    }
+}
