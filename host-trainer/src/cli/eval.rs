@@ -244,6 +244,12 @@ pub fn run(args: Args) -> Result<()> {
         Init::Random => "random initialisation".to_string(),
         Init::Sgd => format!("SGD for {} epoch(s)", args.sgd_epochs),
     };
+    // CPU time of the whole process (every thread): what an evaluation costs, whatever else
+    // the machine was doing. A pair is a (net, precision): float, or a bit-width measured both
+    // in simulation and on the integer runtime (its `sim` row is not counted again).
+    let cpu_s = cpu_time::ProcessTime::now().as_duration().as_secs_f64();
+    let pairs = results.iter().filter(|r| r.runtime != "sim").count();
+    let per_hour = pairs as f64 / (cpu_s / 3600.0).max(1e-9);
     if args.json {
         println!(
             "{}",
@@ -251,6 +257,9 @@ pub fn run(args: Args) -> Result<()> {
                 "init": how,
                 "images": args.images,
                 "param_ms_mean": ms,
+                "cpu_s": cpu_s,
+                "pairs": pairs,
+                "pairs_per_cpu_hour": per_hour,
                 "rows": rows,
             })
         );
@@ -260,6 +269,9 @@ pub fn run(args: Args) -> Result<()> {
             args.images
         );
         print!("{}", table::text(&rows));
+        println!(
+            "{pairs} (net, precision) results in {cpu_s:.1} CPU-s: {per_hour:.0} per CPU-hour"
+        );
     }
     Ok(())
 }
