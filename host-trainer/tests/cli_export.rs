@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use host_trainer::arch::ImageShape;
 use host_trainer::cnn::ParamSet;
-use host_trainer::ghn::sources::random_small_net;
+use host_trainer::sources::random_small_net;
 use rand::SeedableRng;
 
 /// A random 28x28x1 net and random parameters, written as `ghnq predict` would.

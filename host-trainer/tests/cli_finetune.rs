@@ -6,7 +6,7 @@ mod common;
 use common::{ghnq, text};
 
 use host_trainer::arch::ImageShape;
-use host_trainer::ghn::sources::random_small_net;
+use host_trainer::sources::random_small_net;
 use rand::SeedableRng;
 
 #[test]

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use host_trainer::arch::ImageShape;
-use host_trainer::ghn::{checkpoint, eval, sources};
+use host_trainer::ghn::{checkpoint, eval};
+use host_trainer::sources;
 
 fn shipped() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -20,11 +20,11 @@ use host_trainer::arch::{ImageShape, Net, NetBuilder, Op};
 use host_trainer::cnn::ParamSet;
 use host_trainer::export::graph::{QuantGraph, QuantOpKind};
 use host_trainer::export::{self, Exported, Provenance};
-use host_trainer::ghn::sources::{SyntheticImages, random_small_net};
-use host_trainer::ghn::train::{ImageSource, LabeledBatch};
 use host_trainer::quant::config::{Precision, QuantConfig};
+use host_trainer::sources::{SyntheticImages, random_small_net};
 use host_trainer::tflite::tflm::Tflm;
 use host_trainer::tflite::{self, Requantize};
+use host_trainer::train::{ImageSource, LabeledBatch};
 use rand::{Rng, SeedableRng};
 use shared_format::{Model, Rounding, WeightScheme};
 

@@ -4,9 +4,10 @@ use anyhow::Result;
 use burn::tensor::Device;
 use host_trainer::arch::ImageShape;
 use host_trainer::ghn::model::{Ghn, GhnConfig};
-use host_trainer::ghn::sources;
-use host_trainer::ghn::train::{ImageSource, MetaTrainer};
+use host_trainer::ghn::train::MetaTrainer;
 use host_trainer::ghn::{GhnGraph, checkpoint};
+use host_trainer::sources;
+use host_trainer::train::ImageSource;
 
 /// Arguments of `ghnq bench`.
 #[derive(clap::Args, Debug)]
@@ -96,7 +97,7 @@ pub fn run(args: Args) -> Result<()> {
         times.push(t.elapsed().as_secs_f64() * 1e3);
         nodes += GhnGraph::build(net, ghn.config.s_max)?.len();
     }
-    let (m, se, mx) = host_trainer::ghn::eval::mean_se_max(&times);
+    let (m, se, mx) = host_trainer::train::mean_se_max(&times);
     let mean_params =
         nets.iter().map(|n| n.param_count()).sum::<usize>() as f64 / nets.len() as f64;
     println!(
@@ -139,7 +140,7 @@ pub fn run(args: Args) -> Result<()> {
             r.ms[0], r.ms[1], r.ms[2], r.ms[3], r.loss
         );
     }
-    let (m, se, _) = host_trainer::ghn::eval::mean_se_max(&step_ms);
+    let (m, se, _) = host_trainer::train::mean_se_max(&step_ms);
     println!(
         "training step (meta-batch {}, batch {}): {m:.0} ± {se:.0} ms over {} steps",
         args.meta_batch,

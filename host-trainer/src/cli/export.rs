@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use host_trainer::arch::Net;
 use host_trainer::cnn::{BnMode, ParamSet};
 use host_trainer::export::{self, Provenance};
-use host_trainer::ghn::{checkpoint, eval, sources};
+use host_trainer::ghn::{checkpoint, eval};
 use host_trainer::quant::config::Precision;
+use host_trainer::sources;
 use host_trainer::tflite;
 use shared_format::{Model, Rounding, WeightScheme};
 
@@ -166,9 +167,9 @@ pub fn run(args: Args) -> Result<()> {
         let p = &exported.calibration.float_params;
         let mut hits = (0usize, 0usize);
         for b in &test {
-            let (x, _) = host_trainer::ghn::train::to_tensors(b, shape, &device);
+            let (x, _) = host_trainer::train::to_tensors(b, shape, &device);
             let logits = host_trainer::cnn::forward(&net, p, x, BnMode::Running, false);
-            hits.0 += host_trainer::ghn::train::topk_hits(&logits, &b.labels).0;
+            hits.0 += host_trainer::train::topk_hits(&logits, &b.labels).0;
             hits.1 += b.labels.len();
         }
         100.0 * hits.0 as f64 / hits.1.max(1) as f64

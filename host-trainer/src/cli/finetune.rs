@@ -9,11 +9,12 @@ use host_trainer::arch::Net;
 use host_trainer::cnn::train::{Sgd, SgdConfig};
 use host_trainer::cnn::{BnMode, ParamSet};
 use host_trainer::export::{self, DeployGap, Provenance};
-use host_trainer::ghn::{checkpoint, eval, sources};
+use host_trainer::ghn::{checkpoint, eval};
 use host_trainer::plot;
 use host_trainer::quant::config::Precision;
 use host_trainer::quant::lower::Lowered;
 use host_trainer::quant::sim::{self, Acts, SimOptions};
+use host_trainer::sources;
 
 /// Arguments of `ghnq finetune`.
 #[derive(clap::Args, Debug)]

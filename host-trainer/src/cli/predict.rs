@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use host_trainer::arch::Net;
-use host_trainer::ghn::{checkpoint, eval, sources};
+use host_trainer::ghn::{checkpoint, eval};
+use host_trainer::sources;
 
 /// Arguments of `ghnq predict`.
 #[derive(clap::Args, Debug)]

@@ -9,8 +9,9 @@ use firmware::host::{self as fw, Entry};
 use host_trainer::arch::Net;
 use host_trainer::device::hil;
 use host_trainer::export::{self, Provenance};
-use host_trainer::ghn::{checkpoint, eval, sources};
+use host_trainer::ghn::{checkpoint, eval};
 use host_trainer::quant::config::Precision;
+use host_trainer::sources;
 use shared_format::Model;
 
 /// Arguments of `ghnq quickstart`.

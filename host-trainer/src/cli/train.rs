@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use host_trainer::ghn::checkpoint;
 use host_trainer::ghn::model::{Ghn, GhnConfig};
-use host_trainer::ghn::sources;
 use host_trainer::ghn::train::{MetaTrainer, RunOptions, run};
 use host_trainer::quant::config::{Clip, Precision, QuantConfig};
 use host_trainer::quant::fake::Method;
 use host_trainer::quant::layers::LayerBits;
+use host_trainer::sources;
 use shared_format::WeightScheme;
 
 /// Arguments of `ghnq train`.

@@ -383,7 +383,7 @@ mod tests {
     use super::*;
     use crate::arch::ImageShape;
     use crate::arch::predefined::by_name;
-    use crate::quant::fake::host_values;
+    use crate::train::host_values;
 
     /// Mean, variance, max |x|, and excess kurtosis of `v`.
     fn moments(v: &[f32]) -> (f64, f64, f64, f64) {

@@ -12,7 +12,7 @@ use burn::tensor::{Device, Gradients, Tensor};
 use super::params::{ParamSet, TensorMap};
 use super::{BnMode, forward};
 use crate::arch::Net;
-use crate::ghn::train::{ImageSource, cross_entropy, to_tensors, topk_hits};
+use crate::train::{ImageSource, cross_entropy, to_tensors, topk_hits};
 
 /// SGD hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -246,7 +246,7 @@ pub fn loss_summary(name: &str, losses: &[f64]) -> String {
 mod tests {
     use super::*;
     use crate::arch::ImageShape;
-    use crate::ghn::sources::{SyntheticImages, random_small_net};
+    use crate::sources::{SyntheticImages, random_small_net};
     use rand::SeedableRng;
 
     #[test]
@@ -272,13 +272,13 @@ mod tests {
     }
 
     /// The same batch every step: SGD must fit it, whatever the random initialisation.
-    struct OneBatch(crate::ghn::train::LabeledBatch);
+    struct OneBatch(crate::train::LabeledBatch);
 
     impl ImageSource for OneBatch {
         fn shape(&self) -> ImageShape {
             ImageShape::FASHION_MNIST
         }
-        fn next_batch(&mut self, _batch: usize) -> crate::ghn::train::LabeledBatch {
+        fn next_batch(&mut self, _batch: usize) -> crate::train::LabeledBatch {
             self.0.clone()
         }
         fn len(&self) -> usize {

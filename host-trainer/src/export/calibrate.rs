@@ -8,12 +8,12 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::arch::{ImageShape, Net};
 use crate::cnn::{BnMode, LayerParams, ParamSet};
-use crate::ghn::train::{LabeledBatch, to_tensors};
 use crate::quant::affine::{AffineParams, Range};
 use crate::quant::config::{BnStats, Clip, QuantConfig};
 use crate::quant::fake::host_values;
 use crate::quant::lower::Lowered;
 use crate::quant::sim::{self, Acts, Observer, SimOptions, clip_range, tensor_bits};
+use crate::train::{LabeledBatch, to_tensors};
 
 /// What calibration found.
 #[derive(Debug, Clone)]
@@ -215,9 +215,9 @@ pub fn calibrate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ghn::sources::SyntheticImages;
-    use crate::ghn::train::ImageSource;
     use crate::quant::config::Precision;
+    use crate::sources::SyntheticImages;
+    use crate::train::ImageSource;
 
     const SHAPE: ImageShape = ImageShape::FASHION_MNIST;
 

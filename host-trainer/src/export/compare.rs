@@ -11,11 +11,11 @@ use shared_format::{Model, TestVectorsBuilder};
 use super::Calibration;
 use crate::arch::{ImageShape, Net};
 use crate::cnn::BnMode;
-use crate::ghn::train::{LabeledBatch, to_tensors};
 use crate::quant::config::QuantConfig;
 use crate::quant::fake::host_values;
 use crate::quant::lower::Lowered;
 use crate::quant::sim::{self, Acts, SimOptions};
+use crate::train::{LabeledBatch, to_tensors};
 
 /// Float simulation against integer runtime over the same images.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]

@@ -9,11 +9,11 @@ use burn::tensor::Device;
 use super::Calibration;
 use crate::arch::{ImageShape, Net};
 use crate::cnn::BnMode;
-use crate::ghn::train::{LabeledBatch, to_tensors};
 use crate::quant::config::QuantConfig;
 use crate::quant::fake::host_values;
 use crate::quant::lower::Lowered;
 use crate::quant::sim::{self, Acts, SimOptions};
+use crate::train::{LabeledBatch, to_tensors};
 
 /// Top-1 (%) of the quantized simulation under each pairing of BN statistics and activation
 /// ranges, on the same images.
@@ -105,9 +105,9 @@ pub(super) mod tests {
     use crate::arch::NetBuilder;
     use crate::cnn::ParamSet;
     use crate::export::{Provenance, build, calibrate, compare};
-    use crate::ghn::sources::SyntheticImages;
-    use crate::ghn::train::ImageSource;
     use crate::quant::config::Precision;
+    use crate::sources::SyntheticImages;
+    use crate::train::ImageSource;
 
     const SHAPE: ImageShape = ImageShape::FASHION_MNIST;
 

@@ -20,9 +20,9 @@ use shared_format::Rounding;
 
 use crate::arch::{ImageShape, Net};
 use crate::cnn::ParamSet;
-use crate::ghn::train::LabeledBatch;
 use crate::quant::config::QuantConfig;
 use crate::quant::lower::Lowered;
+use crate::train::LabeledBatch;
 
 /// A net exported: its device graph, calibration and blob.
 #[derive(Debug, Clone)]

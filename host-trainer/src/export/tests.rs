@@ -9,12 +9,12 @@ use super::*;
 use crate::arch::{ImageShape, Net};
 use crate::cnn::{BnMode, ParamSet};
 use crate::export;
-use crate::ghn::sources::{SyntheticImages, random_small_net};
-use crate::ghn::train::{ImageSource, LabeledBatch, to_tensors};
 use crate::quant::config::{Precision, QuantConfig};
 use crate::quant::fake::host_values;
 use crate::quant::lower::Lowered;
 use crate::quant::sim::{self, Acts, Observer, SimOptions};
+use crate::sources::{SyntheticImages, random_small_net};
+use crate::train::{ImageSource, LabeledBatch, to_tensors};
 use shared_format::{Rounding, WeightScheme};
 
 const SHAPE: ImageShape = ImageShape::FASHION_MNIST;

@@ -6,9 +6,9 @@ use burn::tensor::Device;
 
 use super::graph::GhnGraph;
 use super::model::Ghn;
-use super::train::{LabeledBatch, to_tensors, topk_hits};
 use crate::arch::{ImageShape, Net};
 use crate::cnn::{BnMode, ParamSet, forward};
+use crate::train::{LabeledBatch, to_tensors, topk_hits};
 
 /// Accuracy of one net.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,25 +23,6 @@ pub struct NetAccuracy {
     pub params: usize,
     /// GHN prediction time in ms.
     pub predict_ms: f64,
-}
-
-/// Mean, standard error and max of a list of values.
-pub fn mean_se_max(v: &[f64]) -> (f64, f64, f64) {
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN, f64::NAN);
-    }
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (
-        mean,
-        (var / n).sqrt(),
-        v.iter().cloned().fold(f64::MIN, f64::max),
-    )
 }
 
 /// Predict the parameters of one net (non-autodiff device recommended).
@@ -145,17 +126,4 @@ pub fn evaluate(
         |net| predict_one(ghn, net, device),
         |_| {},
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mean_standard_error_max() {
-        let (m, se, mx) = mean_se_max(&[1.0, 2.0, 3.0, 4.0]);
-        assert!((m - 2.5).abs() < 1e-12);
-        assert!((se - (1.6666666666666667f64 / 4.0).sqrt()).abs() < 1e-12);
-        assert_eq!(mx, 4.0);
-    }
 }

@@ -9,7 +9,6 @@ pub mod gated_gnn;
 pub mod graph;
 pub mod model;
 pub mod shape_encoder;
-pub mod sources;
 pub mod train;
 
 pub use graph::{GhnGraph, Primitive};

@@ -5,9 +5,10 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use super::graph::GhnGraph;
 use super::model::{Ghn, GhnConfig};
-use super::train::{ArchSource, LabeledBatch, MetaTrainer};
+use super::train::MetaTrainer;
 use crate::arch::{ImageShape, Net, NetBuilder, Op};
 use crate::cnn::params::TensorRef;
+use crate::train::{ArchSource, LabeledBatch};
 
 const SHAPE: ImageShape = ImageShape { h: 8, w: 8, c: 3 };
 
@@ -187,7 +188,7 @@ fn gradients_reach_every_ghn_parameter_and_loss_falls() {
     let data = batch(8, 7);
 
     // Gradients: non-zero and finite for the main GHN tensors.
-    let (x, y) = super::train::to_tensors(&data, SHAPE, &dev);
+    let (x, y) = crate::train::to_tensors(&data, SHAPE, &dev);
     let (loss, _) = trainer.meta_loss(&nets, &x, &y, &data.labels);
     let grads = loss.backward();
     let ghn = &trainer.ghn;
@@ -252,7 +253,7 @@ fn qat_gradients_reach_the_ghn_and_loss_falls() {
         trainer.qat = Some(QuantConfig::paper(precision));
         let nets = vec![tiny_a(), tiny_b()];
         let data = batch(8, 7);
-        let (x, y) = super::train::to_tensors(&data, SHAPE, &dev);
+        let (x, y) = crate::train::to_tensors(&data, SHAPE, &dev);
         let (loss, _) = trainer.meta_loss(&nets, &x, &y, &data.labels);
         let grads = loss.backward();
         let g = trainer
@@ -476,8 +477,8 @@ fn profile_ops() {
 /// every step once, as an uninterrupted run would.
 #[test]
 fn a_resumed_run_continues_where_the_checkpoint_left_off() {
-    use super::sources::SyntheticImages;
     use super::train::{RunOptions, run};
+    use crate::sources::SyntheticImages;
     use std::cell::RefCell;
     let dev = Device::flex().autodiff();
     let dir = tempfile::tempdir().unwrap();
@@ -598,4 +599,16 @@ fn a_bit_conditioned_ghn_depends_on_the_bits_and_learns_them() {
         assert_ne!(row(&b, r), row(&a, r), "row {r} did not learn");
     }
     assert_eq!(row(&b, 4), row(&a, 4));
+}
+
+#[test]
+fn random_nets_are_valid_and_graphable() {
+    use crate::sources::random_small_net;
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    for k in 0..20 {
+        let net = random_small_net(&mut rng, ImageShape::CIFAR10, 10, &format!("r{k}"));
+        let g = GhnGraph::build(&net, 50).unwrap();
+        assert!(g.len() >= 5);
+    }
 }

@@ -11,8 +11,7 @@ use anyhow::Result;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 
 use super::checkpoint::{self, TrainState};
 use super::graph::GhnGraph;
@@ -22,93 +21,7 @@ use crate::cnn::{BnMode, forward};
 use crate::quant::config::{Precision, QuantConfig};
 use crate::quant::lower::Lowered;
 use crate::quant::sim::{self, Acts, SimOptions};
-
-/// A labelled image batch, NCHW, already normalised.
-#[derive(Debug, Clone)]
-pub struct LabeledBatch {
-    /// `n · c · h · w` values.
-    pub images: Vec<f32>,
-    /// `n` labels.
-    pub labels: Vec<usize>,
-}
-
-/// Where training images come from (the `data` module's loaders implement it).
-pub trait ImageSource {
-    /// Shape of one image.
-    fn shape(&self) -> ImageShape;
-    /// The next training batch of `batch` images (augmented, shuffled, wrapping around epochs).
-    fn next_batch(&mut self, batch: usize) -> LabeledBatch;
-    /// Number of training images (defines an epoch).
-    fn len(&self) -> usize;
-    /// True when there are no images.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Where training architectures come from (the `arch::splits` generator implements it).
-pub trait ArchSource {
-    /// The next architecture.
-    fn sample(&mut self) -> Net;
-}
-
-impl<F: FnMut() -> Net> ArchSource for F {
-    fn sample(&mut self) -> Net {
-        self()
-    }
-}
-
-/// Batch → tensors on `device`.
-pub fn to_tensors(
-    b: &LabeledBatch,
-    shape: ImageShape,
-    device: &Device,
-) -> (Tensor<4>, Tensor<1, Int>) {
-    let n = b.labels.len();
-    let x = Tensor::from_data(
-        TensorData::new(b.images.clone(), [n, shape.c, shape.h, shape.w]),
-        device,
-    );
-    let y = Tensor::from_data(
-        TensorData::new(b.labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [n]),
-        device,
-    );
-    (x, y)
-}
-
-/// Mean cross-entropy of logits `[n, k]` against labels `[n]`.
-pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
-    let [n, _] = logits.dims();
-    let lp = log_softmax(logits, 1);
-    -lp.gather(1, labels.reshape([n, 1])).mean()
-}
-
-/// Top-k hits (k = 1 and 5) of logits `[n, classes]` against labels.
-pub fn topk_hits(logits: &Tensor<2>, labels: &[usize]) -> (usize, usize) {
-    let [n, k] = logits.dims();
-    let v: Vec<f32> = logits
-        .to_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default();
-    let (mut top1, mut top5) = (0, 0);
-    for (r, &label) in labels.iter().enumerate().take(n) {
-        let row = &v[r * k..(r + 1) * k];
-        let target = row[label];
-        // Rank = number of classes strictly better (NaN logits count as misses).
-        let better = row.iter().filter(|&&x| x > target || x.is_nan()).count();
-        if target.is_nan() {
-            continue;
-        }
-        if better == 0 {
-            top1 += 1;
-        }
-        if better < 5 {
-            top5 += 1;
-        }
-    }
-    (top1, top5)
-}
+use crate::train::{ArchSource, ImageSource, LabeledBatch, cross_entropy, to_tensors, topk_hits};
 
 /// The learning rate of GHN_SPEC §3.3 (MultiStepLR ×0.1 at epochs 200 and 250 of 300), scaled to
 /// `epochs`: ×0.1 after 2/3 of the epochs and again after 5/6.

@@ -11,6 +11,7 @@ use burn::tensor::{Distribution, Tensor};
 use shared_format::tensor::{qmax, qmin};
 
 use super::affine::{AffineParams, Range};
+pub use crate::train::host_values;
 
 /// How quantization is simulated (the paper's two methods).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,14 +80,6 @@ pub fn fake_quant_int(x: Tensor<1>, step: Tensor<1>) -> Tensor<1> {
     let code = x / step.clone();
     let code = code.clone() + (code.clone().round() - code).detach();
     code * step
-}
-
-/// The values of a tensor on the host (for ranges and percentiles).
-pub fn host_values<const D: usize>(x: &Tensor<D>) -> Vec<f32> {
-    x.to_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default()
 }
 
 /// Absolute min/max of a tensor (widened to contain 0), read back to the host.

@@ -497,8 +497,8 @@ mod tests {
     use super::*;
     use crate::arch::ImageShape;
     use crate::cnn::forward as float_forward;
-    use crate::ghn::sources::random_small_net;
     use crate::quant::config::Precision;
+    use crate::sources::random_small_net;
     use burn::tensor::{Device, Distribution};
     use rand::SeedableRng;
 

@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::arch::ImageShape;
-use crate::ghn::sources::{DataSampler, SyntheticImages};
-use crate::ghn::train::{ImageSource, LabeledBatch};
+use crate::sources::{DataSampler, SyntheticImages};
+use crate::train::{ImageSource, LabeledBatch};
 
 /// Random affine augmentation and flips.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -18,12 +18,12 @@ use burn::tensor::{Device, Tensor};
 use crate::arch::{ImageShape, Net, Op};
 use crate::cnn::{BnMode, LayerParams, ParamSet};
 use crate::export::Calibration;
-use crate::ghn::train::{LabeledBatch, to_tensors};
 use crate::quant::affine::{AffineParams, Range};
 use crate::quant::config::QuantConfig;
 use crate::quant::fake::host_values;
 use crate::quant::lower::{Lowered, Step};
 use crate::quant::sim::{self, Acts, Observer, SimOptions, bn_params, fold};
+use crate::train::{LabeledBatch, to_tensors};
 
 /// One weighted layer's ranges.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -21,10 +21,10 @@ use crate::cnn::init::{Initializer, init_params};
 use crate::cnn::train::{Schedule, Sgd, SgdConfig};
 use crate::cnn::{BnMode, ParamSet, forward};
 use crate::export::{self, Provenance};
-use crate::ghn::sources;
-use crate::ghn::train::{ImageSource, LabeledBatch, to_tensors, topk_hits};
 use crate::quant::config::{BnStats, Clip, Precision, QuantConfig};
 use crate::quant::fake::host_values;
+use crate::sources;
+use crate::train::{ImageSource, LabeledBatch, to_tensors, topk_hits};
 
 /// Everything that decides a run's numbers (the data directory and device do not).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

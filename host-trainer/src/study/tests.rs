@@ -12,9 +12,9 @@ use super::*;
 use crate::cnn::init::Initializer;
 use crate::cnn::{BnMode, ParamSet};
 use crate::export::{self, Provenance};
-use crate::ghn::sources::{SyntheticImages, random_small_net};
-use crate::ghn::train::{ImageSource, LabeledBatch, to_tensors};
 use crate::quant::fake::host_values;
+use crate::sources::{SyntheticImages, random_small_net};
+use crate::train::{ImageSource, LabeledBatch, to_tensors};
 
 /// 64 synthetic 28x28 images, 2 steps of 32, tiny calibration and test sets.
 fn tiny(epochs: f64) -> Recipe {
