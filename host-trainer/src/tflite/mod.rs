@@ -5,7 +5,7 @@ pub mod export;
 mod graph;
 pub mod import;
 mod params;
-pub mod schema;
+pub use tflite_schema as schema;
 pub mod tflm;
 
 pub use error::ImportError;
