@@ -2,16 +2,16 @@
 //! `arch`, `data`, `cnn`, `train`, `sources` → `quant` → `ghn` → `export` → `tflite`, then
 //! shared-format → edge-runtime; `study` and `plot` sit on top, `device` beside.
 
-pub mod arch;
-pub mod atomic;
-pub mod cnn;
-pub mod data;
+pub use ghnq_core::arch;
+pub use ghnq_core::atomic;
+pub use ghnq_core::cnn;
+pub use ghnq_core::data;
 pub mod device;
 pub mod export;
 pub mod ghn;
 pub mod plot;
 pub mod quant;
-pub mod sources;
+pub use ghnq_core::sources;
 pub mod study;
 pub mod tflite;
-pub mod train;
+pub use ghnq_core::train;

@@ -5,6 +5,7 @@ use super::Net;
 
 /// Every way a [`Net`] can be invalid. Node-level variants carry the node index and name so a user can
 /// find the culprit in a JSON file.
+#[allow(missing_docs)] // The variants' fields are spelled out by their #[error] messages.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArchError {
     /// The net has no nodes at all.

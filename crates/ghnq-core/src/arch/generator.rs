@@ -165,6 +165,7 @@ pub struct GeneratorConfig {
 }
 
 /// Generation failure: the budget could not be met, or (a bug) a built net is invalid.
+#[allow(missing_docs)] // The variants' fields are spelled out by their #[error] messages.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     /// No spec met the budget within `max_attempts`.

@@ -348,7 +348,7 @@ pub(super) mod tests {
     /// has one maximum and the gradient's route cannot depend on how ties are broken, which is
     /// allowed to differ from burn's (`max_pool2d`). Normal draws tie in a window about once in
     /// a few thousand runs. Seeded locally: burn's generator is shared by tests running at once.
-    pub(in crate::cnn) fn distinct_values(shape: [usize; 4], seed: u64) -> Tensor<4> {
+    pub(crate) fn distinct_values(shape: [usize; 4], seed: u64) -> Tensor<4> {
         use rand::{SeedableRng, seq::SliceRandom};
         let n = shape.iter().product::<usize>();
         let mut v: Vec<f32> = (0..n).map(|i| 4.0 * i as f32 / n as f32 - 2.0).collect();
@@ -525,7 +525,7 @@ pub(super) mod tests {
     /// (the machine may be shared: compare the columns of one run, not absolute numbers). Stride-2
     /// rows are there to show why the executor keeps burn's op for them; the third, smaller input
     /// is the deeper end of a Fashion-MNIST net.
-    /// `cargo test -p host-trainer --lib fast_ops_profile -- --ignored --nocapture`; set
+    /// `cargo test -p ghnq-core --lib fast_ops_profile -- --ignored --nocapture`; set
     /// `FAST_OPS_FILTER=dw` to time only the ops whose name contains `dw`, and
     /// `FAST_OPS_SHAPES=32x128x7x7,8x16x32x32` for other inputs (N x C x H x W).
     #[test]

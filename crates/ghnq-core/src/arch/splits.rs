@@ -164,6 +164,7 @@ impl Split {
 }
 
 /// Failure to produce a split's net.
+#[allow(missing_docs)] // The variants' fields are spelled out by their #[error] messages.
 #[derive(Debug, thiserror::Error)]
 pub enum SplitError {
     /// The generator failed.

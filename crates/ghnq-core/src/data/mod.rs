@@ -22,6 +22,7 @@ use crate::arch::ImageShape;
 pub use augment::Augment;
 
 /// Loading failures; each names the file (or folder) and what was wrong.
+#[allow(missing_docs)] // The variants' fields are spelled out by their #[error] messages.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The folder or a file of the dataset is not where it was looked for.

@@ -152,7 +152,7 @@ mod tests {
 
     /// `../shared/data/cifar10/` beside the repository (never copied into it).
     fn shared() -> PathBuf {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cifar10");
         assert!(
             dir.join("test_batch_lossless_first932.bin").is_file(),
             "CIFAR-10 test data missing: expected {}/test_batch_lossless_first932.bin (the shared/ folder \
@@ -221,7 +221,7 @@ mod tests {
     }
 
     /// Full batches materialised by `prepare.py` (JPEG-decoded, so pixels are close, labels exact).
-    /// Run with `GHNQ_CIFAR_DIR=/tmp/cifar cargo test -p host-trainer --lib -- --ignored cifar10`.
+    /// Run with `GHNQ_CIFAR_DIR=/tmp/cifar cargo test -p ghnq-core --lib -- --ignored cifar10`.
     #[test]
     #[ignore = "needs GHNQ_CIFAR_DIR with the full cifar-10-batches-bin (prepare.py)"]
     fn full_batches_from_env() {

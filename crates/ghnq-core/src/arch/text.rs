@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::ir::{ArchError, Net};
 
 /// Reading or writing a net file failed; carries the path.
+#[allow(missing_docs)] // The variants' fields are spelled out by their #[error] messages.
 #[derive(Debug, thiserror::Error)]
 pub enum TextError {
     /// The file could not be read or written.

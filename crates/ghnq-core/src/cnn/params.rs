@@ -14,18 +14,25 @@ pub enum LayerParams {
     None,
     /// Convolution weight and optional bias.
     Conv {
+        /// Weight `(O, I/groups, k, k)`.
         weight: Tensor<4>,
+        /// Bias `(O)`, if the conv has one.
         bias: Option<Tensor<1>>,
     },
     /// BatchNorm γ and β, plus running statistics `(mean, var)` when calibrated.
     BatchNorm {
+        /// Scale γ.
         gamma: Tensor<1>,
+        /// Shift β.
         beta: Tensor<1>,
+        /// Running `(mean, var)`, once calibrated.
         running: Option<(Tensor<1>, Tensor<1>)>,
     },
     /// Linear weight `(O, I)` and optional bias.
     Linear {
+        /// Weight `(O, I)`.
         weight: Tensor<2>,
+        /// Bias `(O)`, if any.
         bias: Option<Tensor<1>>,
     },
 }
@@ -285,8 +292,11 @@ pub trait TensorMap {
 /// A borrowed parameter tensor of any rank.
 #[derive(Debug, Clone, Copy)]
 pub enum TensorRef<'a> {
+    /// Rank 1 (biases, BN parameters).
     D1(&'a Tensor<1>),
+    /// Rank 2 (linear weights).
     D2(&'a Tensor<2>),
+    /// Rank 4 (conv weights).
     D4(&'a Tensor<4>),
 }
 
