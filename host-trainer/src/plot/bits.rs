@@ -102,13 +102,13 @@ impl Figure for BitsFigure<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::table::{NetResult, aggregate};
+    use crate::quant::table::aggregate;
 
     #[test]
     fn writes_png_and_svg() {
         super::super::tests::require_font();
         let r = |split: &str, bits: &str, path: &str, top1: f64| {
-            NetResult::top1_only(split, &format!("{split}{top1}"), bits, path, top1)
+            super::super::tests::top1_only(split, &format!("{split}{top1}"), bits, path, top1)
         };
         let rows = aggregate(&[
             r("test", "float", "float", 60.0),

@@ -173,6 +173,27 @@ pub(crate) mod tests {
         }
     }
 
+    /// A result with only what plots of accuracy read (top-5 90 %, no errors).
+    pub(crate) fn top1_only(
+        split: &str,
+        net: &str,
+        bits: &str,
+        path: &str,
+        top1: f64,
+    ) -> crate::quant::table::NetResult {
+        crate::quant::table::NetResult {
+            split: split.into(),
+            net: net.into(),
+            bits: bits.into(),
+            runtime: path.into(),
+            top1,
+            top5: 90.0,
+            qmse: None,
+            qce: None,
+            agreement: None,
+        }
+    }
+
     /// The files `write` returned: a PNG signature and an SVG holding every `needle`.
     pub(crate) fn check_files([png, svg]: &[PathBuf; 2], needles: &[&str]) {
         let png = std::fs::read(png).unwrap();

@@ -102,13 +102,12 @@ impl Figure for BarsFigure<'_> {
 mod tests {
     use super::*;
     use crate::quant::side_by_side::{Nets, side_by_side};
-    use crate::quant::table::NetResult;
 
     #[test]
     fn writes_png_and_svg() {
         super::super::tests::require_font();
         let r = |split: &str, net: &str, top1: f64| {
-            NetResult::top1_only(split, net, "float", "float", top1)
+            super::super::tests::top1_only(split, net, "float", "float", top1)
         };
         let sources = vec![
             Source::new("GHN", vec![r("test", "a", 40.0), r("deep", "b", 20.0)]).unwrap(),

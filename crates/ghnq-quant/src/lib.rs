@@ -2,6 +2,9 @@
 //! device runs with (EDGE_ANCHORS §3.2). Integer parameters are computed here and only here; the
 //! blob stores them and the device never derives them.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod affine;
 pub mod config;
 pub mod fake;

@@ -8,7 +8,7 @@ use shared_format::op::WeightScheme;
 
 use super::fake::Method;
 use super::layers::LayerBits;
-use crate::arch::Net;
+use ghnq_core::arch::Net;
 
 /// Weight and activation bit-widths, written `w<bits>a<bits>` (the paper's W4/A8 is `w4a8`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -12,7 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::config::Precision;
-use crate::arch::{Net, Op};
+use ghnq_core::arch::{Net, Op};
 
 /// Which layer an override applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +141,7 @@ impl fmt::Display for LayerBits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::{ImageShape, predefined};
+    use ghnq_core::arch::{ImageShape, predefined};
 
     #[test]
     fn overrides_parse_and_print() {

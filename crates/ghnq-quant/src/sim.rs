@@ -20,9 +20,9 @@ use super::affine::{AffineParams, Range};
 use super::config::{Clip, IO_BITS, QuantConfig};
 use super::fake::{self, Method};
 use super::lower::{Activation, Lowered, Step};
-use crate::arch::{Net, Op};
-use crate::cnn::executor::{self, BN_EPS, avg_pool_exclude_pad, max_pool};
-use crate::cnn::{BnMode, LayerParams, ParamSet};
+use ghnq_core::arch::{Net, Op};
+use ghnq_core::cnn::executor::{self, BN_EPS, avg_pool_exclude_pad, max_pool};
+use ghnq_core::cnn::{BnMode, LayerParams, ParamSet};
 
 /// Where activation quantization parameters come from.
 #[derive(Debug, Clone, Copy)]
@@ -495,11 +495,11 @@ pub fn step_inputs(step: &Step) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::ImageShape;
-    use crate::cnn::forward as float_forward;
-    use crate::quant::config::Precision;
-    use crate::sources::random_small_net;
+    use crate::config::Precision;
     use burn::tensor::{Device, Distribution};
+    use ghnq_core::arch::ImageShape;
+    use ghnq_core::cnn::forward as float_forward;
+    use ghnq_core::sources::random_small_net;
     use rand::SeedableRng;
 
     fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::train::mean_se_max;
+use ghnq_core::train::mean_se_max;
 
 /// One net at one bit-width on one path.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

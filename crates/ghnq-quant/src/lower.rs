@@ -15,9 +15,10 @@
 //!   concat and linear outputs get their own;
 //! - dropout is the identity.
 
-use crate::arch::{Net, Op};
+use ghnq_core::arch::{Net, Op};
 
 /// Why a net cannot be lowered.
+#[allow(missing_docs)] // The variants' fields are spelled out by their #[error] messages.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LowerError {
     /// A grouped conv that is neither regular nor depthwise.
@@ -76,66 +77,103 @@ pub enum Activation {
 pub enum Step {
     /// Regular or depthwise conv, with the BatchNorm folded in when there is one.
     Conv {
+        /// The conv node.
         conv: usize,
+        /// The BatchNorm folded in, if any.
         bn: Option<usize>,
+        /// Input tensor.
         input: usize,
+        /// Output tensor.
         output: usize,
+        /// Clamp fused into the output stage.
         act: Activation,
     },
     /// A lone BatchNorm as a 1×1 depthwise conv.
     Affine {
+        /// The BatchNorm node.
         bn: usize,
+        /// Input tensor.
         input: usize,
+        /// Output tensor.
         output: usize,
+        /// Clamp fused into the output stage.
         act: Activation,
     },
     /// A ReLU whose input others read unclamped: a 1×1 max pool with a clamp.
     Relu {
+        /// The IR node.
         node: usize,
+        /// ReLU6 rather than ReLU.
         six: bool,
+        /// Input tensor.
         input: usize,
+        /// Output tensor.
         output: usize,
     },
     /// Max pool.
     MaxPool {
+        /// The IR node.
         node: usize,
+        /// Input tensor.
         input: usize,
+        /// Output tensor.
         output: usize,
+        /// Clamp fused into the output stage.
         act: Activation,
     },
     /// Average pool (padding excluded).
     AvgPool {
+        /// The IR node.
         node: usize,
+        /// Input tensor.
         input: usize,
+        /// Output tensor.
         output: usize,
+        /// Clamp fused into the output stage.
         act: Activation,
     },
     /// Global average pool.
     GlobalAvgPool {
+        /// The IR node.
         node: usize,
+        /// Input tensor.
         input: usize,
+        /// Output tensor.
         output: usize,
+        /// Clamp fused into the output stage.
         act: Activation,
     },
     /// Elementwise sum of two tensors.
     Add {
+        /// The IR node.
         node: usize,
+        /// Input tensors.
         inputs: [usize; 2],
+        /// Output tensor.
         output: usize,
+        /// Clamp fused into the output stage.
         act: Activation,
     },
     /// Channel concatenation.
     Concat {
+        /// The IR node.
         node: usize,
+        /// Input tensors.
         inputs: Vec<usize>,
+        /// Output tensor.
         output: usize,
+        /// Clamp fused into the output stage.
         act: Activation,
     },
     /// Fully connected layer.
     Linear {
+        /// The IR node.
         node: usize,
+        /// Input tensor.
         input: usize,
+        /// Output tensor.
         output: usize,
+        /// Clamp fused into the output stage.
         act: Activation,
     },
 }
@@ -447,7 +485,7 @@ impl Lowered {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::{ImageShape, NetBuilder};
+    use ghnq_core::arch::{ImageShape, NetBuilder};
 
     /// conv-BN-ReLU stem feeding both a ReLU-conv and a pool (a DARTS cell input), an add, GAP,
     /// linear.
@@ -547,7 +585,7 @@ mod tests {
     #[test]
     fn every_generated_net_lowers() {
         for split in ["train", "test", "deep", "wide", "bn-free", "predefined"] {
-            let sp: crate::arch::splits::Split = split.parse().unwrap();
+            let sp: ghnq_core::arch::splits::Split = split.parse().unwrap();
             for net in sp.nets(ImageShape::FASHION_MNIST, 10, 0, 6).unwrap() {
                 let l = Lowered::new(&net).unwrap_or_else(|e| panic!("{}: {e}", net.name));
                 // Every step reads tensors written before it.

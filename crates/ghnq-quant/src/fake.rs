@@ -11,7 +11,7 @@ use burn::tensor::{Distribution, Tensor};
 use shared_format::tensor::{qmax, qmin};
 
 use super::affine::{AffineParams, Range};
-pub use crate::train::host_values;
+pub use ghnq_core::train::host_values;
 
 /// How quantization is simulated (the paper's two methods).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,7 @@ pub fn range_of<const D: usize>(x: &Tensor<D>) -> Range {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::WeightQuant;
+    use crate::WeightQuant;
     use burn::tensor::{Device, TensorData};
 
     fn random(n: usize, seed: u64) -> Vec<f32> {
