@@ -8,7 +8,7 @@ pub use ghnq_core::cnn;
 pub use ghnq_core::data;
 pub mod device;
 pub mod export;
-pub mod ghn;
+pub use ghnq_ghn as ghn;
 pub mod plot;
 pub use ghnq_core::sources;
 pub use ghnq_quant as quant;

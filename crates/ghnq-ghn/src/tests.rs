@@ -6,9 +6,9 @@ use burn::tensor::{Device, Distribution, Tensor};
 use super::graph::GhnGraph;
 use super::model::{Ghn, GhnConfig};
 use super::train::MetaTrainer;
-use crate::arch::{ImageShape, Net, NetBuilder, Op};
-use crate::cnn::params::TensorRef;
-use crate::train::{ArchSource, LabeledBatch};
+use ghnq_core::arch::{ImageShape, Net, NetBuilder, Op};
+use ghnq_core::cnn::params::TensorRef;
+use ghnq_core::train::{ArchSource, LabeledBatch};
 
 const SHAPE: ImageShape = ImageShape { h: 8, w: 8, c: 3 };
 
@@ -120,7 +120,7 @@ fn predicted_shapes_equal_the_ir() {
             net.param_count()
         );
         let x: Tensor<4> = Tensor::random([4, 3, 8, 8], Distribution::Normal(0.0, 1.0), &dev);
-        let y = crate::cnn::forward(net, ps, x, crate::cnn::BnMode::Batch, false);
+        let y = ghnq_core::cnn::forward(net, ps, x, ghnq_core::cnn::BnMode::Batch, false);
         assert_eq!(y.dims(), [4, 10]);
     }
     // BN γ ∈ (0, 2), biases ∈ (−1, 1) after normalisation.
@@ -188,7 +188,7 @@ fn gradients_reach_every_ghn_parameter_and_loss_falls() {
     let data = batch(8, 7);
 
     // Gradients: non-zero and finite for the main GHN tensors.
-    let (x, y) = crate::train::to_tensors(&data, SHAPE, &dev);
+    let (x, y) = ghnq_core::train::to_tensors(&data, SHAPE, &dev);
     let (loss, _) = trainer.meta_loss(&nets, &x, &y, &data.labels);
     let grads = loss.backward();
     let ghn = &trainer.ghn;
@@ -245,7 +245,7 @@ fn gradients_reach_every_ghn_parameter_and_loss_falls() {
 /// (W2/A2's noise makes 20 steps on one batch too noisy to assert on).
 #[test]
 fn qat_gradients_reach_the_ghn_and_loss_falls() {
-    use crate::quant::config::{Precision, QuantConfig};
+    use ghnq_quant::config::{Precision, QuantConfig};
     let dev = Device::flex().autodiff();
     for precision in [Precision::new(4, 4), Precision::new(2, 2)] {
         let ghn = Ghn::new(&tiny_config(), &dev);
@@ -253,7 +253,7 @@ fn qat_gradients_reach_the_ghn_and_loss_falls() {
         trainer.qat = Some(QuantConfig::paper(precision));
         let nets = vec![tiny_a(), tiny_b()];
         let data = batch(8, 7);
-        let (x, y) = crate::train::to_tensors(&data, SHAPE, &dev);
+        let (x, y) = ghnq_core::train::to_tensors(&data, SHAPE, &dev);
         let (loss, _) = trainer.meta_loss(&nets, &x, &y, &data.labels);
         let grads = loss.backward();
         let g = trainer
@@ -335,10 +335,10 @@ fn arch_source_closure_works() {
 #[test]
 #[ignore]
 fn profile_meta_step() {
-    use crate::cnn::params::TensorRef;
+    use ghnq_core::cnn::params::TensorRef;
     let dev = Device::flex().autodiff();
     let ghn = Ghn::new(&GhnConfig::cifar10(), &dev);
-    let split = crate::arch::splits::Split::Train;
+    let split = ghnq_core::arch::splits::Split::Train;
     let nets: Vec<Net> = (0..8)
         .map(|i| split.net(ImageShape::CIFAR10, 10, 0, i).unwrap())
         .collect();
@@ -377,9 +377,9 @@ fn profile_meta_step() {
     }
     let x: Tensor<4> = Tensor::random([64, 3, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
     for (k, net) in nets.iter().enumerate().take(3) {
-        let p = crate::cnn::ParamSet::init_random(net, &dev);
+        let p = ghnq_core::cnn::ParamSet::init_random(net, &dev);
         let t = std::time::Instant::now();
-        let y = crate::cnn::forward(net, &p, x.clone(), crate::cnn::BnMode::Batch, true);
+        let y = ghnq_core::cnn::forward(net, &p, x.clone(), ghnq_core::cnn::BnMode::Batch, true);
         let l = y.powf_scalar(2.0).mean();
         let _ = l.clone().into_scalar::<f32>();
         let tf = t.elapsed();
@@ -468,7 +468,7 @@ fn profile_ops() {
         )
     });
     time("avgpool", &|x| {
-        crate::cnn::executor::avg_pool_exclude_pad(x, 3, 1, 1)
+        ghnq_core::cnn::executor::avg_pool_exclude_pad(x, 3, 1, 1)
     });
     time("relu", &|x| burn::tensor::activation::relu(x));
 }
@@ -478,7 +478,7 @@ fn profile_ops() {
 #[test]
 fn a_resumed_run_continues_where_the_checkpoint_left_off() {
     use super::train::{RunOptions, run};
-    use crate::sources::SyntheticImages;
+    use ghnq_core::sources::SyntheticImages;
     use std::cell::RefCell;
     let dev = Device::flex().autodiff();
     let dir = tempfile::tempdir().unwrap();
@@ -543,7 +543,7 @@ fn a_resumed_run_continues_where_the_checkpoint_left_off() {
 /// survives a checkpoint.
 #[test]
 fn a_bit_conditioned_ghn_depends_on_the_bits_and_learns_them() {
-    use crate::quant::config::{Precision, QuantConfig};
+    use ghnq_quant::config::{Precision, QuantConfig};
     let dev = Device::flex().autodiff();
     let cfg = GhnConfig {
         bit_conditioned: true,
@@ -603,7 +603,7 @@ fn a_bit_conditioned_ghn_depends_on_the_bits_and_learns_them() {
 
 #[test]
 fn random_nets_are_valid_and_graphable() {
-    use crate::sources::random_small_net;
+    use ghnq_core::sources::random_small_net;
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     for k in 0..20 {

@@ -6,9 +6,9 @@ use burn::tensor::Device;
 
 use super::graph::GhnGraph;
 use super::model::Ghn;
-use crate::arch::{ImageShape, Net};
-use crate::cnn::{BnMode, ParamSet, forward};
-use crate::train::{LabeledBatch, to_tensors, topk_hits};
+use ghnq_core::arch::{ImageShape, Net};
+use ghnq_core::cnn::{BnMode, ParamSet, forward};
+use ghnq_core::train::{LabeledBatch, to_tensors, topk_hits};
 
 /// Accuracy of one net.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +34,7 @@ pub fn predict_one(ghn: &Ghn, net: &Net, device: &Device) -> anyhow::Result<Para
 pub fn predict_one_for(
     ghn: &Ghn,
     net: &Net,
-    bits: Option<crate::quant::config::Precision>,
+    bits: Option<ghnq_quant::config::Precision>,
     device: &Device,
 ) -> anyhow::Result<ParamSet> {
     let g = GhnGraph::build(net, ghn.config.s_max)?;

@@ -13,9 +13,9 @@ use super::embed::NodeEmbedding;
 use super::gated_gnn::{BatchLayout, GatedGnn, Mlp, Neighbours};
 use super::graph::{Decode, GhnGraph};
 use super::shape_encoder::ShapeTables;
-use crate::arch::{Net, Op};
-use crate::cnn::{LayerParams, ParamSet};
-use crate::quant::config::Precision;
+use ghnq_core::arch::{Net, Op};
+use ghnq_core::cnn::{LayerParams, ParamSet};
+use ghnq_quant::config::Precision;
 
 /// Rows of the bit-width embedding: weight bits 0 (float), 1..=8, then activation bits alike.
 const BITS_ROWS: usize = 18;

@@ -1,6 +1,9 @@
 //! GHN-2 in burn (GHN_SPEC §1–§2): graph construction from the IR, node embedding, GatedGNN,
 //! decoders with tiling and normalisation, checkpoints and the meta-training loop.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod decoder;
 pub mod embed;

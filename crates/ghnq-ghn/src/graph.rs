@@ -10,27 +10,42 @@
 
 use std::collections::VecDeque;
 
-use crate::arch::{Net, Op};
+use ghnq_core::arch::{Net, Op};
 
 /// The 15 GHN-2 node types, `PRIMITIVES_DEEPNETS1M` order (GHN_SPEC §1.1). The discriminant is the
 /// row of the type embedding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Primitive {
+    /// Max pooling.
     MaxPool = 0,
+    /// Average pooling.
     AvgPool = 1,
+    /// Grouped (separable) conv.
     SepConv = 2,
+    /// Grouped dilated conv.
     DilConv = 3,
+    /// Ungrouped conv, and linear layers.
     Conv = 4,
+    /// Multi-head self-attention.
     Msa = 5,
+    /// Channel squeeze-excitation.
     Cse = 6,
+    /// Elementwise sum.
     Sum = 7,
+    /// Channel concatenation.
     Concat = 8,
+    /// The input node.
     Input = 9,
+    /// A bias.
     Bias = 10,
+    /// BatchNorm.
     Bn = 11,
+    /// LayerNorm.
     Ln = 12,
+    /// Positional encoding.
     PosEnc = 13,
+    /// Global average pooling.
     GlobAvg = 14,
 }
 
@@ -64,6 +79,7 @@ pub enum Decode {
     /// No parameter (input, pools, sum, concat, glob_avg).
     None,
     /// Conv weight `(o, i, kh, kw)` from the ConvDecoder (§2.5a).
+    #[allow(missing_docs)] // The dimensions of the weight named above.
     Conv {
         o: usize,
         i: usize,
@@ -71,14 +87,19 @@ pub enum Decode {
         kw: usize,
     },
     /// A linear weight `(o, i)` that is not the classifier: `D[:, :, 0, 0]`.
+    #[allow(missing_docs)] // The sizes named above.
     Linear { o: usize, i: usize },
     /// The final classifier weight `(k, i)` (§2.5b).
+    #[allow(missing_docs)] // The sizes named above.
     ClassifierWeight { k: usize, i: usize },
     /// BatchNorm γ and β of `c` channels from decoder_1d rows 0 and 1 (§2.5c).
+    #[allow(missing_docs)] // The sizes named above.
     BatchNorm { c: usize },
     /// Conv / linear bias of length `c`: decoder_1d row 1.
+    #[allow(missing_docs)] // The sizes named above.
     Bias { c: usize },
     /// Final classifier bias (§2.5d).
+    #[allow(missing_docs)] // The sizes named above.
     ClassifierBias { k: usize },
 }
 
@@ -114,13 +135,14 @@ pub struct GhnGraph {
 }
 
 /// Errors of graph construction.
+#[allow(missing_docs)] // The variants' fields are spelled out by their #[error] messages.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GraphError {
     /// The IR net failed validation.
     #[error("net '{net}': {source}")]
     Arch {
         net: String,
-        source: crate::arch::ArchError,
+        source: ghnq_core::arch::ArchError,
     },
     /// The graph is not what GHN-2 expects (should not happen for a validated net).
     #[error("net '{net}': {detail}")]
@@ -404,7 +426,7 @@ impl GhnGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::{ImageShape, NetBuilder};
+    use ghnq_core::arch::{ImageShape, NetBuilder};
 
     /// GHN_SPEC §1.5: one DARTS cell, C=16, preproc, BN, one step (sep_conv_3x3 on state 0,
     /// max_pool_3x3 on state 1), glob_avg, one FC.

@@ -22,7 +22,7 @@ pub struct TrainState {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::atomic::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+    ghnq_core::atomic::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Save the GHN (and optionally the optimiser) atomically; returns the weights file.
@@ -35,14 +35,14 @@ pub fn save(
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     write_atomic(&dir.join("ghn.cfg"), ghn.config.to_text().as_bytes())?;
     let weights = dir.join(format!("ghn-step{}.bpk", state.step));
-    let tmp = crate::atomic::tmp_path(&weights);
+    let tmp = ghnq_core::atomic::tmp_path(&weights);
     ghn.clone()
         .save_file(&tmp)
         .map_err(|e| anyhow::anyhow!("saving {}: {e:?}", tmp.display()))?;
     std::fs::rename(&tmp, &weights)?;
     if let Some(optim) = optim {
         let path = dir.join(format!("optim-step{}.bpk", state.step));
-        let tmp = crate::atomic::tmp_path(&path);
+        let tmp = ghnq_core::atomic::tmp_path(&path);
         optim
             .save(&tmp)
             .map_err(|e| anyhow::anyhow!("saving {}: {e:?}", tmp.display()))?;

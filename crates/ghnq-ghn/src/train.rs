@@ -16,12 +16,14 @@ use burn::tensor::{Device, Int, Tensor};
 use super::checkpoint::{self, TrainState};
 use super::graph::GhnGraph;
 use super::model::Ghn;
-use crate::arch::{ImageShape, Net};
-use crate::cnn::{BnMode, forward};
-use crate::quant::config::{Precision, QuantConfig};
-use crate::quant::lower::Lowered;
-use crate::quant::sim::{self, Acts, SimOptions};
-use crate::train::{ArchSource, ImageSource, LabeledBatch, cross_entropy, to_tensors, topk_hits};
+use ghnq_core::arch::{ImageShape, Net};
+use ghnq_core::cnn::{BnMode, forward};
+use ghnq_core::train::{
+    ArchSource, ImageSource, LabeledBatch, cross_entropy, to_tensors, topk_hits,
+};
+use ghnq_quant::config::{Precision, QuantConfig};
+use ghnq_quant::lower::Lowered;
+use ghnq_quant::sim::{self, Acts, SimOptions};
 
 /// The learning rate of GHN_SPEC §3.3 (MultiStepLR ×0.1 at epochs 200 and 250 of 300), scaled to
 /// `epochs`: ×0.1 after 2/3 of the epochs and again after 5/6.
@@ -344,7 +346,7 @@ pub fn run(
                     .map(|l| format!("{l}\n"))
                     .collect();
                 if kept != text {
-                    crate::atomic::write(&path, kept.as_bytes())?;
+                    ghnq_core::atomic::write(&path, kept.as_bytes())?;
                 }
             }
             let fresh = !path.exists();
