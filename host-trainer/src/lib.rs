@@ -7,7 +7,7 @@ pub use ghnq_core::atomic;
 pub use ghnq_core::cnn;
 pub use ghnq_core::data;
 pub mod device;
-pub mod export;
+pub use ghnq_export as export;
 pub use ghnq_ghn as ghn;
 pub mod plot;
 pub use ghnq_core::sources;

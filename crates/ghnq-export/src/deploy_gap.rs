@@ -7,13 +7,13 @@
 use burn::tensor::Device;
 
 use super::Calibration;
-use crate::arch::{ImageShape, Net};
-use crate::cnn::BnMode;
-use crate::quant::config::QuantConfig;
-use crate::quant::fake::host_values;
-use crate::quant::lower::Lowered;
-use crate::quant::sim::{self, Acts, SimOptions};
-use crate::train::{LabeledBatch, to_tensors};
+use ghnq_core::arch::{ImageShape, Net};
+use ghnq_core::cnn::BnMode;
+use ghnq_core::train::{LabeledBatch, to_tensors};
+use ghnq_quant::config::QuantConfig;
+use ghnq_quant::fake::host_values;
+use ghnq_quant::lower::Lowered;
+use ghnq_quant::sim::{self, Acts, SimOptions};
 
 /// Top-1 (%) of the quantized simulation under each pairing of BN statistics and activation
 /// ranges, on the same images.
@@ -102,12 +102,12 @@ fn is_top1(logits: &[f32], label: usize) -> bool {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::arch::NetBuilder;
-    use crate::cnn::ParamSet;
-    use crate::export::{Provenance, build, calibrate, compare};
-    use crate::quant::config::Precision;
-    use crate::sources::SyntheticImages;
-    use crate::train::ImageSource;
+    use crate::{Provenance, build, calibrate, compare};
+    use ghnq_core::arch::NetBuilder;
+    use ghnq_core::cnn::ParamSet;
+    use ghnq_core::sources::SyntheticImages;
+    use ghnq_core::train::ImageSource;
+    use ghnq_quant::config::Precision;
 
     const SHAPE: ImageShape = ImageShape::FASHION_MNIST;
 
@@ -122,7 +122,7 @@ pub(super) mod tests {
 
     /// A conv-(BN)-ReLU stage per width, global pool, classifier: the smallest nets where BN
     /// statistics and activation ranges matter.
-    pub(in crate::export) fn conv_stack(widths: &[usize], stride: usize, with_bn: bool) -> Net {
+    pub(crate) fn conv_stack(widths: &[usize], stride: usize, with_bn: bool) -> Net {
         let mut b = NetBuilder::new("stack", SHAPE, 10);
         let mut x = 0;
         for (i, &c) in widths.iter().enumerate() {
@@ -133,7 +133,7 @@ pub(super) mod tests {
             x = b.relu(format!("relu{i}"), x, false).unwrap();
         }
         let g = b
-            .push("pool", crate::arch::Op::GlobalAvgPool, vec![x])
+            .push("pool", ghnq_core::arch::Op::GlobalAvgPool, vec![x])
             .unwrap();
         b.linear("fc", g, 10).unwrap();
         b.finish().unwrap()

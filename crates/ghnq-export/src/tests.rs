@@ -6,15 +6,14 @@ use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 
 use super::*;
-use crate::arch::{ImageShape, Net};
-use crate::cnn::{BnMode, ParamSet};
-use crate::export;
-use crate::quant::config::{Precision, QuantConfig};
-use crate::quant::fake::host_values;
-use crate::quant::lower::Lowered;
-use crate::quant::sim::{self, Acts, Observer, SimOptions};
-use crate::sources::{SyntheticImages, random_small_net};
-use crate::train::{ImageSource, LabeledBatch, to_tensors};
+use ghnq_core::arch::{ImageShape, Net};
+use ghnq_core::cnn::{BnMode, ParamSet};
+use ghnq_core::sources::{SyntheticImages, random_small_net};
+use ghnq_core::train::{ImageSource, LabeledBatch, to_tensors};
+use ghnq_quant::config::{Precision, QuantConfig};
+use ghnq_quant::fake::host_values;
+use ghnq_quant::lower::Lowered;
+use ghnq_quant::sim::{self, Acts, Observer, SimOptions};
 use shared_format::{Rounding, WeightScheme};
 
 const SHAPE: ImageShape = ImageShape::FASHION_MNIST;
@@ -209,8 +208,8 @@ fn every_intermediate_tensor_agrees_with_single_rounding() {
 /// layer over 28·28·128 = 100,352 features whose weights all quantize to ±127.
 #[test]
 fn a_layer_that_could_overflow_i32_is_refused_by_name() {
-    use crate::arch::NetBuilder;
-    use crate::cnn::LayerParams;
+    use ghnq_core::arch::NetBuilder;
+    use ghnq_core::cnn::LayerParams;
     let dev = Device::flex();
     let mut b = NetBuilder::new("wide-fc", SHAPE, 10);
     let c = b.conv("conv", 0, 128, 1, 1).unwrap();
@@ -221,7 +220,7 @@ fn a_layer_that_could_overflow_i32_is_refused_by_name() {
         *weight = Tensor::ones(weight.dims(), &dev);
     }
     let config = QuantConfig::paper(Precision::new(8, 8));
-    let err = export::export(
+    let err = crate::export(
         &net,
         params,
         &config,
@@ -311,7 +310,7 @@ fn per_layer_bits_reach_the_blob_and_the_simulation() {
         layers: "no.such.layer=w8a8".parse().unwrap(),
         ..QuantConfig::paper(Precision::new(4, 4))
     };
-    let refused = export::export(
+    let refused = crate::export(
         net,
         ParamSet::init_random(net, &dev),
         &bad,

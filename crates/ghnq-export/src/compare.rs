@@ -9,13 +9,13 @@ use shared_format::vectors::{rank_of, top1};
 use shared_format::{Model, TestVectorsBuilder};
 
 use super::Calibration;
-use crate::arch::{ImageShape, Net};
-use crate::cnn::BnMode;
-use crate::quant::config::QuantConfig;
-use crate::quant::fake::host_values;
-use crate::quant::lower::Lowered;
-use crate::quant::sim::{self, Acts, SimOptions};
-use crate::train::{LabeledBatch, to_tensors};
+use ghnq_core::arch::{ImageShape, Net};
+use ghnq_core::cnn::BnMode;
+use ghnq_core::train::{LabeledBatch, to_tensors};
+use ghnq_quant::config::QuantConfig;
+use ghnq_quant::fake::host_values;
+use ghnq_quant::lower::Lowered;
+use ghnq_quant::sim::{self, Acts, SimOptions};
 
 /// Float simulation against integer runtime over the same images.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -80,7 +80,7 @@ pub fn quantize_image(
     b: &LabeledBatch,
     i: usize,
     shape: ImageShape,
-    input: crate::quant::AffineParams,
+    input: ghnq_quant::AffineParams,
 ) -> Vec<i8> {
     let (h, w, c) = (shape.h, shape.w, shape.c);
     let img = &b.images[i * c * h * w..(i + 1) * c * h * w];
@@ -124,7 +124,7 @@ pub fn compare(
     let (mut over, mut exact, mut logits_n) = (0, 0, 0);
     for b in batches {
         let (x, _) = to_tensors(b, shape, device);
-        let float_logits = host_values(&crate::cnn::forward(
+        let float_logits = host_values(&ghnq_core::cnn::forward(
             net,
             &cal.float_params,
             x.clone(),

@@ -3,6 +3,9 @@
 //! images, fold, quantize, build the blob with the shared-format builder, and run it on the host
 //! build of the edge runtime beside the quantized float simulation.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod blob;
 pub mod calibrate;
 pub mod compare;
@@ -18,11 +21,11 @@ pub use graph::QuantGraph;
 use burn::tensor::Device;
 use shared_format::Rounding;
 
-use crate::arch::{ImageShape, Net};
-use crate::cnn::ParamSet;
-use crate::quant::config::QuantConfig;
-use crate::quant::lower::Lowered;
-use crate::train::LabeledBatch;
+use ghnq_core::arch::{ImageShape, Net};
+use ghnq_core::cnn::ParamSet;
+use ghnq_core::train::LabeledBatch;
+use ghnq_quant::config::QuantConfig;
+use ghnq_quant::lower::Lowered;
 
 /// A net exported: its device graph, calibration and blob.
 #[derive(Debug, Clone)]
@@ -34,7 +37,7 @@ pub struct Exported {
     /// The model blob.
     pub blob: Vec<u8>,
     /// The float scales, zero points and quantized weights the blob's integers come from (what a
-    /// `.tflite` writer needs: [`crate::tflite::export()`]).
+    /// `.tflite` writer needs: `ghnq_tflite::export()`).
     pub graph: QuantGraph,
 }
 
@@ -129,7 +132,7 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
 pub enum ExportError {
     /// The net has no device lowering.
     #[error(transparent)]
-    Lower(#[from] crate::quant::lower::LowerError),
+    Lower(#[from] ghnq_quant::lower::LowerError),
     /// One layer's op was refused by the format (overflow bound, geometry, ...).
     #[error("layer '{node}' (device op {op}) cannot be exported: {source}")]
     Layer {

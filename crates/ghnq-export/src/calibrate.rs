@@ -6,14 +6,14 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::arch::{ImageShape, Net};
-use crate::cnn::{BnMode, LayerParams, ParamSet};
-use crate::quant::affine::{AffineParams, Range};
-use crate::quant::config::{BnStats, Clip, QuantConfig};
-use crate::quant::fake::host_values;
-use crate::quant::lower::Lowered;
-use crate::quant::sim::{self, Acts, Observer, SimOptions, clip_range, tensor_bits};
-use crate::train::{LabeledBatch, to_tensors};
+use ghnq_core::arch::{ImageShape, Net};
+use ghnq_core::cnn::{BnMode, LayerParams, ParamSet};
+use ghnq_core::train::{LabeledBatch, to_tensors};
+use ghnq_quant::affine::{AffineParams, Range};
+use ghnq_quant::config::{BnStats, Clip, QuantConfig};
+use ghnq_quant::fake::host_values;
+use ghnq_quant::lower::Lowered;
+use ghnq_quant::sim::{self, Acts, Observer, SimOptions, clip_range, tensor_bits};
 
 /// What calibration found.
 #[derive(Debug, Clone)]
@@ -215,9 +215,9 @@ pub fn calibrate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::config::Precision;
-    use crate::sources::SyntheticImages;
-    use crate::train::ImageSource;
+    use ghnq_core::sources::SyntheticImages;
+    use ghnq_core::train::ImageSource;
+    use ghnq_quant::config::Precision;
 
     const SHAPE: ImageShape = ImageShape::FASHION_MNIST;
 
@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn bn_statistics_come_from_the_net_the_config_names() {
         let dev = Device::flex();
-        let net = crate::export::deploy_gap::tests::conv_stack(&[8, 8, 8], 1, true);
+        let net = crate::deploy_gap::tests::conv_stack(&[8, 8, 8], 1, true);
         let lowered = Lowered::new(&net).unwrap();
         let batch = vec![SyntheticImages::new(SHAPE, 10, 100, 4).next_batch(32)];
         let params = ParamSet::init_random(&net, &dev);

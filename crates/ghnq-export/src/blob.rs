@@ -13,16 +13,16 @@ use shared_format::{BuildError, LeI32s, ModelBuilder, Rounding, Shape, TensorSpe
 
 use super::ExportError;
 use super::graph::{QuantGraph, QuantOp, QuantOpKind, QuantTensor, QuantWeights};
-use crate::arch::{Net, Op};
-use crate::cnn::{LayerParams, ParamSet};
-use crate::quant::affine::{AffineParams, Range, WeightQuant};
-use crate::quant::config::{Clip, QuantConfig};
-use crate::quant::fake::host_values;
-use crate::quant::integer::{
+use ghnq_core::arch::{Net, Op};
+use ghnq_core::cnn::{LayerParams, ParamSet};
+use ghnq_quant::affine::{AffineParams, Range, WeightQuant};
+use ghnq_quant::config::{Clip, QuantConfig};
+use ghnq_quant::fake::host_values;
+use ghnq_quant::integer::{
     AddParams, activation_clamp, concat_multiplier, conv_multipliers, quantize_bias,
 };
-use crate::quant::lower::{Activation, Lowered, Step};
-use crate::quant::sim::{affine, bn_params, fold};
+use ghnq_quant::lower::{Activation, Lowered, Step};
+use ghnq_quant::sim::{affine, bn_params, fold};
 
 /// Provenance written into the blob's metadata.
 #[derive(Debug, Clone, Default)]

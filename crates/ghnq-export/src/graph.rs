@@ -3,14 +3,14 @@
 //! bias. A format that stores float scales and lets its interpreter derive the multipliers (a
 //! TFLite file: TFLM recomputes them at Prepare time) carries exactly these values, so its
 //! interpreter derives exactly the blob's integers (EDGE_ANCHORS §3.2): see
-//! [`crate::tflite::export()`].
+//! `ghnq_tflite::export()`.
 //!
 //! Indices are the blob's: tensor `t` here is tensor `t` of the blob (0 is the input), op `k` is
 //! the blob's op `k`.
 
 use shared_format::{Clamp, Rounding, WeightScheme, Window};
 
-use crate::quant::lower::Activation;
+use ghnq_quant::lower::Activation;
 
 /// The exported model, described.
 #[derive(Debug, Clone, PartialEq)]
