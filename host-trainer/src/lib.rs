@@ -13,5 +13,5 @@ pub mod plot;
 pub use ghnq_core::sources;
 pub use ghnq_quant as quant;
 pub mod study;
-pub mod tflite;
 pub use ghnq_core::train;
+pub use ghnq_tflite as tflite;

@@ -2,10 +2,10 @@
 //! and the refusals.
 
 use super::*;
-use crate::export::graph::{QuantGraph, QuantOp, QuantOpKind, QuantTensor, QuantWeights};
-use crate::quant::lower::Activation;
-use crate::tflite::params::{activation_range, axis_padding};
-use crate::tflite::schema::{ActivationFunctionType, BuiltinOperator, Padding, TensorType};
+use crate::params::{activation_range, axis_padding};
+use crate::schema::{ActivationFunctionType, BuiltinOperator, Padding, TensorType};
+use ghnq_export::graph::{QuantGraph, QuantOp, QuantOpKind, QuantTensor, QuantWeights};
+use ghnq_quant::lower::Activation;
 use shared_format::{Rounding, Window};
 
 /// A SAME or VALID padding that gives `window` exactly on an `h × w` input: the same output

@@ -16,7 +16,7 @@ use super::error::ImportError;
 use super::graph::{Graph, OpInfo, TensorInfo};
 use super::params::{activation_range, axis_padding};
 use super::schema::{self, ActivationFunctionType, BuiltinOperator, TensorType};
-use crate::quant::integer::{AddParams, concat_multiplier, conv_multipliers};
+use ghnq_quant::integer::{AddParams, concat_multiplier, conv_multipliers};
 
 /// What [`import`] made.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //!
 //! PyPI's `tflite-micro` builds TFLM's reference kernels for x86, bit-exact with TFLM on devices.
 //! `cargo xtask setup` installs it in a venv at `<target dir>/tflm-venv`; [`Tflm`] drives
-//! `host-trainer/tflm/run_tflm.py` with that venv's python, exchanging int8 tensors through temporary
+//! `crates/ghnq-tflite/tflm/run_tflm.py` with that venv's python, exchanging int8 tensors through temporary
 //! files. The MLPerf Tiny reference models it runs stay outside the repository
 //! ([`mlperf_model`]).
 
@@ -14,6 +14,7 @@ use std::process::{Command, ExitStatus};
 pub const PYTHON_ENV: &str = "GHNQ_TFLM_PYTHON";
 
 /// Why TFLM could not be run, or failed.
+#[allow(missing_docs)] // The variants' fields are spelled out by their #[error] messages.
 #[derive(Debug, thiserror::Error)]
 pub enum TflmError {
     /// The python is missing or cannot `import tflite_micro`.
@@ -217,8 +218,9 @@ pub fn mlperf_model(name: &str) -> PathBuf {
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host-trainer/ has a parent directory")
+        .ancestors()
+        .nth(2)
+        .expect("crates/ghnq-tflite/ has a workspace above it")
         .to_path_buf()
 }
 

@@ -2,7 +2,7 @@
 
 use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
 
-use crate::tflite::schema::{
+use crate::schema::{
     self, ActivationFunctionType, BuiltinOperator, BuiltinOptions, Padding, TensorType,
 };
 

@@ -3,7 +3,7 @@
 //! A `.tflite` file stores float scales; TFLM derives every multiplier from them at Prepare time
 //! (`QuantizeMultiplier` of `s_x·s_w[c]/s_y` in double from f32 scales, ADD's twice-max rule,
 //! QUANTIZE's `s_in/s_out`) and every clamp from the fused activation. The exporter derived the
-//! blob's integers from the same f32 scales the same way ([`crate::quant::integer`]), so writing
+//! blob's integers from the same f32 scales the same way ([`ghnq_quant::integer`]), so writing
 //! exactly the [`QuantGraph`]'s scales, zero points, int8 weights and i32 biases makes TFLM
 //! compute exactly what the blob computes.
 //!
@@ -42,7 +42,7 @@ mod plan;
 #[cfg(test)]
 mod tests;
 
-use crate::export::graph::QuantGraph;
+use ghnq_export::graph::QuantGraph;
 use model::*;
 use plan::*;
 

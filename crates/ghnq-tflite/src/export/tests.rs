@@ -1,8 +1,8 @@
 use super::*;
-use crate::export::graph::{QuantOp, QuantOpKind, QuantTensor, QuantWeights};
-use crate::quant::lower::Activation;
-use crate::tflite::schema::{self, ActivationFunctionType, BuiltinOperator, Padding, TensorType};
-use crate::tflite::{ImportError, import};
+use crate::schema::{self, ActivationFunctionType, BuiltinOperator, Padding, TensorType};
+use crate::{ImportError, import};
+use ghnq_export::graph::{QuantOp, QuantOpKind, QuantTensor, QuantWeights};
+use ghnq_quant::lower::Activation;
 use shared_format::{Clamp, WeightScheme};
 use shared_format::{Rounding, Window};
 

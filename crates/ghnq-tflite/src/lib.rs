@@ -1,5 +1,8 @@
 //! TensorFlow Lite interoperability: int8 `.tflite` models in and out of the blob format.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 mod error;
 pub mod export;
 mod graph;

@@ -1,6 +1,6 @@
 //! The integers TFLM derives at Prepare time from a TFLite model's float scales, derived here
 //! the same way (same float widths, same rounding) so that the imported blob computes what TFLM
-//! computes. Conv, FC, Add and Concat multipliers come from [`crate::quant::integer`], which
+//! computes. Conv, FC, Add and Concat multipliers come from [`ghnq_quant::integer`], which
 //! already follow TFLM, softmax's from `shared_format::op::Softmax::from_scale` and mean's from
 //! `shared_format::op::Mean::from_scales`; this module adds what only imported models need.
 
