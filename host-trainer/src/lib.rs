@@ -6,7 +6,7 @@ pub use ghnq_core::arch;
 pub use ghnq_core::atomic;
 pub use ghnq_core::cnn;
 pub use ghnq_core::data;
-pub mod device;
+pub use ghnq_device as device;
 pub use ghnq_export as export;
 pub use ghnq_ghn as ghn;
 pub mod plot;

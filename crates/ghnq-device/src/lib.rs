@@ -1,6 +1,9 @@
 //! The host's view of what runs on a device: summaries of model blobs and runs of the edge
 //! runtime (the very code devices run, compiled for the host) over test-vector bundles.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod hil;
 pub mod random_vectors;
 pub mod summary;
