@@ -16,15 +16,15 @@ use super::augment::{PaperAugment, StudyImages};
 use super::grid::{Pair, table_of};
 use super::layerwise::{self, LayerStats};
 use super::metrics::{Divergence, DivergenceRule, DivergenceWatch, percent_decrease};
-use crate::arch::{ImageShape, Net, predefined};
-use crate::cnn::init::{Initializer, init_params};
-use crate::cnn::train::{Schedule, Sgd, SgdConfig};
-use crate::cnn::{BnMode, ParamSet, forward};
-use crate::export::{self, Provenance};
-use crate::quant::config::{BnStats, Clip, Precision, QuantConfig};
-use crate::quant::fake::host_values;
-use crate::sources;
-use crate::train::{ImageSource, LabeledBatch, to_tensors, topk_hits};
+use ghnq_core::arch::{ImageShape, Net, predefined};
+use ghnq_core::cnn::init::{Initializer, init_params};
+use ghnq_core::cnn::train::{Schedule, Sgd, SgdConfig};
+use ghnq_core::cnn::{BnMode, ParamSet, forward};
+use ghnq_core::sources;
+use ghnq_core::train::{ImageSource, LabeledBatch, to_tensors, topk_hits};
+use ghnq_export::{self as export, Provenance};
+use ghnq_quant::config::{BnStats, Clip, Precision, QuantConfig};
+use ghnq_quant::fake::host_values;
 
 /// Everything that decides a run's numbers (the data directory and device do not).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -641,7 +641,7 @@ pub fn save(out: &Path, result: &RunResult) -> Result<()> {
     if !result.layers.is_empty() {
         let lw = layerwise_path(out, &pair);
         std::fs::create_dir_all(lw.parent().expect("layerwise/"))?;
-        crate::atomic::write(&lw, layerwise::csv(&result.layers).as_bytes())
+        ghnq_core::atomic::write(&lw, layerwise::csv(&result.layers).as_bytes())
             .with_context(|| format!("writing {}", lw.display()))?;
     }
     let json = serde_json::to_string_pretty(result)?;
@@ -653,7 +653,7 @@ pub fn save(out: &Path, result: &RunResult) -> Result<()> {
             pair.id()
         )
     })?;
-    crate::atomic::write(&path, json.as_bytes())
+    ghnq_core::atomic::write(&path, json.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
 
@@ -704,6 +704,6 @@ pub fn write_recipe(out: &Path, recipe: &Recipe) -> Result<()> {
         return Ok(());
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    crate::atomic::write(&path, serde_json::to_string_pretty(recipe)?.as_bytes())
+    ghnq_core::atomic::write(&path, serde_json::to_string_pretty(recipe)?.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }

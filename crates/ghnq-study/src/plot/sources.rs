@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{Figure, PlotError};
-use crate::quant::side_by_side::{Row, Source};
+use ghnq_quant::side_by_side::{Row, Source};
 
 /// One group per row, one bar per source (mean top-1 with a ± standard-error bar and the number
 /// of nets above it). Writes `<stem>.png` and `<stem>.svg` atomically and returns their paths.
@@ -101,7 +101,7 @@ impl Figure for BarsFigure<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::side_by_side::{Nets, side_by_side};
+    use ghnq_quant::side_by_side::{Nets, side_by_side};
 
     #[test]
     fn writes_png_and_svg() {

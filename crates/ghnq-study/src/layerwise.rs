@@ -15,15 +15,15 @@ use std::fmt::Write as _;
 
 use burn::tensor::{Device, Tensor};
 
-use crate::arch::{ImageShape, Net, Op};
-use crate::cnn::{BnMode, LayerParams, ParamSet};
-use crate::export::Calibration;
-use crate::quant::affine::{AffineParams, Range};
-use crate::quant::config::QuantConfig;
-use crate::quant::fake::host_values;
-use crate::quant::lower::{Lowered, Step};
-use crate::quant::sim::{self, Acts, Observer, SimOptions, bn_params, fold};
-use crate::train::{LabeledBatch, to_tensors};
+use ghnq_core::arch::{ImageShape, Net, Op};
+use ghnq_core::cnn::{BnMode, LayerParams, ParamSet};
+use ghnq_core::train::{LabeledBatch, to_tensors};
+use ghnq_export::Calibration;
+use ghnq_quant::affine::{AffineParams, Range};
+use ghnq_quant::config::QuantConfig;
+use ghnq_quant::fake::host_values;
+use ghnq_quant::lower::{Lowered, Step};
+use ghnq_quant::sim::{self, Acts, Observer, SimOptions, bn_params, fold};
 
 /// One weighted layer's ranges.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

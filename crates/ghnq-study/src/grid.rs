@@ -5,8 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::arch::predefined;
-use crate::cnn::init::Initializer;
+use ghnq_core::arch::predefined;
+use ghnq_core::cnn::init::Initializer;
 
 /// Fig. 1's simple-conv-block nets (Table 1).
 pub const FIG1: [&str; 4] = [

@@ -70,7 +70,7 @@ pub fn write(
     register_font()?;
     let out = [with_suffix(stem, "png"), with_suffix(stem, "svg")];
     for path in &out {
-        let tmp = crate::atomic::tmp_path(path);
+        let tmp = ghnq_core::atomic::tmp_path(path);
         let drawn = if path.extension().is_some_and(|e| e == "png") {
             figure.draw(BitMapBackend::new(&tmp, size).into_drawing_area())
         } else {
@@ -180,8 +180,8 @@ pub(crate) mod tests {
         bits: &str,
         path: &str,
         top1: f64,
-    ) -> crate::quant::table::NetResult {
-        crate::quant::table::NetResult {
+    ) -> ghnq_quant::table::NetResult {
+        ghnq_quant::table::NetResult {
             split: split.into(),
             net: net.into(),
             bits: bits.into(),

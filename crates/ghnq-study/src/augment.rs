@@ -10,9 +10,9 @@ use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::arch::ImageShape;
-use crate::sources::{DataSampler, SyntheticImages};
-use crate::train::{ImageSource, LabeledBatch};
+use ghnq_core::arch::ImageShape;
+use ghnq_core::sources::{DataSampler, SyntheticImages};
+use ghnq_core::train::{ImageSource, LabeledBatch};
 
 /// Random affine augmentation and flips.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -160,14 +160,14 @@ impl StudyImages {
                 Box::new(s)
             }
             name => {
-                let kind: crate::data::DatasetKind = name.parse()?;
-                let data = crate::data::Dataset::load(kind, crate::data::Part::Train, dir)?;
+                let kind: ghnq_core::data::DatasetKind = name.parse()?;
+                let data = ghnq_core::data::Dataset::load(kind, ghnq_core::data::Part::Train, dir)?;
                 let data = match images {
                     Some(n) => data.take(n),
                     None => data,
                 };
                 anyhow::ensure!(!data.is_empty(), "{name}: no training images selected");
-                Box::new(DataSampler(crate::data::Sampler::new(data, seed, None)))
+                Box::new(DataSampler(ghnq_core::data::Sampler::new(data, seed, None)))
             }
         };
         Ok(StudyImages {

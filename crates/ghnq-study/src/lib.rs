@@ -32,11 +32,17 @@
 //! diverge stop early), and about 10 h for Fig. 2's, which at CPU scale wants
 //! `--images 5000 --epochs 1` or shards on several machines. The paper's recipe (CIFAR-10,
 //! 200 epochs of 50,000 images) is 78,200 steps per pair: a GPU's job.
+//!
+//! [`plot`] draws the figures of the study and of the other `ghnq` commands (PNG and SVG).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod augment;
 pub mod grid;
 pub mod layerwise;
 pub mod metrics;
+pub mod plot;
 pub mod plots;
 pub mod run;
 pub mod table;
@@ -49,7 +55,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use burn::tensor::Device;
 
-use crate::cnn::init::Initializer;
+use ghnq_core::cnn::init::Initializer;
 use grid::{Pair, Shard};
 use run::{Recipe, RunProgress, RunResult, Status, StudyData};
 

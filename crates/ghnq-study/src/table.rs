@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use super::grid::{FIG1, FIG2};
 use super::run::{RunResult, Status};
-use crate::cnn::init::Initializer;
+use ghnq_core::cnn::init::Initializer;
 
 /// The paper's columns, then ours.
 pub const COLUMNS: [&str; 10] = [
@@ -337,7 +337,7 @@ pub fn write_all(out: &Path, results: &[RunResult]) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut put = |name: &str, text: String| -> Result<()> {
         let p = out.join(name);
-        crate::atomic::write(&p, text.as_bytes())
+        ghnq_core::atomic::write(&p, text.as_bytes())
             .with_context(|| format!("writing {}", p.display()))?;
         written.push(p);
         Ok(())

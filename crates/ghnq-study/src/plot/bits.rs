@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{Figure, PlotError};
-use crate::quant::table::Row;
+use ghnq_quant::table::Row;
 
 /// One line per split: top-1 (mean, with ± standard-error bars) against the bit settings in
 /// the order the rows give them; quantized settings plot the integer runtime's rows.
@@ -102,7 +102,7 @@ impl Figure for BitsFigure<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::table::aggregate;
+    use ghnq_quant::table::aggregate;
 
     #[test]
     fn writes_png_and_svg() {

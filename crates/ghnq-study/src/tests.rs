@@ -9,12 +9,12 @@ use super::grid::{Pair, Shard};
 use super::metrics::{qce, qmse};
 use super::run::{self, Recipe, RunResult, Status};
 use super::*;
-use crate::cnn::init::Initializer;
-use crate::cnn::{BnMode, ParamSet};
-use crate::export::{self, Provenance};
-use crate::quant::fake::host_values;
-use crate::sources::{SyntheticImages, random_small_net};
-use crate::train::{ImageSource, LabeledBatch, to_tensors};
+use ghnq_core::cnn::init::Initializer;
+use ghnq_core::cnn::{BnMode, ParamSet};
+use ghnq_core::sources::{SyntheticImages, random_small_net};
+use ghnq_core::train::{ImageSource, LabeledBatch, to_tensors};
+use ghnq_export::{self as export, Provenance};
+use ghnq_quant::fake::host_values;
 
 /// 64 synthetic 28x28 images, 2 steps of 32, tiny calibration and test sets.
 fn tiny(epochs: f64) -> Recipe {
@@ -198,14 +198,14 @@ fn the_learning_rate_follows_the_paper_steps() {
     // 200 steps = "200 epochs" of one step each: drops after steps 75, 120 and 170.
     assert_eq!(r.steps(200 * 128), 200);
     assert_eq!(r.milestone_steps(200), [75, 120, 170]);
-    let config = crate::cnn::train::SgdConfig {
+    let config = ghnq_core::cnn::train::SgdConfig {
         lr: r.lr,
         momentum: r.momentum,
         weight_decay: r.weight_decay,
         batch: r.batch,
         steps: 200,
     };
-    let s = crate::cnn::train::Schedule::Step {
+    let s = ghnq_core::cnn::train::Schedule::Step {
         milestones: r.milestone_steps(200),
         factor: r.lr_factor,
     };
@@ -285,7 +285,7 @@ fn an_exploding_net_is_diverged_even_in_a_short_run() {
 #[test]
 fn compare_computes_qmse_and_qce_as_defined() {
     let dev = Device::flex();
-    let shape = crate::arch::ImageShape::FASHION_MNIST;
+    let shape = ghnq_core::arch::ImageShape::FASHION_MNIST;
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let net = random_small_net(&mut rng, shape, 10, "q");
     let batches = |seed| -> Vec<LabeledBatch> {
@@ -324,7 +324,7 @@ fn compare_computes_qmse_and_qce_as_defined() {
     let (mut f, mut q) = (Vec::new(), Vec::new());
     for b in &test {
         let (x, _) = to_tensors(b, shape, &dev);
-        f.extend(host_values(&crate::cnn::forward(
+        f.extend(host_values(&ghnq_core::cnn::forward(
             &net,
             &ex.calibration.params,
             x,
