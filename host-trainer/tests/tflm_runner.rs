@@ -4,7 +4,7 @@
 //! These tests fail, never skip, when TFLM is not installed: `cargo xtask setup` installs it
 //! (see `ghnq_tflite::tflm`).
 
-use host_trainer::tflite::tflm::{Tflm, mlperf_model};
+use ghnq_tflite::tflm::{Tflm, mlperf_model};
 
 const SAMPLES: usize = 3;
 

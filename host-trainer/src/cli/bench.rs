@@ -2,12 +2,12 @@
 //! `ghnq bench tflite`: see [`super::bench_tflite`].
 use anyhow::Result;
 use burn::tensor::Device;
-use host_trainer::arch::ImageShape;
-use host_trainer::ghn::model::{Ghn, GhnConfig};
-use host_trainer::ghn::train::MetaTrainer;
-use host_trainer::ghn::{GhnGraph, checkpoint};
-use host_trainer::sources;
-use host_trainer::train::ImageSource;
+use ghnq_core::arch::ImageShape;
+use ghnq_core::sources;
+use ghnq_core::train::ImageSource;
+use ghnq_ghn::model::{Ghn, GhnConfig};
+use ghnq_ghn::train::MetaTrainer;
+use ghnq_ghn::{GhnGraph, checkpoint};
 
 /// Arguments of `ghnq bench`.
 #[derive(clap::Args, Debug)]
@@ -87,17 +87,17 @@ pub fn run(args: Args) -> Result<()> {
     };
     let nets = sources::eval_nets(&args.split, shape, ghn.config.num_classes, args.count, 0)?;
     // Warm-up.
-    let _ = host_trainer::ghn::eval::predict_one(&ghn, &nets[0], &device)?.named_tensors(&nets[0]);
+    let _ = ghnq_ghn::eval::predict_one(&ghn, &nets[0], &device)?.named_tensors(&nets[0]);
     let mut times = Vec::new();
     let mut nodes = 0;
     for net in &nets {
         let t = std::time::Instant::now();
-        let p = host_trainer::ghn::eval::predict_one(&ghn, net, &device)?;
+        let p = ghnq_ghn::eval::predict_one(&ghn, net, &device)?;
         let _ = p.named_tensors(net);
         times.push(t.elapsed().as_secs_f64() * 1e3);
         nodes += GhnGraph::build(net, ghn.config.s_max)?.len();
     }
-    let (m, se, mx) = host_trainer::train::mean_se_max(&times);
+    let (m, se, mx) = ghnq_core::train::mean_se_max(&times);
     let mean_params =
         nets.iter().map(|n| n.param_count()).sum::<usize>() as f64 / nets.len() as f64;
     println!(
@@ -140,7 +140,7 @@ pub fn run(args: Args) -> Result<()> {
             r.ms[0], r.ms[1], r.ms[2], r.ms[3], r.loss
         );
     }
-    let (m, se, _) = host_trainer::train::mean_se_max(&step_ms);
+    let (m, se, _) = ghnq_core::train::mean_se_max(&step_ms);
     println!(
         "training step (meta-batch {}, batch {}): {m:.0} ± {se:.0} ms over {} steps",
         args.meta_batch,

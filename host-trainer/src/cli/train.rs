@@ -2,13 +2,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use host_trainer::ghn::checkpoint;
-use host_trainer::ghn::model::{Ghn, GhnConfig};
-use host_trainer::ghn::train::{MetaTrainer, RunOptions, run};
-use host_trainer::quant::config::{Clip, Precision, QuantConfig};
-use host_trainer::quant::fake::Method;
-use host_trainer::quant::layers::LayerBits;
-use host_trainer::sources;
+use ghnq_core::sources;
+use ghnq_ghn::checkpoint;
+use ghnq_ghn::model::{Ghn, GhnConfig};
+use ghnq_ghn::train::{MetaTrainer, RunOptions, run};
+use ghnq_quant::config::{Clip, Precision, QuantConfig};
+use ghnq_quant::fake::Method;
+use ghnq_quant::layers::LayerBits;
 use shared_format::WeightScheme;
 
 /// Arguments of `ghnq train`.
@@ -167,7 +167,7 @@ pub fn run_cmd(args: Args) -> Result<()> {
         };
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("creating {}", args.out.display()))?;
-        host_trainer::atomic::write(&args.out.join("ghn.cfg"), g.config.to_text().as_bytes())?;
+        ghnq_core::atomic::write(&args.out.join("ghn.cfg"), g.config.to_text().as_bytes())?;
         (g, Default::default())
     } else if args.resume && checkpoint::latest(&args.out)?.is_some() {
         let (g, st) = checkpoint::load_ghn(&args.out, None, &device)?;
@@ -210,7 +210,7 @@ pub fn run_cmd(args: Args) -> Result<()> {
             );
         }
         std::fs::create_dir_all(&args.out)?;
-        host_trainer::atomic::write(&path, text.as_bytes())?;
+        ghnq_core::atomic::write(&path, text.as_bytes())?;
         eprintln!("GHN-QAT: {q:?}");
     }
     trainer.qat = qat;
