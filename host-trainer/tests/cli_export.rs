@@ -7,9 +7,9 @@ use common::{ghnq, text};
 use std::path::Path;
 
 use burn::tensor::Device;
-use host_trainer::arch::ImageShape;
-use host_trainer::cnn::ParamSet;
-use host_trainer::ghn::sources::random_small_net;
+use ghnq_core::arch::ImageShape;
+use ghnq_core::cnn::ParamSet;
+use ghnq_core::sources::random_small_net;
 use rand::SeedableRng;
 
 /// A random 28x28x1 net and random parameters, written as `ghnq predict` would.
@@ -17,7 +17,7 @@ fn net_and_params(dir: &Path) -> (String, String) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let net = random_small_net(&mut rng, ImageShape::FASHION_MNIST, 10, "cli-export");
     let arch = dir.join("net.json");
-    host_trainer::arch::text::write_net(&net, &arch).unwrap();
+    ghnq_core::arch::text::write_net(&net, &arch).unwrap();
     let params = dir.join("net.safetensors");
     ParamSet::init_random(&net, &Device::flex())
         .save_safetensors(&net, &params)

@@ -5,8 +5,8 @@
 mod common;
 use common::{ghnq, text};
 
-use host_trainer::arch::ImageShape;
-use host_trainer::ghn::sources::random_small_net;
+use ghnq_core::arch::ImageShape;
+use ghnq_core::sources::random_small_net;
 use rand::SeedableRng;
 
 #[test]
@@ -15,7 +15,7 @@ fn finetune_reports_top1_and_training_loss_per_checkpoint() {
     let path = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let net = random_small_net(&mut rng, ImageShape::FASHION_MNIST, 10, "cli-finetune");
-    host_trainer::arch::text::write_net(&net, &dir.path().join("net.json")).unwrap();
+    ghnq_core::arch::text::write_net(&net, &dir.path().join("net.json")).unwrap();
     let out = ghnq(&[
         "finetune",
         "--arch",

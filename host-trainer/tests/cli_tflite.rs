@@ -5,7 +5,7 @@
 mod common;
 use common::{ghnq, text};
 
-use host_trainer::tflite::tflm::{Tflm, mlperf_model};
+use ghnq_tflite::tflm::{Tflm, mlperf_model};
 use shared_format::TestVectors;
 
 #[test]

@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use host_trainer::arch::ImageShape;
-use host_trainer::ghn::{checkpoint, eval, sources};
+use ghnq_core::arch::ImageShape;
+use ghnq_core::sources;
+use ghnq_ghn::{checkpoint, eval};
 
 fn shipped() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

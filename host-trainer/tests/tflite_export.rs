@@ -14,17 +14,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::Device;
-use host_trainer::arch::generator::{self, BnMode};
-use host_trainer::arch::splits::Split;
-use host_trainer::arch::{ImageShape, Net, NetBuilder, Op};
-use host_trainer::cnn::ParamSet;
-use host_trainer::export::graph::{QuantGraph, QuantOpKind};
-use host_trainer::export::{self, Exported, Provenance};
-use host_trainer::ghn::sources::{SyntheticImages, random_small_net};
-use host_trainer::ghn::train::{ImageSource, LabeledBatch};
-use host_trainer::quant::config::{Precision, QuantConfig};
-use host_trainer::tflite::tflm::Tflm;
-use host_trainer::tflite::{self, Requantize};
+use ghnq_core::arch::generator::{self, BnMode};
+use ghnq_core::arch::splits::Split;
+use ghnq_core::arch::{ImageShape, Net, NetBuilder, Op};
+use ghnq_core::cnn::ParamSet;
+use ghnq_core::sources::{SyntheticImages, random_small_net};
+use ghnq_core::train::{ImageSource, LabeledBatch};
+use ghnq_export::graph::{QuantGraph, QuantOpKind};
+use ghnq_export::{self as export, Exported, Provenance};
+use ghnq_quant::config::{Precision, QuantConfig};
+use ghnq_tflite::tflm::Tflm;
+use ghnq_tflite::{self as tflite, Requantize};
 use rand::{Rng, SeedableRng};
 use shared_format::{Model, Rounding, WeightScheme};
 
@@ -441,7 +441,7 @@ fn cli_writes_a_tflite_file_tflm_runs() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let net = random_small_net(&mut rng, SHAPE, CLASSES, "cli-tflite");
     let arch = dir.path().join("net.json");
-    host_trainer::arch::text::write_net(&net, &arch).unwrap();
+    ghnq_core::arch::text::write_net(&net, &arch).unwrap();
     let params = dir.path().join("net.safetensors");
     ParamSet::init_random(&net, &Device::flex())
         .save_safetensors(&net, &params)

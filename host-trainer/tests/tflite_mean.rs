@@ -11,11 +11,11 @@
 mod common;
 use common::{diff, run_blob};
 
-use host_trainer::export::graph::{QuantGraph, QuantOp, QuantOpKind, QuantTensor, QuantWeights};
-use host_trainer::quant::integer::conv_multipliers;
-use host_trainer::quant::lower::Activation;
-use host_trainer::tflite;
-use host_trainer::tflite::tflm::Tflm;
+use ghnq_export::graph::{QuantGraph, QuantOp, QuantOpKind, QuantTensor, QuantWeights};
+use ghnq_quant::integer::conv_multipliers;
+use ghnq_quant::lower::Activation;
+use ghnq_tflite as tflite;
+use ghnq_tflite::tflm::Tflm;
 use rand::{Rng, SeedableRng};
 use shared_format::le::i32s_to_le;
 use shared_format::{
@@ -330,10 +330,8 @@ fn means_run_bit_exactly_in_tflm_and_import_back() {
         let pooled = g.ops.iter().find(|o| o.kind_name() == "mean").unwrap();
         let s_x = g.tensors[pooled.inputs()[0]].scale;
         let s_y = g.tensors[pooled.output].scale;
-        let (_, shift) = host_trainer::quant::quantize_multiplier(
-            f64::from(s_x) / f64::from(s_y),
-            Rounding::Double,
-        );
+        let (_, shift) =
+            ghnq_quant::quantize_multiplier(f64::from(s_x) / f64::from(s_y), Rounding::Double);
         let cells = (case.h * case.w) as u64;
         let capped_here = 31 + shift < 63 - cells.leading_zeros() as i32;
         cap_bit += capped_here as usize;

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use host_trainer::tflite;
-use host_trainer::tflite::tflm::{Tflm, mlperf_model};
+use ghnq_tflite as tflite;
+use ghnq_tflite::tflm::{Tflm, mlperf_model};
 use rand::{Rng, SeedableRng};
 use shared_format::Model;
 
@@ -84,7 +84,7 @@ fn resnet8_on_real_cifar10_images_matches_tflm() {
         .and_then(Path::parent)
         .expect("shared/data")
         .join("cifar10/test_batch_lossless_first932.bin");
-    let (planar, labels) = host_trainer::data::cifar10::read_batch(&cifar).expect("CIFAR-10 slice");
+    let (planar, labels) = ghnq_core::data::cifar10::read_batch(&cifar).expect("CIFAR-10 slice");
     // CHW planes → HWC, pixel − 128.
     let n = labels.len();
     let mut inputs = Vec::with_capacity(planar.len());

@@ -2,9 +2,9 @@
 //! reference model gives deterministic outputs of the right length, which depend on the input.
 //!
 //! These tests fail, never skip, when TFLM is not installed: `cargo xtask setup` installs it
-//! (see `host_trainer::tflite::tflm`).
+//! (see `ghnq_tflite::tflm`).
 
-use host_trainer::tflite::tflm::{Tflm, mlperf_model};
+use ghnq_tflite::tflm::{Tflm, mlperf_model};
 
 const SAMPLES: usize = 3;
 

@@ -1,6 +1,6 @@
 //! TFLM's `QuantizeMultiplier`, shared by every host-side derivation of a stored
-//! (multiplier, shift) pair: the exporter's and importer's (through `host-trainer`'s
-//! `quant::integer`) and [`crate::op::Mean::from_scales`], so all of them round a scale ratio
+//! (multiplier, shift) pair: the exporter's and importer's (through `ghnq-quant`'s
+//! `integer` module) and [`crate::op::Mean::from_scales`], so all of them round a scale ratio
 //! exactly as TFLM's Prepare does.
 
 use crate::header::Rounding;

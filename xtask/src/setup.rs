@@ -174,8 +174,8 @@ fn defmt_print() -> Result<()> {
 }
 
 /// The pinned PyPI release of TensorFlow Lite Micro's Python interpreter: TFLM's reference
-/// kernels built for x86, bit-exact with TFLM on devices. `host_trainer::tflite::tflm` (which
-/// finds this venv the same way) drives it through `host-trainer/tflm/run_tflm.py`.
+/// kernels built for x86, bit-exact with TFLM on devices. `ghnq_tflite::tflm` (which
+/// finds this venv the same way) drives it through `crates/ghnq-tflite/tflm/run_tflm.py`.
 const TFLM_PACKAGE: &str = "tflite-micro";
 const TFLM_VERSION: &str = "0.dev20261023182759";
 
@@ -278,7 +278,7 @@ fn remove_venv(venv: &Path) -> Result<()> {
 }
 
 /// Cargo's build directory: `CARGO_TARGET_DIR` if set, else `<workspace>/target`. A relative
-/// `CARGO_TARGET_DIR` is taken from the workspace root, as `host_trainer::tflite::tflm` does (tests run in
+/// `CARGO_TARGET_DIR` is taken from the workspace root, as `ghnq_tflite::tflm` does (tests run in
 /// their package directory, so they cannot know where cargo was invoked).
 fn target_dir() -> Result<PathBuf> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,12 +2,12 @@
 //! `ghnq bench tflite`: see [`super::bench_tflite`].
 use anyhow::Result;
 use burn::tensor::Device;
-use host_trainer::arch::ImageShape;
-use host_trainer::arch::Net;
-use host_trainer::ghn::checkpoint;
-use host_trainer::ghn::model::{Ghn, GhnConfig};
-use host_trainer::ghn::sources;
-use host_trainer::ghn::train::{Engine, ImageSource, LabeledBatch, MetaTrainer};
+use ghnq_core::arch::{ImageShape, Net};
+use ghnq_core::sources;
+use ghnq_core::train::{ImageSource, LabeledBatch};
+use ghnq_ghn::checkpoint;
+use ghnq_ghn::model::{Ghn, GhnConfig};
+use ghnq_ghn::train::{Engine, MetaTrainer};
 
 /// ppuda's GHN-2 training step at meta-batch 8, batch 64, one thread (PyTorch 2.9 with oneDNN on
 /// a 2-core AMD EPYC host like this project's; `shared/reference/ppuda-peer`): the anchor every
@@ -66,11 +66,11 @@ pub struct Args {
 
 /// Milliseconds to predict (and read back) every net's parameters, after one warm-up.
 fn predict_times(ghn: &Ghn, nets: &[Net], device: &Device) -> Result<Vec<f64>> {
-    let _ = host_trainer::ghn::eval::predict_one(ghn, &nets[0], device)?.named_tensors(&nets[0]);
+    let _ = ghnq_ghn::eval::predict_one(ghn, &nets[0], device)?.named_tensors(&nets[0]);
     let mut times = Vec::new();
     for net in nets {
         let t = std::time::Instant::now();
-        let p = host_trainer::ghn::eval::predict_one(ghn, net, device)?;
+        let p = ghnq_ghn::eval::predict_one(ghn, net, device)?;
         let _ = p.named_tensors(net);
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
@@ -173,7 +173,7 @@ pub fn run(args: Args) -> Result<()> {
             .build()
             .map_err(|e| anyhow::anyhow!("a pool of {threads} threads: {e}"))?;
         let predict = pool.install(|| predict_times(&ghn, &pred_nets, &device))?;
-        let (pm, pse, pmax) = host_trainer::ghn::eval::mean_se_max(&predict);
+        let (pm, pse, pmax) = ghnq_core::train::mean_se_max(&predict);
         log(format!(
             "[{threads} thread(s)] GHN prediction ({} params, hid {}): median {:.1} ms, mean {pm:.1} ± {pse:.1} ms per net (max {pmax:.1}) over {} '{}' nets; goal <= 50 ms",
             ghn.param_count(),
@@ -189,7 +189,7 @@ pub fn run(args: Args) -> Result<()> {
             trainer.engine = engine;
             let mut steps = Vec::new();
             let mut parts = [0.0f64; 5];
-            let mut profile = host_trainer::cnn::native::Profile::new();
+            let mut profile = ghnq_core::cnn::native::Profile::new();
             for (k, (nets, b)) in batches.iter().enumerate() {
                 let t = std::time::Instant::now();
                 let r = pool.install(|| trainer.step(nets, b, shape, 1e-3));

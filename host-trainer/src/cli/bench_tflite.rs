@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use firmware::host::{BOARDS, Entry};
-use host_trainer::device::random_vectors::random_vectors;
-use host_trainer::device::{hil, read_file};
-use host_trainer::tflite::{self, tflm::Tflm};
+use ghnq_device::random_vectors::random_vectors;
+use ghnq_device::{hil, read_file};
+use ghnq_tflite::{self as tflite, tflm::Tflm};
 use rand::{Rng, SeedableRng};
 use shared_format::Model;
 
@@ -34,7 +34,7 @@ pub fn run(o: Options<'_>) -> Result<()> {
     let imported = tflite::import(&bytes, &name)
         .with_context(|| format!("cannot import {}", o.model.display()))?;
     let model = Model::from_bytes(&imported.blob)?;
-    let macs = host_trainer::device::summary::Summary::new(&model, imported.blob.len()).macs;
+    let macs = ghnq_device::summary::Summary::new(&model, imported.blob.len()).macs;
     println!(
         "{}: {} runtime ops, {:.2} M MACs, arena {} B (activations and scratch: the runtime needs nothing else)",
         o.model.display(),

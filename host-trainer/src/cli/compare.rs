@@ -2,8 +2,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use host_trainer::quant::side_by_side::{self, Nets, Source};
-use host_trainer::quant::table;
+use ghnq_quant::side_by_side::{self, Nets, Source};
+use ghnq_quant::table;
 
 /// Arguments of `ghnq compare`.
 #[derive(clap::Args, Debug)]
@@ -70,11 +70,11 @@ pub fn run(args: Args) -> Result<()> {
             md.push('\n');
             md.push_str(&side_by_side::per_net_markdown(&sources, per_net));
         }
-        host_trainer::atomic::write(path, md.as_bytes())
+        ghnq_core::atomic::write(path, md.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(stem) = &args.plot {
-        let [png, svg] = host_trainer::plot::top1_by_source(&sources, &rows, stem)?;
+        let [png, svg] = ghnq_study::plot::top1_by_source(&sources, &rows, stem)?;
         eprintln!("plot: {} and {}", png.display(), svg.display());
     }
     Ok(())

@@ -4,13 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use host_trainer::cnn::ParamSet;
-use host_trainer::cnn::train::{self as sgd, SgdConfig};
-use host_trainer::export::{self, Provenance};
-use host_trainer::ghn::{checkpoint, eval, sources};
-use host_trainer::quant::config::Precision;
-use host_trainer::quant::table::{self, NetResult};
-use host_trainer::study::grid::Shard;
+use ghnq_core::cnn::ParamSet;
+use ghnq_core::cnn::train::{self as sgd, SgdConfig};
+use ghnq_core::sources;
+use ghnq_export::{self as export, Provenance};
+use ghnq_ghn::{checkpoint, eval};
+use ghnq_quant::config::Precision;
+use ghnq_quant::table::{self, NetResult};
+use ghnq_study::grid::Shard;
 
 /// Where each net's parameters come from.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,7 +239,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let rows = table::aggregate(&results);
     args.out.write(&results, &rows)?;
-    let (ms, _, _) = eval::mean_se_max(&param_ms);
+    let (ms, _, _) = ghnq_core::train::mean_se_max(&param_ms);
     let how = match args.init {
         Init::Ghn => "GHN prediction".to_string(),
         Init::Random => "random initialisation".to_string(),

@@ -5,12 +5,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use host_trainer::arch::Net;
-use host_trainer::cnn::{BnMode, ParamSet};
-use host_trainer::export::{self, Provenance};
-use host_trainer::ghn::{checkpoint, eval, sources};
-use host_trainer::quant::config::Precision;
-use host_trainer::tflite;
+use ghnq_core::arch::Net;
+use ghnq_core::cnn::{BnMode, ParamSet};
+use ghnq_core::sources;
+use ghnq_export::{self as export, Provenance};
+use ghnq_ghn::{checkpoint, eval};
+use ghnq_quant::config::Precision;
+use ghnq_tflite as tflite;
 use shared_format::{Model, Rounding, WeightScheme};
 
 /// What `ghnq export` writes.
@@ -166,19 +167,19 @@ pub fn run(args: Args) -> Result<()> {
         let p = &exported.calibration.float_params;
         let mut hits = (0usize, 0usize);
         for b in &test {
-            let (x, _) = host_trainer::ghn::train::to_tensors(b, shape, &device);
-            let logits = host_trainer::cnn::forward(&net, p, x, BnMode::Running, false);
-            hits.0 += host_trainer::ghn::train::topk_hits(&logits, &b.labels).0;
+            let (x, _) = ghnq_core::train::to_tensors(b, shape, &device);
+            let logits = ghnq_core::cnn::forward(&net, p, x, BnMode::Running, false);
+            hits.0 += ghnq_core::train::topk_hits(&logits, &b.labels).0;
             hits.1 += b.labels.len();
         }
         100.0 * hits.0 as f64 / hits.1.max(1) as f64
     };
     let model = Model::from_bytes(&exported.blob)?;
-    host_trainer::atomic::write(&args.out, &written)
+    ghnq_core::atomic::write(&args.out, &written)
         .with_context(|| format!("writing {}", args.out.display()))?;
     if let Some(path) = &args.vectors {
         let bytes = export::vectors(&exported.blob, &cmp.kept)?;
-        host_trainer::atomic::write(path, &bytes)
+        ghnq_core::atomic::write(path, &bytes)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {

@@ -5,15 +5,16 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use host_trainer::arch::Net;
-use host_trainer::cnn::train::{Sgd, SgdConfig};
-use host_trainer::cnn::{BnMode, ParamSet};
-use host_trainer::export::{self, DeployGap, Provenance};
-use host_trainer::ghn::{checkpoint, eval, sources};
-use host_trainer::plot;
-use host_trainer::quant::config::Precision;
-use host_trainer::quant::lower::Lowered;
-use host_trainer::quant::sim::{self, Acts, SimOptions};
+use ghnq_core::arch::Net;
+use ghnq_core::cnn::train::{Sgd, SgdConfig};
+use ghnq_core::cnn::{BnMode, ParamSet};
+use ghnq_core::sources;
+use ghnq_export::{self as export, DeployGap, Provenance};
+use ghnq_ghn::{checkpoint, eval};
+use ghnq_quant::config::Precision;
+use ghnq_quant::lower::Lowered;
+use ghnq_quant::sim::{self, Acts, SimOptions};
+use ghnq_study::plot;
 
 /// Arguments of `ghnq finetune`.
 #[derive(clap::Args, Debug)]
@@ -229,7 +230,7 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     if let Some(path) = &args.csv {
-        host_trainer::atomic::write(path, csv.as_bytes())
+        ghnq_core::atomic::write(path, csv.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(stem) = &args.plot {

@@ -4,10 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use host_trainer::arch::splits::Split;
-use host_trainer::arch::stats::Stats;
-use host_trainer::arch::text::{self, Manifest};
-use host_trainer::data::DatasetKind;
+use ghnq_core::arch::splits::Split;
+use ghnq_core::arch::stats::Stats;
+use ghnq_core::arch::text::{self, Manifest};
+use ghnq_core::data::DatasetKind;
 
 /// Arguments of `ghnq graphs`.
 #[derive(clap::Args, Debug)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use firmware::host::{self, BOARDS, Entry};
-use host_trainer::device::hil;
+use ghnq_device::hil;
 
 /// Validate models on a board: build its firmware with the models and test vectors embedded,
 /// boot it under QEMU, and print device top-1/top-5, disagreements with the host runtime (must

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use host_trainer::device::random_vectors::random_vectors;
-use host_trainer::device::{read_file, summary::Summary};
-use host_trainer::tflite;
+use ghnq_device::random_vectors::random_vectors;
+use ghnq_device::{read_file, summary::Summary};
+use ghnq_tflite as tflite;
 use shared_format::Model;
 
 /// Import an int8 TensorFlow Lite model as a model blob that computes what TFLite Micro computes.
@@ -48,7 +48,7 @@ pub fn run(args: Args) -> Result<()> {
     });
     let imported = tflite::import(&bytes, &name)
         .with_context(|| format!("cannot import {}", args.model.display()))?;
-    host_trainer::atomic::write(&args.out, &imported.blob)
+    ghnq_core::atomic::write(&args.out, &imported.blob)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let folded = imported.ops.iter().filter(|(_, _, k)| k.is_none()).count();
     println!(
@@ -69,7 +69,7 @@ pub fn run(args: Args) -> Result<()> {
     println!("model blob: {}", args.out.display());
     if let Some(path) = &args.vectors {
         let bundle = random_vectors(&model, args.samples, args.seed)?;
-        host_trainer::atomic::write(path, &bundle)
+        ghnq_core::atomic::write(path, &bundle)
             .with_context(|| format!("writing {}", path.display()))?;
         println!(
             "test vectors: {} ({} samples)",

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use host_trainer::device::{read_file, summary::Summary};
+use ghnq_device::{read_file, summary::Summary};
 use shared_format::Model;
 
 /// Print a model blob: ops, shapes, bit-widths, parameter and MAC counts, arena and scratch

@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use host_trainer::quant::table;
+use ghnq_quant::table;
 
 /// Arguments of `ghnq merge`.
 #[derive(clap::Args, Debug)]

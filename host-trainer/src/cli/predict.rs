@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use host_trainer::arch::Net;
-use host_trainer::ghn::{checkpoint, eval, sources};
+use ghnq_core::arch::Net;
+use ghnq_core::sources;
+use ghnq_ghn::{checkpoint, eval};
 
 /// Arguments of `ghnq predict`.
 #[derive(clap::Args, Debug)]

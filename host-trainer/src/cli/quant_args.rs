@@ -1,7 +1,7 @@
 //! The quantization flags shared by the commands that export nets (`export`, `eval --bits`).
 
-use host_trainer::quant::config::{BnStats, Clip, Precision, QuantConfig};
-use host_trainer::quant::layers::LayerBits;
+use ghnq_quant::config::{BnStats, Clip, Precision, QuantConfig};
+use ghnq_quant::layers::LayerBits;
 use shared_format::{Rounding, WeightScheme};
 
 /// How nets are quantized and exported.

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use firmware::host::{self as fw, Entry};
-use host_trainer::arch::Net;
-use host_trainer::device::hil;
-use host_trainer::export::{self, Provenance};
-use host_trainer::ghn::{checkpoint, eval, sources};
-use host_trainer::quant::config::Precision;
+use ghnq_core::arch::Net;
+use ghnq_core::sources;
+use ghnq_device::hil;
+use ghnq_export::{self as export, Provenance};
+use ghnq_ghn::{checkpoint, eval};
+use ghnq_quant::config::Precision;
 use shared_format::Model;
 
 /// Arguments of `ghnq quickstart`.
@@ -141,8 +142,8 @@ pub fn run(args: Args) -> Result<()> {
         let model = Model::from_bytes(&ex.blob)?;
         let blob_path = args.out.join(format!("{}-{bits}.ghnq", net.name));
         let vectors_path = args.out.join(format!("{}-{bits}.ghnv", net.name));
-        host_trainer::atomic::write(&blob_path, &ex.blob)?;
-        host_trainer::atomic::write(&vectors_path, &export::vectors(&ex.blob, &c.kept)?)?;
+        ghnq_core::atomic::write(&blob_path, &ex.blob)?;
+        ghnq_core::atomic::write(&vectors_path, &export::vectors(&ex.blob, &c.kept)?)?;
         lines.push(Line {
             bits,
             blob_bytes: ex.blob.len(),

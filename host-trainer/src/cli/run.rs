@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use host_trainer::device::{read_file, vectors_run};
+use ghnq_device::{read_file, vectors_run};
 use shared_format::{Model, TestVectors};
 
 /// Run a model blob over a test-vector bundle with the host build of the edge runtime (the same

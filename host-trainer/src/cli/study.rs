@@ -3,12 +3,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use host_trainer::cnn::init::Initializer;
-use host_trainer::study::augment::PaperAugment;
-use host_trainer::study::grid::{self, Pair, Shard};
-use host_trainer::study::metrics::DivergenceRule;
-use host_trainer::study::run::{Recipe, RunProgress, RunResult, Status};
-use host_trainer::study::{self, GridProgress, StudyPlan, table};
+use ghnq_core::cnn::init::Initializer;
+use ghnq_study::augment::PaperAugment;
+use ghnq_study::grid::{self, Pair, Shard};
+use ghnq_study::metrics::DivergenceRule;
+use ghnq_study::run::{Recipe, RunProgress, RunResult, Status};
+use ghnq_study::{self as study, GridProgress, StudyPlan, table};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// CPU-scale default: epochs over the training images (the paper: 200).

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use host_trainer::quant::table::{self, NetResult, Row};
+use ghnq_quant::table::{self, NetResult, Row};
 
 /// Table outputs.
 #[derive(clap::Args, Debug)]
@@ -23,7 +23,7 @@ impl TableOut {
     /// Write every requested output of `results` (aggregated as `rows`).
     pub fn write(&self, results: &[NetResult], rows: &[Row]) -> Result<()> {
         let write = |path: &PathBuf, text: String| {
-            host_trainer::atomic::write(path, text.as_bytes())
+            ghnq_core::atomic::write(path, text.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))
         };
         if let Some(path) = &self.csv {
@@ -33,7 +33,7 @@ impl TableOut {
             write(path, table::markdown(rows))?;
         }
         if let Some(stem) = &self.plot {
-            let [png, svg] = host_trainer::plot::accuracy_vs_bits(rows, stem)?;
+            let [png, svg] = ghnq_study::plot::accuracy_vs_bits(rows, stem)?;
             eprintln!("plot: {} and {}", png.display(), svg.display());
         }
         Ok(())

@@ -2,13 +2,14 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use host_trainer::ghn::checkpoint;
-use host_trainer::ghn::model::{Ghn, GhnConfig};
-use host_trainer::ghn::train::{Engine, MetaTrainer, RunOptions, run};
-use host_trainer::ghn::{eval, sources};
-use host_trainer::quant::config::{Clip, Precision, QuantConfig};
-use host_trainer::quant::fake::Method;
-use host_trainer::quant::layers::LayerBits;
+use ghnq_core::sources;
+use ghnq_ghn::checkpoint;
+use ghnq_ghn::eval;
+use ghnq_ghn::model::{Ghn, GhnConfig};
+use ghnq_ghn::train::{Engine, MetaTrainer, RunOptions, run};
+use ghnq_quant::config::{Clip, Precision, QuantConfig};
+use ghnq_quant::fake::Method;
+use ghnq_quant::layers::LayerBits;
 use shared_format::WeightScheme;
 
 /// Arguments of `ghnq train`.
@@ -189,7 +190,7 @@ pub fn run_cmd(args: Args) -> Result<()> {
         };
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("creating {}", args.out.display()))?;
-        host_trainer::atomic::write(&args.out.join("ghn.cfg"), g.config.to_text().as_bytes())?;
+        ghnq_core::atomic::write(&args.out.join("ghn.cfg"), g.config.to_text().as_bytes())?;
         (g, Default::default())
     } else if args.resume && checkpoint::latest(&args.out)?.is_some() {
         let (g, st) = checkpoint::load_ghn(&args.out, None, &device)?;
@@ -233,7 +234,7 @@ pub fn run_cmd(args: Args) -> Result<()> {
             );
         }
         std::fs::create_dir_all(&args.out)?;
-        host_trainer::atomic::write(&path, text.as_bytes())?;
+        ghnq_core::atomic::write(&path, text.as_bytes())?;
         eprintln!("GHN-QAT: {q:?}");
     }
     trainer.qat = qat;
@@ -286,7 +287,7 @@ pub fn run_cmd(args: Args) -> Result<()> {
 /// parameters with the GHN as it is, measures float top-1 and appends a line to `val.csv`.
 fn validation(
     args: &Args,
-    shape: host_trainer::arch::ImageShape,
+    shape: ghnq_core::arch::ImageShape,
     classes: usize,
 ) -> Result<impl FnMut(&MetaTrainer) -> Result<()> + use<>> {
     let out = args.out.clone();
@@ -309,7 +310,7 @@ fn validation(
     } else {
         0
     };
-    host_trainer::ghn::train::truncate_log(&path, start + 1)?;
+    ghnq_ghn::train::truncate_log(&path, start + 1)?;
     let images: usize = batches.iter().map(|b| b.labels.len()).sum();
     let (val_seed, plain) = (args.val_seed, burn::tensor::Device::flex());
     let every = args.val_every.max(1);
@@ -329,8 +330,8 @@ fn validation(
         )?;
         let top1: Vec<f64> = acc.iter().map(|a| a.top1).collect();
         let top5: Vec<f64> = acc.iter().map(|a| a.top5).collect();
-        let (m1, se1, max1) = eval::mean_se_max(&top1);
-        let (m5, se5, _) = eval::mean_se_max(&top5);
+        let (m1, se1, max1) = ghnq_core::train::mean_se_max(&top1);
+        let (m5, se5, _) = ghnq_core::train::mean_se_max(&top5);
         let fresh = !path.exists();
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -394,7 +395,7 @@ fn draw_curve(dir: &std::path::Path) -> Result<()> {
         })
         .collect();
     let nets = column("val.csv", "nets")?.last().map_or(0.0, |p| p.1);
-    host_trainer::plot::top1_vs_steps(
+    ghnq_study::plot::top1_vs_steps(
         &[
             (format!("validation, {nets:.0} unseen nets"), val),
             ("training meta-batches (100-step means)".into(), train),

@@ -1,0 +1,423 @@
+//! Parameter sets for an IR [`Net`]: one [`LayerParams`] per IR node, indexed like `net.nodes`.
+//! Layouts are PyTorch's: conv weight `(O, I/groups, k, k)`, linear weight `(O, I)` applied to the
+//! HWC-flattened input, BatchNorm γ and β `(C)`.
+
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+
+use crate::arch::{Net, Op};
+
+/// Parameters of one IR node. (Tensors are handles; boxing them would only add indirection.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum LayerParams {
+    /// A parameter-free node (or a dead one).
+    None,
+    /// Convolution weight and optional bias.
+    Conv {
+        /// Weight `(O, I/groups, k, k)`.
+        weight: Tensor<4>,
+        /// Bias `(O)`, if the conv has one.
+        bias: Option<Tensor<1>>,
+    },
+    /// BatchNorm γ and β, plus running statistics `(mean, var)` when calibrated.
+    BatchNorm {
+        /// Scale γ.
+        gamma: Tensor<1>,
+        /// Shift β.
+        beta: Tensor<1>,
+        /// Running `(mean, var)`, once calibrated.
+        running: Option<(Tensor<1>, Tensor<1>)>,
+    },
+    /// Linear weight `(O, I)` and optional bias.
+    Linear {
+        /// Weight `(O, I)`.
+        weight: Tensor<2>,
+        /// Bias `(O)`, if any.
+        bias: Option<Tensor<1>>,
+    },
+}
+
+/// All parameters of a net, one entry per IR node.
+#[derive(Debug, Clone)]
+pub struct ParamSet {
+    /// Indexed like `net.nodes`.
+    pub layers: Vec<LayerParams>,
+}
+
+fn uniform<const D: usize>(shape: [usize; D], bound: f64, device: &Device) -> Tensor<D> {
+    leaf(Tensor::random(
+        shape,
+        Distribution::Uniform(-bound, bound),
+        device,
+    ))
+}
+
+/// A trainable leaf on autodiff devices, a plain tensor elsewhere.
+fn leaf<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    if t.device().is_autodiff() {
+        t.require_grad()
+    } else {
+        t
+    }
+}
+
+impl ParamSet {
+    /// PyTorch default initialisation (`kaiming_uniform_(a=√5)` ⇒ U(±1/√fan_in) for weights, the same
+    /// bound for biases; BatchNorm γ = 1, β = 0). Tensors are trainable leaves on `device`.
+    pub fn init_random(net: &Net, device: &Device) -> ParamSet {
+        let layers = net
+            .nodes
+            .iter()
+            .map(|node| match node.op {
+                Op::Conv {
+                    kernel,
+                    groups,
+                    cin,
+                    cout,
+                    bias,
+                    ..
+                } => {
+                    let ipg = cin / groups.max(1);
+                    let bound = 1.0 / ((ipg * kernel * kernel) as f64).sqrt();
+                    LayerParams::Conv {
+                        weight: uniform([cout, ipg, kernel, kernel], bound, device),
+                        bias: bias.then(|| uniform([cout], bound, device)),
+                    }
+                }
+                Op::Linear { cin, cout, bias } => {
+                    let bound = 1.0 / (cin as f64).sqrt();
+                    LayerParams::Linear {
+                        weight: uniform([cout, cin], bound, device),
+                        bias: bias.then(|| uniform([cout], bound, device)),
+                    }
+                }
+                Op::BatchNorm { channels } => LayerParams::BatchNorm {
+                    gamma: leaf(Tensor::ones([channels], device)),
+                    beta: leaf(Tensor::zeros([channels], device)),
+                    running: None,
+                },
+                _ => LayerParams::None,
+            })
+            .collect();
+        ParamSet { layers }
+    }
+
+    /// Every tensor with a stable name `"{node index}.{node name}.{weight|bias|gamma|beta}"`, in IR
+    /// order — what `predict` writes to disk and what shape tests compare against the IR.
+    pub fn named_tensors(&self, net: &Net) -> Vec<(String, Vec<usize>, TensorData)> {
+        let mut out = Vec::new();
+        for (i, (layer, node)) in self.layers.iter().zip(&net.nodes).enumerate() {
+            let name = |t: &str| format!("{i}.{}.{t}", node.name);
+            match layer {
+                LayerParams::None => {}
+                LayerParams::Conv { weight, bias } => {
+                    out.push((name("weight"), weight.dims().to_vec(), weight.to_data()));
+                    if let Some(b) = bias {
+                        out.push((name("bias"), b.dims().to_vec(), b.to_data()));
+                    }
+                }
+                LayerParams::Linear { weight, bias } => {
+                    out.push((name("weight"), weight.dims().to_vec(), weight.to_data()));
+                    if let Some(b) = bias {
+                        out.push((name("bias"), b.dims().to_vec(), b.to_data()));
+                    }
+                }
+                LayerParams::BatchNorm { gamma, beta, .. } => {
+                    out.push((name("gamma"), gamma.dims().to_vec(), gamma.to_data()));
+                    out.push((name("beta"), beta.dims().to_vec(), beta.to_data()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Check every tensor's shape against the IR; returns the first mismatch.
+    pub fn check_shapes(&self, net: &Net) -> Result<(), String> {
+        if self.layers.len() != net.nodes.len() {
+            return Err(format!(
+                "{} layers for {} IR nodes",
+                self.layers.len(),
+                net.nodes.len()
+            ));
+        }
+        let live = net.reaches_output();
+        for (i, (layer, node)) in self.layers.iter().zip(&net.nodes).enumerate() {
+            let want_w = node.op.weight_shape();
+            let bad = |what: &str, got: Vec<usize>, want: Vec<usize>| {
+                Err(format!(
+                    "node {i} '{}': {what} shape {got:?}, IR wants {want:?}",
+                    node.name
+                ))
+            };
+            match (layer, &node.op) {
+                (LayerParams::None, op) if !op.has_params() || !live[i] => {}
+                (LayerParams::Conv { weight, bias }, Op::Conv { cout, bias: hb, .. }) => {
+                    let w = want_w.unwrap_or_default();
+                    if weight.dims().to_vec() != w {
+                        return bad("weight", weight.dims().to_vec(), w);
+                    }
+                    if bias.as_ref().map(|b| b.dims()[0]) != hb.then_some(*cout) {
+                        return bad(
+                            "bias",
+                            bias.as_ref().map(|b| b.dims().to_vec()).unwrap_or_default(),
+                            vec![*cout],
+                        );
+                    }
+                }
+                (LayerParams::Linear { weight, bias }, Op::Linear { cout, bias: hb, .. }) => {
+                    let w = want_w.unwrap_or_default();
+                    if weight.dims().to_vec() != w {
+                        return bad("weight", weight.dims().to_vec(), w);
+                    }
+                    if bias.as_ref().map(|b| b.dims()[0]) != hb.then_some(*cout) {
+                        return bad(
+                            "bias",
+                            bias.as_ref().map(|b| b.dims().to_vec()).unwrap_or_default(),
+                            vec![*cout],
+                        );
+                    }
+                }
+                (LayerParams::BatchNorm { gamma, beta, .. }, Op::BatchNorm { channels }) => {
+                    if gamma.dims() != [*channels] || beta.dims() != [*channels] {
+                        return bad("gamma/beta", gamma.dims().to_vec(), vec![*channels]);
+                    }
+                }
+                (_, op) => {
+                    return Err(format!(
+                        "node {i} '{}': parameters do not fit op {}",
+                        node.name,
+                        op.type_name()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply `f` to every trainable tensor (weights, biases, γ, β) in [`ParamSet::tensors`]
+    /// order; running statistics are kept as they are.
+    pub fn map(self, f: &mut impl TensorMap) -> ParamSet {
+        let layers = self
+            .layers
+            .into_iter()
+            .map(|l| match l {
+                LayerParams::None => LayerParams::None,
+                LayerParams::Conv { weight, bias } => LayerParams::Conv {
+                    weight: f.map(weight),
+                    bias: bias.map(|b| f.map(b)),
+                },
+                LayerParams::Linear { weight, bias } => LayerParams::Linear {
+                    weight: f.map(weight),
+                    bias: bias.map(|b| f.map(b)),
+                },
+                LayerParams::BatchNorm {
+                    gamma,
+                    beta,
+                    running,
+                } => LayerParams::BatchNorm {
+                    gamma: f.map(gamma),
+                    beta: f.map(beta),
+                    running,
+                },
+            })
+            .collect();
+        ParamSet { layers }
+    }
+
+    /// The same values off the autodiff graph, so evaluation records no tape (trained or
+    /// GHN-predicted parameters live on an autodiff device).
+    pub fn without_autodiff(self) -> ParamSet {
+        struct Inner;
+        impl TensorMap for Inner {
+            fn map<const D: usize>(&mut self, t: Tensor<D>) -> Tensor<D> {
+                t.inner()
+            }
+        }
+        let mut p = self.map(&mut Inner);
+        for l in &mut p.layers {
+            if let LayerParams::BatchNorm {
+                running: Some((m, v)),
+                ..
+            } = l
+            {
+                *m = m.clone().inner();
+                *v = v.clone().inner();
+            }
+        }
+        p
+    }
+
+    /// The same values as fresh trainable leaves on the autodiff version of their device (to
+    /// train parameters a GHN predicted, without training the GHN).
+    pub fn into_trainable(self) -> ParamSet {
+        struct Leaf;
+        impl TensorMap for Leaf {
+            fn map<const D: usize>(&mut self, t: Tensor<D>) -> Tensor<D> {
+                t.inner().autodiff().require_grad()
+            }
+        }
+        self.map(&mut Leaf)
+    }
+
+    /// All trainable tensors (for a plain-training optimiser or gradient checks).
+    pub fn tensors(&self) -> Vec<TensorRef<'_>> {
+        let mut out = Vec::new();
+        for l in &self.layers {
+            match l {
+                LayerParams::None => {}
+                LayerParams::Conv { weight, bias } => {
+                    out.push(TensorRef::D4(weight));
+                    out.extend(bias.iter().map(TensorRef::D1));
+                }
+                LayerParams::Linear { weight, bias } => {
+                    out.push(TensorRef::D2(weight));
+                    out.extend(bias.iter().map(TensorRef::D1));
+                }
+                LayerParams::BatchNorm { gamma, beta, .. } => {
+                    out.push(TensorRef::D1(gamma));
+                    out.push(TensorRef::D1(beta));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A tensor transformation of any rank (closures cannot be generic over the rank).
+pub trait TensorMap {
+    /// Transform one tensor.
+    fn map<const D: usize>(&mut self, t: Tensor<D>) -> Tensor<D>;
+}
+
+/// A borrowed parameter tensor of any rank.
+#[derive(Debug, Clone, Copy)]
+pub enum TensorRef<'a> {
+    /// Rank 1 (biases, BN parameters).
+    D1(&'a Tensor<1>),
+    /// Rank 2 (linear weights).
+    D2(&'a Tensor<2>),
+    /// Rank 4 (conv weights).
+    D4(&'a Tensor<4>),
+}
+
+impl ParamSet {
+    /// Write every tensor as float32 in the safetensors format (`named_tensors` names, PyTorch
+    /// layouts), readable by `safetensors`/PyTorch and by [`ParamSet::load_safetensors`].
+    pub fn save_safetensors(&self, net: &Net, path: &std::path::Path) -> std::io::Result<()> {
+        let tensors = self.named_tensors(net);
+        let mut header = String::from("{");
+        let mut offset = 0usize;
+        let mut blobs: Vec<Vec<u8>> = Vec::new();
+        for (k, (name, shape, data)) in tensors.into_iter().enumerate() {
+            let v: Vec<f32> = data
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            if k > 0 {
+                header.push(',');
+            }
+            let shape: Vec<String> = shape.iter().map(|s| s.to_string()).collect();
+            header.push_str(&format!(
+                "\"{}\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
+                name.replace('\\', "\\\\").replace('"', "\\\""),
+                shape.join(","),
+                offset,
+                offset + bytes.len()
+            ));
+            offset += bytes.len();
+            blobs.push(bytes);
+        }
+        header.push('}');
+        while header.len() % 8 != 0 {
+            header.push(' ');
+        }
+        let mut out = Vec::with_capacity(8 + header.len() + offset);
+        out.extend((header.len() as u64).to_le_bytes());
+        out.extend(header.as_bytes());
+        for b in blobs {
+            out.extend(b);
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, out)?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// Read a file written by [`ParamSet::save_safetensors`] for the same net.
+    pub fn load_safetensors(
+        net: &Net,
+        path: &std::path::Path,
+        device: &Device,
+    ) -> std::io::Result<ParamSet> {
+        let bytes = std::fs::read(path)?;
+        let bad = |m: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {m}", path.display()),
+            )
+        };
+        if bytes.len() < 8 {
+            return Err(bad("too short".into()));
+        }
+        let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+        let header: serde_json::Value = serde_json::from_slice(
+            bytes
+                .get(8..8 + n)
+                .ok_or_else(|| bad("truncated header".into()))?,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        let data = &bytes[8 + n..];
+        let get = |name: String, shape: &[usize]| -> std::io::Result<Vec<f32>> {
+            let e = header
+                .get(&name)
+                .ok_or_else(|| bad(format!("missing tensor {name}")))?;
+            let offs: Vec<usize> = e["data_offsets"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_u64())
+                        .map(|x| x as usize)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let numel: usize = shape.iter().product();
+            if offs.len() != 2 || offs[1] - offs[0] != 4 * numel || offs[1] > data.len() {
+                return Err(bad(format!("tensor {name}: bad offsets or size")));
+            }
+            Ok(data[offs[0]..offs[1]]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect())
+        };
+        let mut ps = ParamSet::init_random(net, device);
+        for (i, (layer, node)) in ps.layers.iter_mut().zip(&net.nodes).enumerate() {
+            let name = |t: &str| format!("{i}.{}.{t}", node.name);
+            let t1 =
+                |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+            match layer {
+                LayerParams::None => {}
+                LayerParams::Conv { weight, bias } => {
+                    let d = weight.dims();
+                    *weight =
+                        Tensor::from_data(TensorData::new(get(name("weight"), &d)?, d), device);
+                    if let Some(b) = bias {
+                        *b = t1(get(name("bias"), &b.dims())?);
+                    }
+                }
+                LayerParams::Linear { weight, bias } => {
+                    let d = weight.dims();
+                    *weight =
+                        Tensor::from_data(TensorData::new(get(name("weight"), &d)?, d), device);
+                    if let Some(b) = bias {
+                        *b = t1(get(name("bias"), &b.dims())?);
+                    }
+                }
+                LayerParams::BatchNorm { gamma, beta, .. } => {
+                    *gamma = t1(get(name("gamma"), &gamma.dims())?);
+                    *beta = t1(get(name("beta"), &beta.dims())?);
+                }
+            }
+        }
+        Ok(ps)
+    }
+}

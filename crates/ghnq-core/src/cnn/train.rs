@@ -1,0 +1,317 @@
+//! Plain SGD training of a net's own parameters — the "trained for one epoch" baseline of GHN-2's
+//! tables, the random-initialisation study, and the short QAT finetuning that a GHN prediction is
+//! meant to save.
+//!
+//! The recipe is DARTS/GHN-2's CIFAR-10 training of a fixed net, cut to the requested number of
+//! steps: SGD with momentum 0.9 (not Nesterov), weight decay 3·10⁻⁴ (on every tensor, as PyTorch's
+//! `SGD(weight_decay=…)` does), cosine-annealed learning rate from 0.025 to 0, BN with batch statistics.
+//! Parameters stay plain tensors (no burn module) so the same [`ParamSet`] can come from the GHN.
+
+use burn::tensor::{Device, Gradients, Tensor};
+
+use super::params::{ParamSet, TensorMap};
+use super::{BnMode, forward};
+use crate::arch::Net;
+use crate::train::{ImageSource, cross_entropy, to_tensors, topk_hits};
+
+/// SGD hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdConfig {
+    /// Initial learning rate (cosine-annealed to 0 over `steps`).
+    pub lr: f64,
+    /// Momentum.
+    pub momentum: f64,
+    /// L2 weight decay added to every gradient.
+    pub weight_decay: f64,
+    /// Images per step.
+    pub batch: usize,
+    /// Number of steps.
+    pub steps: usize,
+}
+
+impl SgdConfig {
+    /// DARTS's fixed-net recipe for `epochs` passes over `images` training images.
+    pub fn epochs(epochs: f64, images: usize, batch: usize) -> SgdConfig {
+        SgdConfig {
+            lr: 0.025,
+            momentum: 0.9,
+            weight_decay: 3e-4,
+            batch,
+            steps: ((epochs * images as f64) / batch.max(1) as f64)
+                .ceil()
+                .max(1.0) as usize,
+        }
+    }
+
+    /// Learning rate of step `t` (cosine annealing, PyTorch's `CosineAnnealingLR` with `eta_min` 0).
+    pub fn lr_at(&self, t: usize) -> f64 {
+        let frac = t as f64 / self.steps.max(1) as f64;
+        0.5 * self.lr * (1.0 + (std::f64::consts::PI * frac).cos())
+    }
+}
+
+/// The learning rate of each step of an [`Sgd`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// [`SgdConfig::lr_at`]: cosine-annealed from `lr` to 0 over `steps` (the default).
+    Cosine,
+    /// Piecewise constant: `lr · factor^k` once `k` of the `milestones` (step indices) have been
+    /// reached (the seed paper's §3.1: ×0.1 at epochs 75, 120 and 170 of 200).
+    Step {
+        /// Steps at which the rate is multiplied by `factor`.
+        milestones: Vec<usize>,
+        /// The factor.
+        factor: f64,
+    },
+}
+
+impl Schedule {
+    /// Learning rate of step `t` under `config`.
+    pub fn lr_at(&self, config: &SgdConfig, t: usize) -> f64 {
+        match self {
+            Schedule::Cosine => config.lr_at(t),
+            Schedule::Step { milestones, factor } => {
+                let k = milestones.iter().filter(|&&m| t >= m).count();
+                config.lr * factor.powi(k as i32)
+            }
+        }
+    }
+}
+
+/// What one step measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepReport {
+    /// Cross-entropy of the batch (before the update).
+    pub loss: f64,
+    /// Top-1 accuracy of the batch in %.
+    pub acc: f64,
+}
+
+/// SGD with momentum over a [`ParamSet`] whose tensors live on an autodiff device.
+#[derive(Debug)]
+pub struct Sgd {
+    config: SgdConfig,
+    /// One flattened momentum buffer per trainable tensor, in [`ParamSet::tensors`] order.
+    velocity: Vec<Option<Tensor<1>>>,
+    step: usize,
+    schedule: Schedule,
+}
+
+impl Sgd {
+    /// A fresh optimiser (zero momentum).
+    pub fn new(config: SgdConfig) -> Sgd {
+        Sgd {
+            config,
+            velocity: Vec::new(),
+            step: 0,
+            schedule: Schedule::Cosine,
+        }
+    }
+
+    /// The same optimiser with another learning-rate schedule.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Sgd {
+        self.schedule = schedule;
+        self
+    }
+
+    /// Steps taken so far.
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    /// One training step on the next batch of `images`: forward with batch-statistics BN and
+    /// dropout on, cross-entropy, backward, momentum update. A non-finite loss leaves the
+    /// parameters unchanged (the step still counts, so schedules stay aligned).
+    pub fn step(
+        &mut self,
+        net: &Net,
+        params: ParamSet,
+        images: &mut dyn ImageSource,
+        device: &Device,
+    ) -> (ParamSet, StepReport) {
+        self.step_with(params, images, device, |p, x| {
+            forward(net, p, x, BnMode::Batch, true)
+        })
+    }
+
+    /// [`Sgd::step`] through any differentiable forward pass (the quantized simulation for QAT
+    /// of the net itself).
+    pub fn step_with(
+        &mut self,
+        params: ParamSet,
+        images: &mut dyn ImageSource,
+        device: &Device,
+        forward: impl FnOnce(&ParamSet, Tensor<4>) -> Tensor<2>,
+    ) -> (ParamSet, StepReport) {
+        let batch = images.next_batch(self.config.batch);
+        let (x, y) = to_tensors(&batch, images.shape(), device);
+        let logits = forward(&params, x);
+        let (top1, _) = topk_hits(&logits, &batch.labels);
+        let loss = cross_entropy(logits, y);
+        let loss_value = loss.clone().into_scalar::<f32>() as f64;
+        let report = StepReport {
+            loss: loss_value,
+            acc: 100.0 * top1 as f64 / batch.labels.len().max(1) as f64,
+        };
+        let lr = self.schedule.lr_at(&self.config, self.step);
+        self.step += 1;
+        if !loss_value.is_finite() {
+            return (params, report);
+        }
+        let grads = loss.backward();
+        let mut upd = Update {
+            grads: &grads,
+            velocity: &mut self.velocity,
+            next: 0,
+            lr,
+            momentum: self.config.momentum,
+            weight_decay: self.config.weight_decay,
+        };
+        (params.map(&mut upd), report)
+    }
+}
+
+/// The update of one step, applied tensor by tensor in [`ParamSet::tensors`] order.
+struct Update<'a> {
+    grads: &'a Gradients,
+    velocity: &'a mut Vec<Option<Tensor<1>>>,
+    next: usize,
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+}
+
+impl TensorMap for Update<'_> {
+    /// `v ← μ·v + (g + λ·w)`, `w ← w − lr·v` (PyTorch's SGD), on the inner (non-autodiff)
+    /// backend; the result is a fresh trainable leaf. A tensor without a gradient (a dead node)
+    /// is returned as is.
+    fn map<const D: usize>(&mut self, w: Tensor<D>) -> Tensor<D> {
+        let i = self.next;
+        self.next += 1;
+        if self.velocity.len() <= i {
+            self.velocity.resize(i + 1, None);
+        }
+        let Some(g) = w.grad(self.grads) else {
+            return w;
+        };
+        let dims = w.dims();
+        let n: usize = dims.iter().product();
+        let wi = w.inner().reshape([n]);
+        let g = g.reshape([n]) + wi.clone() * self.weight_decay;
+        let v = match self.velocity[i].take() {
+            Some(old) => old * self.momentum + g,
+            None => g,
+        };
+        let nw = wi - v.clone() * self.lr;
+        self.velocity[i] = Some(v);
+        nw.reshape(dims).autodiff().require_grad()
+    }
+}
+
+/// Train `params` for `config.steps` steps; `on_step` sees every report (for progress bars and
+/// logs). Returns the trained parameters.
+pub fn train(
+    net: &Net,
+    mut params: ParamSet,
+    images: &mut dyn ImageSource,
+    config: SgdConfig,
+    device: &Device,
+    mut on_step: impl FnMut(usize, StepReport),
+) -> ParamSet {
+    let mut sgd = Sgd::new(config);
+    for t in 0..config.steps {
+        let (p, r) = sgd.step(net, params, images, device);
+        params = p;
+        on_step(t, r);
+    }
+    params
+}
+
+/// One line on how a training run went: the mean training loss over its first and last 50
+/// steps (or fewer) and how many steps had a non-finite loss (skipped, so not applied).
+pub fn loss_summary(name: &str, losses: &[f64]) -> String {
+    let finite: Vec<f64> = losses.iter().copied().filter(|l| l.is_finite()).collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let k = finite.len().min(50);
+    format!(
+        "{name}: SGD {} steps, training loss {:.3} -> {:.3} (means of the first and last {k} finite steps), {} non-finite steps skipped",
+        losses.len(),
+        mean(&finite[..k]),
+        mean(&finite[finite.len() - k..]),
+        losses.len() - finite.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::ImageShape;
+    use crate::sources::{SyntheticImages, random_small_net};
+    use rand::SeedableRng;
+
+    #[test]
+    fn loss_summary_separates_first_and_last_steps_and_counts_non_finite() {
+        let mut losses = vec![2.0; 50];
+        losses.extend([f64::NAN, f64::INFINITY]);
+        losses.extend(vec![0.5; 50]);
+        let line = loss_summary("n", &losses);
+        assert_eq!(
+            line,
+            "n: SGD 102 steps, training loss 2.000 -> 0.500 (means of the first and last 50 finite steps), 2 non-finite steps skipped"
+        );
+        assert!(loss_summary("e", &[]).contains("0 steps"));
+    }
+
+    #[test]
+    fn cosine_schedule_starts_at_lr_and_ends_at_zero() {
+        let c = SgdConfig::epochs(1.0, 640, 64);
+        assert_eq!(c.steps, 10);
+        assert!((c.lr_at(0) - 0.025).abs() < 1e-12);
+        assert!((c.lr_at(5) - 0.0125).abs() < 1e-12);
+        assert!(c.lr_at(10).abs() < 1e-12);
+    }
+
+    /// The same batch every step: SGD must fit it, whatever the random initialisation.
+    struct OneBatch(crate::train::LabeledBatch);
+
+    impl ImageSource for OneBatch {
+        fn shape(&self) -> ImageShape {
+            ImageShape::FASHION_MNIST
+        }
+        fn next_batch(&mut self, _batch: usize) -> crate::train::LabeledBatch {
+            self.0.clone()
+        }
+        fn len(&self) -> usize {
+            self.0.labels.len()
+        }
+    }
+
+    #[test]
+    fn sgd_fits_one_batch() {
+        let dev = Device::flex().autodiff();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let net = random_small_net(&mut rng, ImageShape::FASHION_MNIST, 10, "sgd-test");
+        let batch = SyntheticImages::new(ImageShape::FASHION_MNIST, 10, 16, 7).next_batch(16);
+        let mut images = OneBatch(batch);
+        let config = SgdConfig {
+            lr: 0.2,
+            ..SgdConfig::epochs(30.0, 16, 16)
+        };
+        let mut losses = Vec::new();
+        let params = train(
+            &net,
+            ParamSet::init_random(&net, &dev),
+            &mut images,
+            config,
+            &dev,
+            |_, r| losses.push(r.loss),
+        );
+        assert_eq!(losses.len(), 30);
+        assert!(params.check_shapes(&net).is_ok());
+        let (first, last) = (losses[0], losses[29]);
+        assert!(
+            last < 0.8 * first,
+            "SGD did not fit one batch: loss {first:.3} -> {last:.3} ({losses:?})"
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! Calibration on training images: BatchNorm population statistics (the blob folds fixed
+//! statistics, GHN-2's nets only ever saw batch statistics; by default those of the quantized
+//! net, which is the one a QAT net was trained as), then one scale and zero point per
+//! activation tensor, measured with the weights already quantized so the ranges fit the net
+//! the device will run.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use ghnq_core::arch::{ImageShape, Net};
+use ghnq_core::cnn::{BnMode, LayerParams, ParamSet};
+use ghnq_core::train::{LabeledBatch, to_tensors};
+use ghnq_quant::affine::{AffineParams, Range};
+use ghnq_quant::config::{BnStats, Clip, QuantConfig};
+use ghnq_quant::fake::host_values;
+use ghnq_quant::lower::Lowered;
+use ghnq_quant::sim::{self, Acts, Observer, SimOptions, clip_range, tensor_bits};
+
+/// What calibration found.
+#[derive(Debug, Clone)]
+pub struct Calibration {
+    /// The parameters with every BatchNorm's running statistics filled in as the device folds
+    /// them (`QuantConfig::bn_stats`).
+    pub params: ParamSet,
+    /// The parameters with the float net's population statistics: the float reference that
+    /// quantization is measured against.
+    pub float_params: ParamSet,
+    /// Scale and zero point of every device tensor (`SameAs` tensors repeat their root's).
+    pub acts: Vec<AffineParams>,
+    /// Images used.
+    pub samples: usize,
+}
+
+/// Per-channel sums of batch means and of `E[x²]` over `batches` batches.
+#[derive(Clone)]
+struct ChannelSums {
+    mean: Vec<f64>,
+    square: Vec<f64>,
+    batches: usize,
+}
+
+/// Sums for population BN statistics: `E[x]` and `E[x²]` averaged over equal-sized batches.
+#[derive(Default)]
+struct BnSums {
+    stats: Vec<Option<ChannelSums>>,
+}
+
+impl Observer for BnSums {
+    fn batch_norm(&mut self, node: usize, mean: &Tensor<1>, var: &Tensor<1>) {
+        if self.stats.len() <= node {
+            self.stats.resize(node + 1, None);
+        }
+        let m = host_values(mean);
+        let v = host_values(var);
+        let e = self.stats[node].get_or_insert_with(|| ChannelSums {
+            mean: vec![0.0; m.len()],
+            square: vec![0.0; m.len()],
+            batches: 0,
+        });
+        for c in 0..m.len() {
+            e.mean[c] += f64::from(m[c]);
+            e.square[c] += f64::from(v[c]) + f64::from(m[c]).powi(2);
+        }
+        e.batches += 1;
+    }
+
+    fn activation(&mut self, _tensor: usize, _x: &Tensor<4>) {}
+}
+
+/// Per-tensor range accumulation: the union of absolute ranges, or the mean of per-batch
+/// percentile ranges (a percentile of the whole calibration set would need all of it in memory).
+struct Ranges {
+    clip: Clip,
+    sum: Vec<Option<(Range, usize)>>,
+}
+
+impl Observer for Ranges {
+    fn batch_norm(&mut self, _node: usize, _mean: &Tensor<1>, _var: &Tensor<1>) {}
+
+    fn activation(&mut self, tensor: usize, x: &Tensor<4>) {
+        let r = clip_range(x, self.clip);
+        let e = self.sum[tensor].get_or_insert((Range { min: 0.0, max: 0.0 }, 0));
+        match self.clip {
+            Clip::Absolute => {
+                e.0.min = e.0.min.min(r.min);
+                e.0.max = e.0.max.max(r.max);
+            }
+            Clip::Percentile(_) => {
+                e.0.min += r.min;
+                e.0.max += r.max;
+            }
+        }
+        e.1 += 1;
+    }
+}
+
+/// `params` with every BatchNorm's running statistics set to the population statistics of the
+/// batch statistics the simulation under `opts` normalises `batches` with.
+fn population_stats(
+    net: &Net,
+    lowered: &Lowered,
+    params: &ParamSet,
+    opts: SimOptions<'_>,
+    shape: ImageShape,
+    batches: &[LabeledBatch],
+    device: &Device,
+) -> ParamSet {
+    let mut bn = BnSums::default();
+    for b in batches {
+        let (x, _) = to_tensors(b, shape, device);
+        let _ = sim::forward(net, lowered, params, x, opts, Some(&mut bn));
+    }
+    let mut params = params.clone();
+    for (node, s) in bn.stats.into_iter().enumerate() {
+        let Some(ChannelSums {
+            mean: sum_m,
+            square: sum_sq,
+            batches,
+        }) = s
+        else {
+            continue;
+        };
+        let n = batches as f64;
+        let mean: Vec<f32> = sum_m.iter().map(|m| (m / n) as f32).collect();
+        let var: Vec<f32> = sum_sq
+            .iter()
+            .zip(&sum_m)
+            .map(|(q, m)| ((q / n) - (m / n).powi(2)).max(0.0) as f32)
+            .collect();
+        if let LayerParams::BatchNorm { running, .. } = &mut params.layers[node] {
+            let c = mean.len();
+            *running = Some((
+                Tensor::from_data(TensorData::new(mean, [c]), device),
+                Tensor::from_data(TensorData::new(var, [c]), device),
+            ));
+        }
+    }
+    params
+}
+
+/// Calibrate `params` (on a non-autodiff device) on `batches` of training images.
+pub fn calibrate(
+    net: &Net,
+    lowered: &Lowered,
+    params: ParamSet,
+    config: &QuantConfig,
+    shape: ImageShape,
+    batches: &[LabeledBatch],
+    device: &Device,
+) -> Calibration {
+    // 1. BN population statistics: the float net's (the float reference, and what the device
+    //    folds under `BnStats::Float`), and the quantized net's as QAT trains it.
+    let float = SimOptions {
+        quant: None,
+        acts: Acts::Float,
+        bn: BnMode::Batch,
+        training: false,
+    };
+    let float_params = population_stats(net, lowered, &params, float, shape, batches, device);
+    let params = match config.bn_stats {
+        BnStats::Float => float_params.clone(),
+        BnStats::Quantized => {
+            let as_trained = SimOptions {
+                quant: Some(config),
+                acts: Acts::Batch,
+                bn: BnMode::Batch,
+                training: false,
+            };
+            population_stats(net, lowered, &params, as_trained, shape, batches, device)
+        }
+    };
+
+    // 2. Activation ranges with quantized weights and the calibrated statistics.
+    let mut ranges = Ranges {
+        clip: config.act_clip,
+        sum: vec![None; lowered.tensors.len()],
+    };
+    let weights_only = SimOptions {
+        quant: Some(config),
+        acts: Acts::Float,
+        bn: BnMode::Running,
+        training: false,
+    };
+    let mut samples = 0;
+    for b in batches {
+        let (x, _) = to_tensors(b, shape, device);
+        let _ = sim::forward(net, lowered, &params, x, weights_only, Some(&mut ranges));
+        samples += b.labels.len();
+    }
+    let mut acts: Vec<AffineParams> = Vec::with_capacity(lowered.tensors.len());
+    for t in 0..lowered.tensors.len() {
+        let root = lowered.quant_root(t);
+        let p = if root == t {
+            let range = match ranges.sum[t] {
+                Some((r, n)) if matches!(config.act_clip, Clip::Percentile(_)) => Range {
+                    min: r.min / n as f32,
+                    max: r.max / n as f32,
+                },
+                Some((r, _)) => r,
+                None => Range { min: 0.0, max: 0.0 },
+            };
+            AffineParams::from_range(range, tensor_bits(net, lowered, t, config))
+        } else {
+            acts[root]
+        };
+        acts.push(p);
+    }
+    Calibration {
+        params,
+        float_params,
+        acts,
+        samples,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ghnq_core::sources::SyntheticImages;
+    use ghnq_core::train::ImageSource;
+    use ghnq_quant::config::Precision;
+
+    const SHAPE: ImageShape = ImageShape::FASHION_MNIST;
+
+    /// Records the statistics each BN node normalised with.
+    #[derive(Default)]
+    struct Seen(Vec<(usize, Vec<f32>, Vec<f32>)>);
+
+    impl Observer for Seen {
+        fn batch_norm(&mut self, node: usize, mean: &Tensor<1>, var: &Tensor<1>) {
+            self.0.push((node, host_values(mean), host_values(var)));
+        }
+        fn activation(&mut self, _tensor: usize, _x: &Tensor<4>) {}
+    }
+
+    fn stored(params: &ParamSet, node: usize) -> (Vec<f32>, Vec<f32>) {
+        match &params.layers[node] {
+            LayerParams::BatchNorm {
+                running: Some((m, v)),
+                ..
+            } => (host_values(m), host_values(v)),
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+
+    fn close(a: &[f32], b: &[f32]) -> bool {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs()))
+    }
+
+    /// Calibrated on one batch, the stored statistics are those the chosen net normalised that
+    /// batch with: the float net's under `Float`, the quantized simulation's (as QAT trains)
+    /// under `Quantized`, and at 4 bits the two differ. The float reference keeps the float ones.
+    #[test]
+    fn bn_statistics_come_from_the_net_the_config_names() {
+        let dev = Device::flex();
+        let net = crate::deploy_gap::tests::conv_stack(&[8, 8, 8], 1, true);
+        let lowered = Lowered::new(&net).unwrap();
+        let batch = vec![SyntheticImages::new(SHAPE, 10, 100, 4).next_batch(32)];
+        let params = ParamSet::init_random(&net, &dev);
+        let (x, _) = to_tensors(&batch[0], SHAPE, &dev);
+        let mut differs = false;
+        for bn_stats in [BnStats::Float, BnStats::Quantized] {
+            let config = QuantConfig {
+                bn_stats,
+                ..QuantConfig::paper(Precision::new(4, 4))
+            };
+            let cal = calibrate(&net, &lowered, params.clone(), &config, SHAPE, &batch, &dev);
+            let seen = |quant: Option<&QuantConfig>, acts: Acts<'_>| {
+                let opts = SimOptions {
+                    quant,
+                    acts,
+                    bn: BnMode::Batch,
+                    training: false,
+                };
+                let mut seen = Seen::default();
+                let _ = sim::forward(&net, &lowered, &params, x.clone(), opts, Some(&mut seen));
+                seen.0
+            };
+            let float = seen(None, Acts::Float);
+            let quantized = seen(Some(&config), Acts::Batch);
+            assert_eq!(float.len(), 3);
+            let device_folds = if bn_stats == BnStats::Float {
+                &float
+            } else {
+                &quantized
+            };
+            for ((node, m, v), (_, qm, qv)) in device_folds.iter().zip(&quantized) {
+                let (sm, sv) = stored(&cal.params, *node);
+                assert!(close(&sm, m) && close(&sv, v), "{bn_stats:?} node {node}");
+                differs |= !close(qm, &stored(&cal.float_params, *node).0)
+                    || !close(qv, &stored(&cal.float_params, *node).1);
+            }
+            for (node, m, v) in &float {
+                let (fm, fv) = stored(&cal.float_params, *node);
+                assert!(
+                    close(&fm, m) && close(&fv, v),
+                    "float reference, node {node}"
+                );
+            }
+        }
+        assert!(
+            differs,
+            "4-bit statistics equal the float ones: the test shows nothing"
+        );
+    }
+}

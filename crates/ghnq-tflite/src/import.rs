@@ -1,0 +1,959 @@
+//! `.tflite` (int8) → model blob. Ops map one-to-one onto the runtime's, except RESHAPE (a
+//! view: no data moves in NHWC) and PAD (folded into the next convolution's padding, which pads
+//! with the zero point exactly as PAD does). Every multiplier is derived from the file's float
+//! scales the way TFLM derives it at Prepare time (MEAN's, as its kernel folds it at every
+//! invoke), so the blob computes TFLM's integers.
+
+use shared_format::le::i32s_to_le;
+use shared_format::op::{
+    Add, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool, Linear,
+    MAX_CONCAT_INPUTS, Mean, Op, OpKind, Padding as Pad, Pool, Requant, Softmax, WeightScheme,
+    Weights, Window,
+};
+use shared_format::{LeI32s, ModelBuilder, Rounding, Shape, TensorId, TensorSpec};
+
+use super::error::ImportError;
+use super::graph::{Graph, OpInfo, TensorInfo};
+use super::params::{activation_range, axis_padding};
+use super::schema::{self, ActivationFunctionType, BuiltinOperator, TensorType};
+use ghnq_quant::integer::{AddParams, concat_multiplier, conv_multipliers};
+
+/// What [`import`] made.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The blob.
+    pub blob: Vec<u8>,
+    /// Input shape (HWC), scale and zero point.
+    pub input: IoInfo,
+    /// Output shape (HWC), scale and zero point.
+    pub output: IoInfo,
+    /// For each TFLite op: its index, builtin name and the runtime op it became (`None`: folded
+    /// into a neighbour, as RESHAPE and PAD are).
+    pub ops: Vec<(usize, String, Option<OpKind>)>,
+}
+
+/// Shape and quantization of the model's input or output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IoInfo {
+    /// Shape as the runtime holds it.
+    pub shape: Shape,
+    /// Real value of one step.
+    pub scale: f32,
+    /// Zero point.
+    pub zero_point: i8,
+}
+
+/// An activation tensor already in the blob, as TFLite tensors refer to it.
+#[derive(Debug, Clone, Copy)]
+struct Mapped {
+    id: TensorId,
+    /// Rows/columns a PAD added that the consuming convolution must add: top, bottom, left,
+    /// right.
+    pad: [i32; 4],
+}
+
+/// Reads a `.tflite` file's bytes and builds the equivalent blob, named `name` in its metadata.
+pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
+    let model = schema::root_as_model(bytes)?;
+    let subgraphs = model.subgraphs().map_or(0, |s| s.len());
+    if subgraphs != 1 {
+        return Err(ImportError::Subgraphs(subgraphs));
+    }
+    let graph = Graph::new(&model).map_err(|what| ImportError::Op {
+        index: 0,
+        op: "graph".into(),
+        what,
+    })?;
+    if graph.inputs.len() != 1 || graph.outputs.len() != 1 {
+        return Err(ImportError::Io {
+            inputs: graph.inputs.len(),
+            outputs: graph.outputs.len(),
+        });
+    }
+    let (in_index, out_index) = (graph.inputs[0] as usize, graph.outputs[0] as usize);
+    let io_error = |role, index: usize, what: String| ImportError::IoTensor {
+        role,
+        index,
+        name: graph.tensors[index].name.clone(),
+        what,
+    };
+    let input = io_info(&graph.tensors[in_index]).map_err(|w| io_error("input", in_index, w))?;
+    let output =
+        io_info(&graph.tensors[out_index]).map_err(|w| io_error("output", out_index, w))?;
+
+    let mut b = ModelBuilder::new(
+        TensorSpec {
+            shape: input.shape,
+            zero_point: input.zero_point,
+            bits: 8,
+        },
+        input.scale,
+    );
+    b.rounding(Rounding::Double)
+        .metadata(name, "w8a8", "tflite", 0, 0, 0);
+    let mut mapped: Vec<Option<Mapped>> = vec![None; graph.tensors.len()];
+    mapped[in_index] = Some(Mapped {
+        id: b.input(),
+        pad: [0; 4],
+    });
+    let mut ops = Vec::with_capacity(graph.ops.len());
+    for op in &graph.ops {
+        let err = |what: String| ImportError::Op {
+            index: op.index,
+            op: op.name(),
+            what,
+        };
+        let kind = Mapper {
+            graph: &graph,
+            op,
+            mapped: &mut mapped,
+            b: &mut b,
+        }
+        .map()
+        .map_err(|e| match e {
+            MapError::Unsupported(what) => err(what),
+            MapError::Build(e) => ImportError::Build(e),
+        })?;
+        ops.push((op.index, op.name(), kind));
+    }
+    let out = mapped[out_index]
+        .filter(|m| m.pad == [0; 4])
+        .ok_or(ImportError::OutputNotProduced(out_index))?;
+    let blob = b.finish(out.id, output.scale)?;
+    Ok(Imported {
+        blob,
+        input,
+        output,
+        ops,
+    })
+}
+
+/// The runtime's HWC shape of a TFLite activation shape: `[1, H, W, C]`, `[1, N]` or `[N]`.
+fn hwc(shape: &[i32]) -> Result<Shape, String> {
+    let dims: Vec<u16> = shape
+        .iter()
+        .map(|&d| u16::try_from(d).ok().filter(|&d| d > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("shape {shape:?} has a dimension outside 1..=65535"))?;
+    match dims[..] {
+        [1, h, w, c] => Ok(Shape { h, w, c }),
+        [1, h, c] => Ok(Shape { h: 1, w: h, c }),
+        [1, c] | [c] => Ok(Shape { h: 1, w: 1, c }),
+        _ => Err(format!(
+            "shape {shape:?} is not [1, H, W, C], [1, N] or [N] (batch 1 only)"
+        )),
+    }
+}
+
+/// One scale and an int8 zero point, as every activation needs.
+fn activation_quant(t: &TensorInfo<'_>) -> Result<(f32, i8), String> {
+    if t.ty != TensorType::INT8 {
+        return Err(format!(
+            "tensor '{}' is {}; the runtime's activations are int8",
+            t.name,
+            t.type_name()
+        ));
+    }
+    match (&t.scales[..], &t.zero_points[..]) {
+        ([s], [z]) if *s > 0.0 && s.is_finite() => {
+            let z = i8::try_from(*z).map_err(|_| format!("zero point {z} is not an int8"))?;
+            Ok((*s, z))
+        }
+        ([], _) => Err(format!("tensor '{}' is not quantized", t.name)),
+        (s, _) => Err(format!(
+            "tensor '{}' has {} scales; activations need one positive scale",
+            t.name,
+            s.len()
+        )),
+    }
+}
+
+fn io_info(t: &TensorInfo<'_>) -> Result<IoInfo, String> {
+    let (scale, zero_point) = activation_quant(t)?;
+    Ok(IoInfo {
+        shape: hwc(&t.shape)?,
+        scale,
+        zero_point,
+    })
+}
+
+/// The bytes of a constant tensor of type `ty` holding `elements` values of `size` bytes.
+fn constant<'a>(
+    t: &TensorInfo<'a>,
+    what: &str,
+    ty: TensorType,
+    size: usize,
+    elements: usize,
+) -> Result<&'a [u8], String> {
+    let name = &t.name;
+    if t.ty != ty {
+        return Err(format!(
+            "{what} '{name}' are {}; {} is supported",
+            t.type_name(),
+            ty.variant_name().unwrap_or("?")
+        ));
+    }
+    let data = t
+        .data
+        .ok_or_else(|| format!("{what} '{name}' are not a constant tensor"))?;
+    if data.len() != elements * size {
+        return Err(format!(
+            "{what} '{name}' hold {} bytes; {elements} values need {}",
+            data.len(),
+            elements * size
+        ));
+    }
+    Ok(data)
+}
+
+enum MapError {
+    Unsupported(String),
+    Build(shared_format::BuildError),
+}
+
+impl From<String> for MapError {
+    fn from(what: String) -> Self {
+        MapError::Unsupported(what)
+    }
+}
+
+impl From<&str> for MapError {
+    fn from(what: &str) -> Self {
+        MapError::Unsupported(what.to_owned())
+    }
+}
+
+impl From<shared_format::BuildError> for MapError {
+    fn from(e: shared_format::BuildError) -> Self {
+        MapError::Build(e)
+    }
+}
+
+/// Owned bytes a weighted op borrows while it is pushed.
+struct WeightBytes {
+    data: Vec<u8>,
+    bias: Vec<u8>,
+    multipliers: Vec<u8>,
+    shifts: Vec<u8>,
+}
+
+impl WeightBytes {
+    fn weights(&self) -> Weights<'_> {
+        Weights {
+            bits: 8,
+            scheme: WeightScheme::PerChannelSymmetric,
+            zero_point: 0,
+            data: &self.data,
+        }
+    }
+
+    fn bias(&self) -> LeI32s<'_> {
+        LeI32s::new(&self.bias)
+    }
+
+    fn requant(&self) -> Requant<'_> {
+        Requant {
+            multipliers: LeI32s::new(&self.multipliers),
+            shifts: &self.shifts,
+        }
+    }
+}
+
+struct Mapper<'g, 'a> {
+    graph: &'g Graph<'a>,
+    op: &'g OpInfo<'a>,
+    mapped: &'g mut Vec<Option<Mapped>>,
+    b: &'g mut ModelBuilder,
+}
+
+impl<'g, 'a> Mapper<'g, 'a> {
+    fn map(&mut self) -> Result<Option<OpKind>, MapError> {
+        let kind = match self.op.code {
+            BuiltinOperator::CONV_2D => self.conv(false)?,
+            BuiltinOperator::DEPTHWISE_CONV_2D => self.conv(true)?,
+            BuiltinOperator::FULLY_CONNECTED => self.fully_connected()?,
+            BuiltinOperator::ADD => self.add()?,
+            BuiltinOperator::AVERAGE_POOL_2D => self.pool(true)?,
+            BuiltinOperator::MAX_POOL_2D => self.pool(false)?,
+            BuiltinOperator::CONCATENATION => self.concat()?,
+            BuiltinOperator::SOFTMAX => self.softmax()?,
+            BuiltinOperator::MEAN => self.mean()?,
+            BuiltinOperator::RESHAPE | BuiltinOperator::SQUEEZE => return self.view(),
+            BuiltinOperator::PAD | BuiltinOperator::PADV2 => return self.pad(),
+            _ => {
+                return Err(MapError::Unsupported(
+                    "the runtime has no such op (it imports CONV_2D, DEPTHWISE_CONV_2D, \
+                     FULLY_CONNECTED, ADD, AVERAGE_POOL_2D, MAX_POOL_2D, CONCATENATION, SOFTMAX, \
+                     MEAN, RESHAPE, SQUEEZE and PAD)"
+                        .into(),
+                ));
+            }
+        };
+        Ok(Some(kind))
+    }
+
+    fn tensor(&self, index: i32) -> &'g TensorInfo<'a> {
+        &self.graph.tensors[index as usize]
+    }
+
+    /// Input `k` of the op (a tensor index), or an error if the op has no such input.
+    fn input_index(&self, k: usize) -> Result<i32, String> {
+        match self.op.inputs.get(k) {
+            Some(&t) if t >= 0 => Ok(t),
+            _ => Err(format!("input {k} is missing")),
+        }
+    }
+
+    /// Activation input `k`: already produced, with its quantization.
+    fn activation(&self, k: usize) -> Result<(Mapped, &'g TensorInfo<'a>, f32, i8), String> {
+        let index = self.input_index(k)?;
+        let t = self.tensor(index);
+        let m = self.mapped[index as usize].ok_or_else(|| {
+            format!(
+                "input {k} (tensor {index} '{}') is not an activation an earlier op produced \
+                 (constant activations are not supported)",
+                t.name
+            )
+        })?;
+        let (scale, zp) = activation_quant(t)?;
+        Ok((m, t, scale, zp))
+    }
+
+    /// Unpadded activation input `k` (only convolutions absorb a PAD).
+    fn plain_activation(
+        &self,
+        k: usize,
+    ) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), String> {
+        let (m, t, s, z) = self.activation(k)?;
+        if m.pad != [0; 4] {
+            return Err(
+                "its input comes from a PAD, which only CONV_2D and DEPTHWISE_CONV_2D can absorb"
+                    .into(),
+            );
+        }
+        Ok((m.id, t, s, z))
+    }
+
+    /// Declares output 0 and records it.
+    fn output(&mut self) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), String> {
+        let index = *self
+            .op
+            .outputs
+            .first()
+            .filter(|&&t| t >= 0)
+            .ok_or("the op has no output")?;
+        if self.op.outputs.len() != 1 {
+            return Err(format!(
+                "{} outputs; one is supported",
+                self.op.outputs.len()
+            ));
+        }
+        let t = self.tensor(index);
+        let (scale, zero_point) = activation_quant(t)?;
+        let id = self.b.tensor(TensorSpec {
+            shape: hwc(&t.shape)?,
+            zero_point,
+            bits: 8,
+        });
+        self.mapped[index as usize] = Some(Mapped { id, pad: [0; 4] });
+        Ok((id, t, scale, zero_point))
+    }
+
+    fn clamp(&self, act: ActivationFunctionType, scale: f32, zp: i8) -> Result<Clamp, String> {
+        let (min, max) = activation_range(act, scale, zp)?;
+        Ok(Clamp { min, max })
+    }
+
+    /// int8 symmetric weights of `cout` channels along `axis`, as scales per channel and bytes.
+    fn weights(&self, k: usize, cout: usize, axis: i32) -> Result<(Vec<f32>, Vec<u8>), String> {
+        let t = self.tensor(self.input_index(k)?);
+        let data = constant(t, "weights", TensorType::INT8, 1, t.elements())?;
+        if let Some(z) = t.zero_points.iter().find(|&&z| z != 0) {
+            return Err(format!(
+                "weights '{}' have zero point {z}; TFLite's int8 weights are symmetric (0)",
+                t.name
+            ));
+        }
+        let scales = match t.scales.len() {
+            1 => vec![t.scales[0]; cout],
+            n if n == cout && t.quantized_dimension == axis => t.scales.clone(),
+            n => {
+                return Err(format!(
+                    "weights '{}' have {n} scales along axis {}; expected 1 or {cout} along axis {axis}",
+                    t.name, t.quantized_dimension
+                ));
+            }
+        };
+        if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(format!("weights '{}' have scale {s}", t.name));
+        }
+        Ok((scales, data.to_vec()))
+    }
+
+    /// The i32 bias of `cout` channels (input `k`, optional: absent means zeros).
+    fn bias(&self, k: usize, cout: usize) -> Result<Vec<i32>, String> {
+        let Some(&index) = self.op.inputs.get(k).filter(|&&t| t >= 0) else {
+            return Ok(vec![0; cout]);
+        };
+        let t = self.tensor(index);
+        let data = constant(t, "bias", TensorType::INT32, 4, cout)?;
+        Ok(data
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+
+    fn weight_bytes(
+        &self,
+        (scales, data): (Vec<f32>, Vec<u8>),
+        bias: Vec<i32>,
+        s_x: f32,
+        s_y: f32,
+    ) -> WeightBytes {
+        let (multipliers, shifts) = conv_multipliers(s_x, &scales, s_y, Rounding::Double);
+        WeightBytes {
+            data,
+            bias: i32s_to_le(&bias),
+            multipliers: i32s_to_le(&multipliers),
+            shifts: shifts.iter().map(|&s| s as u8).collect(),
+        }
+    }
+
+    fn conv(&mut self, depthwise: bool) -> Result<OpKind, MapError> {
+        let (x, xt, s_x, _) = self.activation(0)?;
+        let in_shape = hwc(&xt.shape)?;
+        let (padding, stride, dilation, act) = if depthwise {
+            let o = self
+                .op
+                .raw
+                .builtin_options_as_depthwise_conv_2_doptions()
+                .ok_or("DEPTHWISE_CONV_2D without its options")?;
+            if o.depth_multiplier() > 1 {
+                return Err(format!(
+                    "depth multiplier {} (the runtime's depthwise convolution has multiplier 1)",
+                    o.depth_multiplier()
+                )
+                .into());
+            }
+            (
+                o.padding(),
+                (o.stride_h(), o.stride_w()),
+                (o.dilation_h_factor(), o.dilation_w_factor()),
+                o.fused_activation_function(),
+            )
+        } else {
+            let o = self
+                .op
+                .raw
+                .builtin_options_as_conv_2_doptions()
+                .ok_or("CONV_2D without its options")?;
+            (
+                o.padding(),
+                (o.stride_h(), o.stride_w()),
+                (o.dilation_h_factor(), o.dilation_w_factor()),
+                o.fused_activation_function(),
+            )
+        };
+        let wt = self.tensor(self.input_index(1)?);
+        let (cout, kh, kw, cin) = match wt.shape[..] {
+            [a, b, c, d] => (a, b, c, d),
+            _ => return Err(format!("weights of shape {:?} are not 4-D", wt.shape).into()),
+        };
+        let cin_x = i32::from(in_shape.c);
+        let cout = if depthwise {
+            if cout != 1 || cin != cin_x {
+                return Err(format!(
+                    "depthwise weights {:?} do not match {} input channels with multiplier 1",
+                    wt.shape, cin_x
+                )
+                .into());
+            }
+            cin
+        } else {
+            if cin != cin_x {
+                return Err(format!(
+                    "weights expect {cin} input channels but the input has {cin_x} (grouped \
+                     convolution is not supported)"
+                )
+                .into());
+            }
+            cout
+        };
+        // The input tensor is a PAD's output when `x.pad` is set: its shape already holds the
+        // padded rows and columns, which the window adds to the unpadded tensor the blob reads.
+        let [pt, pb, pl, pr] = x.pad;
+        let (oh, top, bottom) =
+            axis_padding(padding, i32::from(in_shape.h), kh, stride.0, dilation.0)?;
+        let (ow, left, right) =
+            axis_padding(padding, i32::from(in_shape.w), kw, stride.1, dilation.1)?;
+        let small = |v: i32, what: &str| {
+            u8::try_from(v).map_err(|_| format!("{what} {v} is outside 0..=255"))
+        };
+        let window = Window {
+            kernel_h: small(kh, "kernel height")?,
+            kernel_w: small(kw, "kernel width")?,
+            stride_h: small(stride.0, "stride")?,
+            stride_w: small(stride.1, "stride")?,
+            dilation_h: small(dilation.0, "dilation")?,
+            dilation_w: small(dilation.1, "dilation")?,
+            padding: Pad {
+                top: small(top + pt, "padding")?,
+                left: small(left + pl, "padding")?,
+                bottom: small(bottom + pb, "padding")?,
+                right: small(right + pr, "padding")?,
+            },
+        };
+        let cout = cout as usize;
+        let axis = if depthwise { 3 } else { 0 };
+        let weights = self.weights(1, cout, axis)?;
+        let bias = self.bias(2, cout)?;
+        let (y, yt, s_y, z_y) = self.output()?;
+        let out_shape = hwc(&yt.shape)?;
+        if (
+            i32::from(out_shape.h),
+            i32::from(out_shape.w),
+            usize::from(out_shape.c),
+        ) != (oh, ow, cout)
+        {
+            return Err(format!(
+                "output shape {:?} should be [1, {oh}, {ow}, {cout}] for this geometry",
+                yt.shape
+            )
+            .into());
+        }
+        let bytes = self.weight_bytes(weights, bias, s_x, s_y);
+        let clamp = self.clamp(act, s_y, z_y)?;
+        let op = if depthwise {
+            Op::DepthwiseConv2d(DepthwiseConv2d {
+                input: x.id,
+                output: y,
+                window,
+                weights: bytes.weights(),
+                bias: bytes.bias(),
+                requant: bytes.requant(),
+                clamp,
+            })
+        } else {
+            Op::Conv2d(Conv2d {
+                input: x.id,
+                output: y,
+                window,
+                weights: bytes.weights(),
+                bias: bytes.bias(),
+                requant: bytes.requant(),
+                clamp,
+            })
+        };
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    fn fully_connected(&mut self) -> Result<OpKind, MapError> {
+        let o = self
+            .op
+            .raw
+            .builtin_options_as_fully_connected_options()
+            .ok_or("FULLY_CONNECTED without its options")?;
+        if o.weights_format() != schema::FullyConnectedOptionsWeightsFormat::DEFAULT {
+            return Err("shuffled weights are not supported".to_string().into());
+        }
+        let (x, xt, s_x, _) = self.plain_activation(0)?;
+        let wt = self.tensor(self.input_index(1)?);
+        let [cout, cin] = wt.shape[..] else {
+            return Err(format!("weights of shape {:?} are not 2-D", wt.shape).into());
+        };
+        if cin as usize != xt.elements() {
+            return Err(format!(
+                "weights take {cin} inputs but the input has {} elements",
+                xt.elements()
+            )
+            .into());
+        }
+        let cout = cout as usize;
+        let weights = self.weights(1, cout, 0)?;
+        let bias = self.bias(2, cout)?;
+        let (y, yt, s_y, z_y) = self.output()?;
+        if yt.elements() != cout {
+            return Err(format!("output {:?} should hold {cout} values", yt.shape).into());
+        }
+        let bytes = self.weight_bytes(weights, bias, s_x, s_y);
+        let op = Op::Linear(Linear {
+            input: x,
+            output: y,
+            weights: bytes.weights(),
+            bias: bytes.bias(),
+            requant: bytes.requant(),
+            clamp: self.clamp(o.fused_activation_function(), s_y, z_y)?,
+        });
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    fn add(&mut self) -> Result<OpKind, MapError> {
+        let o = self
+            .op
+            .raw
+            .builtin_options_as_add_options()
+            .ok_or("ADD without its options")?;
+        let (a, at, s1, _) = self.plain_activation(0)?;
+        let (c, ct, s2, _) = self.plain_activation(1)?;
+        if at.shape != ct.shape {
+            return Err(format!(
+                "inputs of shapes {:?} and {:?} need broadcasting, which is not supported",
+                at.shape, ct.shape
+            )
+            .into());
+        }
+        let (y, _, s_y, z_y) = self.output()?;
+        let p = AddParams::new(s1, s2, s_y, Rounding::Double);
+        let input = |tensor, (multiplier, shift): (i32, i8)| AddInput {
+            tensor,
+            multiplier,
+            shift,
+        };
+        let op = Op::Add(Add {
+            inputs: [input(a, p.inputs[0]), input(c, p.inputs[1])],
+            output: y,
+            left_shift: p.left_shift,
+            output_multiplier: p.output.0,
+            output_shift: p.output.1,
+            clamp: self.clamp(o.fused_activation_function(), s_y, z_y)?,
+        });
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    fn pool(&mut self, average: bool) -> Result<OpKind, MapError> {
+        let o = self
+            .op
+            .raw
+            .builtin_options_as_pool_2_doptions()
+            .ok_or("pooling without its options")?;
+        let (x, xt, _, _) = self.plain_activation(0)?;
+        let s = hwc(&xt.shape)?;
+        let (kh, kw) = (o.filter_height(), o.filter_width());
+        let (oh, top, bottom) = axis_padding(o.padding(), i32::from(s.h), kh, o.stride_h(), 1)?;
+        let (ow, left, right) = axis_padding(o.padding(), i32::from(s.w), kw, o.stride_w(), 1)?;
+        let (y, yt, s_y, z_y) = self.output()?;
+        let out = hwc(&yt.shape)?;
+        if (i32::from(out.h), i32::from(out.w), out.c) != (oh, ow, s.c) {
+            return Err(format!(
+                "output shape {:?} does not follow from the geometry",
+                yt.shape
+            )
+            .into());
+        }
+        let clamp = self.clamp(o.fused_activation_function(), s_y, z_y)?;
+        // One window holding every input cell (padding excluded from the count, as TFLM's
+        // average does) is the runtime's global average, whatever its nominal size.
+        if average
+            && oh == 1
+            && ow == 1
+            && kh - top >= i32::from(s.h)
+            && kw - left >= i32::from(s.w)
+        {
+            let op = Op::GlobalAvgPool(GlobalAvgPool {
+                input: x,
+                output: y,
+                clamp,
+            });
+            self.b.push(&op)?;
+            return Ok(op.kind());
+        }
+        let small = |v: i32| {
+            u8::try_from(v).map_err(|_| format!("pool geometry value {v} is outside 0..=255"))
+        };
+        let pool = Pool {
+            input: x,
+            output: y,
+            window: Window {
+                kernel_h: small(kh)?,
+                kernel_w: small(kw)?,
+                stride_h: small(o.stride_h())?,
+                stride_w: small(o.stride_w())?,
+                dilation_h: 1,
+                dilation_w: 1,
+                padding: Pad {
+                    top: small(top)?,
+                    left: small(left)?,
+                    bottom: small(bottom)?,
+                    right: small(right)?,
+                },
+            },
+            clamp,
+        };
+        let op = if average {
+            Op::AvgPool(pool)
+        } else {
+            Op::MaxPool(pool)
+        };
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    fn concat(&mut self) -> Result<OpKind, MapError> {
+        let o = self
+            .op
+            .raw
+            .builtin_options_as_concatenation_options()
+            .ok_or("CONCATENATION without its options")?;
+        let (_, _, s_y0, z_y0) = {
+            let index = *self.op.outputs.first().ok_or("the op has no output")?;
+            let t = self.tensor(index);
+            let (s, z) = activation_quant(t)?;
+            ((), t, s, z)
+        };
+        let rank = self.tensor(self.op.outputs[0]).shape.len() as i32;
+        if o.axis() != rank - 1 && o.axis() != -1 {
+            return Err(format!(
+                "axis {} of a rank-{rank} tensor; the runtime concatenates channels (the last axis)",
+                o.axis()
+            )
+            .into());
+        }
+        if o.fused_activation_function() != ActivationFunctionType::NONE {
+            return Err("a fused activation on CONCATENATION is not supported"
+                .to_string()
+                .into());
+        }
+        let n = self.op.inputs.len();
+        if !(1..=MAX_CONCAT_INPUTS).contains(&n) {
+            return Err(
+                format!("{n} inputs; the runtime concatenates up to {MAX_CONCAT_INPUTS}").into(),
+            );
+        }
+        let mut inputs = heapless::Vec::new();
+        for k in 0..n {
+            let (x, _, s, z) = self.plain_activation(k)?;
+            // TFLM's int8 concatenation copies bytes and refuses inputs quantized otherwise.
+            if s != s_y0 || z != z_y0 {
+                return Err(format!(
+                    "input {k} is quantized (scale {s}, zero point {z}) unlike the output \
+                     ({s_y0}, {z_y0}); TFLM's int8 concatenation requires them equal"
+                )
+                .into());
+            }
+            let (multiplier, shift) = concat_multiplier(s, s_y0, Rounding::Double);
+            let _ = inputs.push(ConcatInput {
+                tensor: x,
+                multiplier,
+                shift,
+            });
+        }
+        let (y, _, _, _) = self.output()?;
+        let op = Op::Concat(Concat {
+            inputs,
+            output: y,
+            clamp: Clamp {
+                min: -128,
+                max: 127,
+            },
+        });
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    fn softmax(&mut self) -> Result<OpKind, MapError> {
+        let o = self
+            .op
+            .raw
+            .builtin_options_as_softmax_options()
+            .ok_or("SOFTMAX without its options")?;
+        let (x, xt, s_x, _) = self.plain_activation(0)?;
+        let (y, yt, s_y, z_y) = self.output()?;
+        // TFLM's int8 softmax writes probabilities at scale 1/256 from −128 (its Prepare allows
+        // the scale a relative tolerance of 0.1 %).
+        if z_y != -128 || (s_y - 1.0 / 256.0).abs() > 0.001 / 256.0 {
+            return Err(format!(
+                "output quantized at scale {s_y}, zero point {z_y}; TFLM's int8 softmax needs 1/256 and −128"
+            )
+            .into());
+        }
+        if hwc(&yt.shape)? != hwc(&xt.shape)? {
+            return Err("input and output shapes differ".to_string().into());
+        }
+        let op = Op::Softmax(
+            Softmax::from_scale(x, y, o.beta(), s_x, Rounding::Double).ok_or_else(|| {
+                format!(
+                    "beta {} × input scale {s_x} is too small for TFLM's int8 softmax",
+                    o.beta()
+                )
+            })?,
+        );
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    /// MEAN over H and W of a `[1, H, W, C]` tensor: a global average that requantizes, with
+    /// TFLM's fold of `1/(H·W)` done once here. Other axes would need a reduction the runtime
+    /// does not have, so they are refused by name.
+    fn mean(&mut self) -> Result<OpKind, MapError> {
+        // TFLM reads absent options as keep_dims = false, the schema's default.
+        let keep_dims = self
+            .op
+            .raw
+            .builtin_options_as_reducer_options()
+            .is_some_and(|o| o.keep_dims());
+        let (x, xt, s_x, _) = self.plain_activation(0)?;
+        let [1, h, w, c] = xt.shape[..] else {
+            return Err(format!(
+                "input of shape {:?} is not [1, H, W, C]; MEAN is imported as global pooling \
+                 over H and W of a rank-4 tensor",
+                xt.shape
+            )
+            .into());
+        };
+        let at = self.tensor(self.input_index(1)?);
+        let data = constant(at, "axes", TensorType::INT32, 4, at.elements())?;
+        let axes: Vec<i32> = data
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        // TFLM resolves negative axes against the rank and ignores repeats.
+        let mut resolved: Vec<i32> = axes
+            .iter()
+            .map(|&a| if a < 0 { a + 4 } else { a })
+            .collect();
+        resolved.sort_unstable();
+        resolved.dedup();
+        if resolved != [1, 2] {
+            return Err(format!(
+                "MEAN over axes {axes:?}: only global pooling over H and W (axes 1, 2) is \
+                 supported"
+            )
+            .into());
+        }
+        let (y, yt, s_y, _) = self.output()?;
+        let want: &[i32] = if keep_dims { &[1, 1, 1, c] } else { &[1, c] };
+        if yt.shape != want {
+            return Err(format!(
+                "output shape {:?} should be {want:?} for MEAN over H and W with keep_dims {}",
+                yt.shape, keep_dims
+            )
+            .into());
+        }
+        let cells = h as u64 * w as u64;
+        let mean = Mean::from_scales(x, y, s_x, s_y, cells, Rounding::Double).ok_or_else(|| {
+            format!(
+                "input scale {s_x} / output scale {s_y} averaged over {h}x{w} positions has no \
+                 blob form: TFLM's folded multiplier is zero (its output would be the zero point \
+                 whatever the input) or its shift is outside [-31, 30]"
+            )
+        })?;
+        let op = Op::Mean(mean);
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    /// RESHAPE/SQUEEZE: a view of the same bytes. Allowed when the runtime's HWC shape stays the
+    /// same, or when every reader flattens its input anyway (FULLY_CONNECTED).
+    fn view(&mut self) -> Result<Option<OpKind>, MapError> {
+        let (x, xt, s_x, z_x) = self.plain_activation(0)?;
+        let out = *self
+            .op
+            .outputs
+            .first()
+            .filter(|&&t| t >= 0)
+            .ok_or("the op has no output")?;
+        let yt = self.tensor(out);
+        let (s_y, z_y) = activation_quant(yt)?;
+        if (s_x, z_x) != (s_y, z_y) {
+            return Err("input and output are quantized differently"
+                .to_string()
+                .into());
+        }
+        if xt.elements() != yt.elements() {
+            return Err(
+                format!("{:?} → {:?} changes the element count", xt.shape, yt.shape).into(),
+            );
+        }
+        let same = hwc(&yt.shape).ok() == hwc(&xt.shape).ok();
+        let flattened = self
+            .graph
+            .readers(out)
+            .all(|r| r.code == BuiltinOperator::FULLY_CONNECTED && r.inputs.first() == Some(&out));
+        let is_output = self.graph.outputs.contains(&out);
+        if !(same || (flattened && !is_output)) {
+            return Err(format!(
+                "{:?} → {:?} changes the channel layout for a reader other than FULLY_CONNECTED",
+                xt.shape, yt.shape
+            )
+            .into());
+        }
+        self.mapped[out as usize] = Some(Mapped { id: x, pad: [0; 4] });
+        Ok(None)
+    }
+
+    /// PAD/PADV2: remembered and folded into the reading convolution's padding.
+    fn pad(&mut self) -> Result<Option<OpKind>, MapError> {
+        let (m, xt, s_x, z_x) = self.activation(0)?;
+        let pt = self.tensor(self.input_index(1)?);
+        let data = pt.data.ok_or("paddings are not a constant tensor")?;
+        let p: Vec<i64> = match pt.ty {
+            TensorType::INT32 => data
+                .chunks_exact(4)
+                .map(|b| i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                .collect(),
+            TensorType::INT64 => data
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().expect("8-byte chunk")))
+                .collect(),
+            _ => return Err("paddings are neither int32 nor int64".to_string().into()),
+        };
+        let [0, 0, top, bottom, left, right, 0, 0] = p[..] else {
+            return Err(format!(
+                "paddings {p:?}: only rows and columns of a [1, H, W, C] tensor can be padded"
+            )
+            .into());
+        };
+        if xt.shape.len() != 4 {
+            return Err(format!("input {:?} is not [1, H, W, C]", xt.shape).into());
+        }
+        let out = *self
+            .op
+            .outputs
+            .first()
+            .filter(|&&t| t >= 0)
+            .ok_or("the op has no output")?;
+        let (s_y, z_y) = activation_quant(self.tensor(out))?;
+        if (s_x, z_x) != (s_y, z_y) {
+            return Err("input and output are quantized differently"
+                .to_string()
+                .into());
+        }
+        if self.op.code == BuiltinOperator::PADV2 {
+            // The pad value must be the zero point, which is what convolution padding uses.
+            let vt = self.tensor(self.input_index(2)?);
+            if vt.data.and_then(|d| d.first()).map(|&v| v as i8) != Some(z_x) {
+                return Err("PADV2 with a value other than the zero point"
+                    .to_string()
+                    .into());
+            }
+        }
+        let readers_ok = self.graph.readers(out).all(|r| {
+            matches!(
+                r.code,
+                BuiltinOperator::CONV_2D | BuiltinOperator::DEPTHWISE_CONV_2D
+            ) && r.inputs.first() == Some(&out)
+        });
+        if !readers_ok {
+            return Err(
+                "PAD is imported only when CONV_2D or DEPTHWISE_CONV_2D reads it"
+                    .to_string()
+                    .into(),
+            );
+        }
+        let v = |x: i64| i32::try_from(x).ok().filter(|v| (0..=255).contains(v));
+        let (Some(top), Some(bottom), Some(left), Some(right)) =
+            (v(top), v(bottom), v(left), v(right))
+        else {
+            return Err(format!("paddings {p:?} are outside 0..=255").into());
+        };
+        let [a, b, c, d] = m.pad;
+        self.mapped[out as usize] = Some(Mapped {
+            id: m.id,
+            pad: [a + top, b + bottom, c + left, d + right],
+        });
+        Ok(None)
+    }
+}

@@ -1,0 +1,16 @@
+//! TensorFlow Lite interoperability: int8 `.tflite` models in and out of the blob format.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod export;
+mod graph;
+pub mod import;
+mod params;
+pub use tflite_schema as schema;
+pub mod tflm;
+
+pub use error::ImportError;
+pub use export::{Requantize, TfliteExportError, export, export_with};
+pub use import::{Imported, IoInfo, import};
