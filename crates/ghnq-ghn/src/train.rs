@@ -261,14 +261,7 @@ impl MetaTrainer {
         let forward_ms = t0.elapsed().as_secs_f64() * 1e3 - predict_ms;
         let mut ms = [predict_ms, forward_ms, 0.0, 0.0, 0.0];
         if !value.is_finite() {
-            self.state.skipped += 1;
-            return StepReport {
-                loss: value,
-                acc,
-                grad_norm: 0.0,
-                skipped: true,
-                ms,
-            };
+            return self.skipped(value, acc, 0.0, ms);
         }
         let t1 = Instant::now();
         let grads = loss.backward();
@@ -276,14 +269,7 @@ impl MetaTrainer {
         let grad_norm = self.grad_norm(&grads);
         ms[2] = t1.elapsed().as_secs_f64() * 1e3;
         if !grad_norm.is_finite() {
-            self.state.skipped += 1;
-            return StepReport {
-                loss: value,
-                acc,
-                grad_norm,
-                skipped: true,
-                ms,
-            };
+            return self.skipped(value, acc, grad_norm, ms);
         }
         let t2 = Instant::now();
         self.update(grads, grad_norm, lr);
@@ -293,6 +279,18 @@ impl MetaTrainer {
             acc,
             grad_norm,
             skipped: false,
+            ms,
+        }
+    }
+
+    /// Counts a step skipped for a non-finite loss or gradient, and reports it.
+    fn skipped(&mut self, loss: f32, acc: f32, grad_norm: f32, ms: [f64; 5]) -> StepReport {
+        self.state.skipped += 1;
+        StepReport {
+            loss,
+            acc,
+            grad_norm,
+            skipped: true,
             ms,
         }
     }
@@ -393,14 +391,7 @@ impl MetaTrainer {
         let value = outcomes.iter().map(|o| o.loss).sum::<f32>() / m as f32;
         let acc = outcomes.iter().map(|o| o.hits).sum::<usize>() as f32 / (m * n).max(1) as f32;
         if !value.is_finite() {
-            self.state.skipped += 1;
-            return StepReport {
-                loss: value,
-                acc,
-                grad_norm: 0.0,
-                skipped: true,
-                ms,
-            };
+            return self.skipped(value, acc, 0.0, ms);
         }
 
         let t2 = Instant::now();
@@ -418,14 +409,7 @@ impl MetaTrainer {
         let grad_norm = self.grad_norm(&grads);
         ms[3] = t2.elapsed().as_secs_f64() * 1e3;
         if !grad_norm.is_finite() {
-            self.state.skipped += 1;
-            return StepReport {
-                loss: value,
-                acc,
-                grad_norm,
-                skipped: true,
-                ms,
-            };
+            return self.skipped(value, acc, grad_norm, ms);
         }
         let t3 = Instant::now();
         self.update(grads, grad_norm, lr);

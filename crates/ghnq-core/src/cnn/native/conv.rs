@@ -61,57 +61,45 @@ impl ConvGeom {
     }
 }
 
-/// PyTorch's dense weight `(cout, cin, k, k)` as the GEMM operand `(k·k·cin) × cout`, rows in the
-/// im2col order `(kh, kw, ci)`.
-pub fn dense_weight_to_gemm(w: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let (k, cin, cout) = (g.k, g.cin, g.cout);
-    let mut out = vec![0.0; k * k * cin * cout];
+/// PyTorch's weight layout `(cout, cin, k, k)` and the GEMM operand `(k·k·cin) × cout` (rows in
+/// the im2col order `(kh, kw, ci)`), one into the other: `to_gemm` picks the direction. With
+/// `cin = 1` the GEMM layout of a depthwise weight is its taps, each a channel vector.
+fn permute_weight(w: &[f32], k: usize, cin: usize, cout: usize, to_gemm: bool) -> Vec<f32> {
+    let kk = k * k;
+    let mut out = vec![0.0; kk * cin * cout];
     for co in 0..cout {
         for ci in 0..cin {
-            for t in 0..k * k {
-                out[(t * cin + ci) * cout + co] = w[(co * cin + ci) * k * k + t];
+            for t in 0..kk {
+                let (torch, gemm) = ((co * cin + ci) * kk + t, (t * cin + ci) * cout + co);
+                if to_gemm {
+                    out[gemm] = w[torch];
+                } else {
+                    out[torch] = w[gemm];
+                }
             }
         }
     }
     out
+}
+
+/// PyTorch's dense weight `(cout, cin, k, k)` as the GEMM operand `(k·k·cin) × cout`.
+pub fn dense_weight_to_gemm(w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    permute_weight(w, g.k, g.cin, g.cout, true)
 }
 
 /// The inverse of [`dense_weight_to_gemm`], for gradients.
 pub fn dense_weight_from_gemm(wt: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let (k, cin, cout) = (g.k, g.cin, g.cout);
-    let mut out = vec![0.0; k * k * cin * cout];
-    for co in 0..cout {
-        for ci in 0..cin {
-            for t in 0..k * k {
-                out[(co * cin + ci) * k * k + t] = wt[(t * cin + ci) * cout + co];
-            }
-        }
-    }
-    out
+    permute_weight(wt, g.k, g.cin, g.cout, false)
 }
 
 /// PyTorch's depthwise weight `(c, 1, k, k)` as `(k·k) × c`, so each tap is a channel vector.
 pub fn depthwise_weight_to_taps(w: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let (kk, c) = (g.k * g.k, g.cout);
-    let mut out = vec![0.0; kk * c];
-    for ch in 0..c {
-        for t in 0..kk {
-            out[t * c + ch] = w[ch * kk + t];
-        }
-    }
-    out
+    permute_weight(w, g.k, 1, g.cout, true)
 }
 
 /// The inverse of [`depthwise_weight_to_taps`].
 pub fn depthwise_weight_from_taps(taps: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let (kk, c) = (g.k * g.k, g.cout);
-    let mut out = vec![0.0; kk * c];
-    for ch in 0..c {
-        for t in 0..kk {
-            out[ch * kk + t] = taps[t * c + ch];
-        }
-    }
-    out
+    permute_weight(taps, g.k, 1, g.cout, false)
 }
 
 /// Images per im2col block.
