@@ -270,7 +270,8 @@ pub fn run(args: Args) -> Result<()> {
             args.images
         );
         print!("{}", table::text(&rows));
-        println!(
+        // Standard output stays the table alone (for pipes and diffs); the cost goes beside it.
+        eprintln!(
             "{pairs} (net, precision) results in {cpu_s:.1} CPU-s: {per_hour:.0} per CPU-hour"
         );
     }
