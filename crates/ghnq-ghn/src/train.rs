@@ -171,6 +171,18 @@ impl MetaTrainer {
         (loss, acc)
     }
 
+    /// The GHN's prediction (on the autodiff device, so gradients reach it) for every net.
+    fn predict(&self, nets: &[Net], bits: Option<Precision>) -> Vec<ParamSet> {
+        let graphs: Vec<GhnGraph> = nets
+            .iter()
+            .map(|n| GhnGraph::build(n, self.ghn.config.s_max).expect("sampled nets are valid"))
+            .collect();
+        let net_refs: Vec<&Net> = nets.iter().collect();
+        let graph_refs: Vec<&GhnGraph> = graphs.iter().collect();
+        self.ghn
+            .predict_for(&net_refs, &graph_refs, bits, &self.device)
+    }
+
     /// [`MetaTrainer::meta_loss`] plus the milliseconds spent predicting parameters.
     fn meta_loss_timed(
         &self,
@@ -180,12 +192,6 @@ impl MetaTrainer {
         labels: &[usize],
     ) -> (Tensor<1>, f32, f64) {
         let t = Instant::now();
-        let graphs: Vec<GhnGraph> = nets
-            .iter()
-            .map(|n| GhnGraph::build(n, self.ghn.config.s_max).expect("sampled nets are valid"))
-            .collect();
-        let net_refs: Vec<&Net> = nets.iter().collect();
-        let graph_refs: Vec<&GhnGraph> = graphs.iter().collect();
         let qat = self.qat.clone().map(|q| match self.bit_choices.as_slice() {
             [] => q,
             choices => {
@@ -201,9 +207,7 @@ impl MetaTrainer {
             .as_ref()
             .filter(|_| self.ghn.config.bit_conditioned)
             .map(|q| q.precision);
-        let params = self
-            .ghn
-            .predict_for(&net_refs, &graph_refs, bits, &self.device);
+        let params = self.predict(nets, bits);
         if std::env::var_os("GHNQ_SYNC_TIMING").is_some() {
             // Force the lazy graph so the split of the step time is honest (costs a read-back).
             let _ = params[0].named_tensors(&nets[0]);
@@ -268,19 +272,7 @@ impl MetaTrainer {
         let grads = GradientsParams::from_grads(grads, &self.ghn);
         let grad_norm = self.grad_norm(&grads);
         ms[2] = t1.elapsed().as_secs_f64() * 1e3;
-        if !grad_norm.is_finite() {
-            return self.skipped(value, acc, grad_norm, ms);
-        }
-        let t2 = Instant::now();
-        self.update(grads, grad_norm, lr);
-        ms[4] = t2.elapsed().as_secs_f64() * 1e3;
-        StepReport {
-            loss: value,
-            acc,
-            grad_norm,
-            skipped: false,
-            ms,
-        }
+        self.apply(grads, grad_norm, value, acc, ms, lr)
     }
 
     /// Counts a step skipped for a non-finite loss or gradient, and reports it.
@@ -291,6 +283,32 @@ impl MetaTrainer {
             acc,
             grad_norm,
             skipped: true,
+            ms,
+        }
+    }
+
+    /// The end of every step: the clipped Adam update and its time (`ms[4]`), unless the
+    /// gradient is not finite.
+    fn apply(
+        &mut self,
+        grads: GradientsParams,
+        grad_norm: f32,
+        loss: f32,
+        acc: f32,
+        mut ms: [f64; 5],
+        lr: f64,
+    ) -> StepReport {
+        if !grad_norm.is_finite() {
+            return self.skipped(loss, acc, grad_norm, ms);
+        }
+        let t = Instant::now();
+        self.update(grads, grad_norm, lr);
+        ms[4] = t.elapsed().as_secs_f64() * 1e3;
+        StepReport {
+            loss,
+            acc,
+            grad_norm,
+            skipped: false,
             ms,
         }
     }
@@ -327,15 +345,7 @@ impl MetaTrainer {
     ) -> StepReport {
         use rayon::prelude::*;
         let t0 = Instant::now();
-        let graphs: Vec<GhnGraph> = nets
-            .iter()
-            .map(|n| GhnGraph::build(n, self.ghn.config.s_max).expect("sampled nets are valid"))
-            .collect();
-        let net_refs: Vec<&Net> = nets.iter().collect();
-        let graph_refs: Vec<&GhnGraph> = graphs.iter().collect();
-        let params = self
-            .ghn
-            .predict_for(&net_refs, &graph_refs, None, &self.device);
+        let params = self.predict(nets, None);
         let values: Vec<NetValues> = params.iter().map(NetValues::from_params).collect();
         let predict_ms = t0.elapsed().as_secs_f64() * 1e3;
 
@@ -366,11 +376,7 @@ impl MetaTrainer {
         let nets_ms = t1.elapsed().as_secs_f64() * 1e3;
         self.last_profile.clear();
         for o in &outcomes {
-            for (kind, ms) in &o.profile {
-                let e = self.last_profile.entry(kind).or_default();
-                e[0] += ms[0];
-                e[1] += ms[1];
-            }
+            native::accumulate(&mut self.last_profile, &o.profile, 1.0);
         }
         // Split the wall time of the nets as their summed forward and backward times split.
         let (fwd, bwd) = outcomes
@@ -395,32 +401,16 @@ impl MetaTrainer {
         }
 
         let t2 = Instant::now();
-        let mut surrogate: Option<Tensor<1>> = None;
-        for (p, o) in params.iter().zip(&outcomes) {
-            for term in gradient_terms(p, &o.grads, &self.device) {
-                surrogate = Some(match surrogate {
-                    Some(s) => s + term,
-                    None => term,
-                });
-            }
-        }
-        let surrogate = surrogate.expect("every net has parameters");
+        let surrogate = params
+            .iter()
+            .zip(&outcomes)
+            .flat_map(|(p, o)| gradient_terms(p, &o.grads, &self.device))
+            .reduce(|a, b| a + b)
+            .expect("every net has parameters");
         let grads = GradientsParams::from_grads(surrogate.backward(), &self.ghn);
         let grad_norm = self.grad_norm(&grads);
         ms[3] = t2.elapsed().as_secs_f64() * 1e3;
-        if !grad_norm.is_finite() {
-            return self.skipped(value, acc, grad_norm, ms);
-        }
-        let t3 = Instant::now();
-        self.update(grads, grad_norm, lr);
-        ms[4] = t3.elapsed().as_secs_f64() * 1e3;
-        StepReport {
-            loss: value,
-            acc,
-            grad_norm,
-            skipped: false,
-            ms,
-        }
+        self.apply(grads, grad_norm, value, acc, ms, lr)
     }
 }
 

@@ -200,11 +200,11 @@ pub fn run(args: Args) -> Result<()> {
                         .iter_mut()
                         .zip(r.ms)
                         .for_each(|(p, m)| *p += m / args.steps as f64);
-                    for (kind, ms) in &trainer.last_profile {
-                        let e = profile.entry(kind).or_default();
-                        e[0] += ms[0] / args.steps as f64;
-                        e[1] += ms[1] / args.steps as f64;
-                    }
+                    ghnq_core::cnn::native::accumulate(
+                        &mut profile,
+                        &trainer.last_profile,
+                        1.0 / args.steps as f64,
+                    );
                 }
                 eprintln!(
                     "  {engine:?} step {k}{}: {:.0} ms (GHN forward {:.0}, nets forward {:.0}, nets backward {:.0}, GHN backward {:.0}, Adam {:.0}), loss {:.3}",

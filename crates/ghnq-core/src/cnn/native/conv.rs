@@ -180,7 +180,8 @@ fn col2im_add(col: &[f32], g: &ConvGeom, n0: usize, n1: usize, dx: &mut [f32]) {
 }
 
 #[inline(always)]
-fn add_bias(out: &mut [f32], bias: Option<&[f32]>) {
+/// Adds a per-channel bias to every pixel (row) of an NHWC (or `[n, features]`) buffer.
+pub(super) fn add_bias(out: &mut [f32], bias: Option<&[f32]>) {
     if let Some(b) = bias {
         for px in out.chunks_exact_mut(b.len()) {
             for (o, b) in px.iter_mut().zip(b) {
@@ -188,6 +189,17 @@ fn add_bias(out: &mut [f32], bias: Option<&[f32]>) {
             }
         }
     }
+}
+
+/// The bias gradient: the per-channel sum of an output gradient over its pixels (rows).
+pub(super) fn bias_grad(dy: &[f32], channels: usize) -> Vec<f32> {
+    let mut db = vec![0.0; channels];
+    for px in dy.chunks_exact(channels) {
+        for (d, v) in db.iter_mut().zip(px) {
+            *d += v;
+        }
+    }
+    db
 }
 
 /// Forward: `out` (NHWC, `n·ho·wo·cout`) from `x` (NHWC) and the weight in PyTorch layout.
@@ -238,15 +250,7 @@ pub fn backward(
     dy: &[f32],
     dx: Option<&mut [f32]>,
 ) -> ConvGrads {
-    let bias = has_bias.then(|| {
-        let mut db = vec![0.0; g.cout];
-        for px in dy.chunks_exact(g.cout) {
-            for (d, v) in db.iter_mut().zip(px) {
-                *d += v;
-            }
-        }
-        db
-    });
+    let bias = has_bias.then(|| bias_grad(dy, g.cout));
     let weight = if g.groups == 1 {
         let wt = dense_weight_to_gemm(weight, g);
         let mut dwt = vec![0.0; wt.len()];

@@ -99,6 +99,15 @@ impl NetValues {
 /// [`Op::kind`]'s, with 1x1 convolutions told apart as `pw_conv`.
 pub type Profile = std::collections::BTreeMap<&'static str, [f64; 2]>;
 
+/// Adds `from`, times `scale`, into `into` (summing nets, or averaging steps).
+pub fn accumulate(into: &mut Profile, from: &Profile, scale: f64) {
+    for (kind, ms) in from {
+        let e = into.entry(kind).or_default();
+        e[0] += ms[0] * scale;
+        e[1] += ms[1] * scale;
+    }
+}
+
 fn profile_kind(op: &Op) -> &'static str {
     match op {
         Op::Conv {
@@ -375,11 +384,7 @@ fn forward_pass(
                     ghnq_gemm::View::new(weight, *cout, *cin).t(),
                     false,
                 );
-                if let Some(b) = bias {
-                    for row in y.chunks_exact_mut(*cout) {
-                        row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
-                    }
-                }
+                conv::add_bias(&mut y, bias.as_deref());
                 y
             }
             (Op::Linear { .. }, _) => return Err(missing(i, "linear")),
@@ -624,13 +629,7 @@ pub fn loss_and_grads(
                         true,
                     );
                 }
-                let db = bias.then(|| {
-                    let mut db = vec![0.0; *cout];
-                    for row in dy.chunks_exact(*cout) {
-                        db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
-                    }
-                    db
-                });
+                let db = bias.then(|| conv::bias_grad(&dy, *cout));
                 out.layers[i] = LayerValues::Linear {
                     weight: dw,
                     bias: db,
