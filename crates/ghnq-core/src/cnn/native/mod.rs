@@ -96,7 +96,8 @@ impl NetValues {
 }
 
 /// Milliseconds per op kind (forward, backward), for `ghnq bench ghn`'s profile. Kinds are
-/// [`Op::kind`]'s, with 1x1 convolutions told apart as `pw_conv`.
+/// [`Op::kind`]'s, with 1x1 convolutions told apart as `pw_conv` and strided convolutions (the
+/// reduction cells', whose kernels take other loops) as `…/s2`.
 pub type Profile = std::collections::BTreeMap<&'static str, [f64; 2]>;
 
 /// Adds `from`, times `scale`, into `into` (summing nets, or averaging steps).
@@ -109,13 +110,30 @@ pub fn accumulate(into: &mut Profile, from: &Profile, scale: f64) {
 }
 
 fn profile_kind(op: &Op) -> &'static str {
-    match op {
-        Op::Conv {
-            kernel: 1,
-            groups: 1,
-            ..
-        } => "pw_conv",
-        other => other.kind(),
+    let strided = matches!(op, Op::Conv { stride, .. } if *stride > 1);
+    match (op, op.kind(), strided) {
+        (
+            Op::Conv {
+                kernel: 1,
+                groups: 1,
+                ..
+            },
+            _,
+            false,
+        ) => "pw_conv",
+        (
+            Op::Conv {
+                kernel: 1,
+                groups: 1,
+                ..
+            },
+            _,
+            true,
+        ) => "pw_conv/s2",
+        (_, "dw_conv", true) => "dw_conv/s2",
+        (_, "dil_dw_conv", true) => "dil_dw_conv/s2",
+        (_, "conv", true) => "conv/s2",
+        (_, kind, _) => kind,
     }
 }
 
@@ -272,7 +290,7 @@ fn forward_pass(
     let live = net.reaches_output();
     let last = net.nodes.len() - 1;
     // An activation is kept for the backward pass only where a consumer needs its input
-    // (conv, linear) or the node needs its own output (ReLU's mask).
+    // (conv, linear, batch norm) or the node needs its own output (ReLU's mask).
     let mut keep = vec![false; net.nodes.len()];
     let mut last_use = vec![0usize; net.nodes.len()];
     for (i, node) in net.nodes.iter().enumerate() {
@@ -281,7 +299,12 @@ fn forward_pass(
         }
         for &j in &node.inputs {
             last_use[j] = i;
-            if for_backward && matches!(node.op, Op::Conv { .. } | Op::Linear { .. }) {
+            if for_backward
+                && matches!(
+                    node.op,
+                    Op::Conv { .. } | Op::Linear { .. } | Op::BatchNorm { .. }
+                )
+            {
                 keep[j] = true;
             }
         }
@@ -528,11 +551,12 @@ pub fn loss_and_grads(
                 let Saved::Bn(s) = &saved[i] else {
                     unreachable!("batch norm saved its statistics")
                 };
+                let xin = acts[j].as_deref().expect("batch-norm input kept");
                 let mut dx =
                     needs_dx(j).then(|| grads[j].take().unwrap_or_else(|| vec![0.0; dy.len()]));
                 let (dgamma, dbeta) = simd(
                     #[inline(always)]
-                    || norm::backward(s, *channels, gamma, &dy, dx.as_deref_mut()),
+                    || norm::backward(s, xin, *channels, gamma, &dy, dx.as_deref_mut()),
                 );
                 if dx.is_some() {
                     grads[j] = dx;

@@ -12,9 +12,11 @@ use crate::cnn::executor::BN_EPS;
 /// Rows per block.
 const BLOCK: usize = 32;
 
-/// What the backward pass needs: the normalised input and `1/√(σ² + ε)` per channel.
+/// What the backward pass needs besides the input itself: the batch mean and `1/√(σ² + ε)`
+/// per channel. WHY not the normalised input: writing `x̂` doubles the forward pass's memory
+/// traffic, and the backward pass recomputes it from the input for free in the loop that reads it.
 pub struct Saved {
-    xhat: Vec<f32>,
+    mean: Vec<f32>,
     inv_std: Vec<f32>,
 }
 
@@ -96,32 +98,27 @@ pub fn forward(x: &[f32], c: usize, gamma: &[f32], beta: &[f32]) -> (Vec<f32>, S
         .collect();
     let (mean_t, inv_t) = (mean.repeat(BLOCK), inv_std.repeat(BLOCK));
     let (gamma_t, beta_t) = (gamma.repeat(BLOCK), beta.repeat(BLOCK));
-    let mut xhat = vec![0.0; x.len()];
     let mut y = vec![0.0; x.len()];
-    for ((bx, bh), by) in x
-        .chunks(lanes)
-        .zip(xhat.chunks_mut(lanes))
-        .zip(y.chunks_mut(lanes))
-    {
-        for (((((&v, h), o), m), s), (g, b)) in bx
+    for (bx, by) in x.chunks(lanes).zip(y.chunks_mut(lanes)) {
+        for ((((&v, o), m), s), (g, b)) in bx
             .iter()
-            .zip(bh.iter_mut())
             .zip(by.iter_mut())
             .zip(&mean_t)
             .zip(&inv_t)
             .zip(gamma_t.iter().zip(&beta_t))
         {
-            *h = (v - m) * s;
-            *o = g * *h + b;
+            *o = g * ((v - m) * s) + b;
         }
     }
-    (y, Saved { xhat, inv_std })
+    (y, Saved { mean, inv_std })
 }
 
-/// Adds d loss / d x to `dx`; returns (d loss / d γ, d loss / d β).
+/// Adds d loss / d x to `dx`; returns (d loss / d γ, d loss / d β). `x` is the forward pass's
+/// input.
 #[inline(always)]
 pub fn backward(
     saved: &Saved,
+    x: &[f32],
     c: usize,
     gamma: &[f32],
     dy: &[f32],
@@ -129,12 +126,19 @@ pub fn backward(
 ) -> (Vec<f32>, Vec<f32>) {
     let rows = dy.len() / c;
     let lanes = BLOCK * c;
+    let (mean_t, inv_t) = (saved.mean.repeat(BLOCK), saved.inv_std.repeat(BLOCK));
     let mut sums = LaneSums::new(c);
-    for (bd, bh) in dy.chunks(lanes).zip(saved.xhat.chunks(lanes)) {
+    for (bd, bx) in dy.chunks(lanes).zip(x.chunks(lanes)) {
         let [sb, sg] = &mut sums.lanes;
-        for (((sb, sg), &d), &h) in sb.iter_mut().zip(sg.iter_mut()).zip(bd).zip(bh) {
+        for ((((sb, sg), &d), &v), (m, s)) in sb
+            .iter_mut()
+            .zip(sg.iter_mut())
+            .zip(bd)
+            .zip(bx)
+            .zip(mean_t.iter().zip(&inv_t))
+        {
             *sb += d;
-            *sg += d * h;
+            *sg += d * ((v - m) * s);
         }
         sums.next_block();
     }
@@ -146,18 +150,19 @@ pub fn backward(
         let sb: Vec<f32> = dbeta.iter().map(|&v| v as f32).collect();
         let sg: Vec<f32> = dgamma.iter().map(|&v| v as f32).collect();
         let (scale_t, sb_t, sg_t) = (scale.repeat(BLOCK), sb.repeat(BLOCK), sg.repeat(BLOCK));
-        for ((bo, bd), bh) in dx
+        for ((bo, bd), bx) in dx
             .chunks_mut(lanes)
             .zip(dy.chunks(lanes))
-            .zip(saved.xhat.chunks(lanes))
+            .zip(x.chunks(lanes))
         {
-            for ((((o, &d), &h), s), (b, g)) in bo
+            for ((((o, &d), &v), s), ((b, g), (mu, is))) in bo
                 .iter_mut()
                 .zip(bd)
-                .zip(bh)
+                .zip(bx)
                 .zip(&scale_t)
-                .zip(sb_t.iter().zip(&sg_t))
+                .zip(sb_t.iter().zip(&sg_t).zip(mean_t.iter().zip(&inv_t)))
             {
+                let h = (v - mu) * is;
                 *o += s * (m * d - b - h * g);
             }
         }
