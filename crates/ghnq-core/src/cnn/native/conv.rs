@@ -1,8 +1,10 @@
 //! Convolution forward and backward on NHWC buffers: dense convolutions as im2col + GEMM (the
-//! pointwise stride-1 case multiplies the activations in place), depthwise ones as a direct loop
-//! vectorised over channels, other grouped ones as a plain direct loop (the generator does not
+//! pointwise stride-1 case multiplies the activations in place), depthwise ones in the AVX2
+//! kernels of `depthwise` where they apply and otherwise as a direct loop vectorised over
+//! channels, other grouped ones as a plain direct loop (the generator does not
 //! produce them; they are here so every IR net runs).
 
+use super::depthwise;
 use ghnq_gemm::{View, matmul};
 
 /// Rows of an im2col block: large enough for GEMM to reach its speed, small enough that the
@@ -223,6 +225,8 @@ pub fn forward(x: &[f32], g: &ConvGeom, weight: &[f32], bias: Option<&[f32]>) ->
                 matmul(dst, View::new(&col, rows, g.patch()), b, false);
             }
         }
+    } else if let Some(v3) = g.depthwise().then(|| depthwise::supported(g)).flatten() {
+        depthwise::forward(v3, x, g, &depthwise_weight_to_taps(weight, g), &mut out);
     } else if g.depthwise() {
         depthwise_forward(x, g, &depthwise_weight_to_taps(weight, g), &mut out);
     } else {
@@ -297,7 +301,10 @@ pub fn backward(
     } else if g.depthwise() {
         let taps = depthwise_weight_to_taps(weight, g);
         let mut dtaps = vec![0.0; taps.len()];
-        depthwise_backward(x, g, &taps, dy, dx, &mut dtaps);
+        match depthwise::supported(g) {
+            Some(v3) => depthwise::backward(v3, x, g, &taps, dy, dx, &mut dtaps),
+            None => depthwise_backward(x, g, &taps, dy, dx, &mut dtaps),
+        }
         depthwise_weight_from_taps(&dtaps, g)
     } else {
         grouped_backward(x, g, weight, dy, dx)
@@ -368,7 +375,7 @@ fn fma_rows(o: &mut [f32], a: &[f32], b: &[f32]) {
 /// loop against the tap's weights tiled along the row; at other strides it is one loop per
 /// pixel over the channels.
 #[inline(always)]
-fn depthwise_forward(x: &[f32], g: &ConvGeom, taps: &[f32], out: &mut [f32]) {
+pub(super) fn depthwise_forward(x: &[f32], g: &ConvGeom, taps: &[f32], out: &mut [f32]) {
     let c = g.cout;
     let wide = g.wo * c;
     let tiled = if g.stride == 1 {
@@ -413,7 +420,7 @@ fn depthwise_forward(x: &[f32], g: &ConvGeom, taps: &[f32], out: &mut [f32]) {
 /// Depthwise backward with [`depthwise_forward`]'s loop order; at stride 1 the weight gradient
 /// accumulates per (tap, column, channel) and is folded over the columns at the end.
 #[inline(always)]
-fn depthwise_backward(
+pub(super) fn depthwise_backward(
     x: &[f32],
     g: &ConvGeom,
     taps: &[f32],

@@ -15,7 +15,36 @@
 //! activation and a `(1, 1, F)` map are the same buffer, so one representation serves both.
 
 pub mod conv;
+#[cfg(target_arch = "x86_64")]
+mod depthwise;
+/// Without the AVX2 kernels the general loops in `conv` run every depthwise conv.
+#[cfg(not(target_arch = "x86_64"))]
+mod depthwise {
+    use super::conv::ConvGeom;
 
+    /// No SIMD token exists here.
+    pub enum V3 {}
+
+    pub fn supported(_: &ConvGeom) -> Option<V3> {
+        None
+    }
+
+    pub fn forward(v3: V3, _: &[f32], _: &ConvGeom, _: &[f32], _: &mut [f32]) {
+        match v3 {}
+    }
+
+    pub fn backward(
+        v3: V3,
+        _: &[f32],
+        _: &ConvGeom,
+        _: &[f32],
+        _: &[f32],
+        _: Option<&mut [f32]>,
+        _: &mut [f32],
+    ) {
+        match v3 {}
+    }
+}
 pub mod norm;
 pub mod pool;
 #[cfg(test)]
