@@ -350,6 +350,13 @@ fn forward_pass(
             continue;
         }
         let t_op = std::time::Instant::now();
+        // Input `k` when this node is its last reader, it is read once here and the backward pass
+        // does not need it: its buffer can become the output (ReLU in place, a sum onto it).
+        let dead_input = |i: usize, k: usize| {
+            let j = node.inputs[k];
+            let once = node.inputs.iter().filter(|&&u| u == j).count() == 1;
+            (last_use[j] == i && !keep[j] && once).then_some(j)
+        };
         let input = |k: usize| {
             acts[node.inputs[k]]
                 .as_deref()
@@ -376,10 +383,20 @@ fn forward_pass(
             (Op::BatchNorm { .. }, _) => return Err(missing(i, "batch-norm")),
             (Op::Relu { six }, _) => {
                 let hi = if *six { 6.0 } else { f32::INFINITY };
-                simd(
-                    #[inline(always)]
-                    || input(0).iter().map(|&v| v.max(0.0).min(hi)).collect(),
-                )
+                match dead_input(i, 0) {
+                    Some(j) => {
+                        let mut v = acts[j].take().expect("inputs are computed first");
+                        simd(
+                            #[inline(always)]
+                            || v.iter_mut().for_each(|v| *v = v.max(0.0).min(hi)),
+                        );
+                        v
+                    }
+                    None => simd(
+                        #[inline(always)]
+                        || input(0).iter().map(|&v| v.max(0.0).min(hi)).collect(),
+                    ),
+                }
             }
             (Op::MaxPool { .. }, _) => {
                 let g = pool_geom(net, &shapes, i, n);
@@ -404,27 +421,37 @@ fn forward_pass(
                     || pool::global_avg_forward(input(0), n, h * w, c),
                 )
             }
-            (Op::Add, _) => simd(
-                #[inline(always)]
-                || {
-                    let mut acc: Vec<f32> =
-                        input(0).iter().zip(input(1)).map(|(a, b)| a + b).collect();
-                    for k in 2..node.inputs.len() {
-                        acc.iter_mut().zip(input(k)).for_each(|(a, b)| *a += b);
-                    }
-                    acc
-                },
-            ),
+            (Op::Add, _) => {
+                // The sum goes into the first input's buffer when nothing else reads it.
+                let mut acc = match dead_input(i, 0) {
+                    Some(j) => acts[j].take().expect("inputs are computed first"),
+                    None => input(0).to_vec(),
+                };
+                let input = |k: usize| {
+                    acts[node.inputs[k]]
+                        .as_deref()
+                        .expect("inputs are computed before their consumers")
+                };
+                simd(
+                    #[inline(always)]
+                    || {
+                        for k in 1..node.inputs.len() {
+                            acc.iter_mut().zip(input(k)).for_each(|(a, b)| *a += b);
+                        }
+                    },
+                );
+                acc
+            }
             (Op::Concat, _) => {
                 let (h, w, c) = spatial(i);
-                let mut out = vec![0.0; n * h * w * c];
-                let mut offset = 0;
-                for (k, &j) in node.inputs.iter().enumerate() {
-                    let cj = shapes[j][2];
-                    for (o, s) in out.chunks_exact_mut(c).zip(input(k).chunks_exact(cj)) {
-                        o[offset..offset + cj].copy_from_slice(s);
+                let parts: Vec<&[f32]> = (0..node.inputs.len()).map(input).collect();
+                let widths: Vec<usize> = node.inputs.iter().map(|&j| shapes[j][2]).collect();
+                // Pixel by pixel, each input's channels appended: no zero fill first.
+                let mut out = Vec::with_capacity(n * h * w * c);
+                for px in 0..n * h * w {
+                    for (part, &cj) in parts.iter().zip(&widths) {
+                        out.extend_from_slice(&part[px * cj..][..cj]);
                     }
-                    offset += cj;
                 }
                 out
             }
@@ -646,7 +673,13 @@ pub fn loss_and_grads(
             (Op::Add, _) => {
                 let (last_input, rest) = node.inputs.split_last().expect("add has inputs");
                 for &j in rest {
-                    add_into(&mut grads[j], dy.clone());
+                    match &mut grads[j] {
+                        Some(g) => simd(
+                            #[inline(always)]
+                            || g.iter_mut().zip(&dy).for_each(|(g, d)| *g += d),
+                        ),
+                        None => grads[j] = Some(dy.clone()),
+                    }
                 }
                 add_into(&mut grads[*last_input], dy);
             }
@@ -655,11 +688,22 @@ pub fn loss_and_grads(
                 let mut offset = 0;
                 for &j in &node.inputs {
                     let cj = shapes[j][2];
-                    let part: Vec<f32> = dy
-                        .chunks_exact(c)
-                        .flat_map(|px| px[offset..offset + cj].iter().copied())
-                        .collect();
-                    add_into(&mut grads[j], part);
+                    let slices = dy.chunks_exact(c).map(|px| &px[offset..offset + cj]);
+                    match &mut grads[j] {
+                        Some(g) => simd(
+                            #[inline(always)]
+                            || {
+                                for (g, s) in g.chunks_exact_mut(cj).zip(slices) {
+                                    g.iter_mut().zip(s).for_each(|(g, s)| *g += s);
+                                }
+                            },
+                        ),
+                        None => {
+                            let mut part = Vec::with_capacity(dy.len() / c * cj);
+                            slices.for_each(|s| part.extend_from_slice(s));
+                            grads[j] = Some(part);
+                        }
+                    }
                     offset += cj;
                 }
             }
