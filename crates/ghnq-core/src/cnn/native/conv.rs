@@ -4,7 +4,7 @@
 //! channels, other grouped ones as a plain direct loop (the generator does not
 //! produce them; they are here so every IR net runs).
 
-use super::depthwise;
+use super::{buffers, depthwise};
 use ghnq_gemm::{View, matmul};
 
 /// Rows of an im2col block: large enough for GEMM to reach its speed, small enough that the
@@ -207,7 +207,7 @@ pub(super) fn bias_grad(dy: &[f32], channels: usize) -> Vec<f32> {
 /// Forward: `out` (NHWC, `n·ho·wo·cout`) from `x` (NHWC) and the weight in PyTorch layout.
 #[inline(always)]
 pub fn forward(x: &[f32], g: &ConvGeom, weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let mut out = vec![0.0; g.n * g.ho * g.wo * g.cout];
+    let mut out = buffers::zeros(g.n * g.ho * g.wo * g.cout);
     if g.groups == 1 {
         let wt = dense_weight_to_gemm(weight, g);
         let b = View::new(&wt, g.patch(), g.cout);
@@ -216,7 +216,7 @@ pub fn forward(x: &[f32], g: &ConvGeom, weight: &[f32], bias: Option<&[f32]>) ->
         } else {
             let per = block_images(g);
             let rows_per_image = g.ho * g.wo;
-            let mut col = vec![0.0; per * rows_per_image * g.patch()];
+            let mut col = buffers::zeros(per * rows_per_image * g.patch());
             for n0 in (0..g.n).step_by(per) {
                 let n1 = (n0 + per).min(g.n);
                 let rows = (n1 - n0) * rows_per_image;
@@ -224,6 +224,7 @@ pub fn forward(x: &[f32], g: &ConvGeom, weight: &[f32], bias: Option<&[f32]>) ->
                 let dst = &mut out[n0 * rows_per_image * g.cout..][..rows * g.cout];
                 matmul(dst, View::new(&col, rows, g.patch()), b, false);
             }
+            buffers::recycle(col);
         }
     } else if let Some(v3) = g.depthwise().then(|| depthwise::supported(g)).flatten() {
         depthwise::forward(v3, x, g, &depthwise_weight_to_taps(weight, g), &mut out);
@@ -278,8 +279,8 @@ pub fn backward(
         } else {
             let per = block_images(g);
             let rows_per_image = g.ho * g.wo;
-            let mut col = vec![0.0; per * rows_per_image * p];
-            let mut dcol = vec![0.0; if dx.is_some() { col.len() } else { 0 }];
+            let mut col = buffers::zeros(per * rows_per_image * p);
+            let mut dcol = buffers::zeros(if dx.is_some() { col.len() } else { 0 });
             let mut dx = dx;
             for n0 in (0..g.n).step_by(per) {
                 let n1 = (n0 + per).min(g.n);
@@ -296,6 +297,8 @@ pub fn backward(
                     col2im_add(&dcol, g, n0, n1, dx);
                 }
             }
+            buffers::recycle(col);
+            buffers::recycle(dcol);
         }
         dense_weight_from_gemm(&dwt, g)
     } else if g.depthwise() {

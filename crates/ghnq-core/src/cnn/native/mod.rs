@@ -14,6 +14,7 @@
 //! exclude-pad average pooling, linear layers on the HWC-flattened input. In NHWC, a flat `[N, F]`
 //! activation and a `(1, 1, F)` map are the same buffer, so one representation serves both.
 
+mod buffers;
 pub mod conv;
 #[cfg(target_arch = "x86_64")]
 mod depthwise;
@@ -262,13 +263,17 @@ enum Saved {
     Mask(Vec<f32>),
 }
 
-/// Accumulates a gradient: the first one is moved in, later ones are added.
+/// Accumulates a gradient: the first one is moved in, later ones are added (and their buffer
+/// recycled).
 fn add_into(dst: &mut Option<Vec<f32>>, src: Vec<f32>) {
     match dst {
-        Some(d) => simd(
-            #[inline(always)]
-            || d.iter_mut().zip(&src).for_each(|(d, s)| *d += s),
-        ),
+        Some(d) => {
+            simd(
+                #[inline(always)]
+                || d.iter_mut().zip(&src).for_each(|(d, s)| *d += s),
+            );
+            buffers::recycle(src);
+        }
         None => *dst = Some(src),
     }
 }
@@ -363,7 +368,7 @@ fn forward_pass(
                 .expect("inputs are computed before their consumers")
         };
         let out = match (&node.op, &p.layers[i]) {
-            (Op::Input, _) => x.to_vec(),
+            (Op::Input, _) => buffers::copy_of(x),
             (Op::Conv { .. }, LayerValues::Conv { weight, bias }) => {
                 let g = conv_geom(net, &shapes, i, n);
                 simd(
@@ -394,7 +399,11 @@ fn forward_pass(
                     }
                     None => simd(
                         #[inline(always)]
-                        || input(0).iter().map(|&v| v.max(0.0).min(hi)).collect(),
+                        || {
+                            let mut y = buffers::with_capacity(input(0).len());
+                            y.extend(input(0).iter().map(|&v| v.max(0.0).min(hi)));
+                            y
+                        },
                     ),
                 }
             }
@@ -425,7 +434,7 @@ fn forward_pass(
                 // The sum goes into the first input's buffer when nothing else reads it.
                 let mut acc = match dead_input(i, 0) {
                     Some(j) => acts[j].take().expect("inputs are computed first"),
-                    None => input(0).to_vec(),
+                    None => buffers::copy_of(input(0)),
                 };
                 let input = |k: usize| {
                     acts[node.inputs[k]]
@@ -447,7 +456,7 @@ fn forward_pass(
                 let parts: Vec<&[f32]> = (0..node.inputs.len()).map(input).collect();
                 let widths: Vec<usize> = node.inputs.iter().map(|&j| shapes[j][2]).collect();
                 // Pixel by pixel, each input's channels appended: no zero fill first.
-                let mut out = Vec::with_capacity(n * h * w * c);
+                let mut out = buffers::with_capacity(n * h * w * c);
                 for px in 0..n * h * w {
                     for (part, &cj) in parts.iter().zip(&widths) {
                         out.extend_from_slice(&part[px * cj..][..cj]);
@@ -480,8 +489,11 @@ fn forward_pass(
         };
         acts[i] = Some(out);
         for &j in &node.inputs {
-            if last_use[j] == i && !keep[j] {
-                acts[j] = None;
+            if last_use[j] == i
+                && !keep[j]
+                && let Some(v) = acts[j].take()
+            {
+                buffers::recycle(v);
             }
         }
         profile.entry(profile_kind(&node.op)).or_default()[0] += t_op.elapsed().as_secs_f64() * 1e3;
@@ -576,7 +588,7 @@ pub fn loss_and_grads(
         layers: vec![LayerValues::None; net.nodes.len()],
     };
     for i in (0..net.nodes.len()).rev() {
-        let Some(dy) = grads[i].take() else {
+        let Some(dy) = grads[i].take().map(buffers::Recycled::new) else {
             continue;
         };
         let node = &net.nodes[i];
@@ -588,8 +600,8 @@ pub fn loss_and_grads(
                 let j = node.inputs[0];
                 let g = conv_geom(net, &shapes, i, n);
                 let xin = acts[j].as_deref().expect("conv input kept");
-                let mut dx =
-                    needs_dx(j).then(|| grads[j].take().unwrap_or_else(|| vec![0.0; xin.len()]));
+                let mut dx = needs_dx(j)
+                    .then(|| grads[j].take().unwrap_or_else(|| buffers::zeros(xin.len())));
                 let cg = simd(
                     #[inline(always)]
                     || conv::backward(xin, &g, weight, *bias, &dy, dx.as_deref_mut()),
@@ -608,8 +620,8 @@ pub fn loss_and_grads(
                     unreachable!("batch norm saved its statistics")
                 };
                 let xin = acts[j].as_deref().expect("batch-norm input kept");
-                let mut dx =
-                    needs_dx(j).then(|| grads[j].take().unwrap_or_else(|| vec![0.0; dy.len()]));
+                let mut dx = needs_dx(j)
+                    .then(|| grads[j].take().unwrap_or_else(|| buffers::zeros(dy.len())));
                 let (dgamma, dbeta) = simd(
                     #[inline(always)]
                     || norm::backward(s, xin, *channels, gamma, &dy, dx.as_deref_mut()),
@@ -625,7 +637,7 @@ pub fn loss_and_grads(
             (Op::Relu { six }, _) => {
                 let y = acts[i].as_deref().expect("relu output kept");
                 let hi = if *six { 6.0 } else { f32::INFINITY };
-                let mut dx = dy;
+                let mut dx = dy.into_inner();
                 simd(
                     #[inline(always)]
                     || {
@@ -645,7 +657,7 @@ pub fn loss_and_grads(
                     unreachable!("max pool saved its winners")
                 };
                 let (h, w, c) = spatial(j);
-                let dx = grads[j].get_or_insert_with(|| vec![0.0; n * h * w * c]);
+                let dx = grads[j].get_or_insert_with(|| buffers::zeros(n * h * w * c));
                 simd(
                     #[inline(always)]
                     || pool::max_backward(arg, &dy, dx),
@@ -654,7 +666,7 @@ pub fn loss_and_grads(
             (Op::AvgPool { .. }, _) => {
                 let j = node.inputs[0];
                 let (h, w, c) = spatial(j);
-                let dx = grads[j].get_or_insert_with(|| vec![0.0; n * h * w * c]);
+                let dx = grads[j].get_or_insert_with(|| buffers::zeros(n * h * w * c));
                 let g = pool_geom(net, &shapes, i, n);
                 simd(
                     #[inline(always)]
@@ -664,7 +676,7 @@ pub fn loss_and_grads(
             (Op::GlobalAvgPool, _) => {
                 let j = node.inputs[0];
                 let (h, w, c) = spatial(j);
-                let dx = grads[j].get_or_insert_with(|| vec![0.0; n * h * w * c]);
+                let dx = grads[j].get_or_insert_with(|| buffers::zeros(n * h * w * c));
                 simd(
                     #[inline(always)]
                     || pool::global_avg_backward(&dy, h * w, c, dx),
@@ -676,12 +688,12 @@ pub fn loss_and_grads(
                     match &mut grads[j] {
                         Some(g) => simd(
                             #[inline(always)]
-                            || g.iter_mut().zip(&dy).for_each(|(g, d)| *g += d),
+                            || g.iter_mut().zip(dy.iter()).for_each(|(g, d)| *g += d),
                         ),
-                        None => grads[j] = Some(dy.clone()),
+                        None => grads[j] = Some(buffers::copy_of(&dy)),
                     }
                 }
-                add_into(&mut grads[*last_input], dy);
+                add_into(&mut grads[*last_input], dy.into_inner());
             }
             (Op::Concat, _) => {
                 let c = shapes[i][2];
@@ -699,7 +711,7 @@ pub fn loss_and_grads(
                             },
                         ),
                         None => {
-                            let mut part = Vec::with_capacity(dy.len() / c * cj);
+                            let mut part = buffers::with_capacity(dy.len() / c * cj);
                             slices.for_each(|s| part.extend_from_slice(s));
                             grads[j] = Some(part);
                         }
@@ -739,13 +751,15 @@ pub fn loss_and_grads(
                         let dx: Vec<f32> = dy.iter().zip(m).map(|(d, m)| d * m).collect();
                         add_into(&mut grads[j], dx);
                     }
-                    _ => add_into(&mut grads[j], dy),
+                    _ => add_into(&mut grads[j], dy.into_inner()),
                 }
             }
             (op, _) => unreachable!("forward accepted {} without parameters", op.type_name()),
         }
         // Free what no earlier node needs.
-        acts[i] = None;
+        if let Some(v) = acts[i].take() {
+            buffers::recycle(v);
+        }
         saved[i] = Saved::None;
         profile.entry(profile_kind(&node.op)).or_default()[1] += t_op.elapsed().as_secs_f64() * 1e3;
     }

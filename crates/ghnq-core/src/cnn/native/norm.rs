@@ -98,7 +98,7 @@ pub fn forward(x: &[f32], c: usize, gamma: &[f32], beta: &[f32]) -> (Vec<f32>, S
         .collect();
     let (mean_t, inv_t) = (mean.repeat(BLOCK), inv_std.repeat(BLOCK));
     let (gamma_t, beta_t) = (gamma.repeat(BLOCK), beta.repeat(BLOCK));
-    let mut y = vec![0.0; x.len()];
+    let mut y = super::buffers::zeros(x.len());
     for (bx, by) in x.chunks(lanes).zip(y.chunks_mut(lanes)) {
         for ((((&v, o), m), s), (g, b)) in bx
             .iter()

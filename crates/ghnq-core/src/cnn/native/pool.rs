@@ -41,7 +41,8 @@ impl PoolGeom {
 #[inline(always)]
 pub fn max_forward(x: &[f32], g: &PoolGeom) -> (Vec<f32>, Vec<u32>) {
     let c = g.c;
-    let mut out = vec![f32::NEG_INFINITY; g.n * g.ho * g.wo * c];
+    let mut out = super::buffers::with_capacity(g.n * g.ho * g.wo * c);
+    out.resize(g.n * g.ho * g.wo * c, f32::NEG_INFINITY);
     let mut arg = vec![0u32; out.len()];
     for n in 0..g.n {
         for oh in 0..g.ho {
@@ -82,7 +83,7 @@ pub fn max_backward(arg: &[u32], dy: &[f32], dx: &mut [f32]) {
 #[inline(always)]
 pub fn avg_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
     let c = g.c;
-    let mut out = vec![0.0; g.n * g.ho * g.wo * c];
+    let mut out = super::buffers::zeros(g.n * g.ho * g.wo * c);
     for n in 0..g.n {
         for oh in 0..g.ho {
             let (h0, h1) = g.window(oh, g.h);
