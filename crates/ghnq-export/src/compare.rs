@@ -11,6 +11,7 @@ use shared_format::{Model, TestVectorsBuilder};
 use super::Calibration;
 use ghnq_core::arch::{ImageShape, Net};
 use ghnq_core::cnn::BnMode;
+use ghnq_core::cnn::native::{self, NetValues, RunningStats, nchw_to_nhwc};
 use ghnq_core::train::{LabeledBatch, to_tensors};
 use ghnq_quant::config::QuantConfig;
 use ghnq_quant::fake::host_values;
@@ -118,19 +119,33 @@ pub fn compare(
         bn: BnMode::Running,
         training: false,
     };
+    // The float reference runs on the native engine on the CPU (burn's executor elsewhere).
+    let native = (device.clone().without_autodiff() == Device::flex()).then(|| {
+        (
+            NetValues::from_params(&cal.float_params),
+            RunningStats::from_params(&cal.float_params),
+        )
+    });
     let mut c = Comparison::default();
     let (mut qmse, mut qce) = (0.0f64, 0.0f64);
     let (mut s1, mut s5, mut i1, mut i5, mut agree) = (0, 0, 0, 0, 0);
     let (mut over, mut exact, mut logits_n) = (0, 0, 0);
     for b in batches {
         let (x, _) = to_tensors(b, shape, device);
-        let float_logits = host_values(&ghnq_core::cnn::forward(
-            net,
-            &cal.float_params,
-            x.clone(),
-            BnMode::Running,
-            false,
-        ));
+        let float_logits = match &native {
+            Some((values, running)) => {
+                let m = b.labels.len();
+                let xs = nchw_to_nhwc(&b.images, m, shape.c, shape.h, shape.w);
+                native::logits_running(net, values, running, &xs, m)?
+            }
+            None => host_values(&ghnq_core::cnn::forward(
+                net,
+                &cal.float_params,
+                x.clone(),
+                BnMode::Running,
+                false,
+            )),
+        };
         let sim_logits = host_values(&sim::forward(net, lowered, &cal.params, x, opts, None));
         let k = net.classes;
         for (i, &label) in b.labels.iter().enumerate() {

@@ -125,6 +125,36 @@ impl NetValues {
     }
 }
 
+/// Stored BatchNorm running statistics `(mean, var)` per node (`None` elsewhere, and where a
+/// BatchNorm has none: it normalises with its batch's statistics then, like burn's executor).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunningStats(pub Vec<Option<(Vec<f32>, Vec<f32>)>>);
+
+impl RunningStats {
+    /// Host copies of a parameter set's running statistics.
+    pub fn from_params(p: &ParamSet) -> RunningStats {
+        RunningStats(
+            p.layers
+                .iter()
+                .map(|l| match l {
+                    LayerParams::BatchNorm {
+                        running: Some((mean, var)),
+                        ..
+                    } => Some((host(mean), host(var))),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    fn of(&self, node: usize) -> Option<(&[f32], &[f32])> {
+        self.0
+            .get(node)
+            .and_then(Option::as_ref)
+            .map(|(m, v)| (m.as_slice(), v.as_slice()))
+    }
+}
+
 /// Milliseconds per op kind (forward, backward), for `ghnq bench ghn`'s profile. Kinds are
 /// [`Op::kind`]'s, with 1x1 convolutions told apart as `pw_conv` and strided convolutions (the
 /// reduction cells', whose kernels take other loops) as `…/s2`.
@@ -291,6 +321,7 @@ pub struct Options {
 
 /// Runs every live node; keeps what the backward pass needs when `for_backward`, else only the
 /// logits.
+/// `running`: BatchNorm normalises with these stored statistics (evaluation only).
 fn forward_pass(
     net: &Net,
     p: &NetValues,
@@ -298,6 +329,7 @@ fn forward_pass(
     n: usize,
     opts: Options,
     for_backward: bool,
+    running: Option<&RunningStats>,
 ) -> Result<Forward, NativeError> {
     let shapes = net.shapes().map_err(|source| NativeError::Shape {
         net: net.name.clone(),
@@ -377,6 +409,14 @@ fn forward_pass(
                 )
             }
             (Op::Conv { .. }, _) => return Err(missing(i, "conv")),
+            (Op::BatchNorm { channels }, LayerValues::BatchNorm { gamma, beta })
+                if let Some(stats) = running.and_then(|r| r.of(i)) =>
+            {
+                simd(
+                    #[inline(always)]
+                    || norm::forward_with(input(0), *channels, gamma, beta, stats),
+                )
+            }
             (Op::BatchNorm { channels }, LayerValues::BatchNorm { gamma, beta }) => {
                 let (y, s) = simd(
                     #[inline(always)]
@@ -524,7 +564,28 @@ pub fn logits(net: &Net, p: &NetValues, x: &[f32], n: usize) -> Result<Vec<f32>,
         dropout_seed: 0,
         grad_scale: 1.0,
     };
-    let mut f = forward_pass(net, p, x, n, opts, false)?;
+    let mut f = forward_pass(net, p, x, n, opts, false, None)?;
+    Ok(f.acts
+        .pop()
+        .flatten()
+        .expect("the classifier is live and kept"))
+}
+
+/// [`logits`] with BatchNorm on stored running statistics: a calibrated or exported net's float
+/// reference (burn's executor with `BnMode::Running`).
+pub fn logits_running(
+    net: &Net,
+    p: &NetValues,
+    running: &RunningStats,
+    x: &[f32],
+    n: usize,
+) -> Result<Vec<f32>, NativeError> {
+    let opts = Options {
+        train: false,
+        dropout_seed: 0,
+        grad_scale: 1.0,
+    };
+    let mut f = forward_pass(net, p, x, n, opts, false, Some(running))?;
     Ok(f.acts
         .pop()
         .flatten()
@@ -547,7 +608,7 @@ pub fn loss_and_grads(
         mut saved,
         mut profile,
         ms: pass_ms,
-    } = forward_pass(net, p, x, n, opts, true)?;
+    } = forward_pass(net, p, x, n, opts, true, None)?;
     let last = net.nodes.len() - 1;
     let spatial = |j: usize| (shapes[j][0], shapes[j][1], shapes[j][2]);
     let t0 = std::time::Instant::now();

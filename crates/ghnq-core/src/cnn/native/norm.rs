@@ -96,6 +96,37 @@ pub fn forward(x: &[f32], c: usize, gamma: &[f32], beta: &[f32]) -> (Vec<f32>, S
             (1.0 / ((q / n - m * m).max(0.0) + BN_EPS).sqrt()) as f32
         })
         .collect();
+    let y = normalize(x, c, &mean, &inv_std, gamma, beta);
+    (y, Saved { mean, inv_std })
+}
+
+/// `y = γ·(x − μ)/√(σ² + ε) + β` with given statistics (a net's stored running ones: evaluation
+/// of an exported or calibrated net).
+#[inline(always)]
+pub fn forward_with(
+    x: &[f32],
+    c: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    (mean, var): (&[f32], &[f32]),
+) -> Vec<f32> {
+    let inv_std: Vec<f32> = var
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + BN_EPS).sqrt()) as f32)
+        .collect();
+    normalize(x, c, mean, &inv_std, gamma, beta)
+}
+
+#[inline(always)]
+fn normalize(
+    x: &[f32],
+    c: usize,
+    mean: &[f32],
+    inv_std: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+) -> Vec<f32> {
+    let lanes = BLOCK * c;
     let (mean_t, inv_t) = (mean.repeat(BLOCK), inv_std.repeat(BLOCK));
     let (gamma_t, beta_t) = (gamma.repeat(BLOCK), beta.repeat(BLOCK));
     let mut y = super::buffers::zeros(x.len());
@@ -110,7 +141,7 @@ pub fn forward(x: &[f32], c: usize, gamma: &[f32], beta: &[f32]) -> (Vec<f32>, S
             *o = g * ((v - m) * s) + b;
         }
     }
-    (y, Saved { mean, inv_std })
+    y
 }
 
 /// Adds d loss / d x to `dx`; returns (d loss / d γ, d loss / d β). `x` is the forward pass's

@@ -359,3 +359,55 @@ fn logits_match_burn_forward() {
         assert!((a - b).abs() <= 1e-4 * scale, "native {a} vs burn {b}");
     }
 }
+
+/// With stored running statistics (a calibrated net's float reference) the native logits are
+/// burn's `BnMode::Running` ones; a BatchNorm without stored statistics falls back to the batch's,
+/// as in burn's executor.
+#[test]
+fn running_statistics_logits_match_burn_forward() {
+    let net = every_op_net();
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut p = random_params(&net, &mut rng);
+    let mut first = true;
+    for layer in &mut p.layers {
+        if let LayerParams::BatchNorm { gamma, running, .. } = layer
+            && std::mem::take(&mut first)
+        {
+            let [c] = gamma.dims();
+            let mean: Vec<f32> = (0..c).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let var: Vec<f32> = (0..c).map(|_| rng.random_range(0.2..3.0)).collect();
+            *running = Some((
+                Tensor::from_data(TensorData::new(mean, [c]), &dev()),
+                Tensor::from_data(TensorData::new(var, [c]), &dev()),
+            ));
+        }
+    }
+    assert!(!first, "the net has a BatchNorm");
+    let ImageShape { h, w, c } = net.input;
+    let batch = 4;
+    let x: Vec<f32> = (0..batch * c * h * w)
+        .map(|_| rng.random_range(-2.0..2.0))
+        .collect();
+    let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [batch, c, h, w]), &dev());
+    let want = host(&forward(&net, &p, xt, BnMode::Running, false));
+    let got = logits_running(
+        &net,
+        &NetValues::from_params(&p),
+        &RunningStats::from_params(&p),
+        &nchw_to_nhwc(&x, batch, c, h, w),
+        batch,
+    )
+    .expect("native logits");
+    let batch_stats = logits(
+        &net,
+        &NetValues::from_params(&p),
+        &nchw_to_nhwc(&x, batch, c, h, w),
+        batch,
+    )
+    .expect("native logits");
+    assert_ne!(got, batch_stats, "the stored statistics are used");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() <= 1e-4 * scale, "native {a} vs burn {b}");
+    }
+}
