@@ -428,41 +428,8 @@ mod tests {
     use super::*;
     use ghnq_core::arch::{ImageShape, NetBuilder};
 
-    /// GHN_SPEC §1.5: one DARTS cell, C=16, preproc, BN, one step (sep_conv_3x3 on state 0,
-    /// max_pool_3x3 on state 1), glob_avg, one FC.
     fn worked_example() -> Net {
-        let mut b = NetBuilder::new("worked-example", ImageShape::CIFAR10, 10);
-        let stem = b.conv("stem.conv", 0, 48, 3, 1).unwrap();
-        let stem = b.bn("stem.bn", stem).unwrap();
-        let r0 = b.relu("pre0.relu", stem, false).unwrap();
-        let p0 = b.conv("pre0.conv", r0, 16, 1, 1).unwrap();
-        let s0 = b.bn("pre0.bn", p0).unwrap();
-        let r1 = b.relu("pre1.relu", stem, false).unwrap();
-        let p1 = b.conv("pre1.conv", r1, 16, 1, 1).unwrap();
-        let s1 = b.bn("pre1.bn", p1).unwrap();
-        let x = b.relu("sep.relu1", s0, false).unwrap();
-        let x = b.dw_conv("sep.dw1", x, 3, 1, 1).unwrap();
-        let x = b.conv("sep.pw1", x, 16, 1, 1).unwrap();
-        let x = b.bn("sep.bn1", x).unwrap();
-        let x = b.relu("sep.relu2", x, false).unwrap();
-        let x = b.dw_conv("sep.dw2", x, 3, 1, 1).unwrap();
-        let x = b.conv("sep.pw2", x, 16, 1, 1).unwrap();
-        let x = b.bn("sep.bn2", x).unwrap();
-        let m = b
-            .push(
-                "maxpool",
-                Op::MaxPool {
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
-                },
-                vec![s1],
-            )
-            .unwrap();
-        let s = b.push("sum", Op::Add, vec![x, m]).unwrap();
-        let g = b.push("gap", Op::GlobalAvgPool, vec![s]).unwrap();
-        b.linear("fc", g, 10).unwrap();
-        b.finish().unwrap()
+        ghnq_core::arch::predefined::ghn_spec_example()
     }
 
     #[test]

@@ -53,36 +53,9 @@ fn coefficient(k: usize, t: usize, j: usize) -> f32 {
 // ---------------------------------------------------------------------------------------------
 // The nets.
 
-/// GHN_SPEC §1.5: one DARTS cell, C = 16, preproc, BN; sep_conv_3x3 on state 0, max_pool_3x3 on
-/// state 1, glob_avg, one FC.
+/// GHN_SPEC §1.5's worked example.
 fn worked_example() -> Net {
-    let mut b = NetBuilder::new("worked-example", ImageShape::CIFAR10, 10);
-    let stem = b.conv("stem.conv", 0, 48, 3, 1).unwrap();
-    let stem = b.bn("stem.bn", stem).unwrap();
-    let r0 = b.relu("pre0.relu", stem, false).unwrap();
-    let p0 = b.conv("pre0.conv", r0, 16, 1, 1).unwrap();
-    let s0 = b.bn("pre0.bn", p0).unwrap();
-    let r1 = b.relu("pre1.relu", stem, false).unwrap();
-    let p1 = b.conv("pre1.conv", r1, 16, 1, 1).unwrap();
-    let s1 = b.bn("pre1.bn", p1).unwrap();
-    let x = b.relu("sep.relu1", s0, false).unwrap();
-    let x = b.dw_conv("sep.dw1", x, 3, 1, 1).unwrap();
-    let x = b.conv("sep.pw1", x, 16, 1, 1).unwrap();
-    let x = b.bn("sep.bn1", x).unwrap();
-    let x = b.relu("sep.relu2", x, false).unwrap();
-    let x = b.dw_conv("sep.dw2", x, 3, 1, 1).unwrap();
-    let x = b.conv("sep.pw2", x, 16, 1, 1).unwrap();
-    let x = b.bn("sep.bn2", x).unwrap();
-    let pool = Op::MaxPool {
-        kernel: 3,
-        stride: 1,
-        padding: 1,
-    };
-    let m = b.push("maxpool", pool, vec![s1]).unwrap();
-    let s = b.push("sum", Op::Add, vec![x, m]).unwrap();
-    let g = b.push("gap", Op::GlobalAvgPool, vec![s]).unwrap();
-    b.linear("fc", g, 10).unwrap();
-    b.finish().unwrap()
+    ghnq_core::arch::predefined::ghn_spec_example()
 }
 
 /// Everything the generator does not emit: conv and hidden-linear biases, 70 channels (tiling
@@ -255,45 +228,42 @@ fn config(manifest: &serde_json::Value) -> GhnConfig {
     }
 }
 
+/// A golden tensor, or a panic naming it.
+fn view<'a>(st: &'a SafeTensors<'_>, name: &str) -> safetensors::tensor::TensorView<'a> {
+    st.tensor(name)
+        .unwrap_or_else(|e| panic!("golden tensor {name}: {e}"))
+}
+
+/// Little-endian I64 elements.
+fn i64s(data: &[u8]) -> impl Iterator<Item = i64> + '_ {
+    data.chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+}
+
 /// A tensor of a safetensors file as `(shape, f32 values)` (I64 tensors converted).
 fn tensor(st: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let t = st
-        .tensor(name)
-        .unwrap_or_else(|e| panic!("golden tensor {name}: {e}"));
+    let t = view(st, name);
     let v: Vec<f32> = match t.dtype() {
         Dtype::F32 => t
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect(),
-        Dtype::I64 => t
-            .data()
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
-            .collect(),
+        Dtype::I64 => i64s(t.data()).map(|v| v as f32).collect(),
         other => panic!("{name}: unexpected dtype {other:?}"),
     };
     (t.shape().to_vec(), v)
 }
 
 fn ints(st: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<i64>) {
-    let t = st
-        .tensor(name)
-        .unwrap_or_else(|e| panic!("golden tensor {name}: {e}"));
+    let t = view(st, name);
     assert_eq!(t.dtype(), Dtype::I64, "{name}");
-    let v = t
-        .data()
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    (t.shape().to_vec(), v)
+    (t.shape().to_vec(), i64s(t.data()).collect())
 }
 
 /// A U8 tensor (the distance matrix).
 fn bytes_of(st: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<u8>) {
-    let t = st
-        .tensor(name)
-        .unwrap_or_else(|e| panic!("golden tensor {name}: {e}"));
+    let t = view(st, name);
     assert_eq!(t.dtype(), Dtype::U8, "{name}");
     (t.shape().to_vec(), t.data().to_vec())
 }

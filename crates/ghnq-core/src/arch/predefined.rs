@@ -289,6 +289,43 @@ pub fn mobilenet_v1_025(input: ImageShape, classes: usize) -> Result<Net, ArchEr
     m.b.finish()
 }
 
+/// GHN_SPEC §1.5's worked example at CIFAR-10 shapes: one DARTS cell (C = 16) with its two
+/// preprocessing convs and BN, `sep_conv_3x3` on state 0 and `max_pool_3x3` on state 1 summed,
+/// global average pooling and one FC. Small enough to check a GHN graph node by node (the graph
+/// tests and the ppuda parity test both do); not one of [`NAMES`].
+pub fn ghn_spec_example() -> Net {
+    let build = || -> Result<Net, ArchError> {
+        let mut b = NetBuilder::new("worked-example", ImageShape::CIFAR10, 10);
+        let stem = b.conv("stem.conv", 0, 48, 3, 1)?;
+        let stem = b.bn("stem.bn", stem)?;
+        let r0 = b.relu("pre0.relu", stem, false)?;
+        let p0 = b.conv("pre0.conv", r0, 16, 1, 1)?;
+        let s0 = b.bn("pre0.bn", p0)?;
+        let r1 = b.relu("pre1.relu", stem, false)?;
+        let p1 = b.conv("pre1.conv", r1, 16, 1, 1)?;
+        let s1 = b.bn("pre1.bn", p1)?;
+        let x = b.relu("sep.relu1", s0, false)?;
+        let x = b.dw_conv("sep.dw1", x, 3, 1, 1)?;
+        let x = b.conv("sep.pw1", x, 16, 1, 1)?;
+        let x = b.bn("sep.bn1", x)?;
+        let x = b.relu("sep.relu2", x, false)?;
+        let x = b.dw_conv("sep.dw2", x, 3, 1, 1)?;
+        let x = b.conv("sep.pw2", x, 16, 1, 1)?;
+        let x = b.bn("sep.bn2", x)?;
+        let pool = Op::MaxPool {
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        };
+        let m = b.push("maxpool", pool, vec![s1])?;
+        let s = b.push("sum", Op::Add, vec![x, m])?;
+        let g = b.push("gap", Op::GlobalAvgPool, vec![s])?;
+        b.linear("fc", g, 10)?;
+        b.finish()
+    };
+    build().expect("the worked example is a valid net")
+}
+
 /// The predefined net called `name` (one of [`NAMES`], case-insensitive).
 pub fn by_name(name: &str, input: ImageShape, classes: usize) -> Option<Result<Net, ArchError>> {
     let canonical = NAMES.iter().find(|n| n.eq_ignore_ascii_case(name))?;
