@@ -51,12 +51,20 @@ impl Figure for CurvesFigure<'_> {
             .max()
             .unwrap_or(0)
             .max(1) as f64;
+        // Up to the next 10 % above the highest point: a curve that moves from 20 to 26 %
+        // should not be a flat line at the bottom of a 0–100 axis.
+        let highest = self
+            .curves
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|&(_, y)| y))
+            .fold(0f64, f64::max);
+        let top = (((highest + 5.0) / 10.0).ceil() * 10.0).clamp(10.0, 100.0);
         let mut chart = ChartBuilder::on(&root)
             .caption(self.title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(0f64..last, 0f64..100f64)
+            .build_cartesian_2d(0f64..last, 0f64..top)
             .map_err(|x| e(&x))?;
         chart
             .configure_mesh()
