@@ -4,16 +4,17 @@
 //! activation tensor, measured with the weights already quantized so the ranges fit the net
 //! the device will run.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 
 use ghnq_core::arch::{ImageShape, Net};
-use ghnq_core::cnn::{BnMode, LayerParams, ParamSet};
-use ghnq_core::train::{LabeledBatch, to_tensors};
+use ghnq_core::cnn::native::{NativeError, RunningStats};
+use ghnq_core::cnn::{BnMode, ParamSet};
+use ghnq_core::train::LabeledBatch;
 use ghnq_quant::affine::{AffineParams, Range};
 use ghnq_quant::config::{BnStats, Clip, QuantConfig};
-use ghnq_quant::fake::host_values;
 use ghnq_quant::lower::Lowered;
-use ghnq_quant::sim::{self, Acts, Observer, SimOptions, clip_range, tensor_bits};
+use ghnq_quant::sim::{Acts, Observer, SimOptions, Values, clip_range_of, tensor_bits};
+use ghnq_quant::sim_native::{SimEngine, with_running};
 
 /// What calibration found.
 #[derive(Debug, Clone)]
@@ -45,12 +46,10 @@ struct BnSums {
 }
 
 impl Observer for BnSums {
-    fn batch_norm(&mut self, node: usize, mean: &Tensor<1>, var: &Tensor<1>) {
+    fn batch_norm(&mut self, node: usize, m: &[f32], v: &[f32]) {
         if self.stats.len() <= node {
             self.stats.resize(node + 1, None);
         }
-        let m = host_values(mean);
-        let v = host_values(var);
         let e = self.stats[node].get_or_insert_with(|| ChannelSums {
             mean: vec![0.0; m.len()],
             square: vec![0.0; m.len()],
@@ -63,7 +62,11 @@ impl Observer for BnSums {
         e.batches += 1;
     }
 
-    fn activation(&mut self, _tensor: usize, _x: &Tensor<4>) {}
+    fn activation(&mut self, _tensor: usize, _x: Values<'_>) {}
+
+    fn wants_values(&self) -> bool {
+        false
+    }
 }
 
 /// Per-tensor range accumulation: the union of absolute ranges, or the mean of per-batch
@@ -74,10 +77,10 @@ struct Ranges {
 }
 
 impl Observer for Ranges {
-    fn batch_norm(&mut self, _node: usize, _mean: &Tensor<1>, _var: &Tensor<1>) {}
+    fn batch_norm(&mut self, _node: usize, _mean: &[f32], _var: &[f32]) {}
 
-    fn activation(&mut self, tensor: usize, x: &Tensor<4>) {
-        let r = clip_range(x, self.clip);
+    fn activation(&mut self, tensor: usize, x: Values<'_>) {
+        let r = clip_range_of(x.data, self.clip);
         let e = self.sum[tensor].get_or_insert((Range { min: 0.0, max: 0.0 }, 0));
         match self.clip {
             Clip::Absolute => {
@@ -103,13 +106,13 @@ fn population_stats(
     shape: ImageShape,
     batches: &[LabeledBatch],
     device: &Device,
-) -> ParamSet {
+) -> Result<ParamSet, NativeError> {
     let mut bn = BnSums::default();
+    let engine = SimEngine::new(params, device);
     for b in batches {
-        let (x, _) = to_tensors(b, shape, device);
-        let _ = sim::forward(net, lowered, params, x, opts, Some(&mut bn));
+        engine.logits(net, lowered, b, shape, opts, Some(&mut bn))?;
     }
-    let mut params = params.clone();
+    let mut running = RunningStats(vec![None; params.layers.len()]);
     for (node, s) in bn.stats.into_iter().enumerate() {
         let Some(ChannelSums {
             mean: sum_m,
@@ -126,18 +129,12 @@ fn population_stats(
             .zip(&sum_m)
             .map(|(q, m)| ((q / n) - (m / n).powi(2)).max(0.0) as f32)
             .collect();
-        if let LayerParams::BatchNorm { running, .. } = &mut params.layers[node] {
-            let c = mean.len();
-            *running = Some((
-                Tensor::from_data(TensorData::new(mean, [c]), device),
-                Tensor::from_data(TensorData::new(var, [c]), device),
-            ));
-        }
+        running.0[node] = Some((mean, var));
     }
-    params
+    Ok(with_running(params, &running, device))
 }
 
-/// Calibrate `params` (on a non-autodiff device) on `batches` of training images.
+/// Calibrate `params` on `batches` of training images (natively where `device` is the CPU).
 pub fn calibrate(
     net: &Net,
     lowered: &Lowered,
@@ -146,7 +143,7 @@ pub fn calibrate(
     shape: ImageShape,
     batches: &[LabeledBatch],
     device: &Device,
-) -> Calibration {
+) -> Result<Calibration, NativeError> {
     // 1. BN population statistics: the float net's (the float reference, and what the device
     //    folds under `BnStats::Float`), and the quantized net's as QAT trains it.
     let float = SimOptions {
@@ -155,7 +152,7 @@ pub fn calibrate(
         bn: BnMode::Batch,
         training: false,
     };
-    let float_params = population_stats(net, lowered, &params, float, shape, batches, device);
+    let float_params = population_stats(net, lowered, &params, float, shape, batches, device)?;
     let params = match config.bn_stats {
         BnStats::Float => float_params.clone(),
         BnStats::Quantized => {
@@ -165,7 +162,7 @@ pub fn calibrate(
                 bn: BnMode::Batch,
                 training: false,
             };
-            population_stats(net, lowered, &params, as_trained, shape, batches, device)
+            population_stats(net, lowered, &params, as_trained, shape, batches, device)?
         }
     };
 
@@ -181,9 +178,9 @@ pub fn calibrate(
         training: false,
     };
     let mut samples = 0;
+    let engine = SimEngine::new(&params, device);
     for b in batches {
-        let (x, _) = to_tensors(b, shape, device);
-        let _ = sim::forward(net, lowered, &params, x, weights_only, Some(&mut ranges));
+        engine.logits(net, lowered, b, shape, weights_only, Some(&mut ranges))?;
         samples += b.labels.len();
     }
     let mut acts: Vec<AffineParams> = Vec::with_capacity(lowered.tensors.len());
@@ -204,20 +201,23 @@ pub fn calibrate(
         };
         acts.push(p);
     }
-    Calibration {
+    Ok(Calibration {
         params,
         float_params,
         acts,
         samples,
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ghnq_core::cnn::LayerParams;
     use ghnq_core::sources::SyntheticImages;
-    use ghnq_core::train::ImageSource;
+    use ghnq_core::train::{ImageSource, to_tensors};
     use ghnq_quant::config::Precision;
+    use ghnq_quant::fake::host_values;
+    use ghnq_quant::sim;
 
     const SHAPE: ImageShape = ImageShape::FASHION_MNIST;
 
@@ -226,10 +226,10 @@ mod tests {
     struct Seen(Vec<(usize, Vec<f32>, Vec<f32>)>);
 
     impl Observer for Seen {
-        fn batch_norm(&mut self, node: usize, mean: &Tensor<1>, var: &Tensor<1>) {
-            self.0.push((node, host_values(mean), host_values(var)));
+        fn batch_norm(&mut self, node: usize, mean: &[f32], var: &[f32]) {
+            self.0.push((node, mean.to_vec(), var.to_vec()));
         }
-        fn activation(&mut self, _tensor: usize, _x: &Tensor<4>) {}
+        fn activation(&mut self, _tensor: usize, _x: Values<'_>) {}
     }
 
     fn stored(params: &ParamSet, node: usize) -> (Vec<f32>, Vec<f32>) {
@@ -265,7 +265,8 @@ mod tests {
                 bn_stats,
                 ..QuantConfig::paper(Precision::new(4, 4))
             };
-            let cal = calibrate(&net, &lowered, params.clone(), &config, SHAPE, &batch, &dev);
+            let cal =
+                calibrate(&net, &lowered, params.clone(), &config, SHAPE, &batch, &dev).unwrap();
             let seen = |quant: Option<&QuantConfig>, acts: Acts<'_>| {
                 let opts = SimOptions {
                     quant,

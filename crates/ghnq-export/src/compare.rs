@@ -16,7 +16,8 @@ use ghnq_core::train::{LabeledBatch, to_tensors};
 use ghnq_quant::config::QuantConfig;
 use ghnq_quant::fake::host_values;
 use ghnq_quant::lower::Lowered;
-use ghnq_quant::sim::{self, Acts, SimOptions};
+use ghnq_quant::sim::{Acts, SimOptions};
+use ghnq_quant::sim_native::{SimEngine, is_cpu};
 
 /// Float simulation against integer runtime over the same images.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -119,8 +120,10 @@ pub fn compare(
         bn: BnMode::Running,
         training: false,
     };
-    // The float reference runs on the native engine on the CPU (burn's executor elsewhere).
-    let native = (device.clone().without_autodiff() == Device::flex()).then(|| {
+    // The float reference and the simulation run on the native engine on the CPU (burn
+    // elsewhere).
+    let engine = SimEngine::new(&cal.params, device);
+    let native = is_cpu(device).then(|| {
         (
             NetValues::from_params(&cal.float_params),
             RunningStats::from_params(&cal.float_params),
@@ -131,7 +134,6 @@ pub fn compare(
     let (mut s1, mut s5, mut i1, mut i5, mut agree) = (0, 0, 0, 0, 0);
     let (mut over, mut exact, mut logits_n) = (0, 0, 0);
     for b in batches {
-        let (x, _) = to_tensors(b, shape, device);
         let float_logits = match &native {
             Some((values, running)) => {
                 let m = b.labels.len();
@@ -141,12 +143,12 @@ pub fn compare(
             None => host_values(&ghnq_core::cnn::forward(
                 net,
                 &cal.float_params,
-                x.clone(),
+                to_tensors(b, shape, device).0,
                 BnMode::Running,
                 false,
             )),
         };
-        let sim_logits = host_values(&sim::forward(net, lowered, &cal.params, x, opts, None));
+        let sim_logits = engine.logits(net, lowered, b, shape, opts, None)?;
         let k = net.classes;
         for (i, &label) in b.labels.iter().enumerate() {
             let input = quantize_image(b, i, shape, cal.acts[0]);

@@ -9,11 +9,12 @@ use burn::tensor::Device;
 use super::Calibration;
 use ghnq_core::arch::{ImageShape, Net};
 use ghnq_core::cnn::BnMode;
-use ghnq_core::train::{LabeledBatch, to_tensors};
+use ghnq_core::cnn::native::NativeError;
+use ghnq_core::train::LabeledBatch;
 use ghnq_quant::config::QuantConfig;
-use ghnq_quant::fake::host_values;
 use ghnq_quant::lower::Lowered;
-use ghnq_quant::sim::{self, Acts, SimOptions};
+use ghnq_quant::sim::{Acts, SimOptions};
+use ghnq_quant::sim_native::SimEngine;
 
 /// Top-1 (%) of the quantized simulation under each pairing of BN statistics and activation
 /// ranges, on the same images.
@@ -60,8 +61,9 @@ pub fn deploy_gap(
     shape: ImageShape,
     batches: &[LabeledBatch],
     device: &Device,
-) -> DeployGap {
-    let top1 = |acts: Acts<'_>, bn: BnMode| {
+) -> Result<DeployGap, NativeError> {
+    let engine = SimEngine::new(&cal.params, device);
+    let top1 = |acts: Acts<'_>, bn: BnMode| -> Result<f64, NativeError> {
         let opts = SimOptions {
             quant: Some(config),
             acts,
@@ -70,22 +72,21 @@ pub fn deploy_gap(
         };
         let (mut hits, mut n) = (0, 0);
         for b in batches {
-            let (x, _) = to_tensors(b, shape, device);
-            let logits = host_values(&sim::forward(net, lowered, &cal.params, x, opts, None));
+            let logits = engine.logits(net, lowered, b, shape, opts, None)?;
             for (row, &label) in logits.chunks_exact(net.classes).zip(&b.labels) {
                 hits += usize::from(is_top1(row, label));
             }
             n += b.labels.len();
         }
-        100.0 * hits as f64 / n.max(1) as f64
+        Ok(100.0 * hits as f64 / n.max(1) as f64)
     };
     let fixed = Acts::Fixed(&cal.acts);
-    DeployGap {
-        as_trained: top1(Acts::Batch, BnMode::Batch),
-        calibrated_bn: top1(Acts::Batch, BnMode::Running),
-        calibrated_ranges: top1(fixed, BnMode::Batch),
-        deployed: top1(fixed, BnMode::Running),
-    }
+    Ok(DeployGap {
+        as_trained: top1(Acts::Batch, BnMode::Batch)?,
+        calibrated_bn: top1(Acts::Batch, BnMode::Running)?,
+        calibrated_ranges: top1(fixed, BnMode::Batch)?,
+        deployed: top1(fixed, BnMode::Running)?,
+    })
 }
 
 /// Whether `label` is the device's top-1 of these logits. They are quantized (values on one
@@ -151,8 +152,8 @@ pub(super) mod tests {
         let cal_batches: Vec<LabeledBatch> = (0..2).map(|_| src.next_batch(32)).collect();
         let test: Vec<LabeledBatch> = (0..4).map(|_| src.next_batch(32)).collect();
         let params = ParamSet::init_random(net, &dev);
-        let cal = calibrate(net, &lowered, params, &config, SHAPE, &cal_batches, &dev);
-        let gap = deploy_gap(net, &lowered, &cal, &config, SHAPE, &test, &dev);
+        let cal = calibrate(net, &lowered, params, &config, SHAPE, &cal_batches, &dev).unwrap();
+        let gap = deploy_gap(net, &lowered, &cal, &config, SHAPE, &test, &dev).unwrap();
         let blob = build(
             net,
             &lowered,

@@ -55,7 +55,7 @@ pub fn export(
 ) -> Result<Exported, ExportError> {
     config.layers.check(net).map_err(ExportError::LayerBits)?;
     let lowered = Lowered::new(net)?;
-    let cal = calibrate(net, &lowered, params, config, shape, calibration, device);
+    let cal = calibrate(net, &lowered, params, config, shape, calibration, device)?;
     let provenance = Provenance {
         calibration_samples: cal.samples as u32,
         ..provenance.clone()
@@ -133,6 +133,9 @@ pub enum ExportError {
     /// The net has no device lowering.
     #[error(transparent)]
     Lower(#[from] ghnq_quant::lower::LowerError),
+    /// The simulation could not run the net with these parameters.
+    #[error(transparent)]
+    Simulation(#[from] ghnq_core::cnn::native::NativeError),
     /// One layer's op was refused by the format (overflow bound, geometry, ...).
     #[error("layer '{node}' (device op {op}) cannot be exported: {source}")]
     Layer {

@@ -11,9 +11,8 @@ use ghnq_core::cnn::{BnMode, ParamSet};
 use ghnq_core::sources::{SyntheticImages, random_small_net};
 use ghnq_core::train::{ImageSource, LabeledBatch, to_tensors};
 use ghnq_quant::config::{Precision, QuantConfig};
-use ghnq_quant::fake::host_values;
 use ghnq_quant::lower::Lowered;
-use ghnq_quant::sim::{self, Acts, Observer, SimOptions};
+use ghnq_quant::sim::{self, Acts, Observer, SimOptions, Values};
 use shared_format::{Rounding, WeightScheme};
 
 const SHAPE: ImageShape = ImageShape::FASHION_MNIST;
@@ -41,7 +40,7 @@ const CONFIGS: [(Precision, WeightScheme); 5] = [
 fn export(net: &Net, config: &QuantConfig, rounding: Rounding, dev: &Device) -> Comparison {
     let lowered = Lowered::new(net).unwrap();
     let params = ParamSet::init_random(net, dev);
-    let cal = calibrate(net, &lowered, params, config, SHAPE, &batches(4, 1), dev);
+    let cal = calibrate(net, &lowered, params, config, SHAPE, &batches(4, 1), dev).unwrap();
     let provenance = Provenance::default();
     let blob = build(
         net,
@@ -124,10 +123,10 @@ fn with_double_rounding_eight_bits_stay_within_a_few_steps() {
 fn every_intermediate_tensor_agrees_with_single_rounding() {
     struct Stored(Vec<Option<Vec<f32>>>);
     impl Observer for Stored {
-        fn batch_norm(&mut self, _: usize, _: &Tensor<1>, _: &Tensor<1>) {}
-        fn activation(&mut self, _: usize, _: &Tensor<4>) {}
-        fn stored(&mut self, t: usize, x: &Tensor<4>) {
-            self.0[t] = Some(host_values(x));
+        fn batch_norm(&mut self, _: usize, _: &[f32], _: &[f32]) {}
+        fn activation(&mut self, _: usize, _: Values<'_>) {}
+        fn stored(&mut self, t: usize, x: Values<'_>) {
+            self.0[t] = Some(x.to_nchw());
         }
     }
     let dev = Device::flex();
@@ -142,7 +141,7 @@ fn every_intermediate_tensor_agrees_with_single_rounding() {
         };
         let lowered = Lowered::new(&net).unwrap();
         let params = ParamSet::init_random(&net, &dev);
-        let cal = calibrate(&net, &lowered, params, &config, SHAPE, &batches(4, 1), &dev);
+        let cal = calibrate(&net, &lowered, params, &config, SHAPE, &batches(4, 1), &dev).unwrap();
         let (x, _) = to_tensors(&test[0], SHAPE, &dev);
         let mut stored = Stored(vec![None; lowered.tensors.len()]);
         let opts = SimOptions {
@@ -252,7 +251,7 @@ fn per_layer_bits_reach_the_blob_and_the_simulation() {
     for net in nets(4, 23) {
         let lowered = Lowered::new(&net).unwrap();
         let params = ParamSet::init_random(&net, &dev);
-        let cal = calibrate(&net, &lowered, params, &config, SHAPE, &batches(4, 1), &dev);
+        let cal = calibrate(&net, &lowered, params, &config, SHAPE, &batches(4, 1), &dev).unwrap();
         let blob = build(
             &net,
             &lowered,

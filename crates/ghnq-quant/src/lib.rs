@@ -13,6 +13,7 @@ pub mod layers;
 pub mod lower;
 pub mod side_by_side;
 pub mod sim;
+pub mod sim_native;
 pub mod table;
 
 pub use affine::{AffineParams, Range, WeightQuant};

@@ -48,15 +48,59 @@ pub struct SimOptions<'a> {
     pub training: bool,
 }
 
+/// A device tensor's values as an [`Observer`] sees them: host floats in the layout of the
+/// engine that ran the simulation (NCHW from burn's, NHWC from the native one), so neither
+/// transposes on its hot path.
+#[derive(Debug, Clone, Copy)]
+pub struct Values<'a> {
+    /// The values.
+    pub data: &'a [f32],
+    /// `[n, h, w, c]`.
+    pub dims: [usize; 4],
+    /// NHWC (`true`) or NCHW.
+    pub channels_last: bool,
+}
+
+impl Values<'_> {
+    /// The channel of value `i`.
+    pub fn channel(&self, i: usize) -> usize {
+        let [_, h, w, c] = self.dims;
+        if self.channels_last {
+            i % c
+        } else {
+            (i / (h * w)) % c
+        }
+    }
+
+    /// The values in NCHW order.
+    pub fn to_nchw(&self) -> Vec<f32> {
+        if !self.channels_last {
+            return self.data.to_vec();
+        }
+        let [_, h, w, c] = self.dims;
+        let mut out = vec![0.0; self.data.len()];
+        for (i, &v) in self.data.iter().enumerate() {
+            let (img, px, ch) = (i / (h * w * c), (i / c) % (h * w), i % c);
+            out[(img * c + ch) * h * w + px] = v;
+        }
+        out
+    }
+}
+
 /// Sees what calibration needs while the simulation runs.
 pub trait Observer {
     /// The batch mean and biased variance a BatchNorm node normalised with.
-    fn batch_norm(&mut self, node: usize, mean: &Tensor<1>, var: &Tensor<1>);
+    fn batch_norm(&mut self, node: usize, mean: &[f32], var: &[f32]);
     /// The value of device tensor `tensor` (an `Own`-quantized one) before quantization.
-    fn activation(&mut self, tensor: usize, x: &Tensor<4>);
+    fn activation(&mut self, tensor: usize, x: Values<'_>);
     /// The value of device tensor `tensor` as stored (after quantization, if any).
-    fn stored(&mut self, tensor: usize, x: &Tensor<4>) {
+    fn stored(&mut self, tensor: usize, x: Values<'_>) {
         let _ = (tensor, x);
+    }
+    /// Whether [`Observer::activation`] and [`Observer::stored`] are wanted: reading the values
+    /// back costs a copy of every tensor, which an observer of BatchNorm statistics only skips.
+    fn wants_values(&self) -> bool {
+        true
     }
 }
 
@@ -66,6 +110,20 @@ pub fn clip_range<const D: usize>(x: &Tensor<D>, clip: Clip) -> Range {
         Clip::Absolute => fake::range_of(x),
         Clip::Percentile(p) => Range::percentile(&fake::host_values(x), p),
     }
+}
+
+/// [`clip_range`] of host values.
+pub fn clip_range_of(x: &[f32], clip: Clip) -> Range {
+    match clip {
+        Clip::Absolute => Range::of(x),
+        Clip::Percentile(p) => Range::percentile(x, p),
+    }
+}
+
+/// An NCHW tensor's values for an observer.
+fn observed(x: &Tensor<4>) -> (Vec<f32>, [usize; 4]) {
+    let [n, c, h, w] = x.dims();
+    (fake::host_values(x), [n, h, w, c])
 }
 
 /// Bits of device tensor `t`: the activation bits of the layer that writes it (per-layer
@@ -179,7 +237,7 @@ fn fold_stats(
         _ => {
             let s = batch_stats(&pre());
             if let Some(o) = observer.as_deref_mut() {
-                o.batch_norm(bn, &s.0, &s.1);
+                o.batch_norm(bn, &fake::host_values(&s.0), &fake::host_values(&s.1));
             }
             s
         }
@@ -281,8 +339,17 @@ pub fn forward(
         let root = lowered.quant_root(t);
         if root == t
             && let Some(o) = observer.as_deref_mut()
+            && o.wants_values()
         {
-            o.activation(t, &v);
+            let (data, dims) = observed(&v);
+            o.activation(
+                t,
+                Values {
+                    data: &data,
+                    dims,
+                    channels_last: false,
+                },
+            );
         }
         let v = match (opts.quant, opts.acts) {
             (Some(q), Acts::Batch) => {
@@ -301,8 +368,18 @@ pub fn forward(
             (Some(_), Acts::Fixed(table)) => fake::fake_quant(v, table[root], Method::SimQuant),
             _ => v,
         };
-        if let Some(o) = observer.as_deref_mut() {
-            o.stored(t, &v);
+        if let Some(o) = observer.as_deref_mut()
+            && o.wants_values()
+        {
+            let (data, dims) = observed(&v);
+            o.stored(
+                t,
+                Values {
+                    data: &data,
+                    dims,
+                    channels_last: false,
+                },
+            );
         }
         values[t] = Some(v);
     };

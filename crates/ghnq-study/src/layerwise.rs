@@ -16,14 +16,16 @@ use std::fmt::Write as _;
 use burn::tensor::{Device, Tensor};
 
 use ghnq_core::arch::{ImageShape, Net, Op};
+use ghnq_core::cnn::native::NativeError;
 use ghnq_core::cnn::{BnMode, LayerParams, ParamSet};
-use ghnq_core::train::{LabeledBatch, to_tensors};
+use ghnq_core::train::LabeledBatch;
 use ghnq_export::Calibration;
 use ghnq_quant::affine::{AffineParams, Range};
 use ghnq_quant::config::QuantConfig;
 use ghnq_quant::fake::host_values;
 use ghnq_quant::lower::{Lowered, Step};
-use ghnq_quant::sim::{self, Acts, Observer, SimOptions, bn_params, fold};
+use ghnq_quant::sim::{Acts, Observer, SimOptions, Values, bn_params, fold};
+use ghnq_quant::sim_native::SimEngine;
 
 /// One weighted layer's ranges.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -131,20 +133,15 @@ fn folded_weights(net: &Net, params: &ParamSet, step: &Step) -> Option<(Vec<f32>
 struct ChannelRanges(Vec<Option<Vec<(f32, f32)>>>);
 
 impl Observer for ChannelRanges {
-    fn batch_norm(&mut self, _: usize, _: &Tensor<1>, _: &Tensor<1>) {}
+    fn batch_norm(&mut self, _: usize, _: &[f32], _: &[f32]) {}
 
-    fn activation(&mut self, tensor: usize, x: &Tensor<4>) {
-        let [n, c, h, w] = x.dims();
-        let v = host_values(x);
+    fn activation(&mut self, tensor: usize, x: Values<'_>) {
+        let c = x.dims[3];
         let e = self.0[tensor].get_or_insert_with(|| vec![(f32::INFINITY, f32::NEG_INFINITY); c]);
-        for i in 0..n {
-            for (ch, r) in e.iter_mut().enumerate() {
-                let start = (i * c + ch) * h * w;
-                for &x in &v[start..start + h * w] {
-                    r.0 = r.0.min(x);
-                    r.1 = r.1.max(x);
-                }
-            }
+        for (i, &v) in x.data.iter().enumerate() {
+            let r = &mut e[x.channel(i)];
+            r.0 = r.0.min(v);
+            r.1 = r.1.max(v);
         }
     }
 }
@@ -160,7 +157,7 @@ pub fn layer_stats(
     shape: ImageShape,
     batches: &[LabeledBatch],
     device: &Device,
-) -> Vec<LayerStats> {
+) -> Result<Vec<LayerStats>, NativeError> {
     let mut ranges = ChannelRanges(vec![None; lowered.tensors.len()]);
     let opts = SimOptions {
         quant: Some(config),
@@ -168,9 +165,9 @@ pub fn layer_stats(
         bn: BnMode::Running,
         training: false,
     };
+    let engine = SimEngine::new(&cal.params, device);
     for b in batches {
-        let (x, _) = to_tensors(b, shape, device);
-        let _ = sim::forward(net, lowered, &cal.params, x, opts, Some(&mut ranges));
+        engine.logits(net, lowered, b, shape, opts, Some(&mut ranges))?;
     }
     let mut out = Vec::new();
     for (k, step) in lowered.steps.iter().enumerate() {
@@ -217,7 +214,7 @@ pub fn layer_stats(
             act_bits,
         });
     }
-    out
+    Ok(out)
 }
 
 /// The layer table as CSV.

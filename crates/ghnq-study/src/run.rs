@@ -453,7 +453,7 @@ pub fn evaluate(
         data.shape,
         &data.calib,
         device,
-    );
+    )?;
     lap("layerwise");
     Ok(Evaluated::Done(
         Evaluation {

@@ -113,17 +113,21 @@ pub fn run(args: Args) -> Result<()> {
             &device,
             0,
         )?;
-        let gap = args.deploy_gap.then(|| {
-            export::deploy_gap(
-                &net,
-                &ex.lowered,
-                &ex.calibration,
-                &config,
-                shape,
-                &test,
-                &device,
-            )
-        });
+        let gap = args
+            .deploy_gap
+            .then(|| {
+                export::deploy_gap(
+                    &net,
+                    &ex.lowered,
+                    &ex.calibration,
+                    &config,
+                    shape,
+                    &test,
+                    &device,
+                )
+            })
+            .transpose()
+            .context("the deploy-gap simulations")?;
         Ok((c.int_top1, gap))
     };
     let checkpoints: Vec<usize> = (0..=args.steps)

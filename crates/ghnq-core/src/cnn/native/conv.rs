@@ -183,7 +183,8 @@ fn col2im_add(col: &[f32], g: &ConvGeom, n0: usize, n1: usize, dx: &mut [f32]) {
 
 #[inline(always)]
 /// Adds a per-channel bias to every pixel (row) of an NHWC (or `[n, features]`) buffer.
-pub(super) fn add_bias(out: &mut [f32], bias: Option<&[f32]>) {
+/// Adds a per-channel bias to every pixel of an NHWC buffer.
+pub fn add_bias(out: &mut [f32], bias: Option<&[f32]>) {
     if let Some(b) = bias {
         for px in out.chunks_exact_mut(b.len()) {
             for (o, b) in px.iter_mut().zip(b) {

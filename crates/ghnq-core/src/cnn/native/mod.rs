@@ -14,7 +14,7 @@
 //! exclude-pad average pooling, linear layers on the HWC-flattened input. In NHWC, a flat `[N, F]`
 //! activation and a `(1, 1, F)` map are the same buffer, so one representation serves both.
 
-mod buffers;
+pub mod buffers;
 pub mod conv;
 #[cfg(target_arch = "x86_64")]
 mod depthwise;
@@ -147,7 +147,8 @@ impl RunningStats {
         )
     }
 
-    fn of(&self, node: usize) -> Option<(&[f32], &[f32])> {
+    /// Node `node`'s statistics, where it has some.
+    pub fn of(&self, node: usize) -> Option<(&[f32], &[f32])> {
         self.0
             .get(node)
             .and_then(Option::as_ref)
@@ -250,7 +251,9 @@ pub enum NativeError {
 /// x86-64 baseline; NEON on aarch64), detected at run time: `pulp` compiles the kernels `f`
 /// inlines once per set, so the binary still runs on every x86-64 host.
 #[inline(always)]
-fn simd<R>(f: impl FnOnce() -> R) -> R {
+/// Runs `f` compiled for the best instruction set this CPU has (pulp's run-time dispatch): the
+/// element-wise loops of the engine vectorise with AVX2/AVX-512 where available.
+pub fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
 }
 
@@ -833,7 +836,8 @@ pub fn loss_and_grads(
     })
 }
 
-fn conv_geom(net: &Net, shapes: &[[usize; 3]], i: usize, n: usize) -> conv::ConvGeom {
+/// The geometry of conv node `i` over `n` images (`shapes`: [`Net::shapes`]).
+pub fn conv_geom(net: &Net, shapes: &[[usize; 3]], i: usize, n: usize) -> conv::ConvGeom {
     let node = &net.nodes[i];
     let Op::Conv {
         kernel,
@@ -866,7 +870,8 @@ fn conv_geom(net: &Net, shapes: &[[usize; 3]], i: usize, n: usize) -> conv::Conv
     }
 }
 
-fn pool_geom(net: &Net, shapes: &[[usize; 3]], i: usize, n: usize) -> pool::PoolGeom {
+/// The geometry of pool node `i` over `n` images (`shapes`: [`Net::shapes`]).
+pub fn pool_geom(net: &Net, shapes: &[[usize; 3]], i: usize, n: usize) -> pool::PoolGeom {
     let node = &net.nodes[i];
     let (Op::MaxPool {
         kernel,

@@ -34,6 +34,14 @@ impl PoolGeom {
         let hi = (start + self.k).saturating_sub(self.pad).min(len);
         (lo, hi)
     }
+
+    /// Real (unpadded) input pixels in the window of output pixel `(oh, ow)`.
+    #[inline]
+    pub fn taps(&self, oh: usize, ow: usize) -> usize {
+        let (h0, h1) = self.window(oh, self.h);
+        let (w0, w1) = self.window(ow, self.w);
+        (h1 - h0) * (w1 - w0)
+    }
 }
 
 /// Max pooling: the output and, per output element, the input element that won (the first
