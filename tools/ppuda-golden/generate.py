@@ -60,7 +60,6 @@ sys.path.insert(0, os.path.abspath(ARGS.ppuda_dir))
 import networkx as nx  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from networkx.algorithms.isomorphism import DiGraphMatcher  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
@@ -69,68 +68,11 @@ from ppuda.deepnets1m.graph import Graph, GraphBatch  # noqa: E402
 from ppuda.deepnets1m.net import named_layered_modules  # noqa: E402
 from ppuda.ghn.nn import GHN  # noqa: E402
 
+from irnet import IRNet  # noqa: E402
+
 
 # ------------------------------------------------------------------------------------------------
 # The Rust IR as a PyTorch module.
-
-class IRNet(nn.Module):
-    """Runs a ghnq IR net. Module `n<i>` is IR node i, so ppuda's parameter names ('n7.weight')
-    identify IR nodes. The linear layers flatten NCHW (the IR flattens HWC): same shapes, which is
-    all the GHN sees."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.ir = net
-        inp = net["input"]
-        self.expected_input_sz = (inp["c"], inp["h"], inp["w"])
-        for i, node in enumerate(net["nodes"]):
-            op = node["op"]
-            t = op["type"]
-            m = None
-            if t == "conv":
-                m = nn.Conv2d(op["cin"], op["cout"], op["kernel"], stride=op["stride"],
-                              padding=op["padding"], dilation=op["dilation"], groups=op["groups"],
-                              bias=op["bias"])
-            elif t == "batch_norm":
-                m = nn.BatchNorm2d(op["channels"])
-            elif t == "linear":
-                m = nn.Linear(op["cin"], op["cout"], bias=op["bias"])
-            elif t == "max_pool":
-                m = nn.MaxPool2d(op["kernel"], op["stride"], op["padding"])
-            elif t == "avg_pool":
-                m = nn.AvgPool2d(op["kernel"], op["stride"], op["padding"], count_include_pad=False)
-            elif t == "global_avg_pool":
-                m = nn.AdaptiveAvgPool2d(1)
-            elif t == "dropout":
-                m = nn.Dropout(op["p"])
-            elif t not in ("input", "relu", "add", "concat"):
-                raise ValueError("unknown op " + t)
-            if m is not None:
-                self.add_module("n%d" % i, m)
-
-    def forward(self, x):
-        outs = []
-        for i, node in enumerate(self.ir["nodes"]):
-            op = node["op"]
-            t = op["type"]
-            ins = [outs[j] for j in node["inputs"]]
-            if t == "input":
-                y = x
-            elif t == "relu":
-                y = F.hardtanh(ins[0], 0.0, 6.0) if op["six"] else F.relu(ins[0])
-            elif t == "add":
-                y = ins[0]
-                for z in ins[1:]:
-                    y = y + z
-            elif t == "concat":
-                y = torch.cat(ins, 1)
-            elif t == "linear":
-                y = getattr(self, "n%d" % i)(ins[0].flatten(1))
-            else:
-                y = getattr(self, "n%d" % i)(ins[0])
-            outs.append(y)
-        return outs[-1]
-
 
 def predicted_tensors(model):
     """(name, tensor) of every predicted parameter, in ParamSet::named_tensors order."""

@@ -118,13 +118,26 @@ pub fn latest(dir: &Path) -> Result<Option<TrainState>> {
     Ok(Some(st))
 }
 
-/// Load a GHN from a checkpoint directory (newest step) or a `.bpk` file (its directory must hold
-/// `ghn.cfg`, or `config` is used).
+/// Load a GHN from a checkpoint directory (newest step), a `.bpk` file (its directory must hold
+/// `ghn.cfg`, or `config` is used) or a GHN-2 state dict of facebookresearch/ppuda saved as
+/// `.safetensors` (`config`, or ppuda's CIFAR-10 `max_sp` 11 and `s_max` 50 with `hid` and the
+/// classes read from the weights).
 pub fn load_ghn(
     path: &Path,
     config: Option<&GhnConfig>,
     device: &Device,
 ) -> Result<(Ghn, TrainState)> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let cfg = match config {
+            Some(c) => c.clone(),
+            None => crate::ppuda::config_of(&bytes, 11, 50)
+                .with_context(|| format!("{}: a ppuda GHN-2 state dict", path.display()))?,
+        };
+        let ghn = crate::ppuda::load(&bytes, &cfg, device)
+            .with_context(|| format!("{}: a ppuda GHN-2 state dict", path.display()))?;
+        return Ok((ghn, TrainState::default()));
+    }
     let (dir, file, state) = resolve(path)?;
     let cfg_path = dir.join("ghn.cfg");
     let cfg = if cfg_path.exists() {

@@ -11,6 +11,7 @@ pub mod eval;
 pub mod gated_gnn;
 pub mod graph;
 pub mod model;
+pub mod ppuda;
 pub mod shape_encoder;
 pub mod train;
 

@@ -28,6 +28,7 @@ use ghnq_core::arch::{ImageShape, Net, NetBuilder, Op};
 use ghnq_core::cnn::ParamSet;
 use ghnq_ghn::gated_gnn::BatchLayout;
 use ghnq_ghn::graph::ParamRole;
+use ghnq_ghn::ppuda::{self, Slot};
 use ghnq_ghn::{Ghn, GhnConfig, GhnGraph};
 use safetensors::{Dtype, SafeTensors};
 
@@ -304,134 +305,7 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) -> f32 {
 // ---------------------------------------------------------------------------------------------
 // ppuda weights → Ghn.
 
-/// One GHN parameter: its ppuda state-dict name and how a burn tensor maps to the PyTorch layout.
-enum Slot<'a> {
-    /// Same layout (embeddings, GRU, LayerNorm, biases).
-    Same1(&'a Param<Tensor<1>>),
-    Same2(&'a Param<Tensor<2>>),
-    /// burn `Linear` weight `[in, out]` vs PyTorch `(out, in)` or a 1×1 conv `(out, in, 1, 1)`.
-    Transposed(&'a Param<Tensor<2>>),
-}
-
-fn linear_slots<'a>(out: &mut Vec<(String, Slot<'a>)>, name: &str, l: &'a burn::nn::Linear) {
-    out.push((format!("{name}.weight"), Slot::Transposed(&l.weight)));
-    out.push((
-        format!("{name}.bias"),
-        Slot::Same1(l.bias.as_ref().expect("bias")),
-    ));
-}
-
-/// Every parameter of `ghn` with its ppuda name (GHN_SPEC §7 table).
-fn slots(ghn: &Ghn) -> Vec<(String, Slot<'_>)> {
-    let mut s = vec![
-        ("embed.weight".to_string(), Slot::Same2(&ghn.embed.embed)),
-        (
-            "shape_enc.embed_channel.weight".into(),
-            Slot::Same2(&ghn.embed.embed_channel),
-        ),
-        (
-            "shape_enc.embed_spatial.weight".into(),
-            Slot::Same2(&ghn.embed.embed_spatial),
-        ),
-    ];
-    linear_slots(&mut s, "gnn.mlp.fc.0", &ghn.gnn.mlp.fc0);
-    linear_slots(&mut s, "gnn.mlp.fc.2", &ghn.gnn.mlp.fc2);
-    let ve = ghn.gnn.mlp_ve.as_ref().expect("GHN-2 has mlp_ve");
-    linear_slots(&mut s, "gnn.mlp_ve.fc.0", &ve.fc0);
-    linear_slots(&mut s, "gnn.mlp_ve.fc.2", &ve.fc2);
-    let gru = &ghn.gnn.gru;
-    s.push(("gnn.gru.weight_ih".into(), Slot::Same2(&gru.weight_ih)));
-    s.push(("gnn.gru.weight_hh".into(), Slot::Same2(&gru.weight_hh)));
-    s.push(("gnn.gru.bias_ih".into(), Slot::Same1(&gru.bias_ih)));
-    s.push(("gnn.gru.bias_hh".into(), Slot::Same1(&gru.bias_hh)));
-    let ln = ghn.ln.as_ref().expect("GHN-2 has a LayerNorm");
-    s.push(("ln.weight".into(), Slot::Same1(&ln.gamma)));
-    s.push(("ln.bias".into(), Slot::Same1(ln.beta.as_ref().unwrap())));
-    linear_slots(&mut s, "decoder.fc.0", &ghn.decoder.fc);
-    linear_slots(&mut s, "decoder.conv.0", &ghn.decoder.conv0);
-    linear_slots(&mut s, "decoder.conv.2", &ghn.decoder.conv2);
-    linear_slots(
-        &mut s,
-        "decoder.class_layer_predictor.1",
-        &ghn.decoder.class_layer_predictor,
-    );
-    linear_slots(&mut s, "decoder_1d.fc.0", &ghn.decoder_1d.fc0);
-    linear_slots(&mut s, "decoder_1d.fc.2", &ghn.decoder_1d.fc2);
-    linear_slots(&mut s, "bias_class.1", &ghn.bias_class);
-    s
-}
-
-/// A fresh [`Ghn`] for `config` holding ppuda's weights.
-fn load_ghn(config: &GhnConfig, weights: &SafeTensors<'_>, device: &Device) -> Ghn {
-    let mut ghn = Ghn::new(config, device);
-    let names: Vec<String> = slots(&ghn).into_iter().map(|(n, _)| n).collect();
-    let mut stored: Vec<String> = weights.names().into_iter().map(str::to_string).collect();
-    stored.sort();
-    let mut ours = names.clone();
-    ours.sort();
-    assert_eq!(
-        ours, stored,
-        "ppuda state dict names differ from the mapping"
-    );
-    let load1 = |name: &str| {
-        let (shape, v) = tensor(weights, name);
-        assert_eq!(shape.len(), 1, "{name}");
-        Param::from_tensor(Tensor::<1>::from_data(TensorData::new(v, shape), device))
-    };
-    let load2 = |name: &str, transposed: bool| {
-        let (shape, v) = tensor(weights, name);
-        // 1×1 conv weights (out, in, 1, 1) are linear maps (out, in).
-        assert!(
-            shape.len() == 2 || shape[2..] == [1, 1],
-            "{name}: {shape:?}"
-        );
-        let t = Tensor::<2>::from_data(TensorData::new(v, [shape[0], shape[1]]), device);
-        Param::from_tensor(if transposed { t.transpose() } else { t })
-    };
-    let set_linear = |l: &mut burn::nn::Linear, name: &str| {
-        let before = l.weight.dims();
-        l.weight = load2(&format!("{name}.weight"), true);
-        assert_eq!(l.weight.dims(), before, "{name}.weight");
-        l.bias = Some(load1(&format!("{name}.bias")));
-    };
-    let set2 = |p: &mut Param<Tensor<2>>, name: &str| {
-        let before = p.dims();
-        *p = load2(name, false);
-        assert_eq!(p.dims(), before, "{name}");
-    };
-    set2(&mut ghn.embed.embed, "embed.weight");
-    set2(
-        &mut ghn.embed.embed_channel,
-        "shape_enc.embed_channel.weight",
-    );
-    set2(
-        &mut ghn.embed.embed_spatial,
-        "shape_enc.embed_spatial.weight",
-    );
-    set_linear(&mut ghn.gnn.mlp.fc0, "gnn.mlp.fc.0");
-    set_linear(&mut ghn.gnn.mlp.fc2, "gnn.mlp.fc.2");
-    let ve = ghn.gnn.mlp_ve.as_mut().unwrap();
-    set_linear(&mut ve.fc0, "gnn.mlp_ve.fc.0");
-    set_linear(&mut ve.fc2, "gnn.mlp_ve.fc.2");
-    set2(&mut ghn.gnn.gru.weight_ih, "gnn.gru.weight_ih");
-    set2(&mut ghn.gnn.gru.weight_hh, "gnn.gru.weight_hh");
-    ghn.gnn.gru.bias_ih = load1("gnn.gru.bias_ih");
-    ghn.gnn.gru.bias_hh = load1("gnn.gru.bias_hh");
-    let ln = ghn.ln.as_mut().unwrap();
-    ln.gamma = load1("ln.weight");
-    ln.beta = Some(load1("ln.bias"));
-    set_linear(&mut ghn.decoder.fc, "decoder.fc.0");
-    set_linear(&mut ghn.decoder.conv0, "decoder.conv.0");
-    set_linear(&mut ghn.decoder.conv2, "decoder.conv.2");
-    set_linear(
-        &mut ghn.decoder.class_layer_predictor,
-        "decoder.class_layer_predictor.1",
-    );
-    set_linear(&mut ghn.decoder_1d.fc0, "decoder_1d.fc.0");
-    set_linear(&mut ghn.decoder_1d.fc2, "decoder_1d.fc.2");
-    set_linear(&mut ghn.bias_class, "bias_class.1");
-    ghn
-}
+// The name table and the loader are the library's (`ghnq_ghn::ppuda`).
 
 // ---------------------------------------------------------------------------------------------
 // The tests.
@@ -490,8 +364,7 @@ fn predictions_and_gradients_match_ppuda() {
     let g = load_golden();
     let cfg = config(&g.manifest);
     let dev = Device::flex().autodiff();
-    let weights = SafeTensors::deserialize(&g.weights).unwrap();
-    let ghn = load_ghn(&cfg, &weights, &dev);
+    let ghn = ppuda::load(&g.weights, &cfg, &dev).unwrap();
     let nets: Vec<&Net> = g.nets.iter().map(|(n, _)| n).collect();
     let graphs: Vec<GhnGraph> = nets
         .iter()
@@ -503,12 +376,7 @@ fn predictions_and_gradients_match_ppuda() {
     for ((net, bytes), graph) in g.nets.iter().zip(&graphs) {
         let st = SafeTensors::deserialize(bytes).unwrap();
         let n = graph.len();
-        let types: Vec<usize> = graph.nodes.iter().map(|v| v.prim as usize).collect();
-        let rows: Vec<[usize; 4]> = graph
-            .nodes
-            .iter()
-            .map(|v| ghn.tables.encode(v.shape.as_deref()))
-            .collect();
+        let (types, rows) = embedding_inputs(&ghn, graph);
         let x = ghn.embed.forward(&types, &rows, &dev);
         let stage = |what: &str, t: Tensor<2>, key: &str| {
             let (shape, want) = tensor(&st, key);
@@ -591,7 +459,7 @@ fn predictions_and_gradients_match_ppuda() {
     let grads_st = SafeTensors::deserialize(&g.grads).unwrap();
     let grads = loss.backward();
     let mut worst = 0.0f32;
-    for (name, slot) in slots(&ghn) {
+    for (name, slot) in ppuda::slots(&ghn).unwrap() {
         let (shape, want) = tensor(&grads_st, &name);
         let got = match slot {
             Slot::Same1(p) => p.val().grad(&grads).map(values),
@@ -617,19 +485,13 @@ fn comparison_detects_deliberate_changes() {
     let g = load_golden();
     let cfg = config(&g.manifest);
     let dev = Device::flex();
-    let weights = SafeTensors::deserialize(&g.weights).unwrap();
-    let ghn = load_ghn(&cfg, &weights, &dev);
+    let ghn = ppuda::load(&g.weights, &cfg, &dev).unwrap();
     // The largest net.
     let (net, bytes) = g.nets.iter().max_by_key(|(n, _)| n.nodes.len()).unwrap();
     let st = SafeTensors::deserialize(bytes).unwrap();
     let graph = GhnGraph::build(net, cfg.s_max).unwrap();
     let n = graph.len();
-    let types: Vec<usize> = graph.nodes.iter().map(|v| v.prim as usize).collect();
-    let rows: Vec<[usize; 4]> = graph
-        .nodes
-        .iter()
-        .map(|v| ghn.tables.encode(v.shape.as_deref()))
-        .collect();
+    let (types, rows) = embedding_inputs(&ghn, &graph);
     let layout = BatchLayout::new(&[n]);
     let x = ghn.embed.forward(&types, &rows, &dev);
     let (want_embed, want_gnn, want_ln) = (
@@ -690,7 +552,7 @@ fn comparison_detects_deliberate_changes() {
         rel_diff(&gnn_on(&graph, true), &want_gnn).0,
     ));
     // GRU with the r and z gate rows swapped.
-    let mut swapped = load_ghn(&cfg, &weights, &dev);
+    let mut swapped = ppuda::load(&g.weights, &cfg, &dev).unwrap();
     let h = cfg.hid;
     let swap_rows = |p: &Param<Tensor<2>>| {
         let w = p.val();
@@ -726,7 +588,7 @@ fn comparison_detects_deliberate_changes() {
         weight_norm: false,
         ..cfg.clone()
     };
-    let ghn_no_wn = load_ghn(&no_wn, &weights, &dev);
+    let ghn_no_wn = ppuda::load(&g.weights, &no_wn, &dev).unwrap();
     let ps = ghn_no_wn.predict(&[net], &[&graph], &dev);
     let worst = ps[0]
         .named_tensors(net)
@@ -745,6 +607,17 @@ fn comparison_detects_deliberate_changes() {
             "{what}: moves the values by only {rel:e}; the tolerance {RTOL:e} would not see it"
         );
     }
+}
+
+/// A graph's node types and shape-encoder rows: the embedding's inputs.
+fn embedding_inputs(ghn: &Ghn, graph: &GhnGraph) -> (Vec<usize>, Vec<[usize; 4]>) {
+    let types = graph.nodes.iter().map(|v| v.prim as usize).collect();
+    let rows = graph
+        .nodes
+        .iter()
+        .map(|v| ghn.tables.encode(v.shape.as_deref()))
+        .collect();
+    (types, rows)
 }
 
 fn index(rows: &[[usize; 4]], k: usize, dev: &Device) -> Tensor<1, burn::tensor::Int> {

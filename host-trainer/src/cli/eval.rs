@@ -27,7 +27,8 @@ pub enum Init {
 /// Arguments of `ghnq eval`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// GHN checkpoint directory or `.bpk` file (needed for `--init ghn`).
+    /// GHN checkpoint directory or `.bpk` file, or a ppuda GHN-2 state dict as `.safetensors`
+    /// (needed for `--init ghn`).
     #[arg(long)]
     pub ghn: Option<PathBuf>,
     /// Parameters to evaluate: GHN-predicted, or a baseline on the same nets.

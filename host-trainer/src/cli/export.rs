@@ -26,7 +26,8 @@ pub enum Format {
 /// Arguments of `ghnq export`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// GHN checkpoint that predicts the parameters (directory or `.bpk`).
+    /// GHN checkpoint that predicts the parameters (directory, `.bpk`, or a ppuda GHN-2 state
+    /// dict as `.safetensors`).
     #[arg(long, required_unless_present = "params", conflicts_with = "params")]
     pub ghn: Option<PathBuf>,
     /// Or: parameters from a safetensors file (as `ghnq predict -o` writes).

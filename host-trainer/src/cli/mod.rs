@@ -21,6 +21,7 @@ mod study;
 mod table_out;
 mod test_data;
 mod train;
+mod train_trace;
 
 /// Quantization-robust CNN parameters in one shot, proved on the device.
 #[derive(Parser, Debug)]

@@ -10,7 +10,8 @@ use ghnq_ghn::{checkpoint, eval};
 /// Arguments of `ghnq predict`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// GHN checkpoint: a directory written by `ghnq train` or a `.bpk` file next to its ghn.cfg.
+    /// GHN checkpoint: a directory written by `ghnq train`, a `.bpk` file next to its ghn.cfg, or
+    /// a ppuda GHN-2 state dict as `.safetensors`.
     #[arg(long)]
     pub ghn: PathBuf,
     /// The architecture (JSON, the `arch` text form).

@@ -12,6 +12,8 @@ use ghnq_quant::fake::Method;
 use ghnq_quant::layers::LayerBits;
 use shared_format::WeightScheme;
 
+use super::train_trace;
+
 /// Arguments of `ghnq train`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -98,9 +100,15 @@ pub struct Args {
     /// bit embedding starts at zero, so training starts from that GHN's predictions.
     #[arg(long, requires = "qat")]
     pub bit_conditioned: bool,
-    /// Start from this GHN checkpoint (GHN-QAT finetunes a float GHN-Q).
+    /// Start from this GHN checkpoint (GHN-QAT finetunes a float GHN-Q), or from a GHN-2 state
+    /// dict of facebookresearch/ppuda saved as `.safetensors`.
     #[arg(long, conflicts_with = "resume")]
     pub from: Option<PathBuf>,
+    /// Write every sampled net and every batch (images as trained on) to this new directory,
+    /// so that another trainer can replay the run step for step (`tools/ppuda-golden/parity.py`).
+    /// About 12 KiB per image at CIFAR-10 size.
+    #[arg(long, conflicts_with = "resume")]
+    pub trace: Option<PathBuf>,
     /// QAT weights per output channel, symmetric (TFLite) instead of per tensor, affine (paper).
     #[arg(long, requires = "qat")]
     pub per_channel: bool,
@@ -263,13 +271,28 @@ pub fn run_cmd(args: Args) -> Result<()> {
         keep_checkpoints: args.keep_checkpoints,
     };
     let mut validate = validation(&args, shape, classes)?;
-    let s = run(
-        &mut trainer,
-        archs.as_mut(),
-        images.as_mut(),
-        &opts,
-        &mut validate,
-    )?;
+    let s = match &args.trace {
+        Some(dir) => {
+            let (mut a, mut i) = train_trace::create(
+                dir,
+                archs.as_mut(),
+                images.as_mut(),
+                args.meta_batch,
+                args.batch,
+            )?;
+            let s = run(&mut trainer, &mut a, &mut i, &opts, &mut validate)?;
+            a.finish()?;
+            i.finish()?;
+            s
+        }
+        None => run(
+            &mut trainer,
+            archs.as_mut(),
+            images.as_mut(),
+            &opts,
+            &mut validate,
+        )?,
+    };
     println!(
         "trained {} steps ({} skipped for non-finite loss, {} in total); loss first 10% {:.4} -> last 10% {:.4}; {:.0} ms/step; checkpoint in {}",
         s.steps,
