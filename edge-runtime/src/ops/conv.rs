@@ -56,6 +56,24 @@ pub fn conv2d(
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> KernelResult {
+    // Armv7E-M and x86-64: 8-bit weights (symmetric or affine) go to the channel-blocked kernel
+    // (SMLAD or PMADDWD; the same sums).
+    #[cfg(any(edge_dsp, target_arch = "x86_64"))]
+    if blocked_eligible(p) {
+        return conv2d_blocked(p, input, output);
+    }
+    conv2d_reference(p, input, output, scratch)
+}
+
+/// The portable convolution: every weight format, one output channel at a time (its filter
+/// unpacked into `scratch` when sub-byte), `z_x·Σw` from per-tap weight sums and the affine
+/// correction `z_w·Σ(x − z_x)` per pixel. The reference the fast kernels are tested against.
+pub(crate) fn conv2d_reference(
+    p: &ConvParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> KernelResult {
     let win = p.window;
     let Dims {
         in_h,
@@ -78,13 +96,6 @@ pub fn conv2d(
     let mut tap_sums = [0i32; TAP_SUMS];
     let tabled = taps <= TAP_SUMS;
     let run_w_sums = !tabled && z_x != 0;
-    // Armv7E-M and x86-64: 8-bit weights without a zero point go to the channel-blocked kernel
-    // (SMLAD or PMADDWD; the same sums).
-    #[cfg(any(edge_dsp, target_arch = "x86_64"))]
-    if blocked_eligible(p) {
-        return conv2d_blocked(p, input, output);
-    }
-
     for co in 0..cout {
         let filter = channel_filter(p.weights.data, p.weights.bits, co, filter_len, scratch)?;
         let bias = p
@@ -212,11 +223,11 @@ impl Dims {
 /// to 8×8, and the long thin ones of audio models (10×4, 16×4).
 const TAP_SUMS: usize = 64;
 
-/// Whether [`conv2d_blocked`] handles `p`: 8-bit weights with zero point 0 (every per-channel
-/// symmetric model) and contiguous tap rows (dilation 1 along the width). Anything else (2/4-bit
-/// or per-tensor-affine weights, column dilation) stays on the reference loop.
+/// Whether [`conv2d_blocked`] handles `p`: 8-bit weights, symmetric or per-tensor affine, and
+/// contiguous tap rows (dilation 1 along the width). Sub-byte weights and column dilation stay
+/// on the reference loop.
 pub(crate) fn blocked_eligible(p: &ConvParams<'_>) -> bool {
-    p.weights.bits == 8 && p.weights.zero_point == 0 && p.window.dilation_w == 1
+    p.weights.bits == 8 && p.window.dilation_w == 1
 }
 
 /// Output channels whose bias and output stage [`conv2d_blocked`] works out once per pass.
@@ -224,7 +235,9 @@ pub(crate) const BLOCK: usize = 64;
 
 /// Conv2d for Armv7E-M's DSP instructions (CMSIS-NN's `arm_convolve_s8` idea, without its im2col
 /// buffer), for parameters that pass [`blocked_eligible`]. The accumulator is the same exact
-/// integer as [`conv2d`]'s, `b + Σ_valid w·(x − z_x)`, so the outputs are identical.
+/// integer as [`conv2d_reference`]'s, `b + Σ_valid (w − z_w)·(x − z_x)`, so the outputs are
+/// identical. Affine weights cost one more sum per pixel, shared by every channel:
+/// `Σ (w − z_w)(x − z_x) = Σ w·(x − z_x) − z_w·Σ(x − z_x)` (issue 18: affine at symmetric speed).
 ///
 /// Loop order: a block of up to [`BLOCK`] output channels (bias and output stage worked out
 /// once; 1.5 KiB of stack), output pixels, then the whole block through [`dsp::window`]: the
@@ -265,6 +278,7 @@ pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]
     )
     .map_err(|_| KernelError("weight cast"))?;
     let z_x = p.input_zero_point;
+    let z_w = i32::from(p.weights.zero_point);
     let row_stride = in_w * cin; // ≤ input.len(), checked above
     let run = kw * cin; // one whole tap row, contiguous in input and filter
 
@@ -322,12 +336,30 @@ pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]
                 if !dsp::window(x, w, filter_len, runs, z_x, acc) {
                     return Err(KernelError("conv window outside its tensors"));
                 }
+                if z_w != 0 {
+                    let centred = centred_sum(x, runs, z_x)?;
+                    let correction = z_w.wrapping_mul(centred);
+                    acc.iter_mut().for_each(|a| *a = a.wrapping_sub(correction));
+                }
                 output_stage(ys, &stage, &bias, acc, plain, p);
             }
         }
         c0 += nb;
     }
     Ok(())
+}
+
+/// `Σ_runs Σ_i (x[r·x_step + i] − z_x)`: one pixel's centred input sum over its valid taps.
+fn centred_sum(x: &[i8], runs: Runs, z_x: i8) -> Result<i32, KernelError> {
+    let mut total = 0i32;
+    for r in 0..runs.rows {
+        let xs = x
+            .get(r * runs.x_step..r * runs.x_step + runs.len)
+            .ok_or(KernelError("conv input run"))?;
+        total = total.wrapping_add(sum(xs));
+    }
+    let n = (runs.rows * runs.len) as i32;
+    Ok(total.wrapping_sub(n.wrapping_mul(i32::from(z_x))))
 }
 
 /// `ys[j] = requantize(bias[j] + acc[j])` with each channel's precomputed stage: one loop per
@@ -727,8 +759,8 @@ pub(crate) mod tests {
     /// reference kernel, output for output: random geometries (strides, row dilation, asymmetric
     /// padding, kernels up to 10×4), channel counts on both sides of the 4-channel groups and
     /// the 16-channel blocks, C_in with and without whole words, all zero points and both
-    /// roundings. It refuses what it does not handle (sub-byte or affine weights, column
-    /// dilation) instead of computing it wrongly.
+    /// roundings, symmetric and affine weights. It refuses what it does not handle (sub-byte
+    /// weights, column dilation) instead of computing it wrongly.
     #[test]
     fn blocked_kernel_matches_reference() {
         let mut seed = 0x5EED_1234u32;
@@ -779,22 +811,34 @@ pub(crate) mod tests {
                 .map(|_| ((1 << 30) | rnd(1 << 29) as i32, -(rnd(12) as i8) - 4))
                 .collect();
             let o = owned(&w, 8, &bias, &rq);
-            let mut p = params(&o, 8, WeightScheme::PerChannelSymmetric, 0, win, s, z_x, os);
+            // Every third case per-tensor affine, with a zero point anywhere in range.
+            let (scheme, z_w) = if case % 3 == 0 {
+                (
+                    WeightScheme::PerTensorAffine,
+                    [-128i8, 127, rnd(256) as u8 as i8][rnd(3) as usize],
+                )
+            } else {
+                (WeightScheme::PerChannelSymmetric, 0)
+            };
+            let mut p = params(&o, 8, scheme, z_w, win, s, z_x, os);
             p.output_zero_point = rnd(256) as u8 as i8;
             p.rounding = [Rounding::Double, Rounding::Single][rnd(2) as usize];
             if case % 5 == 0 {
                 p.clamp = Clamp { min: 0, max: 100 };
             }
             let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
-            conv2d(&p, &x, &mut want, &mut []).unwrap();
+            conv2d_reference(&p, &x, &mut want, &mut []).unwrap();
             let mut got = vec![0i8; want.len()];
             conv2d_blocked(&p, &x, &mut got).unwrap();
-            assert_eq!(got, want, "case {case}: {win:?} {s:?} -> {os:?} z_x {z_x}");
+            assert_eq!(
+                got, want,
+                "case {case}: {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
+            );
             checked += 1;
         }
         assert!(checked > 300, "{checked}");
 
-        // Refused, not miscomputed: affine or sub-byte weights, column dilation.
+        // Refused, not miscomputed: sub-byte weights, column dilation.
         let o = owned(&[1; 8], 8, &[0, 0], &[ONE, ONE]);
         let s = Shape::new(2, 2, 2);
         let p = params(
@@ -807,8 +851,7 @@ pub(crate) mod tests {
             0,
             s,
         );
-        assert!(!blocked_eligible(&p));
-        assert!(conv2d_blocked(&p, &[0; 8], &mut [0; 8]).is_err());
+        assert!(blocked_eligible(&p));
         let p = ConvParams {
             window: Window {
                 dilation_w: 2,
@@ -821,6 +864,7 @@ pub(crate) mod tests {
             ..p
         };
         assert!(!blocked_eligible(&p));
+        assert!(conv2d_blocked(&p, &[0; 8], &mut [0; 8]).is_err());
         let p = ConvParams {
             window: Window::square(1, 1, 1, 0),
             weights: Weights {
