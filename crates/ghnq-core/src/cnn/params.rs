@@ -300,93 +300,113 @@ pub enum TensorRef<'a> {
     D4(&'a Tensor<4>),
 }
 
+/// Why a parameter file could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamsFileError {
+    /// Reading or writing the file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a safetensors file, or a tensor the format refuses.
+    #[error("{path}: {source}")]
+    Format {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: safetensors::SafeTensorError,
+    },
+    /// The file does not hold this net's parameters.
+    #[error("{path}: tensor {name}: {what}")]
+    Tensor {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The tensor (`named_tensors` name).
+        name: String,
+        /// What is wrong with it.
+        what: String,
+    },
+}
+
 impl ParamSet {
     /// Write every tensor as float32 in the safetensors format (`named_tensors` names, PyTorch
-    /// layouts), readable by `safetensors`/PyTorch and by [`ParamSet::load_safetensors`].
-    pub fn save_safetensors(&self, net: &Net, path: &std::path::Path) -> std::io::Result<()> {
-        let tensors = self.named_tensors(net);
-        let mut header = String::from("{");
-        let mut offset = 0usize;
-        let mut blobs: Vec<Vec<u8>> = Vec::new();
-        for (k, (name, shape, data)) in tensors.into_iter().enumerate() {
-            let v: Vec<f32> = data
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            if k > 0 {
-                header.push(',');
-            }
-            let shape: Vec<String> = shape.iter().map(|s| s.to_string()).collect();
-            header.push_str(&format!(
-                "\"{}\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
-                name.replace('\\', "\\\\").replace('"', "\\\""),
-                shape.join(","),
-                offset,
-                offset + bytes.len()
-            ));
-            offset += bytes.len();
-            blobs.push(bytes);
-        }
-        header.push('}');
-        while header.len() % 8 != 0 {
-            header.push(' ');
-        }
-        let mut out = Vec::with_capacity(8 + header.len() + offset);
-        out.extend((header.len() as u64).to_le_bytes());
-        out.extend(header.as_bytes());
-        for b in blobs {
-            out.extend(b);
-        }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, out)?;
-        std::fs::rename(tmp, path)
+    /// layouts), readable by `safetensors`/PyTorch and by [`ParamSet::load_safetensors`];
+    /// atomically (a crash leaves the old file or the new one).
+    pub fn save_safetensors(
+        &self,
+        net: &Net,
+        path: &std::path::Path,
+    ) -> Result<(), ParamsFileError> {
+        let format = |source| ParamsFileError::Format {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .named_tensors(net)
+            .into_iter()
+            .map(|(name, shape, data)| {
+                let v = data
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default();
+                (
+                    name,
+                    shape,
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )
+            })
+            .collect();
+        let views = tensors
+            .iter()
+            .map(|(name, shape, bytes)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .map(|v| (name.clone(), v))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(format)?;
+        let bytes = safetensors::serialize(views, None).map_err(format)?;
+        crate::atomic::write(path, &bytes).map_err(|source| ParamsFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
-    /// Read a file written by [`ParamSet::save_safetensors`] for the same net.
+    /// Read a file written by [`ParamSet::save_safetensors`] for the same net (every tensor
+    /// present, float32, with this net's shape).
     pub fn load_safetensors(
         net: &Net,
         path: &std::path::Path,
         device: &Device,
-    ) -> std::io::Result<ParamSet> {
-        let bytes = std::fs::read(path)?;
-        let bad = |m: String| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {m}", path.display()),
-            )
-        };
-        if bytes.len() < 8 {
-            return Err(bad("too short".into()));
-        }
-        let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-        let header: serde_json::Value = serde_json::from_slice(
-            bytes
-                .get(8..8 + n)
-                .ok_or_else(|| bad("truncated header".into()))?,
-        )
-        .map_err(|e| bad(e.to_string()))?;
-        let data = &bytes[8 + n..];
-        let get = |name: String, shape: &[usize]| -> std::io::Result<Vec<f32>> {
-            let e = header
-                .get(&name)
-                .ok_or_else(|| bad(format!("missing tensor {name}")))?;
-            let offs: Vec<usize> = e["data_offsets"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_u64())
-                        .map(|x| x as usize)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let numel: usize = shape.iter().product();
-            if offs.len() != 2 || offs[1] - offs[0] != 4 * numel || offs[1] > data.len() {
-                return Err(bad(format!("tensor {name}: bad offsets or size")));
+    ) -> Result<ParamSet, ParamsFileError> {
+        let bytes = std::fs::read(path).map_err(|source| ParamsFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|source| {
+            ParamsFileError::Format {
+                path: path.to_path_buf(),
+                source,
             }
-            Ok(data[offs[0]..offs[1]]
+        })?;
+        let get = |name: String, shape: &[usize]| -> Result<Vec<f32>, ParamsFileError> {
+            let bad = |what: String| ParamsFileError::Tensor {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                what,
+            };
+            let t = st.tensor(&name).map_err(|e| bad(e.to_string()))?;
+            if t.dtype() != safetensors::Dtype::F32 {
+                return Err(bad(format!("dtype {:?}, float32 expected", t.dtype())));
+            }
+            if t.shape() != shape {
+                return Err(bad(format!("shape {:?}, the net has {shape:?}", t.shape())));
+            }
+            Ok(t.data()
                 .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect())
         };
         let mut ps = ParamSet::init_random(net, device);
@@ -419,5 +439,47 @@ impl ParamSet {
             }
         }
         Ok(ps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::ImageShape;
+    use crate::sources::random_small_net;
+    use rand::SeedableRng;
+
+    fn values(p: &ParamSet, net: &Net) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        p.named_tensors(net)
+            .into_iter()
+            .map(|(n, s, d)| (n, s, d.convert::<f32>().try_to_vec::<f32>().unwrap()))
+            .collect()
+    }
+
+    /// Written and read back, every tensor is the same; a file of another net, or not a
+    /// safetensors file, is refused with the tensor or the reason.
+    #[test]
+    fn parameter_files_round_trip_and_refuse_other_nets() {
+        let dev = Device::flex();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let shape = ImageShape { h: 8, w: 8, c: 3 };
+        let net = random_small_net(&mut rng, shape, 10, "a");
+        let params = ParamSet::init_random(&net, &dev);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.safetensors");
+        params.save_safetensors(&net, &path).unwrap();
+        let back = ParamSet::load_safetensors(&net, &path, &dev).unwrap();
+        assert_eq!(values(&back, &net), values(&params, &net));
+        let other = loop {
+            let n = random_small_net(&mut rng, shape, 10, "b");
+            if n.nodes.iter().map(|v| &v.op).ne(net.nodes.iter().map(|v| &v.op)) {
+                break n;
+            }
+        };
+        let err = ParamSet::load_safetensors(&other, &path, &dev).unwrap_err();
+        assert!(matches!(err, ParamsFileError::Tensor { .. }), "{err}");
+        std::fs::write(&path, b"not safetensors").unwrap();
+        let err = ParamSet::load_safetensors(&net, &path, &dev).unwrap_err();
+        assert!(matches!(err, ParamsFileError::Format { .. }), "{err}");
     }
 }
