@@ -364,6 +364,7 @@ fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::XorShift32;
     use shared_format::le::i32s_to_le;
     use shared_format::{
         Add as AddOp, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool,
@@ -867,13 +868,8 @@ mod tests {
         let dw: Vec<u8> = (0..27).map(|i| ((i * 37) % 255) as u8).collect();
         let lin = pack(&(0..12).map(|i| (i % 4) as i8 - 2).collect::<Vec<_>>(), 2).unwrap();
         let blob = all_ops_model(&w4, &dw, &lin, &t);
-        let mut seed = 0xDEAD_BEEFu32;
-        let mut rnd = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut rng = XorShift32::new(0xDEAD_BEEF);
+        let mut rnd = || rng.next_u32();
         let (mut accepted, mut ran) = (0, 0);
         for _ in 0..4000 {
             let mut m = blob.clone();

@@ -41,6 +41,8 @@ pub mod error;
 pub mod interpreter;
 pub mod ops;
 pub mod requant;
+#[cfg(test)]
+mod test_rng;
 
 /// The blob format crate, for everything not re-exported below (test vectors, header, packing).
 pub use shared_format;

@@ -282,6 +282,7 @@ pub const fn clamp_to_i8(v: i32, clamp: Clamp) -> i8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::XorShift32;
 
     /// NUMERICS.md written with i64/i128 and plain operators, independently of the code above.
     fn reference(acc: i32, m: i32, e: i32, rounding: Rounding) -> i32 {
@@ -415,13 +416,8 @@ mod tests {
     #[test]
     fn mbqm_matches_reference_formula() {
         // A deterministic sweep over accumulators, multipliers and every valid shift.
-        let mut s: u32 = 0x9E37_79B9;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut rng = XorShift32::new(0x9E37_79B9);
+        let mut next = || rng.next_u32();
         let edge = [
             0,
             1,
@@ -458,13 +454,8 @@ mod tests {
 
     #[test]
     fn channel_requant_equals_requantize() {
-        let mut s: u32 = 0x1234_5678;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut rng = XorShift32::new(0x1234_5678);
+        let mut next = || rng.next_u32();
         let edge = [
             0,
             1,

@@ -403,6 +403,7 @@ pub(crate) fn output_stage(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::test_rng::XorShift32;
     use shared_format::WeightScheme;
     use shared_format::le::i32s_to_le;
     use shared_format::packing::pack;
@@ -573,13 +574,8 @@ pub(crate) mod tests {
     /// against the naive loop, with M = 1 so any accumulator difference shows.
     #[test]
     fn matches_naive_on_random_geometries() {
-        let mut seed = 0x1234_5678u32;
-        let mut rnd = |n: u32| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed % n
-        };
+        let mut rng = XorShift32::new(0x1234_5678u32);
+        let mut rnd = |n: u32| rng.below(n);
         for case in 0..300 {
             let bits = [2u8, 4, 8][rnd(3) as usize];
             // Mostly small kernels; every tenth case up to 16×16, past the tap-sum table.
@@ -763,13 +759,8 @@ pub(crate) mod tests {
     /// weights, column dilation) instead of computing it wrongly.
     #[test]
     fn blocked_kernel_matches_reference() {
-        let mut seed = 0x5EED_1234u32;
-        let mut rnd = |n: u32| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed % n
-        };
+        let mut rng = XorShift32::new(0x5EED_1234u32);
+        let mut rnd = |n: u32| rng.below(n);
         let mut checked = 0;
         for case in 0..500 {
             let (kh, kw) = if case % 7 == 0 {

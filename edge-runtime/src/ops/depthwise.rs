@@ -294,6 +294,7 @@ fn add_lanes(acc: &mut [i32; TILE], v: &[i8]) {
 mod tests {
     use super::*;
     use crate::ops::conv::tests::{ONE, owned, params};
+    use crate::test_rng::XorShift32;
     use shared_format::{Rounding, Shape, WeightScheme, Window};
 
     #[test]
@@ -351,13 +352,8 @@ mod tests {
     /// tiles) against a tap-by-tap i64 loop.
     #[test]
     fn matches_naive_on_random_geometries() {
-        let mut seed = 0x0BAD_F00Du32;
-        let mut rnd = |n: u32| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed % n
-        };
+        let mut rng = XorShift32::new(0x0BAD_F00Du32);
+        let mut rnd = |n: u32| rng.below(n);
         for case in 0..400 {
             let bits = [2u8, 4, 8][rnd(3) as usize];
             let kmax = if case % 8 == 0 { 16 } else { 7 };
@@ -457,13 +453,8 @@ mod tests {
     /// on both sides of the 4-channel groups and the 64-channel blocks, zero points, roundings.
     #[test]
     fn tiled_kernel_matches_reference() {
-        let mut seed = 0xD00D_F00Du32;
-        let mut rnd = |n: u32| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed % n
-        };
+        let mut rng = XorShift32::new(0xD00D_F00Du32);
+        let mut rnd = |n: u32| rng.below(n);
         let mut checked = 0;
         for case in 0..300 {
             let (kh, kw) = (1 + rnd(5) as u8, 1 + rnd(5) as u8);

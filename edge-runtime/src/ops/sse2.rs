@@ -197,15 +197,14 @@ fn lane_sum(v: __m128i) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::XorShift32;
 
     /// A deterministic byte stream covering the extremes (xorshift, then forced corners).
     fn bytes(n: usize, seed: u32) -> Vec<i8> {
-        let mut s = seed | 1;
+        let mut rng = XorShift32::new(seed | 1);
         (0..n)
             .map(|i| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
+                let s = rng.next_u32();
                 match i % 11 {
                     0 => -128,
                     5 => 127,
