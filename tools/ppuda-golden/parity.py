@@ -15,6 +15,12 @@ Two commands:
       L2 weight decay 1e-5). Writes O/ghn-step<N>.safetensors every --save-every steps (ghnq
       loads them: `ghnq eval --ghn O/ghn-step<N>.safetensors`) and O/train.csv.
 
+  parity.py grad-check --ppuda-dir D --trace T --init init.safetensors --out O
+      the first step of the trace with dropout off, through ppuda: per-net losses and the
+      gradient of every GHN weight, compared with the ghnq side's
+      (`PARITY_DIR=... cargo test -p ghnq-ghn --test ppuda_parity_step -- --ignored` writes
+      <init's dir>/ghnq-step0-grads.safetensors).
+
 What is not replayed: dropout masks (each side draws its own) and float rounding (PyTorch and the
 native engine sum in different orders), so the curves can agree only statistically.
 """
@@ -30,7 +36,7 @@ import numpy as np
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("command", choices=["init", "train"])
+    p.add_argument("command", choices=["init", "train", "grad-check"])
     p.add_argument("--ppuda-dir", required=True,
                    help="a checkout/extraction of facebookresearch/ppuda (the directory holding ppuda/)")
     p.add_argument("--out", required=True)
@@ -138,5 +144,93 @@ def train():
                   flush=True)
 
 
+def grad_check():
+    torch.set_num_threads(ARGS.threads)
+    with open(os.path.join(ARGS.trace, "trace.json")) as f:
+        header = json.load(f)
+    mb, bs = header["meta_batch"], header["batch"]
+    c, h, w = header["image"]["c"], header["image"]["h"], header["image"]["w"]
+    with open(os.path.join(ARGS.trace, "nets.jsonl")) as f:
+        nets = [json.loads(f.readline()) for _ in range(mb)]
+    for net in nets:
+        for node in net["nodes"]:
+            if node["op"]["type"] == "dropout":
+                node["op"]["p"] = 0.0
+    per = bs * c * h * w
+    x = torch.from_numpy(np.fromfile(os.path.join(ARGS.trace, "images.f32"), dtype="<f4",
+                                     count=per).reshape(bs, c, h, w).copy())
+    y = torch.from_numpy(np.fromfile(os.path.join(ARGS.trace, "labels.u8"), dtype=np.uint8,
+                                     count=bs).astype(np.int64))
+    ghn = make_ghn()
+    ghn.load_state_dict(load_file(ARGS.init))
+    ghn.train()
+    models, graphs = [], []
+    for net in nets:
+        m = IRNet(net, flatten_hwc=True).eval()
+        graphs.append(Graph(m, ve_cutoff=ARGS.s_max))
+        m.__dict__["_layered_modules"] = named_layered_modules(m)
+        models.append(m.train())
+    models = ghn(models, GraphBatch(graphs).to_device("cpu"))
+    losses = [torch.nn.functional.cross_entropy(m(x), y) for m in models]
+    loss = sum(losses) / len(losses)
+    loss.backward()
+    theirs = load_file(os.path.join(os.path.dirname(ARGS.init), "ghnq-step0-grads.safetensors"))
+    print("per-net losses ppuda", [round(float(l), 6) for l in losses])
+    print("per-net losses ghnq ", [round(float(v), 6) for v in theirs["loss"]])
+    worst = []
+    for k, p in ghn.named_parameters():
+        g = p.grad if p.grad is not None else torch.zeros_like(p)
+        r = theirs[k].reshape(g.shape)
+        scale = float(g.abs().max())
+        diff = float((g - r).abs().max())
+        cos = float((g.flatten() @ r.flatten()) / (g.norm() * r.norm() + 1e-30))
+        worst.append((diff / max(scale, 1e-30), k, scale, cos, float(g.norm()), float(r.norm())))
+    worst.sort(reverse=True)
+    for rel, k, scale, cos, gn, rn in worst[:12]:
+        print("%-36s rel.max diff %.2e  max|g| %.2e  cos %.6f  |g| ppuda %.3e ghnq %.3e"
+              % (k, rel, scale, cos, gn, rn))
+
+    # Two Adam steps (trace steps 0 and 1, dropout off) from the same start, in ppuda's
+    # Trainer.update, against the weights the ghnq trainer reached (ghnq-after-2-steps).
+    with open(os.path.join(ARGS.trace, "nets.jsonl")) as f:
+        all_nets = [json.loads(f.readline()) for _ in range(2 * mb)]
+    for net in all_nets:
+        for node in net["nodes"]:
+            if node["op"]["type"] == "dropout":
+                node["op"]["p"] = 0.0
+    ghn = make_ghn()
+    ghn.load_state_dict(load_file(ARGS.init))
+    ghn.train()
+    start = {k: v.detach().clone() for k, v in ghn.state_dict().items()}
+    optimizer = torch.optim.Adam(ghn.parameters(), ARGS.lr, weight_decay=ARGS.wd)
+    trainer = Trainer(optimizer, ARGS.classes, False, n_batches=2, grad_clip=5, device="cpu",
+                      log_interval=10 ** 9)
+    for k in range(2):
+        models, graphs = [], []
+        for net in all_nets[k * mb:(k + 1) * mb]:
+            m = IRNet(net, flatten_hwc=True).eval()
+            graphs.append(Graph(m, ve_cutoff=ARGS.s_max))
+            m.__dict__["_layered_modules"] = named_layered_modules(m)
+            models.append(m.train())
+        xk = torch.from_numpy(np.fromfile(os.path.join(ARGS.trace, "images.f32"), dtype="<f4",
+                                          count=per, offset=4 * k * per).reshape(bs, c, h, w).copy())
+        yk = torch.from_numpy(np.fromfile(os.path.join(ARGS.trace, "labels.u8"), dtype=np.uint8,
+                                          count=bs, offset=k * bs).astype(np.int64))
+        trainer.reset()
+        trainer.update(models, xk, yk, ghn=ghn, graphs=GraphBatch(graphs))
+        print("ppuda step %d: loss %.6f" % (k, trainer.metrics["loss"].avg))
+    after = load_file(os.path.join(os.path.dirname(ARGS.init), "ghnq-after-2-steps.safetensors"))
+    rows = []
+    for k, v in ghn.state_dict().items():
+        d_ppuda = (v - start[k]).flatten()
+        d_ghnq = (after[k].reshape(v.shape) - start[k]).flatten()
+        cos = float(d_ppuda @ d_ghnq / (d_ppuda.norm() * d_ghnq.norm() + 1e-30))
+        rows.append((cos, k, float(d_ppuda.norm()), float(d_ghnq.norm())))
+    rows.sort()
+    print("update after two steps, ppuda vs ghnq (lowest cosine first):")
+    for cos, k, a, b in rows[:10]:
+        print("%-36s cos %.6f  |Δ| ppuda %.4e ghnq %.4e" % (k, cos, a, b))
+
+
 if __name__ == "__main__":
-    init() if ARGS.command == "init" else train()
+    {"init": init, "train": train, "grad-check": grad_check}[ARGS.command]()
