@@ -112,3 +112,163 @@ fn export_errors_name_the_problem() {
     assert!(err.contains("28x28x1") && err.contains("32x32x3"), "{err}");
     assert!(!Path::new(blob).exists(), "nothing written on failure");
 }
+
+/// `ghnq run --inputs` with a user's own files: the bundle's inputs as raw bytes, as an int8
+/// `.npy` and as a float32 `.npy` (dequantized, so quantizing them back gives the same codes)
+/// all give the bundle's logits, written as raw bytes, int8 `.npy` and dequantized float32
+/// `.npy`; a wrong shape and a float32 raw output are refused by name.
+#[test]
+fn run_takes_a_users_own_inputs_and_writes_the_logits() {
+    use npyz::WriterBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let (arch, params) = net_and_params(dir.path());
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (blob, vectors) = (p("m.ghnq"), p("m.ghnv"));
+    let out = ghnq(&[
+        "export",
+        "--params",
+        &params,
+        "--arch",
+        &arch,
+        "--bits",
+        "w8a8",
+        "--dataset",
+        "synthetic-gray",
+        "--calib",
+        "32",
+        "--images",
+        "32",
+        "--samples",
+        "16",
+        "-o",
+        &blob,
+        "--vectors",
+        &vectors,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let vector_bytes = std::fs::read(&vectors).unwrap();
+    let bundle = shared_format::TestVectors::from_bytes(&vector_bytes).unwrap();
+    let blob_bytes = std::fs::read(&blob).unwrap();
+    let model = shared_format::Model::from_bytes(&blob_bytes).unwrap();
+    let inputs: Vec<i8> = bundle.iter().flat_map(|s| s.input.to_vec()).collect();
+    let expected: Vec<i8> = bundle.iter().flat_map(|s| s.expected.to_vec()).collect();
+    let (n, k) = (bundle.len() as u64, bundle.output_len() as u64);
+    let write_npy = |path: &str, shape: &[u64], f32s: Option<Vec<f32>>| {
+        let mut bytes = Vec::new();
+        match f32s {
+            Some(v) => {
+                let mut w = npyz::WriteOptions::new()
+                    .default_dtype()
+                    .shape(shape)
+                    .writer(&mut bytes)
+                    .begin_nd()
+                    .unwrap();
+                w.extend(v).unwrap();
+                w.finish().unwrap();
+            }
+            None => {
+                let mut w = npyz::WriteOptions::new()
+                    .default_dtype()
+                    .shape(shape)
+                    .writer(&mut bytes)
+                    .begin_nd()
+                    .unwrap();
+                w.extend(inputs.iter().copied()).unwrap();
+                w.finish().unwrap();
+            }
+        }
+        std::fs::write(path, bytes).unwrap();
+    };
+    std::fs::write(
+        p("x.bin"),
+        inputs.iter().map(|&v| v as u8).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    write_npy(&p("x.npy"), &[n, 28, 28, 1], None);
+    let input = model.input_tensor();
+    let scale = model.input().scale;
+    let floats: Vec<f32> = inputs
+        .iter()
+        .map(|&q| scale * (f32::from(q) - f32::from(input.zero_point)))
+        .collect();
+    write_npy(&p("xf.npy"), &[n, 784], Some(floats));
+    let read_npy = |path: &str| {
+        npyz::NpyFile::new(std::io::Cursor::new(std::fs::read(path).unwrap())).unwrap()
+    };
+    for (x, y) in [("x.bin", "y.bin"), ("x.npy", "y.npy"), ("xf.npy", "yf.npy")] {
+        let run = ghnq(&["run", &blob, "--inputs", &p(x), "--out", &p(y)]);
+        assert!(run.status.success(), "{x}: {}", text(&run.stderr));
+        assert!(
+            text(&run.stdout).contains(&format!("samples {n}")),
+            "{}",
+            text(&run.stdout)
+        );
+        let got: Vec<i8> = if y.ends_with(".npy") {
+            let npy = read_npy(&p(y));
+            assert_eq!(npy.shape(), &[n, k]);
+            npy.into_vec::<i8>().unwrap()
+        } else {
+            std::fs::read(p(y))
+                .unwrap()
+                .into_iter()
+                .map(|b| b as i8)
+                .collect()
+        };
+        assert_eq!(got, expected, "{x}: logits differ from the bundle's");
+    }
+    let run = ghnq(&[
+        "run",
+        &blob,
+        "--inputs",
+        &p("x.npy"),
+        "--out",
+        &p("yd.npy"),
+        "--dequantize",
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let deq: Vec<f32> = read_npy(&p("yd.npy")).into_vec::<f32>().unwrap();
+    let (s, zp) = (
+        model.output().scale,
+        f32::from(model.output_tensor().zero_point),
+    );
+    for (d, &q) in deq.iter().zip(&expected) {
+        assert!(
+            (d - s * (f32::from(q) - zp)).abs() <= 1e-6 * s.max(1.0),
+            "{d} vs {q}"
+        );
+    }
+
+    // Refused by name: NCHW-looking floats, raw bytes of the wrong size, float32 raw output.
+    write_npy(
+        &p("bad.npy"),
+        &[n, 1, 28, 28],
+        Some(vec![0.0; (n * 784) as usize]),
+    );
+    let bad = ghnq(&["run", &blob, "--inputs", &p("bad.npy")]);
+    assert!(!bad.status.success());
+    let err = text(&bad.stderr);
+    assert!(err.contains("(N, 28, 28, 1)"), "{err}");
+    std::fs::write(p("short.bin"), [0u8; 100]).unwrap();
+    let bad = ghnq(&["run", &blob, "--inputs", &p("short.bin")]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("784 bytes"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let bad = ghnq(&[
+        "run",
+        &blob,
+        "--inputs",
+        &p("x.bin"),
+        "--out",
+        &p("z.bin"),
+        "--dequantize",
+    ]);
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains(".npy"), "{}", text(&bad.stderr));
+    assert!(
+        !Path::new(&p("z.bin")).exists(),
+        "nothing written on failure"
+    );
+}

@@ -7,6 +7,7 @@
 pub mod hil;
 pub mod random_vectors;
 pub mod summary;
+pub mod user_io;
 pub mod vectors_run;
 
 use std::path::Path;

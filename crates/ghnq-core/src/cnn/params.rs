@@ -472,7 +472,11 @@ mod tests {
         assert_eq!(values(&back, &net), values(&params, &net));
         let other = loop {
             let n = random_small_net(&mut rng, shape, 10, "b");
-            if n.nodes.iter().map(|v| &v.op).ne(net.nodes.iter().map(|v| &v.op)) {
+            if n.nodes
+                .iter()
+                .map(|v| &v.op)
+                .ne(net.nodes.iter().map(|v| &v.op))
+            {
                 break n;
             }
         };
