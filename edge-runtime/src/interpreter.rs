@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::ops::KernelError;
 use crate::ops::add::{AddOperand, AddParams, add};
 use crate::ops::concat::{ConcatParams, ConcatSource, concat_input};
-use crate::ops::conv::{ConvParams, conv2d};
+use crate::ops::conv::{ConvParams, Weighted, conv2d};
 use crate::ops::depthwise::depthwise_conv2d;
 use crate::ops::linear::linear;
 use crate::ops::mean::{MeanParams, mean};
@@ -230,34 +230,26 @@ fn execute(
     match op {
         Op::Conv2d(c) => {
             let x_t = record(c.input)?;
-            let p = ConvParams {
+            let op = Weighted {
                 window: c.window,
-                input_shape: x_t.shape,
-                input_zero_point: x_t.zero_point,
-                output_shape: out_t.shape,
-                output_zero_point: out_t.zero_point,
                 weights: c.weights,
                 bias: c.bias,
                 requant: c.requant,
                 clamp: c.clamp,
-                rounding,
             };
+            let p = ConvParams::new(op, &x_t, &out_t, rounding);
             conv2d(&p, input(&x_t)?, output, scratch)
         }
         Op::DepthwiseConv2d(d) => {
             let x_t = record(d.input)?;
-            let p = ConvParams {
+            let op = Weighted {
                 window: d.window,
-                input_shape: x_t.shape,
-                input_zero_point: x_t.zero_point,
-                output_shape: out_t.shape,
-                output_zero_point: out_t.zero_point,
                 weights: d.weights,
                 bias: d.bias,
                 requant: d.requant,
                 clamp: d.clamp,
-                rounding,
             };
+            let p = ConvParams::new(op, &x_t, &out_t, rounding);
             depthwise_conv2d(&p, input(&x_t)?, output, scratch)
         }
         Op::MaxPool(pool) | Op::AvgPool(pool) => {
@@ -321,18 +313,14 @@ fn execute(
         }
         Op::Linear(l) => {
             let x_t = record(l.input)?;
-            let p = ConvParams {
+            let op = Weighted {
                 window: shared_format::Window::square(1, 1, 1, 0),
-                input_shape: x_t.shape,
-                input_zero_point: x_t.zero_point,
-                output_shape: out_t.shape,
-                output_zero_point: out_t.zero_point,
                 weights: l.weights,
                 bias: l.bias,
                 requant: l.requant,
                 clamp: l.clamp,
-                rounding,
             };
+            let p = ConvParams::new(op, &x_t, &out_t, rounding);
             linear(&p, input(&x_t)?, output, scratch)
         }
         Op::Softmax(s) => {

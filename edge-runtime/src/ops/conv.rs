@@ -15,7 +15,7 @@
 //! instead to [`conv2d_blocked`], which does four output channels per pass (`SXTAB16`/`SMLAD` in
 //! module `dsp`, SSE2's `PMADDWD` in module `sse2`) and forms the same exact accumulators.
 
-use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, Weights, Window};
+use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, TensorRecord, Weights, Window};
 
 use super::dsp::{self, Runs};
 use super::{
@@ -47,6 +47,40 @@ pub struct ConvParams<'w> {
     pub clamp: Clamp,
     /// Requantization rounding of the model.
     pub rounding: Rounding,
+}
+
+/// What a weighted op of the blob stores (window, weights, bias, requantization, clamp): the
+/// one shape the interpreter hands convolutions, depthwise convolutions and linear layers.
+#[derive(Debug, Clone, Copy)]
+pub struct Weighted<'w> {
+    /// Kernel, stride, dilation and padding (1×1 for a linear layer).
+    pub window: Window,
+    /// Packed weights.
+    pub weights: Weights<'w>,
+    /// i32 bias per output channel.
+    pub bias: LeI32s<'w>,
+    /// Per-tensor or per-channel multipliers and shifts.
+    pub requant: Requant<'w>,
+    /// Output clamp.
+    pub clamp: Clamp,
+}
+
+impl<'w> ConvParams<'w> {
+    /// A weighted op's parameters between its input tensor `x` and output tensor `y`.
+    pub fn new(op: Weighted<'w>, x: &TensorRecord, y: &TensorRecord, rounding: Rounding) -> Self {
+        ConvParams {
+            window: op.window,
+            input_shape: x.shape,
+            input_zero_point: x.zero_point,
+            output_shape: y.shape,
+            output_zero_point: y.zero_point,
+            weights: op.weights,
+            bias: op.bias,
+            requant: op.requant,
+            clamp: op.clamp,
+            rounding,
+        }
+    }
 }
 
 /// Runs a convolution; `scratch` must hold one filter (`kh·kw·C_in`) for 2/4-bit weights.
