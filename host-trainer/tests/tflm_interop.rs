@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use ghnq_core::shared_data;
 use ghnq_tflite as tflite;
 use ghnq_tflite::tflm::{Tflm, mlperf_model};
 use rand::{Rng, SeedableRng};
@@ -51,6 +52,16 @@ fn compare(tflm: &Tflm, name: &str, seed: u64) -> (usize, usize, String) {
 
 #[test]
 fn mlperf_tiny_models_match_tflm_byte_for_byte() {
+    let test = "tflm_interop::mlperf_tiny_models_match_tflm_byte_for_byte";
+    let names = [
+        "pretrainedResnet_quant.tflite",
+        "kws_ref_model.tflite",
+        "vww_96_int8.tflite",
+        "ad01_int8.tflite",
+    ];
+    if names.iter().any(|n| model_for(test, n).is_none()) {
+        return;
+    }
     let tflm = Tflm::locate().expect("TFLM's reference interpreter (run `cargo xtask setup`)");
     let mut failures = Vec::new();
     for (k, name) in [
@@ -78,12 +89,14 @@ fn mlperf_tiny_models_match_tflm_byte_for_byte() {
 /// and zero point −128. Same bytes as TFLM, and the published model's accuracy as a sanity check.
 #[test]
 fn resnet8_on_real_cifar10_images_matches_tflm() {
+    let test = "tflm_interop::resnet8_on_real_cifar10_images_matches_tflm";
+    let (Some(_), Some(cifar)) = (
+        model_for(test, "pretrainedResnet_quant.tflite"),
+        shared_data::for_test(test, "cifar10/test_batch_lossless_first932.bin"),
+    ) else {
+        return;
+    };
     let tflm = Tflm::locate().expect("TFLM's reference interpreter (run `cargo xtask setup`)");
-    let cifar = mlperf_model("pretrainedResnet_quant.tflite")
-        .parent()
-        .and_then(Path::parent)
-        .expect("shared/data")
-        .join("cifar10/test_batch_lossless_first932.bin");
     let (planar, labels) = ghnq_core::data::cifar10::read_batch(&cifar).expect("CIFAR-10 slice");
     // CHW planes → HWC, pixel − 128.
     let n = labels.len();
@@ -122,7 +135,11 @@ fn resnet8_on_real_cifar10_images_matches_tflm() {
 
 #[test]
 fn a_file_that_is_not_tflite_is_a_clear_error() {
-    let bytes = std::fs::read(mlperf_model("pretrainedResnet_quant.tflite")).expect("model");
+    let test = "tflm_interop::a_file_that_is_not_tflite_is_a_clear_error";
+    let Some(path) = model_for(test, "pretrainedResnet_quant.tflite") else {
+        return;
+    };
+    let bytes = std::fs::read(path).expect("model");
     for bad in [
         &bytes[..bytes.len() / 3],
         &b"GHNQ not a flatbuffer at all"[..],
@@ -136,4 +153,9 @@ fn a_file_that_is_not_tflite_is_a_clear_error() {
             "{err}"
         );
     }
+}
+
+/// MLPerf Tiny model `name` for `test`, or `None` after the skip is reported.
+fn model_for(test: &str, name: &str) -> Option<std::path::PathBuf> {
+    shared_data::for_test(test, &format!("mlperf-tiny/{name}"))
 }

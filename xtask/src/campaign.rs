@@ -6,6 +6,7 @@
 //! works in `runs/cifar10-float/` (ignored by git), so a checkpoint every few minutes does not
 //! touch the tree; `sync` copies the newest checkpoint and the logs back before a commit.
 
+use crate::root;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -16,13 +17,6 @@ use crate::shell;
 const COMMITTED: &str = "checkpoints/cifar10-float";
 /// Where the running campaign writes.
 const RUN: &str = "runs/cifar10-float";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask sits in the workspace")
-        .to_path_buf()
-}
 
 /// The `step=` of a checkpoint directory's `latest` marker.
 fn latest_step(dir: &Path) -> Option<usize> {
@@ -78,7 +72,7 @@ fn cifar_dir(arg: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(d) = arg.or_else(|| std::env::var_os("GHNQ_CIFAR_DIR").map(PathBuf::from)) {
         return Ok(d);
     }
-    let prepare = root().join("../shared/data/cifar10/prepare.py");
+    let prepare = crate::shared_data().join("cifar10/prepare.py");
     if !prepare.exists() {
         bail!(
             "no CIFAR-10: pass --data-dir <dir holding cifar-10-batches-bin> or set GHNQ_CIFAR_DIR"

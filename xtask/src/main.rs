@@ -12,6 +12,24 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod campaign;
+
+/// The data folder beside the repository (`GHNQ_SHARED_DATA`, else `../shared/data`), as
+/// `ghnq_core::shared_data::dir` finds it.
+pub(crate) fn shared_data() -> std::path::PathBuf {
+    match std::env::var_os("GHNQ_SHARED_DATA") {
+        Some(d) if !d.is_empty() => d.into(),
+        _ => root().join("../shared/data"),
+    }
+}
+
+/// The workspace root (xtask sits in it).
+pub(crate) fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
+}
+
 mod setup;
 mod shell;
 mod test;

@@ -4,7 +4,8 @@
 //! - [`cnn`]: parameter sets, initialisers, the functional burn executor and plain SGD training;
 //! - [`train`]: what every trainer and evaluator shares (batches, sources, loss, top-k, summaries);
 //! - [`sources`]: built-in and by-name image and architecture sources;
-//! - [`atomic`]: atomic file writes.
+//! - [`atomic`]: atomic file writes;
+//! - [`shared_data`]: the data files beside the repository (never in it), and tests' skips.
 //!
 //! Data flows one way: `ghnq-core` → `ghnq-quant` → `ghnq-ghn` → `ghnq-export` → `ghnq-tflite`,
 //! with `ghnq-study` on top; no crate imports a later one.
@@ -16,5 +17,6 @@ pub mod arch;
 pub mod atomic;
 pub mod cnn;
 pub mod data;
+pub mod shared_data;
 pub mod sources;
 pub mod train;

@@ -206,29 +206,18 @@ impl Tflm {
 }
 
 /// One of the MLPerf Tiny reference models (`pretrainedResnet_quant.tflite`,
-/// `kws_ref_model.tflite`, `vww_96_int8.tflite`, `ad01_int8.tflite`) in
-/// `<workspace>/../shared/data/mlperf-tiny/`, where they stay: never copied into the repository.
+/// `kws_ref_model.tflite`, `vww_96_int8.tflite`, `ad01_int8.tflite`) in `mlperf-tiny/` of the
+/// shared data folder (`ghnq_core::shared_data`), where they stay: never copied into the
+/// repository.
 pub fn mlperf_model(name: &str) -> PathBuf {
-    workspace_root()
-        .parent()
-        .expect("the workspace has a parent directory")
-        .join("shared/data/mlperf-tiny")
-        .join(name)
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("crates/ghnq-tflite/ has a workspace above it")
-        .to_path_buf()
+    ghnq_core::shared_data::file(&format!("mlperf-tiny/{name}"))
 }
 
 /// `CARGO_TARGET_DIR`, else `<workspace>/target`. A relative `CARGO_TARGET_DIR` is taken from
 /// the workspace root, as `cargo xtask setup` does: tests run in their package directory and
 /// cannot know where cargo was invoked.
 fn target_dir() -> PathBuf {
-    let root = workspace_root();
+    let root = ghnq_core::shared_data::workspace_root();
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => root.join(dir),
         _ => root.join("target"),

@@ -150,21 +150,18 @@ pub fn load(dir: &Path, train: bool) -> Result<(Vec<u8>, Vec<u8>), DataError> {
 mod tests {
     use super::*;
 
-    /// `../shared/data/cifar10/` beside the repository (never copied into it).
-    fn shared() -> PathBuf {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cifar10");
-        assert!(
-            dir.join("test_batch_lossless_first932.bin").is_file(),
-            "CIFAR-10 test data missing: expected {}/test_batch_lossless_first932.bin (the shared/ folder \
-             must sit beside the repository checkout)",
-            dir.display()
-        );
-        dir
+    /// `cifar10/` of the shared data folder beside the repository (never copied into it), or
+    /// `None` when the test should skip (`shared_data::for_test`).
+    fn shared(test: &str) -> Option<PathBuf> {
+        crate::shared_data::for_test(test, "cifar10/test_batch_lossless_first932.bin")
+            .and_then(|f| f.parent().map(Path::to_path_buf))
     }
 
     #[test]
     fn first_932_test_records_match_official_labels() {
-        let dir = shared();
+        let Some(dir) = shared("first_932_test_records_match_official_labels") else {
+            return;
+        };
         let (images, labels) = read_batch(&dir.join("test_batch_lossless_first932.bin")).unwrap();
         assert_eq!(labels.len(), 932);
         assert_eq!(images.len(), 932 * IMAGE);
@@ -179,7 +176,10 @@ mod tests {
 
     #[test]
     fn truncated_file_names_file_and_length() {
-        let src = std::fs::read(shared().join("test_batch_lossless_first932.bin")).unwrap();
+        let Some(dir) = shared("truncated_file_names_file_and_length") else {
+            return;
+        };
+        let src = std::fs::read(dir.join("test_batch_lossless_first932.bin")).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("cut.bin");
         std::fs::write(&path, &src[..2 * RECORD + 100]).unwrap();
@@ -226,7 +226,9 @@ mod tests {
     #[ignore = "needs GHNQ_CIFAR_DIR with the full cifar-10-batches-bin (prepare.py)"]
     fn full_batches_from_env() {
         let dir = resolve_dir(None).unwrap();
-        let shared = shared();
+        let Some(shared) = shared("full_batches_from_env") else {
+            return;
+        };
         let (train_img, train_lab) = load(&dir, true).unwrap();
         let (test_img, test_lab) = load(&dir, false).unwrap();
         assert_eq!(train_img.len(), 50_000 * IMAGE);
