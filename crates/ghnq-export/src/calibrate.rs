@@ -98,17 +98,18 @@ impl Observer for Ranges {
 
 /// `params` with every BatchNorm's running statistics set to the population statistics of the
 /// batch statistics the simulation under `opts` normalises `batches` with.
+#[allow(clippy::too_many_arguments)]
 fn population_stats(
     net: &Net,
     lowered: &Lowered,
     params: &ParamSet,
+    engine: &SimEngine<'_>,
     opts: SimOptions<'_>,
     shape: ImageShape,
     batches: &[LabeledBatch],
     device: &Device,
 ) -> Result<ParamSet, NativeError> {
     let mut bn = BnSums::default();
-    let engine = SimEngine::new(params, device);
     for b in batches {
         engine.logits(net, lowered, b, shape, opts, Some(&mut bn))?;
     }
@@ -152,7 +153,10 @@ pub fn calibrate(
         bn: BnMode::Batch,
         training: false,
     };
-    let float_params = population_stats(net, lowered, &params, float, shape, batches, device)?;
+    let engine = SimEngine::new(&params, device);
+    let float_params = population_stats(
+        net, lowered, &params, &engine, float, shape, batches, device,
+    )?;
     let params = match config.bn_stats {
         BnStats::Float => float_params.clone(),
         BnStats::Quantized => {
@@ -162,7 +166,9 @@ pub fn calibrate(
                 bn: BnMode::Batch,
                 training: false,
             };
-            population_stats(net, lowered, &params, as_trained, shape, batches, device)?
+            population_stats(
+                net, lowered, &params, &engine, as_trained, shape, batches, device,
+            )?
         }
     };
 
@@ -304,5 +310,89 @@ mod tests {
             differs,
             "4-bit statistics equal the float ones: the test shows nothing"
         );
+    }
+}
+
+#[cfg(test)]
+mod engine_tests {
+    use super::*;
+    use ghnq_core::sources::{SyntheticImages, arch_source};
+    use ghnq_core::train::ImageSource;
+    use ghnq_quant::config::Precision;
+
+    /// Calibration on the native engine against burn's on a deep `test`-split net at W4A4: the
+    /// quantized population statistics come from batch ranges and batch statistics, where a
+    /// float-noise flip moves later scales, so the engines may differ, but no more than the
+    /// native engine differs from itself on images moved by one part in a million. Measured
+    /// (test-000000, 4 × 64 images, 1,408 statistics): engines median 1.0 %, max 9 %; float
+    /// noise median 0.9 %, max 12 %.
+    #[test]
+    #[ignore = "a measurement (a few seconds in release): cargo test --release -p ghnq-export -- --ignored calibration_engines"]
+    fn calibration_engines_agree() {
+        let dev = Device::flex();
+        let shape = ImageShape::CIFAR10;
+        let mut archs = arch_source("test", shape, 10, 0).unwrap();
+        let net = archs.sample();
+        let lowered = Lowered::new(&net).unwrap();
+        let params = ParamSet::init_random(&net, &dev);
+        let mut src = SyntheticImages::new(shape, 10, 1000, 3);
+        let batches: Vec<LabeledBatch> = (0..4).map(|_| src.next_batch(64)).collect();
+        let config = QuantConfig::paper(Precision::new(4, 4));
+        let as_trained = SimOptions {
+            quant: Some(&config),
+            acts: Acts::Batch,
+            bn: BnMode::Batch,
+            training: false,
+        };
+        let stats = |engine: &SimEngine<'_>, batches: &[LabeledBatch]| {
+            let p = population_stats(
+                &net, &lowered, &params, engine, as_trained, shape, batches, &dev,
+            )
+            .unwrap();
+            RunningStats::from_params(&p)
+        };
+        let spread = |a: &RunningStats, b: &RunningStats| {
+            let mut rel: Vec<f64> = Vec::new();
+            for (a, b) in a.0.iter().zip(&b.0) {
+                if let (Some((ma, va)), Some((mb, vb))) = (a, b) {
+                    for ((x, y), s) in ma.iter().zip(mb).zip(vb) {
+                        rel.push(f64::from((x - y).abs() / s.sqrt().max(1e-6)));
+                    }
+                    for (x, y) in va.iter().zip(vb) {
+                        rel.push(f64::from((x - y).abs() / y.max(1e-12)));
+                    }
+                }
+            }
+            rel.sort_by(f64::total_cmp);
+            let q = |f: f64| rel[((rel.len() - 1) as f64 * f) as usize];
+            (rel.len(), q(0.5), q(0.9), q(1.0))
+        };
+        let native_engine = SimEngine::new(&params, &dev);
+        let native = stats(&native_engine, &batches);
+        let burn = stats(&SimEngine::Burn(&params, dev.clone()), &batches);
+        // The control: the native engine against itself on images moved by one part in 10^6,
+        // i.e. what float noise alone does to these statistics.
+        let nudged: Vec<LabeledBatch> = batches
+            .iter()
+            .map(|b| LabeledBatch {
+                images: b.images.iter().map(|v| v * (1.0 + 1e-6)).collect(),
+                labels: b.labels.clone(),
+            })
+            .collect();
+        let control = stats(&native_engine, &nudged);
+        let (engines, noise) = (spread(&native, &burn), spread(&native, &control));
+        assert!(
+            engines.1 <= 3.0 * noise.1 + 1e-4 && engines.2 <= 3.0 * noise.2 + 1e-3,
+            "the engines differ more than float noise does: {engines:?} vs {noise:?}"
+        );
+        for (what, (n, med, p90, max)) in [
+            ("native vs burn", engines),
+            ("native vs native on images x (1 + 1e-6)", noise),
+        ] {
+            eprintln!(
+                "{}: {what}: {n} W4A4 population statistics (means in standard deviations, variances relative): median {med:.2e}, 90th percentile {p90:.2e}, max {max:.2e}",
+                net.name
+            );
+        }
     }
 }
