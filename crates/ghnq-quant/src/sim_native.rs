@@ -666,6 +666,17 @@ mod tests {
     use ghnq_core::sources::{arch_source, random_small_net};
     use rand::{Rng, SeedableRng};
 
+    /// Where a test run's activation ranges come from.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Ranges {
+        /// No activation quantization.
+        Float,
+        /// Each batch's own.
+        Batch,
+        /// A fixed table.
+        Fixed,
+    }
+
     /// What an observer saw: BN statistics by node, stored tensors (NCHW) by tensor.
     #[derive(Default)]
     struct Seen {
@@ -751,7 +762,8 @@ mod tests {
     }
 
     /// The native simulation computes what burn's computes, for every mode the callers use:
-    /// float, batch ranges with batch statistics (calibration), fixed ranges with stored
+    /// float, batch ranges with batch statistics (calibration's statistics pass), quantized
+    /// weights with float activations (its range pass), fixed ranges with stored
     /// statistics (evaluation), at 8, 4 and 2 bits, both weight schemes. Float values agree to
     /// float noise; a quantized value may land one grid step apart where the two engines' sums
     /// straddle a rounding boundary (different summation order), which must stay rare.
@@ -786,12 +798,12 @@ mod tests {
                 images: (0..len).map(|_| rng.random_range(-2.0f32..2.0)).collect(),
                 labels: vec![0; n],
             };
-            let configs: Vec<(Option<QuantConfig>, bool, BnMode)> = vec![
-                (None, false, BnMode::Batch),
-                (None, false, BnMode::Running),
+            let configs: Vec<(Option<QuantConfig>, Ranges, BnMode)> = vec![
+                (None, Ranges::Float, BnMode::Batch),
+                (None, Ranges::Float, BnMode::Running),
                 (
                     Some(QuantConfig::paper(Precision::new(8, 8))),
-                    false,
+                    Ranges::Batch,
                     BnMode::Batch,
                 ),
                 (
@@ -800,12 +812,22 @@ mod tests {
                         act_clip: Clip::Percentile(1.0),
                         ..QuantConfig::paper(Precision::new(4, 4))
                     }),
-                    false,
+                    Ranges::Batch,
                     BnMode::Batch,
+                ),
+                // Calibration's range pass: quantized weights, float activations, stored
+                // statistics (percentile weight ranges here).
+                (
+                    Some(QuantConfig {
+                        weight_clip: Clip::Percentile(1.0),
+                        ..QuantConfig::paper(Precision::new(4, 4))
+                    }),
+                    Ranges::Float,
+                    BnMode::Running,
                 ),
                 (
                     Some(QuantConfig::paper(Precision::new(4, 4))),
-                    true,
+                    Ranges::Fixed,
                     BnMode::Running,
                 ),
                 (
@@ -814,16 +836,16 @@ mod tests {
                         method: Method::SimQuant,
                         ..QuantConfig::paper(Precision::new(2, 2))
                     }),
-                    true,
+                    Ranges::Fixed,
                     BnMode::Running,
                 ),
             ];
-            for (config, fixed, bn) in &configs {
+            for (config, ranges, bn) in &configs {
                 // Batch ranges and batch statistics feed every float-noise flip back into all
                 // later scales and statistics: a deep net's two runs then drift apart as two
                 // runs of burn at different thread counts do. Deep nets are compared where
                 // flips stay local (float, or fixed ranges and statistics).
-                if deep && config.is_some() && !fixed {
+                if deep && config.is_some() && *ranges == Ranges::Batch {
                     continue;
                 }
                 let table: Vec<AffineParams> = (0..lowered.tensors.len())
@@ -834,10 +856,10 @@ mod tests {
                         AffineParams::from_range(fixed_range, bits)
                     })
                     .collect();
-                let acts = match (config, fixed) {
-                    (None, _) => Acts::Float,
-                    (Some(_), false) => Acts::Batch,
-                    (Some(_), true) => Acts::Fixed(&table),
+                let acts = match ranges {
+                    Ranges::Float => Acts::Float,
+                    Ranges::Batch => Acts::Batch,
+                    Ranges::Fixed => Acts::Fixed(&table),
                 };
                 let opts = SimOptions {
                     quant: config.as_ref(),
@@ -849,7 +871,7 @@ mod tests {
                     "{} {}, {} ranges, {bn:?} statistics",
                     net.name,
                     config.as_ref().map_or("float".into(), |q| q.label()),
-                    if *fixed { "fixed" } else { "batch" }
+                    format!("{ranges:?}").to_lowercase()
                 );
                 let (mut a, mut b) = (Seen::default(), Seen::default());
                 let x = nchw_to_nhwc(&batch.images, n, net.input.c, net.input.h, net.input.w);
