@@ -21,6 +21,10 @@ Two commands:
       (`PARITY_DIR=... cargo test -p ghnq-ghn --test ppuda_parity_step -- --ignored` writes
       <init's dir>/ghnq-step0-grads.safetensors).
 
+  parity.py plot --ppuda-dir D --out results/ghn-parity/curves
+      curves.png/.svg from results/ghn-parity/{val.csv, train-*.csv}: validation top-1 against
+      steps for every run, and the training loss (50-step means).
+
 What is not replayed: dropout masks (each side draws its own) and float rounding (PyTorch and the
 native engine sum in different orders), so the curves can agree only statistically.
 """
@@ -36,7 +40,7 @@ import numpy as np
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("command", choices=["init", "train", "grad-check"])
+    p.add_argument("command", choices=["init", "train", "grad-check", "plot"])
     p.add_argument("--ppuda-dir", required=True,
                    help="a checkout/extraction of facebookresearch/ppuda (the directory holding ppuda/)")
     p.add_argument("--out", required=True)
@@ -232,5 +236,39 @@ def grad_check():
         print("%-36s cos %.6f  |Δ| ppuda %.4e ghnq %.4e" % (k, cos, a, b))
 
 
+def plot():
+    import csv
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    here = os.path.dirname(ARGS.out)
+    runs = {}
+    with open(os.path.join(here, "val.csv")) as f:
+        for r in csv.DictReader(f):
+            runs.setdefault(r["run"], []).append((int(r["step"]), float(r["top1_mean"]), float(r["top1_se"])))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, pts in sorted(runs.items()):
+        pts.sort()
+        a.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o",
+                   capsize=3, label=name)
+        path = os.path.join(here, "train-%s.csv" % name)
+        if os.path.exists(path):
+            with open(path) as f:
+                losses = [float(r["loss"]) for r in csv.DictReader(f) if r["loss"] != "nan"]
+            means = [sum(losses[i:i + 50]) / len(losses[i:i + 50]) for i in range(0, len(losses), 50)]
+            b.plot([i * 50 + 25 for i in range(len(means))], means, marker=".", label=name)
+    a.set_xlabel("step")
+    a.set_ylabel("validation top-1 % (20 nets x 500 images, mean ± s.e.)")
+    a.legend()
+    b.set_xlabel("step")
+    b.set_ylabel("training loss (50-step mean)")
+    b.legend()
+    fig.suptitle("Same start, same nets, same images: ghnq train vs ppuda's Trainer.update")
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(ARGS.out + "." + ext, dpi=110)
+    print("wrote %s.png and .svg" % ARGS.out)
+
+
 if __name__ == "__main__":
-    {"init": init, "train": train, "grad-check": grad_check}[ARGS.command]()
+    {"init": init, "train": train, "grad-check": grad_check, "plot": plot}[ARGS.command]()
