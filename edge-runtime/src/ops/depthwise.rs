@@ -20,10 +20,10 @@
 //! combined modulo 2^32, and validation proves the final accumulator fits in i32 (per channel,
 //! `Σ(|w| + |z_w|)·255 + |b| ≤ i32::MAX`, the channel's taps summed at stride C).
 //!
-//! On Armv7E-M (Cortex-M4/M7, `cfg(edge_dsp)`), 8-bit weights without a zero point go instead to
+//! On Armv7E-M (Cortex-M4/M7, `cfg(edge_dsp)`), 8-bit weights (symmetric or affine) go instead to
 //! [`depthwise_tiled`]: per pixel and tap, four channels a step through `dsp::lanes4`
-//! (`SXTAB16`/`SXTB16`, then `SMLABB`/`SMLATT`), `Σ w·(x − z_x)` formed directly; the same exact
-//! accumulators, no scratch.
+//! (`SXTAB16` centring both operands, then `SMLABB`/`SMLATT`), `Σ (w − z_w)·(x − z_x)` formed
+//! directly; the same exact accumulators, no scratch.
 //!
 //! [`DEPTHWISE_TILE`]: shared_format::plan::DEPTHWISE_TILE
 
@@ -86,9 +86,9 @@ pub fn depthwise_conv2d(
     let z_x = p.input_zero_point as i32;
     let z_w = p.weights.zero_point as i32;
     let row_stride = in_w * channels; // ≤ input.len(), checked above
-    // Armv7E-M: 8-bit weights without a zero point go to the register-tiled kernel (same sums).
+    // Armv7E-M: 8-bit weights (symmetric or affine) go to the register-tiled kernel (same sums).
     #[cfg(edge_dsp)]
-    if bits == 8 && z_w == 0 {
+    if bits == 8 {
         return depthwise_tiled(p, input, output, all_weights);
     }
 
@@ -191,10 +191,11 @@ pub fn depthwise_conv2d(
     Ok(())
 }
 
-/// Depthwise conv for 8-bit weights with zero point 0 on Armv7E-M: blocks of [`BLOCK`] channels
-/// (bias and output stage worked out once per block), output pixels, the pixel's valid taps,
-/// then the block's channels of that tap (contiguous in input and weights) four at a time
-/// through `dsp::lanes4`, `Σ w·(x − z_x)` directly (no `Σ w` correction), then
+/// Depthwise conv for 8-bit weights (symmetric or per-tensor affine) on Armv7E-M: blocks of
+/// [`BLOCK`] channels (bias and output stage worked out once per block), output pixels, the
+/// pixel's valid taps, then the block's channels of that tap (contiguous in input and weights)
+/// four at a time through `dsp::lanes4`, `Σ (w − z_w)·(x − z_x)` directly (both factors
+/// centred in the registers: no `Σ w` or `Σ x` correction), then
 /// [`output_stage`]. The accumulators are the same exact integers as [`depthwise_conv2d`]'s.
 /// Arguments as checked by it; elsewhere than Armv7E-M only tested.
 #[cfg_attr(not(edge_dsp), allow(dead_code))]
@@ -213,7 +214,9 @@ fn depthwise_tiled(
     let (out_h, out_w) = (p.output_shape.h as usize, p.output_shape.w as usize);
     let kw = win.kernel_w as usize;
     let z_x = p.input_zero_point as i32;
+    let z_w = p.weights.zero_point as i32;
     let centre = dsp::splat16(-(p.input_zero_point as i16));
+    let centre_w = dsp::splat16(-(p.weights.zero_point as i16));
     let row_stride = in_w * channels;
     let mut c0 = 0;
     while c0 < channels {
@@ -256,10 +259,10 @@ fn depthwise_tiled(
                         let ((x4, x1), (w4, w1)) = (xs.as_chunks::<4>(), ws.as_chunks::<4>());
                         let (a4, a1) = acc.as_chunks_mut::<4>();
                         for ((a, x), w) in a4.iter_mut().zip(x4).zip(w4) {
-                            dsp::lanes4(x, w, centre, a);
+                            dsp::lanes4(x, w, centre, centre_w, a);
                         }
                         for ((a, &x), &w) in a1.iter_mut().zip(x1).zip(w1) {
-                            *a = a.wrapping_add(w as i32 * (x as i32 - z_x));
+                            *a = a.wrapping_add((w as i32 - z_w) * (x as i32 - z_x));
                         }
                     }
                 }
@@ -492,16 +495,25 @@ mod tests {
             let o = owned(&w, 8, &bias, &rq);
             let os = Shape::new(oh as u16, ow as u16, c);
             let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
+            // Every third case per-tensor affine, with a zero point anywhere in range.
+            let (scheme, z_w) = if case % 3 == 0 {
+                (
+                    WeightScheme::PerTensorAffine,
+                    [-128i8, 127, rnd(256) as u8 as i8][rnd(3) as usize],
+                )
+            } else {
+                (WeightScheme::PerChannelSymmetric, 0)
+            };
             let p = ConvParams {
                 output_zero_point: rnd(256) as u8 as i8,
                 rounding: [Rounding::Double, Rounding::Single][rnd(2) as usize],
-                ..params(&o, 8, WeightScheme::PerChannelSymmetric, 0, win, s, z_x, os)
+                ..params(&o, 8, scheme, z_w, win, s, z_x, os)
             };
             let mut want = vec![0i8; oh as usize * ow as usize * c as usize];
             depthwise_conv2d(&p, &x, &mut want, &mut []).unwrap();
             let mut got = vec![0i8; want.len()];
             depthwise_tiled(&p, &x, &mut got, &w).unwrap();
-            assert_eq!(got, want, "case {case}: {win:?} {s:?} z_x {z_x}");
+            assert_eq!(got, want, "case {case}: {win:?} {s:?} z_x {z_x} z_w {z_w}");
             checked += 1;
         }
         assert!(checked > 150, "{checked}");

@@ -79,12 +79,13 @@ pub(crate) const fn splat16(v: i16) -> u32 {
     h | h << 16
 }
 
-/// `acc[j] += w_j·(x_j − z_x)` for the four bytes `j` of `x` and `w`: one tap of four depthwise
-/// channels, `centre` being [`splat16`]`(−z_x)`. On Armv7E-M eight register-only instructions
-/// (`SXTAB16` and `SXTB16` twice each, then `SMLABB`/`SMLATT`, one exact MAC each); elsewhere
-/// plain Rust.
+/// `acc[j] += (w_j − z_w)·(x_j − z_x)` for the four bytes `j` of `x` and `w`: one tap of four
+/// depthwise channels, `centre` being [`splat16`]`(−z_x)` and `centre_w` [`splat16`]`(−z_w)`
+/// (0 for symmetric weights). Both factors fit 16 bits (−255..=255). On Armv7E-M eight
+/// register-only instructions (`SXTAB16` four times, then `SMLABB`/`SMLATT`, one exact MAC
+/// each); elsewhere plain Rust.
 #[inline(always)]
-pub(crate) fn lanes4(x: &[i8; 4], w: &[i8; 4], centre: u32, acc: &mut [i32; 4]) {
+pub(crate) fn lanes4(x: &[i8; 4], w: &[i8; 4], centre: u32, centre_w: u32, acc: &mut [i32; 4]) {
     #[cfg(edge_dsp)]
     {
         let xw = u32::from_le_bytes(x.map(|v| v as u8));
@@ -96,8 +97,8 @@ pub(crate) fn lanes4(x: &[i8; 4], w: &[i8; 4], centre: u32, acc: &mut [i32; 4]) 
             asm!(
                 "sxtab16 {x02}, {off}, {x}",
                 "sxtab16 {x13}, {off}, {x}, ror #8",
-                "sxtb16 {w02}, {w}",
-                "sxtb16 {w13}, {w}, ror #8",
+                "sxtab16 {w02}, {offw}, {w}",
+                "sxtab16 {w13}, {offw}, {w}, ror #8",
                 "smlabb {a0}, {w02}, {x02}, {a0}",
                 "smlatt {a2}, {w02}, {x02}, {a2}",
                 "smlabb {a1}, {w13}, {x13}, {a1}",
@@ -105,6 +106,7 @@ pub(crate) fn lanes4(x: &[i8; 4], w: &[i8; 4], centre: u32, acc: &mut [i32; 4]) 
                 x = in(reg) xw,
                 w = in(reg) ww,
                 off = in(reg) centre,
+                offw = in(reg) centre_w,
                 a0 = inout(reg) a0,
                 a1 = inout(reg) a1,
                 a2 = inout(reg) a2,
@@ -121,8 +123,9 @@ pub(crate) fn lanes4(x: &[i8; 4], w: &[i8; 4], centre: u32, acc: &mut [i32; 4]) 
     #[cfg(not(edge_dsp))]
     {
         let z = -(centre as u16 as i16 as i32);
+        let z_w = -(centre_w as u16 as i16 as i32);
         for ((a, &w), &x) in acc.iter_mut().zip(w).zip(x) {
-            *a = a.wrapping_add(w as i32 * (x as i32 - z));
+            *a = a.wrapping_add((w as i32 - z_w) * (x as i32 - z));
         }
     }
 }
