@@ -152,6 +152,7 @@ pub fn calibrate(
         acts: Acts::Float,
         bn: BnMode::Batch,
         training: false,
+        noise_seed: 0,
     };
     let engine = SimEngine::new(&params, device);
     let float_params = population_stats(
@@ -165,6 +166,7 @@ pub fn calibrate(
                 acts: Acts::Batch,
                 bn: BnMode::Batch,
                 training: false,
+                noise_seed: 0,
             };
             population_stats(
                 net, lowered, &params, &engine, as_trained, shape, batches, device,
@@ -182,6 +184,7 @@ pub fn calibrate(
         acts: Acts::Float,
         bn: BnMode::Running,
         training: false,
+        noise_seed: 0,
     };
     let mut samples = 0;
     let engine = SimEngine::new(&params, device);
@@ -279,6 +282,7 @@ mod tests {
                     acts,
                     bn: BnMode::Batch,
                     training: false,
+                    noise_seed: 0,
                 };
                 let mut seen = Seen::default();
                 let _ = sim::forward(&net, &lowered, &params, x.clone(), opts, Some(&mut seen));
@@ -343,6 +347,7 @@ mod engine_tests {
             acts: Acts::Batch,
             bn: BnMode::Batch,
             training: false,
+            noise_seed: 0,
         };
         let stats = |engine: &SimEngine<'_>, batches: &[LabeledBatch]| {
             let p = population_stats(

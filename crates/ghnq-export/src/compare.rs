@@ -119,6 +119,7 @@ pub fn compare(
         acts: Acts::Fixed(&cal.acts),
         bn: BnMode::Running,
         training: false,
+        noise_seed: 0,
     };
     // The float reference and the simulation run on the native engine on the CPU (burn
     // elsewhere).

@@ -69,6 +69,7 @@ pub fn deploy_gap(
             acts,
             bn,
             training: false,
+            noise_seed: 0,
         };
         let (mut hits, mut n) = (0, 0);
         for b in batches {

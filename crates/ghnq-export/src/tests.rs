@@ -149,6 +149,7 @@ fn every_intermediate_tensor_agrees_with_single_rounding() {
             acts: Acts::Fixed(&cal.acts),
             bn: BnMode::Running,
             training: false,
+            noise_seed: 0,
         };
         let _ = sim::forward(&net, &lowered, &cal.params, x, opts, Some(&mut stored));
         for k in 0..lowered.steps.len() {

@@ -287,6 +287,61 @@ fn qat_gradients_reach_the_ghn_and_loss_falls() {
     }
 }
 
+/// GHN-QAT on the native engine follows burn's loss curve: the same GHN, nets and batches, 200
+/// meta-steps (W4A4 with STE, W2A2 with NoiseQuant: the same draws on both paths). The paths sum
+/// in different orders, so a rounding can land on the other side of a grid point and the curves
+/// drift apart by float noise; they must stay within a few per cent of each other throughout.
+#[test]
+fn native_and_burn_qat_train_alike() {
+    use super::train::Engine;
+    use ghnq_quant::config::{Precision, QuantConfig};
+    let dev = Device::flex().autodiff();
+    let nets = vec![tiny_a(), tiny_b()];
+    for precision in [Precision::new(4, 4), Precision::new(2, 2)] {
+        let ghn = Ghn::new(&tiny_config(), &dev);
+        let curve = |engine: Engine| {
+            let mut trainer = MetaTrainer::new(ghn.clone(), 1e-5, dev.clone());
+            trainer.qat = Some(QuantConfig::paper(precision));
+            trainer.engine = engine;
+            (0..200)
+                .map(|k| trainer.step(&nets, &batch(8, k % 16), SHAPE, 1e-3).loss)
+                .collect::<Vec<f32>>()
+        };
+        // One thread: burn's reductions split work by the pool's size.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let (native, burn) = pool.install(|| (curve(Engine::Native), curve(Engine::Burn)));
+        let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+        for k in (0..200).step_by(20) {
+            let (a, b) = (mean(&native[k..k + 20]), mean(&burn[k..k + 20]));
+            eprintln!("{precision} steps {k}..: native {a:.4} burn {b:.4}");
+            assert!(
+                (a - b).abs() <= 0.03 * b,
+                "{precision}: steps {k}..{}: mean loss native {a} vs burn {b}",
+                k + 20
+            );
+        }
+        let first_apart = native
+            .iter()
+            .zip(&burn)
+            .position(|(a, b)| (a - b).abs() > 1e-4 * b)
+            .unwrap_or(200);
+        eprintln!(
+            "{precision}: mean loss over 200 steps native {:.4}, burn {:.4}; equal to 1e-4 for the first {first_apart} steps",
+            mean(&native),
+            mean(&burn)
+        );
+        assert!(
+            first_apart >= 1,
+            "{precision}: the first step's losses differ: {} vs {}",
+            native[0],
+            burn[0]
+        );
+    }
+}
+
 #[test]
 fn checkpoint_round_trip_is_exact() {
     let dev = Device::flex();

@@ -24,6 +24,7 @@ use ghnq_core::train::{
 };
 use ghnq_quant::config::{Precision, QuantConfig};
 use ghnq_quant::lower::Lowered;
+use ghnq_quant::qat_native::{self, QatOptions};
 use ghnq_quant::sim::{self, Acts, SimOptions};
 
 /// The learning rate of GHN_SPEC §3.3 (MultiStepLR ×0.1 at epochs 200 and 250 of 300), scaled to
@@ -64,7 +65,8 @@ pub struct StepReport {
 pub enum Engine {
     /// [`crate::cnn::native`]: forward and backward outside burn's autodiff, the nets of a
     /// meta-batch in parallel (rayon); the GHN's backward takes their parameter gradients.
-    /// Float training only: GHN-QAT runs on [`Engine::Burn`].
+    /// GHN-QAT's quantized nets run on `ghnq_quant::qat_native`. Host memory only: a GPU run
+    /// uses [`Engine::Burn`].
     #[default]
     Native,
     /// burn's autodiff through [`crate::cnn::executor`] (and the quantized simulation): one graph
@@ -106,7 +108,7 @@ pub struct MetaTrainer {
     /// Bit-conditioned GHN-QAT: the bit-widths to cycle through, one per step (step `s` uses
     /// `bit_choices[s % len]`, so a resumed run continues the cycle); empty = `qat`'s own.
     pub bit_choices: Vec<Precision>,
-    /// How the target nets run (float steps; QAT steps always use [`Engine::Burn`]).
+    /// How the target nets run (float and QAT steps alike).
     pub engine: Engine,
     /// Milliseconds by op kind of the last native step, summed over its nets (empty after a
     /// burn step).
@@ -159,6 +161,28 @@ impl MetaTrainer {
         }
     }
 
+    /// The quantization this step trains for (GHN-QAT), with the bit-widths of its turn in
+    /// `bit_choices`.
+    fn step_qat(&self) -> Option<QuantConfig> {
+        self.qat.clone().map(|q| match self.bit_choices.as_slice() {
+            [] => q,
+            choices => {
+                let precision = choices[self.state.step % choices.len()];
+                QuantConfig {
+                    precision,
+                    method: QuantConfig::paper(precision).method,
+                    ..q
+                }
+            }
+        })
+    }
+
+    /// The bit-widths a bit-conditioned GHN predicts for (none for a plain one).
+    fn conditioning_bits(&self, qat: Option<&QuantConfig>) -> Option<Precision> {
+        qat.filter(|_| self.ghn.config.bit_conditioned)
+            .map(|q| q.precision)
+    }
+
     /// Mean loss and accuracy of the meta-batch (the autodiff graph reaches the GHN).
     pub fn meta_loss(
         &self,
@@ -192,22 +216,8 @@ impl MetaTrainer {
         labels: &[usize],
     ) -> (Tensor<1>, f32, f64) {
         let t = Instant::now();
-        let qat = self.qat.clone().map(|q| match self.bit_choices.as_slice() {
-            [] => q,
-            choices => {
-                let precision = choices[self.state.step % choices.len()];
-                QuantConfig {
-                    precision,
-                    method: QuantConfig::paper(precision).method,
-                    ..q
-                }
-            }
-        });
-        let bits = qat
-            .as_ref()
-            .filter(|_| self.ghn.config.bit_conditioned)
-            .map(|q| q.precision);
-        let params = self.predict(nets, bits);
+        let qat = self.step_qat();
+        let params = self.predict(nets, self.conditioning_bits(qat.as_ref()));
         if std::env::var_os("GHNQ_SYNC_TIMING").is_some() {
             // Force the lazy graph so the split of the step time is honest (costs a read-back).
             let _ = params[0].named_tensors(&nets[0]);
@@ -226,6 +236,7 @@ impl MetaTrainer {
                         acts: Acts::Batch,
                         bn: BnMode::Batch,
                         training: true,
+                        noise_seed: dropout_seed(self.state.step, k),
                     };
                     sim::forward(net, &lowered, p, x.clone(), opts, None)
                 }
@@ -254,7 +265,7 @@ impl MetaTrainer {
         shape: ImageShape,
         lr: f64,
     ) -> StepReport {
-        if self.engine == Engine::Native && self.qat.is_none() {
+        if self.engine == Engine::Native {
             return self.step_native(nets, batch, shape, lr);
         }
         self.last_profile.clear();
@@ -334,8 +345,9 @@ impl MetaTrainer {
     }
 
     /// [`MetaTrainer::step`] on [`Engine::Native`]: the GHN predicts (burn, autodiff), the nets
-    /// run forward and backward natively, in parallel, and `Σ p·∂L/∂p` carries their gradients
-    /// into the GHN's backward.
+    /// run forward and backward natively (as quantized simulations under GHN-QAT:
+    /// `ghnq_quant::qat_native`), in parallel, and `Σ p·∂L/∂p` carries their gradients into the
+    /// GHN's backward.
     fn step_native(
         &mut self,
         nets: &[Net],
@@ -345,7 +357,8 @@ impl MetaTrainer {
     ) -> StepReport {
         use rayon::prelude::*;
         let t0 = Instant::now();
-        let params = self.predict(nets, None);
+        let qat = self.step_qat();
+        let params = self.predict(nets, self.conditioning_bits(qat.as_ref()));
         let values: Vec<NetValues> = params.iter().map(NetValues::from_params).collect();
         let predict_ms = t0.elapsed().as_secs_f64() * 1e3;
 
@@ -359,17 +372,36 @@ impl MetaTrainer {
             .zip(&values)
             .enumerate()
             .map(|(k, (net, v))| {
-                native::loss_and_grads(
-                    net,
-                    v,
-                    &x,
-                    &batch.labels,
-                    native::Options {
-                        train: true,
-                        dropout_seed: dropout_seed(step, k),
-                        grad_scale: 1.0 / m as f32,
-                    },
-                )
+                let grad_scale = 1.0 / m as f32;
+                match &qat {
+                    None => native::loss_and_grads(
+                        net,
+                        v,
+                        &x,
+                        &batch.labels,
+                        native::Options {
+                            train: true,
+                            dropout_seed: dropout_seed(step, k),
+                            grad_scale,
+                        },
+                    ),
+                    Some(config) => {
+                        let lowered =
+                            Lowered::new(net).expect("sampled nets have a device lowering");
+                        qat_native::loss_and_grads(
+                            net,
+                            &lowered,
+                            v,
+                            &x,
+                            &batch.labels,
+                            QatOptions {
+                                config,
+                                noise_seed: dropout_seed(step, k),
+                                grad_scale,
+                            },
+                        )
+                    }
+                }
                 .expect("sampled nets run natively")
             })
             .collect();

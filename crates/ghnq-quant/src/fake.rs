@@ -1,16 +1,23 @@
 //! Simulated quantization on burn tensors, differentiable for QAT (the paper's §2.2):
 //! - SimQuant: fake quantization (quantize then dequantize) whose rounding passes gradients
-//!   straight through (STE); clamping stops them outside the range, as in PyTorch's FakeQuantize.
+//!   straight through (STE); clamping stops them where the rounded code is outside the range, as
+//!   in PyTorch's FakeQuantize. WHY the rounded code: with an absolute range the largest value's
+//!   code is the range's end to within a rounding error of the division, and a mask on the
+//!   unrounded code would pass or stop its gradient by that error (and differently in two engines
+//!   that sum in different orders).
 //! - NoiseQuant (Eqs. 5–6): additive uniform noise `U[−Δ/2, Δ/2]` in place of rounding, which the
 //!   paper found stable at 2 bits where STE is not.
 //!
 //! The values equal [`AffineParams::quantize`] followed by [`AffineParams::dequantize`] (the
 //! integer path) except on exact rounding ties.
 
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
 use shared_format::tensor::{qmax, qmin};
 
 use super::affine::{AffineParams, Range};
+use super::integer::activation_clamp;
+use super::lower::Activation;
 pub use ghnq_core::train::host_values;
 
 /// How quantization is simulated (the paper's two methods).
@@ -22,28 +29,123 @@ pub enum Method {
     NoiseQuant,
 }
 
-/// Fake-quantize `x` with a fixed scale and zero point.
-pub fn fake_quant<const D: usize>(x: Tensor<D>, p: AffineParams, method: Method) -> Tensor<D> {
+/// How one tensor's clamped codes land on the grid.
+///
+/// WHY keyed noise: NoiseQuant's draws come from [`noise`] by (seed, key), not from burn's
+/// generator, so burn's simulation and the native one (`qat_native`) draw the same noise for the
+/// same tensor of the same step: the native path is tested against burn's under NoiseQuant too,
+/// and a resumed run draws what an uninterrupted one would have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grid {
+    /// Rounded half to even, gradient straight through (SimQuant; evaluation always).
+    Round,
+    /// Moved by the uniform noise [`noise`]`(seed, key, ..)`, then clamped (NoiseQuant).
+    Noise {
+        /// The step's seed.
+        seed: u64,
+        /// The tensor's key: [`act_key`] or [`weight_key`].
+        key: u64,
+    },
+}
+
+impl Grid {
+    /// The grid of `method` for the tensor `key` at `seed`.
+    pub fn of(method: Method, seed: u64, key: u64) -> Grid {
+        match method {
+            Method::SimQuant => Grid::Round,
+            Method::NoiseQuant => Grid::Noise { seed, key },
+        }
+    }
+}
+
+/// The noise key of device tensor `t`'s activation quantization.
+pub fn act_key(t: usize) -> u64 {
+    t as u64
+}
+
+/// The noise key of node `node`'s weight quantization.
+pub fn weight_key(node: usize) -> u64 {
+    (1 << 32) | node as u64
+}
+
+/// `len` draws of `U[−1/2, 1/2)`, a pure function of `(seed, key)`.
+pub fn noise(seed: u64, key: u64, len: usize) -> Vec<f32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+        seed ^ key.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17),
+    );
+    (0..len).map(|_| rng.random::<f32>() - 0.5).collect()
+}
+
+/// Fake-quantize `x` with a fixed scale and zero point (NoiseQuant's draws in `x`'s own order).
+pub fn fake_quant<const D: usize>(x: Tensor<D>, p: AffineParams, grid: Grid) -> Tensor<D> {
     let (s, z) = (f64::from(p.scale), f64::from(p.zero_point));
     let (lo, hi) = (f64::from(qmin(p.bits)), f64::from(qmax(p.bits)));
-    let code = to_grid((x / s + z).clamp(lo, hi), method, lo, hi);
+    let code = to_grid(x / s + z, grid, lo, hi, draws_in_order);
     (code - z) * s
 }
 
-/// Clamped real-valued codes in `[lo, hi]` → grid values: rounded with a straight-through
-/// gradient (SimQuant), or moved by uniform noise of one step (NoiseQuant).
-fn to_grid<const D: usize>(code: Tensor<D>, method: Method, lo: f64, hi: f64) -> Tensor<D> {
-    match method {
-        Method::SimQuant => code.clone() + (code.clone().round() - code).detach(),
-        Method::NoiseQuant => {
-            let noise = Tensor::random(
-                code.shape(),
-                Distribution::Uniform(-0.5, 0.5),
-                &code.device(),
-            );
-            (code + noise.detach()).clamp(lo, hi)
+/// The codes a device tensor's values are clamped to: the bit-width's range, narrowed by a ReLU
+/// (at the zero point) or ReLU6 (at the code of 6) fused into the writing op's output stage, as
+/// the device clamps them ([`activation_clamp`]).
+pub fn code_bounds(p: AffineParams, act: Activation) -> (f32, f32) {
+    let relu = match act {
+        Activation::Linear => None,
+        Activation::Relu { six } => Some(six),
+    };
+    let (lo, hi) = activation_clamp(p.zero_point, p.scale, p.bits, relu);
+    (f32::from(lo), f32::from(hi))
+}
+
+/// An NCHW activation `x`, before its activation `act`, fake-quantized with `act` fused into the
+/// clamp ([`code_bounds`]): the values of `act` then [`fake_quant`], but the gradient stops where
+/// the rounded code is outside the bounds rather than where `x` crosses 0 (or 6).
+///
+/// WHY: on 4-bit grids a convolution's output is often exactly 0 (integer codes summing to 0),
+/// where a ReLU's own gradient is decided by the last bit of a float sum; the device has no
+/// separate ReLU either. NoiseQuant's draws are taken in NHWC order, the native engine's layout,
+/// so both engines move each value by the same draw.
+pub fn fake_quant_act(x: Tensor<4>, p: AffineParams, act: Activation, grid: Grid) -> Tensor<4> {
+    let (s, z) = (f64::from(p.scale), f64::from(p.zero_point));
+    let (lo, hi) = code_bounds(p, act);
+    let (lo, hi) = (f64::from(lo), f64::from(hi));
+    let nhwc = |seed, key, dims: [usize; 4], device: &Device| {
+        let [n, c, h, w] = dims;
+        let draws = noise(seed, key, n * c * h * w);
+        Tensor::<4>::from_data(TensorData::new(draws, [n, h, w, c]), device).permute([0, 3, 1, 2])
+    };
+    let code = to_grid(x / s + z, grid, lo, hi, nhwc);
+    (code - z) * s
+}
+
+/// NoiseQuant's draws for a tensor of `dims`, in its own (row-major) order.
+fn draws_in_order<const D: usize>(
+    seed: u64,
+    key: u64,
+    dims: [usize; D],
+    device: &Device,
+) -> Tensor<D> {
+    let draws = noise(seed, key, dims.iter().product());
+    Tensor::<D>::from_data(TensorData::new(draws, dims), device)
+}
+
+/// Real-valued codes → grid values in `[lo, hi]`: rounded with a straight-through gradient, or
+/// moved by one step's uniform noise (`draw`n for the tensor), then clamped; the gradient passes
+/// where the rounded (or moved) code is inside the range.
+fn to_grid<const D: usize>(
+    code: Tensor<D>,
+    grid: Grid,
+    lo: f64,
+    hi: f64,
+    draw: impl FnOnce(u64, u64, [usize; D], &Device) -> Tensor<D>,
+) -> Tensor<D> {
+    let moved = match grid {
+        Grid::Round => code.clone() + (code.clone().round() - code).detach(),
+        Grid::Noise { seed, key } => {
+            let noise = draw(seed, key, code.dims(), &code.device());
+            code + noise
         }
-    }
+    };
+    moved.clamp(lo, hi)
 }
 
 /// Per-output-channel symmetric fake quantization of a weight tensor whose first axis is the
@@ -52,7 +154,7 @@ fn to_grid<const D: usize>(code: Tensor<D>, method: Method, lo: f64, hi: f64) ->
 pub fn fake_quant_per_channel<const D: usize>(
     w: Tensor<D>,
     bits: u8,
-    method: Method,
+    grid: Grid,
 ) -> (Tensor<D>, Tensor<1>) {
     let dims = w.dims();
     let cout = dims[0];
@@ -65,12 +167,7 @@ pub fn fake_quant_per_channel<const D: usize>(
     let mut bshape = [1usize; D];
     bshape[0] = cout;
     let scale: Tensor<D> = scales.clone().reshape(bshape);
-    let code = to_grid(
-        (w / scale.clone()).clamp(-limit, limit),
-        method,
-        -limit,
-        limit,
-    );
+    let code = to_grid(w / scale.clone(), grid, -limit, limit, draws_in_order);
     (code * scale, scales)
 }
 
@@ -125,7 +222,7 @@ mod tests {
                 let v = random(997, bits as u64 * 10 + k as u64);
                 let p = AffineParams::from_range(range, bits);
                 let x = Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &dev);
-                let got = host_values(&fake_quant(x, p, Method::SimQuant));
+                let got = host_values(&fake_quant(x, p, Grid::Round));
                 for (g, &r) in got.iter().zip(&v) {
                     let want = p.dequantize(p.quantize(r));
                     assert!(
@@ -144,7 +241,7 @@ mod tests {
         for bits in [2u8, 4, 8] {
             let q = WeightQuant::per_channel_symmetric(&v, 4, bits);
             let w = Tensor::<4>::from_data(TensorData::new(v.clone(), [4, 2, 3, 3]), &dev);
-            let got = host_values(&fake_quant_per_channel(w, bits, Method::SimQuant).0);
+            let got = host_values(&fake_quant_per_channel(w, bits, Grid::Round).0);
             for (i, g) in got.iter().enumerate() {
                 let want = q.values[i] as f32 * q.scale(i / 18);
                 assert!(
@@ -170,7 +267,7 @@ mod tests {
             },
             4,
         );
-        let y = fake_quant(x.clone(), p, Method::SimQuant);
+        let y = fake_quant(x.clone(), p, Grid::Round);
         let g = y.sum().backward();
         let grad = host_values(&x.grad(&g).unwrap());
         assert_eq!(grad, [0.0, 1.0, 1.0, 1.0, 0.0]);
@@ -188,7 +285,7 @@ mod tests {
             2,
         );
         let x = Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &dev);
-        let got = host_values(&fake_quant(x, p, Method::NoiseQuant));
+        let got = host_values(&fake_quant(x, p, Grid::Noise { seed: 3, key: 1 }));
         let mut moved = 0;
         for (g, &r) in got.iter().zip(&v) {
             let clamped = r.clamp(p.dequantize(qmin(2)), p.dequantize(qmax(2)));

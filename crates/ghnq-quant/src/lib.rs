@@ -8,9 +8,11 @@
 pub mod affine;
 pub mod config;
 pub mod fake;
+pub mod host_quant;
 pub mod integer;
 pub mod layers;
 pub mod lower;
+pub mod qat_native;
 pub mod side_by_side;
 pub mod sim;
 pub mod sim_native;

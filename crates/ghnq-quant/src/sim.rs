@@ -18,7 +18,7 @@ use shared_format::op::WeightScheme;
 
 use super::affine::{AffineParams, Range};
 use super::config::{Clip, IO_BITS, QuantConfig};
-use super::fake::{self, Method};
+use super::fake::{self, Grid, act_key, weight_key};
 use super::lower::{Activation, Lowered, Step};
 use ghnq_core::arch::{Net, Op};
 use ghnq_core::cnn::executor::{self, BN_EPS, avg_pool_exclude_pad, max_pool};
@@ -46,6 +46,8 @@ pub struct SimOptions<'a> {
     pub bn: BnMode,
     /// Training: NoiseQuant is used when configured (evaluation always rounds).
     pub training: bool,
+    /// The seed of NoiseQuant's draws ([`fake::noise`]); read only when training with it.
+    pub noise_seed: u64,
 }
 
 /// A device tensor's values as an [`Observer`] sees them: host floats in the layout of the
@@ -144,16 +146,16 @@ pub fn quantize_weight<const D: usize>(
     w: Tensor<D>,
     config: &QuantConfig,
     bits: u8,
-    method: Method,
+    grid: Grid,
 ) -> (Tensor<D>, Tensor<1>) {
     match config.scheme {
-        WeightScheme::PerChannelSymmetric => fake::fake_quant_per_channel(w, bits, method),
+        WeightScheme::PerChannelSymmetric => fake::fake_quant_per_channel(w, bits, grid),
         WeightScheme::PerTensorAffine => {
             let range = clip_range(&w, config.weight_clip);
             let p = AffineParams::from_range(range, bits);
             let device = w.device();
             (
-                fake::fake_quant(w, p, method),
+                fake::fake_quant(w, p, grid),
                 Tensor::from_floats([p.scale], &device),
             )
         }
@@ -170,7 +172,7 @@ fn device_weights<const D: usize>(
     quant: Option<&QuantConfig>,
     layer: Option<(&Net, usize)>,
     s_x: Option<f32>,
-    method: Method,
+    grid: Grid,
 ) -> (Tensor<D>, Option<Tensor<1>>) {
     let Some(q) = quant else {
         return (w, bias);
@@ -179,7 +181,7 @@ fn device_weights<const D: usize>(
         Some((net, node)) => q.layer_precision(net, node).weight_bits,
         None => q.precision.weight_bits,
     };
-    let (wq, scales) = quantize_weight(w, q, bits, method);
+    let (wq, scales) = quantize_weight(w, q, bits, grid);
     let bias = match (bias, s_x) {
         (Some(b), Some(s_x)) => {
             let [c] = b.dims();
@@ -315,9 +317,11 @@ pub fn forward(
     opts: SimOptions<'_>,
     mut observer: Option<&mut dyn Observer>,
 ) -> Tensor<2> {
-    let method = match opts.quant {
-        Some(q) if opts.training => q.method,
-        _ => Method::SimQuant,
+    // The grid of the tensor with noise key `key` (SimQuant's rounding unless training with
+    // NoiseQuant).
+    let grid = |key: u64| match opts.quant {
+        Some(q) if opts.training => Grid::of(q.method, opts.noise_seed, key),
+        _ => Grid::Round,
     };
     let nt = lowered.tensors.len();
     let mut values: Vec<Option<Tensor<4>>> = vec![None; nt];
@@ -330,13 +334,17 @@ pub fn forward(
         }
     }
 
-    // Quantize device tensor `t` (value `v`, pre-quantization) and store it.
+    // Activate and quantize device tensor `t` (`y`: its value before the activation `act`) and
+    // store it. A quantized tensor's activation is fused into its quantizer's clamp
+    // (`fake::fake_quant_act`).
     let finish = |t: usize,
-                  v: Tensor<4>,
+                  y: Tensor<4>,
+                  act: Activation,
                   values: &mut Vec<Option<Tensor<4>>>,
                   qparams: &mut Vec<Option<AffineParams>>,
                   observer: &mut Option<&mut dyn Observer>| {
         let root = lowered.quant_root(t);
+        let v = activate(y.clone(), act);
         if root == t
             && let Some(o) = observer.as_deref_mut()
             && o.wants_values()
@@ -363,9 +371,9 @@ pub fn forward(
                 } else {
                     qparams[root].expect("the root tensor is computed first")
                 };
-                fake::fake_quant(v, p, method)
+                fake::fake_quant_act(y, p, act, grid(act_key(t)))
             }
-            (Some(_), Acts::Fixed(table)) => fake::fake_quant(v, table[root], Method::SimQuant),
+            (Some(_), Acts::Fixed(table)) => fake::fake_quant_act(y, table[root], act, Grid::Round),
             _ => v,
         };
         if let Some(o) = observer.as_deref_mut()
@@ -396,10 +404,17 @@ pub fn forward(
     let input_scale = |t: usize, qparams: &[Option<AffineParams>]| -> Option<f32> {
         quant_of(t, qparams).map(|p| p.scale)
     };
-    finish(0, x, &mut values, &mut qparams, &mut observer);
+    finish(
+        0,
+        x,
+        Activation::Linear,
+        &mut values,
+        &mut qparams,
+        &mut observer,
+    );
     for (k, step) in lowered.steps.iter().enumerate() {
         let get = |t: usize| values[t].clone().expect("inputs are computed first");
-        let out = match step {
+        let (out, act) = match step {
             Step::Conv {
                 conv,
                 bn,
@@ -434,9 +449,16 @@ pub fn forward(
                         (w, Some(shift))
                     }
                 };
-                let (w, b) = device_weights(w, b, opts.quant, Some((net, *conv)), s_x, method);
+                let (w, b) = device_weights(
+                    w,
+                    b,
+                    opts.quant,
+                    Some((net, *conv)),
+                    s_x,
+                    grid(weight_key(*conv)),
+                );
                 let y = executor::conv(x, w, b, geometry);
-                activate(y, *act)
+                (y, *act)
             }
             Step::Affine { bn, input, act, .. } => {
                 let x = get(*input);
@@ -451,12 +473,12 @@ pub fn forward(
                     opts.quant,
                     None,
                     s_x,
-                    method,
+                    grid(weight_key(*bn)),
                 );
                 let shift = shift.expect("given");
-                activate(x * to4(a.reshape([c])) + to4(shift), *act)
+                (x * to4(a.reshape([c])) + to4(shift), *act)
             }
-            Step::Relu { six, input, .. } => activate(get(*input), Activation::Relu { six: *six }),
+            Step::Relu { six, input, .. } => (get(*input), Activation::Relu { six: *six }),
             Step::MaxPool {
                 node, input, act, ..
             }
@@ -494,7 +516,7 @@ pub fn forward(
                     }
                     _ => unreachable!("lowering pairs pool steps with pool nodes"),
                 };
-                activate(y, *act)
+                (y, *act)
             }
             Step::GlobalAvgPool { input, act, .. } => {
                 let x = get(*input);
@@ -508,10 +530,10 @@ pub fn forward(
                     }
                     None => avg,
                 };
-                activate(y, *act)
+                (y, *act)
             }
-            Step::Add { inputs, act, .. } => activate(get(inputs[0]) + get(inputs[1]), *act),
-            Step::Concat { inputs, act, .. } => activate(
+            Step::Add { inputs, act, .. } => (get(inputs[0]) + get(inputs[1]), *act),
+            Step::Concat { inputs, act, .. } => (
                 Tensor::cat(inputs.iter().map(|&t| get(t)).collect(), 1),
                 *act,
             ),
@@ -531,7 +553,7 @@ pub fn forward(
                     opts.quant,
                     Some((net, *node)),
                     s_x,
-                    method,
+                    grid(weight_key(*node)),
                 );
                 let y = flat.matmul(wq.transpose());
                 let y = match bias {
@@ -539,10 +561,17 @@ pub fn forward(
                     None => y,
                 };
                 let [_, cout] = y.dims();
-                activate(y.reshape([n, cout, 1, 1]), *act)
+                (y.reshape([n, cout, 1, 1]), *act)
             }
         };
-        finish(step.output(), out, &mut values, &mut qparams, &mut observer);
+        finish(
+            step.output(),
+            out,
+            act,
+            &mut values,
+            &mut qparams,
+            &mut observer,
+        );
         for t in step_inputs(step) {
             if last_read[t] == k && t != lowered.output {
                 values[t] = None;
@@ -573,6 +602,7 @@ pub fn step_inputs(step: &Step) -> Vec<usize> {
 mod tests {
     use super::*;
     use crate::config::Precision;
+    use crate::fake::Method;
     use burn::tensor::{Device, Distribution};
     use ghnq_core::arch::ImageShape;
     use ghnq_core::cnn::forward as float_forward;
@@ -600,6 +630,7 @@ mod tests {
                 acts: Acts::Float,
                 bn: BnMode::Batch,
                 training: false,
+                noise_seed: 0,
             };
             let got = forward(&net, &lowered, &params, x, opts, None);
             let d = max_abs_diff(want, got);
@@ -626,6 +657,7 @@ mod tests {
                 },
                 bn: BnMode::Batch,
                 training: false,
+                noise_seed: 0,
             };
             forward(&net, &lowered, &params, x.clone(), opts, None)
         };

@@ -2,25 +2,24 @@
 //! `cnn::native` kernels (im2col + GEMM, the AVX2 depthwise kernels, element-wise loops compiled
 //! per instruction set) instead of burn tensors. Same values as `sim::forward` up to the order of
 //! float sums (tested on random nets at every precision and both weight schemes), no gradients:
-//! calibration and evaluation on the CPU run here, QAT still trains through burn's autodiff.
+//! calibration and evaluation on the CPU run here (QAT's training step is `qat_native`).
 //!
 //! WHY: a quantized (net, precision) evaluation pair spent more than half its CPU time in burn's
 //! simulation (the calibration passes and the test images), several times what the native engine
 //! needs for the same convolutions.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use shared_format::op::WeightScheme;
-use shared_format::tensor::{qmax, qmin};
 
 use crate::affine::AffineParams;
-use crate::config::QuantConfig;
-use crate::fake::host_values;
+use crate::fake::{Grid, host_values};
+use crate::host_quant::{
+    BnFold, activate, affine, batch_stats, codes, device_average, device_weights, fake_quant, fold,
+};
 use crate::lower::{Activation, Lowered, Step};
 use crate::sim::{
     self, Acts, Observer, SimOptions, Values, clip_range_of, step_inputs, tensor_bits,
 };
 use ghnq_core::arch::{ImageShape, Net, Op};
-use ghnq_core::cnn::executor::BN_EPS;
 use ghnq_core::cnn::native::{
     self, LayerValues, NativeError, NetValues, RunningStats, buffers, conv, nchw_to_nhwc, pool,
     simd,
@@ -118,170 +117,6 @@ pub fn is_cpu(device: &Device) -> bool {
     device.clone().without_autodiff() == Device::flex()
 }
 
-/// Fake-quantizes `v` in place on the grid of `p`, rounding half to even like burn's `round`.
-fn fake_quant(v: &mut [f32], p: AffineParams) {
-    let (s, z) = (p.scale, f32::from(p.zero_point));
-    let (lo, hi) = (qmin(p.bits) as f32, qmax(p.bits) as f32);
-    simd(
-        #[inline(always)]
-        || {
-            for x in v.iter_mut() {
-                let code = (*x / s + z).clamp(lo, hi).round_ties_even();
-                *x = (code - z) * s;
-            }
-        },
-    );
-}
-
-/// The integer codes of values on the grid of `p`.
-fn codes(x: &[f32], p: AffineParams) -> Vec<f32> {
-    let (s, z) = (p.scale, f32::from(p.zero_point));
-    simd(
-        #[inline(always)]
-        || x.iter().map(|&v| (v / s + z).round_ties_even()).collect(),
-    )
-}
-
-/// The device's average of `n` codes summing to `sum` (rounded half away from zero), as a value
-/// on the grid of `p` (`sim::device_average`).
-#[inline(always)]
-fn device_average(sum: f32, n: f32, p: AffineParams) -> f32 {
-    let half = (n / 2.0).floor();
-    let r = sum.signum() * ((sum.abs() + half) / n).floor();
-    (r - f32::from(p.zero_point)) * p.scale
-}
-
-/// Weights (output channel first, `cout` rows) quantized in place as the exporter stores them;
-/// returns their scales (one, or one per output channel): `sim::quantize_weight`.
-fn quantize_weight(w: &mut [f32], cout: usize, config: &QuantConfig, bits: u8) -> Vec<f32> {
-    match config.scheme {
-        WeightScheme::PerChannelSymmetric => {
-            let limit = qmax(bits) as f32;
-            let per = w.len() / cout.max(1);
-            w.chunks_exact_mut(per.max(1))
-                .map(|row| {
-                    let peak = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-                    // An all-zero filter keeps scale 1, as on the integer path.
-                    let scale = if peak == 0.0 { limit } else { peak } / limit;
-                    for x in row.iter_mut() {
-                        *x = (*x / scale).clamp(-limit, limit).round_ties_even() * scale;
-                    }
-                    scale
-                })
-                .collect()
-        }
-        WeightScheme::PerTensorAffine => {
-            let p = AffineParams::from_range(clip_range_of(w, config.weight_clip), bits);
-            fake_quant(w, p);
-            vec![p.scale]
-        }
-    }
-}
-
-/// A weighted op's weights and bias as the device holds them (`sim::device_weights`).
-fn device_weights(
-    mut w: Vec<f32>,
-    mut bias: Option<Vec<f32>>,
-    cout: usize,
-    quant: Option<&QuantConfig>,
-    layer: Option<(&Net, usize)>,
-    s_x: Option<f32>,
-) -> (Vec<f32>, Option<Vec<f32>>) {
-    let Some(q) = quant else {
-        return (w, bias);
-    };
-    let bits = match layer {
-        Some((net, node)) => q.layer_precision(net, node).weight_bits,
-        None => q.precision.weight_bits,
-    };
-    let scales = quantize_weight(&mut w, cout, q, bits);
-    if let (Some(b), Some(s_x)) = (bias.as_mut(), s_x) {
-        for (c, b) in b.iter_mut().enumerate() {
-            let step = scales[if scales.len() == 1 { 0 } else { c }] * s_x;
-            *b = (*b / step).round_ties_even() * step;
-        }
-    }
-    (w, bias)
-}
-
-/// `γ/√(σ² + ε)` per channel.
-fn bn_scale(gamma: &[f32], var: &[f32]) -> Vec<f32> {
-    let eps = BN_EPS as f32;
-    gamma
-        .iter()
-        .zip(var)
-        .map(|(g, v)| g / (v + eps).sqrt())
-        .collect()
-}
-
-/// Eq. 4 (`sim::fold`): the weight scaled per output channel in place; returns the new bias.
-fn fold(w: &mut [f32], bias: Option<&[f32]>, bn: &BnFold<'_>) -> Vec<f32> {
-    let a = bn_scale(bn.gamma, &bn.var);
-    let per = w.len() / a.len().max(1);
-    for (row, a) in w.chunks_exact_mut(per.max(1)).zip(&a) {
-        row.iter_mut().for_each(|x| *x *= a);
-    }
-    (0..a.len())
-        .map(|c| bn.beta[c] + (bias.map_or(0.0, |b| b[c]) - bn.mean[c]) * a[c])
-        .collect()
-}
-
-/// A BatchNorm as the per-channel map `x·a + shift` (`sim::affine`).
-fn affine(bn: &BnFold<'_>) -> (Vec<f32>, Vec<f32>) {
-    let a = bn_scale(bn.gamma, &bn.var);
-    let shift = (0..a.len())
-        .map(|c| bn.beta[c] - bn.mean[c] * a[c])
-        .collect();
-    (a, shift)
-}
-
-/// A BatchNorm's parameters and the statistics it is folded with.
-struct BnFold<'p> {
-    gamma: &'p [f32],
-    beta: &'p [f32],
-    mean: Vec<f32>,
-    var: Vec<f32>,
-}
-
-/// Per-channel mean and biased variance of NHWC `y` with `c` channels.
-fn batch_stats(y: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
-    let rows = (y.len() / c.max(1)).max(1) as f64;
-    let mut mean = vec![0f64; c];
-    for px in y.chunks_exact(c) {
-        mean.iter_mut()
-            .zip(px)
-            .for_each(|(m, &v)| *m += f64::from(v));
-    }
-    mean.iter_mut().for_each(|m| *m /= rows);
-    let mut var = vec![0f64; c];
-    for px in y.chunks_exact(c) {
-        for ((s, &v), m) in var.iter_mut().zip(px).zip(&mean) {
-            *s += (f64::from(v) - m).powi(2);
-        }
-    }
-    (
-        mean.iter().map(|&m| m as f32).collect(),
-        var.iter().map(|&v| (v / rows) as f32).collect(),
-    )
-}
-
-fn activate(y: &mut [f32], act: Activation) {
-    let hi = match act {
-        Activation::Linear => return,
-        Activation::Relu { six } => {
-            if six {
-                6.0
-            } else {
-                f32::INFINITY
-            }
-        }
-    };
-    simd(
-        #[inline(always)]
-        || y.iter_mut().for_each(|v| *v = v.max(0.0).min(hi)),
-    );
-}
-
 /// Runs the lowered net on NHWC `x` (`n` normalised images); returns the logits `[n, classes]`.
 /// `opts.training` is ignored: every grid is rounded to (evaluation and calibration).
 pub fn forward(
@@ -293,28 +128,8 @@ pub fn forward(
     opts: SimOptions<'_>,
     mut observer: Option<&mut dyn Observer>,
 ) -> Result<Vec<f32>, NativeError> {
-    let shapes = net.shapes().map_err(|source| NativeError::Shape {
-        net: net.name.clone(),
-        source,
-    })?;
-    let in_len = net.input.h * net.input.w * net.input.c;
-    if x.len() != n * in_len || p.values.layers.len() != net.nodes.len() {
-        return Err(NativeError::Input {
-            net: net.name.clone(),
-            what: format!(
-                "{} input values for {n} images of {in_len} values each, {} layers for {} nodes",
-                x.len(),
-                p.values.layers.len(),
-                net.nodes.len()
-            ),
-        });
-    }
-    let missing = |i: usize, what: &'static str| NativeError::MissingParams {
-        net: net.name.clone(),
-        node: i,
-        name: net.nodes[i].name.clone(),
-        what,
-    };
+    let shapes = native::check_input(net, &p.values, x, n)?;
+    let missing = |i: usize, what: &'static str| native::missing_params(net, i, what);
     let bn_params = |i: usize| match &p.values.layers[i] {
         LayerValues::BatchNorm { gamma, beta } => Ok((gamma.as_slice(), beta.as_slice())),
         _ => Err(missing(i, "batch-norm")),
@@ -366,9 +181,9 @@ pub fn forward(
                 } else {
                     qparams[root].expect("the root tensor is computed first")
                 };
-                fake_quant(&mut v, p);
+                fake_quant(&mut v, p, Grid::Round, None);
             }
-            (Some(_), Acts::Fixed(table)) => fake_quant(&mut v, table[root]),
+            (Some(_), Acts::Fixed(table)) => fake_quant(&mut v, table[root], Grid::Round, None),
             _ => {}
         }
         if let Some(o) = observer.as_deref_mut()
@@ -423,6 +238,8 @@ pub fn forward(
                             opts.quant,
                             Some((net, *node)),
                             s_x,
+                            Grid::Round,
+                            None,
                         );
                         run(&w, b.as_deref())
                     }
@@ -473,6 +290,8 @@ pub fn forward(
                                     opts.quant,
                                     Some((net, *node)),
                                     s_x,
+                                    Grid::Round,
+                                    None,
                                 );
                                 run(&w, b.as_deref())
                             }
@@ -502,7 +321,8 @@ pub fn forward(
                     var: stats.1,
                 });
                 let s_x = quant_of(*input, &qparams).map(|q| q.scale);
-                let (a, shift) = device_weights(a, Some(shift), c, opts.quant, None, s_x);
+                let (a, shift) =
+                    device_weights(a, Some(shift), c, opts.quant, None, s_x, Grid::Round, None);
                 let shift = shift.expect("given");
                 let mut y = buffers::copy_of(x);
                 for px in y.chunks_exact_mut(c) {
@@ -629,6 +449,8 @@ pub fn forward(
                     opts.quant,
                     Some((net, *node)),
                     s_x,
+                    Grid::Round,
+                    None,
                 );
                 let mut y = vec![0.0; n * cout];
                 ghnq_gemm::matmul(
@@ -658,13 +480,14 @@ pub fn forward(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::affine::Range;
-    use crate::config::{Clip, Precision};
+    use crate::config::{Clip, Precision, QuantConfig};
     use crate::fake::Method;
     use ghnq_core::sources::{arch_source, random_small_net};
     use rand::{Rng, SeedableRng};
+    use shared_format::op::WeightScheme;
 
     /// Where a test run's activation ranges come from.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -697,7 +520,7 @@ mod tests {
         }
     }
 
-    fn nets() -> Vec<Net> {
+    pub(crate) fn nets() -> Vec<Net> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(31);
         let shape = ImageShape { h: 16, w: 16, c: 3 };
         let mut nets: Vec<Net> = (0..8)
@@ -709,7 +532,7 @@ mod tests {
     }
 
     /// Seeded parameters of `net` (burn's own initialisation draws from a global generator).
-    fn seeded(net: &Net, rng: &mut impl Rng, device: &Device) -> ParamSet {
+    pub(crate) fn seeded(net: &Net, rng: &mut impl Rng, device: &Device) -> ParamSet {
         let mut params = ParamSet::init_random(net, device);
         let mut draw = |t: &Tensor<1>, lo: f32, hi: f32| {
             let [c] = t.dims();
@@ -866,6 +689,7 @@ mod tests {
                     acts,
                     bn: *bn,
                     training: false,
+                    noise_seed: 0,
                 };
                 let label = format!(
                     "{} {}, {} ranges, {bn:?} statistics",
@@ -961,6 +785,7 @@ mod tests {
             acts: Acts::Batch,
             bn: BnMode::Batch,
             training: true,
+            noise_seed: 0,
         };
         let engine = SimEngine::new(&params, &device);
         let err = engine

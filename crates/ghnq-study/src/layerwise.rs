@@ -164,6 +164,7 @@ pub fn layer_stats(
         acts: Acts::Fixed(&cal.acts),
         bn: BnMode::Running,
         training: false,
+        noise_seed: 0,
     };
     let engine = SimEngine::new(&cal.params, device);
     for b in batches {

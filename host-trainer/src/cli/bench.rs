@@ -58,6 +58,10 @@ pub struct Args {
     /// ratio).
     #[arg(long, default_value = "both")]
     pub engine: String,
+    /// Time GHN-QAT's meta-training step at this precision (the paper's quantization: per-tensor
+    /// affine, batch ranges; NoiseQuant at 2 bits) instead of the float step.
+    #[arg(long)]
+    pub qat: Option<ghnq_quant::config::Precision>,
     /// Standard output is one JSON list (one object per thread count and engine); the human
     /// lines go to standard error.
     #[arg(long)]
@@ -187,6 +191,7 @@ pub fn run(args: Args) -> Result<()> {
             let ad = device.clone().autodiff();
             let mut trainer = MetaTrainer::new(Ghn::new(&ghn.config, &ad), 1e-5, ad);
             trainer.engine = engine;
+            trainer.qat = args.qat.map(ghnq_quant::config::QuantConfig::paper);
             let mut steps = Vec::new();
             let mut parts = [0.0f64; 5];
             let mut profile = ghnq_core::cnn::native::Profile::new();
@@ -221,7 +226,9 @@ pub fn run(args: Args) -> Result<()> {
             let med = median(&steps);
             medians.push(med);
             log(format!(
-                "[{threads} thread(s)] {engine:?}: training step (meta-batch {}, batch {}, {gflop_per_step:.1} GFLOP): median {med:.2} s = {:.1} GFLOP/s; mean split (ms) GHN forward {:.0} | nets forward {:.0} | nets backward {:.0} | GHN backward {:.0} | Adam {:.0}",
+                "[{threads} thread(s)] {engine:?}: {} training step (meta-batch {}, batch {}, {gflop_per_step:.1} GFLOP): median {med:.2} s = {:.1} GFLOP/s; mean split (ms) GHN forward {:.0} | nets forward {:.0} | nets backward {:.0} | GHN backward {:.0} | Adam {:.0}",
+                args.qat
+                    .map_or("float".to_string(), |p| format!("GHN-QAT {p}")),
                 args.meta_batch,
                 args.batch,
                 gflop_per_step / med,
@@ -253,6 +260,7 @@ pub fn run(args: Args) -> Result<()> {
             }
             records.push(serde_json::json!({
                 "engine": format!("{engine:?}").to_lowercase(),
+                "qat": args.qat.map(|p| p.to_string()),
                 "threads": threads,
                 "meta_batch": args.meta_batch,
                 "batch": args.batch,

@@ -175,6 +175,8 @@ pub fn run(args: Args) -> Result<()> {
                 acts: Acts::Batch,
                 bn: BnMode::Batch,
                 training: true,
+                // NoiseQuant draws afresh each step.
+                noise_seed: step as u64,
             };
             let (p, report) = sgd.step_with(params, images.as_mut(), &train_device, |p, x| {
                 sim::forward(&net, &lowered, p, x, opts, None)

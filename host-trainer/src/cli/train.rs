@@ -85,9 +85,9 @@ pub struct Args {
     /// Test images per validation net (the first N of the data set's test part).
     #[arg(long, default_value_t = 500)]
     pub val_images: usize,
-    /// How float steps run the target nets: `native` (forward and backward outside burn's
-    /// autodiff, nets in parallel; several times faster) or `burn` (one autodiff graph, the
-    /// reference). GHN-QAT steps always run on burn.
+    /// How steps run the target nets (float and GHN-QAT alike): `native` (forward and backward
+    /// outside burn's autodiff, nets in parallel; several times faster; on the CPU only, a GPU
+    /// run falls back to burn) or `burn` (one autodiff graph, the reference).
     #[arg(long, default_value = "native")]
     pub engine: Engine,
     /// GHN-QAT: finetune on quantized target nets at these bits (w8a8, w4a8, w4a4, w2a2, ...).
@@ -226,6 +226,13 @@ pub fn run_cmd(args: Args) -> Result<()> {
     let mut trainer = MetaTrainer::new(ghn, args.weight_decay, device);
     trainer.state = state;
     trainer.engine = args.engine;
+    if trainer.engine == Engine::Native && !ghnq_quant::sim_native::is_cpu(&trainer.device) {
+        eprintln!(
+            "the native engine runs on the CPU only: the target nets run in burn on {:?}",
+            trainer.device
+        );
+        trainer.engine = Engine::Burn;
+    }
     if let Some(q) = &qat {
         // The run's quantization, for people and for --resume (which must not change it).
         let text = format!("{q:?}\n");

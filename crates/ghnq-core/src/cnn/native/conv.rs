@@ -195,7 +195,7 @@ pub fn add_bias(out: &mut [f32], bias: Option<&[f32]>) {
 }
 
 /// The bias gradient: the per-channel sum of an output gradient over its pixels (rows).
-pub(super) fn bias_grad(dy: &[f32], channels: usize) -> Vec<f32> {
+pub fn bias_grad(dy: &[f32], channels: usize) -> Vec<f32> {
     let mut db = vec![0.0; channels];
     for px in dy.chunks_exact(channels) {
         for (d, v) in db.iter_mut().zip(px) {

@@ -170,7 +170,8 @@ pub fn accumulate(into: &mut Profile, from: &Profile, scale: f64) {
     }
 }
 
-fn profile_kind(op: &Op) -> &'static str {
+/// The profile kind of `op` (see [`Profile`]).
+pub fn profile_kind(op: &Op) -> &'static str {
     let strided = matches!(op, Op::Conv { stride, .. } if *stride > 1);
     match (op, op.kind(), strided) {
         (
@@ -288,6 +289,77 @@ pub fn dropout_mask(seed: u64, node: usize, len: usize, keep: f64) -> Vec<f32> {
         .collect()
 }
 
+/// The net's shapes ([`Net::shapes`]) once `x` (`n` NHWC images) and `p` (one entry per node) are
+/// checked to fit it: every engine's first step.
+pub fn check_input(
+    net: &Net,
+    p: &NetValues,
+    x: &[f32],
+    n: usize,
+) -> Result<Vec<[usize; 3]>, NativeError> {
+    let shapes = net.shapes().map_err(|source| NativeError::Shape {
+        net: net.name.clone(),
+        source,
+    })?;
+    let in_len = net.input.h * net.input.w * net.input.c;
+    if x.len() != n * in_len || p.layers.len() != net.nodes.len() {
+        return Err(NativeError::Input {
+            net: net.name.clone(),
+            what: format!(
+                "{} input values for {n} images of {in_len} values each, {} layers for {} nodes",
+                x.len(),
+                p.layers.len(),
+                net.nodes.len()
+            ),
+        });
+    }
+    Ok(shapes)
+}
+
+/// The error for node `node` of `net` lacking its `what` parameters.
+pub fn missing_params(net: &Net, node: usize, what: &'static str) -> NativeError {
+    NativeError::MissingParams {
+        net: net.name.clone(),
+        node,
+        name: net.nodes[node].name.clone(),
+        what,
+    }
+}
+
+/// The mean softmax cross-entropy of `logits` (`[n, k]`) against `labels`, the images whose
+/// top-1 class is the label (no class strictly better, no NaN: `ghn::train::topk_hits`'s count),
+/// and the loss's gradient with respect to the logits times `grad_scale`.
+pub fn cross_entropy(
+    logits: &[f32],
+    labels: &[usize],
+    k: usize,
+    grad_scale: f32,
+) -> (f32, usize, Vec<f32>) {
+    let n = labels.len();
+    let mut dlogits = vec![0.0; n * k];
+    let (mut loss, mut hits) = (0f64, 0usize);
+    for ((row, &label), d) in logits
+        .chunks_exact(k)
+        .zip(labels)
+        .zip(dlogits.chunks_exact_mut(k))
+    {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let sum: f64 = row.iter().map(|&v| ((v - max) as f64).exp()).sum();
+        let lse = max as f64 + sum.ln();
+        loss += lse - row[label] as f64;
+        for (d, &v) in d.iter_mut().zip(row) {
+            *d = (((v as f64 - lse).exp()) / n as f64) as f32;
+        }
+        d[label] -= 1.0 / n as f32;
+        let t = row[label];
+        if !t.is_nan() && !row.iter().any(|&v| v > t || v.is_nan()) {
+            hits += 1;
+        }
+    }
+    dlogits.iter_mut().for_each(|d| *d *= grad_scale);
+    ((loss / n.max(1) as f64) as f32, hits, dlogits)
+}
+
 /// Per-node state kept from the forward pass for the backward pass.
 enum Saved {
     None,
@@ -334,28 +406,8 @@ fn forward_pass(
     for_backward: bool,
     running: Option<&RunningStats>,
 ) -> Result<Forward, NativeError> {
-    let shapes = net.shapes().map_err(|source| NativeError::Shape {
-        net: net.name.clone(),
-        source,
-    })?;
-    let in_len = net.input.h * net.input.w * net.input.c;
-    if x.len() != n * in_len || p.layers.len() != net.nodes.len() {
-        return Err(NativeError::Input {
-            net: net.name.clone(),
-            what: format!(
-                "{} input values for {n} images of {in_len} values each, {} layers for {} nodes",
-                x.len(),
-                p.layers.len(),
-                net.nodes.len()
-            ),
-        });
-    }
-    let missing = |i: usize, what: &'static str| NativeError::MissingParams {
-        net: net.name.clone(),
-        node: i,
-        name: net.nodes[i].name.clone(),
-        what,
-    };
+    let shapes = check_input(net, p, x, n)?;
+    let missing = |i: usize, what: &'static str| missing_params(net, i, what);
     let live = net.reaches_output();
     let last = net.nodes.len() - 1;
     // An activation is kept for the backward pass only where a consumer needs its input
@@ -616,32 +668,8 @@ pub fn loss_and_grads(
     let spatial = |j: usize| (shapes[j][0], shapes[j][1], shapes[j][2]);
     let t0 = std::time::Instant::now();
 
-    // Cross-entropy and its gradient with respect to the logits.
-    let k = net.classes;
     let logits = acts[last].as_deref().expect("classifier output");
-    let mut dlogits = vec![0.0; n * k];
-    let (mut loss, mut hits) = (0f64, 0usize);
-    for ((row, &label), d) in logits
-        .chunks_exact(k)
-        .zip(labels)
-        .zip(dlogits.chunks_exact_mut(k))
-    {
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let sum: f64 = row.iter().map(|&v| ((v - max) as f64).exp()).sum();
-        let lse = max as f64 + sum.ln();
-        loss += lse - row[label] as f64;
-        for (d, &v) in d.iter_mut().zip(row) {
-            *d = (((v as f64 - lse).exp()) / n as f64) as f32;
-        }
-        d[label] -= 1.0 / n as f32;
-        // Top-1 as `ghn::train::topk_hits` counts it: no class strictly better, no NaN.
-        let t = row[label];
-        if !t.is_nan() && !row.iter().any(|&v| v > t || v.is_nan()) {
-            hits += 1;
-        }
-    }
-    let loss = (loss / n.max(1) as f64) as f32;
-    dlogits.iter_mut().for_each(|d| *d *= opts.grad_scale);
+    let (loss, hits, dlogits) = cross_entropy(logits, labels, net.classes, opts.grad_scale);
     let forward_ms = pass_ms + t0.elapsed().as_secs_f64() * 1e3;
     let t1 = std::time::Instant::now();
 

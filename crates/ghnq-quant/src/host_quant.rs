@@ -1,0 +1,251 @@
+//! The quantized simulation's arithmetic on host slices: fake quantization, the device's weights
+//! and biases, BatchNorm folding and batch statistics. `sim`'s functions of the same names do the
+//! same on burn tensors; the native evaluation (`sim_native`) and the native QAT step
+//! (`qat_native`) share these, so the two native paths cannot drift apart.
+//!
+//! Where a caller trains, the functions also report which entries pass a gradient (`pass`):
+//! rounding passes it straight through (STE) and the clamp after it stops it where the rounded
+//! code is outside the range (`fake`'s semantics), so a mask per tensor is all the backward pass
+//! needs.
+
+use shared_format::op::WeightScheme;
+use shared_format::tensor::{qmax, qmin};
+
+use crate::affine::AffineParams;
+use crate::config::QuantConfig;
+use crate::fake::{Grid, code_bounds, noise};
+use crate::lower::Activation;
+use crate::sim::clip_range_of;
+use ghnq_core::arch::Net;
+use ghnq_core::cnn::executor::BN_EPS;
+use ghnq_core::cnn::native::simd;
+
+/// Real-valued codes → grid values in `[lo, hi]` in place, as `fake::to_grid` computes them:
+/// rounded or moved by the tensor's noise, then clamped; `pass` (when given) is cleared where the
+/// rounded or moved code is outside the range (the clamp stops the gradient there).
+#[inline(always)]
+fn to_grid(codes: &mut [f32], grid: Grid, lo: f32, hi: f32, pass: Option<&mut [bool]>) {
+    match grid {
+        Grid::Round => simd(
+            #[inline(always)]
+            || codes.iter_mut().for_each(|c| *c = c.round_ties_even()),
+        ),
+        Grid::Noise { seed, key } => {
+            let draws = noise(seed, key, codes.len());
+            codes.iter_mut().zip(&draws).for_each(|(c, d)| *c += d);
+        }
+    }
+    if let Some(pass) = pass {
+        pass.iter_mut()
+            .zip(codes.iter())
+            .for_each(|(p, &c)| *p &= (lo <= c) & (c <= hi));
+    }
+    simd(
+        #[inline(always)]
+        || codes.iter_mut().for_each(|c| *c = c.clamp(lo, hi)),
+    );
+}
+
+/// Fake-quantizes `v` in place on the grid of `p` (`fake::fake_quant`); `pass` (when given) is
+/// cleared where the clamp stops the gradient.
+pub fn fake_quant(v: &mut [f32], p: AffineParams, grid: Grid, pass: Option<&mut [bool]>) {
+    let (lo, hi) = (qmin(p.bits) as f32, qmax(p.bits) as f32);
+    fake_quant_within(v, p, (lo, hi), grid, pass);
+}
+
+/// `v` before its activation `act`, fake-quantized with `act` fused into the clamp
+/// (`fake::fake_quant_act`).
+pub fn fake_quant_act(
+    v: &mut [f32],
+    p: AffineParams,
+    act: Activation,
+    grid: Grid,
+    pass: Option<&mut [bool]>,
+) {
+    fake_quant_within(v, p, code_bounds(p, act), grid, pass);
+}
+
+/// Fake quantization clamped to the codes `lo..=hi`.
+fn fake_quant_within(
+    v: &mut [f32],
+    p: AffineParams,
+    (lo, hi): (f32, f32),
+    grid: Grid,
+    pass: Option<&mut [bool]>,
+) {
+    let (s, z) = (p.scale, f32::from(p.zero_point));
+    simd(
+        #[inline(always)]
+        || v.iter_mut().for_each(|x| *x = *x / s + z),
+    );
+    to_grid(v, grid, lo, hi, pass);
+    simd(
+        #[inline(always)]
+        || v.iter_mut().for_each(|c| *c = (*c - z) * s),
+    );
+}
+
+/// The integer codes of values on the grid of `p`.
+pub fn codes(x: &[f32], p: AffineParams) -> Vec<f32> {
+    let (s, z) = (p.scale, f32::from(p.zero_point));
+    simd(
+        #[inline(always)]
+        || x.iter().map(|&v| (v / s + z).round_ties_even()).collect(),
+    )
+}
+
+/// The device's average of `n` codes summing to `sum` (rounded half away from zero), as a value
+/// on the grid of `p` (`sim::device_average`).
+#[inline(always)]
+pub fn device_average(sum: f32, n: f32, p: AffineParams) -> f32 {
+    let half = (n / 2.0).floor();
+    let r = sum.signum() * ((sum.abs() + half) / n).floor();
+    (r - f32::from(p.zero_point)) * p.scale
+}
+
+/// Weights (output channel first, `cout` rows) quantized in place as the exporter stores them;
+/// returns their scales (one, or one per output channel): `sim::quantize_weight`.
+pub fn quantize_weight(
+    w: &mut [f32],
+    cout: usize,
+    config: &QuantConfig,
+    bits: u8,
+    grid: Grid,
+    pass: Option<&mut [bool]>,
+) -> Vec<f32> {
+    match config.scheme {
+        WeightScheme::PerChannelSymmetric => {
+            let limit = qmax(bits) as f32;
+            let per = (w.len() / cout.max(1)).max(1);
+            let scales: Vec<f32> = w
+                .chunks_exact_mut(per)
+                .map(|row| {
+                    let peak = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    // An all-zero filter keeps scale 1, as on the integer path.
+                    let scale = if peak == 0.0 { limit } else { peak } / limit;
+                    row.iter_mut().for_each(|x| *x /= scale);
+                    scale
+                })
+                .collect();
+            to_grid(w, grid, -limit, limit, pass);
+            for (row, scale) in w.chunks_exact_mut(per).zip(&scales) {
+                row.iter_mut().for_each(|x| *x *= scale);
+            }
+            scales
+        }
+        WeightScheme::PerTensorAffine => {
+            let p = AffineParams::from_range(clip_range_of(w, config.weight_clip), bits);
+            fake_quant(w, p, grid, pass);
+            vec![p.scale]
+        }
+    }
+}
+
+/// A weighted op's weights and bias as the device holds them (`sim::device_weights`): `w`
+/// quantized at the layer's bits (`layer`: the convolution or classifier node, `None` for a lone
+/// BatchNorm), the bias rounded to the i32 grid `s_x·s_w` when the input is quantized.
+#[allow(clippy::too_many_arguments)]
+pub fn device_weights(
+    mut w: Vec<f32>,
+    mut bias: Option<Vec<f32>>,
+    cout: usize,
+    quant: Option<&QuantConfig>,
+    layer: Option<(&Net, usize)>,
+    s_x: Option<f32>,
+    grid: Grid,
+    pass: Option<&mut [bool]>,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let Some(q) = quant else {
+        return (w, bias);
+    };
+    let bits = match layer {
+        Some((net, node)) => q.layer_precision(net, node).weight_bits,
+        None => q.precision.weight_bits,
+    };
+    let scales = quantize_weight(&mut w, cout, q, bits, grid, pass);
+    if let (Some(b), Some(s_x)) = (bias.as_mut(), s_x) {
+        for (c, b) in b.iter_mut().enumerate() {
+            let step = scales[if scales.len() == 1 { 0 } else { c }] * s_x;
+            *b = (*b / step).round_ties_even() * step;
+        }
+    }
+    (w, bias)
+}
+
+/// `γ/√(σ² + ε)` per channel.
+pub fn bn_scale(gamma: &[f32], var: &[f32]) -> Vec<f32> {
+    let eps = BN_EPS as f32;
+    gamma
+        .iter()
+        .zip(var)
+        .map(|(g, v)| g / (v + eps).sqrt())
+        .collect()
+}
+
+/// A BatchNorm's parameters and the statistics it is folded with.
+pub struct BnFold<'p> {
+    /// γ.
+    pub gamma: &'p [f32],
+    /// β.
+    pub beta: &'p [f32],
+    /// The mean folded.
+    pub mean: Vec<f32>,
+    /// The (biased) variance folded.
+    pub var: Vec<f32>,
+}
+
+/// Eq. 4 (`sim::fold`): the weight scaled per output channel in place; returns the new bias.
+pub fn fold(w: &mut [f32], bias: Option<&[f32]>, bn: &BnFold<'_>) -> Vec<f32> {
+    let a = bn_scale(bn.gamma, &bn.var);
+    let per = w.len() / a.len().max(1);
+    for (row, a) in w.chunks_exact_mut(per.max(1)).zip(&a) {
+        row.iter_mut().for_each(|x| *x *= a);
+    }
+    (0..a.len())
+        .map(|c| bn.beta[c] + (bias.map_or(0.0, |b| b[c]) - bn.mean[c]) * a[c])
+        .collect()
+}
+
+/// A BatchNorm as the per-channel map `x·a + shift` (`sim::affine`).
+pub fn affine(bn: &BnFold<'_>) -> (Vec<f32>, Vec<f32>) {
+    let a = bn_scale(bn.gamma, &bn.var);
+    let shift = (0..a.len())
+        .map(|c| bn.beta[c] - bn.mean[c] * a[c])
+        .collect();
+    (a, shift)
+}
+
+/// Per-channel mean and biased variance of NHWC `y` with `c` channels.
+pub fn batch_stats(y: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
+    let rows = (y.len() / c.max(1)).max(1) as f64;
+    let mut mean = vec![0f64; c];
+    for px in y.chunks_exact(c) {
+        mean.iter_mut()
+            .zip(px)
+            .for_each(|(m, &v)| *m += f64::from(v));
+    }
+    mean.iter_mut().for_each(|m| *m /= rows);
+    let mut var = vec![0f64; c];
+    for px in y.chunks_exact(c) {
+        for ((s, &v), m) in var.iter_mut().zip(px).zip(&mean) {
+            *s += (f64::from(v) - m).powi(2);
+        }
+    }
+    (
+        mean.iter().map(|&m| m as f32).collect(),
+        var.iter().map(|&v| (v / rows) as f32).collect(),
+    )
+}
+
+/// Applies `act` in place.
+pub fn activate(y: &mut [f32], act: Activation) {
+    let six = match act {
+        Activation::Linear => return,
+        Activation::Relu { six } => six,
+    };
+    let hi = if six { 6.0 } else { f32::INFINITY };
+    simd(
+        #[inline(always)]
+        || y.iter_mut().for_each(|v| *v = v.max(0.0).min(hi)),
+    );
+}
