@@ -18,7 +18,7 @@ use crate::lower::Activation;
 use crate::sim::clip_range_of;
 use ghnq_core::arch::Net;
 use ghnq_core::cnn::executor::BN_EPS;
-use ghnq_core::cnn::native::simd;
+use ghnq_core::cnn::native::{buffers, pool, simd};
 
 /// Real-valued codes → grid values in `[lo, hi]` in place, as `fake::to_grid` computes them:
 /// rounded or moved by the tensor's noise, then clamped; `pass` (when given) is cleared where the
@@ -101,6 +101,54 @@ pub fn device_average(sum: f32, n: f32, p: AffineParams) -> f32 {
     let half = (n / 2.0).floor();
     let r = sum.signum() * ((sum.abs() + half) / n).floor();
     (r - f32::from(p.zero_point)) * p.scale
+}
+
+/// The device's average pool of NHWC `x` (values on the grid of `p`): raw codes summed over
+/// each window's real pixels and divided with rounding (`sim`'s average on a quantized input).
+pub fn device_avg_pool(x: &[f32], p: AffineParams, g: &pool::PoolGeom) -> Vec<f32> {
+    let mut y = simd(
+        #[inline(always)]
+        || pool::avg_forward(&codes(x, p), g),
+    );
+    simd(
+        #[inline(always)]
+        || {
+            for (i, px) in y.chunks_exact_mut(g.c).enumerate() {
+                let (oh, ow) = ((i / g.wo) % g.ho, i % g.wo);
+                let taps = g.taps(oh, ow) as f32;
+                for v in px {
+                    *v = device_average((*v * taps).round_ties_even(), taps, p);
+                }
+            }
+        },
+    );
+    y
+}
+
+/// The device's global average pool of `n` NHWC images of `hw` pixels and `c` channels (values
+/// on the grid of `p`).
+pub fn device_global_avg(x: &[f32], p: AffineParams, n: usize, hw: usize, c: usize) -> Vec<f32> {
+    let mut sums = vec![0f32; n * c];
+    let cx = codes(x, p);
+    for (img, s) in cx.chunks_exact(hw * c).zip(sums.chunks_exact_mut(c)) {
+        for px in img.chunks_exact(c) {
+            s.iter_mut().zip(px).for_each(|(s, v)| *s += v);
+        }
+    }
+    let taps = hw as f32;
+    sums.iter().map(|&s| device_average(s, taps, p)).collect()
+}
+
+/// NHWC tensors of `pixels` pixels each (`parts`, with `widths` channels) concatenated along
+/// the channels.
+pub fn concat_channels(parts: &[&[f32]], widths: &[usize], pixels: usize) -> Vec<f32> {
+    let mut y = buffers::with_capacity(pixels * widths.iter().sum::<usize>());
+    for px in 0..pixels {
+        for (part, &cj) in parts.iter().zip(widths) {
+            y.extend_from_slice(&part[px * cj..][..cj]);
+        }
+    }
+    y
 }
 
 /// Weights (output channel first, `cout` rows) quantized in place as the exporter stores them;

@@ -13,7 +13,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::affine::AffineParams;
 use crate::fake::{Grid, host_values};
 use crate::host_quant::{
-    BnFold, activate, affine, batch_stats, codes, device_average, device_weights, fake_quant, fold,
+    BnFold, activate, affine, batch_stats, concat_channels, device_avg_pool, device_global_avg,
+    device_weights, fake_quant, fold,
 };
 use crate::lower::{Activation, Lowered, Step};
 use crate::sim::{
@@ -353,26 +354,7 @@ pub fn forward(
                 let g = native::pool_geom(net, &shapes, *node, n);
                 let x = get(*input);
                 let y = match quant_of(*input, &qparams) {
-                    Some(q) => {
-                        let sums = simd(
-                            #[inline(always)]
-                            || pool::avg_forward(&codes(x, q), &g),
-                        );
-                        let mut y = sums;
-                        simd(
-                            #[inline(always)]
-                            || {
-                                for (i, px) in y.chunks_exact_mut(g.c).enumerate() {
-                                    let (oh, ow) = ((i / g.wo) % g.ho, i % g.wo);
-                                    let taps = g.taps(oh, ow) as f32;
-                                    for v in px {
-                                        *v = device_average((*v * taps).round_ties_even(), taps, q);
-                                    }
-                                }
-                            },
-                        );
-                        y
-                    }
+                    Some(q) => device_avg_pool(x, q, &g),
                     None => simd(
                         #[inline(always)]
                         || pool::avg_forward(x, &g),
@@ -384,17 +366,7 @@ pub fn forward(
                 let [h, w, c] = lowered.tensors[*input].shape;
                 let x = get(*input);
                 let y = match quant_of(*input, &qparams) {
-                    Some(q) => {
-                        let mut sums = vec![0f32; n * c];
-                        let cx = codes(x, q);
-                        for (img, s) in cx.chunks_exact(h * w * c).zip(sums.chunks_exact_mut(c)) {
-                            for px in img.chunks_exact(c) {
-                                s.iter_mut().zip(px).for_each(|(s, v)| *s += v);
-                            }
-                        }
-                        let taps = (h * w) as f32;
-                        sums.iter().map(|&s| device_average(s, taps, q)).collect()
-                    }
+                    Some(q) => device_global_avg(x, q, n, h * w, c),
                     None => simd(
                         #[inline(always)]
                         || pool::global_avg_forward(x, n, h * w, c),
@@ -417,18 +389,13 @@ pub fn forward(
                 act,
                 ..
             } => {
-                let [h, w, c] = lowered.tensors[*output].shape;
+                let [h, w, _] = lowered.tensors[*output].shape;
                 let parts: Vec<&[f32]> = inputs.iter().map(|&t| get(t)).collect();
                 let widths: Vec<usize> = inputs
                     .iter()
                     .map(|&t| lowered.tensors[t].shape[2])
                     .collect();
-                let mut y = buffers::with_capacity(n * h * w * c);
-                for px in 0..n * h * w {
-                    for (part, &cj) in parts.iter().zip(&widths) {
-                        y.extend_from_slice(&part[px * cj..][..cj]);
-                    }
-                }
+                let y = concat_channels(&parts, &widths, n * h * w);
                 (y, *act)
             }
             Step::Linear {

@@ -23,8 +23,8 @@ use crate::affine::AffineParams;
 use crate::config::QuantConfig;
 use crate::fake::{Grid, act_key, weight_key};
 use crate::host_quant::{
-    BnFold, activate, affine, batch_stats, bn_scale, codes, device_average, device_weights,
-    fake_quant_act, fold,
+    BnFold, activate, affine, batch_stats, bn_scale, concat_channels, device_avg_pool,
+    device_global_avg, device_weights, fake_quant_act, fold,
 };
 use crate::lower::{Activation, Lowered, Step};
 use crate::sim::{clip_range_of, tensor_bits};
@@ -287,31 +287,13 @@ pub fn loss_and_grads(
             } => {
                 let g = native::pool_geom(net, &shapes, *node, n);
                 let qp = qparams[lowered.quant_root(*input)].expect("every tensor is quantized");
-                let mut y = simd(
-                    #[inline(always)]
-                    || pool::avg_forward(&codes(get(*input), qp), &g),
-                );
-                for (i, px) in y.chunks_exact_mut(g.c).enumerate() {
-                    let (oh, ow) = ((i / g.wo) % g.ho, i % g.wo);
-                    let taps = g.taps(oh, ow) as f32;
-                    for v in px {
-                        *v = device_average((*v * taps).round_ties_even(), taps, qp);
-                    }
-                }
+                let y = device_avg_pool(get(*input), qp, &g);
                 (y, *act, Tape::None)
             }
             Step::GlobalAvgPool { input, act, .. } => {
                 let [h, w, c] = lowered.tensors[*input].shape;
                 let qp = qparams[lowered.quant_root(*input)].expect("every tensor is quantized");
-                let mut sums = vec![0f32; n * c];
-                let cx = codes(get(*input), qp);
-                for (img, s) in cx.chunks_exact(h * w * c).zip(sums.chunks_exact_mut(c)) {
-                    for px in img.chunks_exact(c) {
-                        s.iter_mut().zip(px).for_each(|(s, v)| *s += v);
-                    }
-                }
-                let taps = (h * w) as f32;
-                let y = sums.iter().map(|&s| device_average(s, taps, qp)).collect();
+                let y = device_global_avg(get(*input), qp, n, h * w, c);
                 (y, *act, Tape::None)
             }
             Step::Add { inputs, act, .. } => {
@@ -329,14 +311,13 @@ pub fn loss_and_grads(
                 act,
                 ..
             } => {
-                let [h, w, c] = lowered.tensors[*output].shape;
-                let mut y = buffers::with_capacity(n * h * w * c);
-                for px in 0..n * h * w {
-                    for &t in inputs {
-                        let cj = lowered.tensors[t].shape[2];
-                        y.extend_from_slice(&get(t)[px * cj..][..cj]);
-                    }
-                }
+                let [h, w, _] = lowered.tensors[*output].shape;
+                let parts: Vec<&[f32]> = inputs.iter().map(|&t| get(t)).collect();
+                let widths: Vec<usize> = inputs
+                    .iter()
+                    .map(|&t| lowered.tensors[t].shape[2])
+                    .collect();
+                let y = concat_channels(&parts, &widths, n * h * w);
                 (y, *act, Tape::None)
             }
             Step::Linear {
@@ -637,19 +618,10 @@ pub fn loss_and_grads(
 
 /// Adds `g` into a tensor's gradient (unless it wants none).
 fn add_into(dst: &mut Option<Vec<f32>>, g: Vec<f32>, wanted: bool) {
-    if !wanted {
+    if wanted {
+        native::add_into(dst, g);
+    } else {
         buffers::recycle(g);
-        return;
-    }
-    match dst {
-        Some(d) => {
-            simd(
-                #[inline(always)]
-                || d.iter_mut().zip(&g).for_each(|(d, s)| *d += s),
-            );
-            buffers::recycle(g);
-        }
-        None => *dst = Some(g),
     }
 }
 

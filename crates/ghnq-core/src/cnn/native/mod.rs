@@ -370,7 +370,7 @@ enum Saved {
 
 /// Accumulates a gradient: the first one is moved in, later ones are added (and their buffer
 /// recycled).
-fn add_into(dst: &mut Option<Vec<f32>>, src: Vec<f32>) {
+pub fn add_into(dst: &mut Option<Vec<f32>>, src: Vec<f32>) {
     match dst {
         Some(d) => {
             simd(
