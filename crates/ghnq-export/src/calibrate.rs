@@ -16,6 +16,8 @@ use ghnq_quant::lower::Lowered;
 use ghnq_quant::sim::{Acts, Observer, SimOptions, Values, clip_range_of, tensor_bits};
 use ghnq_quant::sim_native::{SimEngine, with_running};
 
+use crate::FloatReference;
+
 /// What calibration found.
 #[derive(Debug, Clone)]
 pub struct Calibration {
@@ -145,6 +147,31 @@ pub fn calibrate(
     batches: &[LabeledBatch],
     device: &Device,
 ) -> Result<Calibration, NativeError> {
+    calibrate_sharing(
+        net,
+        lowered,
+        params,
+        config,
+        shape,
+        batches,
+        device,
+        &mut FloatReference::default(),
+    )
+}
+
+/// [`calibrate`], taking the float net's statistics from `shared` when an earlier bit-width
+/// computed them (and leaving them there for the next).
+#[allow(clippy::too_many_arguments)]
+pub fn calibrate_sharing(
+    net: &Net,
+    lowered: &Lowered,
+    params: ParamSet,
+    config: &QuantConfig,
+    shape: ImageShape,
+    batches: &[LabeledBatch],
+    device: &Device,
+    shared: &mut FloatReference,
+) -> Result<Calibration, NativeError> {
     // 1. BN population statistics: the float net's (the float reference, and what the device
     //    folds under `BnStats::Float`), and the quantized net's as QAT trains it.
     let float = SimOptions {
@@ -155,9 +182,16 @@ pub fn calibrate(
         noise_seed: 0,
     };
     let engine = SimEngine::new(&params, device);
-    let float_params = population_stats(
-        net, lowered, &params, &engine, float, shape, batches, device,
-    )?;
+    let float_params = match &shared.params {
+        Some(p) => p.clone(),
+        None => {
+            let p = population_stats(
+                net, lowered, &params, &engine, float, shape, batches, device,
+            )?;
+            shared.params = Some(p.clone());
+            p
+        }
+    };
     let params = match config.bn_stats {
         BnStats::Float => float_params.clone(),
         BnStats::Quantized => {

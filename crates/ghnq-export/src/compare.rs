@@ -8,7 +8,7 @@ use edge_runtime::Interpreter;
 use shared_format::vectors::{rank_of, top1};
 use shared_format::{Model, TestVectorsBuilder};
 
-use super::Calibration;
+use super::{Calibration, FloatReference};
 use ghnq_core::arch::{ImageShape, Net};
 use ghnq_core::cnn::BnMode;
 use ghnq_core::cnn::native::{self, NetValues, RunningStats, nchw_to_nhwc};
@@ -109,6 +109,7 @@ pub fn compare(
     batches: &[LabeledBatch],
     device: &Device,
     keep: usize,
+    shared: &mut FloatReference,
 ) -> Result<Comparison> {
     let model = Model::from_bytes(blob).context("decoding the exported blob")?;
     let mut arena = vec![0u8; model.arena_bytes()];
@@ -134,21 +135,29 @@ pub fn compare(
     let (mut qmse, mut qce) = (0.0f64, 0.0f64);
     let (mut s1, mut s5, mut i1, mut i5, mut agree) = (0, 0, 0, 0, 0);
     let (mut over, mut exact, mut logits_n) = (0, 0, 0);
-    for b in batches {
-        let float_logits = match &native {
-            Some((values, running)) => {
-                let m = b.labels.len();
-                let xs = nchw_to_nhwc(&b.images, m, shape.c, shape.h, shape.w);
-                native::logits_running(net, values, running, &xs, m)?
-            }
-            None => host_values(&ghnq_core::cnn::forward(
-                net,
-                &cal.float_params,
-                to_tensors(b, shape, device).0,
-                BnMode::Running,
-                false,
-            )),
-        };
+    // The float net's logits: the same for every bit-width of these parameters.
+    if shared.logits.len() != batches.len() {
+        shared.logits = batches
+            .iter()
+            .map(|b| -> Result<Vec<f32>> {
+                Ok(match &native {
+                    Some((values, running)) => {
+                        let m = b.labels.len();
+                        let xs = nchw_to_nhwc(&b.images, m, shape.c, shape.h, shape.w);
+                        native::logits_running(net, values, running, &xs, m)?
+                    }
+                    None => host_values(&ghnq_core::cnn::forward(
+                        net,
+                        &cal.float_params,
+                        to_tensors(b, shape, device).0,
+                        BnMode::Running,
+                        false,
+                    )),
+                })
+            })
+            .collect::<Result<_>>()?;
+    }
+    for (b, float_logits) in batches.iter().zip(&shared.logits) {
         let sim_logits = engine.logits(net, lowered, b, shape, opts, None)?;
         let k = net.classes;
         for (i, &label) in b.labels.iter().enumerate() {

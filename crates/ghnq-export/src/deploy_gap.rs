@@ -165,7 +165,19 @@ pub(super) mod tests {
             &Provenance::default(),
         )
         .unwrap();
-        let c = compare(net, &lowered, &cal, &config, &blob, SHAPE, &test, &dev, 0).unwrap();
+        let c = compare(
+            net,
+            &lowered,
+            &cal,
+            &config,
+            &blob,
+            SHAPE,
+            &test,
+            &dev,
+            0,
+            &mut crate::FloatReference::default(),
+        )
+        .unwrap();
         (gap, c.sim_top1)
     }
 

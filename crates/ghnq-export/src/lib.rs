@@ -10,12 +10,14 @@ pub mod blob;
 pub mod calibrate;
 pub mod compare;
 pub mod deploy_gap;
+pub mod float_reference;
 pub mod graph;
 
 pub use blob::{Provenance, build, build_described};
-pub use calibrate::{Calibration, calibrate};
+pub use calibrate::{Calibration, calibrate, calibrate_sharing};
 pub use compare::{Comparison, KeptSample, compare, vectors};
 pub use deploy_gap::{DeployGap, deploy_gap};
+pub use float_reference::FloatReference;
 pub use graph::QuantGraph;
 
 use burn::tensor::Device;
@@ -53,9 +55,45 @@ pub fn export(
     provenance: &Provenance,
     device: &Device,
 ) -> Result<Exported, ExportError> {
+    export_sharing(
+        net,
+        params,
+        config,
+        rounding,
+        shape,
+        calibration,
+        provenance,
+        device,
+        &mut FloatReference::default(),
+    )
+}
+
+/// [`export`], sharing the float net's calibration with the other bit-widths of `params`
+/// ([`FloatReference`]).
+#[allow(clippy::too_many_arguments)]
+pub fn export_sharing(
+    net: &Net,
+    params: ParamSet,
+    config: &QuantConfig,
+    rounding: Rounding,
+    shape: ImageShape,
+    calibration: &[LabeledBatch],
+    provenance: &Provenance,
+    device: &Device,
+    shared: &mut FloatReference,
+) -> Result<Exported, ExportError> {
     config.layers.check(net).map_err(ExportError::LayerBits)?;
     let lowered = Lowered::new(net)?;
-    let cal = calibrate(net, &lowered, params, config, shape, calibration, device)?;
+    let cal = calibrate_sharing(
+        net,
+        &lowered,
+        params,
+        config,
+        shape,
+        calibration,
+        device,
+        shared,
+    )?;
     let provenance = Provenance {
         calibration_samples: cal.samples as u32,
         ..provenance.clone()
@@ -79,7 +117,8 @@ pub fn export(
 
 /// Export, then run the blob beside the simulation on `test` images, keeping the first `keep`
 /// samples for a bundle ([`compare::vectors`]): what `ghnq export`, `eval`, `finetune` and
-/// `quickstart` all do for each net and bit-width.
+/// `quickstart` all do for each net and bit-width. `shared` carries the float net's statistics
+/// and logits from one bit-width of `params` to the next.
 #[allow(clippy::too_many_arguments)]
 pub fn export_and_compare(
     net: &Net,
@@ -92,9 +131,10 @@ pub fn export_and_compare(
     provenance: &Provenance,
     device: &Device,
     keep: usize,
+    shared: &mut FloatReference,
 ) -> anyhow::Result<(Exported, Comparison)> {
     use anyhow::Context as _;
-    let ex = export(
+    let ex = export_sharing(
         net,
         params,
         config,
@@ -103,6 +143,7 @@ pub fn export_and_compare(
         calibration,
         provenance,
         device,
+        shared,
     )
     .with_context(|| format!("exporting {} at {}", net.name, config.label()))?;
     let c = compare(
@@ -115,6 +156,7 @@ pub fn export_and_compare(
         test,
         device,
         keep,
+        shared,
     )?;
     Ok((ex, c))
 }

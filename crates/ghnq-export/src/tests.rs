@@ -62,6 +62,7 @@ fn export(net: &Net, config: &QuantConfig, rounding: Rounding, dev: &Device) -> 
         &batches(4, 2),
         dev,
         0,
+        &mut FloatReference::default(),
     )
     .unwrap()
 }
@@ -292,6 +293,7 @@ fn per_layer_bits_reach_the_blob_and_the_simulation() {
             &batches(4, 2),
             &dev,
             0,
+            &mut FloatReference::default(),
         )
         .unwrap();
         assert!(
@@ -328,4 +330,42 @@ fn per_layer_bits_reach_the_blob_and_the_simulation() {
         e.contains("no.such.layer") && e.contains("first, last"),
         "{e}"
     );
+}
+
+/// A net's bit-widths sharing the float net's calibration and logits ([`FloatReference`]) give
+/// exactly what each computed alone gives.
+#[test]
+fn bit_widths_sharing_the_float_reference_compare_alike() {
+    let dev = Device::flex();
+    let net = &nets(1, 21)[0];
+    let params = ParamSet::init_random(net, &dev);
+    let (calib, test) = (batches(3, 1), batches(2, 2));
+    let run = |config: &QuantConfig, shared: &mut FloatReference| {
+        export_and_compare(
+            net,
+            params.clone(),
+            config,
+            Rounding::Single,
+            SHAPE,
+            &calib,
+            &test,
+            &Provenance::default(),
+            &dev,
+            0,
+            shared,
+        )
+        .unwrap()
+        .1
+    };
+    let mut shared = FloatReference::default();
+    for (precision, scheme) in CONFIGS {
+        let config = QuantConfig {
+            scheme,
+            ..QuantConfig::paper(precision)
+        };
+        let alone = run(&config, &mut FloatReference::default());
+        let with = run(&config, &mut shared);
+        assert_eq!(with, alone, "{}", config.label());
+    }
+    assert_eq!(shared.logits.len(), test.len());
 }

@@ -437,6 +437,7 @@ pub fn evaluate(
         &data.test,
         device,
         0,
+        &mut export::FloatReference::default(),
     )?;
     lap("quint8");
     if !(c.qmse.is_finite() && c.qce.is_finite()) {

@@ -315,6 +315,7 @@ fn compare_computes_qmse_and_qce_as_defined() {
         &test,
         &dev,
         0,
+        &mut export::FloatReference::default(),
     )
     .unwrap();
     let model = shared_format::Model::from_bytes(&ex.blob).unwrap();

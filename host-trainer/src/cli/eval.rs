@@ -179,6 +179,8 @@ pub fn run(args: Args) -> Result<()> {
             };
             let _ = params.named_tensors(net);
             param_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            // The float net's calibration and logits, shared by this net's bit-widths.
+            let mut shared = export::FloatReference::default();
             for p in &precisions {
                 let row = |bits: String, path: &str, top1, top5| NetResult {
                     split: split.clone(),
@@ -207,6 +209,7 @@ pub fn run(args: Args) -> Result<()> {
                         // A bit-conditioned GHN predicts for each bit-width.
                         let params = match &ghn {
                             Some(g) if args.init == Init::Ghn && g.config.bit_conditioned => {
+                                shared = export::FloatReference::default();
                                 eval::predict_one_for(g, net, Some(*precision), &device)?
                             }
                             _ => params.clone(),
@@ -222,6 +225,7 @@ pub fn run(args: Args) -> Result<()> {
                             &provenance,
                             &device,
                             0,
+                            &mut shared,
                         )?;
                         let bits = config.label();
                         results.push(row(bits.clone(), "sim", c.sim_top1, c.sim_top5));

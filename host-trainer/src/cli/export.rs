@@ -163,6 +163,7 @@ pub fn run(args: Args) -> Result<()> {
         &test,
         &device,
         keep,
+        &mut export::FloatReference::default(),
     )?;
     let calibrated = {
         let p = &exported.calibration.float_params;

@@ -112,6 +112,7 @@ pub fn run(args: Args) -> Result<()> {
             &Provenance::default(),
             &device,
             0,
+            &mut export::FloatReference::default(),
         )?;
         let gap = args
             .deploy_gap

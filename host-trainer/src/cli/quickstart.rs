@@ -113,6 +113,8 @@ pub fn run(args: Args) -> Result<()> {
         entry: Entry,
     }
     let mut lines = Vec::new();
+    // The float net's calibration and logits, computed at the first bit-width for the others.
+    let mut shared = export::FloatReference::default();
     for &bits in &args.bits {
         let config = args.quant.config(bits);
         let provenance = Provenance {
@@ -123,6 +125,7 @@ pub fn run(args: Args) -> Result<()> {
         };
         // A bit-conditioned GHN predicts for each bit-width; others give the same parameters.
         let params = if ghn.config.bit_conditioned {
+            shared = export::FloatReference::default();
             eval::predict_one_for(&ghn, &net, Some(bits), &device)?
         } else {
             params.clone()
@@ -138,6 +141,7 @@ pub fn run(args: Args) -> Result<()> {
             &provenance,
             &device,
             args.samples,
+            &mut shared,
         )?;
         let model = Model::from_bytes(&ex.blob)?;
         let blob_path = args.out.join(format!("{}-{bits}.ghnq", net.name));
