@@ -19,4 +19,5 @@ pub mod cnn;
 pub mod data;
 pub mod shared_data;
 pub mod sources;
+pub mod table;
 pub mod train;

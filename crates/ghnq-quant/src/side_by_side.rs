@@ -3,7 +3,7 @@
 //! source measured on the same nets. Expensive baselines (an epoch of SGD per net) often cover
 //! fewer nets than the GHN, so by default a row aggregates only the nets every source has.
 
-use std::fmt::Write as _;
+use ghnq_core::table::{Align, Table};
 
 use super::table::{NetResult, Stat};
 
@@ -242,15 +242,22 @@ fn top1_text(v: &Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.1}"))
 }
 
-/// A markdown table of `head` columns and `body` rows (cells already formatted).
-fn markdown_table(head: Vec<String>, body: impl Iterator<Item = Vec<String>>) -> String {
-    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
-    let mut s = line(&head);
-    s.push_str(&format!("|{}\n", "---|".repeat(head.len())));
+/// A table of `head` columns and `body` rows (cells already formatted).
+fn table(head: Vec<String>, body: impl Iterator<Item = Vec<String>>) -> Table {
+    let mut t = Table::new(head);
     for row in body {
-        s.push_str(&line(&row));
+        t.push(row);
     }
-    s
+    t
+}
+
+/// [`table`] for the terminal: the `names` columns naming a row left-aligned, the sources'
+/// right-aligned.
+fn text_table(head: Vec<String>, names: usize, body: impl Iterator<Item = Vec<String>>) -> String {
+    let align: Vec<Align> = (0..head.len())
+        .map(|c| if c < names { Align::Left } else { Align::Right })
+        .collect();
+    table(head, body).aligned(&align).text()
 }
 
 /// The columns that name a row, then one per source.
@@ -262,78 +269,70 @@ fn head(names: &[&str], sources: &[Source], what: &str) -> Vec<String> {
         .collect()
 }
 
+/// The rows' cells: the naming columns, then one per source.
+fn row_cells(r: &Row) -> Vec<String> {
+    [r.split.clone(), r.bits.clone(), r.runtime.clone()]
+        .into_iter()
+        .chain(r.cells.iter().map(cell_text))
+        .collect()
+}
+
+/// A per-net row's cells.
+fn net_row_cells(r: &NetRow) -> Vec<String> {
+    [
+        r.split.clone(),
+        r.net.clone(),
+        r.bits.clone(),
+        r.runtime.clone(),
+    ]
+    .into_iter()
+    .chain(r.top1.iter().map(top1_text))
+    .collect()
+}
+
 /// A markdown table (README-ready): top-1 % as mean ± s.e.; max (nets) per source.
 pub fn markdown(sources: &[Source], rows: &[Row]) -> String {
-    markdown_table(
+    table(
         head(
             &["split", "bits", "path"],
             sources,
             "top-1 % (mean ± s.e.; max (nets))",
         ),
-        rows.iter().map(|r| {
-            [r.split.clone(), r.bits.clone(), r.runtime.clone()]
-                .into_iter()
-                .chain(r.cells.iter().map(cell_text))
-                .collect()
-        }),
+        rows.iter().map(row_cells),
     )
+    .markdown()
 }
 
 /// The per-net table as markdown.
 pub fn per_net_markdown(sources: &[Source], rows: &[NetRow]) -> String {
-    markdown_table(
+    table(
         head(&["split", "net", "bits", "path"], sources, "top-1 %"),
-        rows.iter().map(|r| {
-            [
-                r.split.clone(),
-                r.net.clone(),
-                r.bits.clone(),
-                r.runtime.clone(),
-            ]
-            .into_iter()
-            .chain(r.top1.iter().map(top1_text))
-            .collect()
-        }),
+        rows.iter().map(net_row_cells),
     )
+    .markdown()
 }
 
 /// A plain-text table for the terminal.
 pub fn text(sources: &[Source], rows: &[Row]) -> String {
-    let mut s = String::from("top-1 % as mean ± se; max (nets)\n");
-    let _ = write!(s, "{:<10} {:<6} {:<7}", "split", "bits", "path");
-    for src in sources {
-        let _ = write!(s, "  {:>26}", src.label);
-    }
-    s.push('\n');
-    for r in rows {
-        let _ = write!(s, "{:<10} {:<6} {:<7}", r.split, r.bits, r.runtime);
-        for c in &r.cells {
-            let _ = write!(s, "  {:>26}", cell_text(c));
-        }
-        s.push('\n');
-    }
-    s
+    let names = ["split", "bits", "path"].map(String::from);
+    let head = names
+        .into_iter()
+        .chain(sources.iter().map(|s| s.label.clone()))
+        .collect();
+    format!(
+        "top-1 % as mean ± se; max (nets)\n{}",
+        text_table(head, 3, rows.iter().map(row_cells))
+    )
 }
 
 /// The per-net table for the terminal.
 pub fn per_net_text(sources: &[Source], rows: &[NetRow]) -> String {
-    let mut s = format!("{:<10} {:<16} {:<6} {:<7}", "split", "net", "bits", "path");
-    for src in sources {
-        let _ = write!(s, "  {:>10}", src.label);
-    }
-    s.push('\n');
-    for r in rows {
-        let _ = write!(
-            s,
-            "{:<10} {:<16} {:<6} {:<7}",
-            r.split, r.net, r.bits, r.runtime
-        );
-        for v in &r.top1 {
-            let _ = write!(s, "  {:>10}", top1_text(v));
-        }
-        s.push('\n');
-    }
-    s
+    let head = ["split", "net", "bits", "path"]
+        .map(String::from)
+        .into_iter()
+        .chain(sources.iter().map(|s| s.label.clone()))
+        .collect();
+    text_table(head, 4, rows.iter().map(net_row_cells))
 }
 
 #[cfg(test)]

@@ -2,8 +2,7 @@
 //! bit-width as mean ± standard error and max, from the float simulation and from the integer
 //! runtime, with the per-net quantization errors (QMSE, QCE).
 
-use std::fmt::Write as _;
-
+use ghnq_core::table::Table;
 use ghnq_core::train::mean_se_max;
 
 /// One net at one bit-width on one path.
@@ -130,96 +129,110 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |x| format!("{x:.digits$}"))
 }
 
+/// The columns of the aggregated table, in the terminal's words and in the README's.
+const TEXT_HEAD: [&str; 9] = [
+    "split",
+    "bits",
+    "path",
+    "nets",
+    "top-1 % (mean ± se; max)",
+    "top-5 % (mean ± se; max)",
+    "agree %",
+    "QMSE",
+    "QCE",
+];
+const MARKDOWN_HEAD: [&str; 9] = [
+    "split",
+    "bits",
+    "path",
+    "nets",
+    "top-1 % (mean ± s.e.; max)",
+    "top-5 % (mean ± s.e.; max)",
+    "sim/int top-1 agreement %",
+    "QMSE",
+    "QCE",
+];
+/// The per-net CSV's header (`ghnq eval --csv`, read back by [`parse_csv`]).
+const CSV_HEAD: [&str; 9] = [
+    "split",
+    "net",
+    "bits",
+    "path",
+    "top1",
+    "top5",
+    "qmse",
+    "qce",
+    "agreement",
+];
+
+/// One aggregated row's cells; accuracies with `digits` decimals.
+fn cells(r: &Row, digits: usize) -> [String; 9] {
+    let stat = |s: &Stat| {
+        format!(
+            "{:.digits$} ± {:.digits$}; {:.digits$}",
+            s.mean, s.se, s.max
+        )
+    };
+    [
+        r.split.clone(),
+        r.bits.clone(),
+        r.runtime.clone(),
+        r.nets.to_string(),
+        stat(&r.top1),
+        stat(&r.top5),
+        opt(r.agreement, digits),
+        opt(r.qmse, 4),
+        opt(r.qce, 3),
+    ]
+}
+
 /// A plain-text table for the terminal.
 pub fn text(rows: &[Row]) -> String {
-    let mut s = format!(
-        "{:<10} {:<6} {:<7} {:>4}  {:>22}  {:>22}  {:>7}  {:>8}  {:>6}\n",
-        "split",
-        "bits",
-        "path",
-        "nets",
-        "top-1 % (mean ± se; max)",
-        "top-5 % (mean ± se; max)",
-        "agree %",
-        "QMSE",
-        "QCE"
-    );
+    use ghnq_core::table::Align::{Left, Right};
+    let mut t = Table::new(TEXT_HEAD)
+        .aligned(&[Left, Left, Left, Right, Right, Right, Right, Right, Right]);
     for r in rows {
-        let _ = writeln!(
-            s,
-            "{:<10} {:<6} {:<7} {:>4}  {:>6.2} ± {:>4.2}; {:>6.2}  {:>6.2} ± {:>4.2}; {:>6.2}  {:>7}  {:>8}  {:>6}",
-            r.split,
-            r.bits,
-            r.runtime,
-            r.nets,
-            r.top1.mean,
-            r.top1.se,
-            r.top1.max,
-            r.top5.mean,
-            r.top5.se,
-            r.top5.max,
-            opt(r.agreement, 2),
-            opt(r.qmse, 4),
-            opt(r.qce, 3)
-        );
+        t.push(cells(r, 2));
     }
-    s
+    t.text()
 }
 
 /// The same as a markdown table (README-ready).
 pub fn markdown(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "| split | bits | path | nets | top-1 % (mean ± s.e.; max) | top-5 % (mean ± s.e.; max) | sim/int top-1 agreement % | QMSE | QCE |\n|---|---|---|---|---|---|---|---|---|\n",
-    );
+    let mut t = Table::new(MARKDOWN_HEAD);
     for r in rows {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {:.1} ± {:.1}; {:.1} | {:.1} ± {:.1}; {:.1} | {} | {} | {} |",
-            r.split,
-            r.bits,
-            r.runtime,
-            r.nets,
-            r.top1.mean,
-            r.top1.se,
-            r.top1.max,
-            r.top5.mean,
-            r.top5.se,
-            r.top5.max,
-            opt(r.agreement, 1),
-            opt(r.qmse, 4),
-            opt(r.qce, 3)
-        );
+        t.push(cells(r, 1));
     }
-    s
+    t.markdown()
 }
 
 /// Per-net results as CSV.
 pub fn csv(results: &[NetResult]) -> String {
-    let mut s = String::from("split,net,bits,path,top1,top5,qmse,qce,agreement\n");
+    let mut t = Table::new(CSV_HEAD);
     for r in results {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{:.4},{:.4},{},{},{}",
-            r.split,
-            r.net,
-            r.bits,
-            r.runtime,
-            r.top1,
-            r.top5,
+        t.push([
+            r.split.clone(),
+            r.net.clone(),
+            r.bits.clone(),
+            r.runtime.clone(),
+            format!("{:.4}", r.top1),
+            format!("{:.4}", r.top5),
             opt(r.qmse, 6),
             opt(r.qce, 6),
-            opt(r.agreement, 4)
-        );
+            opt(r.agreement, 4),
+        ]);
     }
-    s
+    t.csv()
 }
 
 /// Read back [`csv`] output (one shard of an evaluation), for merging shards.
 pub fn parse_csv(text: &str) -> Result<Vec<NetResult>, String> {
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    if header != "split,net,bits,path,top1,top5,qmse,qce,agreement" {
-        return Err(format!("not a `ghnq eval --csv` file (header '{header}')"));
+    let (head, rows) = ghnq_core::table::parse_csv(text)?;
+    if head != CSV_HEAD {
+        return Err(format!(
+            "not a `ghnq eval --csv` file (header '{}')",
+            head.join(",")
+        ));
     }
     let num = |v: &str, line: usize| -> Result<Option<f64>, String> {
         if v == "-" {
@@ -229,26 +242,21 @@ pub fn parse_csv(text: &str) -> Result<Vec<NetResult>, String> {
             .map(Some)
             .map_err(|_| format!("line {line}: '{v}' is not a number"))
     };
-    lines
+    rows.iter()
         .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(k, l)| {
+        .map(|(k, f)| {
             let line = k + 2;
-            let f: Vec<&str> = l.split(',').collect();
-            if f.len() != 9 {
-                return Err(format!("line {line}: {} fields, expected 9", f.len()));
-            }
             let req = |v: &str| num(v, line)?.ok_or(format!("line {line}: missing accuracy"));
             Ok(NetResult {
-                split: f[0].into(),
-                net: f[1].into(),
-                bits: f[2].into(),
-                runtime: f[3].into(),
-                top1: req(f[4])?,
-                top5: req(f[5])?,
-                qmse: num(f[6], line)?,
-                qce: num(f[7], line)?,
-                agreement: num(f[8], line)?,
+                split: f[0].clone(),
+                net: f[1].clone(),
+                bits: f[2].clone(),
+                runtime: f[3].clone(),
+                top1: req(&f[4])?,
+                top5: req(&f[5])?,
+                qmse: num(&f[6], line)?,
+                qce: num(&f[7], line)?,
+                agreement: num(&f[8], line)?,
             })
         })
         .collect()

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use super::grid::{FIG1, FIG2};
 use super::run::{RunResult, Status};
 use ghnq_core::cnn::init::Initializer;
+use ghnq_core::table::{Align, Table};
 
 /// The paper's columns, then ours.
 pub const COLUMNS: [&str; 10] = [
@@ -87,26 +88,18 @@ fn left_out(results: &[RunResult], table: u8, status: Status) -> Vec<&RunResult>
     )
 }
 
-/// Quote a CSV field when needed.
-fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// Table `table`'s finished runs.
+fn table_of(results: &[RunResult], table: u8) -> Table {
+    let mut t = Table::new(COLUMNS);
+    for c in rows(results, table).into_iter().filter_map(cells) {
+        t.push(c);
     }
+    t
 }
 
 /// Table `table` as CSV.
 pub fn csv(results: &[RunResult], table: u8) -> String {
-    let mut s = COLUMNS.map(field).join(",");
-    s.push('\n');
-    for r in rows(results, table) {
-        if let Some(c) = cells(r) {
-            s.push_str(&c.map(|x| field(&x)).join(","));
-            s.push('\n');
-        }
-    }
-    s
+    table_of(results, table).csv()
 }
 
 /// Table `table` as markdown, with the left-out runs below it.
@@ -130,21 +123,9 @@ pub fn markdown(results: &[RunResult], table: u8) -> String {
         )
     });
     s.push_str(&recipe.unwrap_or_default());
-    let _ = writeln!(s, "| {} |", COLUMNS.join(" | "));
-    let _ = writeln!(
-        s,
-        "|{}",
-        COLUMNS
-            .iter()
-            .enumerate()
-            .map(|(i, _)| if i == 0 { ":---|" } else { "---:|" })
-            .collect::<String>()
-    );
-    for r in rows(results, table) {
-        if let Some(c) = cells(r) {
-            let _ = writeln!(s, "| {} |", c.join(" | "));
-        }
-    }
+    let mut align = [Align::Right; COLUMNS.len()];
+    align[0] = Align::Left;
+    s.push_str(&table_of(results, table).aligned(&align).markdown());
     let diverged = left_out(results, table, Status::Diverged);
     if !diverged.is_empty() {
         let _ = writeln!(
@@ -279,56 +260,70 @@ fn num(x: f64) -> String {
     }
 }
 
-/// The spread as CSV.
-pub fn spread_csv(spread: &[Spread]) -> String {
-    let mut s = String::from(
-        "Network Architecture,Finished,Diverged,Failed,QUINT8 Min,QUINT8 Max,QUINT8 Mean,QUINT8 Std,Best Init,Worst Init,FP32 Mean\n",
-    );
+/// The spread's columns.
+const SPREAD_COLUMNS: [&str; 11] = [
+    "Network Architecture",
+    "Finished",
+    "Diverged",
+    "Failed",
+    "QUINT8 Min",
+    "QUINT8 Max",
+    "QUINT8 Mean",
+    "QUINT8 Std",
+    "Best Init",
+    "Worst Init",
+    "FP32 Mean",
+];
+
+/// The spread as a table with the columns `head`.
+fn spread_table(spread: &[Spread], head: [&str; 11]) -> Table {
+    let mut t = Table::new(head);
     for p in spread {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{},{},{}",
-            p.arch,
-            p.finished,
-            p.diverged,
-            p.failed,
+        t.push([
+            p.arch.clone(),
+            p.finished.to_string(),
+            p.diverged.to_string(),
+            p.failed.to_string(),
             num(p.min),
             num(p.max),
             num(p.mean),
             num(p.std),
-            p.best,
-            p.worst,
-            num(p.fp32_mean)
-        );
+            p.best.clone(),
+            p.worst.clone(),
+            num(p.fp32_mean),
+        ]);
     }
-    s
+    t
+}
+
+/// The spread as CSV.
+pub fn spread_csv(spread: &[Spread]) -> String {
+    spread_table(spread, SPREAD_COLUMNS).csv()
 }
 
 /// The spread as markdown.
 pub fn spread_markdown(spread: &[Spread]) -> String {
-    let mut s = String::from(
-        "### Spread of QUINT8 accuracy (integer runtime, %) across initialisers\n\n\
-         | Network Architecture | Finished | Diverged | Failed | Min | Max | Mean | Std | Best | Worst | FP32 Mean |\n\
-         |:---|---:|---:|---:|---:|---:|---:|---:|:---|:---|---:|\n",
-    );
-    for p in spread {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            p.arch,
-            p.finished,
-            p.diverged,
-            p.failed,
-            num(p.min),
-            num(p.max),
-            num(p.mean),
-            num(p.std),
-            p.best,
-            p.worst,
-            num(p.fp32_mean)
-        );
-    }
-    s
+    use Align::{Left, Right};
+    let head = [
+        "Network Architecture",
+        "Finished",
+        "Diverged",
+        "Failed",
+        "Min",
+        "Max",
+        "Mean",
+        "Std",
+        "Best",
+        "Worst",
+        "FP32 Mean",
+    ];
+    let align = [
+        Left, Right, Right, Right, Right, Right, Right, Right, Left, Left, Right,
+    ];
+    format!(
+        "### Spread of QUINT8 accuracy (integer runtime, %) across initialisers\n\n{}",
+        spread_table(spread, head).aligned(&align).markdown()
+    )
 }
 
 /// Write `table1.{csv,md}`, `table2.{csv,md}` (when they have any record) and
