@@ -1,8 +1,8 @@
 //! Integer-only interpreter for GHNQ model blobs, bit-exact with TFLite Micro's arithmetic.
 //!
 //! The crate is `no_std`, allocates nothing, uses no floating point and no `unsafe` except two
-//! `asm!` blocks of Armv7E-M DSP instructions (`ops::dsp`, Cortex-M4/M7 only) and the calls of
-//! the SSE2 kernels (`ops::sse2`, x86-64 hosts only): a device
+//! `asm!` blocks of Armv7E-M DSP instructions (`ops::dsp`, Cortex-M4/M7 only) and the SSE2
+//! kernels (`ops::sse2`, x86-64 hosts only): a device
 //! hands it a validated [`Model`] (which may live in flash) and one caller-owned arena of
 //! [`Model::arena_bytes`] bytes, and [`Interpreter::run`] executes the ops in order, writing every
 //! activation at the offset the host's memory planner chose.
@@ -32,8 +32,9 @@
 // Armv7E-M DSP instructions (SXTAB16, SXTB16, SMLAD, SMLABB/SMLATT): the conv kernel's inner
 // loop, its slices bounds-checked in safe code before it runs, and a register-only depthwise
 // step (Cortex-M4/M7 only). `ops::sse2` calls its `#[target_feature(enable = "sse2")]`
-// functions, sound on every x86-64 CPU, whose bodies are safe code (x86-64 hosts only). Every
-// other target compiles no `unsafe`.
+// functions, sound on every x86-64 CPU, and the depthwise kernel loads its vectors unchecked
+// once a pixel's taps are bounds-checked (x86-64 hosts only). Every other target compiles no
+// `unsafe`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

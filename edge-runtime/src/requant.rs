@@ -234,6 +234,15 @@ impl ChannelRequant {
         }
     }
 
+    /// The multiplier, `mask` and `right` fields (see them) of a stage, for the x86-64 vector
+    /// output stage (`ops::sse2::PlainStages`), which forms [`scale_plain`](Self::scale_plain)
+    /// from them four channels at a time.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub(crate) const fn plain_parts(&self) -> (i32, i32, u8) {
+        (self.multiplier, self.mask, self.right)
+    }
+
     /// `MBQM(acc, m, e)`, exactly [`multiply_by_quantized_multiplier`].
     #[inline(always)]
     pub const fn scale(&self, acc: i32) -> i32 {

@@ -11,10 +11,14 @@
 //! single dot product; a 1×1 convolution degenerates to one dot of `C_in` per pixel, which is
 //! why it needs no separate fast path.
 //!
-//! On Armv7E-M (Cortex-M4/M7, `cfg(edge_dsp)`) and x86-64, 8-bit weights without a zero point go
-//! instead to [`conv2d_blocked`], which does four output channels per pass (`SXTAB16`/`SMLAD` in
-//! module `dsp`, SSE2's `PMADDWD` in module `sse2`) and forms the same exact accumulators.
+//! On Armv7E-M (Cortex-M4/M7, `cfg(edge_dsp)`) and x86-64, 8-bit weights (symmetric or affine)
+//! go instead to [`conv2d_blocked`], which does four output channels per pass
+//! (`SXTAB16`/`SMLAD` in module `dsp`, SSE2's `PMADDWD` in module `sse2`) and forms the same
+//! exact accumulators. On x86-64, 2- and 4-bit weights take the same kernel through
+//! `conv2d_unpacked`, a block of filters unpacked at a time into a bounded stack buffer, and
+//! plain output stages are requantized four channels a step (`sse2::PlainStages`).
 
+use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, TensorRecord, Weights, Window};
 
 use super::dsp::{self, Runs};
@@ -95,6 +99,11 @@ pub fn conv2d(
     #[cfg(any(edge_dsp, target_arch = "x86_64"))]
     if blocked_eligible(p) {
         return conv2d_blocked(p, input, output);
+    }
+    // x86-64: 2- and 4-bit weights too, a block of filters unpacked at a time (same sums).
+    #[cfg(target_arch = "x86_64")]
+    if unpacked_eligible(p) {
+        return conv2d_unpacked(p, input, output);
     }
     conv2d_reference(p, input, output, scratch)
 }
@@ -264,8 +273,25 @@ pub(crate) fn blocked_eligible(p: &ConvParams<'_>) -> bool {
     p.weights.bits == 8 && p.window.dilation_w == 1
 }
 
+/// Whether [`conv2d_unpacked`] handles `p` (x86-64 only): 2- or 4-bit weights, symmetric or
+/// per-tensor affine, contiguous tap rows, and filters small enough that four of them fit the
+/// [`UNPACKED_FILTERS`] bytes it unpacks into (`kh·kw·C_in ≤ 4096`: every 3×3 up to 455 input
+/// channels). Elsewhere always false, so the M4 path is untouched.
+pub(crate) fn unpacked_eligible(p: &ConvParams<'_>) -> bool {
+    let filter_len =
+        p.window.kernel_h as usize * p.window.kernel_w as usize * p.input_shape.c as usize;
+    cfg!(target_arch = "x86_64")
+        && matches!(p.weights.bits, 2 | 4)
+        && p.window.dilation_w == 1
+        && filter_len * 4 <= UNPACKED_FILTERS
+}
+
 /// Output channels whose bias and output stage [`conv2d_blocked`] works out once per pass.
 pub(crate) const BLOCK: usize = 64;
+
+/// Bytes of unpacked sub-byte filters [`conv2d_unpacked`] keeps on the stack (x86-64 hosts
+/// only; devices keep the one-filter arena scratch of `plan::scratch_bytes`).
+pub(crate) const UNPACKED_FILTERS: usize = 16 * 1024;
 
 /// Conv2d for Armv7E-M's DSP instructions (CMSIS-NN's `arm_convolve_s8` idea, without its im2col
 /// buffer), for parameters that pass [`blocked_eligible`]. The accumulator is the same exact
@@ -285,6 +311,30 @@ pub(crate) const BLOCK: usize = 64;
 /// M33, RISC-V, AArch64) the reference loop stays.
 #[cfg_attr(not(any(edge_dsp, target_arch = "x86_64")), allow(dead_code))]
 pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -> KernelResult {
+    conv2d_blocks(p, input, output, &mut [])
+}
+
+/// [`conv2d_blocked`] for 2- and 4-bit weights on x86-64 (issue 18/17), for parameters that
+/// pass [`unpacked_eligible`]: each block of output channels first has its filters unpacked
+/// into [`UNPACKED_FILTERS`] bytes of stack (`⌊16 KiB / (4·kh·kw·C_in)⌋·4` channels, at most
+/// [`BLOCK`]; every filter is unpacked once per call, as in the reference loop), then runs on
+/// the 8-bit kernel. The arena and the blob format are unchanged.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn conv2d_unpacked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -> KernelResult {
+    let mut filters = [0i8; UNPACKED_FILTERS];
+    conv2d_blocks(p, input, output, &mut filters)
+}
+
+/// The body of [`conv2d_blocked`] (`unpacked` empty, 8-bit weights read in place) and of
+/// [`conv2d_unpacked`] (sub-byte weights unpacked a block at a time into `unpacked`). Off
+/// x86-64 the sub-byte branches are compiled out (`cfg!`), leaving the Armv7E-M code as it was.
+#[inline(always)]
+fn conv2d_blocks(
+    p: &ConvParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    unpacked: &mut [i8],
+) -> KernelResult {
     let win = p.window;
     let Dims {
         in_h,
@@ -295,7 +345,9 @@ pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]
         cout,
         filter_len,
     } = Dims::checked(p, input, output)?;
-    if !blocked_eligible(p) {
+    // Sub-byte weights, unpacked a block at a time (x86-64 only: a constant `false` elsewhere).
+    let sub_byte = cfg!(target_arch = "x86_64") && p.weights.bits != 8;
+    if !(blocked_eligible(p) || sub_byte && unpacked_eligible(p)) {
         return Err(KernelError(
             "conv parameters unfit for the channel-blocked kernel",
         ));
@@ -304,13 +356,30 @@ pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]
     let weight_bytes = filter_len
         .checked_mul(cout)
         .ok_or(KernelError("weight count overflows"))?;
-    let weights: &[i8] = bytemuck::try_cast_slice(
-        p.weights
-            .data
-            .get(..weight_bytes)
-            .ok_or(KernelError("weights shorter than C_out filters"))?,
-    )
-    .map_err(|_| KernelError("weight cast"))?;
+    let (weights, block): (&[i8], usize) = if sub_byte {
+        // unpack_into indexes the packed bytes directly: prove first that they are all there.
+        match packed_len(weight_bytes as u64, p.weights.bits) {
+            Some(need) if need <= p.weights.data.len() as u64 => {}
+            _ => return Err(KernelError("packed weights shorter than C_out filters")),
+        }
+        // Whole groups of four channels (the kernel's unit), at least one: eligibility.
+        let fit = (unpacked.len() / filter_len.max(1)) & !3;
+        if fit == 0 {
+            return Err(KernelError(
+                "unpacked filter block smaller than four filters",
+            ));
+        }
+        (&[], fit.min(BLOCK))
+    } else {
+        let weights = bytemuck::try_cast_slice(
+            p.weights
+                .data
+                .get(..weight_bytes)
+                .ok_or(KernelError("weights shorter than C_out filters"))?,
+        )
+        .map_err(|_| KernelError("weight cast"))?;
+        (weights, BLOCK)
+    };
     let z_x = p.input_zero_point;
     let z_w = i32::from(p.weights.zero_point);
     let row_stride = in_w * cin; // ≤ input.len(), checked above
@@ -318,7 +387,19 @@ pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]
 
     let mut c0 = 0;
     while c0 < cout {
-        let nb = (cout - c0).min(BLOCK);
+        let nb = (cout - c0).min(block);
+        // The block's filters: channel c's at `(c·filter_len − from)` of `weights`, `from` being
+        // where the unpacked block starts (a constant 0 off x86-64, so the M4 code is as it was).
+        let (weights, from): (&[i8], usize) = if sub_byte {
+            let filters = unpacked
+                .get_mut(..nb * filter_len)
+                .ok_or(KernelError("unpacked filter block"))?;
+            // (c0 + nb)·filter_len ≤ weight_bytes, whose packed bytes were checked above.
+            unpack_into(p.weights.data, p.weights.bits, c0 * filter_len, filters);
+            (filters, c0 * filter_len)
+        } else {
+            (weights, 0)
+        };
         let mut bias = [0i32; BLOCK];
         let mut stage = [ChannelRequant::new(0, 0, p.rounding); BLOCK];
         for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(c0..c0 + nb) {
@@ -334,6 +415,15 @@ pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]
         }
         // Every stage of the block without a left shift (and a sane multiplier): the short path.
         let plain = stage.iter().all(ChannelRequant::is_plain);
+        // x86-64: plain stages are requantized four channels a step (SSE2).
+        #[cfg(target_arch = "x86_64")]
+        let vector = super::sse2::PlainStages::new(
+            stage.get(..nb).unwrap_or_default(),
+            bias.get(..nb).unwrap_or_default(),
+            p.rounding == Rounding::Double,
+            p.output_zero_point,
+            p.clamp,
+        );
         let mut pixels = output.chunks_exact_mut(cout);
         let mut acc = [0i32; BLOCK]; // Σ w·(x − z_x) of one pixel's channels
         for oy in 0..out_h {
@@ -364,7 +454,7 @@ pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]
                 };
                 let x = input.get(x0..).ok_or(KernelError("conv input tap"))?;
                 let w = weights
-                    .get(c0 * filter_len + w0..)
+                    .get(c0 * filter_len + w0 - from..)
                     .ok_or(KernelError("conv filter run"))?;
                 let acc = acc.get_mut(..nb).ok_or(KernelError("conv channel block"))?;
                 if !dsp::window(x, w, filter_len, runs, z_x, acc) {
@@ -374,6 +464,11 @@ pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]
                     let centred = centred_sum(x, runs, z_x)?;
                     let correction = z_w.wrapping_mul(centred);
                     acc.iter_mut().for_each(|a| *a = a.wrapping_sub(correction));
+                }
+                #[cfg(target_arch = "x86_64")]
+                if let Some(v) = &vector {
+                    v.apply(acc, ys);
+                    continue;
                 }
                 output_stage(ys, &stage, &bias, acc, plain, p);
             }
@@ -899,5 +994,98 @@ pub(crate) mod tests {
             ..p
         };
         assert!(!blocked_eligible(&p));
+        assert_eq!(unpacked_eligible(&p), cfg!(target_arch = "x86_64"));
+    }
+
+    /// 2- and 4-bit weights through the dispatcher (on x86-64 the unpacked-block kernel, see
+    /// [`unpacked_eligible`]) against the reference loop, output for output: codes piled on the
+    /// ends of their range, symmetric and affine weights with the weight zero point at those
+    /// ends, input zero points at −128/127, strides, row dilation, asymmetric padding, channel
+    /// counts on both sides of the 4-channel groups, and filters from 1 byte to past the
+    /// 4-filter limit (so that blocks of 4..=64 channels, several blocks per call, and the
+    /// fallback to the reference loop all occur), both roundings.
+    #[test]
+    fn sub_byte_kernel_matches_reference() {
+        let mut rng = XorShift32::new(0x5B_B17E);
+        let mut rnd = |n: u32| rng.below(n);
+        let mut checked = 0;
+        let mut unpacked = 0;
+        for case in 0..400 {
+            let bits = [2u8, 4][rnd(2) as usize];
+            let (kh, kw) = match case % 9 {
+                0 => (1, 1),
+                1 => (3, 3),
+                _ => (1 + rnd(4) as u8, 1 + rnd(4) as u8),
+            };
+            let dil_h = 1 + rnd(2) as u8;
+            let eff_h = ((kh as u16 - 1) * dil_h as u16 + 1) as u8;
+            let win = Window {
+                kernel_h: kh,
+                kernel_w: kw,
+                stride_h: 1 + rnd(2) as u8,
+                stride_w: 1 + rnd(2) as u8,
+                dilation_h: dil_h,
+                // Every tenth case dilated along the width: not eligible, reference loop.
+                dilation_w: if case % 10 == 9 { 2 } else { 1 },
+                padding: shared_format::Padding {
+                    top: rnd(eff_h as u32) as u8,
+                    bottom: rnd(eff_h as u32) as u8,
+                    left: rnd(kw as u32) as u8,
+                    right: rnd(kw as u32) as u8,
+                },
+            };
+            let cin = [1u16, 3, 4, 8, 16, 17, 32, 64, 130, 300][rnd(10) as usize];
+            let side = if cin > 32 { 5 } else { 8 };
+            let s = Shape::new(1 + rnd(side) as u16, 1 + rnd(side) as u16, cin);
+            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+                continue;
+            };
+            let cout = [1u16, 3, 4, 5, 8, 17, 33, 64, 70][rnd(9) as usize];
+            let os = Shape::new(oh as u16, ow as u16, cout);
+            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+            let n_w = cout as usize * kh as usize * kw as usize * cin as usize;
+            let w: Vec<i8> = (0..n_w)
+                .map(|_| match rnd(4) {
+                    0 => lo,
+                    1 => hi,
+                    _ => lo + rnd(1 << bits) as i32,
+                } as i8)
+                .collect();
+            let x: Vec<i8> = (0..s.h as usize * s.w as usize * cin as usize)
+                .map(|_| rnd(256) as u8 as i8)
+                .collect();
+            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
+            let bias: Vec<i32> = (0..cout).map(|_| rnd(200_001) as i32 - 100_000).collect();
+            let rq: Vec<(i32, i8)> = (0..cout)
+                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, rnd(14) as i8 - 11))
+                .collect();
+            let o = owned(&w, bits, &bias, &rq);
+            let (scheme, z_w) = if case % 2 == 0 {
+                (
+                    WeightScheme::PerTensorAffine,
+                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
+                )
+            } else {
+                (WeightScheme::PerChannelSymmetric, 0)
+            };
+            let mut p = params(&o, bits, scheme, z_w, win, s, z_x, os);
+            p.output_zero_point = rnd(256) as u8 as i8;
+            p.rounding = [Rounding::Double, Rounding::Single][rnd(2) as usize];
+            let mut scratch = vec![0i8; kh as usize * kw as usize * cin as usize];
+            let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
+            conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let mut got = vec![0i8; want.len()];
+            conv2d(&p, &x, &mut got, &mut scratch).unwrap();
+            assert_eq!(
+                got, want,
+                "case {case}: W{bits} {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
+            );
+            checked += 1;
+            unpacked += usize::from(unpacked_eligible(&p));
+        }
+        assert!(checked > 250, "{checked}");
+        if cfg!(target_arch = "x86_64") {
+            assert!(unpacked > 150, "{unpacked}");
+        }
     }
 }

@@ -25,6 +25,12 @@
 //! (`SXTAB16` centring both operands, then `SMLABB`/`SMLATT`), `Σ (w − z_w)·(x − z_x)` formed
 //! directly; the same exact accumulators, no scratch.
 //!
+//! On x86-64 every weight format goes to `depthwise_sse2` (issue 18/17): the same block
+//! structure, the pixel's valid taps listed once and run sixteen channels and two taps at a
+//! time through SSE2's `PMADDWD` (`sse2::depthwise_pixel`); 2/4-bit weights are unpacked one
+//! tile at a time into the same scratch as here. `depthwise_reference` keeps this file's
+//! portable loop callable on every target, for the tests.
+//!
 //! [`DEPTHWISE_TILE`]: shared_format::plan::DEPTHWISE_TILE
 
 use shared_format::packing::{packed_len, unpack_into};
@@ -39,6 +45,31 @@ use crate::requant::ChannelRequant;
 /// output have the same channel count; for 2/4-bit weights `scratch` must hold one tile of
 /// filters, `kh·kw·min(C, TILE)` values (`plan::scratch_bytes`).
 pub fn depthwise_conv2d(
+    p: &ConvParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> KernelResult {
+    depthwise_as::<true>(p, input, output, scratch)
+}
+
+/// The portable depthwise convolution, whatever the target: the reference the per-target
+/// kernels are tested against (arguments as [`depthwise_conv2d`]). Crate-private, so that on a
+/// device it is not compiled at all and the dispatcher's code stays as it was.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn depthwise_reference(
+    p: &ConvParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> KernelResult {
+    depthwise_as::<false>(p, input, output, scratch)
+}
+
+/// [`depthwise_conv2d`] (`FAST`: the per-target kernel where there is one) or
+/// [`depthwise_reference`]: one body, so both check their arguments the same way.
+#[inline(always)]
+fn depthwise_as<const FAST: bool>(
     p: &ConvParams<'_>,
     input: &[i8],
     output: &mut [i8],
@@ -88,8 +119,13 @@ pub fn depthwise_conv2d(
     let row_stride = in_w * channels; // ≤ input.len(), checked above
     // Armv7E-M: 8-bit weights (symmetric or affine) go to the register-tiled kernel (same sums).
     #[cfg(edge_dsp)]
-    if bits == 8 {
+    if FAST && bits == 8 {
         return depthwise_tiled(p, input, output, all_weights);
+    }
+    // x86-64: every bit-width and scheme goes to the SSE2 kernel (same sums).
+    #[cfg(target_arch = "x86_64")]
+    if FAST && taps <= MAX_TAPS {
+        return depthwise_sse2(p, input, output, all_weights, scratch);
     }
 
     let mut c0 = 0;
@@ -267,6 +303,118 @@ fn depthwise_tiled(
                     }
                 }
                 output_stage(ys, stage, bias, acc, plain, p);
+            }
+        }
+        c0 += nb;
+    }
+    Ok(())
+}
+
+/// Taps of the largest kernel a valid blob has (16×16, format 1.2): the stack table of one
+/// pixel's valid taps in [`depthwise_sse2`] (4 KiB, x86-64 hosts only).
+#[cfg(target_arch = "x86_64")]
+const MAX_TAPS: usize = 256;
+
+/// Depthwise conv on x86-64, every weight format, through SSE2 ([`sse2::depthwise_pixel`]):
+/// [`depthwise_tiled`]'s structure (blocks of channels with their bias and output stage worked
+/// out once, output pixels, the pixel's valid taps, contiguous channels of each tap), except
+/// that the pixel's valid taps are listed first, so the kernel can keep a group of 16 channels'
+/// accumulators in registers across all taps and take the taps two at a time (`PMADDWD`).
+/// `Σ (w − z_w)·(x − z_x)` is formed directly, as on Armv7E-M: no `Σ w` or `Σ x` correction.
+/// Blocks whose output stages are all plain (nearly all) are requantized four channels a step
+/// (`sse2::PlainStages`), the others by [`output_stage`].
+///
+/// 8-bit weights are read in place (blocks of [`BLOCK`] channels, taps `C` bytes apart);
+/// 2/4-bit weights are unpacked one tile of [`TILE`] channels at a time into `scratch`
+/// (`plan::scratch_bytes`: `kh·kw·min(C, TILE)`, the reference loop's tile), taps `n` bytes
+/// apart. Arguments as checked by [`depthwise_conv2d`] (`weights` empty for sub-byte weights).
+#[cfg(target_arch = "x86_64")]
+fn depthwise_sse2(
+    p: &ConvParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    weights: &[i8],
+    scratch: &mut [i8],
+) -> KernelResult {
+    use super::sse2::{self, Tap};
+    let win = p.window;
+    let (in_h, in_w, channels) = (
+        p.input_shape.h as usize,
+        p.input_shape.w as usize,
+        p.input_shape.c as usize,
+    );
+    let (out_h, out_w) = (p.output_shape.h as usize, p.output_shape.w as usize);
+    let kw = win.kernel_w as usize;
+    let taps = win.kernel_h as usize * kw;
+    let bits = p.weights.bits;
+    let (z_x, z_w) = (p.input_zero_point, p.weights.zero_point);
+    let row_stride = in_w * channels;
+    let block = if bits == 8 { BLOCK } else { TILE };
+    let mut list = [Tap::default(); MAX_TAPS];
+    let mut c0 = 0;
+    while c0 < channels {
+        let nb = (channels - c0).min(block);
+        // The block's weights from `w`: tap `t`'s `nb` channels at `t·w_step`.
+        let (w, w_step): (&[i8], usize) = if bits == 8 {
+            let w = weights.get(c0..).ok_or(KernelError("depthwise weights"))?;
+            (w, channels)
+        } else {
+            let tile = scratch
+                .get_mut(..taps * nb)
+                .ok_or(KernelError("scratch smaller than one depthwise tile"))?;
+            for (t, dst) in tile.chunks_exact_mut(nb).enumerate() {
+                // t·C + c0 + nb ≤ taps·C, whose packed bytes depthwise_conv2d checked.
+                unpack_into(p.weights.data, bits, t * channels + c0, dst);
+            }
+            (tile, nb)
+        };
+        let x = input.get(c0..).ok_or(KernelError("depthwise input"))?;
+        let mut bias = [0i32; BLOCK];
+        let mut stage = [ChannelRequant::new(0, 0, p.rounding); BLOCK];
+        for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(c0..c0 + nb) {
+            *b = p.bias.get(c).ok_or(KernelError("bias shorter than C"))?;
+            let (m, e) = p
+                .requant
+                .get(c)
+                .ok_or(KernelError("requant table shorter than C"))?;
+            *rq = ChannelRequant::new(m, e, p.rounding);
+        }
+        let (bias, stage) = (&bias[..nb], &stage[..nb]);
+        let plain = stage.iter().all(ChannelRequant::is_plain);
+        // Plain stages (nearly every layer) are requantized four channels a step.
+        let double = p.rounding == shared_format::Rounding::Double;
+        let vector = sse2::PlainStages::new(stage, bias, double, p.output_zero_point, p.clamp);
+        let mut acc = [0i32; BLOCK];
+        let mut pixels = output.chunks_exact_mut(channels);
+        for oy in 0..out_h {
+            let ty = Taps::rows(&win, oy, in_h);
+            for ox in 0..out_w {
+                let tx = Taps::cols(&win, ox, in_w);
+                let ys = pixels
+                    .next()
+                    .and_then(|px| px.get_mut(c0..c0 + nb))
+                    .ok_or(KernelError("depthwise output pixel"))?;
+                let mut n = 0;
+                for ky in ty.k0..ty.k1 {
+                    let row = ty.input_index(ky, win.dilation_h) * row_stride;
+                    for kx in tx.k0..tx.k1 {
+                        let tap = list.get_mut(n).ok_or(KernelError("depthwise taps"))?;
+                        *tap = Tap {
+                            x: row + tx.input_index(kx, win.dilation_w) * channels,
+                            w: (ky * kw + kx) * w_step,
+                        };
+                        n += 1;
+                    }
+                }
+                let list = list.get(..n).ok_or(KernelError("depthwise taps"))?;
+                let block = acc.get_mut(..nb).ok_or(KernelError("depthwise block"))?;
+                if !sse2::depthwise_pixel(x, w, list, z_x, z_w, block) {
+                    return Err(KernelError("depthwise tap outside its tensors"));
+                }
+                match &vector {
+                    Some(v) => v.apply(block, ys),
+                    None => output_stage(ys, stage, bias, block, plain, p),
+                }
             }
         }
         c0 += nb;
@@ -510,12 +658,115 @@ mod tests {
                 ..params(&o, 8, scheme, z_w, win, s, z_x, os)
             };
             let mut want = vec![0i8; oh as usize * ow as usize * c as usize];
-            depthwise_conv2d(&p, &x, &mut want, &mut []).unwrap();
+            depthwise_reference(&p, &x, &mut want, &mut []).unwrap();
             let mut got = vec![0i8; want.len()];
             depthwise_tiled(&p, &x, &mut got, &w).unwrap();
             assert_eq!(got, want, "case {case}: {win:?} {s:?} z_x {z_x} z_w {z_w}");
             checked += 1;
         }
         assert!(checked > 150, "{checked}");
+    }
+
+    /// The dispatcher's kernel (SSE2 on x86-64, the DSP kernel on Armv7E-M, the reference
+    /// elsewhere) against the portable reference, output for output: every weight bit-width with
+    /// codes piled on the extremes, both schemes with zero points at −128/127 (weights' at their
+    /// code range's ends), channel counts on both sides of the 8- and 16-channel groups and of
+    /// the 32/64-channel blocks, strides 1–2, dilations 1–3, asymmetric padding, kernels up to
+    /// 7×7 (and a 16×16), both roundings, plain and left-shifting multipliers.
+    #[test]
+    fn dispatched_kernel_matches_reference() {
+        let mut rng = XorShift32::new(0x5EE2_D0D0u32);
+        let mut rnd = |n: u32| rng.below(n);
+        let mut checked = 0;
+        for case in 0..600 {
+            let bits = [2u8, 4, 8, 8][rnd(4) as usize];
+            let (kh, kw) = if case % 50 == 0 {
+                (16, 16)
+            } else {
+                (1 + rnd(7) as u8, 1 + rnd(7) as u8)
+            };
+            let (dh, dw) = (1 + rnd(3) as u8, 1 + rnd(3) as u8);
+            let eff_h = (kh as u32 - 1) * dh as u32 + 1;
+            let eff_w = (kw as u32 - 1) * dw as u32 + 1;
+            let win = Window {
+                kernel_h: kh,
+                kernel_w: kw,
+                stride_h: 1 + rnd(2) as u8,
+                stride_w: 1 + rnd(2) as u8,
+                dilation_h: dh,
+                dilation_w: dw,
+                padding: shared_format::Padding {
+                    top: rnd(eff_h) as u8,
+                    bottom: rnd(eff_h) as u8,
+                    left: rnd(eff_w) as u8,
+                    right: rnd(eff_w) as u8,
+                },
+            };
+            let c = [
+                1u16, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 64, 65, 70, 100,
+            ][rnd(17) as usize];
+            let side = if kh > 8 { 20 } else { 9 };
+            let s = Shape::new(1 + rnd(side) as u16, 1 + rnd(side) as u16, c);
+            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+                continue;
+            };
+            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+            // Half the weights at the code range's ends, the rest anywhere in it.
+            let mut code = |r: u32| match r % 4 {
+                0 => lo,
+                1 => hi,
+                _ => lo + rnd(1 << bits) as i32,
+            };
+            let n_w = c as usize * kh as usize * kw as usize;
+            let w: Vec<i8> = (0..n_w).map(|i| code(i as u32 * 7 + case) as i8).collect();
+            let x: Vec<i8> = (0..s.h as usize * s.w as usize * c as usize)
+                .map(|i| match i % 5 {
+                    0 => -128,
+                    1 => 127,
+                    _ => rnd(256) as u8 as i8,
+                })
+                .collect();
+            let bias: Vec<i32> = (0..c).map(|_| rnd(20_001) as i32 - 10_000).collect();
+            // Two cases in three with every stage plain (the vector output stage), the third
+            // with left shifts too (the scalar one).
+            let any_shift = case % 3 == 0;
+            let rq: Vec<(i32, i8)> = (0..c)
+                .map(|_| {
+                    let shift = if any_shift {
+                        rnd(12) as i8 - 9
+                    } else {
+                        -(rnd(12) as i8) - 2
+                    };
+                    ((1 << 30) | rnd(1 << 29) as i32, shift)
+                })
+                .collect();
+            let o = owned(&w, bits, &bias, &rq);
+            let os = Shape::new(oh as u16, ow as u16, c);
+            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
+            let (scheme, z_w) = if case % 2 == 0 {
+                (
+                    WeightScheme::PerTensorAffine,
+                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
+                )
+            } else {
+                (WeightScheme::PerChannelSymmetric, 0)
+            };
+            let p = ConvParams {
+                output_zero_point: rnd(256) as u8 as i8,
+                rounding: [Rounding::Double, Rounding::Single][rnd(2) as usize],
+                ..params(&o, bits, scheme, z_w, win, s, z_x, os)
+            };
+            let mut scratch = vec![0i8; kh as usize * kw as usize * (c as usize).min(TILE)];
+            let mut want = vec![0i8; oh as usize * ow as usize * c as usize];
+            depthwise_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let mut got = vec![0i8; want.len()];
+            depthwise_conv2d(&p, &x, &mut got, &mut scratch).unwrap();
+            assert_eq!(
+                got, want,
+                "case {case}: W{bits} {win:?} {s:?} z_x {z_x} z_w {z_w}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 300, "{checked}");
     }
 }

@@ -19,6 +19,8 @@ pub mod linear;
 pub mod mean;
 pub mod pool;
 pub mod softmax;
+#[cfg(test)]
+mod speed_tests;
 #[cfg(target_arch = "x86_64")]
 mod sse2;
 

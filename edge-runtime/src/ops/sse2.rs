@@ -13,17 +13,35 @@
 //! and `PMADDWD`'s pairwise sum cannot overflow its 32-bit lane. Lanes add wrapping, like every
 //! other accumulator of the runtime, so results equal the reference loops bit for bit.
 //!
-//! The module's only `unsafe` is calling the `#[target_feature(enable = "sse2")]` functions,
-//! which is sound on every x86-64 target; the bodies use safe intrinsics and `bytemuck` loads.
+//! Depthwise convolutions ([`depthwise_pixel`]) need no horizontal sums: in NHWC a tap's
+//! channels are contiguous, so each 32-bit lane is one channel, and `PMADDWD` adds the products
+//! of two taps (their bytes interleaved) instead of two neighbouring elements.
+//!
+//! The output stage of the blocked kernels is vectorised too ([`PlainStages`], four channels a
+//! step): with one output per 9 MACs it was half of a depthwise convolution's time.
+//!
+//! The module's `unsafe` is calling the `#[target_feature(enable = "sse2")]` functions, which is
+//! sound on every x86-64 target, and the depthwise kernel's vector loads (`load16_at`,
+//! `load8_at`), unchecked because [`depthwise_pixel`] bounds-checks every tap of the pixel first:
+//! checking each load cost as many instructions as the arithmetic. The other bodies use safe
+//! intrinsics and `bytemuck` loads.
 
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::{
-    __m128i, _mm_add_epi32, _mm_cvtsi64_si128, _mm_madd_epi16, _mm_set1_epi16, _mm_setzero_si128,
-    _mm_srai_epi16, _mm_sub_epi16, _mm_unpackhi_epi8, _mm_unpacklo_epi8,
+    __m128i, _mm_add_epi32, _mm_add_epi64, _mm_adds_epi16, _mm_and_si128, _mm_cmpgt_epi32,
+    _mm_cvtsi32_si128, _mm_cvtsi64_si128, _mm_loadl_epi64, _mm_loadu_si128, _mm_madd_epi16,
+    _mm_max_epi16, _mm_min_epi16, _mm_mul_epu32, _mm_or_si128, _mm_packs_epi16, _mm_packs_epi32,
+    _mm_set1_epi16, _mm_set1_epi32, _mm_set1_epi64x, _mm_setzero_si128, _mm_slli_epi64,
+    _mm_sra_epi32, _mm_srai_epi16, _mm_srai_epi32, _mm_srl_epi64, _mm_srli_epi64, _mm_sub_epi16,
+    _mm_sub_epi32, _mm_sub_epi64, _mm_unpackhi_epi8, _mm_unpackhi_epi16, _mm_unpacklo_epi8,
+    _mm_unpacklo_epi16,
 };
 
+use super::conv::BLOCK;
 use super::dsp::Runs;
+use crate::requant::ChannelRequant;
+use shared_format::Clamp;
 
 /// `Σ w·x` over the common length of `w` and `x`.
 #[inline]
@@ -46,6 +64,481 @@ pub(crate) fn quad_words(
 ) {
     // SAFETY: SSE2 is in the x86-64 baseline: every CPU this code is compiled for has it.
     unsafe { quad_words_sse2(x, w, stride, runs, z_x, acc) }
+}
+
+/// Where one depthwise tap's channels start: `x` in the input, `w` in the weights. The tap's
+/// `n` channels are the `n` bytes from there in each (NHWC input, `[ky][kx][c]` weights).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tap {
+    /// Offset of the tap's first channel in the input.
+    pub x: usize,
+    /// Offset of the tap's first channel in the weights.
+    pub w: usize,
+}
+
+/// One depthwise output pixel of `acc.len()` consecutive channels:
+/// `acc[j] = Σ_taps (w[t.w + j] − z_w)·(x[t.x + j] − z_x)`, wrapping. Returns `false`, touching
+/// nothing, if a tap's channels would leave `x` or `w`.
+///
+/// Sixteen channels at a time, two taps at a time: the two taps' bytes are interleaved
+/// (`PUNPCKxBW`), widened and centred, so one `PMADDWD` forms `(w₀ − z_w)(x₀ − z_x) +
+/// (w₁ − z_w)(x₁ − z_x)` per channel in a 32-bit lane (both factors in −255..=255, each product
+/// below 2^16, the pair below 2^17: exact). A lone last tap is paired with zeros. Then eight
+/// channels the same way from 8-byte loads, and fewer than eight in plain Rust. Symmetric
+/// weights (`z_w = 0`) skip the weight centring.
+#[inline]
+pub(crate) fn depthwise_pixel(
+    x: &[i8],
+    w: &[i8],
+    taps: &[Tap],
+    z_x: i8,
+    z_w: i8,
+    acc: &mut [i32],
+) -> bool {
+    let n = acc.len();
+    let inside = |at: usize, len: usize| at.checked_add(n).is_some_and(|end| end <= len);
+    if !taps
+        .iter()
+        .all(|t| inside(t.x, x.len()) && inside(t.w, w.len()))
+    {
+        return false;
+    }
+    // SAFETY: SSE2 is in the x86-64 baseline: every CPU this code is compiled for has it; every
+    // tap's channels lie inside `x` and `w` (checked above), the kernel's contract.
+    unsafe {
+        if z_w == 0 {
+            depthwise_pixel_sse2::<false>(x, w, taps, z_x, z_w, acc);
+        } else {
+            depthwise_pixel_sse2::<true>(x, w, taps, z_x, z_w, acc);
+        }
+    }
+    true
+}
+
+/// [`depthwise_pixel`]'s body, its bounds already checked.
+///
+/// # Safety
+/// For every tap `t`: `t.x + acc.len() ≤ x.len()` and `t.w + acc.len() ≤ w.len()`. The vector
+/// loads are then unchecked: checking each one cost as many instructions as the arithmetic.
+#[target_feature(enable = "sse2")]
+unsafe fn depthwise_pixel_sse2<const AFFINE: bool>(
+    x: &[i8],
+    w: &[i8],
+    taps: &[Tap],
+    z_x: i8,
+    z_w: i8,
+    acc: &mut [i32],
+) {
+    let (cx, cw) = (_mm_set1_epi16(z_x as i16), _mm_set1_epi16(z_w as i16));
+    let (pairs, lone) = taps.as_chunks::<2>();
+    let lone = lone.first();
+    let (a16, rest) = acc.as_chunks_mut::<16>();
+    for (g, out) in a16.iter_mut().enumerate() {
+        let c = 16 * g;
+        let mut l = [_mm_setzero_si128(); 4];
+        // SAFETY (all loads of this loop): c + 16 ≤ acc.len(), so every 16-byte load at
+        // t.x + c or t.w + c ends inside its slice (this function's contract).
+        for [t0, t1] in pairs {
+            let (x0, x1) = unsafe { (load16_at(x, t0.x + c), load16_at(x, t1.x + c)) };
+            let (w0, w1) = unsafe { (load16_at(w, t0.w + c), load16_at(w, t1.w + c)) };
+            let xs = pairs16::<true>(x0, x1, cx);
+            let ws = pairs16::<AFFINE>(w0, w1, cw);
+            madd(&mut l, xs, ws);
+        }
+        if let Some(t) = lone {
+            let (x0, w0) = unsafe { (load16_at(x, t.x + c), load16_at(w, t.w + c)) };
+            madd(&mut l, lone16(x0, cx), lone16(w0, cw));
+        }
+        *out = bytemuck::cast(l);
+    }
+    let c = 16 * a16.len();
+    let (a8, rest) = rest.as_chunks_mut::<8>();
+    if let Some(out) = a8.first_mut() {
+        let mut l = [_mm_setzero_si128(); 2];
+        // SAFETY (all loads of this block): c + 8 ≤ acc.len(), so every 8-byte load at t.x + c
+        // or t.w + c ends inside its slice (this function's contract).
+        for [t0, t1] in pairs {
+            let (x0, x1) = unsafe { (load8_at(x, t0.x + c), load8_at(x, t1.x + c)) };
+            let (w0, w1) = unsafe { (load8_at(w, t0.w + c), load8_at(w, t1.w + c)) };
+            let xs = pairs8::<true>(x0, x1, cx);
+            let ws = pairs8::<AFFINE>(w0, w1, cw);
+            madd(&mut l, xs, ws);
+        }
+        if let Some(t) = lone {
+            let (x0, w0) = unsafe { (load8_at(x, t.x + c), load8_at(w, t.w + c)) };
+            let ([x0, x1, ..], [w0, w1, ..]) = (lone16(x0, cx), lone16(w0, cw));
+            madd(&mut l, [x0, x1], [w0, w1]);
+        }
+        *out = bytemuck::cast(l);
+    }
+    let c = c + 8 * a8.len();
+    for (j, a) in rest.iter_mut().enumerate() {
+        let mut sum = 0i32;
+        for t in taps {
+            let (Some(&xv), Some(&wv)) = (x.get(t.x + c + j), w.get(t.w + c + j)) else {
+                continue;
+            };
+            sum = sum.wrapping_add((wv as i32 - z_w as i32) * (xv as i32 - z_x as i32));
+        }
+        *a = sum;
+    }
+}
+
+/// Bytes `at..at + 16` of `v`.
+///
+/// # Safety
+/// `at + 16 ≤ v.len()`.
+#[inline(always)]
+unsafe fn load16_at(v: &[i8], at: usize) -> __m128i {
+    debug_assert!(at.checked_add(16).is_some_and(|end| end <= v.len()));
+    // SAFETY: the 16 bytes lie inside `v` (contract); MOVDQU has no alignment requirement.
+    unsafe { _mm_loadu_si128(v.as_ptr().add(at).cast()) }
+}
+
+/// Bytes `at..at + 8` of `v` in the low half, zeros above.
+///
+/// # Safety
+/// `at + 8 ≤ v.len()`.
+#[inline(always)]
+unsafe fn load8_at(v: &[i8], at: usize) -> __m128i {
+    debug_assert!(at.checked_add(8).is_some_and(|end| end <= v.len()));
+    // SAFETY: the 8 bytes lie inside `v` (contract); MOVQ has no alignment requirement.
+    unsafe { _mm_loadl_epi64(v.as_ptr().add(at).cast()) }
+}
+
+/// Sixteen channels of two taps `a` and `b`, interleaved byte by byte (`a₀ b₀ a₁ b₁ …`),
+/// sign-extended to 16 bits and (if `CENTRE`) centred on `centre`: four vectors of pairs, for
+/// channels 0–3, 4–7, 8–11 and 12–15.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn pairs16<const CENTRE: bool>(a: __m128i, b: __m128i, centre: __m128i) -> [__m128i; 4] {
+    let [l0, l1] = pairs8::<CENTRE>(a, b, centre);
+    let (h0, h1) = widen(_mm_unpackhi_epi8(a, b));
+    if CENTRE {
+        [l0, l1, _mm_sub_epi16(h0, centre), _mm_sub_epi16(h1, centre)]
+    } else {
+        [l0, l1, h0, h1]
+    }
+}
+
+/// [`pairs16`] for the low eight channels only.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn pairs8<const CENTRE: bool>(a: __m128i, b: __m128i, centre: __m128i) -> [__m128i; 2] {
+    let (l0, l1) = widen(_mm_unpacklo_epi8(a, b));
+    if CENTRE {
+        [_mm_sub_epi16(l0, centre), _mm_sub_epi16(l1, centre)]
+    } else {
+        [l0, l1]
+    }
+}
+
+/// Sixteen channels of a lone tap like [`pairs16`], each centred on `centre` and paired with a
+/// 16-bit zero (centred before the pairing, so the zeros add nothing whatever the zero points).
+#[inline]
+#[target_feature(enable = "sse2")]
+fn lone16(a: __m128i, centre: __m128i) -> [__m128i; 4] {
+    let (l, h) = widen(a);
+    let (l, h) = (_mm_sub_epi16(l, centre), _mm_sub_epi16(h, centre));
+    let z = _mm_setzero_si128();
+    [
+        _mm_unpacklo_epi16(l, z),
+        _mm_unpackhi_epi16(l, z),
+        _mm_unpacklo_epi16(h, z),
+        _mm_unpackhi_epi16(h, z),
+    ]
+}
+
+/// `l[k] += PMADDWD(xs[k], ws[k])`: per 32-bit lane, the sum of the two products of a pair.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn madd<const N: usize>(l: &mut [__m128i; N], xs: [__m128i; N], ws: [__m128i; N]) {
+    for ((l, x), w) in l.iter_mut().zip(xs).zip(ws) {
+        *l = _mm_add_epi32(*l, _mm_madd_epi16(x, w));
+    }
+}
+
+/// The output stage of a block of up to [`BLOCK`] channels whose stages are all plain
+/// ([`ChannelRequant::is_plain`]), as vectors: `ys[j] = clamp(scale_plain(b[j] + acc[j]) + z_y)`,
+/// four channels a step, the same integers as `conv::output_stage` (unit-tested against it on
+/// random and extreme values).
+///
+/// SSE2 has no 32×32→64-bit signed multiply and no per-lane shift, so both steps of
+/// `scale_plain` are written as `⌊(a·b + r) / 2^s⌋` over the two even and the two odd lanes
+/// (`PMULUDQ`, with the usual correction `−2^32·(b·[a < 0] + a·[b < 0])` for signed factors),
+/// the second step's per-channel shift by `n` being a multiply by `2^(31 − n)`:
+/// * double rounding: `h = ⌊(a·m + 2^30) / 2^31⌋` (SRDHM without its saturating case), then
+///   `RDBPOT(h, n) = ⌊(h + 2^(n−1) − [h < 0]) / 2^n⌋ = ⌊(h·2^(31−n) + 2^30 − [h < 0]·2^(31−n))
+///   / 2^31⌋` for `n ≥ 1` (half away from zero), `h` for `n = 0`;
+/// * single rounding: `h = ⌊a·m / 2^32⌋ + 2^(right − 33)` (wrapping), then `⌊h / 2^(right − 32)⌋`.
+///
+/// Every product lies within ±2^62, so the 64-bit lanes are exact. Then `+ z_y` and the clamp
+/// in 16-bit lanes (`PACKSSDW` saturates first: a value past ±2^15 clamps to the same bound
+/// either way).
+pub(crate) struct PlainStages {
+    groups: [Stage4; BLOCK / 4],
+    double: bool,
+    /// Whether a multiplier is negative (never in a valid blob: 0 or at least 2^30); without
+    /// one the first step's signed-multiplier correction is skipped.
+    negative_m: bool,
+    z_y: __m128i,
+    lo: __m128i,
+    hi: __m128i,
+}
+
+/// Four channels' constants of [`PlainStages`].
+#[derive(Clone, Copy)]
+struct Stage4 {
+    /// Bias per lane.
+    bias: __m128i,
+    /// Multiplier per lane, and those of lanes 1 and 3 moved to lanes 0 and 2.
+    m: __m128i,
+    m_odd: __m128i,
+    /// Added to the first step's result: single rounding's rounding term, else 0.
+    add: __m128i,
+    /// `2^(31 − n)` per lane (second step's shift `n`), and moved down like `m_odd`.
+    p: __m128i,
+    p_odd: __m128i,
+    /// Per lane, subtracted from the 64-bit sum when `h < 0`: `2^(31 − n)` for double rounding
+    /// with `n ≥ 1`, else 0.
+    neg: __m128i,
+    /// The second step's rounding term per 64-bit lane, for lanes 0/2 and 1/3: `2^30` for
+    /// double rounding with `n ≥ 1`, else 0.
+    r_even: __m128i,
+    r_odd: __m128i,
+    /// Whether the four lanes share the second step's shift `n` (every per-tensor stage, many
+    /// per-channel ones): then it is one `PSRAD` by `count` (`n` in the low 64 bits), and
+    /// double rounding's `RDBPOT` the reference's `mask`/threshold form, `half` = `mask >> 1`.
+    uniform: bool,
+    count: __m128i,
+    mask: __m128i,
+    half: __m128i,
+}
+
+impl PlainStages {
+    /// The vector stages of `stage` with its `bias`, or `None` if a stage is not plain, the
+    /// lengths differ or exceed [`BLOCK`].
+    pub(crate) fn new(
+        stage: &[ChannelRequant],
+        bias: &[i32],
+        double: bool,
+        z_y: i8,
+        clamp: Clamp,
+    ) -> Option<Self> {
+        if stage.len() != bias.len() || stage.len() > BLOCK || !stage.iter().all(|s| s.is_plain()) {
+            return None;
+        }
+        // SAFETY: SSE2 is in the x86-64 baseline: every CPU this code is compiled for has it.
+        Some(unsafe { Self::new_sse2(stage, bias, double, z_y, clamp) })
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn new_sse2(
+        stage: &[ChannelRequant],
+        bias: &[i32],
+        double: bool,
+        z_y: i8,
+        clamp: Clamp,
+    ) -> Self {
+        let zero = _mm_setzero_si128();
+        let mut groups = [Stage4 {
+            bias: zero,
+            m: zero,
+            m_odd: zero,
+            add: zero,
+            p: zero,
+            p_odd: zero,
+            neg: zero,
+            r_even: zero,
+            r_odd: zero,
+            uniform: false,
+            count: zero,
+            mask: zero,
+            half: zero,
+        }; BLOCK / 4];
+        for (g, out) in groups.iter_mut().enumerate() {
+            // Lanes past the stages get a zero multiplier and shift (outputs discarded).
+            let mut lanes = [[0u32; 4]; 6];
+            let mut r = [0u64; 4];
+            let mut shifts = [None; 4];
+            for k in 0..4 {
+                let Some((st, &b)) = stage.get(4 * g + k).zip(bias.get(4 * g + k)) else {
+                    continue;
+                };
+                let (m, mask, right) = st.plain_parts();
+                // Second step's shift: double `right` (0..=31), single `right − 32` (1..=30).
+                let n = if double {
+                    right as u32
+                } else {
+                    (right as u32).saturating_sub(32)
+                };
+                let n = n.min(31);
+                let p = 1u32 << (31 - n);
+                let rounds = double && n >= 1;
+                shifts[k] = Some(n);
+                lanes[0][k] = b as u32;
+                lanes[1][k] = m as u32;
+                lanes[2][k] = if double { 0 } else { mask as u32 };
+                lanes[3][k] = p;
+                lanes[4][k] = if rounds { p } else { 0 };
+                r[k] = if rounds { 1 << 30 } else { 0 };
+            }
+            let v = |l: [u32; 4]| -> __m128i { bytemuck::cast(l) };
+            let (m, p) = (v(lanes[1]), v(lanes[3]));
+            // Lanes past the stages take the first lane's shift (their outputs are discarded).
+            let n0 = shifts[0].unwrap_or(0);
+            let uniform = shifts.iter().all(|&n| n.unwrap_or(n0) == n0);
+            let mask = ((1u64 << n0) - 1) as i32;
+            *out = Stage4 {
+                bias: v(lanes[0]),
+                m,
+                m_odd: _mm_srli_epi64::<32>(m),
+                add: v(lanes[2]),
+                p,
+                p_odd: _mm_srli_epi64::<32>(p),
+                neg: v(lanes[4]),
+                r_even: bytemuck::cast([r[0], r[2]]),
+                r_odd: bytemuck::cast([r[1], r[3]]),
+                uniform,
+                count: _mm_cvtsi32_si128(n0 as i32),
+                mask: _mm_set1_epi32(mask),
+                half: _mm_set1_epi32(mask >> 1),
+            };
+        }
+        Self {
+            groups,
+            double,
+            negative_m: stage.iter().any(|s| s.plain_parts().0 < 0),
+            z_y: _mm_set1_epi16(z_y as i16),
+            lo: _mm_set1_epi16(clamp.min as i16),
+            hi: _mm_set1_epi16(clamp.max as i16),
+        }
+    }
+
+    /// `ys[j] = clamp(scale_plain(bias[j] + acc[j]) + z_y)` for `j` below the common length of
+    /// `acc` and `ys` (at most the stages' count).
+    #[inline]
+    pub(crate) fn apply(&self, acc: &[i32], ys: &mut [i8]) {
+        // SAFETY: SSE2 is in the x86-64 baseline: every CPU this code is compiled for has it.
+        unsafe {
+            match (self.double, self.negative_m) {
+                (true, false) => self.apply_sse2::<true, false>(acc, ys),
+                (false, false) => self.apply_sse2::<false, false>(acc, ys),
+                (true, true) => self.apply_sse2::<true, true>(acc, ys),
+                (false, true) => self.apply_sse2::<false, true>(acc, ys),
+            }
+        }
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn apply_sse2<const DOUBLE: bool, const SIGNED_M: bool>(&self, acc: &[i32], ys: &mut [i8]) {
+        let n = acc.len().min(ys.len());
+        let (acc16, acc_tail) = acc[..n].as_chunks::<16>();
+        let (ys16, ys_tail) = ys[..n].as_chunks_mut::<16>();
+        let (groups16, _) = self.groups.as_chunks::<4>();
+        for ((y, a), g) in ys16.iter_mut().zip(acc16).zip(groups16) {
+            *y = self.sixteen::<DOUBLE, SIGNED_M>(a, g);
+        }
+        if !ys_tail.is_empty()
+            && let Some(g) = groups16.get(ys16.len())
+        {
+            // The last partial sixteen, through a padded copy (lanes past it ignored).
+            let mut a = [0i32; 16];
+            a[..acc_tail.len()].copy_from_slice(acc_tail);
+            let y = self.sixteen::<DOUBLE, SIGNED_M>(&a, g);
+            ys_tail.copy_from_slice(&y[..ys_tail.len()]);
+        }
+    }
+
+    /// Sixteen outputs.
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn sixteen<const DOUBLE: bool, const SIGNED_M: bool>(
+        &self,
+        acc: &[i32; 16],
+        g: &[Stage4; 4],
+    ) -> [i8; 16] {
+        let (a4, _) = acc.as_chunks::<4>();
+        let mut s = [_mm_setzero_si128(); 4];
+        for ((s, a), g) in s.iter_mut().zip(a4).zip(g) {
+            let a: __m128i = bytemuck::cast(*a);
+            *s = scale4::<DOUBLE, SIGNED_M>(_mm_add_epi32(a, g.bias), g);
+        }
+        let lo = _mm_packs_epi32(s[0], s[1]);
+        let hi = _mm_packs_epi32(s[2], s[3]);
+        let clamp = |v: __m128i| {
+            _mm_min_epi16(_mm_max_epi16(_mm_adds_epi16(v, self.z_y), self.lo), self.hi)
+        };
+        bytemuck::cast(_mm_packs_epi16(clamp(lo), clamp(hi)))
+    }
+}
+
+/// `scale_plain` of four lanes (see [`PlainStages`]).
+#[inline]
+#[target_feature(enable = "sse2")]
+fn scale4<const DOUBLE: bool, const SIGNED_M: bool>(a: __m128i, g: &Stage4) -> __m128i {
+    let zero = _mm_setzero_si128();
+    let h = if DOUBLE {
+        let half = _mm_set1_epi64x(1 << 30);
+        mul_shift::<SIGNED_M>(a, g.m, g.m_odd, half, half, 31)
+    } else {
+        _mm_add_epi32(
+            mul_shift::<SIGNED_M>(a, g.m, g.m_odd, zero, zero, 32),
+            g.add,
+        )
+    };
+    if g.uniform {
+        let shifted = _mm_sra_epi32(h, g.count);
+        if !DOUBLE {
+            return shifted;
+        }
+        // RDBPOT as the reference writes it: + 1 where the remainder exceeds the threshold
+        // (half the divisor, rounded down, plus 1 for negative h). Both sides lie in 0..2^31.
+        let negative = _mm_srai_epi32::<31>(h);
+        let threshold = _mm_sub_epi32(g.half, negative);
+        let up = _mm_cmpgt_epi32(_mm_and_si128(h, g.mask), threshold);
+        return _mm_sub_epi32(shifted, up);
+    }
+    if DOUBLE {
+        // r − [h < 0]·neg per 64-bit lane: the neg term zero-extended from its 32-bit lane.
+        let n = _mm_and_si128(_mm_srai_epi32::<31>(h), g.neg);
+        let lo_mask = _mm_set1_epi64x(0xFFFF_FFFF);
+        let r_even = _mm_sub_epi64(g.r_even, _mm_and_si128(n, lo_mask));
+        let r_odd = _mm_sub_epi64(g.r_odd, _mm_srli_epi64::<32>(n));
+        mul_shift::<false>(h, g.p, g.p_odd, r_even, r_odd, 31)
+    } else {
+        mul_shift::<false>(h, g.p, g.p_odd, zero, zero, 31)
+    }
+}
+
+/// `⌊(a·b + r) / 2^s⌋` per 32-bit lane (its low 32 bits), `a` signed, `b` signed if `SIGNED_B`
+/// else unsigned, `r` the 64-bit addend of lanes 0/2 (`r_even`) and 1/3 (`r_odd`), `b_odd` =
+/// `b` with lanes 1 and 3 moved to 0 and 2, `s ≤ 32`. Exact when `a·b + r` fits in i64.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn mul_shift<const SIGNED_B: bool>(
+    a: __m128i,
+    b: __m128i,
+    b_odd: __m128i,
+    r_even: __m128i,
+    r_odd: __m128i,
+    s: i32,
+) -> __m128i {
+    // PMULUDQ forms a_u·b_u; the signed product is that − 2^32·(b_u·[a < 0] + a_u·[b < 0]).
+    let mut fix = _mm_and_si128(_mm_srai_epi32::<31>(a), b);
+    if SIGNED_B {
+        fix = _mm_add_epi32(fix, _mm_and_si128(_mm_srai_epi32::<31>(b), a));
+    }
+    let count = _mm_cvtsi32_si128(s);
+    let even = _mm_mul_epu32(a, b);
+    let even = _mm_add_epi64(_mm_sub_epi64(even, _mm_slli_epi64::<32>(fix)), r_even);
+    let even = _mm_srl_epi64(even, count);
+    let odd = _mm_mul_epu32(_mm_srli_epi64::<32>(a), b_odd);
+    let hi_mask = _mm_set1_epi64x(0xFFFF_FFFF_0000_0000u64 as i64);
+    let odd = _mm_add_epi64(_mm_sub_epi64(odd, _mm_and_si128(fix, hi_mask)), r_odd);
+    let odd = _mm_srl_epi64(odd, count);
+    let lo_mask = _mm_set1_epi64x(0xFFFF_FFFF);
+    _mm_or_si128(_mm_and_si128(even, lo_mask), _mm_slli_epi64::<32>(odd))
 }
 
 #[target_feature(enable = "sse2")]
@@ -255,5 +748,172 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// One depthwise pixel against the scalar sum: channel counts on both sides of the 16- and
+    /// 8-channel groups, even and odd tap counts (the lone tap), zero points at the extremes,
+    /// taps anywhere in the tensors (overlapping, repeated, at the very end).
+    #[test]
+    fn depthwise_pixel_equals_centred_sums() {
+        let mut rng = XorShift32::new(0xDE97_0001);
+        let (x, w) = (bytes(600, 3), bytes(700, 5));
+        let mut tried = 0;
+        for n in (0..=40).chain([63, 64, 65, 100]) {
+            for taps in [0usize, 1, 2, 3, 8, 9, 25] {
+                for (z_x, z_w) in [(-128i8, 0i8), (127, -128), (-128, 127), (0, 0), (5, -3)] {
+                    let list: Vec<Tap> = (0..taps)
+                        .map(|_| Tap {
+                            x: rng.below((x.len() - n + 1) as u32) as usize,
+                            w: rng.below((w.len() - n + 1) as u32) as usize,
+                        })
+                        .collect();
+                    let mut got = vec![7i32; n];
+                    assert!(depthwise_pixel(&x, &w, &list, z_x, z_w, &mut got));
+                    for (j, &g) in got.iter().enumerate() {
+                        let e = list.iter().fold(0i32, |a, t| {
+                            let (wv, xv) = (w[t.w + j] as i32, x[t.x + j] as i32);
+                            a.wrapping_add((wv - z_w as i32) * (xv - z_x as i32))
+                        });
+                        assert_eq!(g, e, "n {n} taps {taps} z_x {z_x} z_w {z_w} channel {j}");
+                    }
+                    tried += 1;
+                }
+            }
+        }
+        assert!(tried > 1000);
+        // A tap whose channels would leave a tensor is refused, nothing written.
+        let mut acc = [1i32; 16];
+        let bad = [Tap { x: 600 - 15, w: 0 }];
+        assert!(!depthwise_pixel(&x, &w, &bad, 0, 0, &mut acc));
+        let bad = [Tap {
+            x: 0,
+            w: usize::MAX,
+        }];
+        assert!(!depthwise_pixel(&x, &w, &bad, 0, 0, &mut acc));
+        assert_eq!(acc, [1; 16]);
+    }
+
+    /// The vector output stage against the scalar one, output for output: plain stages of both
+    /// roundings with every shift they allow (double: 0..=31 right; single: −31..=−2), small,
+    /// typical and extreme multipliers, accumulators and biases at and around i32's ends and
+    /// the rounding ties, output zero points and clamps at their ends, blocks of 1..=64 lanes.
+    #[test]
+    fn plain_stages_equal_scalar_output_stage() {
+        use crate::ops::conv::{ConvParams, output_stage};
+        use shared_format::Rounding;
+        let mut rng = XorShift32::new(0x0A7E_57A6);
+        let specials = [
+            i32::MIN,
+            i32::MIN + 1,
+            i32::MAX,
+            i32::MAX - 1,
+            0,
+            1,
+            -1,
+            1 << 30,
+            -(1 << 30),
+            (1 << 20) + (1 << 19),
+            -(1 << 19),
+        ];
+        for case in 0..4000u32 {
+            let double = case % 2 == 0;
+            let rounding = if double {
+                Rounding::Double
+            } else {
+                Rounding::Single
+            };
+            let n = 1 + rng.below(BLOCK as u32) as usize;
+            // Shifts: any per channel, one for all (uniform groups), or two values (both).
+            let mode = (case / 2) % 3;
+            let shift_of = |r: u32| {
+                if double {
+                    -((r % 32) as i32)
+                } else {
+                    -2 - (r % 30) as i32
+                }
+            };
+            let (s0, s1) = (shift_of(rng.next_u32()), shift_of(rng.next_u32()));
+            // Multipliers of a valid blob (0 or at least 2^30) in half the cases, any in the rest.
+            let any_m = case % 4 < 2;
+            let stage: Vec<ChannelRequant> = (0..n)
+                .map(|_| {
+                    let m = match rng.below(5) {
+                        0 => i32::MAX,
+                        1 => 0,
+                        2 if any_m => rng.next_u32() as i32, // negative ones too
+                        _ => (1 << 30) | rng.below(1 << 30) as i32,
+                    };
+                    let shift = match mode {
+                        0 => shift_of(rng.next_u32()),
+                        1 => s0,
+                        _ => [s0, s1][rng.below(2) as usize],
+                    };
+                    // Double rounding's plain stages exclude i32::MIN (SRDHM's saturating case).
+                    let m = if double && m == i32::MIN { i32::MAX } else { m };
+                    ChannelRequant::new(m, shift, rounding)
+                })
+                .collect();
+            assert!(stage.iter().all(ChannelRequant::is_plain));
+            let pick = |rng: &mut XorShift32| match rng.below(3) {
+                0 => specials[rng.below(specials.len() as u32) as usize],
+                1 => (rng.next_u32() as i32) >> rng.below(31),
+                _ => rng.next_u32() as i32,
+            };
+            let bias: Vec<i32> = (0..n).map(|_| pick(&mut rng)).collect();
+            let mut acc = [0i32; BLOCK];
+            for a in &mut acc {
+                *a = pick(&mut rng);
+            }
+            let z_y = [-128i8, 127, 0, rng.next_u32() as i8][rng.below(4) as usize];
+            let (a, b) = (rng.next_u32() as i8, rng.next_u32() as i8);
+            let clamp = match rng.below(3) {
+                0 => Clamp {
+                    min: -128,
+                    max: 127,
+                },
+                1 => Clamp {
+                    min: a.min(b),
+                    max: a.max(b),
+                },
+                _ => Clamp { min: 0, max: 6 },
+            };
+            let v = PlainStages::new(&stage, &bias, double, z_y, clamp).unwrap();
+            let mut got = vec![0i8; n];
+            v.apply(&acc[..n], &mut got);
+            let o = crate::ops::conv::tests::owned(&[0], 8, &[0], &[(0, 0)]);
+            let p = ConvParams {
+                output_zero_point: z_y,
+                clamp,
+                rounding,
+                ..crate::ops::conv::tests::params(
+                    &o,
+                    8,
+                    shared_format::WeightScheme::PerChannelSymmetric,
+                    0,
+                    shared_format::Window::square(1, 1, 1, 0),
+                    shared_format::Shape::new(1, 1, 1),
+                    0,
+                    shared_format::Shape::new(1, 1, 1),
+                )
+            };
+            let mut want = vec![0i8; n];
+            output_stage(&mut want, &stage, &bias, &acc[..n], true, &p);
+            assert_eq!(got, want, "case {case}");
+        }
+        // Stages that are not plain (a left shift) are refused.
+        let st = [ChannelRequant::new(1 << 30, 3, Rounding::Double)];
+        assert!(
+            PlainStages::new(
+                &st,
+                &[0],
+                true,
+                0,
+                Clamp {
+                    min: -128,
+                    max: 127
+                }
+            )
+            .is_none()
+        );
     }
 }

@@ -1,0 +1,175 @@
+//! Speed of the kernels the dispatchers choose on this target against the portable reference
+//! kernels (issue 18/17: depthwise and sub-byte convolutions on the x86-64 host), on CIFAR-10-
+//! sized layers: the same parameters and inputs in one process, the two timed in alternating
+//! rounds so that a background load hits both alike. Outputs are checked equal first.
+//!
+//! Ignored by default (it measures, it does not test); run it alone, pinned, with
+//! `taskset -c 1 cargo test -p edge-runtime --release -- --ignored --nocapture kernel_speed`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use shared_format::{Rounding, Shape, WeightScheme, Window};
+
+use super::conv::tests::{owned, params};
+use super::conv::{conv2d, conv2d_reference};
+use super::depthwise::{depthwise_conv2d, depthwise_reference};
+use crate::test_rng::XorShift32;
+
+type Kernel = fn(&super::conv::ConvParams<'_>, &[i8], &mut [i8], &mut [i8]) -> super::KernelResult;
+
+struct Layer {
+    name: &'static str,
+    depthwise: bool,
+    input: Shape,
+    cout: u16,
+    window: Window,
+    bits: u8,
+    affine: bool,
+}
+
+/// Median seconds per call of `f` over `rounds` rounds of about `each` (call count fixed from
+/// a first timing), together with the same for `g`, the rounds interleaved.
+fn alternate(
+    rounds: usize,
+    each: Duration,
+    mut f: impl FnMut(),
+    mut g: impl FnMut(),
+) -> (f64, f64) {
+    let start = Instant::now();
+    f();
+    g();
+    let once = start.elapsed().as_secs_f64() / 2.0;
+    let calls = ((each.as_secs_f64() / once.max(1e-9)) as usize).max(1);
+    let (mut tf, mut tg) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for (h, t) in [(&mut f as &mut dyn FnMut(), &mut tf), (&mut g, &mut tg)] {
+            let s = Instant::now();
+            for _ in 0..calls {
+                h();
+            }
+            t.push(s.elapsed().as_secs_f64() / calls as f64);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(&mut tf), median(&mut tg))
+}
+
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture, in release mode"]
+fn kernel_speed() {
+    let dw = |name, h, c, stride, bits, affine| Layer {
+        name,
+        depthwise: true,
+        input: Shape::new(h, h, c),
+        cout: c,
+        window: Window::square(3, stride, 1, 1),
+        bits,
+        affine,
+    };
+    let conv = |name, h, cin, cout, k, bits| Layer {
+        name,
+        depthwise: false,
+        input: Shape::new(h, h, cin),
+        cout,
+        window: Window::square(k, 1, 1, k / 2),
+        bits,
+        affine: false,
+    };
+    let layers = [
+        dw("dw3x3 s1 32x32x32 W8", 32, 32, 1, 8, false),
+        dw("dw3x3 s2 16x16x64 W8", 16, 64, 2, 8, false),
+        dw("dw3x3 s1 32x32x32 W8 affine", 32, 32, 1, 8, true),
+        dw("dw3x3 s1 16x16x64 W8", 16, 64, 1, 8, false),
+        dw("dw3x3 s1 32x32x32 W4", 32, 32, 1, 4, false),
+        dw("dw3x3 s1 32x32x32 W2", 32, 32, 1, 2, false),
+        conv("conv1x1 32x32 64->64 W4", 32, 64, 64, 1, 4),
+        conv("conv1x1 32x32 64->64 W2", 32, 64, 64, 1, 2),
+        conv("conv3x3 16x16 32->32 W4", 16, 32, 32, 3, 4),
+        conv("conv1x1 32x32 64->64 W8", 32, 64, 64, 1, 8),
+    ];
+    let quick = std::env::var_os("KERNEL_SPEED_QUICK").is_some();
+    let (rounds, each) = if quick {
+        (3, Duration::from_millis(20))
+    } else {
+        (9, Duration::from_millis(150))
+    };
+    println!(
+        "\n{:<30} {:>9} {:>12} {:>12} {:>8}",
+        "layer", "MACs", "reference µs", "dispatch µs", "speedup"
+    );
+    let only = std::env::var("KERNEL_SPEED_ONLY").unwrap_or_default();
+    let mut rng = XorShift32::new(0x5BEE_D001);
+    for l in layers
+        .into_iter()
+        .filter(|l| l.name.contains(only.as_str()))
+    {
+        let win = l.window;
+        let oh = win.output_h(l.input.h as u32).unwrap() as u16;
+        let ow = win.output_w(l.input.w as u32).unwrap() as u16;
+        let os = Shape::new(oh, ow, l.cout);
+        let per_channel = win.kernel_h as usize
+            * win.kernel_w as usize
+            * if l.depthwise { 1 } else { l.input.c as usize };
+        let lo = -(1i32 << (l.bits - 1));
+        let w: Vec<i8> = (0..per_channel * l.cout as usize)
+            .map(|_| (lo + rng.below(1 << l.bits) as i32) as i8)
+            .collect();
+        let bias: Vec<i32> = (0..l.cout).map(|_| rng.below(2001) as i32 - 1000).collect();
+        // Per-channel stages with shifts that differ (as calibrated ones do), one per-tensor
+        // stage for affine weights.
+        let rq: Vec<(i32, i8)> = (0..if l.affine { 1 } else { l.cout })
+            .map(|_| {
+                (
+                    (1 << 30) | rng.below(1 << 29) as i32,
+                    -7 - rng.below(4) as i8,
+                )
+            })
+            .collect();
+        let o = owned(&w, l.bits, &bias, &rq);
+        let (scheme, z_w) = if l.affine {
+            (WeightScheme::PerTensorAffine, 3)
+        } else {
+            (WeightScheme::PerChannelSymmetric, 0)
+        };
+        let p = params(&o, l.bits, scheme, z_w, win, l.input, -17, os);
+        let p = super::conv::ConvParams {
+            output_zero_point: 4,
+            rounding: Rounding::Double,
+            ..p
+        };
+        let x: Vec<i8> = (0..l.input.h as usize * l.input.w as usize * l.input.c as usize)
+            .map(|_| rng.next_u32() as i8)
+            .collect();
+        let (reference, dispatched): (Kernel, Kernel) = if l.depthwise {
+            (depthwise_reference, depthwise_conv2d)
+        } else {
+            (conv2d_reference, conv2d)
+        };
+        let mut scratch = vec![0i8; per_channel * l.cout as usize];
+        let n_out = oh as usize * ow as usize * l.cout as usize;
+        let (mut want, mut got) = (vec![0i8; n_out], vec![0i8; n_out]);
+        reference(&p, &x, &mut want, &mut scratch).unwrap();
+        dispatched(&p, &x, &mut got, &mut scratch).unwrap();
+        assert_eq!(got, want, "{}", l.name);
+        let mut s2 = scratch.clone();
+        let (t_ref, t_new) = alternate(
+            rounds,
+            each,
+            || reference(&p, black_box(&x), &mut want, &mut scratch).unwrap(),
+            || dispatched(&p, black_box(&x), &mut got, &mut s2).unwrap(),
+        );
+        let macs = n_out * per_channel;
+        println!(
+            "{:<30} {:>9} {:>12.1} {:>12.1} {:>7.2}x",
+            l.name,
+            macs,
+            t_ref * 1e6,
+            t_new * 1e6,
+            t_ref / t_new
+        );
+    }
+}
