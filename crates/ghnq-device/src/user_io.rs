@@ -159,6 +159,24 @@ pub fn run_all(model: &Model<'_>, samples: &[Vec<i8>]) -> Result<Vec<Vec<i8>>, U
         .collect()
 }
 
+/// An `.npy` file of `shape` holding `values`, in memory (written atomically by the caller).
+fn npy_bytes<T: npyz::Serialize + npyz::AutoSerialize>(
+    shape: &[u64],
+    values: impl Iterator<Item = T>,
+) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    {
+        let mut out = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(shape)
+            .writer(BufWriter::new(&mut bytes))
+            .begin_nd()?;
+        out.extend(values)?;
+        out.finish()?;
+    }
+    Ok(bytes)
+}
+
 /// Writes `outputs` to `path`: raw int8 bytes, or an `.npy` `(N, K)` of int8, or of float32
 /// dequantized with the model's output scale and zero point when `dequantize`.
 pub fn write_outputs(
@@ -175,32 +193,14 @@ pub fn write_outputs(
     let n = outputs.len() as u64;
     let flat = outputs.iter().flatten().copied();
     if path.extension().is_some_and(|e| e == "npy") {
-        let mut bytes = Vec::new();
-        {
-            let w = BufWriter::new(&mut bytes);
-            if dequantize {
-                let scale = model.output().scale;
-                let zp = f32::from(model.output_tensor().zero_point);
-                let mut out = npyz::WriteOptions::new()
-                    .default_dtype()
-                    .shape(&[n, k])
-                    .writer(w)
-                    .begin_nd()
-                    .map_err(io)?;
-                out.extend(flat.map(|q| scale * (f32::from(q) - zp)))
-                    .map_err(io)?;
-                out.finish().map_err(io)?;
-            } else {
-                let mut out = npyz::WriteOptions::new()
-                    .default_dtype()
-                    .shape(&[n, k])
-                    .writer(w)
-                    .begin_nd()
-                    .map_err(io)?;
-                out.extend(flat).map_err(io)?;
-                out.finish().map_err(io)?;
-            }
+        let bytes = if dequantize {
+            let scale = model.output().scale;
+            let zp = f32::from(model.output_tensor().zero_point);
+            npy_bytes(&[n, k], flat.map(|q| scale * (f32::from(q) - zp)))
+        } else {
+            npy_bytes(&[n, k], flat)
         }
+        .map_err(io)?;
         ghnq_core::atomic::write(path, &bytes).map_err(io)
     } else if dequantize {
         Err(UserIoError::Shape {
