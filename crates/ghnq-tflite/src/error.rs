@@ -45,6 +45,17 @@ pub enum ImportError {
         /// What is unsupported or inconsistent.
         what: String,
     },
+    /// Shape arithmetic (int32 ops such as SHAPE, STRIDED_SLICE, PACK) that cannot be evaluated
+    /// at import time: the runtime has no int32 tensors, so every such value must be static.
+    #[error("op {index} ({op}): shape arithmetic that is not static at import time: {what}")]
+    NotStatic {
+        /// Operator index in the subgraph.
+        index: usize,
+        /// TFLite builtin name, e.g. STRIDED_SLICE.
+        op: String,
+        /// Which input or option is not static, and why.
+        what: String,
+    },
     /// No op produces the model output.
     #[error("the model output (tensor {0}) is not produced by any imported op")]
     OutputNotProduced(usize),

@@ -10,6 +10,9 @@ pub struct TensorInfo<'a> {
     pub name: String,
     /// Dimensions (TFLite order: NHWC for activations).
     pub shape: Vec<i32>,
+    /// The converter's shape signature (−1 marks a dimension it did not know; empty when the
+    /// file has none, i.e. every dimension is static).
+    pub shape_signature: Vec<i32>,
     /// Element type.
     pub ty: TensorType,
     /// Scales (one per tensor, or one per channel along `quantized_dimension`).
@@ -106,6 +109,10 @@ impl<'a> Graph<'a> {
                         TensorInfo {
                             name: t.name().unwrap_or("").to_owned(),
                             shape: t.shape().map(|s| s.iter().collect()).unwrap_or_default(),
+                            shape_signature: t
+                                .shape_signature()
+                                .map(|s| s.iter().collect())
+                                .unwrap_or_default(),
                             ty: t.type_(),
                             scales: q
                                 .and_then(|q| q.scale())

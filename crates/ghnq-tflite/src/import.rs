@@ -1,6 +1,9 @@
 //! `.tflite` (int8) → model blob. Ops map one-to-one onto the runtime's, except RESHAPE (a
-//! view: no data moves in NHWC) and PAD (folded into the next convolution's padding, which pads
-//! with the zero point exactly as PAD does). Every multiplier is derived from the file's float
+//! view: no data moves in NHWC), PAD (folded into the next convolution's padding, which pads
+//! with the zero point exactly as PAD does), int32 shape arithmetic (SHAPE, STRIDED_SLICE,
+//! PACK, ... evaluated here by [`crate::fold`], so that the RESHAPE of a dynamic-batch Keras head
+//! reads a constant shape) and standalone RELU/RELU6 (onto the runtime's clamping ops, see
+//! `Mapper::relu`). Every multiplier is derived from the file's float
 //! scales the way TFLM derives it at Prepare time (MEAN's, as its kernel folds it at every
 //! invoke), so the blob computes TFLM's integers.
 
@@ -13,6 +16,7 @@ use shared_format::op::{
 use shared_format::{LeI32s, ModelBuilder, Rounding, Shape, TensorId, TensorSpec};
 
 use super::error::ImportError;
+use super::fold::{Folded, fold_static_shapes, resolve_reshape};
 use super::graph::{Graph, OpInfo, TensorInfo};
 use super::params::{activation_range, axis_padding};
 use super::schema::{self, ActivationFunctionType, BuiltinOperator, TensorType};
@@ -28,7 +32,8 @@ pub struct Imported {
     /// Output shape (HWC), scale and zero point.
     pub output: IoInfo,
     /// For each TFLite op: its index, builtin name and the runtime op it became (`None`: folded
-    /// into a neighbour, as RESHAPE and PAD are).
+    /// into a neighbour, as RESHAPE and PAD are, or evaluated at import time, as static shape
+    /// arithmetic is).
     pub ops: Vec<(usize, String, Option<OpKind>)>,
 }
 
@@ -81,6 +86,7 @@ pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
     let output =
         io_info(&graph.tensors[out_index]).map_err(|w| io_error("output", out_index, w))?;
 
+    let folded = fold_static_shapes(&graph)?;
     let mut b = ModelBuilder::new(
         TensorSpec {
             shape: input.shape,
@@ -105,6 +111,7 @@ pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
         };
         let kind = Mapper {
             graph: &graph,
+            folded: &folded,
             op,
             mapped: &mut mapped,
             b: &mut b,
@@ -261,6 +268,7 @@ impl WeightBytes {
 
 struct Mapper<'g, 'a> {
     graph: &'g Graph<'a>,
+    folded: &'g Folded,
     op: &'g OpInfo<'a>,
     mapped: &'g mut Vec<Option<Mapped>>,
     b: &'g mut ModelBuilder,
@@ -268,6 +276,9 @@ struct Mapper<'g, 'a> {
 
 impl<'g, 'a> Mapper<'g, 'a> {
     fn map(&mut self) -> Result<Option<OpKind>, MapError> {
+        if self.folded.is_folded(self.op.index) {
+            return Ok(None);
+        }
         let kind = match self.op.code {
             BuiltinOperator::CONV_2D => self.conv(false)?,
             BuiltinOperator::DEPTHWISE_CONV_2D => self.conv(true)?,
@@ -278,13 +289,15 @@ impl<'g, 'a> Mapper<'g, 'a> {
             BuiltinOperator::CONCATENATION => self.concat()?,
             BuiltinOperator::SOFTMAX => self.softmax()?,
             BuiltinOperator::MEAN => self.mean()?,
+            BuiltinOperator::RELU => self.relu(false)?,
+            BuiltinOperator::RELU6 => self.relu(true)?,
             BuiltinOperator::RESHAPE | BuiltinOperator::SQUEEZE => return self.view(),
             BuiltinOperator::PAD | BuiltinOperator::PADV2 => return self.pad(),
             _ => {
                 return Err(MapError::Unsupported(
                     "the runtime has no such op (it imports CONV_2D, DEPTHWISE_CONV_2D, \
                      FULLY_CONNECTED, ADD, AVERAGE_POOL_2D, MAX_POOL_2D, CONCATENATION, SOFTMAX, \
-                     MEAN, RESHAPE, SQUEEZE and PAD)"
+                     MEAN, RELU, RELU6, RESHAPE, SQUEEZE, PAD and static int32 shape arithmetic)"
                         .into(),
                 ));
             }
@@ -862,6 +875,9 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 .to_string()
                 .into());
         }
+        if self.op.code == BuiltinOperator::RESHAPE {
+            self.check_reshape_operand(&xt.shape, &yt.shape)?;
+        }
         if xt.elements() != yt.elements() {
             return Err(
                 format!("{:?} → {:?} changes the element count", xt.shape, yt.shape).into(),
@@ -882,6 +898,120 @@ impl<'g, 'a> Mapper<'g, 'a> {
         }
         self.mapped[out as usize] = Some(Mapped { id: x, pad: [0; 4] });
         Ok(None)
+    }
+
+    /// A RESHAPE's shape operand (input 1, where present) must be static: a constant or folded
+    /// shape arithmetic. TFLM takes the output shape from the file (resolving one −1), not from
+    /// the operand, so the two must agree, or TFLM itself refuses the model at Prepare.
+    fn check_reshape_operand(&self, input: &[i32], output: &[i32]) -> Result<(), String> {
+        let Some(&t) = self.op.inputs.get(1).filter(|&&t| t >= 0) else {
+            return Ok(());
+        };
+        let value = self.folded.value(self.graph, t).ok_or_else(|| {
+            format!(
+                "its shape operand (tensor {t} '{}') is not static: neither a constant nor \
+                 computed from shapes alone",
+                self.tensor(t).name
+            )
+        })?;
+        let elements = input.iter().map(|&d| d.max(0) as usize).product();
+        let wanted = resolve_reshape(&value.values, elements)?;
+        if resolve_reshape(output, elements).ok() != Some(wanted.clone()) {
+            return Err(format!(
+                "the shape operand evaluates to {wanted:?} but the file records output shape \
+                 {output:?} (the converter could not infer it); TFLM reads the recorded shape \
+                 and refuses this model too. Give the reshape a static size, e.g. \
+                 `Reshape((n,))` or `tf.reshape(x, [tf.shape(x)[0], n])`"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Standalone RELU and RELU6 (int8), computing exactly what TFLM's kernels compute:
+    ///
+    /// - RELU (`ReluQuantized`) requantizes: `clamp(z_y + MBQM(x − z_x, s_x/s_y), z_y, 127)`.
+    ///   With equal quantization that is `max(x, z)`: a 1×1 max pool with that clamp, as the
+    ///   exporter lowers a ReLU (`ghnq_export` `Step::Relu`); otherwise a 1×1 depthwise
+    ///   convolution with weight 1 and bias 0, whose output stage is the same expression with
+    ///   the same multiplier (`QuantizeMultiplier(double(s_x) / double(s_y))`, as
+    ///   [`concat_multiplier`] derives it). (The format's concatenation, which also requantizes
+    ///   per input, needs two inputs or more.)
+    /// - RELU6 (`Relu6Quantized`) clamps to `[z_x, round(6 / s_x) + z_x]` computed from the
+    ///   *input's* quantization and copies the bytes, ignoring the output's scale and zero
+    ///   point even when the converter gave it different ones. A 1×1 max pool reproduces that
+    ///   where the zero points agree (the format requires it of pools); otherwise a 1×1
+    ///   depthwise convolution with weight 1, bias `z_x − z_y` and multiplier exactly 1 does:
+    ///   `(x − z_x) + (z_x − z_y) + z_y = x`, clamped.
+    fn relu(&mut self, six: bool) -> Result<OpKind, MapError> {
+        let (x, xt, s_x, z_x) = self.plain_activation(0)?;
+        let (y, yt, s_y, z_y) = self.output()?;
+        if hwc(&xt.shape)? != hwc(&yt.shape)? {
+            return Err(format!(
+                "input {:?} and output {:?} differ in shape",
+                xt.shape, yt.shape
+            )
+            .into());
+        }
+        let max_pool = |clamp| {
+            Op::MaxPool(Pool {
+                input: x,
+                output: y,
+                window: Window::square(1, 1, 1, 0),
+                clamp,
+            })
+        };
+        let op = if !six {
+            let clamp = self.clamp(ActivationFunctionType::RELU, s_y, z_y)?;
+            if (s_x, z_x) == (s_y, z_y) {
+                max_pool(clamp)
+            } else {
+                let (multiplier, shift) = concat_multiplier(s_x, s_y, Rounding::Double);
+                return self.depthwise_identity(x, y, &xt.shape, (0, multiplier, shift), clamp);
+            }
+        } else {
+            // TFLM's Relu6Prepare: zero = z_x, six = FloatToQuantizedType(6, s_x, z_x).
+            let clamp = self.clamp(ActivationFunctionType::RELU6, s_x, z_x)?;
+            if z_x == z_y {
+                max_pool(clamp)
+            } else {
+                // QuantizeMultiplier(1.0) = 2^30 · 2^(1 − 31): MBQM(acc) = acc exactly.
+                let bias = i32::from(z_x) - i32::from(z_y);
+                return self.depthwise_identity(x, y, &xt.shape, (bias, 1 << 30, 1), clamp);
+            }
+        };
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    /// A 1×1 depthwise convolution with weight 1 on every channel: `clamp(z_y + MBQM(x − z_x +
+    /// bias, multiplier, shift))`, the elementwise requantization the format has no op of its
+    /// own for.
+    fn depthwise_identity(
+        &mut self,
+        x: TensorId,
+        y: TensorId,
+        shape: &[i32],
+        (bias, multiplier, shift): (i32, i32, i8),
+        clamp: Clamp,
+    ) -> Result<OpKind, MapError> {
+        let c = usize::from(hwc(shape)?.c);
+        let bytes = WeightBytes {
+            data: vec![1; c],
+            bias: i32s_to_le(&vec![bias; c]),
+            multipliers: i32s_to_le(&vec![multiplier; c]),
+            shifts: vec![shift as u8; c],
+        };
+        let op = Op::DepthwiseConv2d(DepthwiseConv2d {
+            input: x,
+            output: y,
+            window: Window::square(1, 1, 1, 0),
+            weights: bytes.weights(),
+            bias: bytes.bias(),
+            requant: bytes.requant(),
+            clamp,
+        });
+        self.b.push(&op)?;
+        Ok(op.kind())
     }
 
     /// PAD/PADV2: remembered and folded into the reading convolution's padding.

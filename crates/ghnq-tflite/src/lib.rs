@@ -5,6 +5,7 @@
 
 mod error;
 pub mod export;
+mod fold;
 mod graph;
 pub mod import;
 mod params;

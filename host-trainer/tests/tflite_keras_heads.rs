@@ -1,0 +1,201 @@
+//! Keras heads made by the TF converter, checked against the real TFLM: Flatten and
+//! `Reshape((-1,))` heads whose dynamic batch becomes SHAPE → STRIDED_SLICE → PACK (or
+//! CONCATENATION, GATHER) → RESHAPE, and standalone RELU / RELU6, as
+//! `tools/tflite-models/generate.py` writes them (committed under `tools/tflite-models/models/`).
+//! Each is imported, and 100 seeded random inputs run through TFLM's reference kernels (PyPI
+//! `tflite-micro`, installed by `cargo xtask setup`) and through the edge runtime must give the
+//! same output bytes. A missing TFLM fails the suite; it never skips (as `tflm_interop.rs`).
+
+use std::path::{Path, PathBuf};
+
+use ghnq_tflite as tflite;
+use ghnq_tflite::ImportError;
+use ghnq_tflite::tflm::Tflm;
+use rand::{Rng, SeedableRng};
+use shared_format::Model;
+use shared_format::op::OpKind;
+
+const SAMPLES: usize = 100;
+
+fn model_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tools/tflite-models/models")
+        .join(format!("{name}.tflite"))
+}
+
+fn import(name: &str) -> Result<tflite::Imported, ImportError> {
+    let path = model_path(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    tflite::import(&bytes, name)
+}
+
+/// Imports `name`, runs `SAMPLES` random inputs through both interpreters and returns the
+/// number of differing output bytes, the number compared, a description of the first
+/// difference and how many distinct outputs TFLM gave.
+fn compare(tflm: &Tflm, name: &str, seed: u64) -> (usize, usize, String, usize) {
+    let imported = import(name).unwrap_or_else(|e| panic!("importing {name}: {e}"));
+    let model = Model::from_bytes(&imported.blob).expect("the importer's blob decodes");
+    let input_len = model.input_tensor().bytes() as usize;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let inputs: Vec<i8> = (0..input_len * SAMPLES).map(|_| rng.random()).collect();
+    let expected = tflm
+        .run(&model_path(name), &inputs, SAMPLES)
+        .unwrap_or_else(|e| panic!("TFLM on {name}: {e}"));
+    let output_len = expected.len() / SAMPLES;
+    assert_eq!(
+        output_len,
+        model.output_tensor().bytes() as usize,
+        "{name}: output size"
+    );
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut interpreter = edge_runtime::Interpreter::new(&model, &mut arena).expect("arena");
+    let (mut differing, mut first) = (0, String::new());
+    for (s, input) in inputs.chunks(input_len).enumerate() {
+        let ours = interpreter.run(input).expect("runtime");
+        let theirs = &expected[s * output_len..(s + 1) * output_len];
+        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            if a != b {
+                if first.is_empty() {
+                    first = format!("sample {s} output {i}: runtime {a}, TFLM {b}");
+                }
+                differing += 1;
+            }
+        }
+    }
+    let mut distinct: Vec<&[i8]> = expected.chunks(output_len).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    (differing, output_len * SAMPLES, first, distinct.len())
+}
+
+/// The TFLite ops of `name` that became no runtime op (views and folded shape arithmetic),
+/// and the runtime ops the others became.
+fn mapping(name: &str) -> (Vec<String>, Vec<(String, OpKind)>) {
+    let imported = import(name).unwrap_or_else(|e| panic!("importing {name}: {e}"));
+    let mut folded = Vec::new();
+    let mut mapped = Vec::new();
+    for (_, op, kind) in imported.ops {
+        match kind {
+            None => folded.push(op),
+            Some(kind) => mapped.push((op, kind)),
+        }
+    }
+    (folded, mapped)
+}
+
+#[test]
+fn keras_heads_match_tflm_byte_for_byte() {
+    let tflm = Tflm::locate().expect("TFLM's reference interpreter (run `cargo xtask setup`)");
+    let mut failures = Vec::new();
+    for (k, name) in [
+        "conv_flatten_dense",
+        "conv_reshape_dense",
+        "relu_between",
+        "flatten_spellings",
+        "gather_flatten_twin",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (differing, total, first, distinct) = compare(&tflm, name, 2000 + k as u64);
+        println!(
+            "{name}: {SAMPLES} inputs, {distinct} distinct outputs, {differing} of {total} output \
+             bytes differ from TFLM"
+        );
+        if differing > 0 {
+            failures.push(format!(
+                "{name}: {differing} bytes differ; first at {first}"
+            ));
+        }
+        // Outputs that ignore the input would make the comparison vacuous.
+        if distinct < SAMPLES / 2 {
+            failures.push(format!(
+                "{name}: only {distinct} distinct outputs for {SAMPLES} inputs"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn shape_chains_fold_to_views() {
+    let (folded, mapped) = mapping("conv_reshape_dense");
+    assert_eq!(folded, ["SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"]);
+    let kinds: Vec<OpKind> = mapped.iter().map(|(_, k)| *k).collect();
+    assert_eq!(kinds, [OpKind::Conv2d, OpKind::Linear, OpKind::Softmax]);
+
+    let (folded, _) = mapping("flatten_spellings");
+    for op in ["SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION"] {
+        assert!(
+            folded.iter().any(|f| f == op),
+            "{op} not folded: {folded:?}"
+        );
+    }
+    assert_eq!(folded.iter().filter(|f| *f == "RESHAPE").count(), 2);
+}
+
+/// TFLM's GATHER has no int32 kernel, so TFLM cannot run a GATHER-of-the-shape flatten. Its
+/// twin (same seed, weights and calibration; STRIDED_SLICE instead of GATHER) is in the TFLM
+/// comparison above, and the two must import to the same blob.
+#[test]
+fn a_gathered_shape_folds_to_the_blob_of_its_sliced_twin() {
+    let (folded, _) = mapping("gather_flatten");
+    assert_eq!(folded, ["SHAPE", "GATHER", "CONCATENATION", "RESHAPE"]);
+    let twin = import("gather_flatten_twin").expect("its twin imports");
+    // Imported under the twin's name, so that the metadata agrees too.
+    let renamed = tflite::import(
+        &std::fs::read(model_path("gather_flatten")).unwrap(),
+        "gather_flatten_twin",
+    )
+    .unwrap();
+    assert_eq!(
+        renamed.blob, twin.blob,
+        "the two heads import to different blobs"
+    );
+}
+
+#[test]
+fn standalone_relus_map_onto_clamping_ops() {
+    let (_, mapped) = mapping("relu_between");
+    let relus: Vec<&(String, OpKind)> = mapped
+        .iter()
+        .filter(|(op, _)| op.starts_with("RELU"))
+        .collect();
+    // The converter quantizes each activation's output apart from its input: RELU requantizes
+    // (a 1×1 depthwise with weight 1), RELU6 keeps TFLM's input-quantized clamp (a depthwise identity
+    // where the zero points differ).
+    assert_eq!(relus.len(), 3, "{mapped:?}");
+    assert_eq!(relus[0].1, OpKind::DepthwiseConv2d);
+    assert!(
+        relus[1..]
+            .iter()
+            .all(|(_, k)| matches!(k, OpKind::DepthwiseConv2d | OpKind::MaxPool)),
+        "{relus:?}"
+    );
+}
+
+#[test]
+fn a_reshape_whose_width_the_converter_lost_is_refused() {
+    let err = import("flatten_unknown_width").expect_err("TFLM refuses it too");
+    let ImportError::Op { op, what, .. } = &err else {
+        panic!("expected an op error, got {err}");
+    };
+    assert_eq!(op, "RESHAPE");
+    assert!(what.contains("records output shape"), "{err}");
+    assert!(what.contains("[1, 36]"), "{err}");
+}
+
+#[test]
+fn a_data_dependent_shape_is_refused_by_name() {
+    let err = import("data_dependent_reshape").expect_err("not static");
+    let ImportError::NotStatic { op, what, .. } = &err else {
+        panic!("expected a NotStatic error, got {err}");
+    };
+    assert_eq!(op, "ARG_MAX", "{err}");
+    assert!(what.contains("int8 activation"), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("op ") && text.contains("ARG_MAX"),
+        "{text}"
+    );
+}

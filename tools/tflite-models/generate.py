@@ -1,0 +1,193 @@
+"""Converter-made int8 .tflite models for the Keras-head import tests.
+
+Builds small Keras models with seeded weights, converts each with the TensorFlow Lite converter
+(full int8 quantization: a seeded representative dataset, int8 input and output) and writes
+`models/<name>.tflite`. The committed files are what `host-trainer/tests/tflite_keras_heads.rs`
+imports and runs side by side with TFLite Micro; README.md gives the exact environment.
+
+Usage: python generate.py [OUT_DIR]   (default: models/ beside this script)
+"""
+
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import layers  # noqa: E402
+
+SEED = 20
+
+
+def conv_flatten_dense():
+    """Conv2D (same, stride 2, fused ReLU) + Flatten + Dense. Keras 3's Flatten of a fully
+    known feature shape becomes RESHAPE with a constant [-1, N] shape."""
+    x = keras.Input((12, 12, 3))
+    y = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    y = layers.Flatten()(y)
+    y = layers.Dense(10)(y)
+    return keras.Model(x, y)
+
+
+def conv_reshape_dense():
+    """Conv2D (valid) + Reshape((-1,)) + Dense + Softmax: Reshape's dynamic-batch
+    SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE chain before FULLY_CONNECTED."""
+    x = keras.Input((10, 10, 2))
+    y = layers.Conv2D(6, 3, padding="valid", activation="relu")(x)
+    y = layers.Reshape((-1,))(y)
+    y = layers.Dense(8)(y)
+    y = layers.Softmax()(y)
+    return keras.Model(x, y)
+
+
+def relu_between():
+    """Standalone RELU and RELU6 where the converter has nothing to fuse them into: RELU on the
+    model input, RELU6 after a global average (MEAN), RELU6 after Flatten; a valid stride-2
+    conv and a same-padded max pool between."""
+    x = keras.Input((16, 16, 3))
+    y = layers.Activation("relu")(x)
+    y = layers.Conv2D(8, 3, strides=2, padding="valid")(y)
+    y = layers.MaxPooling2D(2, padding="same")(y)
+    y = layers.Conv2D(8, 3, padding="same")(y)
+    a = layers.GlobalAveragePooling2D()(y)
+    a = layers.Activation("relu6")(a)
+    a = layers.Dense(8)(a)
+    b = layers.Flatten()(y)
+    b = layers.Activation("relu6")(b)
+    b = layers.Dense(8)(b)
+    y = layers.Add()([a, b])
+    y = layers.Dense(5)(y)
+    return keras.Model(x, y)
+
+
+def flatten_spellings():
+    """The other spellings of a dynamic-batch flatten, each feeding a RESHAPE: PACK of
+    tf.shape(t)[0], and CONCATENATION of a shape slice with a constant."""
+    x = keras.Input((6, 6, 4))
+    y = layers.Conv2D(4, 3, strides=2, padding="same", activation="relu6")(x)
+    n = 3 * 3 * 4
+
+    def pack_flatten(t):
+        return tf.reshape(t, [tf.shape(t)[0], n])
+
+    def concat_flatten(t):
+        return tf.reshape(t, tf.concat([tf.shape(t)[:1], [n]], axis=0))
+
+    heads = []
+    for flatten in (pack_flatten, concat_flatten):
+        h = layers.Lambda(flatten, output_shape=(n,))(y)
+        heads.append(layers.Dense(6, activation="relu")(h))
+    y = layers.Add()(heads)
+    y = layers.Dense(4)(y)
+    return keras.Model(x, y)
+
+
+def _flatten_head(gather):
+    x = keras.Input((6, 6, 4))
+    y = layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(x)
+    n = 3 * 3 * 4
+
+    def flatten(t):
+        batch = tf.gather(tf.shape(t), [0]) if gather else tf.shape(t)[:1]
+        return tf.reshape(t, tf.concat([batch, tf.constant([n], tf.int32)], axis=0))
+
+    y = layers.Lambda(flatten, output_shape=(n,))(y)
+    y = layers.Dense(6)(y)
+    return keras.Model(x, y)
+
+
+def gather_flatten():
+    """A flatten whose batch comes from GATHER of the shape vector. TFLM's GATHER has no int32
+    kernel, so TFLM cannot run this file; the test checks instead that it imports to the same
+    blob as `gather_flatten_twin` (same seed, weights and calibration, STRIDED_SLICE instead of
+    GATHER), which TFLM runs."""
+    return _flatten_head(gather=True)
+
+
+def gather_flatten_twin():
+    """`gather_flatten` with STRIDED_SLICE in place of GATHER."""
+    return _flatten_head(gather=False)
+
+
+def flatten_unknown_width():
+    """Refused on import (and by TFLM at Prepare): tf.reshape(t, [tf.shape(t)[0], -1]) with a
+    dynamic batch leaves the converter unable to infer the width, and it records [1, 1]."""
+    x = keras.Input((6, 6, 4))
+    y = layers.Conv2D(4, 3, strides=2, padding="same")(x)
+    y = layers.Lambda(lambda t: tf.reshape(t, [tf.shape(t)[0], -1]), output_shape=(36,))(y)
+    y = layers.Dense(4)(y)
+    return keras.Model(x, y)
+
+
+def data_dependent_reshape():
+    """Refused on import: the reshape's shape depends on the data (an ARG_MAX of the
+    activations), so it is not static."""
+    x = keras.Input((6, 6, 4))
+    y = layers.Conv2D(4, 3, strides=2, padding="same")(x)
+
+    def reshape(t):
+        flat = tf.reshape(t, [1, 36])
+        i = tf.argmax(flat, axis=1, output_type=tf.int32)
+        return tf.reshape(t, tf.concat([tf.minimum(i, 0) + 1, [36]], axis=0))
+
+    y = layers.Lambda(reshape, output_shape=(36,))(y)
+    y = layers.Dense(4)(y)
+    return keras.Model(x, y)
+
+
+MODELS = [
+    conv_flatten_dense,
+    conv_reshape_dense,
+    relu_between,
+    flatten_spellings,
+    gather_flatten,
+    gather_flatten_twin,
+    flatten_unknown_width,
+    data_dependent_reshape,
+]
+
+TWINS = {gather_flatten_twin: gather_flatten}
+
+
+def convert(model, rng):
+    shape = (1,) + tuple(model.input_shape[1:])
+
+    def representative():
+        for _ in range(64):
+            yield [rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)]
+
+    # Through a SavedModel with a dynamic batch (Keras 3's `Model.export`): TF 2.16's
+    # from_keras_model and from_concrete_functions fail on Keras 3 variables ("missing attribute
+    # 'value'").
+    with tempfile.TemporaryDirectory() as saved:
+        model.export(saved)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        return converter.convert()
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "models")
+    os.makedirs(out, exist_ok=True)
+    for build in MODELS:
+        # A twin shares its original's seed, hence its weights and calibration data.
+        seed = SEED + MODELS.index(TWINS.get(build, build))
+        keras.utils.set_random_seed(seed)
+        model = build()
+        data = convert(model, np.random.default_rng(seed))
+        path = os.path.join(out, build.__name__ + ".tflite")
+        with open(path, "wb") as f:
+            f.write(data)
+        ops = [op["op_name"] for op in tf.lite.Interpreter(model_content=data)._get_ops_details()]
+        print(f"{path}: {len(data)} bytes, {' '.join(ops)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
