@@ -2,7 +2,8 @@
 //!
 //! The crate is `no_std`, allocates nothing, uses no floating point and no `unsafe` except two
 //! `asm!` blocks of Armv7E-M DSP instructions (`ops::dsp`, Cortex-M4/M7 only) and the SSE2
-//! kernels (`ops::sse2`, x86-64 hosts only): a device
+//! and AVX2 kernels (`ops::sse2`, `ops::avx2`, chosen at run time by `ops::x86`; x86-64 hosts
+//! only): a device
 //! hands it a validated [`Model`] (which may live in flash) and one caller-owned arena of
 //! [`Model::arena_bytes`] bytes, and [`Interpreter::run`] executes the ops in order, writing every
 //! activation at the offset the host's memory planner chose.
@@ -32,9 +33,10 @@
 // Armv7E-M DSP instructions (SXTAB16, SXTB16, SMLAD, SMLABB/SMLATT): the conv kernel's inner
 // loop, its slices bounds-checked in safe code before it runs, and a register-only depthwise
 // step (Cortex-M4/M7 only). `ops::sse2` calls its `#[target_feature(enable = "sse2")]`
-// functions, sound on every x86-64 CPU, and the depthwise kernel loads its vectors unchecked
-// once a pixel's taps are bounds-checked (x86-64 hosts only). Every other target compiles no
-// `unsafe`.
+// functions, sound on every x86-64 CPU; `ops::x86` calls `ops::avx2`'s `enable = "avx2"` ones
+// only after CPUID reported AVX2; both depthwise kernels load their vectors unchecked once
+// `ops::x86` has bounds-checked a pixel's taps (x86-64 hosts only). Every other target
+// compiles no `unsafe`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -13,8 +13,9 @@
 //!
 //! On Armv7E-M (Cortex-M4/M7, `cfg(edge_dsp)`) and x86-64, 8-bit weights (symmetric or affine)
 //! go instead to [`conv2d_blocked`], which does four output channels per pass
-//! (`SXTAB16`/`SMLAD` in module `dsp`, SSE2's `PMADDWD` in module `sse2`) and forms the same
-//! exact accumulators. On x86-64, 2- and 4-bit weights take the same kernel through
+//! (`SXTAB16`/`SMLAD` in module `dsp`; on x86-64 SSE2's `PMADDWD` in module `sse2`, or AVX2's
+//! `VPMADDWD` in module `avx2` on CPUs that have it, chosen at run time in module `x86`) and
+//! forms the same exact accumulators. On x86-64, 2- and 4-bit weights take the same kernel through
 //! `conv2d_unpacked`, a block of filters unpacked at a time into a bounded stack buffer, and
 //! plain output stages are requantized four channels a step (`sse2::PlainStages`).
 
@@ -948,12 +949,15 @@ pub(crate) mod tests {
             }
             let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
             conv2d_reference(&p, &x, &mut want, &mut []).unwrap();
-            let mut got = vec![0i8; want.len()];
-            conv2d_blocked(&p, &x, &mut got).unwrap();
-            assert_eq!(
-                got, want,
-                "case {case}: {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
-            );
+            // Every instruction set this CPU can run the kernel with (x86-64: SSE2 and AVX2).
+            crate::ops::each_isa(|isa| {
+                let mut got = vec![0i8; want.len()];
+                conv2d_blocked(&p, &x, &mut got).unwrap();
+                assert_eq!(
+                    got, want,
+                    "{isa} case {case}: {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
+                );
+            });
             checked += 1;
         }
         assert!(checked > 300, "{checked}");
@@ -1074,12 +1078,14 @@ pub(crate) mod tests {
             let mut scratch = vec![0i8; kh as usize * kw as usize * cin as usize];
             let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
             conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
-            let mut got = vec![0i8; want.len()];
-            conv2d(&p, &x, &mut got, &mut scratch).unwrap();
-            assert_eq!(
-                got, want,
-                "case {case}: W{bits} {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
-            );
+            crate::ops::each_isa(|isa| {
+                let mut got = vec![0i8; want.len()];
+                conv2d(&p, &x, &mut got, &mut scratch).unwrap();
+                assert_eq!(
+                    got, want,
+                    "{isa} case {case}: W{bits} {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
+                );
+            });
             checked += 1;
             unpacked += usize::from(unpacked_eligible(&p));
         }

@@ -27,7 +27,9 @@
 //!
 //! On x86-64 every weight format goes to `depthwise_sse2` (issue 18/17): the same block
 //! structure, the pixel's valid taps listed once and run sixteen channels and two taps at a
-//! time through SSE2's `PMADDWD` (`sse2::depthwise_pixel`); 2/4-bit weights are unpacked one
+//! time through SSE2's `PMADDWD` (`sse2::depthwise_pixel`; AVX2's `VPMADDWD`, `avx2::
+//! depthwise_pixel`, on CPUs that have it, chosen at run time by `x86::depthwise_pixel`); 2/4-bit
+//! weights are unpacked one
 //! tile at a time into the same scratch as here. `depthwise_reference` keeps this file's
 //! portable loop callable on every target, for the tests.
 //!
@@ -315,7 +317,8 @@ fn depthwise_tiled(
 #[cfg(target_arch = "x86_64")]
 const MAX_TAPS: usize = 256;
 
-/// Depthwise conv on x86-64, every weight format, through SSE2 ([`sse2::depthwise_pixel`]):
+/// Depthwise conv on x86-64, every weight format, through SSE2 or AVX2
+/// ([`super::x86::depthwise_pixel`]):
 /// [`depthwise_tiled`]'s structure (blocks of channels with their bias and output stage worked
 /// out once, output pixels, the pixel's valid taps, contiguous channels of each tap), except
 /// that the pixel's valid taps are listed first, so the kernel can keep a group of 16 channels'
@@ -337,6 +340,7 @@ fn depthwise_sse2(
     scratch: &mut [i8],
 ) -> KernelResult {
     use super::sse2::{self, Tap};
+    use super::x86;
     let win = p.window;
     let (in_h, in_w, channels) = (
         p.input_shape.h as usize,
@@ -408,7 +412,7 @@ fn depthwise_sse2(
                 }
                 let list = list.get(..n).ok_or(KernelError("depthwise taps"))?;
                 let block = acc.get_mut(..nb).ok_or(KernelError("depthwise block"))?;
-                if !sse2::depthwise_pixel(x, w, list, z_x, z_w, block) {
+                if !x86::depthwise_pixel(x, w, list, z_x, z_w, block) {
                     return Err(KernelError("depthwise tap outside its tensors"));
                 }
                 match &vector {
@@ -667,8 +671,8 @@ mod tests {
         assert!(checked > 150, "{checked}");
     }
 
-    /// The dispatcher's kernel (SSE2 on x86-64, the DSP kernel on Armv7E-M, the reference
-    /// elsewhere) against the portable reference, output for output: every weight bit-width with
+    /// The dispatcher's kernel (SSE2 and, where the CPU has it, AVX2 on x86-64, the DSP kernel
+    /// on Armv7E-M, the reference elsewhere) against the portable reference, output for output: every weight bit-width with
     /// codes piled on the extremes, both schemes with zero points at −128/127 (weights' at their
     /// code range's ends), channel counts on both sides of the 8- and 16-channel groups and of
     /// the 32/64-channel blocks, strides 1–2, dilations 1–3, asymmetric padding, kernels up to
@@ -759,12 +763,15 @@ mod tests {
             let mut scratch = vec![0i8; kh as usize * kw as usize * (c as usize).min(TILE)];
             let mut want = vec![0i8; oh as usize * ow as usize * c as usize];
             depthwise_reference(&p, &x, &mut want, &mut scratch).unwrap();
-            let mut got = vec![0i8; want.len()];
-            depthwise_conv2d(&p, &x, &mut got, &mut scratch).unwrap();
-            assert_eq!(
-                got, want,
-                "case {case}: W{bits} {win:?} {s:?} z_x {z_x} z_w {z_w}"
-            );
+            // Every instruction set this CPU can run the kernel with (x86-64: SSE2 and AVX2).
+            crate::ops::each_isa(|isa| {
+                let mut got = vec![0i8; want.len()];
+                depthwise_conv2d(&p, &x, &mut got, &mut scratch).unwrap();
+                assert_eq!(
+                    got, want,
+                    "{isa} case {case}: W{bits} {win:?} {s:?} z_x {z_x} z_w {z_w}"
+                );
+            });
             checked += 1;
         }
         assert!(checked > 300, "{checked}");

@@ -11,6 +11,8 @@
 //! panic paths even when overflow checks are on.
 
 pub mod add;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 pub mod concat;
 pub mod conv;
 pub mod depthwise;
@@ -23,6 +25,8 @@ pub mod softmax;
 mod speed_tests;
 #[cfg(target_arch = "x86_64")]
 mod sse2;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{Shape, Window};
@@ -285,6 +289,16 @@ impl DotAcc {
     pub(crate) fn total(&self) -> i32 {
         self.lanes.iter().fold(0i32, |a, &l| a.wrapping_add(l))
     }
+}
+
+/// Runs `f` once per instruction set the dispatched kernels can take on this machine (on x86-64
+/// SSE2, then AVX2 where the CPU has it; elsewhere the one build), with that set's name.
+#[cfg(test)]
+pub(crate) fn each_isa(mut f: impl FnMut(&'static str)) {
+    #[cfg(target_arch = "x86_64")]
+    x86::each_isa(|isa| f(isa.name()));
+    #[cfg(not(target_arch = "x86_64"))]
+    f("portable");
 }
 
 /// `Σ x` over raw values.

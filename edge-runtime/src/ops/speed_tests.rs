@@ -1,7 +1,9 @@
 //! Speed of the kernels the dispatchers choose on this target against the portable reference
 //! kernels (issue 18/17: depthwise and sub-byte convolutions on the x86-64 host), on CIFAR-10-
-//! sized layers: the same parameters and inputs in one process, the two timed in alternating
-//! rounds so that a background load hits both alike. Outputs are checked equal first.
+//! sized layers: the same parameters and inputs in one process, timed in alternating rounds so
+//! that a background load hits all alike. On x86-64 the dispatched kernels run once per
+//! instruction set the CPU has (SSE2 held by `x86::with_sse2_only`, then AVX2 where detected),
+//! so the SSE2/AVX2 ratio comes from one process too. Outputs are checked equal first.
 //!
 //! Ignored by default (it measures, it does not test); run it alone, pinned, with
 //! `taskset -c 1 cargo test -p edge-runtime --release -- --ignored --nocapture kernel_speed`.
@@ -28,34 +30,59 @@ struct Layer {
     affine: bool,
 }
 
-/// Median seconds per call of `f` over `rounds` rounds of about `each` (call count fixed from
-/// a first timing), together with the same for `g`, the rounds interleaved.
-fn alternate(
-    rounds: usize,
-    each: Duration,
-    mut f: impl FnMut(),
-    mut g: impl FnMut(),
-) -> (f64, f64) {
+/// Median seconds per call of each of `fs` over `rounds` rounds of about `each` (call count
+/// fixed from a first timing), the rounds interleaved.
+fn alternate(rounds: usize, each: Duration, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
     let start = Instant::now();
-    f();
-    g();
-    let once = start.elapsed().as_secs_f64() / 2.0;
+    for f in fs.iter_mut() {
+        f();
+    }
+    let once = start.elapsed().as_secs_f64() / fs.len() as f64;
     let calls = ((each.as_secs_f64() / once.max(1e-9)) as usize).max(1);
-    let (mut tf, mut tg) = (Vec::new(), Vec::new());
+    let mut times = vec![Vec::new(); fs.len()];
     for _ in 0..rounds {
-        for (h, t) in [(&mut f as &mut dyn FnMut(), &mut tf), (&mut g, &mut tg)] {
+        for (f, t) in fs.iter_mut().zip(&mut times) {
             let s = Instant::now();
             for _ in 0..calls {
-                h();
+                f();
             }
             t.push(s.elapsed().as_secs_f64() / calls as f64);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    (median(&mut tf), median(&mut tg))
+    times
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect()
+}
+
+/// The instruction sets the dispatched kernels can run with here, by name, and whether that
+/// one is SSE2 held by [`run_as`]: on x86-64 SSE2, then AVX2 where detected; elsewhere the
+/// one build.
+fn isas() -> Vec<(&'static str, bool)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::x86::Isa;
+        let mut v = vec![("SSE2", true)];
+        if Isa::detected() == Isa::Avx2 {
+            v.push(("AVX2", false));
+        }
+        v
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    vec![("dispatch", false)]
+}
+
+/// Runs `f`, held to SSE2 if `sse2_only` (x86-64).
+fn run_as(sse2_only: bool, f: impl FnOnce()) {
+    #[cfg(target_arch = "x86_64")]
+    if sse2_only {
+        return super::x86::with_sse2_only(f);
+    }
+    let _ = sse2_only;
+    f()
 }
 
 #[test]
@@ -90,6 +117,10 @@ fn kernel_speed() {
         conv("conv1x1 32x32 64->64 W2", 32, 64, 64, 1, 2),
         conv("conv3x3 16x16 32->32 W4", 16, 32, 32, 3, 4),
         conv("conv1x1 32x32 64->64 W8", 32, 64, 64, 1, 8),
+        conv("conv1x1 16x16 128->128 W8", 16, 128, 128, 1, 8),
+        conv("conv3x3 32x32 16->16 W8", 32, 16, 16, 3, 8),
+        conv("conv3x3 16x16 32->32 W8", 16, 32, 32, 3, 8),
+        conv("conv3x3 8x8 64->64 W8", 8, 64, 64, 3, 8),
     ];
     let quick = std::env::var_os("KERNEL_SPEED_QUICK").is_some();
     let (rounds, each) = if quick {
@@ -97,10 +128,16 @@ fn kernel_speed() {
     } else {
         (9, Duration::from_millis(150))
     };
-    println!(
-        "\n{:<30} {:>9} {:>12} {:>12} {:>8}",
-        "layer", "MACs", "reference µs", "dispatch µs", "speedup"
-    );
+    let isas = isas();
+    print!("\n{:<30} {:>9} {:>10}", "layer", "MACs", "ref µs");
+    for (name, _) in &isas {
+        print!(" {:>9}", format!("{name} µs"));
+    }
+    print!(" {:>9}", "ref/1st");
+    if isas.len() == 2 {
+        print!(" {:>10}", format!("{}/{}", isas[0].0, isas[1].0));
+    }
+    println!();
     let only = std::env::var("KERNEL_SPEED_ONLY").unwrap_or_default();
     let mut rng = XorShift32::new(0x5BEE_D001);
     for l in layers
@@ -151,25 +188,35 @@ fn kernel_speed() {
         };
         let mut scratch = vec![0i8; per_channel * l.cout as usize];
         let n_out = oh as usize * ow as usize * l.cout as usize;
-        let (mut want, mut got) = (vec![0i8; n_out], vec![0i8; n_out]);
+        let mut want = vec![0i8; n_out];
         reference(&p, &x, &mut want, &mut scratch).unwrap();
-        dispatched(&p, &x, &mut got, &mut scratch).unwrap();
-        assert_eq!(got, want, "{}", l.name);
-        let mut s2 = scratch.clone();
-        let (t_ref, t_new) = alternate(
-            rounds,
-            each,
-            || reference(&p, black_box(&x), &mut want, &mut scratch).unwrap(),
-            || dispatched(&p, black_box(&x), &mut got, &mut s2).unwrap(),
-        );
+        let mut outs = vec![(vec![0i8; n_out], scratch.clone()); isas.len()];
+        for ((name, sse2_only), (got, s)) in isas.iter().zip(&mut outs) {
+            run_as(*sse2_only, || dispatched(&p, &x, got, s).unwrap());
+            assert_eq!(*got, want, "{} {name}", l.name);
+        }
+        let mut fr = || reference(&p, black_box(&x), &mut want, &mut scratch).unwrap();
+        let mut fs: Vec<Box<dyn FnMut() + '_>> = isas
+            .iter()
+            .zip(&mut outs)
+            .map(|(&(_, sse2_only), (got, s))| {
+                let (p, x) = (&p, &x);
+                Box::new(move || run_as(sse2_only, || dispatched(p, black_box(x), got, s).unwrap()))
+                    as Box<dyn FnMut() + '_>
+            })
+            .collect();
+        let mut all: Vec<&mut dyn FnMut()> = vec![&mut fr];
+        all.extend(fs.iter_mut().map(|f| &mut **f as &mut dyn FnMut()));
+        let t = alternate(rounds, each, &mut all);
         let macs = n_out * per_channel;
-        println!(
-            "{:<30} {:>9} {:>12.1} {:>12.1} {:>7.2}x",
-            l.name,
-            macs,
-            t_ref * 1e6,
-            t_new * 1e6,
-            t_ref / t_new
-        );
+        print!("{:<30} {:>9} {:>10.1}", l.name, macs, t[0] * 1e6);
+        for t in &t[1..] {
+            print!(" {:>9.1}", t * 1e6);
+        }
+        print!(" {:>8.2}x", t[0] / t[1]);
+        if t.len() == 3 {
+            print!(" {:>9.2}x", t[1] / t[2]);
+        }
+        println!();
     }
 }

@@ -1,7 +1,8 @@
 //! The x86-64 host kernels: the same exact integer sums as the reference loops, sixteen bytes at
 //! a time with SSE2's `PMADDWD` (eight 16×16-bit products summed pairwise into four 32-bit
-//! lanes). SSE2 is part of the x86-64 baseline, so every x86-64 CPU runs them and no run-time
-//! detection is needed.
+//! lanes). SSE2 is part of the x86-64 baseline, so every x86-64 CPU runs them. The convolution
+//! and depthwise kernels have AVX2 twins ([`super::avx2`]); [`super::x86`] picks one of the two
+//! at run time.
 //!
 //! Why by hand: rustc's auto-vectoriser turns the portable i8 dot product into scalar
 //! `MOVSX`/`IMUL` with spilled partial sums (measured on the ResNet-8 convolutions), which left
@@ -22,8 +23,8 @@
 //!
 //! The module's `unsafe` is calling the `#[target_feature(enable = "sse2")]` functions, which is
 //! sound on every x86-64 target, and the depthwise kernel's vector loads (`load16_at`,
-//! `load8_at`), unchecked because [`depthwise_pixel`] bounds-checks every tap of the pixel first:
-//! checking each load cost as many instructions as the arithmetic. The other bodies use safe
+//! `load8_at`), unchecked because [`super::x86::depthwise_pixel`] bounds-checks every tap of the
+//! pixel first: checking each load cost as many instructions as the arithmetic. The other bodies use safe
 //! intrinsics and `bytemuck` loads.
 
 #![allow(unsafe_code)]
@@ -50,11 +51,12 @@ pub(crate) fn dot(w: &[i8], x: &[i8]) -> i32 {
     unsafe { dot_sse2(w, x) }
 }
 
-/// [`super::dsp::window`]'s work for `4·acc.len()` channels: `acc[q][k]` becomes
-/// `Σ_runs Σ_i w[(4q + k)·stride + r·w_step + i]·(x[r·x_step + i] − z_x)`. The caller has
-/// checked that every run lies inside `x` and `w`; a run that did not would be left out.
+/// [`super::dsp::window`]'s work for `4·acc.len()` channels (via [`super::x86::quad_words`]):
+/// `acc[q][k]` becomes `Σ_runs Σ_i w[(4q + k)·stride + r·w_step + i]·(x[r·x_step + i] − z_x)`.
+/// The caller has checked that every run lies inside `x` and `w`; a run that did not would be
+/// left out.
 #[inline]
-pub(crate) fn quad_words(
+pub(super) fn quad_words(
     x: &[i8],
     w: &[i8],
     stride: usize,
@@ -77,8 +79,8 @@ pub(crate) struct Tap {
 }
 
 /// One depthwise output pixel of `acc.len()` consecutive channels:
-/// `acc[j] = Σ_taps (w[t.w + j] − z_w)·(x[t.x + j] − z_x)`, wrapping. Returns `false`, touching
-/// nothing, if a tap's channels would leave `x` or `w`.
+/// `acc[j] = Σ_taps (w[t.w + j] − z_w)·(x[t.x + j] − z_x)`, wrapping, every tap's channels
+/// already bounds-checked ([`super::x86::depthwise_pixel`]).
 ///
 /// Sixteen channels at a time, two taps at a time: the two taps' bytes are interleaved
 /// (`PUNPCKxBW`), widened and centred, so one `PMADDWD` forms `(w₀ − z_w)(x₀ − z_x) +
@@ -86,25 +88,20 @@ pub(crate) struct Tap {
 /// below 2^16, the pair below 2^17: exact). A lone last tap is paired with zeros. Then eight
 /// channels the same way from 8-byte loads, and fewer than eight in plain Rust. Symmetric
 /// weights (`z_w = 0`) skip the weight centring.
+///
+/// # Safety
+/// For every tap `t`: `t.x + acc.len() ≤ x.len()` and `t.w + acc.len() ≤ w.len()`.
 #[inline]
-pub(crate) fn depthwise_pixel(
+pub(super) unsafe fn depthwise_pixel(
     x: &[i8],
     w: &[i8],
     taps: &[Tap],
     z_x: i8,
     z_w: i8,
     acc: &mut [i32],
-) -> bool {
-    let n = acc.len();
-    let inside = |at: usize, len: usize| at.checked_add(n).is_some_and(|end| end <= len);
-    if !taps
-        .iter()
-        .all(|t| inside(t.x, x.len()) && inside(t.w, w.len()))
-    {
-        return false;
-    }
-    // SAFETY: SSE2 is in the x86-64 baseline: every CPU this code is compiled for has it; every
-    // tap's channels lie inside `x` and `w` (checked above), the kernel's contract.
+) {
+    // SAFETY: SSE2 is in the x86-64 baseline: every CPU this code is compiled for has it; the
+    // taps' bounds are this function's contract, passed on.
     unsafe {
         if z_w == 0 {
             depthwise_pixel_sse2::<false>(x, w, taps, z_x, z_w, acc);
@@ -112,7 +109,6 @@ pub(crate) fn depthwise_pixel(
             depthwise_pixel_sse2::<true>(x, w, taps, z_x, z_w, acc);
         }
     }
-    true
 }
 
 /// [`depthwise_pixel`]'s body, its bounds already checked.
@@ -189,7 +185,7 @@ unsafe fn depthwise_pixel_sse2<const AFFINE: bool>(
 /// # Safety
 /// `at + 16 ≤ v.len()`.
 #[inline(always)]
-unsafe fn load16_at(v: &[i8], at: usize) -> __m128i {
+pub(super) unsafe fn load16_at(v: &[i8], at: usize) -> __m128i {
     debug_assert!(at.checked_add(16).is_some_and(|end| end <= v.len()));
     // SAFETY: the 16 bytes lie inside `v` (contract); MOVDQU has no alignment requirement.
     unsafe { _mm_loadu_si128(v.as_ptr().add(at).cast()) }
@@ -200,7 +196,7 @@ unsafe fn load16_at(v: &[i8], at: usize) -> __m128i {
 /// # Safety
 /// `at + 8 ≤ v.len()`.
 #[inline(always)]
-unsafe fn load8_at(v: &[i8], at: usize) -> __m128i {
+pub(super) unsafe fn load8_at(v: &[i8], at: usize) -> __m128i {
     debug_assert!(at.checked_add(8).is_some_and(|end| end <= v.len()));
     // SAFETY: the 8 bytes lie inside `v` (contract); MOVQ has no alignment requirement.
     unsafe { _mm_loadl_epi64(v.as_ptr().add(at).cast()) }
@@ -668,14 +664,14 @@ fn widen(v: __m128i) -> (__m128i, __m128i) {
 
 #[inline]
 #[target_feature(enable = "sse2")]
-fn load16(b: &[i8; 16]) -> __m128i {
+pub(super) fn load16(b: &[i8; 16]) -> __m128i {
     bytemuck::cast(*b)
 }
 
 /// Eight bytes in the low half, zeros above.
 #[inline]
 #[target_feature(enable = "sse2")]
-fn load8(b: &[i8; 8]) -> __m128i {
+pub(super) fn load8(b: &[i8; 8]) -> __m128i {
     _mm_cvtsi64_si128(i64::from_le_bytes(b.map(|v| v as u8)))
 }
 
@@ -690,6 +686,7 @@ fn lane_sum(v: __m128i) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::x86::{self, Isa, each_isa};
     use crate::test_rng::XorShift32;
 
     /// A deterministic byte stream covering the extremes (xorshift, then forced corners).
@@ -733,10 +730,17 @@ mod tests {
                     w_step,
                 };
                 let x = bytes(rows * x_step, len as u32);
-                let w = bytes(8 * stride, (300 + z_x as i32) as u32);
-                let mut got = [[0i32; 4]; 2];
-                quad_words(&x, &w, stride, runs, z_x, &mut got);
-                for (c, &g) in got.as_flattened().iter().enumerate() {
+                // Three quads: AVX2's eight-channel pass and its lone last quad.
+                let w = bytes(12 * stride, (300 + z_x as i32) as u32);
+                let mut got = [[[0i32; 4]; 3]; 2];
+                each_isa(|isa| {
+                    x86::quad_words(&x, &w, stride, runs, z_x, &mut got[isa as usize]);
+                });
+                if Isa::detected() == Isa::Sse2 {
+                    got[1] = got[0];
+                }
+                for (i, &g) in got.as_flattened().as_flattened().iter().enumerate() {
+                    let (isa, c) = (["SSE2", "AVX2"][i / 12], i % 12);
                     let mut e = 0i32;
                     for r in 0..rows {
                         for i in 0..len {
@@ -744,7 +748,7 @@ mod tests {
                             e = e.wrapping_add(wv as i32 * (xv as i32 - z_x as i32));
                         }
                     }
-                    assert_eq!(g, e, "len {len} z_x {z_x} channel {c}");
+                    assert_eq!(g, e, "{isa} len {len} z_x {z_x} channel {c}");
                 }
             }
         }
@@ -767,16 +771,19 @@ mod tests {
                             w: rng.below((w.len() - n + 1) as u32) as usize,
                         })
                         .collect();
-                    let mut got = vec![7i32; n];
-                    assert!(depthwise_pixel(&x, &w, &list, z_x, z_w, &mut got));
-                    for (j, &g) in got.iter().enumerate() {
-                        let e = list.iter().fold(0i32, |a, t| {
-                            let (wv, xv) = (w[t.w + j] as i32, x[t.x + j] as i32);
-                            a.wrapping_add((wv - z_w as i32) * (xv - z_x as i32))
-                        });
-                        assert_eq!(g, e, "n {n} taps {taps} z_x {z_x} z_w {z_w} channel {j}");
-                    }
-                    tried += 1;
+                    each_isa(|isa| {
+                        let mut got = vec![7i32; n];
+                        assert!(x86::depthwise_pixel(&x, &w, &list, z_x, z_w, &mut got));
+                        for (j, &g) in got.iter().enumerate() {
+                            let e = list.iter().fold(0i32, |a, t| {
+                                let (wv, xv) = (w[t.w + j] as i32, x[t.x + j] as i32);
+                                a.wrapping_add((wv - z_w as i32) * (xv - z_x as i32))
+                            });
+                            let name = isa.name();
+                            assert_eq!(g, e, "{name} n {n} taps {taps} z_x {z_x} z_w {z_w} ch {j}");
+                        }
+                        tried += 1;
+                    });
                 }
             }
         }
@@ -784,12 +791,12 @@ mod tests {
         // A tap whose channels would leave a tensor is refused, nothing written.
         let mut acc = [1i32; 16];
         let bad = [Tap { x: 600 - 15, w: 0 }];
-        assert!(!depthwise_pixel(&x, &w, &bad, 0, 0, &mut acc));
+        assert!(!x86::depthwise_pixel(&x, &w, &bad, 0, 0, &mut acc));
         let bad = [Tap {
             x: 0,
             w: usize::MAX,
         }];
-        assert!(!depthwise_pixel(&x, &w, &bad, 0, 0, &mut acc));
+        assert!(!x86::depthwise_pixel(&x, &w, &bad, 0, 0, &mut acc));
         assert_eq!(acc, [1; 16]);
     }
 
