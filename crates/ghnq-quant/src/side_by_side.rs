@@ -3,7 +3,9 @@
 //! source measured on the same nets. Expensive baselines (an epoch of SGD per net) often cover
 //! fewer nets than the GHN, so by default a row aggregates only the nets every source has.
 
-use ghnq_core::table::{Align, Table};
+use std::fmt::Write as _;
+
+use ghnq_core::table::Table;
 
 use super::table::{NetResult, Stat};
 
@@ -251,15 +253,6 @@ fn table(head: Vec<String>, body: impl Iterator<Item = Vec<String>>) -> Table {
     t
 }
 
-/// [`table`] for the terminal: the `names` columns naming a row left-aligned, the sources'
-/// right-aligned.
-fn text_table(head: Vec<String>, names: usize, body: impl Iterator<Item = Vec<String>>) -> String {
-    let align: Vec<Align> = (0..head.len())
-        .map(|c| if c < names { Align::Left } else { Align::Right })
-        .collect();
-    table(head, body).aligned(&align).text()
-}
-
 /// The columns that name a row, then one per source.
 fn head(names: &[&str], sources: &[Source], what: &str) -> Vec<String> {
     names
@@ -314,25 +307,41 @@ pub fn per_net_markdown(sources: &[Source], rows: &[NetRow]) -> String {
 
 /// A plain-text table for the terminal.
 pub fn text(sources: &[Source], rows: &[Row]) -> String {
-    let names = ["split", "bits", "path"].map(String::from);
-    let head = names
-        .into_iter()
-        .chain(sources.iter().map(|s| s.label.clone()))
-        .collect();
-    format!(
-        "top-1 % as mean ± se; max (nets)\n{}",
-        text_table(head, 3, rows.iter().map(row_cells))
-    )
+    let mut s = String::from("top-1 % as mean ± se; max (nets)\n");
+    let _ = write!(s, "{:<10} {:<6} {:<7}", "split", "bits", "path");
+    for src in sources {
+        let _ = write!(s, "  {:>26}", src.label);
+    }
+    s.push('\n');
+    for r in rows {
+        let _ = write!(s, "{:<10} {:<6} {:<7}", r.split, r.bits, r.runtime);
+        for c in &r.cells {
+            let _ = write!(s, "  {:>26}", cell_text(c));
+        }
+        s.push('\n');
+    }
+    s
 }
 
 /// The per-net table for the terminal.
 pub fn per_net_text(sources: &[Source], rows: &[NetRow]) -> String {
-    let head = ["split", "net", "bits", "path"]
-        .map(String::from)
-        .into_iter()
-        .chain(sources.iter().map(|s| s.label.clone()))
-        .collect();
-    text_table(head, 4, rows.iter().map(net_row_cells))
+    let mut s = format!("{:<10} {:<16} {:<6} {:<7}", "split", "net", "bits", "path");
+    for src in sources {
+        let _ = write!(s, "  {:>10}", src.label);
+    }
+    s.push('\n');
+    for r in rows {
+        let _ = write!(
+            s,
+            "{:<10} {:<16} {:<6} {:<7}",
+            r.split, r.net, r.bits, r.runtime
+        );
+        for v in &r.top1 {
+            let _ = write!(s, "  {:>10}", top1_text(v));
+        }
+        s.push('\n');
+    }
+    s
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! bit-width as mean ± standard error and max, from the float simulation and from the integer
 //! runtime, with the per-net quantization errors (QMSE, QCE).
 
+use std::fmt::Write as _;
+
 use ghnq_core::table::Table;
 use ghnq_core::train::mean_se_max;
 
@@ -129,18 +131,7 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |x| format!("{x:.digits$}"))
 }
 
-/// The columns of the aggregated table, in the terminal's words and in the README's.
-const TEXT_HEAD: [&str; 9] = [
-    "split",
-    "bits",
-    "path",
-    "nets",
-    "top-1 % (mean ± se; max)",
-    "top-5 % (mean ± se; max)",
-    "agree %",
-    "QMSE",
-    "QCE",
-];
+/// The columns of the aggregated table in the README.
 const MARKDOWN_HEAD: [&str; 9] = [
     "split",
     "bits",
@@ -186,15 +177,40 @@ fn cells(r: &Row, digits: usize) -> [String; 9] {
     ]
 }
 
-/// A plain-text table for the terminal.
+/// A plain-text table for the terminal (fixed column widths, so tables of several runs line up).
 pub fn text(rows: &[Row]) -> String {
-    use ghnq_core::table::Align::{Left, Right};
-    let mut t = Table::new(TEXT_HEAD)
-        .aligned(&[Left, Left, Left, Right, Right, Right, Right, Right, Right]);
+    let mut s = format!(
+        "{:<10} {:<6} {:<7} {:>4}  {:>22}  {:>22}  {:>7}  {:>8}  {:>6}\n",
+        "split",
+        "bits",
+        "path",
+        "nets",
+        "top-1 % (mean ± se; max)",
+        "top-5 % (mean ± se; max)",
+        "agree %",
+        "QMSE",
+        "QCE"
+    );
     for r in rows {
-        t.push(cells(r, 2));
+        let _ = writeln!(
+            s,
+            "{:<10} {:<6} {:<7} {:>4}  {:>6.2} ± {:>4.2}; {:>6.2}  {:>6.2} ± {:>4.2}; {:>6.2}  {:>7}  {:>8}  {:>6}",
+            r.split,
+            r.bits,
+            r.runtime,
+            r.nets,
+            r.top1.mean,
+            r.top1.se,
+            r.top1.max,
+            r.top5.mean,
+            r.top5.se,
+            r.top5.max,
+            opt(r.agreement, 2),
+            opt(r.qmse, 4),
+            opt(r.qce, 3)
+        );
     }
-    t.text()
+    s
 }
 
 /// The same as a markdown table (README-ready).
