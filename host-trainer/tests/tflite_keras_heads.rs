@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use ghnq_tflite as tflite;
 use ghnq_tflite::ImportError;
 use ghnq_tflite::tflm::Tflm;
@@ -47,21 +49,8 @@ fn compare(tflm: &Tflm, name: &str, seed: u64) -> (usize, usize, String, usize) 
         model.output_tensor().bytes() as usize,
         "{name}: output size"
     );
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut interpreter = edge_runtime::Interpreter::new(&model, &mut arena).expect("arena");
-    let (mut differing, mut first) = (0, String::new());
-    for (s, input) in inputs.chunks(input_len).enumerate() {
-        let ours = interpreter.run(input).expect("runtime");
-        let theirs = &expected[s * output_len..(s + 1) * output_len];
-        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
-            if a != b {
-                if first.is_empty() {
-                    first = format!("sample {s} output {i}: runtime {a}, TFLM {b}");
-                }
-                differing += 1;
-            }
-        }
-    }
+    let ours = common::run_blob(&imported.blob, &inputs, input_len);
+    let (differing, first) = common::diff(&ours, &expected, output_len);
     let mut distinct: Vec<&[i8]> = expected.chunks(output_len).collect();
     distinct.sort_unstable();
     distinct.dedup();

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+mod common;
+
 use ghnq_core::shared_data;
 use ghnq_tflite as tflite;
 use ghnq_tflite::tflm::{Tflm, mlperf_model};
@@ -26,27 +28,14 @@ fn compare(tflm: &Tflm, name: &str, seed: u64) -> (usize, usize, String) {
     let expected = tflm
         .run(Path::new(&path), &inputs, SAMPLES)
         .unwrap_or_else(|e| panic!("TFLM on {name}: {e}"));
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut interpreter = edge_runtime::Interpreter::new(&model, &mut arena).expect("arena");
     let output_len = expected.len() / SAMPLES;
     assert_eq!(
         output_len,
         model.output_tensor().bytes() as usize,
         "{name}: output size"
     );
-    let (mut differing, mut first) = (0, String::new());
-    for (s, input) in inputs.chunks(input_len).enumerate() {
-        let ours = interpreter.run(input).expect("runtime");
-        let theirs = &expected[s * output_len..(s + 1) * output_len];
-        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
-            if a != b {
-                if first.is_empty() {
-                    first = format!("sample {s} output {i}: runtime {a}, TFLM {b}");
-                }
-                differing += 1;
-            }
-        }
-    }
+    let ours = common::run_blob(&imported.blob, &inputs, input_len);
+    let (differing, first) = common::diff(&ours, &expected, output_len);
     (differing, output_len * SAMPLES, first)
 }
 
