@@ -503,6 +503,31 @@ mod tests {
         assert_eq!(y, [6]);
     }
 
+    /// A window of kernel `k` and dilation `d` with random strides (1 or 2) and padding (up to
+    /// the dilated kernel's extent on each side), drawn in that order from `rnd`.
+    fn random_window(
+        rnd: &mut impl FnMut(u32) -> u32,
+        (kh, kw): (u8, u8),
+        (dh, dw): (u8, u8),
+    ) -> Window {
+        let eff_h = (kh as u32 - 1) * dh as u32 + 1;
+        let eff_w = (kw as u32 - 1) * dw as u32 + 1;
+        Window {
+            kernel_h: kh,
+            kernel_w: kw,
+            stride_h: 1 + rnd(2) as u8,
+            stride_w: 1 + rnd(2) as u8,
+            dilation_h: dh,
+            dilation_w: dw,
+            padding: shared_format::Padding {
+                top: rnd(eff_h) as u8,
+                bottom: rnd(eff_h) as u8,
+                left: rnd(eff_w) as u8,
+                right: rnd(eff_w) as u8,
+            },
+        }
+    }
+
     /// Random geometries, bit-widths, zero points and channel counts (one, several and partial
     /// tiles) against a tap-by-tap i64 loop.
     #[test]
@@ -514,22 +539,7 @@ mod tests {
             let kmax = if case % 8 == 0 { 16 } else { 7 };
             let (kh, kw) = (1 + rnd(kmax) as u8, 1 + rnd(kmax) as u8);
             let (dh, dw) = (1 + rnd(4) as u8, 1 + rnd(4) as u8);
-            let eff_h = (kh as u32 - 1) * dh as u32 + 1;
-            let eff_w = (kw as u32 - 1) * dw as u32 + 1;
-            let win = Window {
-                kernel_h: kh,
-                kernel_w: kw,
-                stride_h: 1 + rnd(2) as u8,
-                stride_w: 1 + rnd(2) as u8,
-                dilation_h: dh,
-                dilation_w: dw,
-                padding: shared_format::Padding {
-                    top: rnd(eff_h) as u8,
-                    bottom: rnd(eff_h) as u8,
-                    left: rnd(eff_w) as u8,
-                    right: rnd(eff_w) as u8,
-                },
-            };
+            let win = random_window(&mut rnd, (kh, kw), (dh, dw));
             let s = Shape::new(1 + rnd(12) as u16, 1 + rnd(12) as u16, 1 + rnd(72) as u16);
             let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
                 continue;
@@ -690,22 +700,7 @@ mod tests {
                 (1 + rnd(7) as u8, 1 + rnd(7) as u8)
             };
             let (dh, dw) = (1 + rnd(3) as u8, 1 + rnd(3) as u8);
-            let eff_h = (kh as u32 - 1) * dh as u32 + 1;
-            let eff_w = (kw as u32 - 1) * dw as u32 + 1;
-            let win = Window {
-                kernel_h: kh,
-                kernel_w: kw,
-                stride_h: 1 + rnd(2) as u8,
-                stride_w: 1 + rnd(2) as u8,
-                dilation_h: dh,
-                dilation_w: dw,
-                padding: shared_format::Padding {
-                    top: rnd(eff_h) as u8,
-                    bottom: rnd(eff_h) as u8,
-                    left: rnd(eff_w) as u8,
-                    right: rnd(eff_w) as u8,
-                },
-            };
+            let win = random_window(&mut rnd, (kh, kw), (dh, dw));
             let c = [
                 1u16, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 64, 65, 70, 100,
             ][rnd(17) as usize];
