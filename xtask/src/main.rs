@@ -5,6 +5,8 @@
 //!   idempotently: each step first checks whether its work is already done.
 //! - `cargo xtask quickstart`: the README's main job — setup, then `ghnq quickstart`.
 //! - `cargo xtask test`: the README's test command and CI's only step.
+//! - `cargo xtask build-cuda`, `cargo xtask gpu-check`: `--features cuda` built with no network
+//!   beyond crates.io (see `cuda.rs`), and the GPU check.
 //! - `cargo xtask campaign start|sync|status`: the long GHN meta-training run, resumed from the
 //!   committed checkpoint in every session.
 
@@ -12,6 +14,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod campaign;
+mod cuda;
 
 /// The data folder beside the repository (`GHNQ_SHARED_DATA`, else `../shared/data`), as
 /// `ghnq_core::shared_data::dir` finds it.
@@ -55,6 +58,28 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// The release `ghnq` with `--features cuda` (burn-cuda, NVRTC), built with no network
+    /// beyond crates.io, as `target/release/ghnq-cuda`.
+    BuildCuda,
+    /// Any cargo command with the CUDA build's patch, e.g. `cargo xtask cuda -- test -p
+    /// host-trainer --features cuda`.
+    Cuda {
+        /// The cargo command and its arguments.
+        #[arg(last = true, required = true)]
+        args: Vec<String>,
+    },
+    /// On a machine with an NVIDIA GPU: `ghnq gpu-check` (200 float and 50 GHN-QAT meta-training
+    /// steps on cuda against a CPU run built into the binary, and the speed-up over the CPU).
+    GpuCheck {
+        /// A `ghnq` built with `--features cuda` elsewhere (for a GPU host without a Rust
+        /// toolchain; running that binary's `gpu-check` directly does the same); default: build
+        /// one with `build-cuda`.
+        #[arg(long)]
+        prebuilt: Option<std::path::PathBuf>,
+        /// Arguments for `ghnq gpu-check` (see `ghnq gpu-check --help`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// The float CIFAR-10 GHN's long meta-training run (`checkpoints/cifar10-float`).
     Campaign {
         #[command(subcommand)]
@@ -81,6 +106,22 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Setup => setup::run(),
         Command::Test => test::run(),
+        Command::BuildCuda => cuda::build().map(|_| ()),
+        Command::Cuda { args } => cuda::cargo(&args.iter().map(String::as_str).collect::<Vec<_>>()),
+        Command::GpuCheck { prebuilt, args } => {
+            let ghnq = match prebuilt {
+                Some(p) => p,
+                None => cuda::build()?,
+            };
+            let work = root().join("target/gpu-check");
+            let mut cmd = vec![
+                "gpu-check",
+                "--work",
+                work.to_str().unwrap_or("gpu-check-run"),
+            ];
+            cmd.extend(args.iter().map(String::as_str));
+            shell::run(&ghnq.to_string_lossy(), &cmd)
+        }
         Command::Campaign { action } => match action {
             CampaignAction::Start { data_dir } => campaign::start(data_dir),
             CampaignAction::Sync => campaign::sync(),

@@ -62,6 +62,10 @@ pub struct Args {
     /// affine, batch ranges; NoiseQuant at 2 bits) instead of the float step.
     #[arg(long)]
     pub qat: Option<ghnq_quant::config::Precision>,
+    /// ghn: cpu (burn flex) or cuda (needs `--features cuda`; the native engine is CPU-only, so
+    /// cuda times the burn engine).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Standard output is one JSON list (one object per thread count and engine); the human
     /// lines go to standard error.
     #[arg(long)]
@@ -113,7 +117,16 @@ pub fn run(args: Args) -> Result<()> {
         "unknown benchmark '{}' (ghn or tflite)",
         args.what
     );
-    let device = Device::flex();
+    let records = ghn(&args)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+    }
+    Ok(())
+}
+
+/// `bench ghn`: prints its lines and returns one record per thread count and engine.
+pub fn ghn(args: &Args) -> Result<Vec<serde_json::Value>> {
+    let device = super::device::device(&args.device)?;
     let ghn = match &args.ghn {
         Some(p) => checkpoint::load_ghn(p, None, &device)?.0,
         None => Ghn::new(&GhnConfig::cifar10(), &device),
@@ -123,10 +136,17 @@ pub fn run(args: Args) -> Result<()> {
         "fashion-mnist" => ImageShape::FASHION_MNIST,
         other => anyhow::bail!("unknown dataset '{other}' (cifar10 or fashion-mnist)"),
     };
+    let on_cpu = ghnq_quant::sim_native::is_cpu(&device);
     let engines: Vec<Engine> = match args.engine.as_str() {
-        "both" => vec![Engine::Burn, Engine::Native],
+        "both" if on_cpu => vec![Engine::Burn, Engine::Native],
+        "both" => vec![Engine::Burn],
         e => vec![e.parse().map_err(|e: String| anyhow::anyhow!(e))?],
     };
+    anyhow::ensure!(
+        on_cpu || !engines.contains(&Engine::Native),
+        "the native engine runs on the CPU only: use --engine burn with --device {}",
+        args.device
+    );
     let log = |line: String| {
         if args.json {
             eprintln!("{line}");
@@ -288,8 +308,5 @@ pub fn run(args: Args) -> Result<()> {
     log(format!(
         "anchor: ppuda's GHN-2 (PyTorch 2.9, oneDNN) took {PPUDA_STEP_S} s per step at meta-batch 8, batch 64, one thread on a similar 2-core host (a constant measured elsewhere: shared/reference/ppuda-peer)"
     ));
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&records)?);
-    }
-    Ok(())
+    Ok(records)
 }

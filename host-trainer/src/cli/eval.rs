@@ -87,7 +87,7 @@ fn shard_range(len: usize, i: usize, n: usize) -> std::ops::Range<usize> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = super::train::device(&args.test.device)?;
+    let device = super::device::device(&args.test.device)?;
     let rounding = args.quant.rounding();
     let mut precisions: Vec<Option<Precision>> = Vec::new();
     for b in &args.bits {

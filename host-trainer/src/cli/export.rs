@@ -72,7 +72,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = super::train::device(&args.test.device)?;
+    let device = super::device::device(&args.test.device)?;
     let rounding = match (args.format, args.quant.rounding) {
         (Format::Tflite, Some(Rounding::Single)) => anyhow::bail!(
             "--format tflite cannot use --rounding single: a .tflite file carries float scales and \

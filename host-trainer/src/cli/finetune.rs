@@ -70,7 +70,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = super::train::device(&args.test.device)?;
+    let device = super::device::device(&args.test.device)?;
     let train_device = device.clone().autodiff();
     let text = std::fs::read_to_string(&args.arch)
         .with_context(|| format!("reading {}", args.arch.display()))?;

@@ -5,9 +5,11 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_tflite;
 mod compare;
+mod device;
 mod eval;
 mod export;
 mod finetune;
+mod gpu_check;
 mod graphs;
 mod hil;
 mod import;
@@ -53,6 +55,9 @@ enum Command {
     /// Benchmarks: `ghn` = prediction time per net and meta-training step time; `tflite` = a
     /// .tflite model on the edge runtime vs TFLM (and LiteRT) and on an emulated board.
     Bench(bench::Args),
+    /// Meta-training on a GPU against a CPU run built into the binary (loss curve, predicted
+    /// parameters, GHN-QAT W4A4) and its speed-up over this host's CPU.
+    GpuCheck(gpu_check::Args),
     /// Calibrate, fold and quantize a net into an integer model blob (+ test vectors).
     Export(export::Args),
     /// Import an int8 TensorFlow Lite model as a model blob (TFLM's integers, bit for bit).
@@ -81,6 +86,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Import(args) => import::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::GpuCheck(args) => gpu_check::run(args),
         Command::Export(args) => export::run(args),
         Command::Merge(args) => merge::run(args),
         Command::Compare(args) => compare::run(args),

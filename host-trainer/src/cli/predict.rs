@@ -29,7 +29,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = super::train::device(&args.test.device)?;
+    let device = super::device::device(&args.test.device)?;
     let (ghn, _) = checkpoint::load_ghn(&args.ghn, None, &device)?;
     let text = std::fs::read_to_string(&args.arch)
         .with_context(|| format!("reading {}", args.arch.display()))?;

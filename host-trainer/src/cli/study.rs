@@ -166,7 +166,7 @@ fn recipe(a: &InitArgs) -> Recipe {
 fn init(a: InitArgs) -> Result<()> {
     let archs = grid::parse_archs(&a.archs).map_err(anyhow::Error::msg)?;
     let inits: Vec<Initializer> = grid::parse_inits(&a.inits).map_err(anyhow::Error::msg)?;
-    let device = super::train::device(&a.device)?;
+    let device = super::device::device(&a.device)?;
     let plan = StudyPlan {
         recipe: recipe(&a),
         archs,

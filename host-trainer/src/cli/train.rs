@@ -166,7 +166,7 @@ impl Args {
 }
 
 pub fn run_cmd(args: Args) -> Result<()> {
-    let device = device(&args.device)?.autodiff();
+    let device = super::device::device(&args.device)?.autodiff();
     let mut images = sources::image_source(&args.dataset, args.data_dir.as_deref(), args.seed)?;
     let shape = images.shape();
     let classes = 10;
@@ -435,18 +435,6 @@ fn draw_curve(dir: &std::path::Path) -> Result<()> {
         &dir.join("curve"),
     )?;
     Ok(())
-}
-
-/// The burn device for `--device`.
-pub fn device(name: &str) -> Result<burn::tensor::Device> {
-    match name {
-        "cpu" | "flex" => Ok(burn::tensor::Device::flex()),
-        #[cfg(feature = "cuda")]
-        "cuda" => Ok(burn::tensor::Device::cuda(0)),
-        #[cfg(not(feature = "cuda"))]
-        "cuda" => anyhow::bail!("--device cuda needs a build with `--features cuda`"),
-        other => anyhow::bail!("unknown device '{other}' (cpu or cuda)"),
-    }
 }
 
 /// Worker threads burn's CPU backend uses (RAYON_NUM_THREADS, else all cores).
