@@ -216,7 +216,13 @@ fn registry_crate() -> Result<PathBuf> {
     if let Some(p) = find() {
         return Ok(p);
     }
-    shell::run(&shell::cargo(), &["fetch"])?;
+    // The host's packages only: the lock also lists every other platform's.
+    let rustc = shell::output("rustc", &["-vV"])?;
+    let host = rustc
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .context("`rustc -vV` names no host")?;
+    shell::run(&shell::cargo(), &["fetch", "--target", host])?;
     find().with_context(|| {
         format!(
             "`cargo fetch` did not leave {CRATE}-{VERSION}.crate in {}/registry/cache",
