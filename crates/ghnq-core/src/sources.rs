@@ -162,13 +162,39 @@ impl ImageSource for DataSampler {
     }
 }
 
+/// Why a named image or architecture source could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// An unknown data-set name, or its files missing or unreadable.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// A split name that is neither an `arch::splits` split nor `tiny`.
+    #[error("unknown split '{0}' (train, test, deep, wide, bn-free, predefined or tiny)")]
+    UnknownSplit(String),
+    /// A split that cannot produce nets for this input shape and class count.
+    #[error("split '{split}': {source}")]
+    Split {
+        /// The split's name.
+        split: String,
+        /// What the split could not do.
+        #[source]
+        source: crate::arch::splits::SplitError,
+    },
+}
+
+fn parse_split(split: &str) -> Result<crate::arch::splits::Split, SourceError> {
+    split
+        .parse()
+        .map_err(|_| SourceError::UnknownSplit(split.to_string()))
+}
+
 /// Training images by data-set name: `fashion-mnist` / `cifar10` (the `data` loaders, shuffled per
 /// epoch, with the data set's default augmentation), or `synthetic` / `synthetic-gray` (no files).
 pub fn image_source(
     dataset: &str,
     dir: Option<&std::path::Path>,
     seed: u64,
-) -> anyhow::Result<Box<dyn ImageSource>> {
+) -> Result<Box<dyn ImageSource>, SourceError> {
     match dataset {
         "synthetic" => Ok(Box::new(SyntheticImages::new(
             ImageShape::CIFAR10,
@@ -200,7 +226,7 @@ pub fn test_batches(
     dir: Option<&std::path::Path>,
     count: usize,
     batch: usize,
-) -> anyhow::Result<(ImageShape, Vec<LabeledBatch>)> {
+) -> Result<(ImageShape, Vec<LabeledBatch>), SourceError> {
     match dataset {
         "synthetic" | "synthetic-gray" => {
             // Same class patterns as training (the patterns are the task).
@@ -239,7 +265,7 @@ pub fn calibration_batches(
     count: usize,
     batch: usize,
     seed: u64,
-) -> anyhow::Result<(ImageShape, Vec<LabeledBatch>)> {
+) -> Result<(ImageShape, Vec<LabeledBatch>), SourceError> {
     let take = |src: &mut dyn ImageSource| {
         let mut out = Vec::new();
         let mut left = count.min(src.len().max(1));
@@ -271,7 +297,7 @@ pub fn arch_source(
     input: ImageShape,
     classes: usize,
     seed: u64,
-) -> anyhow::Result<Box<dyn crate::train::ArchSource>> {
+) -> Result<Box<dyn crate::train::ArchSource>, SourceError> {
     if split == "tiny" {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut k = 0usize;
@@ -280,12 +306,13 @@ pub fn arch_source(
             random_small_net(&mut rng, input, classes, &format!("tiny-{k}"))
         }));
     }
-    let sp: crate::arch::splits::Split = split
-        .parse()
-        .map_err(|e| anyhow::anyhow!("unknown split '{split}': {e:?}"))?;
+    let sp = parse_split(split)?;
     // Fail early on a split that cannot produce nets for this input.
     sp.net(input, classes, seed, 0)
-        .map_err(|e| anyhow::anyhow!("split '{split}': {e}"))?;
+        .map_err(|source| SourceError::Split {
+            split: split.to_string(),
+            source,
+        })?;
     let mut k = 0usize;
     Ok(Box::new(move || {
         loop {
@@ -305,14 +332,15 @@ pub fn eval_nets(
     classes: usize,
     count: usize,
     seed: u64,
-) -> anyhow::Result<Vec<Net>> {
+) -> Result<Vec<Net>, SourceError> {
     if split == "tiny" {
         let mut src = arch_source(split, input, classes, seed)?;
         return Ok((0..count).map(|_| src.sample()).collect());
     }
-    let sp: crate::arch::splits::Split = split
-        .parse()
-        .map_err(|e| anyhow::anyhow!("unknown split '{split}': {e:?}"))?;
-    sp.nets(input, classes, seed, count)
-        .map_err(|e| anyhow::anyhow!("split '{split}': {e}"))
+    parse_split(split)?
+        .nets(input, classes, seed, count)
+        .map_err(|source| SourceError::Split {
+            split: split.to_string(),
+            source,
+        })
 }

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
@@ -21,8 +20,81 @@ pub struct TrainState {
     pub skipped: usize,
 }
 
+/// What went wrong with which checkpoint file.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// A file or directory operation failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done: reading, writing, creating, listing, removing, renaming.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// burn could not save or load a weights or optimiser file (its recorder's message).
+    #[error("{action} {}: {detail}", path.display())]
+    Record {
+        /// Saving or loading.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// burn's error, as it describes itself.
+        detail: String,
+    },
+    /// A file's content is not what this code writes.
+    #[error("{}: {detail}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A ppuda GHN-2 state dict that does not fit.
+    #[error("{}: a ppuda GHN-2 state dict: {source}", path.display())]
+    Ppuda {
+        /// The `.safetensors` file.
+        path: PathBuf,
+        /// What did not fit.
+        #[source]
+        source: crate::ppuda::PpudaError,
+    },
+}
+
+type Result<T> = std::result::Result<T, CheckpointError>;
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError {
+    let path = path.to_path_buf();
+    move |source| CheckpointError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+fn record<E: std::fmt::Debug>(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(E) -> CheckpointError {
+    let path = path.to_path_buf();
+    move |e| CheckpointError::Record {
+        action,
+        path,
+        detail: format!("{e:?}"),
+    }
+}
+
+fn malformed(path: &Path, detail: impl Into<String>) -> CheckpointError {
+    CheckpointError::Malformed {
+        path: path.to_path_buf(),
+        detail: detail.into(),
+    }
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    ghnq_core::atomic::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+    ghnq_core::atomic::write(path, bytes).map_err(io("writing", path))
 }
 
 /// Save the GHN (and optionally the optimiser) atomically; returns the weights file.
@@ -32,21 +104,19 @@ pub fn save(
     optim: Option<&ModuleOptimizer>,
     state: TrainState,
 ) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
     write_atomic(&dir.join("ghn.cfg"), ghn.config.to_text().as_bytes())?;
     let weights = dir.join(format!("ghn-step{}.bpk", state.step));
     let tmp = ghnq_core::atomic::tmp_path(&weights);
     ghn.clone()
         .save_file(&tmp)
-        .map_err(|e| anyhow::anyhow!("saving {}: {e:?}", tmp.display()))?;
-    std::fs::rename(&tmp, &weights)?;
+        .map_err(record("saving", &tmp))?;
+    std::fs::rename(&tmp, &weights).map_err(io("renaming", &tmp))?;
     if let Some(optim) = optim {
         let path = dir.join(format!("optim-step{}.bpk", state.step));
         let tmp = ghnq_core::atomic::tmp_path(&path);
-        optim
-            .save(&tmp)
-            .map_err(|e| anyhow::anyhow!("saving {}: {e:?}", tmp.display()))?;
-        std::fs::rename(&tmp, &path)?;
+        optim.save(&tmp).map_err(record("saving", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("renaming", &tmp))?;
     }
     write_atomic(
         &dir.join("latest"),
@@ -63,7 +133,7 @@ pub fn prune(dir: &Path, keep: usize) -> Result<()> {
         return Ok(());
     }
     let mut steps: Vec<usize> = std::fs::read_dir(dir)
-        .with_context(|| format!("listing {}", dir.display()))?
+        .map_err(io("listing", dir))?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
@@ -86,8 +156,7 @@ pub fn prune(dir: &Path, keep: usize) -> Result<()> {
         ] {
             let path = dir.join(file);
             if path.exists() {
-                std::fs::remove_file(&path)
-                    .with_context(|| format!("removing {}", path.display()))?;
+                std::fs::remove_file(&path).map_err(io("removing", &path))?;
             }
         }
     }
@@ -100,14 +169,14 @@ pub fn latest(dir: &Path) -> Result<Option<TrainState>> {
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path)?;
+    let text = std::fs::read_to_string(&path).map_err(io("reading", &path))?;
     let mut st = TrainState::default();
     for line in text.lines() {
         if let Some((k, v)) = line.split_once('=') {
             let v: usize = v
                 .trim()
                 .parse()
-                .with_context(|| format!("{}: bad value in '{line}'", path.display()))?;
+                .map_err(|_| malformed(&path, format!("bad value in '{line}'")))?;
             match k.trim() {
                 "step" => st.step = v,
                 "skipped" => st.skipped = v,
@@ -128,29 +197,31 @@ pub fn load_ghn(
     device: &Device,
 ) -> Result<(Ghn, TrainState)> {
     if path.extension().is_some_and(|e| e == "safetensors") {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = std::fs::read(path).map_err(io("reading", path))?;
+        let ppuda = |source| CheckpointError::Ppuda {
+            path: path.to_path_buf(),
+            source,
+        };
         let cfg = match config {
             Some(c) => c.clone(),
-            None => crate::ppuda::config_of(&bytes, 11, 50)
-                .with_context(|| format!("{}: a ppuda GHN-2 state dict", path.display()))?,
+            None => crate::ppuda::config_of(&bytes, 11, 50).map_err(ppuda)?,
         };
-        let ghn = crate::ppuda::load(&bytes, &cfg, device)
-            .with_context(|| format!("{}: a ppuda GHN-2 state dict", path.display()))?;
+        let ghn = crate::ppuda::load(&bytes, &cfg, device).map_err(ppuda)?;
         return Ok((ghn, TrainState::default()));
     }
     let (dir, file, state) = resolve(path)?;
     let cfg_path = dir.join("ghn.cfg");
     let cfg = if cfg_path.exists() {
-        GhnConfig::from_text(&std::fs::read_to_string(&cfg_path)?)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?
+        let text = std::fs::read_to_string(&cfg_path).map_err(io("reading", &cfg_path))?;
+        GhnConfig::from_text(&text).map_err(|e| malformed(&cfg_path, e))?
     } else {
         config
             .cloned()
-            .with_context(|| format!("{} missing and no config given", cfg_path.display()))?
+            .ok_or_else(|| malformed(&cfg_path, "missing, and no configuration given"))?
     };
     let ghn = Ghn::new(&cfg, device)
         .try_load_file(&file)
-        .map_err(|e| anyhow::anyhow!("loading {}: {e:?}", file.display()))?;
+        .map_err(record("loading", &file))?;
     Ok((ghn, state))
 }
 
@@ -158,8 +229,7 @@ pub fn load_ghn(
 /// newest step) or a `.bpk` file.
 pub fn resolve(path: &Path) -> Result<(PathBuf, PathBuf, TrainState)> {
     Ok(if path.is_dir() {
-        let st = latest(path)?
-            .with_context(|| format!("{}: no `latest` checkpoint marker", path.display()))?;
+        let st = latest(path)?.ok_or_else(|| malformed(path, "no `latest` checkpoint marker"))?;
         (
             path.to_path_buf(),
             path.join(format!("ghn-step{}.bpk", st.step)),
@@ -180,7 +250,5 @@ pub fn load_optim(dir: &Path, step: usize, optim: ModuleOptimizer) -> Result<Mod
     if !path.exists() {
         return Ok(optim);
     }
-    optim
-        .load(&path)
-        .map_err(|e| anyhow::anyhow!("loading {}: {e:?}", path.display()))
+    optim.load(&path).map_err(record("loading", &path))
 }

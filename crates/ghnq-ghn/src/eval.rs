@@ -11,6 +11,40 @@ use ghnq_core::cnn::native::{NetValues, nchw_to_nhwc};
 use ghnq_core::cnn::{BnMode, ParamSet, forward};
 use ghnq_core::train::{LabeledBatch, to_tensors, topk_hits, topk_hits_rows};
 
+/// Why a net could not be predicted or evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The net has no GHN graph (an op the GHN has no primitive for, or a malformed net).
+    #[error(transparent)]
+    Graph(#[from] super::graph::GraphError),
+    /// The native engine could not run the net with these parameters.
+    #[error(transparent)]
+    Native(#[from] ghnq_core::cnn::native::NativeError),
+    /// A net built for other images (say a Fashion-MNIST net on CIFAR-10).
+    #[error(
+        "net {net} takes {}x{}x{} images but the data set has {}x{}x{}: generate or write the \
+         net for this data set",
+        net_input.h, net_input.w, net_input.c, data.h, data.w, data.c
+    )]
+    InputShape {
+        /// The net's name.
+        net: String,
+        /// The images the net takes.
+        net_input: ImageShape,
+        /// The data set's images.
+        data: ImageShape,
+    },
+    /// The parameters to evaluate could not be made (`evaluate_with`'s `params_for`).
+    #[error("parameters of net {net}: {source}")]
+    Params {
+        /// The net's name.
+        net: String,
+        /// Why `params_for` failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
 /// Accuracy of one net.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetAccuracy {
@@ -27,7 +61,7 @@ pub struct NetAccuracy {
 }
 
 /// Predict the parameters of one net (non-autodiff device recommended).
-pub fn predict_one(ghn: &Ghn, net: &Net, device: &Device) -> anyhow::Result<ParamSet> {
+pub fn predict_one(ghn: &Ghn, net: &Net, device: &Device) -> Result<ParamSet, EvalError> {
     predict_one_for(ghn, net, None, device)
 }
 
@@ -37,7 +71,7 @@ pub fn predict_one_for(
     net: &Net,
     bits: Option<ghnq_quant::config::Precision>,
     device: &Device,
-) -> anyhow::Result<ParamSet> {
+) -> Result<ParamSet, EvalError> {
     let g = GhnGraph::build(net, ghn.config.s_max)?;
     Ok(ghn.predict_for(&[net], &[&g], bits, device).remove(0))
 }
@@ -50,18 +84,13 @@ pub fn accuracy(
     shape: ImageShape,
     batches: &[LabeledBatch],
     device: &Device,
-) -> anyhow::Result<(f64, f64)> {
+) -> Result<(f64, f64), EvalError> {
     if net.input != shape {
-        anyhow::bail!(
-            "net {} takes {}x{}x{} images but the data set has {}x{}x{}: generate or write the net for this data set",
-            net.name,
-            net.input.h,
-            net.input.w,
-            net.input.c,
-            shape.h,
-            shape.w,
-            shape.c
-        );
+        return Err(EvalError::InputShape {
+            net: net.name.clone(),
+            net_input: net.input,
+            data: shape,
+        });
     }
     let (mut t1, mut t5, mut n) = (0usize, 0usize, 0usize);
     // On the CPU the nets run on the native engine (the same logits as burn's executor, without
@@ -95,18 +124,21 @@ pub fn accuracy(
 /// Evaluate every net with the parameters `params_for` gives it (GHN prediction, random
 /// initialisation or SGD training: the baselines are measured exactly like the GHN). `predict_ms`
 /// is the time `params_for` took, tensors forced. `on_net` sees each result as it is measured.
-pub fn evaluate_with(
+pub fn evaluate_with<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
     nets: &[Net],
     shape: ImageShape,
     batches: &[LabeledBatch],
     device: &Device,
-    mut params_for: impl FnMut(&Net) -> anyhow::Result<ParamSet>,
+    mut params_for: impl FnMut(&Net) -> Result<ParamSet, E>,
     mut on_net: impl FnMut(&NetAccuracy),
-) -> anyhow::Result<Vec<NetAccuracy>> {
+) -> Result<Vec<NetAccuracy>, EvalError> {
     let mut out = Vec::with_capacity(nets.len());
     for net in nets {
         let t = std::time::Instant::now();
-        let p = params_for(net)?;
+        let p = params_for(net).map_err(|e| EvalError::Params {
+            net: net.name.clone(),
+            source: e.into(),
+        })?;
         // Force the lazy tensors so the time covers the whole prediction.
         let _ = p.named_tensors(net);
         let predict_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -132,7 +164,7 @@ pub fn evaluate(
     shape: ImageShape,
     batches: &[LabeledBatch],
     device: &Device,
-) -> anyhow::Result<Vec<NetAccuracy>> {
+) -> Result<Vec<NetAccuracy>, EvalError> {
     evaluate_with(
         nets,
         shape,

@@ -7,7 +7,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
@@ -522,13 +521,49 @@ pub struct RunOptions {
     pub keep_checkpoints: usize,
 }
 
+/// A caller's own error, carried through (`run`'s `after_checkpoint`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a training run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The per-step log could not be read or written.
+    #[error("{} (the per-step log): {source}", path.display())]
+    Log {
+        /// The log file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A checkpoint could not be saved, pruned or read.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// `run`'s `after_checkpoint` failed (for the CLI: validation).
+    #[error("after the checkpoint at step {step}: {source}")]
+    AfterCheckpoint {
+        /// The checkpoint's step.
+        step: usize,
+        /// What failed.
+        #[source]
+        source: BoxError,
+    },
+    /// Almost every step had a non-finite loss.
+    #[error("{0} steps skipped for a non-finite loss; giving up")]
+    GaveUp(usize),
+}
+
 /// Drops the lines of a per-step CSV log whose first field is a step at or after `start_step`
 /// (a crash after logging them, before the checkpoint being resumed), so every step appears once.
-pub fn truncate_log(path: &std::path::Path, start_step: usize) -> Result<()> {
+pub fn truncate_log(path: &std::path::Path, start_step: usize) -> Result<(), TrainError> {
     if !path.exists() {
         return Ok(());
     }
-    let text = std::fs::read_to_string(path)?;
+    let log = |source| TrainError::Log {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(log)?;
     let kept: String = text
         .lines()
         .filter(|l| {
@@ -540,7 +575,7 @@ pub fn truncate_log(path: &std::path::Path, start_step: usize) -> Result<()> {
         .map(|l| format!("{l}\n"))
         .collect();
     if kept != text {
-        ghnq_core::atomic::write(path, kept.as_bytes())?;
+        ghnq_core::atomic::write(path, kept.as_bytes()).map_err(log)?;
     }
     Ok(())
 }
@@ -569,8 +604,8 @@ pub fn run(
     archs: &mut dyn ArchSource,
     images: &mut dyn ImageSource,
     opts: &RunOptions,
-    after_checkpoint: &mut dyn FnMut(&MetaTrainer) -> Result<()>,
-) -> Result<RunSummary> {
+    after_checkpoint: &mut dyn FnMut(&MetaTrainer) -> Result<(), BoxError>,
+) -> Result<RunSummary, TrainError> {
     let steps_per_epoch = (images.len() / opts.batch.max(1)).max(1);
     let total = opts
         .max_steps
@@ -584,18 +619,24 @@ pub fn run(
         }
         let _ = images.next_batch(opts.batch);
     }
+    let log_path = opts.out.as_ref().map(|dir| dir.join("train.csv"));
+    let log = |source| TrainError::Log {
+        path: log_path.clone().unwrap_or_default(),
+        source,
+    };
     let mut csv = match &opts.out {
         Some(dir) => {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(log)?;
             let path = dir.join("train.csv");
             truncate_log(&path, start_step)?;
             let fresh = !path.exists();
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(&path)?;
+                .open(&path)
+                .map_err(log)?;
             if fresh {
-                writeln!(f, "step,epoch,lr,loss,acc,grad_norm,skipped,steps_per_s")?;
+                writeln!(f, "step,epoch,lr,loss,acc,grad_norm,skipped,steps_per_s").map_err(log)?;
             }
             Some(f)
         }
@@ -630,7 +671,7 @@ pub fn run(
         if r.skipped {
             skipped += 1;
             if skipped > 1000 && skipped > 10 * (trainer.state.step - start_step) {
-                anyhow::bail!("{skipped} steps skipped for a non-finite loss; giving up");
+                return Err(TrainError::GaveUp(skipped));
             }
         } else {
             losses.push(r.loss);
@@ -640,8 +681,9 @@ pub fn run(
                 f,
                 "{},{},{:e},{},{},{},{},{:.3}",
                 step, epoch, lr, r.loss, r.acc, r.grad_norm, r.skipped as u8, sps
-            )?;
-            f.flush()?;
+            )
+            .map_err(log)?;
+            f.flush().map_err(log)?;
         }
         bar.set_position(trainer.state.step as u64);
         bar.set_message(format!(
@@ -655,7 +697,11 @@ pub fn run(
         {
             checkpoint::save(dir, &trainer.ghn, Some(&trainer.optim), trainer.state)?;
             checkpoint::prune(dir, opts.keep_checkpoints)?;
-            bar.suspend(|| after_checkpoint(trainer))?;
+            bar.suspend(|| after_checkpoint(trainer))
+                .map_err(|source| TrainError::AfterCheckpoint {
+                    step: trainer.state.step,
+                    source,
+                })?;
         }
     }
     bar.finish();
@@ -664,7 +710,10 @@ pub fn run(
         checkpoint::save(dir, &trainer.ghn, Some(&trainer.optim), trainer.state)?;
         checkpoint::prune(dir, opts.keep_checkpoints)?;
         if fresh {
-            after_checkpoint(trainer)?;
+            after_checkpoint(trainer).map_err(|source| TrainError::AfterCheckpoint {
+                step: trainer.state.step,
+                source,
+            })?;
         }
     }
     let steps = trainer.state.step - start_step;

@@ -277,7 +277,8 @@ pub fn run_cmd(args: Args) -> Result<()> {
         progress: !args.quiet,
         keep_checkpoints: args.keep_checkpoints,
     };
-    let mut validate = validation(&args, shape, classes)?;
+    let mut validate_anyhow = validation(&args, shape, classes)?;
+    let mut validate = |t: &MetaTrainer| validate_anyhow(t).map_err(Into::into);
     let s = match &args.trace {
         Some(dir) => {
             let (mut a, mut i) = train_trace::create(
