@@ -2,7 +2,6 @@
 //! it came from: accuracy of both, their top-1 agreement, and how far apart their logits are in
 //! quantization steps. The runtime's logits are what a test-vector bundle records.
 
-use anyhow::{Context, Result};
 use burn::tensor::Device;
 use edge_runtime::Interpreter;
 use shared_format::vectors::{rank_of, top1};
@@ -18,6 +17,25 @@ use ghnq_quant::fake::host_values;
 use ghnq_quant::lower::Lowered;
 use ghnq_quant::sim::{Acts, SimOptions};
 use ghnq_quant::sim_native::{SimEngine, is_cpu};
+
+/// Why an exported blob could not be compared with its simulation, or bundled with vectors.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    /// The blob does not decode (a bug in the exporter: it wrote it).
+    #[error("decoding the exported blob: {0}")]
+    Decode(#[from] shared_format::FormatError),
+    /// The edge runtime refused the blob or an input.
+    #[error("running the exported blob on the host runtime: {0}")]
+    Runtime(#[from] edge_runtime::Error),
+    /// A test vector that does not fit the blob's tensors.
+    #[error("building the test-vector bundle: {0}")]
+    Vectors(#[from] shared_format::BuildError),
+    /// The float reference or the simulation could not run the net.
+    #[error(transparent)]
+    Native(#[from] ghnq_core::cnn::native::NativeError),
+}
+
+type Result<T> = std::result::Result<T, CompareError>;
 
 /// Float simulation against integer runtime over the same images.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -64,15 +82,14 @@ pub struct KeptSample {
 
 /// A test-vector bundle of `samples` for `blob` (expected logits = the host runtime's).
 pub fn vectors(blob: &[u8], samples: &[KeptSample]) -> Result<Vec<u8>> {
-    let model = Model::from_bytes(blob).context("decoding the exported blob")?;
+    let model = Model::from_bytes(blob)?;
     let mut b = TestVectorsBuilder::new(
         model.header().crc32,
         model.input_tensor().bytes() as usize,
         model.output_tensor().bytes() as usize,
     );
     for s in samples {
-        b.push(&s.input, s.label, &s.logits)
-            .context("adding a test vector")?;
+        b.push(&s.input, s.label, &s.logits)?;
     }
     Ok(b.finish()?)
 }
@@ -111,9 +128,9 @@ pub fn compare(
     keep: usize,
     shared: &mut FloatReference,
 ) -> Result<Comparison> {
-    let model = Model::from_bytes(blob).context("decoding the exported blob")?;
+    let model = Model::from_bytes(blob)?;
     let mut arena = vec![0u8; model.arena_bytes()];
-    let mut interp = Interpreter::new(&model, &mut arena).context("arena for the exported blob")?;
+    let mut interp = Interpreter::new(&model, &mut arena)?;
     let out_p = cal.acts[lowered.output];
     let opts = SimOptions {
         quant: Some(config),
@@ -162,10 +179,7 @@ pub fn compare(
         let k = net.classes;
         for (i, &label) in b.labels.iter().enumerate() {
             let input = quantize_image(b, i, shape, cal.acts[0]);
-            let got = interp
-                .run(&input)
-                .context("running the exported blob")?
-                .to_vec();
+            let got = interp.run(&input)?.to_vec();
             let f = &float_logits[i * k..(i + 1) * k];
             let q: Vec<f32> = got.iter().map(|&v| out_p.dequantize(v)).collect();
             let (pf, pq, lq) = (softmax(f), softmax(&q), log_softmax(&q));

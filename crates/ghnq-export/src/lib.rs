@@ -15,7 +15,7 @@ pub mod graph;
 
 pub use blob::{Provenance, build, build_described};
 pub use calibrate::{Calibration, calibrate, calibrate_sharing};
-pub use compare::{Comparison, KeptSample, compare, vectors};
+pub use compare::{CompareError, Comparison, KeptSample, compare, vectors};
 pub use deploy_gap::{DeployGap, deploy_gap};
 pub use float_reference::FloatReference;
 pub use graph::QuantGraph;
@@ -132,8 +132,7 @@ pub fn export_and_compare(
     device: &Device,
     keep: usize,
     shared: &mut FloatReference,
-) -> anyhow::Result<(Exported, Comparison)> {
-    use anyhow::Context as _;
+) -> Result<(Exported, Comparison), ExportAndCompareError> {
     let ex = export_sharing(
         net,
         params,
@@ -145,7 +144,11 @@ pub fn export_and_compare(
         device,
         shared,
     )
-    .with_context(|| format!("exporting {} at {}", net.name, config.label()))?;
+    .map_err(|source| ExportAndCompareError::Export {
+        net: net.name.clone(),
+        precision: config.label(),
+        source: Box::new(source),
+    })?;
     let c = compare(
         net,
         &ex.lowered,
@@ -211,6 +214,25 @@ pub enum ExportError {
     /// The builder refused the model as a whole.
     #[error(transparent)]
     Build(shared_format::BuildError),
+}
+
+/// Why [`export_and_compare`] failed: the export, or the comparison of its blob.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportAndCompareError {
+    /// The net could not be exported at this precision.
+    #[error("exporting {net} at {precision}: {source}")]
+    Export {
+        /// The net's name.
+        net: String,
+        /// The precision's label (`w4a4`, ...).
+        precision: String,
+        /// Why (boxed: an `ExportError` is large, and this is the cold path).
+        #[source]
+        source: Box<ExportError>,
+    },
+    /// The exported blob could not be run beside its simulation.
+    #[error(transparent)]
+    Compare(#[from] compare::CompareError),
 }
 
 #[cfg(test)]
