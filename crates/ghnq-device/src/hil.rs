@@ -5,12 +5,37 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use firmware::host::{self, Board, Entry, MemoryUse, StreamReport};
 use serde::Serialize;
 use shared_format::{Model, TestVectors};
 
-use super::{read_file, vectors_run};
+use super::{DeviceError, read_file, vectors_run};
+
+type Result<T> = std::result::Result<T, DeviceError>;
+
+/// The blob and bundle of `entry`, decoded (errors name the files).
+fn decode<'a>(
+    entry: &Entry,
+    blob: &'a [u8],
+    bundle: &'a [u8],
+) -> Result<(Model<'a>, TestVectors<'a>)> {
+    let model = Model::from_bytes(blob).map_err(|source| DeviceError::Blob {
+        path: entry.model.clone(),
+        source,
+    })?;
+    let vectors = TestVectors::from_bytes(bundle).map_err(|source| DeviceError::Bundle {
+        path: entry.vectors.clone(),
+        source,
+    })?;
+    Ok((model, vectors))
+}
+
+fn elf_sizes(elf: &Path) -> Result<MemoryUse> {
+    host::memory_use(elf).map_err(|source| DeviceError::Elf {
+        elf: elf.to_path_buf(),
+        source,
+    })
+}
 
 /// One model's row of the table.
 #[derive(Debug, Clone, Serialize)]
@@ -94,23 +119,17 @@ pub fn run(
     let mut host_counts = Vec::new();
     for entry in entries {
         let blob = read_file(&entry.model)?;
-        let model = Model::from_bytes(&blob)
-            .with_context(|| format!("{} is not a valid model blob", entry.model.display()))?;
         let bundle = read_file(&entry.vectors)?;
-        let vectors = TestVectors::from_bytes(&bundle).with_context(|| {
-            format!(
-                "{} is not a valid test-vector bundle",
-                entry.vectors.display()
-            )
+        let (model, vectors) = decode(entry, &blob, &bundle)?;
+        let host = vectors_run::run(&model, &vectors, None).map_err(|e| DeviceError::HostRun {
+            model: entry.model.clone(),
+            source: Box::new(e),
         })?;
-        let host = vectors_run::run(&model, &vectors, None)
-            .with_context(|| format!("host run of {}", entry.model.display()))?;
         if !host.same_model {
-            bail!(
-                "{} was made for another model than {}",
-                entry.vectors.display(),
-                entry.model.display()
-            );
+            return Err(DeviceError::OtherModel {
+                bundle: entry.vectors.clone(),
+                model: entry.model.clone(),
+            });
         }
         host_counts.push((host.top1, host.top5));
     }
@@ -120,8 +139,7 @@ pub fn run(
     } else {
         host::build(sdk, board, entries, None)?
     };
-    let used: MemoryUse = host::memory_use(&elf)
-        .with_context(|| format!("reading the sizes of {}", elf.display()))?;
+    let used = elf_sizes(&elf)?;
     let boot = if defmt {
         host::boot_defmt(board, &elf, timeout)?
     } else {
@@ -129,13 +147,12 @@ pub fn run(
     };
     let report = &boot.report;
     if report.status.is_none() {
-        bail!(
-            "{} stopped without a final report (exit status {:?}):\n{}\n{}",
-            board.name,
-            boot.code,
-            boot.stdout,
-            boot.stderr
-        );
+        return Err(DeviceError::NoReport {
+            board: board.name.into(),
+            code: boot.code,
+            stdout: boot.stdout.clone(),
+            stderr: boot.stderr.clone(),
+        });
     }
     let mut rows = Vec::new();
     let mut failures = Vec::new();
@@ -183,25 +200,22 @@ pub fn run_streaming(
     timeout: Duration,
 ) -> Result<HilReport> {
     if !board.streams {
-        bail!(
-            "{} has no streaming UART in this SDK; boards that stream: mps2-an386, mps2-an500, nrf52840-dk, rp-pico",
-            board.name
-        );
+        return Err(DeviceError::NoStreaming(board.name.into()));
     }
     let (bundle, host_counts) = host_bundle(entry)?;
-    let vectors = TestVectors::from_bytes(&bundle)?;
+    let vectors = TestVectors::from_bytes(&bundle).map_err(|source| DeviceError::Bundle {
+        path: entry.vectors.clone(),
+        source,
+    })?;
     let elf = host::build_streaming(sdk, board, &entry.model)?;
-    let used = host::memory_use(&elf)
-        .with_context(|| format!("reading the sizes of {}", elf.display()))?;
+    let used = elf_sizes(&elf)?;
     let (streamed, run) = host::boot_streaming(board, &elf, timeout, |link| {
         host::validate_stream(link, &vectors)
     })?;
-    let streamed = streamed.with_context(|| {
-        format!(
-            "streaming to {} (firmware output: {})",
-            board.name,
-            run.stdout.trim()
-        )
+    let streamed = streamed.map_err(|source| DeviceError::Stream {
+        board: board.name.into(),
+        detail: format!("firmware output: {}", run.stdout.trim()),
+        source,
     })?;
     Ok(stream_report(
         board,
@@ -223,12 +237,15 @@ pub fn run_port(
     baud: u32,
 ) -> Result<HilReport> {
     if !board.streams {
-        bail!("{} has no streaming UART in this SDK", board.name);
+        return Err(DeviceError::NoStreaming(board.name.into()));
     }
     let (bundle, host_counts) = host_bundle(entry)?;
-    let vectors = TestVectors::from_bytes(&bundle)?;
+    let vectors = TestVectors::from_bytes(&bundle).map_err(|source| DeviceError::Bundle {
+        path: entry.vectors.clone(),
+        source,
+    })?;
     let elf = host::build_streaming(sdk, board, &entry.model)?;
-    let used = host::memory_use(&elf)?;
+    let used = elf_sizes(&elf)?;
     // 8N1, no flow control; a generous timeout because one frame waits for a whole inference.
     let mut link = serialport::new(port.to_string_lossy(), baud)
         .data_bits(serialport::DataBits::Eight)
@@ -237,15 +254,21 @@ pub fn run_port(
         .flow_control(serialport::FlowControl::None)
         .timeout(Duration::from_secs(30))
         .open()
-        .with_context(|| format!("opening {} at {baud} baud", port.display()))?;
-    let streamed = host::validate_stream(&mut link, &vectors).with_context(|| {
-        format!(
-            "streaming to {} on {}; is the streaming firmware flashed? ({})",
-            board.name,
-            port.display(),
-            elf.display()
-        )
-    })?;
+        .map_err(|source| DeviceError::Port {
+            port: port.to_path_buf(),
+            baud,
+            source,
+        })?;
+    let streamed =
+        host::validate_stream(&mut link, &vectors).map_err(|source| DeviceError::Stream {
+            board: board.name.into(),
+            detail: format!(
+                "on {}; is the streaming firmware flashed? ({})",
+                port.display(),
+                elf.display()
+            ),
+            source,
+        })?;
     Ok(stream_report(
         board,
         streamed,
@@ -259,22 +282,14 @@ pub fn run_port(
 /// Reads a bundle and the host runtime's top-1/top-5 over it, checking it belongs to the model.
 fn host_bundle(entry: &Entry) -> Result<(Vec<u8>, (usize, usize))> {
     let blob = read_file(&entry.model)?;
-    let model = Model::from_bytes(&blob)
-        .with_context(|| format!("{} is not a valid model blob", entry.model.display()))?;
     let bundle = read_file(&entry.vectors)?;
-    let vectors = TestVectors::from_bytes(&bundle).with_context(|| {
-        format!(
-            "{} is not a valid test-vector bundle",
-            entry.vectors.display()
-        )
-    })?;
+    let (model, vectors) = decode(entry, &blob, &bundle)?;
     let host = vectors_run::run(&model, &vectors, None)?;
     if !host.same_model {
-        bail!(
-            "{} was made for another model than {}",
-            entry.vectors.display(),
-            entry.model.display()
-        );
+        return Err(DeviceError::OtherModel {
+            bundle: entry.vectors.clone(),
+            model: entry.model.clone(),
+        });
     }
     let counts = (host.top1, host.top5);
     Ok((bundle, counts))

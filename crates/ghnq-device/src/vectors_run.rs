@@ -1,6 +1,6 @@
 //! `ghnq run`'s content: the host build of the edge runtime over a test-vector bundle.
 
-use anyhow::{Result, bail};
+use crate::DeviceError;
 use edge_runtime::Interpreter;
 use shared_format::{Model, TestVectors, vectors::rank_of};
 
@@ -48,17 +48,16 @@ pub fn run(
     model: &Model<'_>,
     vectors: &TestVectors<'_>,
     limit: Option<usize>,
-) -> Result<RunReport> {
+) -> Result<RunReport, DeviceError> {
     let input_len = model.input_tensor().bytes() as usize;
     let output_len = model.output_tensor().bytes() as usize;
     if vectors.input_len() != input_len || vectors.output_len() != output_len {
-        bail!(
-            "the bundle holds {}-byte inputs and {}-logit outputs but the model takes {} and gives {}: it was made for another model",
-            vectors.input_len(),
-            vectors.output_len(),
-            input_len,
-            output_len
-        );
+        return Err(DeviceError::BundleShape {
+            bundle_input: vectors.input_len(),
+            bundle_output: vectors.output_len(),
+            model_input: input_len,
+            model_output: output_len,
+        });
     }
     let mut arena = vec![0u8; model.arena_bytes()];
     let mut interpreter = Interpreter::new(model, &mut arena)?;

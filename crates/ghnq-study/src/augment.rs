@@ -6,7 +6,7 @@
 //! up to 10 % of the size, zoom in [0.9, 1.1] per axis, rotation up to ±15°, each flip with
 //! probability 1/2, bilinear sampling with Keras's default `nearest` fill (edge pixels extend).
 
-use anyhow::Result;
+use crate::error::{Result, ensure};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -166,7 +166,7 @@ impl StudyImages {
                     Some(n) => data.take(n),
                     None => data,
                 };
-                anyhow::ensure!(!data.is_empty(), "{name}: no training images selected");
+                ensure!(!data.is_empty(), "{name}: no training images selected");
                 Box::new(DataSampler(ghnq_core::data::Sampler::new(data, seed, None)))
             }
         };

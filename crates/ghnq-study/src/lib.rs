@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod augment;
+pub mod error;
 pub mod grid;
 pub mod layerwise;
 pub mod metrics;
@@ -52,8 +53,9 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
 use burn::tensor::Device;
+
+pub use error::{Result, StudyError};
 
 use ghnq_core::cnn::init::Initializer;
 use grid::{Pair, Shard};
@@ -157,7 +159,7 @@ pub fn run_grid(
 /// Assemble the tables from every record in `out`; returns the records.
 pub fn write_tables(out: &Path) -> Result<Vec<RunResult>> {
     let results = run::load_results(out)?;
-    std::fs::create_dir_all(out).map_err(|e| anyhow::anyhow!("creating {}: {e}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(error::io("creating", out))?;
     table::write_all(out, &results)?;
     Ok(results)
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use crate::error::{Result, ensure};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -15,7 +15,7 @@ use crate::plot::{self, Figure};
 
 /// `<stem>.png` and `<stem>.svg` of `result`'s layers, written atomically.
 pub fn layerwise(result: &RunResult, stem: &Path) -> Result<[PathBuf; 2]> {
-    anyhow::ensure!(
+    ensure!(
         !result.layers.is_empty(),
         "{}_{}: no layerwise ranges (diverged or failed run)",
         result.arch,

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use crate::error::{Result, StudyError, ensure, io};
 use burn::tensor::Device;
 use shared_format::Rounding;
 
@@ -123,23 +123,23 @@ impl Recipe {
 
     /// Check the values make sense before hours of training.
     pub fn validate(&self) -> Result<()> {
-        anyhow::ensure!(
+        ensure!(
             self.epochs > 0.0 && self.epochs.is_finite(),
             "epochs must be > 0"
         );
-        anyhow::ensure!(self.batch > 0, "batch must be > 0");
-        anyhow::ensure!(self.lr > 0.0 && self.lr.is_finite(), "lr must be > 0");
-        anyhow::ensure!(self.calib > 0 && self.calib_batch > 0, "calib must be > 0");
-        anyhow::ensure!(self.test_images > 0, "test images must be > 0");
-        anyhow::ensure!(
+        ensure!(self.batch > 0, "batch must be > 0");
+        ensure!(self.lr > 0.0 && self.lr.is_finite(), "lr must be > 0");
+        ensure!(self.calib > 0 && self.calib_batch > 0, "calib must be > 0");
+        ensure!(self.test_images > 0, "test images must be > 0");
+        ensure!(
             self.milestones.iter().all(|m| (0.0..=1.0).contains(m)),
             "milestones are fractions of training in [0, 1]"
         );
-        anyhow::ensure!(
+        ensure!(
             (0.0..50.0).contains(&self.act_clip_percent),
             "activation clipping must be in [0, 50) %"
         );
-        anyhow::ensure!(self.images != Some(0), "--images must be > 0");
+        ensure!(self.images != Some(0), "--images must be > 0");
         Ok(())
     }
 }
@@ -275,8 +275,15 @@ pub struct StudyData {
 impl StudyData {
     /// Load the recipe's test and calibration images.
     pub fn load(recipe: &Recipe, dir: Option<&Path>) -> Result<StudyData> {
+        let images = |what| {
+            move |source| StudyError::Images {
+                dataset: recipe.dataset.clone(),
+                what,
+                source: Box::new(source),
+            }
+        };
         let (shape, test) = sources::test_batches(&recipe.dataset, dir, recipe.test_images, 100)
-            .with_context(|| format!("loading the {} test images", recipe.dataset))?;
+            .map_err(images("test"))?;
         let (_, calib) = sources::calibration_batches(
             &recipe.dataset,
             dir,
@@ -284,7 +291,7 @@ impl StudyData {
             recipe.calib_batch,
             recipe.seed ^ 0xca1b,
         )
-        .with_context(|| format!("loading the {} calibration images", recipe.dataset))?;
+        .map_err(images("calibration"))?;
         Ok(StudyData {
             shape,
             test,
@@ -297,8 +304,11 @@ impl StudyData {
 /// The study's net called `arch` for `shape` images and 10 classes.
 pub fn build_net(arch: &str, shape: ImageShape) -> Result<Net> {
     predefined::by_name(arch, shape, 10)
-        .ok_or_else(|| anyhow::anyhow!("unknown architecture '{arch}'"))?
-        .map_err(|e| anyhow::anyhow!("{arch}: {e}"))
+        .ok_or_else(|| StudyError::UnknownArch(arch.to_string()))?
+        .map_err(|e| StudyError::Arch {
+            arch: arch.to_string(),
+            detail: e.to_string(),
+        })
 }
 
 /// What training produced.
@@ -522,7 +532,7 @@ pub fn run_pair(
         recipe.seed,
         recipe.augment,
     )?;
-    anyhow::ensure!(
+    ensure!(
         images.shape() == data.shape,
         "training images are {} but test images {}",
         images.shape(),
@@ -610,7 +620,7 @@ pub fn finished(out: &Path, pair: &Pair, recipe: &Recipe) -> Result<Option<RunRe
         return Ok(None);
     }
     let r = read_result(&path)?;
-    anyhow::ensure!(
+    ensure!(
         r.recipe == *recipe,
         "{} was made with another recipe ({}); use another --out, or the same options",
         path.display(),
@@ -621,13 +631,11 @@ pub fn finished(out: &Path, pair: &Pair, recipe: &Recipe) -> Result<Option<RunRe
 
 /// Read one record.
 pub fn read_result(path: &Path) -> Result<RunResult> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| {
-        format!(
-            "parsing {} (not a study record of this version: delete it to rerun the pair)",
-            path.display()
-        )
+    let text = std::fs::read_to_string(path).map_err(io("reading", path))?;
+    serde_json::from_str(&text).map_err(|source| StudyError::Json {
+        path: path.to_path_buf(),
+        hint: " (not a study record of this version: delete it to rerun the pair)",
+        source,
     })
 }
 
@@ -635,27 +643,25 @@ pub fn read_result(path: &Path) -> Result<RunResult> {
 pub fn save(out: &Path, result: &RunResult) -> Result<()> {
     let pair = result
         .pair()
-        .ok_or_else(|| anyhow::anyhow!("unknown initialiser '{}'", result.init))?;
+        .ok_or_else(|| StudyError::UnknownInit(result.init.clone()))?;
     let path = result_path(out, &pair);
     std::fs::create_dir_all(path.parent().expect("runs/"))
-        .with_context(|| format!("creating {}", out.join("runs").display()))?;
+        .map_err(io("creating", &out.join("runs")))?;
     if !result.layers.is_empty() {
         let lw = layerwise_path(out, &pair);
-        std::fs::create_dir_all(lw.parent().expect("layerwise/"))?;
+        let dir = lw.parent().expect("layerwise/");
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         ghnq_core::atomic::write(&lw, layerwise::csv(&result.layers).as_bytes())
-            .with_context(|| format!("writing {}", lw.display()))?;
+            .map_err(io("writing", &lw))?;
     }
     let json = serde_json::to_string_pretty(result)?;
     // JSON has no NaN (serde writes null): a record that would not read back is a bug here,
     // not a file to leave for the next invocation to trip over.
-    serde_json::from_str::<RunResult>(&json).with_context(|| {
-        format!(
-            "{}: the record would not read back (a non-finite number?)",
-            pair.id()
-        )
+    serde_json::from_str::<RunResult>(&json).map_err(|source| StudyError::Unreadable {
+        id: pair.id(),
+        source,
     })?;
-    ghnq_core::atomic::write(&path, json.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+    ghnq_core::atomic::write(&path, json.as_bytes()).map_err(io("writing", &path))
 }
 
 /// Every record in `out/runs`, sorted by file name.
@@ -672,7 +678,7 @@ pub fn load_results(out: &Path) -> Result<Vec<RunResult>> {
             })
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        Err(e) => return Err(io("reading", &dir)(e)),
     };
     paths.sort();
     paths.iter().map(|p| read_result(p)).collect()
@@ -685,10 +691,13 @@ pub fn check_recipe(out: &Path, recipe: &Recipe) -> Result<()> {
     if !path.exists() {
         return Ok(());
     }
-    let text = std::fs::read_to_string(&path)?;
-    let old: Recipe =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    anyhow::ensure!(
+    let text = std::fs::read_to_string(&path).map_err(io("reading", &path))?;
+    let old: Recipe = serde_json::from_str(&text).map_err(|source| StudyError::Json {
+        path: path.clone(),
+        hint: "",
+        source,
+    })?;
+    ensure!(
         old == *recipe,
         "{} holds a study with another recipe:\n  there: {}\n  now:   {}\nuse another --out, or the same options",
         out.display(),
@@ -704,7 +713,7 @@ pub fn write_recipe(out: &Path, recipe: &Recipe) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(io("creating", out))?;
     ghnq_core::atomic::write(&path, serde_json::to_string_pretty(recipe)?.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+        .map_err(io("writing", &path))
 }

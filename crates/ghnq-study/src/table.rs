@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Result, io};
 
 use super::grid::{FIG1, FIG2};
 use super::run::{RunResult, Status};
@@ -332,8 +332,7 @@ pub fn write_all(out: &Path, results: &[RunResult]) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut put = |name: &str, text: String| -> Result<()> {
         let p = out.join(name);
-        ghnq_core::atomic::write(&p, text.as_bytes())
-            .with_context(|| format!("writing {}", p.display()))?;
+        ghnq_core::atomic::write(&p, text.as_bytes()).map_err(io("writing", &p))?;
         written.push(p);
         Ok(())
     };
