@@ -188,3 +188,56 @@ fn a_data_dependent_shape_is_refused_by_name() {
         "{text}"
     );
 }
+
+/// The converter's default interface (float32 in and out, QUANTIZE after the input, DEQUANTIZE
+/// before the output): the boundary ops are left to the host, the int8 inside matches TFLM
+/// byte for byte, and the blob's input and output carry the boundary's scales.
+#[test]
+fn a_float_interface_model_imports_and_matches_tflm() {
+    let name = "float_interface";
+    let imported = import(name).unwrap_or_else(|e| panic!("importing {name}: {e}"));
+    assert!(imported.float_interface);
+    let (folded, mapped) = mapping(name);
+    assert_eq!(folded, ["QUANTIZE", "RESHAPE", "DEQUANTIZE"], "{mapped:?}");
+    let kinds: Vec<OpKind> = mapped.iter().map(|(_, k)| *k).collect();
+    assert_eq!(
+        kinds,
+        [
+            OpKind::Conv2d,
+            OpKind::MaxPool,
+            OpKind::Linear,
+            OpKind::Softmax
+        ]
+    );
+
+    let tflm = Tflm::locate().expect("TFLM's reference interpreter (run `cargo xtask setup`)");
+    let model = Model::from_bytes(&imported.blob).expect("the importer's blob decodes");
+    let input_len = model.input_tensor().bytes() as usize;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3000);
+    let inputs: Vec<i8> = (0..input_len * SAMPLES).map(|_| rng.random()).collect();
+    let (i, o) = (imported.input, imported.output);
+    let expected = tflm
+        .run_float_io(
+            &model_path(name),
+            &inputs,
+            SAMPLES,
+            (i.scale, i.zero_point),
+            (o.scale, o.zero_point),
+        )
+        .unwrap_or_else(|e| panic!("TFLM on {name}: {e}"));
+    let output_len = model.output_tensor().bytes() as usize;
+    assert_eq!(expected.len(), output_len * SAMPLES);
+    let ours = common::run_blob(&imported.blob, &inputs, input_len);
+    let (differing, first) = common::diff(&ours, &expected, output_len);
+    let mut distinct: Vec<&[i8]> = expected.chunks(output_len).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    println!(
+        "{name}: {SAMPLES} inputs, {} distinct outputs, {differing} of {} output bytes differ \
+         from TFLM",
+        distinct.len(),
+        output_len * SAMPLES
+    );
+    assert_eq!(differing, 0, "first difference at {first}");
+    assert!(distinct.len() >= SAMPLES / 2, "outputs ignore the input");
+}

@@ -1,7 +1,8 @@
 """Converter-made int8 .tflite models for the Keras-head import tests.
 
 Builds small Keras models with seeded weights, converts each with the TensorFlow Lite converter
-(full int8 quantization: a seeded representative dataset, int8 input and output) and writes
+(full int8 quantization: a seeded representative dataset, int8 input and output, or float32 for
+the float-interface model) and writes
 `models/<name>.tflite`. The committed files are what `host-trainer/tests/tflite_keras_heads.rs`
 imports and runs side by side with TFLite Micro; README.md gives the exact environment.
 
@@ -138,6 +139,19 @@ def data_dependent_reshape():
     return keras.Model(x, y)
 
 
+def float_interface():
+    """The converter's default interface when `inference_input_type` is not set: float32 in and
+    out, a QUANTIZE after the input and a DEQUANTIZE before the output; inside, a same-padded
+    conv, max pool, Flatten, Dense and Softmax."""
+    x = keras.Input((8, 8, 3))
+    y = layers.Conv2D(6, 3, padding="same", activation="relu")(x)
+    y = layers.MaxPooling2D(2)(y)
+    y = layers.Flatten()(y)
+    y = layers.Dense(10)(y)
+    y = layers.Softmax()(y)
+    return keras.Model(x, y)
+
+
 MODELS = [
     conv_flatten_dense,
     conv_reshape_dense,
@@ -147,12 +161,16 @@ MODELS = [
     gather_flatten_twin,
     flatten_unknown_width,
     data_dependent_reshape,
+    float_interface,
 ]
 
 TWINS = {gather_flatten_twin: gather_flatten}
 
+# Models converted with the converter's default float32 input and output.
+FLOAT_IO = {float_interface}
 
-def convert(model, rng):
+
+def convert(model, rng, int8_io=True):
     shape = (1,) + tuple(model.input_shape[1:])
 
     def representative():
@@ -168,8 +186,9 @@ def convert(model, rng):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
         return converter.convert()
 
 
@@ -181,7 +200,7 @@ def main():
         seed = SEED + MODELS.index(TWINS.get(build, build))
         keras.utils.set_random_seed(seed)
         model = build()
-        data = convert(model, np.random.default_rng(seed))
+        data = convert(model, np.random.default_rng(seed), int8_io=build not in FLOAT_IO)
         path = os.path.join(out, build.__name__ + ".tflite")
         with open(path, "wb") as f:
             f.write(data)

@@ -3,7 +3,9 @@
 //! with the zero point exactly as PAD does), int32 shape arithmetic (SHAPE, STRIDED_SLICE,
 //! PACK, ... evaluated here by [`crate::fold`], so that the RESHAPE of a dynamic-batch Keras head
 //! reads a constant shape) and standalone RELU/RELU6 (onto the runtime's clamping ops, see
-//! `Mapper::relu`). Every multiplier is derived from the file's float
+//! `Mapper::relu`). A float32 interface (QUANTIZE after the input, DEQUANTIZE before the output,
+//! the converter's default) is left to the host: the blob starts and ends at the int8 tensors
+//! between them, whose scales [`Imported`] reports. Every multiplier is derived from the file's float
 //! scales the way TFLM derives it at Prepare time (MEAN's, as its kernel folds it at every
 //! invoke), so the blob computes TFLM's integers.
 
@@ -32,9 +34,14 @@ pub struct Imported {
     /// Output shape (HWC), scale and zero point.
     pub output: IoInfo,
     /// For each TFLite op: its index, builtin name and the runtime op it became (`None`: folded
-    /// into a neighbour, as RESHAPE and PAD are, or evaluated at import time, as static shape
-    /// arithmetic is).
+    /// into a neighbour, as RESHAPE and PAD are, evaluated at import time, as static shape
+    /// arithmetic is, or the QUANTIZE / DEQUANTIZE of a float interface).
     pub ops: Vec<(usize, String, Option<OpKind>)>,
+    /// The `.tflite` file takes and gives float32 (the converter's default interface): its
+    /// QUANTIZE after the input and DEQUANTIZE before the output are left to the host, which
+    /// quantizes inputs with [`Imported::input`]'s scale and zero point and dequantizes outputs
+    /// with [`Imported::output`]'s (`ghnq run --inputs x.npy` with float32 arrays does both).
+    pub float_interface: bool,
 }
 
 /// Shape and quantization of the model's input or output.
@@ -75,7 +82,9 @@ pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
             outputs: graph.outputs.len(),
         });
     }
-    let (in_index, out_index) = (graph.inputs[0] as usize, graph.outputs[0] as usize);
+    let (float_in, float_out) = float_boundary(&graph)?;
+    let in_index = float_in.map_or(graph.inputs[0] as usize, |(_, t)| t);
+    let out_index = float_out.map_or(graph.outputs[0] as usize, |(_, t)| t);
     let io_error = |role, index: usize, what: String| ImportError::IoTensor {
         role,
         index,
@@ -104,6 +113,14 @@ pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
     });
     let mut ops = Vec::with_capacity(graph.ops.len());
     for op in &graph.ops {
+        if [float_in, float_out]
+            .iter()
+            .flatten()
+            .any(|&(i, _)| i == op.index)
+        {
+            ops.push((op.index, op.name(), None));
+            continue;
+        }
         let err = |what: String| ImportError::Op {
             index: op.index,
             op: op.name(),
@@ -132,7 +149,72 @@ pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
         input,
         output,
         ops,
+        float_interface: float_in.is_some() || float_out.is_some(),
     })
+}
+
+/// A float32 interface: the QUANTIZE (op index, int8 output tensor) that the float32 graph input
+/// feeds, and the DEQUANTIZE (op index, int8 input tensor) that produces the float32 graph output.
+/// Only this exact boundary is accepted; a float tensor anywhere else is refused where it is used.
+#[allow(clippy::type_complexity)]
+fn float_boundary(
+    graph: &Graph<'_>,
+) -> Result<(Option<(usize, usize)>, Option<(usize, usize)>), ImportError> {
+    let (input, output) = (graph.inputs[0], graph.outputs[0]);
+    let refuse = |role, index: i32, what: &str| ImportError::IoTensor {
+        role,
+        index: index as usize,
+        name: graph.tensors[index as usize].name.clone(),
+        what: what.to_string(),
+    };
+    let int8 = |t: i32| graph.tensors[t as usize].ty == TensorType::INT8;
+    let float_in = if graph.tensors[input as usize].ty == TensorType::FLOAT32 {
+        let users: Vec<&OpInfo<'_>> = graph
+            .ops
+            .iter()
+            .filter(|op| op.inputs.contains(&input))
+            .collect();
+        match users[..] {
+            [op] if op.code == BuiltinOperator::QUANTIZE
+                && op.outputs.len() == 1
+                && int8(op.outputs[0]) =>
+            {
+                Some((op.index, op.outputs[0] as usize))
+            }
+            _ => {
+                return Err(refuse(
+                    "input",
+                    input,
+                    "is float32 and feeds something other than one QUANTIZE to int8 (only a \
+                     float interface around an int8 model is supported)",
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let float_out = if graph.tensors[output as usize].ty == TensorType::FLOAT32 {
+        match graph.ops.iter().find(|op| op.outputs.contains(&output)) {
+            Some(op)
+                if op.code == BuiltinOperator::DEQUANTIZE
+                    && op.inputs.len() == 1
+                    && int8(op.inputs[0]) =>
+            {
+                Some((op.index, op.inputs[0] as usize))
+            }
+            _ => {
+                return Err(refuse(
+                    "output",
+                    output,
+                    "is float32 and not made by a DEQUANTIZE from int8 (only a float interface \
+                     around an int8 model is supported)",
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    Ok((float_in, float_out))
 }
 
 /// The runtime's HWC shape of a TFLite activation shape: `[1, H, W, C]`, `[1, N]` or `[N]`.

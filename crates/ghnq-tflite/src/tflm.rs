@@ -94,6 +94,31 @@ impl Tflm {
     /// Runs `samples` inputs of `model`'s input 0 (int8, concatenated; `inputs.len()` must be
     /// `samples` times its size) and returns output 0 of each, flattened and concatenated.
     pub fn run(&self, model: &Path, inputs: &[i8], samples: usize) -> Result<Vec<i8>, TflmError> {
+        self.run_io(model, inputs, samples, None)
+    }
+
+    /// [`Tflm::run`] for a float-interface model (float32 input 0 and output 0 around int8
+    /// QUANTIZE / DEQUANTIZE): each int8 input goes in as float32 `(q - zp) · scale` of
+    /// `input` (scale, zero point), which TFLM's QUANTIZE maps back to `q` exactly, and each
+    /// float32 output comes back as the int8 code of `output` that TFLM's DEQUANTIZE read.
+    pub fn run_float_io(
+        &self,
+        model: &Path,
+        inputs: &[i8],
+        samples: usize,
+        input: (f32, i8),
+        output: (f32, i8),
+    ) -> Result<Vec<i8>, TflmError> {
+        self.run_io(model, inputs, samples, Some([input, output]))
+    }
+
+    fn run_io(
+        &self,
+        model: &Path,
+        inputs: &[i8],
+        samples: usize,
+        float_io: Option<[(f32, i8); 2]>,
+    ) -> Result<Vec<i8>, TflmError> {
         let dir = tempfile::Builder::new()
             .prefix("ghnq-tflm-")
             .tempdir()
@@ -109,12 +134,22 @@ impl Tflm {
             source,
         })?;
         let samples = samples.to_string();
-        self.script(&[
-            model.as_os_str(),
-            inputs_path.as_os_str(),
-            OsStr::new(&samples),
-            outputs_path.as_os_str(),
-        ])?;
+        let mut args = vec![
+            model.as_os_str().to_owned(),
+            inputs_path.as_os_str().to_owned(),
+            samples.into(),
+            outputs_path.as_os_str().to_owned(),
+        ];
+        if let Some(io) = float_io {
+            // Rust writes the shortest decimal that reads back as the same f32.
+            args.push("--float-io".into());
+            for (scale, zero_point) in io {
+                args.push(scale.to_string().into());
+                args.push(zero_point.to_string().into());
+            }
+        }
+        let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        self.script(&args)?;
         let outputs = std::fs::read(&outputs_path).map_err(|source| TflmError::Io {
             what: format!("could not read TFLM's outputs {}", outputs_path.display()),
             source,

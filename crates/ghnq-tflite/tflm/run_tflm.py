@@ -11,6 +11,11 @@ Usage:
       input 0. Each sample runs through a fresh interpreter state (reset between samples), and
       output 0 of each, flattened in row-major order, is written to OUTPUTS.bin, back to back.
       Input 0 and output 0 must be int8.
+  run_tflm.py MODEL.tflite INPUTS.bin SAMPLES OUTPUTS.bin --float-io IN_SCALE IN_ZP OUT_SCALE OUT_ZP
+      The same for a float-interface model (float32 input 0 and output 0, the converter's
+      default): each int8 input q is given to TFLM as float32 (q - IN_ZP) * IN_SCALE, which its
+      QUANTIZE turns back into q exactly, and each float32 output y is written as the int8
+      round(y / OUT_SCALE) + OUT_ZP, the value its DEQUANTIZE read.
   run_tflm.py --bench MODEL.tflite N
       Prints `tflm_ms_per_inference <mean ms>` over N invokes, after one warm-up, on a fixed
       (seeded) random input.
@@ -86,19 +91,35 @@ def element_count(shape):
     return n
 
 
-def run(model_path, inputs_path, samples_text, outputs_path):
+def number(text, what, kind):
+    """Parses a float or integer argument."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise UsageError(f"{what} must be a number, got {text!r}") from None
+
+
+def run(model_path, inputs_path, samples_text, outputs_path, float_io=None):
     import numpy as np
 
     samples = count(samples_text, "SAMPLES", 0)
     interpreter = load(model_path)
     inp = interpreter.get_input_details(0)
     out = interpreter.get_output_details(0)
+    want = np.float32 if float_io else np.int8
     for name, details in (("input", inp), ("output", out)):
-        if np.dtype(details["dtype"]) != np.int8:
+        if np.dtype(details["dtype"]) != want:
             raise UsageError(
-                f"{model_path}: {name} 0 is {np.dtype(details['dtype']).name}, "
-                "but run_tflm.py only exchanges int8 tensors"
+                f"{model_path}: {name} 0 is {np.dtype(details['dtype']).name}, but "
+                f"{np.dtype(want).name} was asked for (--float-io for float32 interfaces)"
             )
+    if float_io:
+        in_scale, in_zp, out_scale, out_zp = (
+            np.float32(number(float_io[0], "IN_SCALE", float)),
+            number(float_io[1], "IN_ZP", int),
+            np.float32(number(float_io[2], "OUT_SCALE", float)),
+            number(float_io[3], "OUT_ZP", int),
+        )
     shape = [int(d) for d in inp["shape"]]
     size = element_count(shape)
     try:
@@ -117,9 +138,14 @@ def run(model_path, inputs_path, samples_text, outputs_path):
         # Every sample starts from the state a freshly prepared interpreter has, so a stateful
         # model's outputs do not depend on the samples before it.
         interpreter.reset()
+        if float_io:
+            x = (x.astype(np.float32) - np.float32(in_zp)) * in_scale
         interpreter.set_input(np.ascontiguousarray(x), 0)
         interpreter.invoke()
-        results.append(np.asarray(interpreter.get_output(0), dtype=np.int8).reshape(-1).tobytes())
+        y = np.asarray(interpreter.get_output(0))
+        if float_io:
+            y = np.clip(np.rint(y / out_scale) + out_zp, -128, 127)
+        results.append(np.asarray(y, dtype=np.int8).reshape(-1).tobytes())
     with open(outputs_path, "wb") as f:
         f.write(b"".join(results))
 
@@ -218,9 +244,12 @@ def main(argv):
         describe(argv[1])
     elif len(argv) == 4 and not argv[0].startswith("--"):
         run(*argv)
+    elif len(argv) == 9 and not argv[0].startswith("--") and argv[4] == "--float-io":
+        run(*argv[:4], float_io=argv[5:])
     else:
         raise UsageError(
-            "usage: run_tflm.py MODEL.tflite INPUTS.bin SAMPLES OUTPUTS.bin | "
+            "usage: run_tflm.py MODEL.tflite INPUTS.bin SAMPLES OUTPUTS.bin "
+            "[--float-io IN_SCALE IN_ZP OUT_SCALE OUT_ZP] | "
             "--bench MODEL.tflite N | --describe MODEL.tflite (--help for details)"
         )
     return 0

@@ -67,6 +67,16 @@ pub fn run(args: Args) -> Result<()> {
     let model = Model::from_bytes(&imported.blob).context("decoding the imported blob")?;
     println!("{}", Summary::new(&model, imported.blob.len()));
     println!("model blob: {}", args.out.display());
+    if imported.float_interface {
+        let (i, o) = (imported.input, imported.output);
+        println!(
+            "float32 interface: the file's QUANTIZE (input scale {}, zero point {}) and \
+             DEQUANTIZE (output scale {}, zero point {}) are left to the host: `ghnq run \
+             --inputs x.npy` quantizes float32 arrays with them, `--dequantize --out y.npy` \
+             writes float32 outputs",
+            i.scale, i.zero_point, o.scale, o.zero_point
+        );
+    }
     if let Some(path) = &args.vectors {
         let bundle = random_vectors(&model, args.samples, args.seed)?;
         ghnq_core::atomic::write(path, &bundle)
