@@ -70,6 +70,9 @@ pub struct HilRow {
     pub flash: u64,
     /// Static RAM bytes (arena included).
     pub ram: u64,
+    /// The device's counts for the first sample by op class (empty where the firmware does
+    /// not profile: the streaming modes).
+    pub profile: Vec<super::op_profile::OpClassProfile>,
 }
 
 /// What `ghnq hil` found.
@@ -131,7 +134,7 @@ pub fn run(
                 model: entry.model.clone(),
             });
         }
-        host_counts.push((host.top1, host.top5));
+        host_counts.push((host.top1, host.top5, super::op_profile::op_classes(&model)));
     }
     host::preflight(board, entries)?;
     let elf = if defmt {
@@ -156,7 +159,7 @@ pub fn run(
     }
     let mut rows = Vec::new();
     let mut failures = Vec::new();
-    for (model, (host_top1, host_top5)) in report.models.iter().zip(host_counts) {
+    for (model, (host_top1, host_top5, classes)) in report.models.iter().zip(host_counts) {
         if let Some(failure) = &model.failure {
             failures.push(format!("{}: {failure}", model.name));
         }
@@ -177,6 +180,7 @@ pub fn run(
             macs_per_unit: r.macs_per_unit(),
             flash: used.flash,
             ram: used.ram,
+            profile: super::op_profile::profile(&classes, &model.ops),
         });
     }
     Ok(HilReport {
@@ -338,6 +342,7 @@ fn stream_report(
             macs_per_unit: r.macs_per_unit(),
             flash: used.flash,
             ram: used.ram,
+            profile: Vec::new(),
         }],
         failures,
         flash_budget: board.flash,

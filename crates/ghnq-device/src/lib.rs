@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod hil;
+pub mod op_profile;
 pub mod random_vectors;
 pub mod summary;
 pub mod user_io;

@@ -135,6 +135,14 @@ pub fn run(args: Args) -> Result<()> {
                 report.elf.display()
             );
         }
+        for r in report.rows.iter().filter(|r| !r.profile.is_empty()) {
+            println!(
+                "{} by op class ({} of the first sample): {}",
+                r.model,
+                r.unit,
+                ghnq_device::op_profile::describe(&r.profile)
+            );
+        }
         for failure in &report.failures {
             println!("failed: {failure}");
         }
