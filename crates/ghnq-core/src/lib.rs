@@ -17,6 +17,7 @@ pub mod arch;
 pub mod atomic;
 pub mod cnn;
 pub mod data;
+pub mod file_error;
 pub mod shared_data;
 pub mod sources;
 pub mod table;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
+use ghnq_core::file_error::FileError;
 
 use super::model::{Ghn, GhnConfig};
 
@@ -24,16 +25,8 @@ pub struct TrainState {
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// A file or directory operation failed.
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        /// What was being done: reading, writing, creating, listing, removing, renaming.
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// burn could not save or load a weights or optimiser file (its recorder's message).
     #[error("{action} {}: {detail}", path.display())]
     Record {
@@ -66,12 +59,8 @@ pub enum CheckpointError {
 type Result<T> = std::result::Result<T, CheckpointError>;
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError {
-    let path = path.to_path_buf();
-    move |source| CheckpointError::Io {
-        action,
-        path,
-        source,
-    }
+    let on = FileError::on(action, path);
+    move |e| CheckpointError::Io(on(e))
 }
 
 fn record<E: std::fmt::Debug>(

@@ -6,16 +6,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum StudyError {
     /// A file or directory operation failed.
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        /// What was being done: reading, writing, creating.
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] ghnq_core::file_error::FileError),
     /// A JSON file (record or recipe) that does not parse as this version's.
     #[error("parsing {}{hint}: {source}", path.display())]
     Json {
@@ -111,12 +103,8 @@ pub(crate) fn io(
     action: &'static str,
     path: &std::path::Path,
 ) -> impl FnOnce(std::io::Error) -> StudyError {
-    let path = path.to_path_buf();
-    move |source| StudyError::Io {
-        action,
-        path,
-        source,
-    }
+    let on = ghnq_core::file_error::FileError::on(action, path);
+    move |e| StudyError::Io(on(e))
 }
 
 /// `Err(StudyError::Invalid(message))` unless `cond`.
