@@ -202,7 +202,7 @@ pub fn load_ghn(
     let cfg_path = dir.join("ghn.cfg");
     let cfg = if cfg_path.exists() {
         let text = std::fs::read_to_string(&cfg_path).map_err(io("reading", &cfg_path))?;
-        GhnConfig::from_text(&text).map_err(|e| malformed(&cfg_path, e))?
+        GhnConfig::from_text(&text).map_err(|e| malformed(&cfg_path, e.to_string()))?
     } else {
         config
             .cloned()

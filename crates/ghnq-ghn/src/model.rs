@@ -83,7 +83,7 @@ impl GhnConfig {
     }
 
     /// Parse [`GhnConfig::to_text`] output.
-    pub fn from_text(text: &str) -> Result<GhnConfig, String> {
+    pub fn from_text(text: &str) -> Result<GhnConfig, ConfigError> {
         let mut c = GhnConfig::cifar10();
         for line in text
             .lines()
@@ -92,9 +92,13 @@ impl GhnConfig {
         {
             let (k, v) = line
                 .split_once('=')
-                .ok_or_else(|| format!("bad config line '{line}'"))?;
-            let num = || v.trim().parse::<usize>().map_err(|e| format!("{k}: {e}"));
-            let flag = || v.trim().parse::<bool>().map_err(|e| format!("{k}: {e}"));
+                .ok_or_else(|| ConfigError::Line(line.to_string()))?;
+            let bad = |value: String| ConfigError::Value {
+                key: k.trim().to_string(),
+                value,
+            };
+            let num = || v.trim().parse::<usize>().map_err(|e| bad(e.to_string()));
+            let flag = || v.trim().parse::<bool>().map_err(|e| bad(e.to_string()));
             match k.trim() {
                 "hid" => c.hid = num()?,
                 "max_ch" => c.max_ch = num()?,
@@ -104,11 +108,30 @@ impl GhnConfig {
                 "layernorm" => c.layernorm = flag()?,
                 "weight_norm" => c.weight_norm = flag()?,
                 "bit_conditioned" => c.bit_conditioned = flag()?,
-                other => return Err(format!("unknown config key '{other}'")),
+                other => return Err(ConfigError::Key(other.to_string())),
             }
         }
         Ok(c)
     }
+}
+
+/// Why a `ghn.cfg` text does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A line that is not `key = value`.
+    #[error("bad config line '{0}'")]
+    Line(String),
+    /// A key this version does not know.
+    #[error("unknown config key '{0}'")]
+    Key(String),
+    /// A value that does not parse for its key.
+    #[error("{key}: {value}")]
+    Value {
+        /// The key.
+        key: String,
+        /// The parser's complaint.
+        value: String,
+    },
 }
 
 /// Decode groups: key → `(sorted graph, node)` members.

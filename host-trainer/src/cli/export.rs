@@ -111,7 +111,7 @@ pub fn run(args: Args) -> Result<()> {
             .with_context(|| format!("loading {}", path.display()))?,
         (None, None) => anyhow::bail!("give --ghn <checkpoint> or --params <file.safetensors>"),
     };
-    params.check_shapes(&net).map_err(|e| anyhow::anyhow!(e))?;
+    params.check_shapes(&net)?;
     let config = args.quant.config(args.bits);
     let data_dir = args.test.data_dir.as_deref();
     let (shape, calib) =

@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<()> {
     let net = Net::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.arch.display()))?;
     let t = std::time::Instant::now();
     let params = eval::predict_one(&ghn, &net, &device)?;
-    params.check_shapes(&net).map_err(|e| anyhow::anyhow!(e))?;
+    params.check_shapes(&net)?;
     let out = args
         .out
         .clone()

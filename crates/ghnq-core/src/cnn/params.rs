@@ -132,22 +132,22 @@ impl ParamSet {
     }
 
     /// Check every tensor's shape against the IR; returns the first mismatch.
-    pub fn check_shapes(&self, net: &Net) -> Result<(), String> {
+    pub fn check_shapes(&self, net: &Net) -> Result<(), ShapeMismatch> {
         if self.layers.len() != net.nodes.len() {
-            return Err(format!(
+            return Err(ShapeMismatch(format!(
                 "{} layers for {} IR nodes",
                 self.layers.len(),
                 net.nodes.len()
-            ));
+            )));
         }
         let live = net.reaches_output();
         for (i, (layer, node)) in self.layers.iter().zip(&net.nodes).enumerate() {
             let want_w = node.op.weight_shape();
             let bad = |what: &str, got: Vec<usize>, want: Vec<usize>| {
-                Err(format!(
+                Err(ShapeMismatch(format!(
                     "node {i} '{}': {what} shape {got:?}, IR wants {want:?}",
                     node.name
-                ))
+                )))
             };
             match (layer, &node.op) {
                 (LayerParams::None, op) if !op.has_params() || !live[i] => {}
@@ -183,11 +183,11 @@ impl ParamSet {
                     }
                 }
                 (_, op) => {
-                    return Err(format!(
+                    return Err(ShapeMismatch(format!(
                         "node {i} '{}': parameters do not fit op {}",
                         node.name,
                         op.type_name()
-                    ));
+                    )));
                 }
             }
         }
@@ -299,6 +299,11 @@ pub enum TensorRef<'a> {
     /// Rank 4 (conv weights).
     D4(&'a Tensor<4>),
 }
+
+/// Parameters that do not fit their net: the first tensor whose shape the IR does not want.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ShapeMismatch(pub String);
 
 /// Why a parameter file could not be written or read.
 #[derive(Debug, thiserror::Error)]
