@@ -1,7 +1,8 @@
 //! Integer-only interpreter for GHNQ model blobs, bit-exact with TFLite Micro's arithmetic.
 //!
-//! The crate is `no_std`, allocates nothing, uses no floating point and no `unsafe` except two
-//! `asm!` blocks of Armv7E-M DSP instructions (`ops::dsp`, Cortex-M4/M7 only) and the SSE2
+//! The crate is `no_std`, allocates nothing, uses no floating point and no `unsafe` except the
+//! `asm!` of Armv7E-M DSP instructions (`ops::dsp`, Cortex-M4/M7 only: two loops and seven
+//! one-instruction wrappers) and the SSE2
 //! and AVX2 kernels (`ops::sse2`, `ops::avx2`, chosen at run time by `ops::x86`; x86-64 hosts
 //! only): a device
 //! hands it a validated [`Model`] (which may live in flash) and one caller-owned arena of
@@ -32,7 +33,8 @@
 // `deny`, not `forbid`: two modules allow it locally. `ops::dsp` has two `asm!` blocks of
 // Armv7E-M DSP instructions (SXTAB16, SXTB16, SMLAD, SMLABB/SMLATT): the conv kernel's inner
 // loop, its slices bounds-checked in safe code before it runs, and a register-only depthwise
-// step (Cortex-M4/M7 only). `ops::sse2` calls its `#[target_feature(enable = "sse2")]`
+// step, plus seven register-only one-instruction wrappers (SXTB16, SXTAB16, SMLAD, PKHBT,
+// PKHTB) the 4- and 2-bit window is written over (Cortex-M4/M7 only). `ops::sse2` calls its `#[target_feature(enable = "sse2")]`
 // functions, sound on every x86-64 CPU; `ops::x86` calls `ops::avx2`'s `enable = "avx2"` ones
 // only after CPUID reported AVX2; both depthwise kernels load their vectors unchecked once
 // `ops::x86` has bounds-checked a pixel's taps (x86-64 hosts only). Every other target

@@ -17,7 +17,11 @@
 //! `VPMADDWD` in module `avx2` on CPUs that have it, chosen at run time in module `x86`) and
 //! forms the same exact accumulators. On x86-64, 2- and 4-bit weights take the same kernel through
 //! `conv2d_unpacked`, a block of filters unpacked at a time into a bounded stack buffer, and
-//! plain output stages are requantized four channels a step (`sse2::PlainStages`).
+//! plain output stages are requantized four channels a step (`sse2::PlainStages`). On Armv7E-M,
+//! 2- and 4-bit weights take the SMLAD kernel too (issue 18): small filters (four within 1 KiB)
+//! unpacked a block at a time on the stack (`conv2d_unpacked_dsp`), larger ones read packed and
+//! unpacked in registers (`conv2d_packed`, `dsp::window_packed`; `C_in` a multiple of 8 at 4
+//! bits, of 16 at 2 bits). Both form the same exact accumulators.
 
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, TensorRecord, Weights, Window};
@@ -101,6 +105,17 @@ pub fn conv2d(
     if blocked_eligible(p) {
         return conv2d_blocked(p, input, output);
     }
+    // Armv7E-M: 4- and 2-bit weights with small filters (any C_in, e.g. an RGB stem): a block
+    // unpacked at a time into 1 KiB of stack for the 8-bit kernel, the fastest (same sums).
+    #[cfg(edge_dsp)]
+    if unpacked_eligible(p) {
+        return conv2d_unpacked_dsp(p, input, output);
+    }
+    // Armv7E-M, larger 4- and 2-bit filters: read packed, unpacked in registers (same sums).
+    #[cfg(edge_dsp)]
+    if packed_eligible(p) {
+        return conv2d_packed(p, input, output);
+    }
     // x86-64: 2- and 4-bit weights too, a block of filters unpacked at a time (same sums).
     #[cfg(target_arch = "x86_64")]
     if unpacked_eligible(p) {
@@ -112,6 +127,8 @@ pub fn conv2d(
 /// The portable convolution: every weight format, one output channel at a time (its filter
 /// unpacked into `scratch` when sub-byte), `z_x·Σw` from per-tap weight sums and the affine
 /// correction `z_w·Σ(x − z_x)` per pixel. The reference the fast kernels are tested against.
+// Armv7E-M: not inlined either, so `conv2d` is a frameless dispatcher (see `conv2d_blocked`).
+#[cfg_attr(edge_dsp, inline(never))]
 pub(crate) fn conv2d_reference(
     p: &ConvParams<'_>,
     input: &[i8],
@@ -274,17 +291,40 @@ pub(crate) fn blocked_eligible(p: &ConvParams<'_>) -> bool {
     p.weights.bits == 8 && p.window.dilation_w == 1
 }
 
-/// Whether [`conv2d_unpacked`] handles `p` (x86-64 only): 2- or 4-bit weights, symmetric or
-/// per-tensor affine, contiguous tap rows, and filters small enough that four of them fit the
-/// [`UNPACKED_FILTERS`] bytes it unpacks into (`kh·kw·C_in ≤ 4096`: every 3×3 up to 455 input
-/// channels). Elsewhere always false, so the M4 path is untouched.
+/// Whether [`conv2d_unpacked`] handles `p` (x86-64; on Armv7E-M `conv2d_unpacked_dsp`, tried
+/// before [`packed_eligible`] since the 8-bit kernel is faster): 2- or 4-bit weights, symmetric or per-tensor affine,
+/// contiguous tap rows, and filters small enough that four of them fit the bytes it unpacks
+/// into: [`UNPACKED_FILTERS`] on x86-64 (`kh·kw·C_in ≤ 4096`: every 3×3 up to 455 input
+/// channels), [`UNPACKED_FILTERS_DSP`] on Armv7E-M (`kh·kw·C_in ≤ 256`: a 7×7 RGB stem, a 5×5
+/// over 8 channels). Elsewhere always false, so the M0/M3/M33/RISC-V paths are untouched.
 pub(crate) fn unpacked_eligible(p: &ConvParams<'_>) -> bool {
     let filter_len =
         p.window.kernel_h as usize * p.window.kernel_w as usize * p.input_shape.c as usize;
-    cfg!(target_arch = "x86_64")
-        && matches!(p.weights.bits, 2 | 4)
+    let room = if cfg!(target_arch = "x86_64") {
+        UNPACKED_FILTERS
+    } else if cfg!(edge_dsp) {
+        UNPACKED_FILTERS_DSP
+    } else {
+        0
+    };
+    matches!(p.weights.bits, 2 | 4) && p.window.dilation_w == 1 && filter_len * 4 <= room
+}
+
+/// Whether `conv2d_packed` handles `p` (Armv7E-M only, after [`unpacked_eligible`]): 4-bit weights with `C_in` a multiple
+/// of 8 or 2-bit weights with `C_in` a multiple of 16 (one word of packed weights per step, so
+/// every filter row starts on a byte), symmetric or per-tensor affine, contiguous tap rows, and
+/// at most [`dsp::PACKED_WINDOW_MAX`] values per filter. Elsewhere always false.
+pub(crate) fn packed_eligible(p: &ConvParams<'_>) -> bool {
+    let cin = p.input_shape.c as usize;
+    let filter_len = p.window.kernel_h as usize * p.window.kernel_w as usize * cin;
+    cfg!(edge_dsp)
+        && match p.weights.bits {
+            4 => cin.is_multiple_of(8),
+            2 => cin.is_multiple_of(16),
+            _ => false,
+        }
         && p.window.dilation_w == 1
-        && filter_len * 4 <= UNPACKED_FILTERS
+        && filter_len <= dsp::PACKED_WINDOW_MAX
 }
 
 /// Output channels whose bias and output stage [`conv2d_blocked`] works out once per pass.
@@ -293,6 +333,10 @@ pub(crate) const BLOCK: usize = 64;
 /// Bytes of unpacked sub-byte filters [`conv2d_unpacked`] keeps on the stack (x86-64 hosts
 /// only; devices keep the one-filter arena scratch of `plan::scratch_bytes`).
 pub(crate) const UNPACKED_FILTERS: usize = 16 * 1024;
+
+/// Bytes of unpacked sub-byte filters `conv2d_unpacked_dsp` keeps on the stack on Armv7E-M:
+/// four filters of up to 256 values (boards reserve about 4 KiB of stack besides the arena).
+pub(crate) const UNPACKED_FILTERS_DSP: usize = 1024;
 
 /// Conv2d for Armv7E-M's DSP instructions (CMSIS-NN's `arm_convolve_s8` idea, without its im2col
 /// buffer), for parameters that pass [`blocked_eligible`]. The accumulator is the same exact
@@ -311,6 +355,9 @@ pub(crate) const UNPACKED_FILTERS: usize = 16 * 1024;
 /// On Armv7E-M (`cfg(edge_dsp)`) and x86-64 [`conv2d`] dispatches here; elsewhere (Cortex-M0,
 /// M33, RISC-V, AArch64) the reference loop stays.
 #[cfg_attr(not(any(edge_dsp, target_arch = "x86_64")), allow(dead_code))]
+// Armv7E-M: not inlined into `conv2d`, so its 1.7 KiB frame and `conv2d_unpacked_dsp`'s 2.8 KiB
+// (1 KiB of filters) are never stacked on each other (boards reserve about 4 KiB of stack).
+#[cfg_attr(edge_dsp, inline(never))]
 pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -> KernelResult {
     conv2d_blocks(p, input, output, &mut [])
 }
@@ -326,9 +373,36 @@ pub(crate) fn conv2d_unpacked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8
     conv2d_blocks(p, input, output, &mut filters)
 }
 
-/// The body of [`conv2d_blocked`] (`unpacked` empty, 8-bit weights read in place) and of
-/// [`conv2d_unpacked`] (sub-byte weights unpacked a block at a time into `unpacked`). Off
-/// x86-64 the sub-byte branches are compiled out (`cfg!`), leaving the Armv7E-M code as it was.
+/// [`conv2d_blocked`] for 4- and 2-bit weights on Armv7E-M (issue 18), for parameters that pass
+/// [`packed_eligible`] but not [`unpacked_eligible`] (filters too large for its stack buffer;
+/// about 1.5× the 8-bit kernel's instructions per MAC): the same loops, with each pixel's window going to
+/// [`dsp::window_packed`], which reads the packed weights in place and unpacks them in
+/// registers (a shift, a mask and `SXTB16` per eight or sixteen values and channel). No scratch
+/// and no stack buffer, so the plan and every blob's arena are unchanged.
+#[cfg(edge_dsp)]
+#[inline(never)]
+pub(crate) fn conv2d_packed(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -> KernelResult {
+    conv2d_blocks(p, input, output, &mut [])
+}
+
+/// [`conv2d_unpacked`] on Armv7E-M with [`UNPACKED_FILTERS_DSP`] bytes of stack, for the 2- and
+/// 4-bit convolutions that pass [`unpacked_eligible`] (issue 18), whatever their `C_in`. Not
+/// inlined, so only these convolutions pay for the buffer's stack.
+#[cfg(edge_dsp)]
+#[inline(never)]
+pub(crate) fn conv2d_unpacked_dsp(
+    p: &ConvParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) -> KernelResult {
+    let mut filters = [0i8; UNPACKED_FILTERS_DSP];
+    conv2d_blocks(p, input, output, &mut filters)
+}
+
+/// The body of [`conv2d_blocked`] (`unpacked` empty, 8-bit weights read in place), of
+/// [`conv2d_unpacked`] (sub-byte weights unpacked a block at a time into `unpacked`) and of
+/// `conv2d_packed` (sub-byte weights read packed). The x86-64 and Armv7E-M sub-byte branches
+/// are compiled out elsewhere (`cfg!`), leaving the 8-bit code as it was.
 #[inline(always)]
 fn conv2d_blocks(
     p: &ConvParams<'_>,
@@ -346,9 +420,13 @@ fn conv2d_blocks(
         cout,
         filter_len,
     } = Dims::checked(p, input, output)?;
-    // Sub-byte weights, unpacked a block at a time (x86-64 only: a constant `false` elsewhere).
-    let sub_byte = cfg!(target_arch = "x86_64") && p.weights.bits != 8;
-    if !(blocked_eligible(p) || sub_byte && unpacked_eligible(p)) {
+    // Sub-byte weights unpacked a block at a time into `unpacked`: x86-64, and Armv7E-M given
+    // a buffer (a constant `false` elsewhere).
+    let sub_byte = (cfg!(target_arch = "x86_64") || cfg!(edge_dsp) && !unpacked.is_empty())
+        && p.weights.bits != 8;
+    // Sub-byte weights read packed (Armv7E-M only, given no buffer: `false` elsewhere).
+    let packed = cfg!(edge_dsp) && unpacked.is_empty() && p.weights.bits != 8;
+    if !(blocked_eligible(p) || sub_byte && unpacked_eligible(p) || packed && packed_eligible(p)) {
         return Err(KernelError(
             "conv parameters unfit for the channel-blocked kernel",
         ));
@@ -371,6 +449,9 @@ fn conv2d_blocks(
             ));
         }
         (&[], fit.min(BLOCK))
+    } else if packed {
+        // Read in place by dsp::window_packed, which checks its bounds.
+        (&[], BLOCK)
     } else {
         let weights = bytemuck::try_cast_slice(
             p.weights
@@ -390,7 +471,7 @@ fn conv2d_blocks(
     while c0 < cout {
         let nb = (cout - c0).min(block);
         // The block's filters: channel c's at `(c·filter_len − from)` of `weights`, `from` being
-        // where the unpacked block starts (a constant 0 off x86-64, so the M4 code is as it was).
+        // where the unpacked block starts (0 for 8-bit weights, so their code is as it was).
         let (weights, from): (&[i8], usize) = if sub_byte {
             let filters = unpacked
                 .get_mut(..nb * filter_len)
@@ -454,11 +535,18 @@ fn conv2d_blocks(
                     w_step: run,
                 };
                 let x = input.get(x0..).ok_or(KernelError("conv input tap"))?;
-                let w = weights
-                    .get(c0 * filter_len + w0 - from..)
-                    .ok_or(KernelError("conv filter run"))?;
                 let acc = acc.get_mut(..nb).ok_or(KernelError("conv channel block"))?;
-                if !dsp::window(x, w, filter_len, runs, z_x, acc) {
+                let inside = if packed {
+                    let (data, bits) = (p.weights.data, p.weights.bits);
+                    let first = c0 * filter_len + w0;
+                    dsp::window_packed(x, data, bits, first, filter_len, runs, z_x, acc)
+                } else {
+                    let w = weights
+                        .get(c0 * filter_len + w0 - from..)
+                        .ok_or(KernelError("conv filter run"))?;
+                    dsp::window(x, w, filter_len, runs, z_x, acc)
+                };
+                if !inside {
                     return Err(KernelError("conv window outside its tensors"));
                 }
                 if z_w != 0 {

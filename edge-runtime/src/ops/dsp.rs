@@ -1,6 +1,7 @@
 //! The Armv7E-M DSP kernels, the crate's only `unsafe`: one pixel's convolution window against
-//! a block of output channels ([`window`], one `asm!` loop) and one tap of four depthwise
-//! channels ([`lanes4`], eight register-only instructions).
+//! a block of output channels ([`window`], one `asm!` loop; [`window_packed`] for 4- and 2-bit
+//! weights unpacked in registers, over one-instruction `asm!` wrappers) and one tap of four
+//! depthwise channels ([`lanes4`], eight register-only instructions).
 //!
 //! The instructions, as CMSIS-NN's `arm_nn_mat_mult_kernel_s8_s16` uses them:
 //! * `SXTB16` / `SXTB16 …, ROR #8`: sign-extend bytes 0 and 2 (or 1 and 3) of a word into two
@@ -25,7 +26,9 @@
 use core::arch::asm;
 
 /// Bytes 0 and 2 of `x`, sign-extended into the low and high 16-bit halves (`SXTB16`).
-#[cfg(all(test, not(edge_dsp)))]
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline(always)]
 fn sxtb16(x: u32) -> u32 {
     let lo = x as u8 as i8 as i16 as u16 as u32;
     let hi = (x >> 16) as u8 as i8 as i16 as u16 as u32;
@@ -33,25 +36,33 @@ fn sxtb16(x: u32) -> u32 {
 }
 
 /// Bytes 1 and 3 of `x`, sign-extended into the low and high 16-bit halves (`SXTB16 …, ROR #8`).
-#[cfg(all(test, not(edge_dsp)))]
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline(always)]
 fn sxtb16_ror8(x: u32) -> u32 {
     sxtb16(x.rotate_right(8))
 }
 
 /// `off + sxtb16(x)` per 16-bit half, wrapping (`SXTAB16`).
-#[cfg(all(test, not(edge_dsp)))]
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline(always)]
 fn sxtab16(off: u32, x: u32) -> u32 {
     add16(off, sxtb16(x))
 }
 
 /// `off + sxtb16_ror8(x)` per 16-bit half, wrapping (`SXTAB16 …, ROR #8`).
-#[cfg(all(test, not(edge_dsp)))]
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline(always)]
 fn sxtab16_ror8(off: u32, x: u32) -> u32 {
     add16(off, sxtb16_ror8(x))
 }
 
 /// Halfword-wise wrapping sum.
-#[cfg(all(test, not(edge_dsp)))]
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline(always)]
 fn add16(a: u32, b: u32) -> u32 {
     let lo = (a as u16).wrapping_add(b as u16) as u32;
     let hi = ((a >> 16) as u16).wrapping_add((b >> 16) as u16) as u32;
@@ -59,11 +70,121 @@ fn add16(a: u32, b: u32) -> u32 {
 }
 
 /// `acc + lo(a)·lo(b) + hi(a)·hi(b)` with signed 16-bit halves, wrapping (`SMLAD`).
-#[cfg(all(test, not(edge_dsp)))]
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline(always)]
 fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     let lo = (a as i16 as i32).wrapping_mul(b as i16 as i32);
     let hi = ((a >> 16) as i16 as i32).wrapping_mul((b >> 16) as i16 as i32);
     acc.wrapping_add(lo).wrapping_add(hi)
+}
+
+/// The low half of `lo` below the low half of `hi` (`PKHBT …, LSL #16`).
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline(always)]
+fn pkhbt(lo: u32, hi: u32) -> u32 {
+    (lo & 0xffff) | hi << 16
+}
+
+/// The high half of `hi` above the high half of `lo` (`PKHTB …, ASR #16`).
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline(always)]
+fn pkhtb(hi: u32, lo: u32) -> u32 {
+    (hi & 0xffff_0000) | lo >> 16
+}
+
+/// `SXTB16` on Armv7E-M.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn sxtb16(x: u32) -> u32 {
+    let r;
+    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
+    unsafe {
+        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `SXTB16 …, ROR #8` on Armv7E-M.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn sxtb16_ror8(x: u32) -> u32 {
+    let r;
+    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
+    unsafe {
+        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `SXTAB16` on Armv7E-M.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn sxtab16(off: u32, x: u32) -> u32 {
+    let r;
+    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
+    unsafe {
+        asm!("sxtab16 {r}, {o}, {x}", r = lateout(reg) r, o = in(reg) off, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `SXTAB16 …, ROR #8` on Armv7E-M.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn sxtab16_ror8(off: u32, x: u32) -> u32 {
+    let r;
+    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
+    unsafe {
+        asm!("sxtab16 {r}, {o}, {x}, ror #8", r = lateout(reg) r, o = in(reg) off, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `SMLAD` on Armv7E-M.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    let r;
+    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)); it may set
+    // the sticky Q flag, which nothing reads, so flags are not declared preserved.
+    unsafe {
+        asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+             c = in(reg) acc, options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// `PKHBT …, LSL #16` on Armv7E-M.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn pkhbt(lo: u32, hi: u32) -> u32 {
+    let r;
+    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
+    unsafe {
+        asm!("pkhbt {r}, {l}, {h}, lsl #16", r = lateout(reg) r, l = in(reg) lo, h = in(reg) hi,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `PKHTB …, ASR #16` on Armv7E-M.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn pkhtb(hi: u32, lo: u32) -> u32 {
+    let r;
+    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
+    unsafe {
+        asm!("pkhtb {r}, {h}, {l}, asr #16", r = lateout(reg) r, h = in(reg) hi, l = in(reg) lo,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
 }
 
 /// Four bytes as a little-endian word.
@@ -212,6 +333,255 @@ fn centred_dot(x: &[i8], w: &[i8], runs: Runs, z_x: i8) -> i32 {
         }
     }
     sum
+}
+
+/// Weight values one packed byte holds at `bits` (2 or 4), and the values the sub-byte kernel
+/// takes from one 32-bit word of them: 8 at 4 bits, 16 at 2 bits.
+const fn per_byte(bits: u8) -> usize {
+    8 / bits as usize
+}
+
+/// The most values one window of [`window_packed`] may hold: its scaled sums stay exact below
+/// 65,793 (2^31 / 32,640).
+pub(crate) const PACKED_WINDOW_MAX: usize = 65_536;
+
+/// [`window`] for 4- and 2-bit packed weights (issue 18), the weights unpacked in registers:
+/// `acc[c] = Σ_runs Σ_i w[first + c·stride + r·w_step + i]·(x[r·x_step + i] − z_x)`, `w`
+/// holding the packed values (TFLM's order, `shared_format::packing`) and `first`, `stride`,
+/// `w_step` and `len` counting values. All four must be multiples of the values of one word
+/// (8 at 4 bits, 16 at 2 bits: `C_in` a multiple of that, see `conv::packed_eligible`), so every
+/// run starts on a byte of its own and holds whole words.
+///
+/// One word of weights is split by a shift and a mask into bytes whose top bits hold one value
+/// each (`(w << 4) & 0xF0F0F0F0` and `w & 0xF0F0F0F0` at 4 bits; `(w << 6, 4, 2, 0) &
+/// 0xC0C0C0C0` at 2 bits), which `SXTB16` sign-extends into halfword pairs scaled by 16 (by 64
+/// at 2 bits) at no cost. The activations of the word's values, widened and centred by
+/// `SXTAB16` as in [`window`], are paired to match with `PKHBT`/`PKHTB` once per word for all
+/// four channels; then each `SMLAD` does two MACs. The scaled sums are exact (|scale·w·(x − z_x)|
+/// ≤ 32,640, so up to 65,793 values per window cannot overflow) and shifted back at the end:
+/// the same integers as the reference kernel's. The last `acc.len() % 4` channels are summed
+/// value by value. Returns `false`, touching nothing, if a run would leave `x` or `w`, the
+/// steps are shorter than a run, `bits` is not 2 or 4, or the counts are not whole words.
+#[cfg_attr(not(edge_dsp), allow(dead_code))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn window_packed(
+    x: &[i8],
+    w: &[u8],
+    bits: u8,
+    first: usize,
+    stride: usize,
+    runs: Runs,
+    z_x: i8,
+    acc: &mut [i32],
+) -> bool {
+    let Runs {
+        rows,
+        len,
+        x_step,
+        w_step,
+    } = runs;
+    let per_word = match bits {
+        2 | 4 => 4 * per_byte(bits),
+        _ => return false,
+    };
+    if rows == 0 || len == 0 || acc.is_empty() {
+        acc.fill(0);
+        return true;
+    }
+    if x_step < len || w_step < len {
+        return false;
+    }
+    if !(first | stride | len | w_step).is_multiple_of(per_word)
+        || rows.checked_mul(len).is_none_or(|n| n > PACKED_WINDOW_MAX)
+    {
+        return false;
+    }
+    let end = |step: usize| (rows - 1).checked_mul(step)?.checked_add(len);
+    let x_end = end(x_step);
+    let w_end = end(w_step)
+        .and_then(|e| e.checked_add(stride.checked_mul(acc.len() - 1)?))
+        .and_then(|e| e.checked_add(first));
+    // Whole words, so whole bytes: value e ends at byte e / per_byte.
+    let pb = per_byte(bits);
+    if x_end.is_none_or(|e| e > x.len()) || w_end.is_none_or(|e| e / pb > w.len()) {
+        return false;
+    }
+    let xb: &[u8] = bytemuck::cast_slice(x);
+    let wb = w.get(first / pb..).unwrap_or_default();
+    let bytes = Runs {
+        rows,
+        len,
+        x_step,
+        w_step: w_step / pb,
+    };
+    let (quads, rest) = acc.as_chunks_mut::<4>();
+    match bits {
+        4 => quad_packed::<4>(xb, wb, stride / pb, bytes, z_x, quads),
+        _ => quad_packed::<2>(xb, wb, stride / pb, bytes, z_x, quads),
+    }
+    for (k, acc) in (4 * quads.len()..).zip(rest) {
+        *acc = centred_dot_packed(x, w, bits, first + k * stride, runs, z_x);
+    }
+    true
+}
+
+/// One channel of [`window_packed`] value by value (bounds already checked there).
+fn centred_dot_packed(x: &[i8], w: &[u8], bits: u8, first: usize, runs: Runs, z_x: i8) -> i32 {
+    let mut sum = 0i32;
+    for r in 0..runs.rows {
+        let Some(xs) = x.get(r * runs.x_step..r * runs.x_step + runs.len) else {
+            return sum;
+        };
+        let w0 = first + r * runs.w_step;
+        for (i, &x) in xs.iter().enumerate() {
+            let w = shared_format::packing::unpack_one(w, bits, w0 + i);
+            sum = sum.wrapping_add(w as i32 * (x as i32 - z_x as i32));
+        }
+    }
+    sum
+}
+
+/// Four little-endian bytes as a word.
+#[inline(always)]
+fn le(b: [u8; 4]) -> u32 {
+    u32::from_le_bytes(b)
+}
+
+/// `s + 16·Σ_{i<8} w_i·x_i` for the eight 4-bit values of `wv` and their centred activations
+/// paired as `[(x0, x4), (x2, x6), (x1, x5), (x3, x7)]`.
+#[inline(always)]
+fn nibbles_mac(wv: u32, x: &[u32; 4], s: i32) -> i32 {
+    const TOP: u32 = 0xF0F0_F0F0;
+    let even = (wv << 4) & TOP; // values 0, 2, 4, 6 in the top nibbles
+    let odd = wv & TOP; // values 1, 3, 5, 7
+    let s = smlad(sxtb16(even), x[0], s);
+    let s = smlad(sxtb16_ror8(even), x[1], s);
+    let s = smlad(sxtb16(odd), x[2], s);
+    smlad(sxtb16_ror8(odd), x[3], s)
+}
+
+/// `s + 64·Σ_{i<16} w_i·x_i` for the sixteen 2-bit values of `wv` and their centred activations
+/// paired as `[(x0, x8), (x4, x12), (x1, x9), (x5, x13), (x2, x10), (x6, x14), (x3, x11),
+/// (x7, x15)]`.
+#[inline(always)]
+fn crumbs_mac(wv: u32, x: &[u32; 8], s: i32) -> i32 {
+    const TOP: u32 = 0xC0C0_C0C0;
+    let m0 = (wv << 6) & TOP; // values 0, 4, 8, 12 in the top bits
+    let m1 = (wv << 4) & TOP; // 1, 5, 9, 13
+    let m2 = (wv << 2) & TOP; // 2, 6, 10, 14
+    let m3 = wv & TOP; // 3, 7, 11, 15
+    let s = smlad(sxtb16(m0), x[0], s);
+    let s = smlad(sxtb16_ror8(m0), x[1], s);
+    let s = smlad(sxtb16(m1), x[2], s);
+    let s = smlad(sxtb16_ror8(m1), x[3], s);
+    let s = smlad(sxtb16(m2), x[4], s);
+    let s = smlad(sxtb16_ror8(m2), x[5], s);
+    let s = smlad(sxtb16(m3), x[6], s);
+    smlad(sxtb16_ror8(m3), x[7], s)
+}
+
+/// [`window_packed`] for `4·acc.len()` channels at `BITS` (4 or 2), with `w` from the first
+/// channel's first run and `stride`, `runs.w_step` counted in bytes (`runs.len` in values, a
+/// multiple of the values of a word); bounds checked by the caller.
+#[inline(always)]
+fn quad_packed<const BITS: u8>(
+    x: &[u8],
+    w: &[u8],
+    stride: usize,
+    runs: Runs,
+    z_x: i8,
+    acc: &mut [[i32; 4]],
+) {
+    let Runs {
+        rows,
+        len,
+        x_step,
+        w_step,
+    } = runs;
+    let centre = splat16(-(z_x as i16));
+    let len_b = len / per_byte(BITS);
+    for (q, out) in acc.iter_mut().enumerate() {
+        let mut s = [0i32; 4];
+        for r in 0..rows {
+            let xr = r * x_step;
+            let wr = 4 * q * stride + r * w_step;
+            let run = |k: usize| w.get(wr + k * stride..wr + k * stride + len_b);
+            let (Some(xs), Some(w0), Some(w1), Some(w2), Some(w3)) =
+                (x.get(xr..xr + len), run(0), run(1), run(2), run(3))
+            else {
+                return;
+            };
+            let (w0, w1, w2, w3) = (
+                w0.as_chunks::<4>().0,
+                w1.as_chunks::<4>().0,
+                w2.as_chunks::<4>().0,
+                w3.as_chunks::<4>().0,
+            );
+            let ws = w0.iter().zip(w1).zip(w2).zip(w3);
+            if BITS == 4 {
+                for (xc, (((&a, &b), &c), &d)) in xs.as_chunks::<8>().0.iter().zip(ws) {
+                    let [x0, x1, x2, x3, x4, x5, x6, x7] = *xc;
+                    let (lo, hi) = (le([x0, x1, x2, x3]), le([x4, x5, x6, x7]));
+                    let (l02, l13) = (sxtab16(centre, lo), sxtab16_ror8(centre, lo));
+                    let (h46, h57) = (sxtab16(centre, hi), sxtab16_ror8(centre, hi));
+                    let pairs = [
+                        pkhbt(l02, h46),
+                        pkhtb(h46, l02),
+                        pkhbt(l13, h57),
+                        pkhtb(h57, l13),
+                    ];
+                    s[0] = nibbles_mac(le(a), &pairs, s[0]);
+                    s[1] = nibbles_mac(le(b), &pairs, s[1]);
+                    s[2] = nibbles_mac(le(c), &pairs, s[2]);
+                    s[3] = nibbles_mac(le(d), &pairs, s[3]);
+                }
+            } else {
+                for (xw, (((&a, &b), &c), &d)) in xs.as_chunks::<16>().0.iter().zip(ws) {
+                    let [
+                        x0,
+                        x1,
+                        x2,
+                        x3,
+                        x4,
+                        x5,
+                        x6,
+                        x7,
+                        x8,
+                        x9,
+                        xa,
+                        xb,
+                        xc,
+                        xd,
+                        xe,
+                        xf,
+                    ] = *xw;
+                    let (wa, wb) = (le([x0, x1, x2, x3]), le([x4, x5, x6, x7]));
+                    let (wc, wd) = (le([x8, x9, xa, xb]), le([xc, xd, xe, xf]));
+                    let (a02, a13) = (sxtab16(centre, wa), sxtab16_ror8(centre, wa));
+                    let (b46, b57) = (sxtab16(centre, wb), sxtab16_ror8(centre, wb));
+                    let (c8a, c9b) = (sxtab16(centre, wc), sxtab16_ror8(centre, wc));
+                    let (dce, ddf) = (sxtab16(centre, wd), sxtab16_ror8(centre, wd));
+                    let pairs = [
+                        pkhbt(a02, c8a),
+                        pkhbt(b46, dce),
+                        pkhbt(a13, c9b),
+                        pkhbt(b57, ddf),
+                        pkhtb(c8a, a02),
+                        pkhtb(dce, b46),
+                        pkhtb(c9b, a13),
+                        pkhtb(ddf, b57),
+                    ];
+                    s[0] = crumbs_mac(le(a), &pairs, s[0]);
+                    s[1] = crumbs_mac(le(b), &pairs, s[1]);
+                    s[2] = crumbs_mac(le(c), &pairs, s[2]);
+                    s[3] = crumbs_mac(le(d), &pairs, s[3]);
+                }
+            }
+        }
+        // The sums are 16 (4-bit) or 64 (2-bit) times the exact ones, with no overflow.
+        let shift = if BITS == 4 { 4 } else { 6 };
+        *out = s.map(|v| v >> shift);
+    }
 }
 
 /// [`window`] for `4·acc.len()` channels (at least 4), bounds already checked by the caller
@@ -484,6 +854,70 @@ fn quad_words_model(x: &[i8], w: &[i8], stride: usize, runs: Runs, z_x: i8, acc:
 #[cfg(all(test, not(edge_dsp)))]
 mod tests {
     use super::*;
+
+    /// The sub-byte kernel (here on the instruction model) forms the same sums as the plain dot
+    /// product over the unpacked weights, for both widths, every zero point, partial quads and
+    /// weights not starting at byte 0 of the slice.
+    #[test]
+    fn packed_window_matches_unpacked() {
+        use shared_format::packing::{pack, unpack_into};
+        for bits in [4u8, 2] {
+            let g = 32 / bits as usize;
+            for (cin, kw, rows, channels) in [(g, 1, 1, 4), (2 * g, 3, 2, 7), (g, 5, 3, 9)] {
+                for z_x in [-128i8, -3, 0, 127] {
+                    let len = kw * cin;
+                    let w_step = kw * cin + g; // a longer filter row than the run
+                    let stride = rows * w_step + 2 * g;
+                    let first = g;
+                    let total = first + channels * stride;
+                    let lim = 1i32 << (bits - 1);
+                    let vals: Vec<i8> = (0..total)
+                        .map(|i| ((i * 7 + 3 * cin) as i32 % (2 * lim) - lim) as i8)
+                        .collect();
+                    let packed = pack(&vals, bits).unwrap();
+                    let mut unpacked = vec![0i8; total];
+                    unpack_into(&packed, bits, 0, &mut unpacked);
+                    assert_eq!(unpacked, vals);
+                    let x_step = len + 5;
+                    let x: Vec<i8> = (0..rows * x_step).map(|i| (i * 53 + 17) as i8).collect();
+                    let runs = Runs {
+                        rows,
+                        len,
+                        x_step,
+                        w_step,
+                    };
+                    let mut got = vec![0i32; channels];
+                    assert!(window_packed(
+                        &x, &packed, bits, first, stride, runs, z_x, &mut got
+                    ));
+                    let expect: Vec<i32> = (0..channels)
+                        .map(|c| centred_dot(&x, &vals[first + c * stride..], runs, z_x))
+                        .collect();
+                    assert_eq!(got, expect, "bits {bits} cin {cin} kw {kw} z_x {z_x}");
+                }
+            }
+            // Extreme values: every weight at its minimum, every activation at 127, z_x −128.
+            let len = 4 * g;
+            let vals = vec![-(1i8 << (bits - 1)); 4 * len];
+            let packed = pack(&vals, bits).unwrap();
+            let x = vec![127i8; len];
+            let runs = Runs {
+                rows: 1,
+                len,
+                x_step: len,
+                w_step: len,
+            };
+            let mut got = [0i32; 4];
+            assert!(window_packed(
+                &x, &packed, bits, 0, len, runs, -128, &mut got
+            ));
+            let one = centred_dot(&x, &vals, runs, -128);
+            assert_eq!(got, [one; 4]);
+            // Counts that are not whole words are refused.
+            let odd = Runs { len: g / 2, ..runs };
+            assert!(!window_packed(&x, &packed, bits, 0, len, odd, 0, &mut got));
+        }
+    }
 
     /// The instruction model of the assembly forms the same sums as the host's kernel for every
     /// run length (whole words, single bytes past them) and zero point.
