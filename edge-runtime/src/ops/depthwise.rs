@@ -20,10 +20,12 @@
 //! combined modulo 2^32, and validation proves the final accumulator fits in i32 (per channel,
 //! `Σ(|w| + |z_w|)·255 + |b| ≤ i32::MAX`, the channel's taps summed at stride C).
 //!
-//! On Armv7E-M (Cortex-M4/M7, `cfg(edge_dsp)`), 8-bit weights (symmetric or affine) go instead to
-//! [`depthwise_tiled`]: per pixel and tap, four channels a step through `dsp::lanes4`
-//! (`SXTAB16` centring both operands, then `SMLABB`/`SMLATT`), `Σ (w − z_w)·(x − z_x)` formed
-//! directly; the same exact accumulators, no scratch.
+//! On Armv7E-M (Cortex-M4/M7, `cfg(edge_dsp)`), every weight format (symmetric or affine) goes
+//! instead to [`depthwise_tiled_block`]: per pixel and tap, four channels a step through
+//! `dsp::lanes4` (`SXTAB16` centring both operands, then `SMLABB`/`SMLATT`),
+//! `Σ (w − z_w)·(x − z_x)` formed directly; the same exact accumulators. 8-bit weights are read
+//! in place ([`depthwise_tiled`]); 2/4-bit weights are unpacked one tile at a time into the same
+//! scratch as here ([`depthwise_tiled_packed`], issue 18), so they cost what 8-bit ones do.
 //!
 //! On x86-64 every weight format goes to `depthwise_sse2` (issue 18/17): the same block
 //! structure, the pixel's valid taps listed once and run sixteen channels and two taps at a
@@ -119,10 +121,15 @@ fn depthwise_as<const FAST: bool>(
     let z_x = p.input_zero_point as i32;
     let z_w = p.weights.zero_point as i32;
     let row_stride = in_w * channels; // ≤ input.len(), checked above
-    // Armv7E-M: 8-bit weights (symmetric or affine) go to the register-tiled kernel (same sums).
+    // Armv7E-M: every bit-width and scheme goes to the register-tiled kernel (same sums); 2/4-bit
+    // weights unpacked a tile at a time into `scratch`.
     #[cfg(edge_dsp)]
-    if FAST && bits == 8 {
-        return depthwise_tiled(p, input, output, all_weights);
+    if FAST {
+        return if bits == 8 {
+            depthwise_tiled(p, input, output, all_weights)
+        } else {
+            depthwise_tiled_packed(p, input, output, scratch)
+        };
     }
     // x86-64: every bit-width and scheme goes to the SSE2 kernel (same sums).
     #[cfg(target_arch = "x86_64")]
@@ -230,18 +237,79 @@ fn depthwise_as<const FAST: bool>(
 }
 
 /// Depthwise conv for 8-bit weights (symmetric or per-tensor affine) on Armv7E-M: blocks of
-/// [`BLOCK`] channels (bias and output stage worked out once per block), output pixels, the
-/// pixel's valid taps, then the block's channels of that tap (contiguous in input and weights)
-/// four at a time through `dsp::lanes4`, `Σ (w − z_w)·(x − z_x)` directly (both factors
-/// centred in the registers: no `Σ w` or `Σ x` correction), then
-/// [`output_stage`]. The accumulators are the same exact integers as [`depthwise_conv2d`]'s.
-/// Arguments as checked by it; elsewhere than Armv7E-M only tested.
+/// [`BLOCK`] channels read in place (taps `C` bytes apart), each through
+/// [`depthwise_tiled_block`]. Arguments as checked by [`depthwise_conv2d`]; elsewhere than
+/// Armv7E-M only tested.
 #[cfg_attr(not(edge_dsp), allow(dead_code))]
+#[inline(never)]
 fn depthwise_tiled(
     p: &ConvParams<'_>,
     input: &[i8],
     output: &mut [i8],
     weights: &[i8],
+) -> KernelResult {
+    let channels = p.input_shape.c as usize;
+    let mut c0 = 0;
+    while c0 < channels {
+        let nb = (channels - c0).min(BLOCK);
+        let w = weights.get(c0..).ok_or(KernelError("depthwise weights"))?;
+        depthwise_tiled_block(p, input, output, c0, nb, w, channels)?;
+        c0 += nb;
+    }
+    Ok(())
+}
+
+/// Depthwise conv for 2/4-bit weights (symmetric or per-tensor affine) on Armv7E-M: one tile of
+/// [`TILE`] channels at a time, its filters unpacked into `scratch` (`plan::scratch_bytes`:
+/// `kh·kw·min(C, TILE)`, the reference loop's tile; taps `n` bytes apart) and run through
+/// [`depthwise_tiled_block`] as sign-extended 8-bit weights, so a sub-byte MAC costs what an
+/// 8-bit one does. Arguments as checked by [`depthwise_conv2d`] (the packed bytes cover
+/// `kh·kw·C` codes); elsewhere than Armv7E-M only tested.
+#[cfg_attr(not(edge_dsp), allow(dead_code))]
+#[inline(never)]
+fn depthwise_tiled_packed(
+    p: &ConvParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> KernelResult {
+    let channels = p.input_shape.c as usize;
+    let taps = p.window.kernel_h as usize * p.window.kernel_w as usize;
+    let bits = p.weights.bits;
+    let mut c0 = 0;
+    while c0 < channels {
+        let n = (channels - c0).min(TILE);
+        let tile = scratch
+            .get_mut(..taps * n)
+            .ok_or(KernelError("scratch smaller than one depthwise tile"))?;
+        for (t, dst) in tile.chunks_exact_mut(n).enumerate() {
+            // t·C + c0 + n ≤ taps·C, whose packed bytes depthwise_conv2d checked.
+            unpack_into(p.weights.data, bits, t * channels + c0, dst);
+        }
+        depthwise_tiled_block(p, input, output, c0, n, tile, n)?;
+        c0 += n;
+    }
+    Ok(())
+}
+
+/// One block of depthwise channels `c0..c0 + nb` (`nb ≤` [`BLOCK`]) on Armv7E-M, 8-bit weights
+/// (symmetric or per-tensor affine) with tap `t`'s `nb` channels at `w[t·w_step..]`: bias and
+/// output stage worked out once, then output pixels, the pixel's valid taps, then the block's
+/// channels of that tap (contiguous in input and weights) four at a time through
+/// `dsp::lanes4`, `Σ (w − z_w)·(x − z_x)` directly (both factors centred in the registers: no
+/// `Σ w` or `Σ x` correction), then [`output_stage`]. The accumulators are the same exact
+/// integers as [`depthwise_conv2d`]'s. Inlined into its two callers, which are never inlined:
+/// its block-sized frame (bias, stages, accumulators) is theirs, not the dispatcher's.
+#[cfg_attr(not(edge_dsp), allow(dead_code))]
+#[inline(always)]
+fn depthwise_tiled_block(
+    p: &ConvParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    c0: usize,
+    nb: usize,
+    w: &[i8],
+    w_step: usize,
 ) -> KernelResult {
     let win = p.window;
     let (in_h, in_w, channels) = (
@@ -256,58 +324,53 @@ fn depthwise_tiled(
     let centre = dsp::splat16(-(p.input_zero_point as i16));
     let centre_w = dsp::splat16(-(p.weights.zero_point as i16));
     let row_stride = in_w * channels;
-    let mut c0 = 0;
-    while c0 < channels {
-        let nb = (channels - c0).min(BLOCK);
-        let mut bias = [0i32; BLOCK];
-        let mut stage = [ChannelRequant::new(0, 0, p.rounding); BLOCK];
-        for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(c0..c0 + nb) {
-            *b = p.bias.get(c).ok_or(KernelError("bias shorter than C"))?;
-            let (m, e) = p
-                .requant
-                .get(c)
-                .ok_or(KernelError("requant table shorter than C"))?;
-            *rq = ChannelRequant::new(m, e, p.rounding);
-        }
-        let (bias, stage) = (&bias[..nb], &stage[..nb]);
-        let plain = stage.iter().all(ChannelRequant::is_plain);
-        let mut acc = [0i32; BLOCK];
-        let mut pixels = output.chunks_exact_mut(channels);
-        for oy in 0..out_h {
-            let ty = Taps::rows(&win, oy, in_h);
-            for ox in 0..out_w {
-                let tx = Taps::cols(&win, ox, in_w);
-                let ys = pixels
-                    .next()
-                    .and_then(|px| px.get_mut(c0..c0 + nb))
-                    .ok_or(KernelError("depthwise output pixel"))?;
-                let acc = acc.get_mut(..nb).ok_or(KernelError("depthwise block"))?;
-                acc.fill(0);
-                for ky in ty.k0..ty.k1 {
-                    let row = ty.input_index(ky, win.dilation_h) * row_stride + c0;
-                    for kx in tx.k0..tx.k1 {
-                        // This tap of the block's channels: contiguous in input and weights.
-                        let x0 = row + tx.input_index(kx, win.dilation_w) * channels;
-                        let w0 = (ky * kw + kx) * channels + c0;
-                        let (Some(xs), Some(ws)) =
-                            (input.get(x0..x0 + nb), weights.get(w0..w0 + nb))
-                        else {
-                            return Err(KernelError("depthwise tap"));
-                        };
-                        let ((x4, x1), (w4, w1)) = (xs.as_chunks::<4>(), ws.as_chunks::<4>());
-                        let (a4, a1) = acc.as_chunks_mut::<4>();
-                        for ((a, x), w) in a4.iter_mut().zip(x4).zip(w4) {
-                            dsp::lanes4(x, w, centre, centre_w, a);
-                        }
-                        for ((a, &x), &w) in a1.iter_mut().zip(x1).zip(w1) {
-                            *a = a.wrapping_add((w as i32 - z_w) * (x as i32 - z_x));
-                        }
+    let mut bias = [0i32; BLOCK];
+    let mut stage = [ChannelRequant::new(0, 0, p.rounding); BLOCK];
+    for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(c0..c0 + nb) {
+        *b = p.bias.get(c).ok_or(KernelError("bias shorter than C"))?;
+        let (m, e) = p
+            .requant
+            .get(c)
+            .ok_or(KernelError("requant table shorter than C"))?;
+        *rq = ChannelRequant::new(m, e, p.rounding);
+    }
+    let (Some(bias), Some(stage)) = (bias.get(..nb), stage.get(..nb)) else {
+        return Err(KernelError("depthwise block"));
+    };
+    let plain = stage.iter().all(ChannelRequant::is_plain);
+    let mut acc = [0i32; BLOCK];
+    let mut pixels = output.chunks_exact_mut(channels);
+    for oy in 0..out_h {
+        let ty = Taps::rows(&win, oy, in_h);
+        for ox in 0..out_w {
+            let tx = Taps::cols(&win, ox, in_w);
+            let ys = pixels
+                .next()
+                .and_then(|px| px.get_mut(c0..c0 + nb))
+                .ok_or(KernelError("depthwise output pixel"))?;
+            let acc = acc.get_mut(..nb).ok_or(KernelError("depthwise block"))?;
+            acc.fill(0);
+            for ky in ty.k0..ty.k1 {
+                let row = ty.input_index(ky, win.dilation_h) * row_stride + c0;
+                for kx in tx.k0..tx.k1 {
+                    // This tap of the block's channels: contiguous in input and weights.
+                    let x0 = row + tx.input_index(kx, win.dilation_w) * channels;
+                    let w0 = (ky * kw + kx) * w_step;
+                    let (Some(xs), Some(ws)) = (input.get(x0..x0 + nb), w.get(w0..w0 + nb)) else {
+                        return Err(KernelError("depthwise tap"));
+                    };
+                    let ((x4, x1), (w4, w1)) = (xs.as_chunks::<4>(), ws.as_chunks::<4>());
+                    let (a4, a1) = acc.as_chunks_mut::<4>();
+                    for ((a, x), w) in a4.iter_mut().zip(x4).zip(w4) {
+                        dsp::lanes4(x, w, centre, centre_w, a);
+                    }
+                    for ((a, &x), &w) in a1.iter_mut().zip(x1).zip(w1) {
+                        *a = a.wrapping_add((w as i32 - z_w) * (x as i32 - z_x));
                     }
                 }
-                output_stage(ys, stage, bias, acc, plain, p);
             }
+            output_stage(ys, stage, bias, acc, plain, p);
         }
-        c0 += nb;
     }
     Ok(())
 }
@@ -679,6 +742,74 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 150, "{checked}");
+    }
+
+    /// The Armv7E-M sub-byte kernel (here on the portable model of its instructions) against the
+    /// reference path, output for output: 2- and 4-bit codes piled on their range's ends, both
+    /// schemes (weights' zero point at the code range's ends or anywhere in it), channel counts
+    /// on both sides of the 4-channel groups and the 32-channel tiles, scratch of exactly one
+    /// tile (and one byte short: an error, not a panic).
+    #[test]
+    fn tiled_packed_kernel_matches_reference() {
+        let mut rng = XorShift32::new(0xB17E_D0D0u32);
+        let mut rnd = |n: u32| rng.below(n);
+        let mut checked = 0;
+        for case in 0..400 {
+            let bits = [2u8, 4][rnd(2) as usize];
+            let (kh, kw) = (1 + rnd(5) as u8, 1 + rnd(5) as u8);
+            let (dh, dw) = (1 + rnd(2) as u8, 1 + rnd(2) as u8);
+            let win = random_window(&mut rnd, (kh, kw), (dh, dw));
+            let c = [1u16, 3, 4, 5, 8, 17, 31, 32, 33, 64, 65, 70][rnd(12) as usize];
+            let s = Shape::new(1 + rnd(8) as u16, 1 + rnd(8) as u16, c);
+            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+                continue;
+            };
+            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+            let n_w = c as usize * kh as usize * kw as usize;
+            let w: Vec<i8> = (0..n_w)
+                .map(|_| match rnd(4) {
+                    0 => lo,
+                    1 => hi,
+                    _ => lo + rnd(1 << bits) as i32,
+                } as i8)
+                .collect();
+            let x: Vec<i8> = (0..s.h as usize * s.w as usize * c as usize)
+                .map(|_| rnd(256) as u8 as i8)
+                .collect();
+            let bias: Vec<i32> = (0..c).map(|_| rnd(20_001) as i32 - 10_000).collect();
+            let rq: Vec<(i32, i8)> = (0..c)
+                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, rnd(12) as i8 - 9))
+                .collect();
+            let o = owned(&w, bits, &bias, &rq);
+            let os = Shape::new(oh as u16, ow as u16, c);
+            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
+            let (scheme, z_w) = if case % 2 == 0 {
+                (
+                    WeightScheme::PerTensorAffine,
+                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
+                )
+            } else {
+                (WeightScheme::PerChannelSymmetric, 0)
+            };
+            let p = ConvParams {
+                output_zero_point: rnd(256) as u8 as i8,
+                rounding: [Rounding::Double, Rounding::Single][rnd(2) as usize],
+                ..params(&o, bits, scheme, z_w, win, s, z_x, os)
+            };
+            let tile = kh as usize * kw as usize * (c as usize).min(TILE);
+            let mut scratch = vec![0i8; tile];
+            let mut want = vec![0i8; oh as usize * ow as usize * c as usize];
+            depthwise_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let mut got = vec![0i8; want.len()];
+            assert!(depthwise_tiled_packed(&p, &x, &mut got, &mut scratch[..tile - 1]).is_err());
+            depthwise_tiled_packed(&p, &x, &mut got, &mut scratch).unwrap();
+            assert_eq!(
+                got, want,
+                "case {case}: W{bits} {win:?} {s:?} z_x {z_x} z_w {z_w}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 200, "{checked}");
     }
 
     /// The dispatcher's kernel (SSE2 and, where the CPU has it, AVX2 on x86-64, the DSP kernel
