@@ -72,7 +72,8 @@ pub struct Args {
     /// The device to check.
     #[arg(long, default_value = "cuda")]
     pub device: String,
-    /// Float meta-training steps (the reference has 200; fewer compares the windows they cover).
+    /// Float meta-training steps (the reference has 200; fewer, down to 20, compares the steps
+    /// and windows they cover).
     #[arg(long, default_value_t = 200)]
     pub steps: usize,
     /// GHN-QAT W4A4 steps after the float ones (the reference has 50).
@@ -119,6 +120,12 @@ struct StepLog {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    anyhow::ensure!(
+        args.steps >= EARLY,
+        "--steps {}: the check compares the prediction after step {EARLY}, so it needs at least \
+         {EARLY} float steps",
+        args.steps
+    );
     let device = super::device::device(&args.device)?;
     let on_cpu = ghnq_quant::sim_native::is_cpu(&device);
     std::fs::create_dir_all(&args.work)
