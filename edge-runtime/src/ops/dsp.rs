@@ -16,9 +16,10 @@
 //! sxtab16_ror8(−z, x))` is exactly `Σ_i w_i·(x_i − z)` over the four bytes: neither operand needs
 //! reordering, and the sum is the same exact integer the reference kernel forms.
 //!
-//! `cfg(edge_dsp)` is set by `build.rs` for Armv7E-M targets (Cortex-M4, M7). Elsewhere the same
-//! loop runs on a portable model of the instructions, so the kernel is tested on the host; those
-//! targets never call it (`conv::conv2d` dispatches to it only under `cfg(edge_dsp)`).
+//! `cfg(edge_dsp)` is set by `build.rs` for Armv7E-M targets (Cortex-M4, M7) and for Armv8-M
+//! Mainline (Cortex-M33) built with `-C target-feature=+dsp`. Elsewhere the same loop runs on a
+//! portable model of the instructions, so the kernel is tested on the host; those targets never
+//! call it (`conv::conv2d` dispatches to it only under `cfg(edge_dsp)`).
 
 #![allow(unsafe_code)]
 

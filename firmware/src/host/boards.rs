@@ -32,6 +32,9 @@ pub struct Board {
     pub ram: u64,
     /// Its firmware can serve samples over a UART (streaming mode, [`crate::protocol`]).
     pub streams: bool,
+    /// Extra rustflags for its target, e.g. `-C target-feature=+dsp` where the core has an
+    /// optional extension the target triple does not imply; empty for none.
+    pub rustflags: &'static str,
 }
 
 const K: u64 = 1024;
@@ -52,6 +55,7 @@ pub const BOARDS: &[Board] = &[
         flash: 4 * M,
         ram: 4 * M,
         streams: true,
+        rustflags: "",
     },
     Board {
         name: "mps2-an500",
@@ -66,6 +70,7 @@ pub const BOARDS: &[Board] = &[
         flash: 4 * M,
         ram: 4 * M,
         streams: true,
+        rustflags: "",
     },
     Board {
         name: "lm3s6965evb",
@@ -80,6 +85,7 @@ pub const BOARDS: &[Board] = &[
         flash: 256 * K,
         ram: 64 * K,
         streams: false,
+        rustflags: "",
     },
     Board {
         name: "microbit",
@@ -94,6 +100,7 @@ pub const BOARDS: &[Board] = &[
         flash: 256 * K,
         ram: 16 * K,
         streams: false,
+        rustflags: "",
     },
     Board {
         name: "mps2-an505",
@@ -108,6 +115,8 @@ pub const BOARDS: &[Board] = &[
         flash: 4 * M,
         ram: 2 * M,
         streams: false,
+        // Its Cortex-M33 has the DSP extension: edge-runtime's SXTB16/SMLAD kernels.
+        rustflags: "-C target-feature=+dsp",
     },
     Board {
         name: "riscv-virt",
@@ -122,6 +131,7 @@ pub const BOARDS: &[Board] = &[
         flash: 4 * M,
         ram: 4 * M,
         streams: false,
+        rustflags: "",
     },
     Board {
         name: "nrf52840-dk",
@@ -132,6 +142,7 @@ pub const BOARDS: &[Board] = &[
         flash: 1024 * K,
         ram: 256 * K,
         streams: true,
+        rustflags: "",
     },
     Board {
         name: "rp-pico",
@@ -143,6 +154,7 @@ pub const BOARDS: &[Board] = &[
         flash: 2 * M - 256,
         ram: 256 * K,
         streams: true,
+        rustflags: "",
     },
     Board {
         name: "aarch64-linux",
@@ -157,6 +169,7 @@ pub const BOARDS: &[Board] = &[
         flash: u64::MAX,
         ram: u64::MAX,
         streams: false,
+        rustflags: "",
     },
 ];
 

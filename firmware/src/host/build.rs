@@ -194,6 +194,17 @@ fn cargo_build(
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET");
+    // The board's own flags, in the per-target variable: cargo ignores `rustflags` under
+    // `[target.'thumbv8m.main-none-eabihf']` in boards/.cargo/config.toml (the dot in the triple).
+    let rustflags_var = format!(
+        "CARGO_TARGET_{}_RUSTFLAGS",
+        board.target.to_uppercase().replace(['-', '.'], "_")
+    );
+    if board.rustflags.is_empty() {
+        command.env_remove(&rustflags_var);
+    } else {
+        command.env(&rustflags_var, board.rustflags);
+    }
     match arena_override {
         Some(bytes) => command.env("GHNQ_ARENA_BYTES", bytes.to_string()),
         None => command.env_remove("GHNQ_ARENA_BYTES"),
@@ -203,7 +214,15 @@ fn cargo_build(
     } else {
         command.env_remove("GHNQ_STREAM");
     }
-    let line = format!("{cargo} {}", args.join(" "));
+    let line = if board.rustflags.is_empty() {
+        format!("{cargo} {}", args.join(" "))
+    } else {
+        format!(
+            "{rustflags_var}=\"{}\" {cargo} {}",
+            board.rustflags,
+            args.join(" ")
+        )
+    };
     let out = command
         .output()
         .map_err(|e| BuildError::Io(line.clone(), e))?;
