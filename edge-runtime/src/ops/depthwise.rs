@@ -20,8 +20,8 @@
 //! combined modulo 2^32, and validation proves the final accumulator fits in i32 (per channel,
 //! `Σ(|w| + |z_w|)·255 + |b| ≤ i32::MAX`, the channel's taps summed at stride C).
 //!
-//! On Armv7E-M (Cortex-M4/M7) and an M33 built with `+dsp` (`cfg(edge_dsp)`), every weight format (symmetric or affine) goes
-//! instead to [`depthwise_tiled_block`]: per pixel and tap, four channels a step through
+//! On Armv7E-M (Cortex-M4/M7) and an M33 built with `+dsp` (`cfg(edge_dsp)`), every weight
+//! format (symmetric or affine) goes instead to [`depthwise_tiled_block`]: per pixel and tap, four channels a step through
 //! `dsp::lanes4` (`SXTAB16` centring both operands, then `SMLABB`/`SMLATT`),
 //! `Σ (w − z_w)·(x − z_x)` formed directly; the same exact accumulators. 8-bit weights are read
 //! in place ([`depthwise_tiled`]); 2/4-bit weights are unpacked one tile at a time into the same
