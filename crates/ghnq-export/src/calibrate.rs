@@ -300,7 +300,7 @@ mod tests {
         let net = crate::deploy_gap::tests::conv_stack(&[8, 8, 8], 1, true);
         let lowered = Lowered::new(&net).unwrap();
         let batch = vec![SyntheticImages::new(SHAPE, 10, 100, 4).next_batch(32)];
-        let params = ParamSet::init_random(&net, &dev);
+        let params = ParamSet::init_random_seeded(&net, 7, &dev);
         let (x, _) = to_tensors(&batch[0], SHAPE, &dev);
         let mut differs = false;
         for bn_stats in [BnStats::Float, BnStats::Quantized] {
@@ -372,7 +372,7 @@ mod engine_tests {
         let mut archs = arch_source("test", shape, 10, 0).unwrap();
         let net = archs.sample();
         let lowered = Lowered::new(&net).unwrap();
-        let params = ParamSet::init_random(&net, &dev);
+        let params = ParamSet::init_random_seeded(&net, 7, &dev);
         let mut src = SyntheticImages::new(shape, 10, 1000, 3);
         let batches: Vec<LabeledBatch> = (0..4).map(|_| src.next_batch(64)).collect();
         let config = QuantConfig::paper(Precision::new(4, 4));

@@ -152,7 +152,7 @@ pub(super) mod tests {
         let mut src = SyntheticImages::new(SHAPE, 10, 1000, 3);
         let cal_batches: Vec<LabeledBatch> = (0..2).map(|_| src.next_batch(32)).collect();
         let test: Vec<LabeledBatch> = (0..4).map(|_| src.next_batch(32)).collect();
-        let params = ParamSet::init_random(net, &dev);
+        let params = ParamSet::init_random_seeded(net, 7, &dev);
         let cal = calibrate(net, &lowered, params, &config, SHAPE, &cal_batches, &dev).unwrap();
         let gap = deploy_gap(net, &lowered, &cal, &config, SHAPE, &test, &dev).unwrap();
         let blob = build(

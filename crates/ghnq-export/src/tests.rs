@@ -39,7 +39,7 @@ const CONFIGS: [(Precision, WeightScheme); 5] = [
 
 fn export(net: &Net, config: &QuantConfig, rounding: Rounding, dev: &Device) -> Comparison {
     let lowered = Lowered::new(net).unwrap();
-    let params = ParamSet::init_random(net, dev);
+    let params = ParamSet::init_random_seeded(net, 7, dev);
     let cal = calibrate(net, &lowered, params, config, SHAPE, &batches(4, 1), dev).unwrap();
     let provenance = Provenance::default();
     let blob = build(
@@ -141,7 +141,7 @@ fn every_intermediate_tensor_agrees_with_single_rounding() {
             ..QuantConfig::paper(precision)
         };
         let lowered = Lowered::new(&net).unwrap();
-        let params = ParamSet::init_random(&net, &dev);
+        let params = ParamSet::init_random_seeded(&net, 7, &dev);
         let cal = calibrate(&net, &lowered, params, &config, SHAPE, &batches(4, 1), &dev).unwrap();
         let (x, _) = to_tensors(&test[0], SHAPE, &dev);
         let mut stored = Stored(vec![None; lowered.tensors.len()]);
@@ -216,7 +216,7 @@ fn a_layer_that_could_overflow_i32_is_refused_by_name() {
     let c = b.conv("conv", 0, 128, 1, 1).unwrap();
     b.linear("huge.fc", c, 10).unwrap();
     let net = b.finish().unwrap();
-    let mut params = ParamSet::init_random(&net, &dev);
+    let mut params = ParamSet::init_random_seeded(&net, 7, &dev);
     if let LayerParams::Linear { weight, .. } = &mut params.layers[2] {
         *weight = Tensor::ones(weight.dims(), &dev);
     }
@@ -252,7 +252,7 @@ fn per_layer_bits_reach_the_blob_and_the_simulation() {
     let mut four_bit_layers = 0;
     for net in nets(4, 23) {
         let lowered = Lowered::new(&net).unwrap();
-        let params = ParamSet::init_random(&net, &dev);
+        let params = ParamSet::init_random_seeded(&net, 7, &dev);
         let cal = calibrate(&net, &lowered, params, &config, SHAPE, &batches(4, 1), &dev).unwrap();
         let blob = build(
             &net,
@@ -314,7 +314,7 @@ fn per_layer_bits_reach_the_blob_and_the_simulation() {
     };
     let refused = crate::export(
         net,
-        ParamSet::init_random(net, &dev),
+        ParamSet::init_random_seeded(net, 7, &dev),
         &bad,
         Rounding::Single,
         SHAPE,
@@ -338,7 +338,7 @@ fn per_layer_bits_reach_the_blob_and_the_simulation() {
 fn bit_widths_sharing_the_float_reference_compare_alike() {
     let dev = Device::flex();
     let net = &nets(1, 21)[0];
-    let params = ParamSet::init_random(net, &dev);
+    let params = ParamSet::init_random_seeded(net, 7, &dev);
     let (calib, test) = (batches(3, 1), batches(2, 2));
     let run = |config: &QuantConfig, shared: &mut FloatReference| {
         export_and_compare(

@@ -44,12 +44,32 @@ pub struct ParamSet {
     pub layers: Vec<LayerParams>,
 }
 
-fn uniform<const D: usize>(shape: [usize; D], bound: f64, device: &Device) -> Tensor<D> {
-    leaf(Tensor::random(
-        shape,
-        Distribution::Uniform(-bound, bound),
-        device,
-    ))
+/// Where [`ParamSet::init_random`] draws from: burn's generator on the device, or a seeded
+/// ChaCha8 stream on the host ([`ParamSet::init_random_seeded`]: the same values every run,
+/// whatever else draws from burn's generator meanwhile, e.g. tests running in parallel).
+enum Draw {
+    Device,
+    Seeded(Box<rand_chacha::ChaCha8Rng>),
+}
+
+impl Draw {
+    fn uniform<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        bound: f64,
+        device: &Device,
+    ) -> Tensor<D> {
+        leaf(match self {
+            Draw::Device => Tensor::random(shape, Distribution::Uniform(-bound, bound), device),
+            Draw::Seeded(rng) => {
+                use rand::Rng;
+                let n = shape.iter().product::<usize>();
+                let b = bound as f32;
+                let v: Vec<f32> = (0..n).map(|_| rng.random_range(-b..b)).collect();
+                Tensor::from_data(TensorData::new(v, shape), device)
+            }
+        })
+    }
 }
 
 /// A trainable leaf on autodiff devices, a plain tensor elsewhere.
@@ -65,6 +85,21 @@ impl ParamSet {
     /// PyTorch default initialisation (`kaiming_uniform_(a=√5)` ⇒ U(±1/√fan_in) for weights, the same
     /// bound for biases; BatchNorm γ = 1, β = 0). Tensors are trainable leaves on `device`.
     pub fn init_random(net: &Net, device: &Device) -> ParamSet {
+        Self::init_drawn(net, device, Draw::Device)
+    }
+
+    /// [`ParamSet::init_random`] drawn from a ChaCha8 stream seeded by `seed`: the same values on
+    /// every run and device (tests pin their nets' parameters with it).
+    pub fn init_random_seeded(net: &Net, seed: u64, device: &Device) -> ParamSet {
+        use rand::SeedableRng;
+        Self::init_drawn(
+            net,
+            device,
+            Draw::Seeded(Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed))),
+        )
+    }
+
+    fn init_drawn(net: &Net, device: &Device, mut draw: Draw) -> ParamSet {
         let layers = net
             .nodes
             .iter()
@@ -80,15 +115,15 @@ impl ParamSet {
                     let ipg = cin / groups.max(1);
                     let bound = 1.0 / ((ipg * kernel * kernel) as f64).sqrt();
                     LayerParams::Conv {
-                        weight: uniform([cout, ipg, kernel, kernel], bound, device),
-                        bias: bias.then(|| uniform([cout], bound, device)),
+                        weight: draw.uniform([cout, ipg, kernel, kernel], bound, device),
+                        bias: bias.then(|| draw.uniform([cout], bound, device)),
                     }
                 }
                 Op::Linear { cin, cout, bias } => {
                     let bound = 1.0 / (cin as f64).sqrt();
                     LayerParams::Linear {
-                        weight: uniform([cout, cin], bound, device),
-                        bias: bias.then(|| uniform([cout], bound, device)),
+                        weight: draw.uniform([cout, cin], bound, device),
+                        bias: bias.then(|| draw.uniform([cout], bound, device)),
                     }
                 }
                 Op::BatchNorm { channels } => LayerParams::BatchNorm {
@@ -459,6 +494,33 @@ mod tests {
             .into_iter()
             .map(|(n, s, d)| (n, s, d.convert::<f32>().try_to_vec::<f32>().unwrap()))
             .collect()
+    }
+
+    /// A seed gives the same parameters every time (and burn's generator is not touched), within
+    /// PyTorch's default bounds; another seed gives others.
+    #[test]
+    fn seeded_initialisation_is_reproducible_and_bounded() {
+        let dev = Device::flex();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let net = random_small_net(&mut rng, ImageShape { h: 8, w: 8, c: 3 }, 10, "s");
+        let a = values(&ParamSet::init_random_seeded(&net, 1, &dev), &net);
+        assert_eq!(
+            a,
+            values(&ParamSet::init_random_seeded(&net, 1, &dev), &net)
+        );
+        assert_ne!(
+            a,
+            values(&ParamSet::init_random_seeded(&net, 2, &dev), &net)
+        );
+        let default = values(&ParamSet::init_random(&net, &dev), &net);
+        for ((name, shape, v), (_, dshape, _)) in a.iter().zip(&default) {
+            assert_eq!(shape, dshape, "{name}");
+            if name.ends_with("weight") {
+                let fan_in: usize = shape[1..].iter().product();
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                assert!(v.iter().all(|x| x.abs() <= bound), "{name}");
+            }
+        }
     }
 
     /// Written and read back, every tensor is the same; a file of another net, or not a
