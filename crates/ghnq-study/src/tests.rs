@@ -295,7 +295,7 @@ fn compare_computes_qmse_and_qce_as_defined() {
     let config = tiny(1.0).quant_config();
     let ex = export::export(
         &net,
-        ParamSet::init_random(&net, &dev),
+        ParamSet::init_random_seeded(&net, 5, &dev),
         &config,
         shared_format::Rounding::Single,
         shape,
@@ -338,14 +338,17 @@ fn compare_computes_qmse_and_qce_as_defined() {
         }
     }
     assert_eq!(c.samples, 32);
+    // The float logits here come from burn's executor, `compare`'s from the native engine: the
+    // same sums in another order, equal to f32 rounding (a 1e-9 bound failed in CI at 4.8e-9).
+    let near = |a: f64, b: f64| (a - b).abs() <= 1e-6 * a.abs().max(1.0);
     assert!(
-        (qmse(&f, &q, 10) - c.qmse).abs() < 1e-9,
+        near(qmse(&f, &q, 10), c.qmse),
         "{} vs {}",
         qmse(&f, &q, 10),
         c.qmse
     );
     assert!(
-        (qce(&f, &q, 10) - c.qce).abs() < 1e-9,
+        near(qce(&f, &q, 10), c.qce),
         "{} vs {}",
         qce(&f, &q, 10),
         c.qce
