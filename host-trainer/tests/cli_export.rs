@@ -19,7 +19,7 @@ fn net_and_params(dir: &Path) -> (String, String) {
     let arch = dir.join("net.json");
     ghnq_core::arch::text::write_net(&net, &arch).unwrap();
     let params = dir.join("net.safetensors");
-    ParamSet::init_random(&net, &Device::flex())
+    ParamSet::init_random_seeded(&net, 5, &Device::flex())
         .save_safetensors(&net, &params)
         .unwrap();
     (

@@ -82,7 +82,7 @@ pub fn export_sharing(
     device: &Device,
     shared: &mut FloatReference,
 ) -> Result<Exported, ExportError> {
-    config.layers.check(net).map_err(ExportError::LayerBits)?;
+    config.layers.check(net)?;
     let lowered = Lowered::new(net)?;
     let cal = calibrate_sharing(
         net,
@@ -206,8 +206,8 @@ pub enum ExportError {
         inputs: usize,
     },
     /// A per-layer precision names no layer of the net (or several).
-    #[error("{0}")]
-    LayerBits(String),
+    #[error(transparent)]
+    LayerBits(#[from] ghnq_quant::layers::LayerBitsError),
     /// Weight packing failed.
     #[error("weight packing: {0}")]
     Pack(String),

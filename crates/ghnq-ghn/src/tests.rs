@@ -432,7 +432,7 @@ fn profile_meta_step() {
     }
     let x: Tensor<4> = Tensor::random([64, 3, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
     for (k, net) in nets.iter().enumerate().take(3) {
-        let p = ghnq_core::cnn::ParamSet::init_random(net, &dev);
+        let p = ghnq_core::cnn::ParamSet::init_random_seeded(net, k as u64, &dev);
         let t = std::time::Instant::now();
         let y = ghnq_core::cnn::forward(net, &p, x.clone(), ghnq_core::cnn::BnMode::Batch, true);
         let l = y.powf_scalar(2.0).mean();

@@ -61,7 +61,7 @@ impl LayerBits {
 
     /// Checks that every named override names exactly one weighted layer of `net`; the error
     /// lists the names that would.
-    pub fn check(&self, net: &Net) -> Result<(), String> {
+    pub fn check(&self, net: &Net) -> Result<(), LayerBitsError> {
         let weighted = weighted_nodes(net);
         for (s, _) in &self.0 {
             let LayerSelector::Name(name) = s else {
@@ -72,24 +72,37 @@ impl LayerBits {
                 .filter(|&&i| &net.nodes[i].name == name)
                 .count();
             if hits != 1 {
-                let names: Vec<&str> = weighted
-                    .iter()
-                    .map(|&i| net.nodes[i].name.as_str())
-                    .collect();
-                return Err(format!(
-                    "--layer-bits: '{name}' {} of {}; its weighted layers are: first, last, {}",
-                    if hits == 0 {
-                        "is not a weighted layer"
-                    } else {
-                        "names several weighted layers"
-                    },
-                    net.name,
-                    names.join(", ")
-                ));
+                return Err(LayerBitsError {
+                    name: name.clone(),
+                    several: hits > 1,
+                    net: net.name.clone(),
+                    weighted: weighted
+                        .iter()
+                        .map(|&i| net.nodes[i].name.clone())
+                        .collect(),
+                });
             }
         }
         Ok(())
     }
+}
+
+/// A `--layer-bits` name that selects no weighted layer of a net, or several.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--layer-bits: '{name}' {} of {net}; its weighted layers are: first, last, {}",
+    if *several { "names several weighted layers" } else { "is not a weighted layer" },
+    weighted.join(", ")
+)]
+pub struct LayerBitsError {
+    /// The override's layer name.
+    pub name: String,
+    /// Whether it matched several layers (otherwise none).
+    pub several: bool,
+    /// The net's name.
+    pub net: String,
+    /// The names of the net's weighted layers, the ones an override can select.
+    pub weighted: Vec<String>,
 }
 
 /// The layers an override can select, in topological order: convolutions and the classifier
@@ -174,7 +187,8 @@ mod tests {
             .parse::<LayerBits>()
             .unwrap()
             .check(&net)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("not a weighted layer") && e.contains(&name),
             "{e}"

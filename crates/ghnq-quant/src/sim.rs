@@ -622,7 +622,7 @@ mod tests {
         for k in 0..12 {
             let net = random_small_net(&mut rng, ImageShape::FASHION_MNIST, 10, &format!("n{k}"));
             let lowered = Lowered::new(&net).unwrap();
-            let params = ParamSet::init_random(&net, &dev);
+            let params = ParamSet::init_random_seeded(&net, k, &dev);
             let x: Tensor<4> = Tensor::random([4, 1, 28, 28], Distribution::Normal(0.0, 1.0), &dev);
             let want = float_forward(&net, &params, x.clone(), BnMode::Batch, false);
             let opts = SimOptions {
@@ -645,7 +645,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(12);
         let net = random_small_net(&mut rng, ImageShape::FASHION_MNIST, 10, "q");
         let lowered = Lowered::new(&net).unwrap();
-        let params = ParamSet::init_random(&net, &dev);
+        let params = ParamSet::init_random_seeded(&net, 12, &dev);
         let x: Tensor<4> = Tensor::random([8, 1, 28, 28], Distribution::Normal(0.0, 1.0), &dev);
         let run = |q: Option<&QuantConfig>| {
             let opts = SimOptions {

@@ -500,7 +500,7 @@ pub(crate) mod tests {
 
     /// Seeded parameters of `net` (burn's own initialisation draws from a global generator).
     pub(crate) fn seeded(net: &Net, rng: &mut impl Rng, device: &Device) -> ParamSet {
-        let mut params = ParamSet::init_random(net, device);
+        let mut params = ParamSet::init_random_seeded(net, 0, device);
         let mut draw = |t: &Tensor<1>, lo: f32, hi: f32| {
             let [c] = t.dims();
             let v: Vec<f32> = (0..c).map(|_| rng.random_range(lo..hi)).collect();
@@ -741,7 +741,7 @@ pub(crate) mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let net = random_small_net(&mut rng, ImageShape { h: 8, w: 8, c: 1 }, 4, "t");
         let lowered = Lowered::new(&net).unwrap();
-        let params = ParamSet::init_random(&net, &device);
+        let params = ParamSet::init_random_seeded(&net, 3, &device);
         let q = QuantConfig::paper(Precision::new(2, 2));
         let batch = LabeledBatch {
             images: vec![0.5; 2 * 64],

@@ -329,32 +329,13 @@ fn train(args: &Args, from: &Path, out: &Path, steps: usize, extra: &[&str]) -> 
 /// The `loss` and `grad_norm` columns of a run's train.csv.
 fn step_logs(dir: &Path) -> Result<Vec<StepLog>> {
     let path = dir.join("train.csv");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .with_context(|| format!("{} has no {name} column", path.display()))
-    };
-    let (loss, grad) = (col("loss")?, col("grad_norm")?);
-    lines
-        .map(|l| {
-            let fields: Vec<&str> = l.split(',').collect();
-            let num = |k: usize| -> Result<f64> {
-                fields
-                    .get(k)
-                    .and_then(|v| v.parse().ok())
-                    .with_context(|| format!("{}: bad line '{l}'", path.display()))
-            };
-            Ok(StepLog {
-                loss: num(loss)?,
-                grad_norm: num(grad)?,
-            })
-        })
-        .collect()
+    let loss = super::run_log::column(&path, "loss")?;
+    let grad = super::run_log::column(&path, "grad_norm")?;
+    Ok(loss
+        .into_iter()
+        .zip(grad)
+        .map(|((_, loss), (_, grad_norm))| StepLog { loss, grad_norm })
+        .collect())
 }
 
 /// `ghnq bench ghn` at its defaults (meta-batch 8, batch 64) on the device, then on this host's

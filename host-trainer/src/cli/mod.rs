@@ -19,6 +19,7 @@ mod predict;
 mod quant_args;
 mod quickstart;
 mod run;
+mod run_log;
 mod study;
 mod table_out;
 mod test_data;

@@ -399,21 +399,7 @@ fn validation(
 /// `curve.png` / `curve.svg` in a run directory: validation top-1 (`val.csv`) and the
 /// meta-batch training top-1 (`train.csv`, means over 100 steps) against steps.
 fn draw_curve(dir: &std::path::Path) -> Result<()> {
-    let column = |file: &str, name: &str| -> Result<Vec<(usize, f64)>> {
-        let text = std::fs::read_to_string(dir.join(file))?;
-        let mut lines = text.lines();
-        let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-        let k = header
-            .iter()
-            .position(|h| *h == name)
-            .with_context(|| format!("{file} has no column {name}"))?;
-        Ok(lines
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(',').collect();
-                Some((f.first()?.parse().ok()?, f.get(k)?.parse().ok()?))
-            })
-            .collect())
-    };
+    let column = |file: &str, name: &str| super::run_log::column(&dir.join(file), name);
     let val = column("val.csv", "top1_mean")?;
     let train: Vec<(usize, f64)> = column("train.csv", "acc")?
         .chunks(100)

@@ -427,7 +427,7 @@ mod tests {
         let g = b.push("gap", Op::GlobalAvgPool, vec![ap]).unwrap();
         b.linear("fc", g, 3).unwrap();
         let net = b.finish().unwrap();
-        let p = ParamSet::init_random(&net, &dev);
+        let p = ParamSet::init_random_seeded(&net, 1, &dev);
         let conv_w = |i: usize| match &p.layers[i] {
             LayerParams::Conv { weight, .. } => weight.clone(),
             _ => unreachable!(),
@@ -510,7 +510,7 @@ mod tests {
         let dr = b.push("drop", Op::Dropout { p: 0.5 }, vec![f]).unwrap();
         b.linear("fc", dr, 3).unwrap();
         let net = b.finish().unwrap();
-        let p = ParamSet::init_random(&net, &dev);
+        let p = ParamSet::init_random_seeded(&net, 2, &dev);
         p.check_shapes(&net).unwrap();
         let x: Tensor<4> = Tensor::random([2, 2, 8, 8], Distribution::Normal(0.0, 1.0), &dev);
         let y = forward(&net, &p, x, BnMode::Batch, true);

@@ -531,7 +531,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
         let shape = ImageShape { h: 8, w: 8, c: 3 };
         let net = random_small_net(&mut rng, shape, 10, "a");
-        let params = ParamSet::init_random(&net, &dev);
+        let params = ParamSet::init_random_seeded(&net, 4, &dev);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.safetensors");
         params.save_safetensors(&net, &path).unwrap();

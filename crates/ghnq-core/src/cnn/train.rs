@@ -300,7 +300,7 @@ mod tests {
         let mut losses = Vec::new();
         let params = train(
             &net,
-            ParamSet::init_random(&net, &dev),
+            ParamSet::init_random_seeded(&net, 7, &dev),
             &mut images,
             config,
             &dev,
