@@ -3,8 +3,9 @@
 //!
 //! Each board's firmware is built once (`firmware::host::build`) with the three models, their
 //! bundles and a batch of property-test generator models embedded, into `target/boards`, so
-//! reruns are incremental. The aarch64 Linux harness (mobile SoCs) runs the same suite under
-//! qemu-aarch64; the real boards (nRF52840-DK, Pico) are built and size-checked; streaming over
+//! reruns are incremental. Mobile SoCs get two: a bare-metal Cortex-A55 on QEMU's virt machine
+//! (instructions counted like the MCUs) and the aarch64 Linux harness under qemu-aarch64 (wall
+//! clock only); the real boards (nRF52840-DK, Pico) are built and size-checked; streaming over
 //! the UART is checked on the MPS2. QEMU must be installed: `cargo xtask test` runs
 //! `cargo xtask setup` first, which installs it; a missing QEMU fails these tests rather than
 //! skipping them.
@@ -326,6 +327,13 @@ fn mps2_an505_cortex_m33() {
 #[test]
 fn riscv_virt_rv32imac() {
     validate_board("riscv-virt");
+}
+
+/// Mobile SoCs, bare metal: a Cortex-A55 (built with the dot-product extension) on QEMU's virt
+/// machine, counted in instructions by the PMU cycle counter under `-icount shift=0`.
+#[test]
+fn aarch64_virt_cortex_a55() {
+    validate_board("aarch64-virt");
 }
 
 /// Mobile SoCs: the std harness, cross-built for aarch64 Linux, under qemu-aarch64 user mode.

@@ -15,6 +15,7 @@ pub const TARGETS: &[&str] = &[
     "thumbv8m.main-none-eabihf",
     "riscv32imac-unknown-none-elf",
     "aarch64-unknown-linux-gnu",
+    "aarch64-unknown-none",
 ];
 
 /// Debian packages and a file each installs, to tell whether it is already there.
@@ -91,7 +92,8 @@ fn is_root() -> bool {
 /// QEMU 10 system emulators (the HIL tests boot every emulated board), qemu-user and the aarch64
 /// cross linker (the mobile-SoC harness), each with a binary that tells whether it is there.
 const EMULATOR_PACKAGES: &[(&str, &str)] = &[
-    ("qemu-system-arm", "/usr/bin/qemu-system-arm"),
+    // Debian's qemu-system-arm also ships qemu-system-aarch64 (the bare-metal Cortex-A55).
+    ("qemu-system-arm", "/usr/bin/qemu-system-aarch64"),
     ("qemu-system-riscv", "/usr/bin/qemu-system-riscv32"),
     ("qemu-user", "/usr/bin/qemu-aarch64"),
     ("gcc-aarch64-linux-gnu", "/usr/bin/aarch64-linux-gnu-gcc"),

@@ -1,6 +1,6 @@
 //! What every board shares, so a board crate is only its memory map, clock, UART and counter
 //! choice: the embedded suite, the static arena, the report sinks (semihosting under QEMU, any
-//! embedded-io UART on silicon) and the counters (SysTick, DWT CYCCNT, `minstret`).
+//! embedded-io UART on silicon) and the counters (SysTick, DWT CYCCNT, `minstret`, PMCCNTR_EL0).
 #![no_std]
 
 use firmware::{Counter, Event, Outcome, Report, Unit};
@@ -262,5 +262,83 @@ impl Counter for MinstretCounter {
 
     fn now(&mut self) -> u64 {
         riscv::register::minstret::read64()
+    }
+}
+
+/// The Armv8-A PMU cycle counter PMCCNTR_EL0 (64 bits, so it never wraps in a run). QEMU clocks
+/// it at 1 GHz of virtual time, and `-icount shift=0` makes every instruction 1 ns of virtual
+/// time, so under QEMU each count is one instruction (checked against loops of known length by
+/// `aarch64-virt`'s `calibrate` feature); on silicon it counts core cycles.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub struct PmccntrCounter {
+    unit: Unit,
+    /// Units per count as a fraction: (10^9, hz) for instructions under QEMU.
+    scale: (u64, u64),
+}
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+impl PmccntrCounter {
+    /// QEMU with `-icount shift=0`: counts instructions through a cycle counter clocked at `hz`.
+    ///
+    /// Must run at EL1 (where QEMU's `virt` starts a kernel), which may program the PMU.
+    pub fn icount(hz: u64) -> Self {
+        // PMCR_EL0: E (bit 0) enables the counters, C (bit 2) zeroes the cycle counter, LC
+        // (bit 6) makes it overflow at 64 bits. PMCCFILTR_EL0 = 0 counts at EL0 and EL1.
+        // PMCNTENSET_EL0 bit 31 switches the cycle counter on.
+        //
+        // SAFETY: at EL1 these PMU registers are ours to program (nothing else in the firmware
+        // uses the PMU) and writing them touches no memory; the `isb` makes the counter run
+        // before the first read.
+        unsafe {
+            core::arch::asm!(
+                "mrs {tmp}, pmcr_el0",
+                "orr {tmp}, {tmp}, {pmcr_e_c_lc}",
+                "msr pmcr_el0, {tmp}",
+                "msr pmccfiltr_el0, xzr",
+                "msr pmcntenset_el0, {pmcntenset_c}",
+                "isb",
+                tmp = out(reg) _,
+                pmcr_e_c_lc = in(reg) (1u64 << 0) | (1 << 2) | (1 << 6),
+                pmcntenset_c = in(reg) 1u64 << 31,
+                options(nomem, nostack, preserves_flags),
+            );
+        }
+        Self {
+            unit: Unit::Instructions,
+            scale: (1_000_000_000, hz),
+        }
+    }
+
+    /// The raw count, before the unit's scale.
+    fn read() -> u64 {
+        let count: u64;
+        // SAFETY: reading PMCCNTR_EL0 at EL1 has no side effect. The `isb` first makes the read
+        // come after every instruction before it (the counter is not ordered otherwise).
+        unsafe {
+            core::arch::asm!(
+                "isb",
+                "mrs {count}, pmccntr_el0",
+                count = out(reg) count,
+                options(nomem, nostack, preserves_flags),
+            );
+        }
+        count
+    }
+}
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+impl Counter for PmccntrCounter {
+    fn unit(&self) -> Unit {
+        self.unit
+    }
+
+    fn now(&mut self) -> u64 {
+        let count = Self::read();
+        if self.scale.0 == self.scale.1 {
+            // QEMU's 1 GHz: one count per instruction, and no division inside the measurement.
+            return count;
+        }
+        // u128: at 1 GHz a u64 product would overflow after 18 s of counting.
+        (u128::from(count) * u128::from(self.scale.0) / u128::from(self.scale.1)) as u64
     }
 }

@@ -134,6 +134,27 @@ pub const BOARDS: &[Board] = &[
         rustflags: "",
     },
     Board {
+        name: "aarch64-virt",
+        core: "Cortex-A55",
+        package: "board-aarch64-virt",
+        target: "aarch64-unknown-none",
+        emulator: Some(Emulator {
+            program: "qemu-system-aarch64",
+            // No NIC: virt's default virtio-net needs an option ROM Debian's package lacks.
+            machine: &["-M", "virt", "-cpu", "cortex-a55", "-nic", "none"],
+            user_mode: false,
+        }),
+        // One 8 MiB region of DRAM (memory.x): 4 MiB for code and the embedded suite, the rest
+        // for .data, .bss and the 64 KiB boot stack.
+        flash: 4 * M,
+        ram: 4 * M - 64 * K,
+        streams: false,
+        // The A55 has the dot-product extension (SDOT); `-strict-align` lets LLVM emit unaligned
+        // loads (NEON rows of int8) as on aarch64 Linux, sound because the start-up maps DRAM
+        // as normal memory.
+        rustflags: "-C target-feature=+dotprod,-strict-align",
+    },
+    Board {
         name: "nrf52840-dk",
         core: "Cortex-M4F",
         package: "board-nrf52840-dk",

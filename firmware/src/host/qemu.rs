@@ -1,8 +1,9 @@
 //! Booting an emulated board's firmware under QEMU and collecting its report.
 //!
 //! `-icount shift=0` makes every instruction advance virtual time by 1 ns, so the boards'
-//! SysTick (or `minstret` on RISC-V) counts instructions exactly and repeatably. Semihosting
-//! carries the report to QEMU's standard output and the firmware's exit status to QEMU's.
+//! SysTick (`minstret` on RISC-V, PMCCNTR_EL0 on the Cortex-A55) counts instructions exactly and
+//! repeatably. Semihosting carries the report to QEMU's standard output and the firmware's exit
+//! status to QEMU's.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};

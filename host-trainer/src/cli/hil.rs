@@ -14,7 +14,7 @@ use ghnq_device::hil;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Board. Emulated: mps2-an386, mps2-an500, lm3s6965evb, microbit, mps2-an505, riscv-virt,
-    /// aarch64-linux. Real (with --port): nrf52840-dk, rp-pico.
+    /// aarch64-virt, aarch64-linux. Real (with --port): nrf52840-dk, rp-pico.
     #[arg(long)]
     pub board: String,
     /// Model blob (.ghnq); repeat with --vectors to validate several models in one boot.
