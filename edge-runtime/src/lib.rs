@@ -30,15 +30,18 @@
 //! # Ok::<(), edge_runtime::Error>(())
 //! ```
 #![cfg_attr(not(test), no_std)]
-// `deny`, not `forbid`: two modules allow it locally. `ops::dsp` has two `asm!` blocks of
+// `deny`, not `forbid`: the per-target kernel modules allow it locally. `ops::dsp` has two `asm!` blocks of
 // Armv7E-M DSP instructions (SXTAB16, SXTB16, SMLAD, SMLABB/SMLATT): the conv kernel's inner
 // loop, its slices bounds-checked in safe code before it runs, and a register-only depthwise
 // step, plus seven register-only one-instruction wrappers (SXTB16, SXTAB16, SMLAD, PKHBT,
 // PKHTB) the 4- and 2-bit window is written over (Cortex-M4/M7 only). `ops::sse2` calls its `#[target_feature(enable = "sse2")]`
 // functions, sound on every x86-64 CPU; `ops::x86` calls `ops::avx2`'s `enable = "avx2"` ones
-// only after CPUID reported AVX2; both depthwise kernels load their vectors unchecked once
-// `ops::x86` has bounds-checked a pixel's taps (x86-64 hosts only). Every other target
-// compiles no `unsafe`.
+// only after CPUID reported AVX2, and `ops::avx512`'s (VPDPBUSD, masked loads) only after it
+// reported AVX-512 F/BW/VL and VNNI; the depthwise kernels load their vectors unchecked once
+// `ops::x86` has bounds-checked a pixel's taps (x86-64 hosts only). `ops::aarch64` loads its
+// NEON vectors from borrowed arrays, and its depthwise kernel unchecked once a pixel's taps are
+// bounds-checked, and has an `SDOT` `asm!` in `dotprod` builds (aarch64 only). Every other
+// target compiles no `unsafe`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -234,10 +234,11 @@ impl ChannelRequant {
         }
     }
 
-    /// The multiplier, `mask` and `right` fields (see them) of a stage, for the x86-64 vector
-    /// output stage (`ops::sse2::PlainStages`), which forms [`scale_plain`](Self::scale_plain)
+    /// The multiplier, `mask` and `right` fields (see them) of a stage, for the x86-64 and
+    /// aarch64 vector output stages (`ops::sse2::PlainStages`, `ops::aarch64::PlainStages`),
+    /// which form [`scale_plain`](Self::scale_plain)
     /// from them four channels at a time.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[inline(always)]
     pub(crate) const fn plain_parts(&self) -> (i32, i32, u8) {
         (self.multiplier, self.mask, self.right)

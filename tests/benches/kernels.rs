@@ -5,7 +5,10 @@
 //! `cargo bench -p tests --bench kernels -- --quick`
 //!
 //! Criterion measures each case; a final table (own timing loop, same models) prints MAC/s for
-//! both interpreters so the figures can be pasted into a report.
+//! both interpreters so the figures can be pasted into a report. On x86-64 the runtime is
+//! measured once per instruction set the CPU has (SSE2, AVX2, AVX-512 VNNI: the kernels' level
+//! capped with `edge_runtime::ops::x86::set_isa`), so the levels compare within one run, each
+//! checked equal to the golden interpreter first.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -62,7 +65,36 @@ fn input_for(model: &Model<'_>, abits: u8) -> Vec<i8> {
     (0..n).map(|_| rng.range(lo, hi) as i8).collect()
 }
 
+/// The kernel levels to measure the runtime at, by name, lowest first: on x86-64 every
+/// instruction set this CPU has; elsewhere the one build.
+fn levels() -> Vec<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use edge_runtime::ops::x86::Isa;
+        let top = Isa::detected();
+        Isa::ALL
+            .into_iter()
+            .filter(|&isa| isa <= top)
+            .map(Isa::name)
+            .collect()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    vec!["runtime"]
+}
+
+/// Caps the runtime's kernels at the level named `name` (from [`levels`]) for what follows.
+fn use_level(name: &str) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use edge_runtime::ops::x86::{Isa, set_isa};
+        let isa = Isa::from_name(name).expect("a level from levels()");
+        assert_eq!(set_isa(isa), isa, "{name} is detected");
+    }
+    let _ = name;
+}
+
 fn bench(c: &mut Criterion, cases: &[Case]) {
+    let levels = levels();
     for case in cases {
         let model = Model::from_bytes(&case.blob).expect("valid");
         let input = input_for(&model, case.abits);
@@ -70,11 +102,14 @@ fn bench(c: &mut Criterion, cases: &[Case]) {
         let mut interpreter = Interpreter::new(&model, &mut arena).expect("arena");
         let mut group = c.benchmark_group(&case.name);
         group.throughput(Throughput::Elements(case.macs));
-        group.bench_function("runtime", |b| {
-            b.iter(|| {
-                black_box(interpreter.run(black_box(&input)).expect("runs")[0]);
-            })
-        });
+        for &level in &levels {
+            use_level(level);
+            group.bench_function(format!("runtime {level}"), |b| {
+                b.iter(|| {
+                    black_box(interpreter.run(black_box(&input)).expect("runs")[0]);
+                })
+            });
+        }
         group.bench_function("golden", |b| {
             b.iter(|| black_box(golden::run(&model, black_box(&input)).expect("runs")))
         });
@@ -95,38 +130,66 @@ fn time_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
 }
 
 fn summary(cases: &[Case], budget: Duration) {
+    let levels = levels();
     println!();
-    println!(
-        "{:<28} {:>10} {:>14} {:>14} {:>10}",
-        "case", "MACs", "runtime MAC/s", "golden MAC/s", "rt/golden"
-    );
+    print!("{:<28} {:>10}", "case", "MACs");
+    for level in &levels {
+        print!(" {:>16}", format!("{level} MAC/s"));
+    }
+    print!(" {:>14} {:>10}", "golden MAC/s", "rt/golden");
+    for pair in levels.windows(2) {
+        print!(" {:>16}", format!("{}/{}", pair[1], pair[0]));
+    }
+    println!();
     for case in cases {
         let model = Model::from_bytes(&case.blob).expect("valid");
         let input = input_for(&model, case.abits);
         let expected = golden::run(&model, &input).expect("runs");
         let mut arena = vec![0u8; model.arena_bytes()];
         let mut interpreter = Interpreter::new(&model, &mut arena).expect("arena");
-        assert_eq!(
-            interpreter.run(&input).expect("runs"),
-            &expected[..],
-            "{}: runtime and golden disagree",
-            case.name
-        );
-        let rt = time_per_call(budget, || {
-            black_box(interpreter.run(black_box(&input)).expect("runs")[0]);
-        });
+        // Each level's MAC/s, timed round-robin so that a background load hits all alike
+        // (the median of three rounds).
+        let mut times = vec![Vec::new(); levels.len()];
+        for round in 0..3 {
+            for (&level, t) in levels.iter().zip(&mut times) {
+                use_level(level);
+                if round == 0 {
+                    assert_eq!(
+                        interpreter.run(&input).expect("runs"),
+                        &expected[..],
+                        "{} at {level}: runtime and golden disagree",
+                        case.name
+                    );
+                }
+                t.push(time_per_call(budget / 3, || {
+                    black_box(interpreter.run(black_box(&input)).expect("runs")[0]);
+                }));
+            }
+        }
+        let rates: Vec<f64> = times
+            .into_iter()
+            .map(|mut t| {
+                t.sort_by(f64::total_cmp);
+                case.macs as f64 / t[1]
+            })
+            .collect();
         let gd = time_per_call(budget, || {
             black_box(golden::run(&model, black_box(&input)).expect("runs"));
         });
-        let (rt_rate, gd_rate) = (case.macs as f64 / rt, case.macs as f64 / gd);
-        println!(
-            "{:<28} {:>10} {:>14.3e} {:>14.3e} {:>9.1}x",
-            case.name,
-            case.macs,
-            rt_rate,
-            gd_rate,
-            rt_rate / gd_rate
-        );
+        let gd_rate = case.macs as f64 / gd;
+        print!("{:<28} {:>10}", case.name, case.macs);
+        for rate in &rates {
+            print!(" {rate:>16.3e}");
+        }
+        let best = rates.last().copied().unwrap_or(0.0);
+        print!(" {gd_rate:>14.3e} {:>9.1}x", best / gd_rate);
+        for pair in rates.windows(2) {
+            print!(" {:>15.2}x", pair[1] / pair[0]);
+        }
+        println!();
+    }
+    if let Some(top) = levels.last() {
+        use_level(top);
     }
 
     println!();

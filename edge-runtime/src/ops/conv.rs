@@ -21,7 +21,9 @@
 //! 2- and 4-bit weights take the SMLAD kernel too (issue 18): small filters (four within 1 KiB)
 //! unpacked a block at a time on the stack (`conv2d_unpacked_dsp`), larger ones read packed and
 //! unpacked in registers (`conv2d_packed`, `dsp::window_packed`; `C_in` a multiple of 8 at 4
-//! bits, of 16 at 2 bits). Both form the same exact accumulators.
+//! bits, of 16 at 2 bits). Both form the same exact accumulators. On aarch64 the x86-64 paths
+//! are taken with NEON kernels in their place (module `aarch64`: `SMULL`/`SADALP`, or `SDOT`
+//! where the build enables `dotprod`), reached through the same names (`simd`).
 
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, TensorRecord, Weights, Window};
@@ -99,9 +101,9 @@ pub fn conv2d(
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> KernelResult {
-    // Armv7E-M and x86-64: 8-bit weights (symmetric or affine) go to the channel-blocked kernel
-    // (SMLAD or PMADDWD; the same sums).
-    #[cfg(any(edge_dsp, target_arch = "x86_64"))]
+    // Armv7E-M, x86-64 and aarch64: 8-bit weights (symmetric or affine) go to the
+    // channel-blocked kernel (SMLAD, PMADDWD or SMULL/SDOT; the same sums).
+    #[cfg(any(edge_dsp, target_arch = "x86_64", target_arch = "aarch64"))]
     if blocked_eligible(p) {
         return conv2d_blocked(p, input, output);
     }
@@ -116,8 +118,9 @@ pub fn conv2d(
     if packed_eligible(p) {
         return conv2d_packed(p, input, output);
     }
-    // x86-64: 2- and 4-bit weights too, a block of filters unpacked at a time (same sums).
-    #[cfg(target_arch = "x86_64")]
+    // x86-64 and aarch64: 2- and 4-bit weights too, a block of filters unpacked at a time
+    // (same sums).
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if unpacked_eligible(p) {
         return conv2d_unpacked(p, input, output);
     }
@@ -291,16 +294,17 @@ pub(crate) fn blocked_eligible(p: &ConvParams<'_>) -> bool {
     p.weights.bits == 8 && p.window.dilation_w == 1
 }
 
-/// Whether [`conv2d_unpacked`] handles `p` (x86-64; on Armv7E-M `conv2d_unpacked_dsp`, tried
-/// before [`packed_eligible`] since the 8-bit kernel is faster): 2- or 4-bit weights, symmetric or per-tensor affine,
-/// contiguous tap rows, and filters small enough that four of them fit the bytes it unpacks
-/// into: [`UNPACKED_FILTERS`] on x86-64 (`kh·kw·C_in ≤ 4096`: every 3×3 up to 455 input
-/// channels), [`UNPACKED_FILTERS_DSP`] on Armv7E-M (`kh·kw·C_in ≤ 256`: a 7×7 RGB stem, a 5×5
-/// over 8 channels). Elsewhere always false, so the M0/M3/M33/RISC-V paths are untouched.
+/// Whether [`conv2d_unpacked`] handles `p` (x86-64 and aarch64; on Armv7E-M
+/// `conv2d_unpacked_dsp`, tried before [`packed_eligible`] since the 8-bit kernel is faster): 2-
+/// or 4-bit weights, symmetric or per-tensor affine, contiguous tap rows, and filters small
+/// enough that four of them fit the bytes it unpacks into: [`UNPACKED_FILTERS`] on x86-64 and
+/// aarch64 (`kh·kw·C_in ≤ 4096`: every 3×3 up to 455 input channels), [`UNPACKED_FILTERS_DSP`]
+/// on Armv7E-M (`kh·kw·C_in ≤ 256`: a 7×7 RGB stem, a 5×5 over 8 channels). Elsewhere always
+/// false, so the M0/M3/M33/RISC-V paths are untouched.
 pub(crate) fn unpacked_eligible(p: &ConvParams<'_>) -> bool {
     let filter_len =
         p.window.kernel_h as usize * p.window.kernel_w as usize * p.input_shape.c as usize;
-    let room = if cfg!(target_arch = "x86_64") {
+    let room = if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
         UNPACKED_FILTERS
     } else if cfg!(edge_dsp) {
         UNPACKED_FILTERS_DSP
@@ -330,8 +334,8 @@ pub(crate) fn packed_eligible(p: &ConvParams<'_>) -> bool {
 /// Output channels whose bias and output stage [`conv2d_blocked`] works out once per pass.
 pub(crate) const BLOCK: usize = 64;
 
-/// Bytes of unpacked sub-byte filters [`conv2d_unpacked`] keeps on the stack (x86-64 hosts
-/// only; devices keep the one-filter arena scratch of `plan::scratch_bytes`).
+/// Bytes of unpacked sub-byte filters [`conv2d_unpacked`] keeps on the stack (x86-64 and
+/// aarch64 hosts only; devices keep the one-filter arena scratch of `plan::scratch_bytes`).
 pub(crate) const UNPACKED_FILTERS: usize = 16 * 1024;
 
 /// Bytes of unpacked sub-byte filters `conv2d_unpacked_dsp` keeps on the stack on Armv7E-M:
@@ -352,9 +356,12 @@ pub(crate) const UNPACKED_FILTERS_DSP: usize = 1024;
 /// the plan and every blob's arena are unchanged. The outputs are then requantized together
 /// ([`output_stage`]).
 ///
-/// On Armv7E-M (`cfg(edge_dsp)`) and x86-64 [`conv2d`] dispatches here; elsewhere (Cortex-M0,
-/// M33, RISC-V, AArch64) the reference loop stays.
-#[cfg_attr(not(any(edge_dsp, target_arch = "x86_64")), allow(dead_code))]
+/// On Armv7E-M (`cfg(edge_dsp)`), x86-64 and aarch64 [`conv2d`] dispatches here; elsewhere
+/// (Cortex-M0, M33 without DSP, RISC-V) the reference loop stays.
+#[cfg_attr(
+    not(any(edge_dsp, target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 // Armv7E-M: not inlined into `conv2d`, so its 1.7 KiB frame and `conv2d_unpacked_dsp`'s 2.8 KiB
 // (1 KiB of filters) are never stacked on each other (boards reserve about 4 KiB of stack).
 #[cfg_attr(edge_dsp, inline(never))]
@@ -362,12 +369,12 @@ pub(crate) fn conv2d_blocked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]
     conv2d_blocks(p, input, output, &mut [])
 }
 
-/// [`conv2d_blocked`] for 2- and 4-bit weights on x86-64 (issue 18/17), for parameters that
-/// pass [`unpacked_eligible`]: each block of output channels first has its filters unpacked
-/// into [`UNPACKED_FILTERS`] bytes of stack (`⌊16 KiB / (4·kh·kw·C_in)⌋·4` channels, at most
-/// [`BLOCK`]; every filter is unpacked once per call, as in the reference loop), then runs on
-/// the 8-bit kernel. The arena and the blob format are unchanged.
-#[cfg(target_arch = "x86_64")]
+/// [`conv2d_blocked`] for 2- and 4-bit weights on x86-64 and aarch64 (issue 18/17), for
+/// parameters that pass [`unpacked_eligible`]: each block of output channels first has its
+/// filters unpacked into [`UNPACKED_FILTERS`] bytes of stack (`⌊16 KiB / (4·kh·kw·C_in)⌋·4`
+/// channels, at most [`BLOCK`]; every filter is unpacked once per call, as in the reference
+/// loop), then runs on the 8-bit kernel. The arena and the blob format are unchanged.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) fn conv2d_unpacked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -> KernelResult {
     let mut filters = [0i8; UNPACKED_FILTERS];
     conv2d_blocks(p, input, output, &mut filters)
@@ -420,9 +427,10 @@ fn conv2d_blocks(
         cout,
         filter_len,
     } = Dims::checked(p, input, output)?;
-    // Sub-byte weights unpacked a block at a time into `unpacked`: x86-64, and Armv7E-M given
-    // a buffer (a constant `false` elsewhere).
-    let sub_byte = (cfg!(target_arch = "x86_64") || cfg!(edge_dsp) && !unpacked.is_empty())
+    // Sub-byte weights unpacked a block at a time into `unpacked`: x86-64 and aarch64, and
+    // Armv7E-M given a buffer (a constant `false` elsewhere).
+    let sub_byte = (cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
+        || cfg!(edge_dsp) && !unpacked.is_empty())
         && p.weights.bits != 8;
     // Sub-byte weights read packed (Armv7E-M only, given no buffer: `false` elsewhere).
     let packed = cfg!(edge_dsp) && unpacked.is_empty() && p.weights.bits != 8;
@@ -497,9 +505,10 @@ fn conv2d_blocks(
         }
         // Every stage of the block without a left shift (and a sane multiplier): the short path.
         let plain = stage.iter().all(ChannelRequant::is_plain);
-        // x86-64: plain stages are requantized four channels a step (SSE2).
-        #[cfg(target_arch = "x86_64")]
-        let vector = super::sse2::PlainStages::new(
+        // x86-64 and aarch64: plain stages are requantized four (SSE2) or sixteen (NEON)
+        // channels a step.
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        let vector = super::simd::PlainStages::new(
             stage.get(..nb).unwrap_or_default(),
             bias.get(..nb).unwrap_or_default(),
             p.rounding == Rounding::Double,
@@ -554,7 +563,7 @@ fn conv2d_blocks(
                     let correction = z_w.wrapping_mul(centred);
                     acc.iter_mut().for_each(|a| *a = a.wrapping_sub(correction));
                 }
-                #[cfg(target_arch = "x86_64")]
+                #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
                 if let Some(v) = &vector {
                     v.apply(acc, ys);
                     continue;
@@ -1086,7 +1095,10 @@ pub(crate) mod tests {
             ..p
         };
         assert!(!blocked_eligible(&p));
-        assert_eq!(unpacked_eligible(&p), cfg!(target_arch = "x86_64"));
+        assert_eq!(
+            unpacked_eligible(&p),
+            cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
+        );
     }
 
     /// 2- and 4-bit weights through the dispatcher (on x86-64 the unpacked-block kernel, see
@@ -1178,7 +1190,7 @@ pub(crate) mod tests {
             unpacked += usize::from(unpacked_eligible(&p));
         }
         assert!(checked > 250, "{checked}");
-        if cfg!(target_arch = "x86_64") {
+        if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
             assert!(unpacked > 150, "{unpacked}");
         }
     }

@@ -27,12 +27,14 @@
 //! in place ([`depthwise_tiled`]); 2/4-bit weights are unpacked one tile at a time into the same
 //! scratch as here ([`depthwise_tiled_packed`], issue 18), so they cost what 8-bit ones do.
 //!
-//! On x86-64 every weight format goes to `depthwise_sse2` (issue 18/17): the same block
+//! On x86-64 every weight format goes to `depthwise_simd` (issue 18/17): the same block
 //! structure, the pixel's valid taps listed once and run sixteen channels and two taps at a
 //! time through SSE2's `PMADDWD` (`sse2::depthwise_pixel`; AVX2's `VPMADDWD`, `avx2::
 //! depthwise_pixel`, on CPUs that have it, chosen at run time by `x86::depthwise_pixel`); 2/4-bit
 //! weights are unpacked one
-//! tile at a time into the same scratch as here. `depthwise_reference` keeps this file's
+//! tile at a time into the same scratch as here. aarch64 takes the same path with NEON's
+//! widening multiply-accumulate in its place (`aarch64::depthwise_pixel`, through the same
+//! names, `simd`). `depthwise_reference` keeps this file's
 //! portable loop callable on every target, for the tests.
 //!
 //! [`DEPTHWISE_TILE`]: shared_format::plan::DEPTHWISE_TILE
@@ -131,10 +133,10 @@ fn depthwise_as<const FAST: bool>(
             depthwise_tiled_packed(p, input, output, scratch)
         };
     }
-    // x86-64: every bit-width and scheme goes to the SSE2 kernel (same sums).
-    #[cfg(target_arch = "x86_64")]
+    // x86-64 and aarch64: every bit-width and scheme goes to the SIMD kernel (same sums).
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if FAST && taps <= MAX_TAPS {
-        return depthwise_sse2(p, input, output, all_weights, scratch);
+        return depthwise_simd(p, input, output, all_weights, scratch);
     }
 
     let mut c0 = 0;
@@ -376,34 +378,33 @@ fn depthwise_tiled_block(
 }
 
 /// Taps of the largest kernel a valid blob has (16×16, format 1.2): the stack table of one
-/// pixel's valid taps in [`depthwise_sse2`] (4 KiB, x86-64 hosts only).
-#[cfg(target_arch = "x86_64")]
+/// pixel's valid taps in [`depthwise_simd`] (4 KiB, x86-64 and aarch64 hosts only).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const MAX_TAPS: usize = 256;
 
-/// Depthwise conv on x86-64, every weight format, through SSE2 or AVX2
-/// ([`super::x86::depthwise_pixel`]):
+/// Depthwise conv on x86-64 and aarch64, every weight format, through the host SIMD kernel
+/// (`simd::depthwise_pixel`: SSE2 or AVX2 chosen by `x86`, NEON on aarch64):
 /// [`depthwise_tiled`]'s structure (blocks of channels with their bias and output stage worked
 /// out once, output pixels, the pixel's valid taps, contiguous channels of each tap), except
 /// that the pixel's valid taps are listed first, so the kernel can keep a group of 16 channels'
 /// accumulators in registers across all taps and take the taps two at a time (`PMADDWD`).
 /// `Σ (w − z_w)·(x − z_x)` is formed directly, as on Armv7E-M: no `Σ w` or `Σ x` correction.
 /// Blocks whose output stages are all plain (nearly all) are requantized four channels a step
-/// (`sse2::PlainStages`), the others by [`output_stage`].
+/// (`simd::PlainStages`), the others by [`output_stage`].
 ///
 /// 8-bit weights are read in place (blocks of [`BLOCK`] channels, taps `C` bytes apart);
 /// 2/4-bit weights are unpacked one tile of [`TILE`] channels at a time into `scratch`
 /// (`plan::scratch_bytes`: `kh·kw·min(C, TILE)`, the reference loop's tile), taps `n` bytes
 /// apart. Arguments as checked by [`depthwise_conv2d`] (`weights` empty for sub-byte weights).
-#[cfg(target_arch = "x86_64")]
-fn depthwise_sse2(
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn depthwise_simd(
     p: &ConvParams<'_>,
     input: &[i8],
     output: &mut [i8],
     weights: &[i8],
     scratch: &mut [i8],
 ) -> KernelResult {
-    use super::sse2::{self, Tap};
-    use super::x86;
+    use super::simd::{self, Tap};
     let win = p.window;
     let (in_h, in_w, channels) = (
         p.input_shape.h as usize,
@@ -450,7 +451,7 @@ fn depthwise_sse2(
         let plain = stage.iter().all(ChannelRequant::is_plain);
         // Plain stages (nearly every layer) are requantized four channels a step.
         let double = p.rounding == shared_format::Rounding::Double;
-        let vector = sse2::PlainStages::new(stage, bias, double, p.output_zero_point, p.clamp);
+        let vector = simd::PlainStages::new(stage, bias, double, p.output_zero_point, p.clamp);
         let mut acc = [0i32; BLOCK];
         let mut pixels = output.chunks_exact_mut(channels);
         for oy in 0..out_h {
@@ -475,7 +476,7 @@ fn depthwise_sse2(
                 }
                 let list = list.get(..n).ok_or(KernelError("depthwise taps"))?;
                 let block = acc.get_mut(..nb).ok_or(KernelError("depthwise block"))?;
-                if !x86::depthwise_pixel(x, w, list, z_x, z_w, block) {
+                if !simd::depthwise_pixel(x, w, list, z_x, z_w, block) {
                     return Err(KernelError("depthwise tap outside its tensors"));
                 }
                 match &vector {

@@ -810,9 +810,9 @@ fn quad_words(x: &[i8], w: &[i8], stride: usize, runs: Runs, z_x: i8, acc: &mut 
             );
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    super::x86::quad_words(x, w, stride, runs, z_x, acc);
-    #[cfg(not(any(edge_dsp, target_arch = "x86_64")))]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    super::simd::quad_words(x, w, stride, runs, z_x, acc);
+    #[cfg(not(any(edge_dsp, target_arch = "x86_64", target_arch = "aarch64")))]
     for (k, acc) in acc.as_flattened_mut().iter_mut().enumerate() {
         *acc = centred_dot(x, w.get(k * stride..).unwrap_or_default(), runs, z_x);
     }

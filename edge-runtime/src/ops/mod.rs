@@ -10,9 +10,13 @@
 //! because validation proves the sums fit in i32 (NUMERICS.md), and keeps the kernels free of
 //! panic paths even when overflow checks are on.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 pub mod add;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod concat;
 pub mod conv;
 pub mod depthwise;
@@ -26,7 +30,18 @@ mod speed_tests;
 #[cfg(target_arch = "x86_64")]
 mod sse2;
 #[cfg(target_arch = "x86_64")]
-mod x86;
+pub mod x86;
+
+/// The host SIMD kernels under one set of names (`quad_words`, `depthwise_pixel`, `Tap`,
+/// `PlainStages`), so that conv.rs and depthwise.rs dispatch to them with one `cfg`: on x86-64
+/// the run-time choice among the x86 instruction sets ([`x86`]), on aarch64 NEON ([`aarch64`]).
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    pub(crate) use super::sse2::{PlainStages, Tap};
+    pub(crate) use super::x86::{depthwise_pixel, quad_words};
+}
+#[cfg(target_arch = "aarch64")]
+use aarch64 as simd;
 
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{Shape, Window};

@@ -2,8 +2,9 @@
 //! kernels (issue 18/17: depthwise and sub-byte convolutions on the x86-64 host), on CIFAR-10-
 //! sized layers: the same parameters and inputs in one process, timed in alternating rounds so
 //! that a background load hits all alike. On x86-64 the dispatched kernels run once per
-//! instruction set the CPU has (SSE2 held by `x86::with_sse2_only`, then AVX2 where detected),
-//! so the SSE2/AVX2 ratio comes from one process too. Outputs are checked equal first.
+//! instruction set the CPU has (each held by `x86::with_isa`: SSE2, then AVX2 and AVX-512 VNNI
+//! where detected), so the ratios between them come from one process too. Outputs are checked
+//! equal first.
 //!
 //! Ignored by default (it measures, it does not test); run it alone, pinned, with
 //! `taskset -c 1 cargo test -p edge-runtime --release -- --ignored --nocapture kernel_speed`.
@@ -58,30 +59,34 @@ fn alternate(rounds: usize, each: Duration, fs: &mut [&mut dyn FnMut()]) -> Vec<
         .collect()
 }
 
-/// The instruction sets the dispatched kernels can run with here, by name, and whether that
-/// one is SSE2 held by [`run_as`]: on x86-64 SSE2, then AVX2 where detected; elsewhere the
-/// one build.
-fn isas() -> Vec<(&'static str, bool)> {
+/// The instruction sets the dispatched kernels can run with here, by name, each to be held by
+/// [`run_as`]: on x86-64 SSE2, then AVX2 and AVX-512 VNNI where detected; elsewhere the one
+/// build.
+fn isas() -> Vec<(&'static str, Option<Isa>)> {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::x86::Isa;
-        let mut v = vec![("SSE2", true)];
-        if Isa::detected() == Isa::Avx2 {
-            v.push(("AVX2", false));
-        }
-        v
+        super::x86::available()
+            .map(|isa| (isa.name(), Some(isa)))
+            .collect()
     }
     #[cfg(not(target_arch = "x86_64"))]
-    vec![("dispatch", false)]
+    vec![("dispatch", None)]
 }
 
-/// Runs `f`, held to SSE2 if `sse2_only` (x86-64).
-fn run_as(sse2_only: bool, f: impl FnOnce()) {
+#[cfg(target_arch = "x86_64")]
+use super::x86::Isa;
+/// No levels to choose from elsewhere.
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy)]
+enum Isa {}
+
+/// Runs `f`, held to `isa` where there is one (x86-64).
+fn run_as(isa: Option<Isa>, f: impl FnOnce()) {
     #[cfg(target_arch = "x86_64")]
-    if sse2_only {
-        return super::x86::with_sse2_only(f);
+    if let Some(isa) = isa {
+        return super::x86::with_isa(isa, f);
     }
-    let _ = sse2_only;
+    let _ = isa;
     f()
 }
 
@@ -131,11 +136,11 @@ fn kernel_speed() {
     let isas = isas();
     print!("\n{:<30} {:>9} {:>10}", "layer", "MACs", "ref µs");
     for (name, _) in &isas {
-        print!(" {:>9}", format!("{name} µs"));
+        print!(" {:>13}", format!("{name} µs"));
     }
     print!(" {:>9}", "ref/1st");
-    if isas.len() == 2 {
-        print!(" {:>10}", format!("{}/{}", isas[0].0, isas[1].0));
+    for pair in isas.windows(2) {
+        print!(" {:>16}", format!("{}/{}", pair[0].0, pair[1].0));
     }
     println!();
     let only = std::env::var("KERNEL_SPEED_ONLY").unwrap_or_default();
@@ -191,17 +196,17 @@ fn kernel_speed() {
         let mut want = vec![0i8; n_out];
         reference(&p, &x, &mut want, &mut scratch).unwrap();
         let mut outs = vec![(vec![0i8; n_out], scratch.clone()); isas.len()];
-        for ((name, sse2_only), (got, s)) in isas.iter().zip(&mut outs) {
-            run_as(*sse2_only, || dispatched(&p, &x, got, s).unwrap());
+        for ((name, isa), (got, s)) in isas.iter().zip(&mut outs) {
+            run_as(*isa, || dispatched(&p, &x, got, s).unwrap());
             assert_eq!(*got, want, "{} {name}", l.name);
         }
         let mut fr = || reference(&p, black_box(&x), &mut want, &mut scratch).unwrap();
         let mut fs: Vec<Box<dyn FnMut() + '_>> = isas
             .iter()
             .zip(&mut outs)
-            .map(|(&(_, sse2_only), (got, s))| {
+            .map(|(&(_, isa), (got, s))| {
                 let (p, x) = (&p, &x);
-                Box::new(move || run_as(sse2_only, || dispatched(p, black_box(x), got, s).unwrap()))
+                Box::new(move || run_as(isa, || dispatched(p, black_box(x), got, s).unwrap()))
                     as Box<dyn FnMut() + '_>
             })
             .collect();
@@ -211,11 +216,11 @@ fn kernel_speed() {
         let macs = n_out * per_channel;
         print!("{:<30} {:>9} {:>10.1}", l.name, macs, t[0] * 1e6);
         for t in &t[1..] {
-            print!(" {:>9.1}", t * 1e6);
+            print!(" {:>13.1}", t * 1e6);
         }
         print!(" {:>8.2}x", t[0] / t[1]);
-        if t.len() == 3 {
-            print!(" {:>9.2}x", t[1] / t[2]);
+        for pair in t[1..].windows(2) {
+            print!(" {:>15.2}x", pair[0] / pair[1]);
         }
         println!();
     }

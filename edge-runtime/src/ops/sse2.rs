@@ -1,8 +1,8 @@
 //! The x86-64 host kernels: the same exact integer sums as the reference loops, sixteen bytes at
 //! a time with SSE2's `PMADDWD` (eight 16×16-bit products summed pairwise into four 32-bit
 //! lanes). SSE2 is part of the x86-64 baseline, so every x86-64 CPU runs them. The convolution
-//! and depthwise kernels have AVX2 twins ([`super::avx2`]); [`super::x86`] picks one of the two
-//! at run time.
+//! and depthwise kernels have AVX2 and AVX-512 VNNI twins ([`super::avx2`], [`super::avx512`]);
+//! [`super::x86`] picks one at run time.
 //!
 //! Why by hand: rustc's auto-vectoriser turns the portable i8 dot product into scalar
 //! `MOVSX`/`IMUL` with spilled partial sums (measured on the ResNet-8 convolutions), which left
@@ -19,7 +19,9 @@
 //! of two taps (their bytes interleaved) instead of two neighbouring elements.
 //!
 //! The output stage of the blocked kernels is vectorised too ([`PlainStages`], four channels a
-//! step): with one output per 9 MACs it was half of a depthwise convolution's time.
+//! step): with one output per 9 MACs it was half of a depthwise convolution's time. Where the
+//! chosen level is AVX-512 VNNI, [`PlainStages::apply`] hands it to `avx512::output_stage`
+//! (eight channels a step) instead.
 //!
 //! The module's `unsafe` is calling the `#[target_feature(enable = "sse2")]` functions, which is
 //! sound on every x86-64 target, and the depthwise kernel's vector loads (`load16_at`,
@@ -39,8 +41,10 @@ use core::arch::x86_64::{
     _mm_unpacklo_epi16,
 };
 
+use super::avx512::PlainLanes;
 use super::conv::BLOCK;
 use super::dsp::Runs;
+use super::x86::{self, Isa};
 use crate::requant::ChannelRequant;
 use shared_format::Clamp;
 
@@ -280,6 +284,9 @@ pub(crate) struct PlainStages {
     z_y: __m128i,
     lo: __m128i,
     hi: __m128i,
+    /// The same stages per lane for AVX-512's eight-channel output stage, where the CPU has it
+    /// ([`super::x86::plain_output_stage`]).
+    wide: Option<PlainLanes>,
 }
 
 /// Four channels' constants of [`PlainStages`].
@@ -408,6 +415,8 @@ impl PlainStages {
             z_y: _mm_set1_epi16(z_y as i16),
             lo: _mm_set1_epi16(clamp.min as i16),
             hi: _mm_set1_epi16(clamp.max as i16),
+            wide: (Isa::detected() == Isa::Avx512Vnni)
+                .then(|| PlainLanes::new(stage, bias, double, z_y, clamp)),
         }
     }
 
@@ -415,6 +424,11 @@ impl PlainStages {
     /// `acc` and `ys` (at most the stages' count).
     #[inline]
     pub(crate) fn apply(&self, acc: &[i32], ys: &mut [i8]) {
+        if let Some(wide) = &self.wide
+            && x86::plain_output_stage(wide, self.double, acc, ys)
+        {
+            return;
+        }
         // SAFETY: SSE2 is in the x86-64 baseline: every CPU this code is compiled for has it.
         unsafe {
             match (self.double, self.negative_m) {
@@ -730,17 +744,19 @@ mod tests {
                     w_step,
                 };
                 let x = bytes(rows * x_step, len as u32);
-                // Three quads: AVX2's eight-channel pass and its lone last quad.
+                // Three quads: AVX2's and AVX-512's eight-channel pass and their lone last quad.
                 let w = bytes(12 * stride, (300 + z_x as i32) as u32);
-                let mut got = [[[0i32; 4]; 3]; 2];
+                let mut got = [[[0i32; 4]; 3]; Isa::ALL.len()];
                 each_isa(|isa| {
                     x86::quad_words(&x, &w, stride, runs, z_x, &mut got[isa as usize]);
                 });
-                if Isa::detected() == Isa::Sse2 {
-                    got[1] = got[0];
+                // Levels this CPU lacks: copies of the highest it has.
+                let top = Isa::detected() as usize;
+                for i in top + 1..got.len() {
+                    got[i] = got[top];
                 }
                 for (i, &g) in got.as_flattened().as_flattened().iter().enumerate() {
-                    let (isa, c) = (["SSE2", "AVX2"][i / 12], i % 12);
+                    let (isa, c) = (Isa::ALL[i / 12].name(), i % 12);
                     let mut e = 0i32;
                     for r in 0..rows {
                         for i in 0..len {
@@ -885,8 +901,8 @@ mod tests {
                 _ => Clamp { min: 0, max: 6 },
             };
             let v = PlainStages::new(&stage, &bias, double, z_y, clamp).unwrap();
-            let mut got = vec![0i8; n];
-            v.apply(&acc[..n], &mut got);
+            let mut got = vec![vec![0i8; n]; Isa::ALL.len()];
+            each_isa(|isa| v.apply(&acc[..n], &mut got[isa as usize]));
             let o = crate::ops::conv::tests::owned(&[0], 8, &[0], &[(0, 0)]);
             let p = ConvParams {
                 output_zero_point: z_y,
@@ -905,7 +921,9 @@ mod tests {
             };
             let mut want = vec![0i8; n];
             output_stage(&mut want, &stage, &bias, &acc[..n], true, &p);
-            assert_eq!(got, want, "case {case}");
+            for isa in x86::available() {
+                assert_eq!(got[isa as usize], want, "{} case {case}", isa.name());
+            }
         }
         // Stages that are not plain (a left shift) are refused.
         let st = [ChannelRequant::new(1 << 30, 3, Rounding::Double)];

@@ -1,0 +1,818 @@
+//! The aarch64 host kernels (mobile SoCs, issue 18): the same functions, under the same names and
+//! signatures, as the x86-64 entry points of [`super::x86`] and [`super::sse2`], so that conv.rs
+//! and depthwise.rs reach either through one alias (`ops::simd`). NEON (Advanced SIMD) is part
+//! of every aarch64 core, so nothing is detected at run time; SDOT is used where the build
+//! promises it (`-C target-feature=+dotprod`: Cortex-A55/A75 and later), since a binary built
+//! without the promise must still run on a Cortex-A53.
+//!
+//! Why by hand: in release builds rustc leaves the portable i8 dot product (`DotAcc`, the
+//! reference convolution's inner loop) scalar here as on x86-64, an `LDRSB` pair and a `MADD`
+//! per MAC, and vectorises the depthwise loop only partly (its `Σ w`/`Σ x` corrections widened
+//! with `SXTL`/`SADDW` beside the products); the widening multiplies below do eight MACs per
+//! instruction (sixteen with SDOT), with the same exact integer sums.
+//!
+//! * [`quad_words`] (convolutions with 8-bit weights, and 4/2-bit ones unpacked a block at a
+//!   time) multiplies raw bytes: `SMULL`/`SMULL2` form eight i8×i8 products each in 16-bit
+//!   lanes (`|w·x| ≤ 2^14`: exact) and `SADALP` adds neighbouring pairs into 32-bit lanes. The
+//!   activations' zero point comes off once, `Σ w·(x − z_x) = Σ w·x − z_x·Σ w`, with `Σ w`
+//!   gathered by one more `SADALP` per sixteen weights (8→16 bits, flushed into 32 bits every
+//!   [`FLUSH`] chunks so that it never wraps). Pairing the products in 16 bits first
+//!   (`SMLAL`) would be one instruction fewer, but two products of −128·−128 make 2^15, one past
+//!   i16. With SDOT, one `SDOT` does sixteen products into four 32-bit lanes and a second one,
+//!   against ones, gathers `Σ w`.
+//! * [`depthwise_pixel`] keeps channels in lanes (NHWC), as on x86-64: `SSUBL` widens and
+//!   centres eight activations and eight weights to 16 bits (`x − z_x`, `w − z_w` in
+//!   −255..=255), and `SMLAL`/`SMLAL2` accumulate their products in 32-bit lanes. SDOT would
+//!   need four taps' bytes transposed into each lane first, which costs what it saves.
+//! * [`PlainStages`] requantizes sixteen outputs a step: double rounding is `SQRDMULH` (exactly
+//!   TFLM's `SaturatingRoundingDoublingHighMul`, which gemmlowp's NEON path uses too) and
+//!   `SRSHL` after the usual sign fix-up (`RoundingDivideByPOT`); single rounding takes the
+//!   high words of `SMULL` products.
+//!
+//! Sums wrap in every lane, like every accumulator of the runtime: validation proves the final
+//! values fit in i32, so the wrapped results are exact.
+//!
+//! The module's `unsafe`: calling its `#[target_feature(enable = "neon")]` functions, sound on
+//! every aarch64 CPU; vector loads and stores through pointers (`LD1`, `ST1`), each to or from
+//! a borrowed array of its size, except in [`depthwise_pixel`]'s body, which loads unchecked
+//! once every tap of the pixel has been bounds-checked (as on x86-64: a check per load cost as
+//! much as the arithmetic); and the `SDOT` `asm!` where the build enables `dotprod`.
+
+#![allow(unsafe_code)]
+
+use core::arch::aarch64::{
+    int8x16_t, int16x8_t, int32x4_t, vaddq_s32, vaddvq_s32, vandq_s32, vcombine_s8, vcombine_s16,
+    vdup_n_s8, vdupq_n_s8, vdupq_n_s16, vdupq_n_s32, vget_low_s8, vget_low_s16, vget_low_s32,
+    vld1_s8, vld1q_s8, vld1q_s32, vmaxq_s16, vminq_s16, vmlal_high_s16, vmlal_s16, vmull_high_s32,
+    vmull_s32, vqaddq_s16, vqaddq_s32, vqmovn_s16, vqmovn_s32, vqrdmulhq_s32,
+    vreinterpretq_s32_s64, vrshlq_s32, vshlq_s32, vshrq_n_s32, vst1q_s8, vsubl_high_s8, vsubl_s8,
+    vuzp2q_s32,
+};
+#[cfg(not(target_feature = "dotprod"))]
+use core::arch::aarch64::{vmull_high_s8, vmull_s8, vpadalq_s8, vpadalq_s16};
+
+use super::conv::BLOCK;
+use super::dsp::Runs;
+use crate::requant::ChannelRequant;
+use shared_format::Clamp;
+
+/// The kernels' name in test messages: which multiply the build uses.
+#[cfg(test)]
+pub(crate) const ISA: &str = if cfg!(target_feature = "dotprod") {
+    "NEON+SDOT"
+} else {
+    "NEON"
+};
+
+/// Sixteen-byte chunks after which [`quad_words`]' 16-bit `Σ w` lanes are folded into 32 bits:
+/// each chunk adds two weights (at most 256 in magnitude) to a lane, so 64 chunks stay within
+/// ±2^14, well inside i16.
+const FLUSH: usize = 64;
+
+/// Where one depthwise tap's channels start: `x` in the input, `w` in the weights. The tap's
+/// `n` channels are the `n` bytes from there in each (NHWC input, `[ky][kx][c]` weights).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tap {
+    /// Offset of the tap's first channel in the input.
+    pub x: usize,
+    /// Offset of the tap's first channel in the weights.
+    pub w: usize,
+}
+
+/// Sixteen bytes as a vector.
+#[inline]
+#[target_feature(enable = "neon")]
+fn load16(b: &[i8; 16]) -> int8x16_t {
+    // SAFETY: `b` is sixteen readable bytes; LD1 has no alignment requirement.
+    unsafe { vld1q_s8(b.as_ptr()) }
+}
+
+/// Eight bytes in the low half, zeros above.
+#[inline]
+#[target_feature(enable = "neon")]
+fn load8(b: &[i8; 8]) -> int8x16_t {
+    // SAFETY: `b` is eight readable bytes; LD1 has no alignment requirement.
+    vcombine_s8(unsafe { vld1_s8(b.as_ptr()) }, vdup_n_s8(0))
+}
+
+/// [`super::dsp::window`]'s work for `4·acc.len()` channels: `acc[q][k]` becomes
+/// `Σ_runs Σ_i w[(4q + k)·stride + r·w_step + i]·(x[r·x_step + i] − z_x)`. The caller has
+/// checked that every run lies inside `x` and `w`; a run that did not would be left out.
+///
+/// Four channels a pass: each sixteen activations are loaded once for four filters, and the
+/// pass's twelve accumulators (products, `Σ w` partial and whole) stay in registers with the
+/// operands. (Eight channels a pass, as with AVX2, spilled: 24 accumulators and eight weight
+/// vectors are more than the 32 vector registers.)
+#[inline]
+pub(crate) fn quad_words(
+    x: &[i8],
+    w: &[i8],
+    stride: usize,
+    runs: Runs,
+    z_x: i8,
+    acc: &mut [[i32; 4]],
+) {
+    // SAFETY: NEON is part of the aarch64 baseline: every CPU this code is compiled for has it.
+    unsafe { quad_words_neon(x, w, stride, runs, z_x, acc) }
+}
+
+/// [`quad_words`]' body.
+#[target_feature(enable = "neon")]
+fn quad_words_neon(x: &[i8], w: &[i8], stride: usize, runs: Runs, z_x: i8, acc: &mut [[i32; 4]]) {
+    for (q, out) in acc.iter_mut().enumerate() {
+        *out = quad(x, w, stride, runs, z_x, 4 * q);
+    }
+}
+
+/// `v[start..start + len]`, if inside `v`.
+#[inline(always)]
+fn run(v: &[i8], start: usize, len: usize) -> Option<&[i8]> {
+    v.get(start..)?.get(..len)
+}
+
+/// The sums of [`quad_words`] for the four channels from `first`.
+#[inline]
+#[target_feature(enable = "neon")]
+fn quad(x: &[i8], w: &[i8], stride: usize, runs: Runs, z_x: i8, first: usize) -> [i32; 4] {
+    let Runs {
+        rows,
+        len,
+        x_step,
+        w_step,
+    } = runs;
+    let mut dots = [vdupq_n_s32(0); 4];
+    let mut sums = [vdupq_n_s32(0); 4];
+    let mut tail = [0i32; 4];
+    'rows: for r in 0..rows {
+        let Some(xs) = run(x, r * x_step, len) else {
+            continue;
+        };
+        let mut ws = [&[][..]; 4];
+        for (k, ws) in ws.iter_mut().enumerate() {
+            let Some(f) = run(w, (first + k) * stride + r * w_step, len) else {
+                continue 'rows;
+            };
+            *ws = f;
+        }
+        accumulate(xs, ws, &mut dots, &mut sums, &mut tail, z_x);
+    }
+    let mut out = [0i32; 4];
+    for (((o, d), s), t) in out.iter_mut().zip(dots).zip(sums).zip(tail) {
+        // ADDV adds modulo 2^32, like the lanes.
+        let centred = vaddvq_s32(d).wrapping_sub((z_x as i32).wrapping_mul(vaddvq_s32(s)));
+        *o = centred.wrapping_add(t);
+    }
+    out
+}
+
+/// One run of four channels (runs of equal length): raw products into `dots`, `Σ w` into
+/// `sums` (both in 32-bit lanes), and the last fewer than eight bytes, centred, into `tail`.
+#[inline]
+#[target_feature(enable = "neon")]
+fn accumulate(
+    xs: &[i8],
+    ws: [&[i8]; 4],
+    dots: &mut [int32x4_t; 4],
+    sums: &mut [int32x4_t; 4],
+    tail: &mut [i32; 4],
+    z_x: i8,
+) {
+    let (x16, x_rest) = xs.as_chunks::<16>();
+    // Every filter's chunks cut to exactly the activations' count, so that the compiler sees
+    // each index below in bounds (otherwise a check per filter and chunk).
+    let n = x16.len();
+    let mut w16: [&[[i8; 16]]; 4] = [&[]; 4];
+    let mut w_rest: [&[i8]; 4] = [&[]; 4];
+    for ((c, r), w) in w16.iter_mut().zip(&mut w_rest).zip(ws) {
+        let (chunks, rest) = w.as_chunks::<16>();
+        // Runs of equal length: never short.
+        let Some(chunks) = chunks.get(..n) else {
+            return;
+        };
+        (*c, *r) = (chunks, rest);
+    }
+    let (mut d, mut s) = (*dots, *sums);
+    let [w0, w1, w2, w3] = w16;
+    // Blocks of FLUSH chunks, every slice cut to the block's length, so that one zip walks
+    // them all with no index checks.
+    for (b, xb) in x16.chunks(FLUSH).enumerate() {
+        let block = b * FLUSH..b * FLUSH + xb.len();
+        let (Some(w0), Some(w1), Some(w2), Some(w3)) = (
+            w0.get(block.clone()),
+            w1.get(block.clone()),
+            w2.get(block.clone()),
+            w3.get(block),
+        ) else {
+            return;
+        };
+        let mut p = [no_sums(); 4];
+        for ((((x, w0), w1), w2), w3) in xb.iter().zip(w0).zip(w1).zip(w2).zip(w3) {
+            let xv = load16(x);
+            mac(&mut d[0], &mut p[0], load16(w0), xv);
+            mac(&mut d[1], &mut p[1], load16(w1), xv);
+            mac(&mut d[2], &mut p[2], load16(w2), xv);
+            mac(&mut d[3], &mut p[3], load16(w3), xv);
+        }
+        for (s, p) in s.iter_mut().zip(p) {
+            *s = fold(*s, p);
+        }
+    }
+    // At most one 8-byte chunk, as sixteen bytes with zeros above (adding nothing), then fewer
+    // than 8 single bytes.
+    let (x8, x_rest) = x_rest.as_chunks::<8>();
+    if let Some(x) = x8.first() {
+        let xv = load8(x);
+        let mut p = [no_sums(); 4];
+        for ((d, p), w) in d.iter_mut().zip(&mut p).zip(&w_rest) {
+            if let Some(w) = w.as_chunks::<8>().0.first() {
+                mac(d, p, load8(w), xv);
+            }
+        }
+        for (s, p) in s.iter_mut().zip(p) {
+            *s = fold(*s, p);
+        }
+    }
+    if !x_rest.is_empty() {
+        for (t, w) in tail.iter_mut().zip(w_rest) {
+            for (&w, &x) in w.as_chunks::<8>().1.iter().zip(x_rest) {
+                *t = t.wrapping_add(w as i32 * (x as i32 - z_x as i32));
+            }
+        }
+    }
+    (*dots, *sums) = (d, s);
+}
+
+/// Partial sums of `Σ w` within [`FLUSH`] chunks: eight 16-bit lanes (`SADALP` of bytes).
+#[cfg(not(target_feature = "dotprod"))]
+type WeightSums = int16x8_t;
+
+/// Partial sums of `Σ w` within [`FLUSH`] chunks: four 32-bit lanes (`SDOT` against ones).
+#[cfg(target_feature = "dotprod")]
+type WeightSums = int32x4_t;
+
+/// Empty [`WeightSums`].
+#[inline]
+#[target_feature(enable = "neon")]
+fn no_sums() -> WeightSums {
+    #[cfg(not(target_feature = "dotprod"))]
+    return vdupq_n_s16(0);
+    #[cfg(target_feature = "dotprod")]
+    return vdupq_n_s32(0);
+}
+
+/// `s + p`, the partial [`WeightSums`] `p` folded into 32-bit lanes (`SADALP`, or `ADD`).
+#[inline]
+#[target_feature(enable = "neon")]
+fn fold(s: int32x4_t, p: WeightSums) -> int32x4_t {
+    #[cfg(not(target_feature = "dotprod"))]
+    return vpadalq_s16(s, p);
+    #[cfg(target_feature = "dotprod")]
+    return vaddq_s32(s, p);
+}
+
+/// `d += Σ w·x` pairwise into four 32-bit lanes and `s += Σ w` pairwise into eight 16-bit
+/// lanes, over sixteen bytes: `SMULL`, `SMULL2`, two `SADALP` and one `SADALP` of bytes.
+#[cfg(not(target_feature = "dotprod"))]
+#[inline]
+#[target_feature(enable = "neon")]
+fn mac(d: &mut int32x4_t, s: &mut WeightSums, w: int8x16_t, x: int8x16_t) {
+    let lo = vmull_s8(vget_low_s8(w), vget_low_s8(x));
+    let hi = vmull_high_s8(w, x);
+    *d = vpadalq_s16(vpadalq_s16(*d, lo), hi);
+    *s = vpadalq_s8(*s, w);
+}
+
+/// `d += Σ w·x` and `s += Σ w` by fours into four 32-bit lanes, over sixteen bytes: two `SDOT`,
+/// the second against ones.
+#[cfg(target_feature = "dotprod")]
+#[inline]
+#[target_feature(enable = "neon")]
+fn mac(d: &mut int32x4_t, s: &mut WeightSums, w: int8x16_t, x: int8x16_t) {
+    *d = sdot(*d, w, x);
+    *s = sdot(*s, w, vdupq_n_s8(1));
+}
+
+/// `acc + Σ a·b` by groups of four bytes into each 32-bit lane: one `SDOT`.
+#[cfg(target_feature = "dotprod")]
+#[inline(always)]
+fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // SAFETY: a register-only instruction, which the build promises the CPU has
+    // (`target_feature = "dotprod"`); no memory, stack or flags touched.
+    unsafe {
+        core::arch::asm!(
+            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// One depthwise output pixel of `acc.len()` consecutive channels:
+/// `acc[j] = Σ_taps (w[t.w + j] − z_w)·(x[t.x + j] − z_x)`, wrapping. Returns `false`, touching
+/// nothing, if a tap's channels would leave `x` or `w`.
+#[inline]
+pub(crate) fn depthwise_pixel(
+    x: &[i8],
+    w: &[i8],
+    taps: &[Tap],
+    z_x: i8,
+    z_w: i8,
+    acc: &mut [i32],
+) -> bool {
+    let n = acc.len();
+    let inside = |at: usize, len: usize| at.checked_add(n).is_some_and(|end| end <= len);
+    if !taps
+        .iter()
+        .all(|t| inside(t.x, x.len()) && inside(t.w, w.len()))
+    {
+        return false;
+    }
+    // SAFETY: every tap's channels lie inside `x` and `w` (checked above), the body's contract;
+    // NEON is part of the aarch64 baseline: every CPU this code is compiled for has it.
+    unsafe { pixel(x, w, taps, z_x, z_w, acc) };
+    true
+}
+
+/// [`depthwise_pixel`]'s body: sixteen channels a step, each tap's bytes widened and centred
+/// (`SSUBL`, `SSUBL2`) and multiplied into four 32-bit lanes (`SMLAL`, `SMLAL2`); then eight
+/// channels the same way from 8-byte loads, and fewer than eight in plain Rust.
+///
+/// # Safety
+/// The CPU has NEON (every aarch64 CPU), and for every tap `t`: `t.x + acc.len() ≤ x.len()`
+/// and `t.w + acc.len() ≤ w.len()` (the vector loads are unchecked).
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn pixel(x: &[i8], w: &[i8], taps: &[Tap], z_x: i8, z_w: i8, acc: &mut [i32]) {
+    let (cx, cw) = (vdupq_n_s8(z_x), vdupq_n_s8(z_w));
+    let (a16, rest) = acc.as_chunks_mut::<16>();
+    for (g, out) in a16.iter_mut().enumerate() {
+        let c = 16 * g;
+        let mut l = [vdupq_n_s32(0); 4];
+        for t in taps {
+            // SAFETY: c + 16 ≤ acc.len(), so both 16-byte loads end inside their slices (this
+            // function's contract).
+            let (xv, wv) = unsafe { (load16_at(x, t.x + c), load16_at(w, t.w + c)) };
+            let (xl, xh) = (
+                vsubl_s8(vget_low_s8(xv), vget_low_s8(cx)),
+                vsubl_high_s8(xv, cx),
+            );
+            let (wl, wh) = (
+                vsubl_s8(vget_low_s8(wv), vget_low_s8(cw)),
+                vsubl_high_s8(wv, cw),
+            );
+            l[0] = vmlal_s16(l[0], vget_low_s16(xl), vget_low_s16(wl));
+            l[1] = vmlal_high_s16(l[1], xl, wl);
+            l[2] = vmlal_s16(l[2], vget_low_s16(xh), vget_low_s16(wh));
+            l[3] = vmlal_high_s16(l[3], xh, wh);
+        }
+        *out = lanes16(l);
+    }
+    let c = 16 * a16.len();
+    let (a8, rest) = rest.as_chunks_mut::<8>();
+    if let Some(out) = a8.first_mut() {
+        let mut l = [vdupq_n_s32(0); 2];
+        for t in taps {
+            // SAFETY: c + 8 ≤ acc.len(), so both 8-byte loads end inside their slices (this
+            // function's contract).
+            let (xv, wv) = unsafe { (load8_at(x, t.x + c), load8_at(w, t.w + c)) };
+            let xl = vsubl_s8(vget_low_s8(xv), vget_low_s8(cx));
+            let wl = vsubl_s8(vget_low_s8(wv), vget_low_s8(cw));
+            l[0] = vmlal_s16(l[0], vget_low_s16(xl), vget_low_s16(wl));
+            l[1] = vmlal_high_s16(l[1], xl, wl);
+        }
+        let (o4, _) = out.as_chunks_mut::<4>();
+        for (o, v) in o4.iter_mut().zip(l) {
+            *o = lanes4(v);
+        }
+    }
+    let c = c + 8 * a8.len();
+    for (j, a) in rest.iter_mut().enumerate() {
+        let mut sum = 0i32;
+        for t in taps {
+            let (Some(&xv), Some(&wv)) = (x.get(t.x + c + j), w.get(t.w + c + j)) else {
+                continue;
+            };
+            sum = sum.wrapping_add((wv as i32 - z_w as i32) * (xv as i32 - z_x as i32));
+        }
+        *a = sum;
+    }
+}
+
+/// Bytes `at..at + 16` of `v`.
+///
+/// # Safety
+/// `at + 16 ≤ v.len()`.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn load16_at(v: &[i8], at: usize) -> int8x16_t {
+    debug_assert!(at.checked_add(16).is_some_and(|end| end <= v.len()));
+    // SAFETY: the 16 bytes lie inside `v` (contract); LD1 has no alignment requirement.
+    unsafe { vld1q_s8(v.as_ptr().add(at)) }
+}
+
+/// Bytes `at..at + 8` of `v` in the low half, zeros above.
+///
+/// # Safety
+/// `at + 8 ≤ v.len()`.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn load8_at(v: &[i8], at: usize) -> int8x16_t {
+    debug_assert!(at.checked_add(8).is_some_and(|end| end <= v.len()));
+    // SAFETY: the 8 bytes lie inside `v` (contract); LD1 has no alignment requirement.
+    vcombine_s8(unsafe { vld1_s8(v.as_ptr().add(at)) }, vdup_n_s8(0))
+}
+
+/// The four lanes of a vector.
+#[inline]
+#[target_feature(enable = "neon")]
+fn lanes4(v: int32x4_t) -> [i32; 4] {
+    let mut out = [0i32; 4];
+    // SAFETY: `out` is sixteen writable bytes; ST1 has no alignment requirement.
+    unsafe { core::arch::aarch64::vst1q_s32(out.as_mut_ptr(), v) };
+    out
+}
+
+/// The sixteen lanes of four vectors, in order.
+#[inline]
+#[target_feature(enable = "neon")]
+fn lanes16(l: [int32x4_t; 4]) -> [i32; 16] {
+    let mut out = [0i32; 16];
+    for (o, v) in out.as_chunks_mut::<4>().0.iter_mut().zip(l) {
+        *o = lanes4(v);
+    }
+    out
+}
+
+/// Four i32 as a vector.
+#[inline]
+#[target_feature(enable = "neon")]
+fn load_i32x4(v: &[i32; 4]) -> int32x4_t {
+    // SAFETY: `v` is sixteen readable bytes; LD1 has no alignment requirement.
+    unsafe { vld1q_s32(v.as_ptr()) }
+}
+
+/// The output stage of a block of up to [`BLOCK`] channels whose stages are all plain
+/// ([`ChannelRequant::is_plain`]), as vectors: `ys[j] = clamp(scale_plain(b[j] + acc[j]) + z_y)`,
+/// sixteen channels a step, the same integers as `conv::output_stage` (unit-tested against it
+/// on random and extreme values).
+///
+/// * Double rounding: `SQRDMULH` is `⌊(2·a·m + 2^31) / 2^32⌋ = ⌊(a·m + 2^30) / 2^31⌋`, SRDHM
+///   exactly (its saturating case, `a = m = i32::MIN`, is not plain); then
+///   `RDBPOT(h, n) = ⌊(h − [h < 0] + 2^(n−1)) / 2^n⌋`: the sign bit of `h & −n` (0 for `n = 0`)
+///   added saturating (only `i32::MIN` would wrap, and its result is the same), then `SRSHL` by
+///   `−n`, which rounds without overflow.
+/// * Single rounding: the high words of the 64-bit `SMULL` products, plus `2^(right − 33)`
+///   (wrapping), then `SSHL` by `−(right − 32)` (arithmetic, flooring), as `scale_plain`.
+///
+/// Then `SQXTN` to 16 bits, `+ z_y` saturating and the clamp in 16-bit lanes, and `SQXTN` to
+/// bytes (a value past ±2^15 clamps to the same bound either way).
+pub(crate) struct PlainStages {
+    bias: [[i32; 4]; BLOCK / 4],
+    m: [[i32; 4]; BLOCK / 4],
+    /// The right shift, negated: `−n` (double) or `−(right − 32)` (single).
+    shift: [[i32; 4]; BLOCK / 4],
+    /// Single rounding's rounding term, `2^(right − 33)`; 0 for double rounding.
+    add: [[i32; 4]; BLOCK / 4],
+    double: bool,
+    z_y: i16,
+    lo: i16,
+    hi: i16,
+}
+
+impl PlainStages {
+    /// The vector stages of `stage` with its `bias`, or `None` if a stage is not plain, the
+    /// lengths differ or exceed [`BLOCK`].
+    pub(crate) fn new(
+        stage: &[ChannelRequant],
+        bias: &[i32],
+        double: bool,
+        z_y: i8,
+        clamp: Clamp,
+    ) -> Option<Self> {
+        if stage.len() != bias.len() || stage.len() > BLOCK || !stage.iter().all(|s| s.is_plain()) {
+            return None;
+        }
+        // Lanes past the stages get zeros (outputs discarded).
+        let mut v = Self {
+            bias: [[0; 4]; BLOCK / 4],
+            m: [[0; 4]; BLOCK / 4],
+            shift: [[0; 4]; BLOCK / 4],
+            add: [[0; 4]; BLOCK / 4],
+            double,
+            z_y: z_y as i16,
+            lo: clamp.min as i16,
+            hi: clamp.max as i16,
+        };
+        let lanes = stage.iter().zip(bias).zip(
+            v.bias
+                .as_flattened_mut()
+                .iter_mut()
+                .zip(v.m.as_flattened_mut())
+                .zip(v.shift.as_flattened_mut())
+                .zip(v.add.as_flattened_mut()),
+        );
+        for ((s, &b), (((vb, vm), vs), va)) in lanes {
+            let (m, mask, right) = s.plain_parts();
+            *vb = b;
+            *vm = m;
+            if double {
+                *vs = -(right as i32);
+            } else {
+                *vs = -(right as i32 - 32);
+                *va = mask;
+            }
+        }
+        Some(v)
+    }
+
+    /// `ys[j]` from `acc[j]`, over their common length (at most [`BLOCK`]).
+    pub(crate) fn apply(&self, acc: &[i32], ys: &mut [i8]) {
+        // SAFETY: NEON is part of the aarch64 baseline: every CPU this code is compiled for has
+        // it.
+        unsafe { self.apply_neon(acc, ys) }
+    }
+
+    /// [`Self::apply`]'s body.
+    #[target_feature(enable = "neon")]
+    fn apply_neon(&self, acc: &[i32], ys: &mut [i8]) {
+        let n = acc.len().min(ys.len());
+        let (acc16, acc_tail) = acc[..n].as_chunks::<16>();
+        let (ys16, ys_tail) = ys[..n].as_chunks_mut::<16>();
+        for (g, (y, a)) in ys16.iter_mut().zip(acc16).enumerate() {
+            *y = self.sixteen(a, g);
+        }
+        if !ys_tail.is_empty() && ys16.len() < BLOCK / 16 {
+            // The last partial sixteen, through a padded copy (lanes past it ignored).
+            let mut a = [0i32; 16];
+            a[..acc_tail.len()].copy_from_slice(acc_tail);
+            let y = self.sixteen(&a, ys16.len());
+            ys_tail.copy_from_slice(&y[..ys_tail.len()]);
+        }
+    }
+
+    /// Sixteen outputs, of channels `16·g..16·g + 16`.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn sixteen(&self, acc: &[i32; 16], g: usize) -> [i8; 16] {
+        let mut s = [vdupq_n_s32(0); 4];
+        let (a4, _) = acc.as_chunks::<4>();
+        for (k, (s, a)) in s.iter_mut().zip(a4).enumerate() {
+            let i = 4 * g + k;
+            let (Some(b), Some(m), Some(sh), Some(add)) = (
+                self.bias.get(i),
+                self.m.get(i),
+                self.shift.get(i),
+                self.add.get(i),
+            ) else {
+                continue;
+            };
+            let v = vaddq_s32(load_i32x4(a), load_i32x4(b));
+            let (m, sh) = (load_i32x4(m), load_i32x4(sh));
+            *s = if self.double {
+                let h = vqrdmulhq_s32(v, m);
+                let fix = vshrq_n_s32::<31>(vandq_s32(h, sh));
+                vrshlq_s32(vqaddq_s32(h, fix), sh)
+            } else {
+                let lo = vmull_s32(vget_low_s32(v), vget_low_s32(m));
+                let hi = vmull_high_s32(v, m);
+                let high = vuzp2q_s32(vreinterpretq_s32_s64(lo), vreinterpretq_s32_s64(hi));
+                vshlq_s32(vaddq_s32(high, load_i32x4(add)), sh)
+            };
+        }
+        let (z_y, lo, hi) = (
+            vdupq_n_s16(self.z_y),
+            vdupq_n_s16(self.lo),
+            vdupq_n_s16(self.hi),
+        );
+        let clamp = |v: int16x8_t| vminq_s16(vmaxq_s16(vqaddq_s16(v, z_y), lo), hi);
+        let a = clamp(vcombine_s16(vqmovn_s32(s[0]), vqmovn_s32(s[1])));
+        let b = clamp(vcombine_s16(vqmovn_s32(s[2]), vqmovn_s32(s[3])));
+        let v = vcombine_s8(vqmovn_s16(a), vqmovn_s16(b));
+        let mut out = [0i8; 16];
+        // SAFETY: `out` is sixteen writable bytes; ST1 has no alignment requirement.
+        unsafe { vst1q_s8(out.as_mut_ptr(), v) };
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng::XorShift32;
+
+    /// A deterministic byte stream covering the extremes (xorshift, then forced corners).
+    fn bytes(n: usize, seed: u32) -> Vec<i8> {
+        let mut rng = XorShift32::new(seed | 1);
+        (0..n)
+            .map(|i| {
+                let s = rng.next_u32();
+                match i % 11 {
+                    0 => -128,
+                    5 => 127,
+                    _ => s as i8,
+                }
+            })
+            .collect()
+    }
+
+    /// `quad_words` against the scalar centred sums: run lengths on both sides of the 16- and
+    /// 8-byte chunks and past [`FLUSH`] chunks (with weights all −128 there, the largest `Σ w`),
+    /// zero points at the extremes, one to three quads, and a run outside the tensors left out.
+    #[test]
+    fn quads_equal_centred_sums() {
+        for len in [1usize, 7, 8, 9, 15, 16, 17, 24, 31, 48, 192, 1031, 2100] {
+            for z_x in [-128i8, -1, 0, 3, 127] {
+                for quads in 1..=3 {
+                    let (rows, x_step, w_step, stride) = (3, len + 5, len + 2, 3 * (len + 2) + 1);
+                    let runs = Runs {
+                        rows,
+                        len,
+                        x_step,
+                        w_step,
+                    };
+                    let x = bytes(rows * x_step, len as u32);
+                    let w = if len > 1024 && z_x < 0 {
+                        vec![-128i8; 4 * quads * stride]
+                    } else {
+                        bytes(4 * quads * stride, (300 + z_x as i32) as u32)
+                    };
+                    let mut got = vec![[0i32; 4]; quads];
+                    quad_words(&x, &w, stride, runs, z_x, &mut got);
+                    for (c, &g) in got.as_flattened().iter().enumerate() {
+                        let mut e = 0i32;
+                        for r in 0..rows {
+                            for i in 0..len {
+                                let (wv, xv) = (w[c * stride + r * w_step + i], x[r * x_step + i]);
+                                e = e.wrapping_add(wv as i32 * (xv as i32 - z_x as i32));
+                            }
+                        }
+                        assert_eq!(g, e, "{ISA} len {len} z_x {z_x} channel {c}");
+                    }
+                }
+            }
+        }
+        // The last channel's second run ends past `w`: that run is left out (for the pass's
+        // every channel, as on x86-64), the first kept.
+        let runs = Runs {
+            rows: 2,
+            len: 16,
+            x_step: 16,
+            w_step: 16,
+        };
+        let (x, w) = ([1i8; 32], [1i8; 4 * 32 - 1]);
+        let mut got = [[0i32; 4]];
+        quad_words(&x, &w, 32, runs, 0, &mut got);
+        assert_eq!(got, [[16, 16, 16, 16]]);
+    }
+
+    /// One depthwise pixel against the scalar sum: channel counts on both sides of the 16- and
+    /// 8-channel groups, tap counts from none to 25, zero points at the extremes, taps anywhere
+    /// in the tensors (overlapping, repeated, at the very end).
+    #[test]
+    fn depthwise_pixel_equals_centred_sums() {
+        let mut rng = XorShift32::new(0xDE97_0001);
+        let (x, w) = (bytes(600, 3), bytes(700, 5));
+        let mut tried = 0;
+        for n in (0..=40).chain([63, 64, 65, 100]) {
+            for taps in [0usize, 1, 2, 3, 8, 9, 25] {
+                for (z_x, z_w) in [(-128i8, 0i8), (127, -128), (-128, 127), (0, 0), (5, -3)] {
+                    let list: Vec<Tap> = (0..taps)
+                        .map(|_| Tap {
+                            x: rng.below((x.len() - n + 1) as u32) as usize,
+                            w: rng.below((w.len() - n + 1) as u32) as usize,
+                        })
+                        .collect();
+                    let mut got = vec![7i32; n];
+                    assert!(depthwise_pixel(&x, &w, &list, z_x, z_w, &mut got));
+                    for (j, &g) in got.iter().enumerate() {
+                        let e = list.iter().fold(0i32, |a, t| {
+                            let (wv, xv) = (w[t.w + j] as i32, x[t.x + j] as i32);
+                            a.wrapping_add((wv - z_w as i32) * (xv - z_x as i32))
+                        });
+                        assert_eq!(g, e, "{ISA} n {n} taps {taps} z_x {z_x} z_w {z_w} ch {j}");
+                    }
+                    tried += 1;
+                }
+            }
+        }
+        assert!(tried > 1000);
+        // A tap whose channels would leave a tensor is refused, nothing written.
+        let mut acc = [1i32; 16];
+        let bad = [Tap { x: 600 - 15, w: 0 }];
+        assert!(!depthwise_pixel(&x, &w, &bad, 0, 0, &mut acc));
+        let bad = [Tap {
+            x: 0,
+            w: usize::MAX,
+        }];
+        assert!(!depthwise_pixel(&x, &w, &bad, 0, 0, &mut acc));
+        assert_eq!(acc, [1; 16]);
+    }
+
+    /// The vector output stage against the scalar one, output for output: plain stages of both
+    /// roundings with every shift they allow (double: 0..=31 right; single: −31..=−2), small,
+    /// typical, negative and extreme multipliers, accumulators and biases at and around i32's
+    /// ends and the rounding ties, output zero points and clamps at their ends, blocks of
+    /// 1..=64 lanes.
+    #[test]
+    fn plain_stages_equal_scalar_output_stage() {
+        use crate::ops::conv::{ConvParams, output_stage};
+        use shared_format::Rounding;
+        let mut rng = XorShift32::new(0x0A7E_57A6);
+        let specials = [
+            i32::MIN,
+            i32::MIN + 1,
+            i32::MAX,
+            i32::MAX - 1,
+            0,
+            1,
+            -1,
+            1 << 30,
+            -(1 << 30),
+            (1 << 20) + (1 << 19),
+            -(1 << 19),
+        ];
+        for case in 0..4000u32 {
+            let double = case % 2 == 0;
+            let rounding = if double {
+                Rounding::Double
+            } else {
+                Rounding::Single
+            };
+            let n = 1 + rng.below(BLOCK as u32) as usize;
+            let shift = |r: u32| {
+                if double {
+                    -((r % 32) as i32)
+                } else {
+                    -2 - (r % 30) as i32
+                }
+            };
+            let stage: Vec<ChannelRequant> = (0..n)
+                .map(|_| {
+                    let m = match rng.below(5) {
+                        0 => i32::MAX,
+                        1 => 0,
+                        2 => rng.next_u32() as i32, // negative ones too
+                        _ => (1 << 30) | rng.below(1 << 30) as i32,
+                    };
+                    // Double rounding's plain stages exclude i32::MIN (SRDHM's saturating case).
+                    let m = if double && m == i32::MIN { i32::MAX } else { m };
+                    ChannelRequant::new(m, shift(rng.next_u32()), rounding)
+                })
+                .collect();
+            assert!(stage.iter().all(ChannelRequant::is_plain));
+            let pick = |rng: &mut XorShift32| match rng.below(3) {
+                0 => specials[rng.below(specials.len() as u32) as usize],
+                1 => (rng.next_u32() as i32) >> rng.below(31),
+                _ => rng.next_u32() as i32,
+            };
+            let bias: Vec<i32> = (0..n).map(|_| pick(&mut rng)).collect();
+            let acc: Vec<i32> = (0..n).map(|_| pick(&mut rng)).collect();
+            let z_y = [-128i8, 127, 0, rng.next_u32() as i8][rng.below(4) as usize];
+            let (a, b) = (rng.next_u32() as i8, rng.next_u32() as i8);
+            let clamp = match rng.below(3) {
+                0 => Clamp {
+                    min: -128,
+                    max: 127,
+                },
+                1 => Clamp {
+                    min: a.min(b),
+                    max: a.max(b),
+                },
+                _ => Clamp { min: 0, max: 6 },
+            };
+            let v = PlainStages::new(&stage, &bias, double, z_y, clamp).unwrap();
+            let mut got = vec![0i8; n];
+            v.apply(&acc, &mut got);
+            let o = crate::ops::conv::tests::owned(&[0], 8, &[0], &[(0, 0)]);
+            let p = ConvParams {
+                output_zero_point: z_y,
+                clamp,
+                rounding,
+                ..crate::ops::conv::tests::params(
+                    &o,
+                    8,
+                    shared_format::WeightScheme::PerChannelSymmetric,
+                    0,
+                    shared_format::Window::square(1, 1, 1, 0),
+                    shared_format::Shape::new(1, 1, 1),
+                    0,
+                    shared_format::Shape::new(1, 1, 1),
+                )
+            };
+            let mut want = vec![0i8; n];
+            output_stage(&mut want, &stage, &bias, &acc, true, &p);
+            assert_eq!(got, want, "{ISA} case {case}");
+        }
+        // Stages that are not plain (a left shift) are refused.
+        let st = [ChannelRequant::new(1 << 30, 3, Rounding::Double)];
+        let clamp = Clamp {
+            min: -128,
+            max: 127,
+        };
+        assert!(PlainStages::new(&st, &[0], true, 0, clamp).is_none());
+    }
+}
