@@ -16,8 +16,11 @@ use crate::ops::add::{AddOperand, AddParams, add};
 use crate::ops::concat::{ConcatParams, ConcatSource, concat_input};
 use crate::ops::conv::{ConvParams, Weighted, conv2d};
 use crate::ops::depthwise::depthwise_conv2d;
+use crate::ops::hard_swish::{HardSwishParams, hard_swish};
 use crate::ops::linear::linear;
+use crate::ops::logistic::{LogisticParams, logistic};
 use crate::ops::mean::{MeanParams, mean};
+use crate::ops::mul::{MulParams, mul};
 use crate::ops::pool::{PoolParams, avg_pool, global_avg_pool, max_pool};
 use crate::ops::softmax::{SoftmaxParams, softmax};
 
@@ -345,6 +348,43 @@ fn execute(
                 rounding,
             };
             mean(&p, input(&x_t)?, output)
+        }
+        Op::Mul(m) => {
+            let (x1, x2) = (record(m.inputs[0])?, record(m.inputs[1])?);
+            let p = MulParams {
+                input_shapes: [x1.shape, x2.shape],
+                output_shape: out_t.shape,
+                input_zero_points: [x1.zero_point, x2.zero_point],
+                output_zero_point: out_t.zero_point,
+                multiplier: m.multiplier,
+                shift: m.shift as i32,
+                clamp: m.clamp,
+                rounding,
+            };
+            mul(&p, input(&x1)?, input(&x2)?, output)
+        }
+        Op::Logistic(l) => {
+            let x_t = record(l.input)?;
+            let p = LogisticParams {
+                input_zero_point: x_t.zero_point,
+                input_range_radius: l.input_range_radius,
+                input_multiplier: l.input_multiplier,
+                input_left_shift: l.input_left_shift as i32,
+                rounding,
+            };
+            logistic(&p, input(&x_t)?, output)
+        }
+        Op::HardSwish(hs) => {
+            let x_t = record(hs.input)?;
+            let p = HardSwishParams {
+                input_zero_point: x_t.zero_point,
+                output_zero_point: out_t.zero_point,
+                reluish_multiplier: hs.reluish_multiplier,
+                reluish_shift: hs.reluish_shift as i32,
+                output_multiplier: hs.output_multiplier,
+                output_shift: hs.output_shift as i32,
+            };
+            hard_swish(&p, input(&x_t)?, output)
         }
     }
 }

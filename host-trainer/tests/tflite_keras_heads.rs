@@ -1,6 +1,6 @@
 //! Keras heads made by the TF converter, checked against the real TFLM: Flatten and
 //! `Reshape((-1,))` heads whose dynamic batch becomes SHAPE → STRIDED_SLICE → PACK (or
-//! CONCATENATION, GATHER) → RESHAPE, and standalone RELU / RELU6, as
+//! CONCATENATION, GATHER) → RESHAPE, standalone RELU / RELU6, MUL, LOGISTIC and HARD_SWISH, as
 //! `tools/tflite-models/generate.py` writes them (committed under `tools/tflite-models/models/`).
 //! Each is imported, and 100 seeded random inputs run through TFLM's reference kernels (PyPI
 //! `tflite-micro`, installed by `cargo xtask setup`) and through the edge runtime must give the
@@ -82,6 +82,11 @@ fn keras_heads_match_tflm_byte_for_byte() {
         "relu_between",
         "flatten_spellings",
         "gather_flatten_twin",
+        "mul_broadcast",
+        "mul_head",
+        "se_block",
+        "logistic_head",
+        "hard_swish",
     ]
     .into_iter()
     .enumerate()
@@ -160,6 +165,60 @@ fn standalone_relus_map_onto_clamping_ops() {
             .iter()
             .all(|(_, k)| matches!(k, OpKind::DepthwiseConv2d | OpKind::MaxPool)),
         "{relus:?}"
+    );
+}
+
+/// The converter keeps Keras's Multiply as MUL (never fused): a squeeze-and-excite gate
+/// broadcast over the feature map and a same-shape product of two branches.
+#[test]
+fn multiplies_map_onto_mul() {
+    let (_, mapped) = mapping("mul_broadcast");
+    let muls: Vec<_> = mapped.iter().filter(|(op, _)| op == "MUL").collect();
+    assert_eq!(muls.len(), 2, "{mapped:?}");
+    assert!(
+        muls.iter().all(|(_, kind)| *kind == OpKind::Mul),
+        "{muls:?}"
+    );
+}
+
+/// Keras's sigmoid stays a LOGISTIC of its own (on the model input and after a Dense, whose
+/// FULLY_CONNECTED fuses only ReLU-like activations); the gate it makes multiplies the map.
+#[test]
+fn sigmoids_map_onto_logistic() {
+    let (_, mapped) = mapping("se_block");
+    let kinds: Vec<_> = mapped
+        .iter()
+        .filter(|(op, _)| op == "LOGISTIC" || op == "MUL")
+        .map(|(op, kind)| (op.as_str(), *kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("LOGISTIC", OpKind::Logistic),
+            ("LOGISTIC", OpKind::Logistic),
+            ("MUL", OpKind::Mul)
+        ],
+        "{mapped:?}"
+    );
+}
+
+/// The converter fuses `x * relu6(x + 3) / 6` into HARD_SWISH, on the model input and after a
+/// conv (the model's output).
+#[test]
+fn hard_swish_maps_onto_hard_swish() {
+    let (folded, mapped) = mapping("hard_swish");
+    assert!(folded.is_empty(), "{folded:?}");
+    let kinds: Vec<_> = mapped
+        .iter()
+        .map(|(op, kind)| (op.as_str(), *kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("HARD_SWISH", OpKind::HardSwish),
+            ("CONV_2D", OpKind::Conv2d),
+            ("HARD_SWISH", OpKind::HardSwish)
+        ]
     );
 }
 

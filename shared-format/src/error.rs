@@ -396,6 +396,34 @@ pub enum OpProblem {
         "mean multiplier {0} is not positive (the fold of a QuantizeMultiplier result always is; a zero one would output the zero point whatever the input)"
     )]
     MeanMultiplier(i32),
+    /// An activation whose output quantization TFLM fixes (logistic, hard swish: 8-bit; logistic
+    /// also zero point −128) written to a tensor that differs.
+    #[error(
+        "output is {bits}-bit with zero point {zero_point}; this op writes 8-bit values (the sigmoid from zero point -128)"
+    )]
+    FixedOutput {
+        /// Output bits.
+        bits: u8,
+        /// Output zero point.
+        zero_point: i8,
+    },
+    /// A 16-bit multiplier outside what `DownScaleInt32ToInt16Multiplier` makes of
+    /// `QuantizeMultiplier`'s range.
+    #[error("16-bit multiplier {value} at {index} is outside [2^14, 2^15-1] (or 0)")]
+    Multiplier16 {
+        /// Which multiplier.
+        index: u32,
+        /// Value found.
+        value: i16,
+    },
+    /// An input radius beyond the one whose rescaling fits i32 (TFLM's `CalculateInputRadius`).
+    #[error("input range radius {value} is outside 0..={max} for the op's left shift")]
+    InputRadius {
+        /// Value found.
+        value: i32,
+        /// Largest radius allowed for the op's left shift.
+        max: i32,
+    },
 }
 
 /// Prints a magic as text for messages.

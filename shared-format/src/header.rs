@@ -37,8 +37,11 @@ pub const FORMAT_MAJOR: u16 = 1;
 /// - 1.2: [`crate::op::Softmax`] (TFLM's int8 kernel), and conv/depthwise kernels up to 16 per
 ///   side (the keyword-spotting DS-CNN opens with a 10×4 conv); blobs with neither stay 1.0/1.1;
 /// - 1.3: [`crate::op::Mean`] (TFLite's MEAN over H and W: a global average pool that
-///   requantizes, which converters emit where Keras has `GlobalAveragePooling2D`).
-pub const FORMAT_MINOR: u16 = 3;
+///   requantizes, which converters emit where Keras has `GlobalAveragePooling2D`);
+/// - 1.4: the elementwise ops int8 Keras models carry beyond those: [`crate::op::Mul`]
+///   (squeeze-and-excite gates and gated branches), [`crate::op::Logistic`] (the sigmoid) and
+///   [`crate::op::HardSwish`] (MobileNetV3's activation).
+pub const FORMAT_MINOR: u16 = 4;
 /// Bytes in the fixed header.
 pub const HEADER_LEN: usize = 28;
 /// Offset of the first byte covered by the CRC.

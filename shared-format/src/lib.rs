@@ -37,9 +37,9 @@ pub use header::{FORMAT_MAJOR, FORMAT_MINOR, Header, Rounding};
 pub use le::LeI32s;
 pub use model::{IoSpec, Metadata, Model, OpIter};
 pub use op::{
-    Add, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool, Linear,
-    MAX_CONCAT_INPUTS, MAX_MEAN_CELLS, MAX_SOFTMAX_CHANNELS, Mean, Op, OpKind, Padding, Pool,
-    Requant, Softmax, WeightScheme, Weights, Window,
+    Add, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool, HardSwish,
+    Linear, Logistic, MAX_CONCAT_INPUTS, MAX_MEAN_CELLS, MAX_MUL_SHIFT, MAX_SOFTMAX_CHANNELS, Mean,
+    Mul, Op, OpKind, Padding, Pool, Requant, Softmax, WeightScheme, Weights, Window,
 };
 pub use tensor::{Shape, TensorId, TensorRecord, TensorTable};
 pub use vectors::TestVectors;

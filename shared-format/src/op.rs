@@ -15,8 +15,14 @@ use serde::{Deserialize, Serialize};
 use crate::le::LeI32s;
 use crate::tensor::TensorId;
 
+mod hard_swish;
+mod logistic;
 mod mean;
+mod mul;
+pub use hard_swish::{HardSwish, down_scale_int32_to_int16_multiplier};
+pub use logistic::Logistic;
 pub use mean::{MAX_MEAN_CELLS, Mean};
+pub use mul::{MAX_MUL_SHIFT, Mul};
 
 /// Most inputs a [`Concat`] may have.
 pub const MAX_CONCAT_INPUTS: usize = 8;
@@ -44,6 +50,12 @@ pub enum Op<'a> {
     Softmax(Softmax),
     /// Mean over rows and columns with requantization, TFLite's MEAN (format 1.3).
     Mean(Mean),
+    /// Elementwise multiplication with broadcasting, TFLite's int8 MUL (format 1.4).
+    Mul(Mul),
+    /// The sigmoid, TFLite's int8 LOGISTIC (format 1.4).
+    Logistic(Logistic),
+    /// Hard swish, TFLite's int8 HARD_SWISH (format 1.4).
+    HardSwish(HardSwish),
 }
 
 /// The op kind alone, for messages, reports and profiling hooks.
@@ -69,6 +81,12 @@ pub enum OpKind {
     Softmax,
     /// [`Op::Mean`].
     Mean,
+    /// [`Op::Mul`].
+    Mul,
+    /// [`Op::Logistic`].
+    Logistic,
+    /// [`Op::HardSwish`].
+    HardSwish,
 }
 
 impl OpKind {
@@ -85,6 +103,9 @@ impl OpKind {
             OpKind::Linear => "linear",
             OpKind::Softmax => "softmax",
             OpKind::Mean => "mean",
+            OpKind::Mul => "mul",
+            OpKind::Logistic => "logistic",
+            OpKind::HardSwish => "hard_swish",
         }
     }
 }
@@ -501,12 +522,16 @@ impl Op<'_> {
             Op::Linear(_) => OpKind::Linear,
             Op::Softmax(_) => OpKind::Softmax,
             Op::Mean(_) => OpKind::Mean,
+            Op::Mul(_) => OpKind::Mul,
+            Op::Logistic(_) => OpKind::Logistic,
+            Op::HardSwish(_) => OpKind::HardSwish,
         }
     }
 
     /// The lowest minor format version that has this op (see [`crate::FORMAT_MINOR`]).
     pub const fn min_minor(&self) -> u16 {
         match self {
+            Op::Mul(_) | Op::Logistic(_) | Op::HardSwish(_) => 4,
             Op::Mean(_) => 3,
             Op::Softmax(_) => 2,
             Op::Conv2d(Conv2d { window, .. })
@@ -534,6 +559,9 @@ impl Op<'_> {
             Op::Linear(o) => o.output,
             Op::Softmax(o) => o.output,
             Op::Mean(o) => o.output,
+            Op::Mul(o) => o.output,
+            Op::Logistic(o) => o.output,
+            Op::HardSwish(o) => o.output,
         }
     }
 
@@ -557,6 +585,9 @@ impl Op<'_> {
             Op::Linear(o) => v.push(o.input).ok(),
             Op::Softmax(o) => v.push(o.input).ok(),
             Op::Mean(o) => v.push(o.input).ok(),
+            Op::Mul(o) => v.extend_from_slice(&o.inputs).ok(),
+            Op::Logistic(o) => v.push(o.input).ok(),
+            Op::HardSwish(o) => v.push(o.input).ok(),
         };
         v
     }
@@ -571,9 +602,10 @@ impl Op<'_> {
         }
     }
 
-    /// The output clamp. Softmax and Mean have none of their own: softmax's output quantization
-    /// is fixed (scale 1/256, zero point −128), and TFLite's MEAN takes no fused activation; both
-    /// write 8-bit outputs, so they report the full 8-bit range.
+    /// The output clamp. Softmax, Mean, Logistic and HardSwish have none of their own: softmax's
+    /// and logistic's output quantization is fixed (scale 1/256, zero point −128), and TFLite's
+    /// MEAN and HARD_SWISH take no fused activation; all write 8-bit outputs, so they report the
+    /// full 8-bit range.
     pub const fn clamp(&self) -> Clamp {
         match self {
             Op::Conv2d(o) => o.clamp,
@@ -583,7 +615,8 @@ impl Op<'_> {
             Op::Add(o) => o.clamp,
             Op::Concat(o) => o.clamp,
             Op::Linear(o) => o.clamp,
-            Op::Softmax(_) | Op::Mean(_) => Clamp {
+            Op::Mul(o) => o.clamp,
+            Op::Softmax(_) | Op::Mean(_) | Op::Logistic(_) | Op::HardSwish(_) => Clamp {
                 min: i8::MIN,
                 max: i8::MAX,
             },

@@ -6,8 +6,8 @@ use crate::error::{FormatError, OpProblem, TensorProblem};
 use crate::header::Rounding;
 use crate::model::Model;
 use crate::op::{
-    Clamp, MAX_MEAN_CELLS, MAX_SOFTMAX_CHANNELS, Mean, Op, Requant, Softmax, WeightScheme, Weights,
-    Window,
+    Clamp, HardSwish, Logistic, MAX_MEAN_CELLS, MAX_MUL_SHIFT, MAX_SOFTMAX_CHANNELS, Mean, Op,
+    Requant, Softmax, WeightScheme, Weights, Window,
 };
 use crate::packing::{packed_len, unpack_one};
 use crate::plan::scratch_bytes;
@@ -179,9 +179,12 @@ impl Ctx<'_> {
 
     fn check_op(&self, index: u16, op: &Op<'_>) -> Check {
         let out = self.output(index, op.output())?;
-        // Softmax's output quantization is fixed and Mean's output is plain int8; their own
-        // checks name those problems precisely.
-        if !matches!(op, Op::Softmax(_) | Op::Mean(_)) {
+        // Softmax's and Logistic's output quantization is fixed and Mean's and HardSwish's
+        // outputs are plain int8; their own checks name those problems precisely.
+        if !matches!(
+            op,
+            Op::Softmax(_) | Op::Mean(_) | Op::Logistic(_) | Op::HardSwish(_)
+        ) {
             check_clamp(op.clamp(), &out)?;
         }
         match op {
@@ -292,6 +295,50 @@ impl Ctx<'_> {
                 expect_shape(&out, 1, 1, x.shape.c as u32)?;
                 check_mean(mean, &x, &out)
             }
+            Op::Mul(mul) => {
+                let [a, b] = [
+                    self.input(index, mul.inputs[0])?,
+                    self.input(index, mul.inputs[1])?,
+                ];
+                broadcasts_to(mul.inputs[0], &a, &out)?;
+                broadcasts_to(mul.inputs[1], &b, &out)?;
+                // Broadcasting only repeats: the output is as large as the larger input.
+                let (sa, sb) = (a.shape, b.shape);
+                expect_shape(
+                    &out,
+                    sa.h.max(sb.h) as u32,
+                    sa.w.max(sb.w) as u32,
+                    sa.c.max(sb.c) as u32,
+                )?;
+                // Centred i8 values multiply to at most 255² < 2^16, so a shift up to
+                // MAX_MUL_SHIFT keeps TFLM's `product · 2^shift` inside i32.
+                check_multiplier(0, mul.multiplier, mul.shift, MAX_MUL_SHIFT)
+            }
+            Op::Logistic(l) => {
+                let x = self.input(index, l.input)?;
+                let s = x.shape;
+                expect_shape(&out, s.h as u32, s.w as u32, s.c as u32)?;
+                if out.bits != 8 || out.zero_point != -128 {
+                    return Err(OpProblem::FixedOutput {
+                        bits: out.bits,
+                        zero_point: out.zero_point,
+                    });
+                }
+                check_logistic_params(l, self.rounding)
+            }
+            Op::HardSwish(hs) => {
+                let x = self.input(index, hs.input)?;
+                let s = x.shape;
+                expect_shape(&out, s.h as u32, s.w as u32, s.c as u32)?;
+                // TFLM clamps to the int8 range, not to the output's bits.
+                if out.bits != 8 {
+                    return Err(OpProblem::FixedOutput {
+                        bits: out.bits,
+                        zero_point: out.zero_point,
+                    });
+                }
+                check_hard_swish_params(hs)
+            }
         }
     }
 }
@@ -357,6 +404,60 @@ fn check_softmax_params(sm: &Softmax, rounding: Rounding) -> Check {
     Ok(())
 }
 
+/// TFLM derives these in Prepare; anything it cannot produce either overflows the kernel's i32
+/// rescaling (a radius past `CalculateInputRadius`) or cannot be run by a single-rounding build
+/// (a shift of 31), so it is refused here rather than defined.
+fn check_logistic_params(l: &Logistic, rounding: Rounding) -> Check {
+    if l.input_multiplier < (1 << 30) {
+        return Err(OpProblem::Multiplier {
+            index: 0,
+            value: l.input_multiplier,
+        });
+    }
+    let max_shift = match rounding {
+        Rounding::Double => 31,
+        Rounding::Single => 30,
+    };
+    if !(0..=max_shift).contains(&l.input_left_shift) {
+        return Err(OpProblem::Shift {
+            index: 0,
+            value: l.input_left_shift,
+            min: 0,
+            max: max_shift,
+        });
+    }
+    let max = Logistic::input_radius(l.input_left_shift);
+    if !(0..=max).contains(&l.input_range_radius) {
+        return Err(OpProblem::InputRadius {
+            value: l.input_range_radius,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// What `HardSwishPrepare` can produce: 16-bit multipliers rounded from `QuantizeMultiplier`'s
+/// range (or 0), an output exponent in `[−31, 0]` (TFLM refuses a positive one), a reluish
+/// exponent in `[−31, 31]` (beyond 31 TFLM's `1 << (exponent − 1)` is undefined).
+fn check_hard_swish_params(hs: &HardSwish) -> Check {
+    for (index, m) in [(0, hs.reluish_multiplier), (1, hs.output_multiplier)] {
+        if m != 0 && m < (1 << 14) {
+            return Err(OpProblem::Multiplier16 { index, value: m });
+        }
+    }
+    for (index, value, max) in [(0, hs.reluish_shift, 31), (1, hs.output_shift, 0)] {
+        if !(-31..=max).contains(&value) {
+            return Err(OpProblem::Shift {
+                index,
+                value,
+                min: -31,
+                max,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn check_window(w: &Window, kmin: u8, kmax: u8, dmax: u8) -> Check {
     if !(kmin..=kmax).contains(&w.kernel_h) || !(kmin..=kmax).contains(&w.kernel_w) {
         return Err(OpProblem::Kernel {
@@ -414,6 +515,18 @@ fn expect_shape(out: &TensorRecord, h: u32, w: u32, c: u32) -> Check {
         });
     }
     Ok(())
+}
+
+/// Along each axis the input has the output's length or 1 (TFLite's broadcasting of
+/// `[1, H, W, C]` shapes, which is all `BroadcastMul6DSlow` needs here).
+fn broadcasts_to(id: TensorId, x: &TensorRecord, out: &TensorRecord) -> Check {
+    let (a, b) = (x.shape, out.shape);
+    let fits = |i: u16, o: u16| i == o || i == 1;
+    if fits(a.h, b.h) && fits(a.w, b.w) && fits(a.c, b.c) {
+        Ok(())
+    } else {
+        Err(OpProblem::InputShape(id))
+    }
 }
 
 fn same_quant(x: &TensorRecord, out: &TensorRecord) -> Check {
@@ -543,3 +656,7 @@ mod tests;
 #[cfg(all(test, feature = "std"))]
 #[path = "validate_mean_tests.rs"]
 mod mean_tests;
+
+#[cfg(all(test, feature = "std"))]
+#[path = "validate_elementwise_tests.rs"]
+mod elementwise_tests;

@@ -7,9 +7,9 @@
 //! so a reader can check it against the contract line by line.
 
 use shared_format::{
-    Add, Clamp, Concat, Conv2d, DepthwiseConv2d, FormatError, GlobalAvgPool, Linear, Mean, Model,
-    Op, Pool, Requant, Rounding, Shape, Softmax, TensorId, TensorRecord, WeightScheme, Weights,
-    Window,
+    Add, Clamp, Concat, Conv2d, DepthwiseConv2d, FormatError, GlobalAvgPool, HardSwish, Linear,
+    Logistic, Mean, Model, Mul, Op, Pool, Requant, Rounding, Shape, Softmax, TensorId,
+    TensorRecord, WeightScheme, Weights, Window,
 };
 
 /// Why the golden interpreter refused to run.
@@ -80,6 +80,9 @@ pub fn run_all(model: &Model<'_>, input: &[i8]) -> Result<Vec<Vec<i8>>, GoldenEr
             Op::Linear(l) => linear(model, &values, rounding, l),
             Op::Softmax(sm) => softmax(model, &values, rounding, sm),
             Op::Mean(m) => mean(model, &values, rounding, m),
+            Op::Mul(m) => mul(model, &values, rounding, m),
+            Op::Logistic(l) => logistic(model, &values, rounding, l),
+            Op::HardSwish(hs) => hard_swish(model, &values, hs),
         };
         let rec = record(model, op.output());
         assert_eq!(
@@ -536,15 +539,23 @@ fn exp_near_zero(a: i64) -> i64 {
     wrap_i32(exp_minus_eighth + srdhm(exp_minus_eighth, wrap_i32(x + taylor_tail)))
 }
 
-/// `exp(a)` in Q0.31 for a Q5.26 `a ≤ 0`: the fractional quarter by Taylor, then one factor
-/// `exp(−2^j)` per set bit `j` of the whole quarters.
+/// `exp(a)` in Q0.31 for a Q5.26 `a ≤ 0` (softmax's input).
 fn exp_of_negative(a: i64) -> i64 {
+    exp_of_negative_q(a, 5)
+}
+
+/// `exp(a)` in Q0.31 for a `Q{integer_bits}` `a ≤ 0` (4 or 5 integer bits): the fractional
+/// quarter by Taylor, then one factor `exp(−2^k)` per set bit of the whole quarters, for the
+/// `k < integer_bits` gemmlowp compiles in.
+fn exp_of_negative_q(a: i64, integer_bits: u32) -> i64 {
+    assert!(integer_bits <= 5, "no clamp below −32 is implemented");
     if a == 0 {
         return i32::MAX as i64; // gemmlowp's One in Q0.31
     }
-    let quarter = 1i64 << 24; // 1/4 in Q5.26
+    let fraction_bits = 31 - integer_bits as i64;
+    let quarter = 1i64 << (fraction_bits - 2); // 1/4
     let frac = wrap_i32((a & (quarter - 1)) - quarter); // in [−1/4, 0)
-    let mut result = exp_near_zero(saturating_mul_pot(frac, 5)); // Q5.26 → Q0.31
+    let mut result = exp_near_zero(saturating_mul_pot(frac, integer_bits)); // → Q0.31
     let whole_quarters = wrap_i32(frac - a);
     let factors = [
         1_672_461_947, // exp(−1/4)
@@ -555,12 +566,44 @@ fn exp_of_negative(a: i64) -> i64 {
         720_401,       // exp(−8)
         242,           // exp(−16)
     ];
-    for (j, factor) in (24..).zip(factors) {
-        if (whole_quarters >> j) & 1 == 1 {
+    for (k, factor) in (-2i64..).zip(factors) {
+        if k < integer_bits as i64 && (whole_quarters >> (fraction_bits + k)) & 1 == 1 {
             result = srdhm(result, factor);
         }
     }
     result
+}
+
+/// TFLM's int8 LOGISTIC: saturate outside the radius, else σ of the Q4.27 rescaled input as
+/// `1 / (1 + exp(−|a|))`, complemented for negative `a`, in 1/256 steps from −128.
+fn logistic(model: &Model<'_>, values: &[Vec<i8>], rounding: Rounding, op: &Logistic) -> Vec<i8> {
+    let x = view(model, values, op.input);
+    let radius = op.input_range_radius as i64;
+    x.data
+        .iter()
+        .map(|&v| {
+            let d = v as i64 - x.zero_point;
+            if d <= -radius {
+                return i8::MIN;
+            }
+            if d >= radius {
+                return i8::MAX;
+            }
+            let (m, e) = (op.input_multiplier as i64, op.input_left_shift as i64);
+            let a = mbqm(d, m, e, rounding); // Q4.27
+            let sigma = if a == 0 {
+                1 << 30 // exactly 1/2
+            } else {
+                let positive = reciprocal_of_one_plus(exp_of_negative_q(-a.abs(), 4));
+                if a > 0 {
+                    positive
+                } else {
+                    i32::MAX as i64 - positive
+                }
+            };
+            (rdbpot(sigma, 23) - 128).clamp(-128, 127) as i8
+        })
+        .collect()
 }
 
 /// `1 / (1 + a)` in Q0.31 for Q0.31 `a ∈ [0, 1)`: gemmlowp's three Newton–Raphson steps in Q2.29.
@@ -655,6 +698,94 @@ fn mean(model: &Model<'_>, values: &[Vec<i8>], rounding: Rounding, op: &Mean) ->
         .collect()
 }
 
+/// Wraps an `i64` to two's-complement 16 bits (C++'s conversion of an `int` to `int16_t`).
+fn wrap_i16(v: i64) -> i64 {
+    let low = v & 0xFFFF;
+    if low >= 1 << 15 { low - (1 << 16) } else { low }
+}
+
+/// TFLM's `reference_ops::HardSwish` on int8, every `int16_t` intermediate wrapped to 16 bits:
+/// gemmlowp's int16 `SaturatingRoundingDoublingHighMul` (nudged) and `RoundingDivideByPOT`
+/// (whose mask `2^e − 1` is itself an `int16_t`), TFLM's `SaturatingLeftShift` and truncating
+/// `SaturatingDoublingHighMul`.
+fn hard_swish(model: &Model<'_>, values: &[Vec<i8>], op: &HardSwish) -> Vec<i8> {
+    let x = view(model, values, op.input);
+    let (_, _, _, z_y) = out_shape(model, op.output);
+    let (i16_min, i16_max) = (i16::MIN as i64, i16::MAX as i64);
+    let srdhm16 = |a: i64, b: i64| {
+        if a == i16_min && b == i16_min {
+            return i16_max;
+        }
+        let p = a * b;
+        let nudge = if p >= 0 { 1 << 14 } else { 1 - (1 << 14) };
+        wrap_i16((p + nudge) / (1 << 15))
+    };
+    let sdhm16 = |a: i64, b: i64| {
+        if a == i16_min && b == i16_min {
+            return i16_max;
+        }
+        wrap_i16(a * b / (1 << 15))
+    };
+    let rdbpot16 = |v: i64, e: i64| {
+        let mask = wrap_i16((1i64 << e) - 1);
+        let remainder = v & mask;
+        let threshold = wrap_i16((mask >> 1) + i64::from(v < 0));
+        wrap_i16((v >> e) + i64::from(remainder > threshold))
+    };
+    let left = |v: i64, amount: i64| (v * (1i64 << amount)).clamp(i16_min, i16_max);
+    let (rm, re) = (op.reluish_multiplier as i64, op.reluish_shift as i64);
+    let (om, oe) = (op.output_multiplier as i64, op.output_shift as i64);
+    x.data
+        .iter()
+        .map(|&v| {
+            let hires = (v as i64 - x.zero_point) * 128;
+            let preshift = srdhm16(hires, om);
+            let mut reluish = hires;
+            if re > 0 {
+                reluish = left(reluish, re - 1);
+            }
+            reluish = srdhm16(reluish, rm);
+            if re > 0 {
+                reluish = left(reluish, 1);
+            }
+            if re < 0 {
+                reluish = rdbpot16(reluish, -re);
+            }
+            reluish = (reluish + (1 << 15)) >> 1;
+            let y = wrap_i16(rdbpot16(sdhm16(reluish, preshift), -oe) + z_y);
+            y.clamp(-128, 127) as i8
+        })
+        .collect()
+}
+
+/// TFLM's `BroadcastMul6DSlow` (equal shapes are its `MulElementwise`): an input axis of
+/// length 1 is read at index 0 whatever the output index.
+fn mul(model: &Model<'_>, values: &[Vec<i8>], rounding: Rounding, op: &Mul) -> Vec<i8> {
+    let a = view(model, values, op.inputs[0]);
+    let b = view(model, values, op.inputs[1]);
+    let (oh, ow, oc, z_y) = out_shape(model, op.output);
+    let at = |v: &View<'_>, y: i64, x: i64, c: i64| {
+        let pick = |len: i64, i: i64| if len == 1 { 0 } else { i };
+        v.at(pick(v.h, y), pick(v.w, x), pick(v.c, c)) - v.zero_point
+    };
+    let mut out = Vec::with_capacity((oh * ow * oc) as usize);
+    for y in 0..oh {
+        for x in 0..ow {
+            for c in 0..oc {
+                let product = at(&a, y, x, c) * at(&b, y, x, c);
+                out.push(output_stage(
+                    product,
+                    (op.multiplier as i64, op.shift as i64),
+                    z_y,
+                    op.clamp,
+                    rounding,
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// The i32 accumulators (before requantization) of a weighted op on an input `x` of shape
 /// `x_shape` and zero point `x_zero_point`, in HWC order for an output of `out_shape`; `None` for
 /// ops without weights. The generator uses this to calibrate realistic multipliers, as a
@@ -685,6 +816,101 @@ pub fn accumulators(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs a one-op model (input 16×16×1: every i8 value once, reversed as a second operand)
+    /// through the golden interpreter and the edge runtime, which must agree byte for byte.
+    fn golden_equals_runtime(op: impl Fn(TensorId, TensorId) -> Op<'static>, out_zero_point: i8) {
+        use shared_format::{ModelBuilder, TensorSpec};
+        for (zero_point, rounding) in [(0, Rounding::Double), (-37, Rounding::Single)] {
+            let shape = Shape::new(16, 16, 1);
+            let mut b = ModelBuilder::new(
+                TensorSpec {
+                    shape,
+                    zero_point,
+                    bits: 8,
+                },
+                0.05,
+            );
+            b.rounding(rounding);
+            let out = b.tensor(TensorSpec {
+                shape,
+                zero_point: out_zero_point,
+                bits: 8,
+            });
+            b.push(&op(0, out)).unwrap();
+            let blob = b.finish(out, 0.05).unwrap();
+            let model = Model::from_bytes(&blob).unwrap();
+            let input: Vec<i8> = (-128..=127).collect();
+            let want = run(&model, &input).unwrap();
+            let mut arena = vec![0u8; model.arena_bytes()];
+            let mut interpreter = edge_runtime::Interpreter::new(&model, &mut arena).unwrap();
+            assert_eq!(
+                interpreter.run(&input).unwrap(),
+                want.as_slice(),
+                "{rounding:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn format_1_4_ops_agree_with_the_runtime() {
+        use shared_format::{HardSwish, Logistic, Mul};
+        let full = Clamp {
+            min: i8::MIN,
+            max: i8::MAX,
+        };
+        // The input times itself (x²), at a few requantizations, one with a fused clamp.
+        for (multiplier, shift, clamp) in [
+            (1 << 30, -6, full),
+            (1_518_500_250, -9, full),
+            (1_200_000_000, 0, Clamp { min: -20, max: 90 }),
+        ] {
+            golden_equals_runtime(
+                |x, y| {
+                    Op::Mul(Mul {
+                        inputs: [x, x],
+                        output: y,
+                        multiplier,
+                        shift,
+                        clamp,
+                    })
+                },
+                3,
+            );
+        }
+        // Logistic at input scales 1/16 (shift 24) and 0.2 (shift 26: radius 30 saturates).
+        for scale in [1.0 / 16.0, 0.2] {
+            let l = Logistic::from_scale(0, 1, scale, Rounding::Single).unwrap();
+            golden_equals_runtime(
+                |x, y| {
+                    Op::Logistic(Logistic {
+                        input: x,
+                        output: y,
+                        ..l
+                    })
+                },
+                -128,
+            );
+        }
+        // Hard swish with a positive and a negative reluish exponent, and a zero output exponent.
+        for (s_x, s_y) in [
+            (0.05f32, 0.03f32),
+            (0.002, 0.001),
+            (3.0 / 64.0, 3.0 / 4096.0),
+        ] {
+            let hs = HardSwish::from_scales(0, 1, s_x, s_y, Rounding::Double).unwrap();
+            golden_equals_runtime(
+                |x, y| {
+                    Op::HardSwish(HardSwish {
+                        input: x,
+                        output: y,
+                        ..hs
+                    })
+                },
+                17,
+            );
+        }
+    }
 
     #[test]
     fn sub_byte_unpacking_matches_the_anchor_examples() {

@@ -152,6 +152,78 @@ def float_interface():
     return keras.Model(x, y)
 
 
+def mul_broadcast():
+    """Multiply both ways a squeeze-and-excite block and a gated branch spell it: a per-channel
+    gate (GlobalAveragePooling -> Dense -> Reshape to [1, 1, C]) times the feature map, MUL
+    broadcasting [1, 1, 1, C] over [1, H, W, C], and a same-shape MUL of two branches."""
+    x = keras.Input((8, 8, 3))
+    y = layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    g = layers.GlobalAveragePooling2D()(y)
+    g = layers.Dense(8, activation="relu")(g)
+    g = layers.Reshape((1, 1, 8))(g)
+    y = layers.Multiply()([y, g])
+    z = layers.Conv2D(8, 1)(y)
+    y = layers.Multiply()([y, z])
+    y = layers.Flatten()(y)
+    y = layers.Dense(5)(y)
+    return keras.Model(x, y)
+
+
+def se_block():
+    """Squeeze-and-excite with a sigmoid gate: the Dense's sigmoid stays a LOGISTIC after
+    FULLY_CONNECTED (the converter fuses only ReLU-like activations), whose 1/256-scaled output
+    MUL broadcasts over the feature map; a standalone sigmoid on the model input covers all 256
+    int8 input values."""
+    x = keras.Input((8, 8, 4))
+    s = layers.Activation("sigmoid")(x)
+    y = layers.Conv2D(8, 3, padding="same", activation="relu")(s)
+    g = layers.GlobalAveragePooling2D()(y)
+    g = layers.Dense(4, activation="relu")(g)
+    g = layers.Dense(8, activation="sigmoid")(g)
+    g = layers.Reshape((1, 1, 8))(g)
+    y = layers.Multiply()([y, g])
+    y = layers.Flatten()(y)
+    y = layers.Dense(5)(y)
+    return keras.Model(x, y)
+
+
+def hard_swish():
+    """Hard swish as MobileNetV3 writes it, x * relu6(x + 3) / 6, which the converter fuses into
+    HARD_SWISH: on the model input (all 256 int8 values) and after a conv, whose output is the
+    model's, so every byte of the second is compared."""
+    x = keras.Input((8, 8, 3))
+
+    def hswish(t):
+        return t * tf.nn.relu6(t + 3.0) * (1.0 / 6.0)
+
+    y = layers.Lambda(hswish)(x)
+    y = layers.Conv2D(8, 3, strides=2, padding="same")(y)
+    y = layers.Lambda(hswish)(y)
+    return keras.Model(x, y)
+
+
+def logistic_head():
+    """A sigmoid alone, its LOGISTIC output the model's: every output byte of the kernel over
+    the whole int8 input domain is compared."""
+    x = keras.Input((4, 4, 16))
+    y = layers.Activation("sigmoid")(x)
+    return keras.Model(x, y)
+
+
+def mul_head():
+    """MUL as the model's output, so every byte of it is compared: the model input (all 256
+    int8 values) times a broadcast gate from its own global average, then that product times a
+    1x1 conv of the input (same shape)."""
+    x = keras.Input((6, 6, 8))
+    g = layers.GlobalAveragePooling2D()(x)
+    g = layers.Dense(8)(g)
+    g = layers.Reshape((1, 1, 8))(g)
+    y = layers.Multiply()([x, g])
+    z = layers.Conv2D(8, 1)(x)
+    y = layers.Multiply()([y, z])
+    return keras.Model(x, y)
+
+
 MODELS = [
     conv_flatten_dense,
     conv_reshape_dense,
@@ -162,6 +234,11 @@ MODELS = [
     flatten_unknown_width,
     data_dependent_reshape,
     float_interface,
+    mul_broadcast,
+    se_block,
+    hard_swish,
+    logistic_head,
+    mul_head,
 ]
 
 TWINS = {gather_flatten_twin: gather_flatten}

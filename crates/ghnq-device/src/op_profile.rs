@@ -43,6 +43,9 @@ pub fn op_classes(model: &Model<'_>) -> Vec<Option<&'static str>> {
                 Op::Linear(_) => "linear",
                 Op::Softmax(_) => "softmax",
                 Op::Mean(_) => "mean",
+                Op::Mul(_) => "mul",
+                Op::Logistic(_) => "logistic",
+                Op::HardSwish(_) => "hard_swish",
             })
         })
         .collect()

@@ -11,9 +11,9 @@
 
 use shared_format::le::i32s_to_le;
 use shared_format::op::{
-    Add, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool, Linear,
-    MAX_CONCAT_INPUTS, Mean, Op, OpKind, Padding as Pad, Pool, Requant, Softmax, WeightScheme,
-    Weights, Window,
+    Add, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool, HardSwish,
+    Linear, Logistic, MAX_CONCAT_INPUTS, Mean, Mul, Op, OpKind, Padding as Pad, Pool, Requant,
+    Softmax, WeightScheme, Weights, Window,
 };
 use shared_format::{LeI32s, ModelBuilder, Rounding, Shape, TensorId, TensorSpec};
 
@@ -371,6 +371,9 @@ impl<'g, 'a> Mapper<'g, 'a> {
             BuiltinOperator::CONCATENATION => self.concat()?,
             BuiltinOperator::SOFTMAX => self.softmax()?,
             BuiltinOperator::MEAN => self.mean()?,
+            BuiltinOperator::MUL => self.mul()?,
+            BuiltinOperator::LOGISTIC => self.logistic()?,
+            BuiltinOperator::HARD_SWISH => self.hard_swish()?,
             BuiltinOperator::RELU => self.relu(false)?,
             BuiltinOperator::RELU6 => self.relu(true)?,
             BuiltinOperator::RESHAPE | BuiltinOperator::SQUEEZE => return self.view(),
@@ -378,8 +381,9 @@ impl<'g, 'a> Mapper<'g, 'a> {
             _ => {
                 return Err(MapError::Unsupported(
                     "the runtime has no such op (it imports CONV_2D, DEPTHWISE_CONV_2D, \
-                     FULLY_CONNECTED, ADD, AVERAGE_POOL_2D, MAX_POOL_2D, CONCATENATION, SOFTMAX, \
-                     MEAN, RELU, RELU6, RESHAPE, SQUEEZE, PAD and static int32 shape arithmetic)"
+                     FULLY_CONNECTED, ADD, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, CONCATENATION, \
+                     SOFTMAX, MEAN, LOGISTIC, HARD_SWISH, RELU, RELU6, RESHAPE, SQUEEZE, PAD and \
+                     static int32 shape arithmetic)"
                         .into(),
                 ));
             }
@@ -872,6 +876,90 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 format!(
                     "beta {} × input scale {s_x} is too small for TFLM's int8 softmax",
                     o.beta()
+                )
+            })?,
+        );
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    /// MUL of two activations, equal in shape or broadcasting a length-1 axis (a
+    /// squeeze-and-excite gate `[1, 1, 1, C]` over `[1, H, W, C]`). TFLite broadcasts by aligning
+    /// trailing axes, which for the shapes `hwc` accepts is the same as comparing their HWC forms.
+    fn mul(&mut self) -> Result<OpKind, MapError> {
+        let o = self
+            .op
+            .raw
+            .builtin_options_as_mul_options()
+            .ok_or("MUL without its options")?;
+        let (a, at, s1, _) = self.plain_activation(0)?;
+        let (c, ct, s2, _) = self.plain_activation(1)?;
+        let (sa, sc) = (hwc(&at.shape)?, hwc(&ct.shape)?);
+        let (y, yt, s_y, z_y) = self.output()?;
+        let sy = hwc(&yt.shape)?;
+        let axis =
+            |i: u16, j: u16, o: u16| (i == o || i == 1) && (j == o || j == 1) && o == i.max(j);
+        if !(axis(sa.h, sc.h, sy.h) && axis(sa.w, sc.w, sy.w) && axis(sa.c, sc.c, sy.c)) {
+            return Err(format!(
+                "inputs of shapes {:?} and {:?} do not broadcast to the output's {:?}",
+                at.shape, ct.shape, yt.shape
+            )
+            .into());
+        }
+        let clamp = self.clamp(o.fused_activation_function(), s_y, z_y)?;
+        let op = Op::Mul(
+            Mul::from_scales([a, c], y, [s1, s2, s_y], clamp, Rounding::Double).ok_or_else(
+                || {
+                    format!(
+                        "input scales {s1} × {s2} / output scale {s_y} has no blob form: its \
+                         shift is above 15, where TFLM's int32 product · 2^shift can overflow"
+                    )
+                },
+            )?,
+        );
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    /// LOGISTIC (the sigmoid; the converter keeps it after FULLY_CONNECTED, which fuses only
+    /// ReLU-like activations). TFLM's Prepare insists on output zero point −128 and never looks
+    /// at the output scale (its kernel writes 1/256 steps whatever the file says), so neither
+    /// does this.
+    fn logistic(&mut self) -> Result<OpKind, MapError> {
+        let (x, xt, s_x, _) = self.plain_activation(0)?;
+        let (y, yt, _, z_y) = self.output()?;
+        if z_y != -128 {
+            return Err(format!("output zero point {z_y}; TFLM's int8 LOGISTIC needs −128").into());
+        }
+        if hwc(&yt.shape)? != hwc(&xt.shape)? {
+            return Err("input and output shapes differ".to_string().into());
+        }
+        let op = Op::Logistic(
+            Logistic::from_scale(x, y, s_x, Rounding::Double).ok_or_else(|| {
+                format!(
+                    "input scale {s_x} has no blob form: TFLM's Prepare would shift by a \
+                     negative amount (scale below 2^-28) or overflow its multiplier"
+                )
+            })?,
+        );
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    /// HARD_SWISH (the converter fuses Keras's `x * relu6(x + 3) / 6` into it), with the
+    /// parameters TFLM's `HardSwishPrepare` derives from the two scales.
+    fn hard_swish(&mut self) -> Result<OpKind, MapError> {
+        let (x, xt, s_x, _) = self.plain_activation(0)?;
+        let (y, yt, s_y, _) = self.output()?;
+        if hwc(&yt.shape)? != hwc(&xt.shape)? {
+            return Err("input and output shapes differ".to_string().into());
+        }
+        let op = Op::HardSwish(
+            HardSwish::from_scales(x, y, s_x, s_y, Rounding::Double).ok_or_else(|| {
+                format!(
+                    "input scale {s_x} and output scale {s_y} have no blob form: TFLM's Prepare \
+                     refuses an output multiplier of 2^8 · s_y / s_x or more (exponent above 0), \
+                     and a reluish exponent above 31 is undefined in its kernel"
                 )
             })?,
         );

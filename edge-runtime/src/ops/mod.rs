@@ -21,8 +21,11 @@ pub mod concat;
 pub mod conv;
 pub mod depthwise;
 mod dsp;
+pub mod hard_swish;
 pub mod linear;
+pub mod logistic;
 pub mod mean;
+pub mod mul;
 pub mod pool;
 pub mod softmax;
 #[cfg(test)]

@@ -62,7 +62,7 @@ pub fn softmax(p: &SoftmaxParams, input: &[i8], output: &mut [i8]) -> KernelResu
         // |x − max| ≤ 255, so the difference cannot overflow.
         let exp_of = |v: i8| {
             let diff = v as i32 - max;
-            (diff >= p.diff_min).then(|| exp_on_negative_values(rescale_diff(p, diff)))
+            (diff >= p.diff_min).then(|| exp_on_negative_values::<5>(rescale_diff(p, diff)))
         };
         // Q12.19. Validation bounds the channels to 4,095 and each term to 2^19, so the sum
         // stays below 2^31 and at least 2^19 (the maximum itself contributes exp(0) = 1).
@@ -178,15 +178,17 @@ const fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 
     ))
 }
 
-/// gemmlowp's `exp_on_negative_values` for a Q5.26 input (`tIntegerBits = 5`, TFLM's
-/// `kScaledDiffIntegerBits`): `exp(a)` in Q0.31 for `a ≤ 0`.
+/// gemmlowp's `exp_on_negative_values` for a Q`INTEGER_BITS` input: `exp(a)` in Q0.31 for
+/// `a ≤ 0`. Softmax uses Q5.26 (`tIntegerBits = 5`, TFLM's `kScaledDiffIntegerBits`), logistic
+/// Q4.27 (its `kInputIntegerBits`); `INTEGER_BITS` must be in 1..=29.
 ///
 /// `a` is split as `(a mod 1/4) − 1/4` plus a multiple of 1/4; the first part goes through the
-/// Taylor expansion, and each set bit of the multiple (1/4, 1/2, 1, …, 16) multiplies the result
-/// by the matching constant `exp(−2^k)` (the "barrel shifter"). With 5 integer bits there is no
-/// clamp below −32 (gemmlowp applies it only above 5).
-const fn exp_on_negative_values(a: i32) -> i32 {
-    const FRACTIONAL_BITS: u32 = 26;
+/// Taylor expansion, and each set bit of the multiple (1/4, 1/2, 1, …, up to 2^(INTEGER_BITS−1))
+/// multiplies the result by the matching constant `exp(−2^k)` (the "barrel shifter", whose
+/// steps gemmlowp compiles in only where `tIntegerBits > k`). Below −32 the result is 0, a clamp
+/// gemmlowp applies only above 5 integer bits (at 5 or fewer, −32 is out of range anyway).
+pub(super) const fn exp_on_negative_values<const INTEGER_BITS: u32>(a: i32) -> i32 {
+    let fractional_bits = 31 - INTEGER_BITS;
     /// `(k, exp(−2^k) in Q0.31)` for k = −2..=4, gemmlowp's `GEMMLOWP_EXP_BARREL_SHIFTER` list.
     const BARREL: [(i32, i32); 7] = [
         (-2, 1_672_461_947),
@@ -197,23 +199,29 @@ const fn exp_on_negative_values(a: i32) -> i32 {
         (3, 720_401),
         (4, 242),
     ];
-    let one_quarter = 1i32 << (FRACTIONAL_BITS - 2);
+    let one_quarter = 1i32 << (fractional_bits - 2);
     let mask = one_quarter - 1;
     let a_mod_quarter_minus_one_quarter = (a & mask).wrapping_sub(one_quarter);
-    // `Rescale<0>` from 5 integer bits: `SaturatingRoundingMultiplyByPOT<5>`.
+    // `Rescale<0>` from `INTEGER_BITS` integer bits: `SaturatingRoundingMultiplyByPOT<I>`.
     let mut result = exp_on_interval_between_negative_one_quarter_and_0_excl(
-        saturating_rounding_multiply_by_pot(a_mod_quarter_minus_one_quarter, 5),
+        saturating_rounding_multiply_by_pot(a_mod_quarter_minus_one_quarter, INTEGER_BITS),
     );
     // For a ≤ 0 this is |a| rounded up to a multiple of 1/4 (at most 2^31), so no overflow.
     let remainder = a_mod_quarter_minus_one_quarter.wrapping_sub(a);
     let mut i = 0;
     while i < BARREL.len() {
         let (exponent, multiplier) = BARREL[i];
-        let bit = 1i32 << (FRACTIONAL_BITS as i32 + exponent);
-        if remainder & bit != 0 {
-            result = srdhm(result, multiplier);
+        if INTEGER_BITS as i32 > exponent {
+            let bit = 1i32 << (fractional_bits as i32 + exponent);
+            if remainder & bit != 0 {
+                result = srdhm(result, multiplier);
+            }
         }
         i += 1;
+    }
+    // gemmlowp's clamp: `-(1 << (36 − I))` is −32 in Q`I`.
+    if INTEGER_BITS > 5 && a < -(1i32 << (36 - INTEGER_BITS)) {
+        result = 0;
     }
     // `SelectUsingMask(MaskIfZero(a), One, result)`: One in Q0.31 is i32::MAX.
     if a == 0 { i32::MAX } else { result }
@@ -221,7 +229,7 @@ const fn exp_on_negative_values(a: i32) -> i32 {
 
 /// gemmlowp's `one_over_one_plus_x_for_x_in_0_1`: `1 / (1 + a)` for Q0.31 `a ∈ [0, 1)`, by three
 /// Newton–Raphson steps on Q2.29 values (all in (0, 4) for such `a`, so the adds cannot wrap).
-const fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
+pub(super) const fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
     /// 48/17 and −32/17 in Q2.29.
     const CONSTANT_48_OVER_17: i32 = 1_515_870_810;
     const CONSTANT_NEG_32_OVER_17: i32 = -1_010_580_540;
@@ -361,12 +369,12 @@ mod tests {
 
     #[test]
     fn exp_matches_its_real_value() {
-        assert_eq!(exp_on_negative_values(0), i32::MAX);
+        assert_eq!(exp_on_negative_values::<5>(0), i32::MAX);
         let mut worst = 0f64;
         // Every Q5.26 step of 2^-12 from −32 to 0, and a few raw extremes.
         let mut a = 0i64;
         while a >= -(32i64 << 26) {
-            let got = exp_on_negative_values(a as i32) as f64 / 2f64.powi(31);
+            let got = exp_on_negative_values::<5>(a as i32) as f64 / 2f64.powi(31);
             let want = (a as f64 / 2f64.powi(26)).exp();
             worst = worst.max((got - want).abs());
             a -= 1 << 14;
@@ -374,7 +382,7 @@ mod tests {
         // The degree-4 Taylor expansion's truncation error, (1/8)^5 / 5! ≈ 2.5e-7, dominates.
         assert!(worst < 2.6e-7, "worst error {worst}");
         for a in [i32::MIN, i32::MIN + 1, -1] {
-            let got = exp_on_negative_values(a);
+            let got = exp_on_negative_values::<5>(a);
             assert!((0..=i32::MAX).contains(&got), "{a}: {got}");
         }
     }
@@ -421,7 +429,7 @@ mod tests {
                         let r = rescale_diff(&p, diff);
                         let real = diff as f64 * m as f64 * 2f64.powi(shift - 31);
                         assert!((r as f64 - real).abs() <= 1.0, "{diff} {m} {shift}");
-                        let e = exp_on_negative_values(r);
+                        let e = exp_on_negative_values::<5>(r);
                         assert!(e >= 0);
                         if shift <= 30 {
                             let other = SoftmaxParams {
