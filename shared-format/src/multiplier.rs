@@ -14,16 +14,7 @@ pub fn quantize_multiplier(real: f64, rounding: Rounding) -> (i32, i32) {
     if real <= 0.0 || !real.is_finite() {
         return (0, 0);
     }
-    // frexp: real = q · 2^e with q in [0.5, 1). Scaling by two is exact, subnormals included.
-    let (mut q, mut e) = (real, 0i32);
-    while q >= 1.0 {
-        q /= 2.0;
-        e += 1;
-    }
-    while q < 0.5 {
-        q *= 2.0;
-        e -= 1;
-    }
+    let (q, mut e) = frexp(real);
     // `f64::round` rounds half away from zero, like `TfLiteRound`.
     let mut m = (q * (1u64 << 31) as f64).round() as i64;
     if m == 1 << 31 {
@@ -37,6 +28,23 @@ pub fn quantize_multiplier(real: f64, rounding: Rounding) -> (i32, i32) {
         return (i32::MAX, 30);
     }
     (m as i32, e)
+}
+
+/// C's `frexp` for a positive finite `real`: `(q, e)` with `real = q · 2^e` and `q` in
+/// [0.5, 1). Scaling by two is exact, subnormals included, so every TFLM Prepare step that starts
+/// from `frexp` (`QuantizeMultiplier`, softmax's and logistic's input multipliers) gets the
+/// same `q` and `e` as the C library would.
+pub(crate) fn frexp(real: f64) -> (f64, i32) {
+    let (mut q, mut e) = (real, 0i32);
+    while q >= 1.0 {
+        q /= 2.0;
+        e += 1;
+    }
+    while q < 0.5 {
+        q *= 2.0;
+        e -= 1;
+    }
+    (q, e)
 }
 
 #[cfg(test)]

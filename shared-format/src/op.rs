@@ -482,12 +482,7 @@ impl Softmax {
             return None;
         }
         let real = real.min(cap);
-        // frexp: real = q · 2^e with q in [0.5, 1); scaling by two is exact.
-        let (mut q, mut e) = (real, 0i32);
-        while q >= 1.0 {
-            q /= 2.0;
-            e += 1;
-        }
+        let (q, mut e) = crate::multiplier::frexp(real);
         // `f64::round` is half away from zero, like TfLiteRound.
         let mut m = (q * (1u64 << 31) as f64).round() as i64;
         if m == 1 << 31 {

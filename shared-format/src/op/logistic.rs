@@ -63,16 +63,7 @@ impl Logistic {
         if !real.is_finite() || real <= 0.0 {
             return None;
         }
-        // frexp: real = q · 2^e with q in [0.5, 1); scaling by two is exact.
-        let (mut q, mut e) = (real, 0i32);
-        while q >= 1.0 {
-            q /= 2.0;
-            e += 1;
-        }
-        while q < 0.5 {
-            q *= 2.0;
-            e -= 1;
-        }
+        let (q, e) = crate::multiplier::frexp(real);
         // `f64::round` is half away from zero, like TfLiteRound.
         let m = (q * (1u64 << 31) as f64).round() as i64;
         let max_shift = match rounding {
