@@ -20,6 +20,11 @@
 //!   (`SMLAL`) would be one instruction fewer, but two products of −128·−128 make 2^15, one past
 //!   i16. With SDOT, one `SDOT` does sixteen products into four 32-bit lanes and a second one,
 //!   against ones, gathers `Σ w`.
+//! * [`DenseFilters`] (the pixels whose window has no padded tap, most of them) drops the
+//!   `Σ w` term: a block's filters are copied once, zero-padded to whole 16-byte chunks and
+//!   interleaved sixteen channels a group, with `z_x·Σ w` per channel worked out at the copy;
+//!   a pixel is then one `SDOT` (or `SMULL`/`SADALP`) per chunk and channel, each activation
+//!   chunk loaded once per sixteen channels.
 //! * [`depthwise_pixel`] keeps channels in lanes (NHWC), as on x86-64: `SSUBL` widens and
 //!   centres eight activations and eight weights to 16 bits (`x − z_x`, `w − z_w` in
 //!   −255..=255), and `SMLAL`/`SMLAL2` accumulate their products in 32-bit lanes. SDOT would
@@ -43,10 +48,10 @@
 use core::arch::aarch64::{
     int8x16_t, int16x8_t, int32x4_t, vaddq_s32, vaddvq_s32, vandq_s32, vcombine_s8, vcombine_s16,
     vdup_n_s8, vdupq_n_s8, vdupq_n_s16, vdupq_n_s32, vget_low_s8, vget_low_s16, vget_low_s32,
-    vld1_s8, vld1q_s8, vld1q_s32, vmaxq_s16, vminq_s16, vmlal_high_s16, vmlal_s16, vmull_high_s32,
-    vmull_s32, vqaddq_s16, vqaddq_s32, vqmovn_s16, vqmovn_s32, vqrdmulhq_s32,
-    vreinterpretq_s32_s64, vrshlq_s32, vshlq_s32, vshrq_n_s32, vst1q_s8, vsubl_high_s8, vsubl_s8,
-    vuzp2q_s32,
+    vld1_s8, vld1q_s8, vld1q_s32, vmaxq_s16, vminq_s16, vmlal_high_s16, vmlal_s16, vmlsq_s32,
+    vmull_high_s32, vmull_s32, vpaddq_s32, vqaddq_s16, vqaddq_s32, vqmovn_s16, vqmovn_s32,
+    vqrdmulhq_s32, vreinterpretq_s32_s64, vrshlq_s32, vshlq_s32, vshrq_n_s32, vst1q_s8,
+    vsubl_high_s8, vsubl_s8, vuzp2q_s32,
 };
 #[cfg(not(target_feature = "dotprod"))]
 use core::arch::aarch64::{vmull_high_s8, vmull_s8, vpadalq_s8, vpadalq_s16};
@@ -119,9 +124,432 @@ pub(crate) fn quad_words(
 /// [`quad_words`]' body.
 #[target_feature(enable = "neon")]
 fn quad_words_neon(x: &[i8], w: &[i8], stride: usize, runs: Runs, z_x: i8, acc: &mut [[i32; 4]]) {
+    if runs_inside(x.len(), w.len(), stride, runs, acc.len()) {
+        // SAFETY: every run of every channel lies inside `x` and `w` (just checked), the
+        // body's contract; NEON is part of the aarch64 baseline.
+        unsafe { quads_unchecked(x, w, stride, runs, z_x, acc) };
+        return;
+    }
     for (q, out) in acc.iter_mut().enumerate() {
         *out = quad(x, w, stride, runs, z_x, 4 * q);
     }
+}
+
+/// Whether every run of all `4·quads` channels lies inside `x` (`x_len` bytes) and `w`
+/// (`w_len`), and there is work: then [`quads_unchecked`] may load without a check per run.
+#[inline]
+fn runs_inside(x_len: usize, w_len: usize, stride: usize, runs: Runs, quads: usize) -> bool {
+    let Runs {
+        rows,
+        len,
+        x_step,
+        w_step,
+    } = runs;
+    if rows == 0 || len == 0 || quads == 0 {
+        return false;
+    }
+    let end = |step: usize| (rows - 1).checked_mul(step)?.checked_add(len);
+    let last_filter = stride.checked_mul(4 * quads - 1);
+    let w_end = end(w_step)
+        .zip(last_filter)
+        .and_then(|(e, f)| e.checked_add(f));
+    end(x_step).is_some_and(|e| e <= x_len) && w_end.is_some_and(|e| e <= w_len)
+}
+
+/// [`quad_words`] once its runs are known to be inside the tensors (the common case, every
+/// call from [`super::dsp::window`]): raw pointers per run, so a run costs a few address
+/// computations instead of the slicing, chunking and per-filter checks of [`quad`] (which was
+/// most of a 3×3 convolution's instructions over 16 channels: its runs are three chunks long).
+/// The four channels' sums end in one vector: `d − z_x·Σw` per lane (`MLS`), then two rounds
+/// of pairwise adds (`ADDP`) instead of eight `ADDV`.
+///
+/// # Safety
+/// The CPU has NEON, `runs.rows ≥ 1`, and every run is inside its tensor:
+/// `(rows − 1)·x_step + len ≤ x.len()` and
+/// `(4·acc.len() − 1)·stride + (rows − 1)·w_step + len ≤ w.len()`.
+#[target_feature(enable = "neon")]
+unsafe fn quads_unchecked(
+    x: &[i8],
+    w: &[i8],
+    stride: usize,
+    runs: Runs,
+    z_x: i8,
+    acc: &mut [[i32; 4]],
+) {
+    let Runs {
+        rows,
+        len,
+        x_step,
+        w_step,
+    } = runs;
+    let zx = vdupq_n_s32(z_x as i32);
+    for (q, out) in acc.iter_mut().enumerate() {
+        let mut d = [vdupq_n_s32(0); 4];
+        let mut s = [vdupq_n_s32(0); 4];
+        let mut tail = [0i32; 4];
+        for r in 0..rows {
+            // SAFETY: run `r` of the input and of channel 4q's filter start inside their
+            // tensors, and the three next filters' `stride` bytes further (this function's
+            // contract); `row` reads `len` bytes from each.
+            unsafe {
+                let xr = x.as_ptr().add(r * x_step);
+                let w0 = w.as_ptr().add(4 * q * stride + r * w_step);
+                let ws = [w0, w0.add(stride), w0.add(2 * stride), w0.add(3 * stride)];
+                row(xr, ws, len, z_x, &mut d, &mut s, &mut tail);
+            }
+        }
+        let v = [0, 1, 2, 3].map(|k| vmlsq_s32(d[k], s[k], zx));
+        let sums = vpaddq_s32(vpaddq_s32(v[0], v[1]), vpaddq_s32(v[2], v[3]));
+        *out = lanes4(vaddq_s32(sums, load_i32x4(&tail)));
+    }
+}
+
+/// One run of four channels: raw products into `d`, `Σ w` into `s`, and the last fewer than
+/// eight bytes, centred, into `tail`.
+///
+/// # Safety
+/// The CPU has NEON, and `x` and each of `ws` point at `len` readable bytes.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn row(
+    x: *const i8,
+    ws: [*const i8; 4],
+    len: usize,
+    z_x: i8,
+    d: &mut [int32x4_t; 4],
+    s: &mut [int32x4_t; 4],
+    tail: &mut [i32; 4],
+) {
+    let n16 = len / 16;
+    // SAFETY (every load below): bytes `o..o + 16` (or `+ 8`, or `o`) with `o + 16 ≤ len`
+    // (`+ 8`, `+ 1`), inside the `len` bytes of the contract; LD1 has no alignment
+    // requirement.
+    #[cfg(target_feature = "dotprod")]
+    for i in 0..n16 {
+        let o = 16 * i;
+        let xv = unsafe { vld1q_s8(x.add(o)) };
+        for ((d, s), w) in d.iter_mut().zip(s.iter_mut()).zip(ws) {
+            mac(d, s, unsafe { vld1q_s8(w.add(o)) }, xv);
+        }
+    }
+    #[cfg(not(target_feature = "dotprod"))]
+    {
+        let mut i = 0;
+        while i < n16 {
+            let end = n16.min(i + FLUSH);
+            let mut p = [no_sums(); 4];
+            while i < end {
+                let o = 16 * i;
+                let xv = unsafe { vld1q_s8(x.add(o)) };
+                for ((d, p), w) in d.iter_mut().zip(p.iter_mut()).zip(ws) {
+                    mac(d, p, unsafe { vld1q_s8(w.add(o)) }, xv);
+                }
+                i += 1;
+            }
+            for (s, p) in s.iter_mut().zip(p) {
+                *s = fold(*s, p);
+            }
+        }
+    }
+    let mut o = 16 * n16;
+    if len - o >= 8 {
+        // Eight bytes with zeros above, adding nothing.
+        let xv = unsafe { vcombine_s8(vld1_s8(x.add(o)), vdup_n_s8(0)) };
+        let mut p = [no_sums(); 4];
+        for ((d, p), w) in d.iter_mut().zip(p.iter_mut()).zip(ws) {
+            let wv = unsafe { vcombine_s8(vld1_s8(w.add(o)), vdup_n_s8(0)) };
+            mac(d, p, wv, xv);
+        }
+        for (s, p) in s.iter_mut().zip(p) {
+            *s = fold(*s, p);
+        }
+        o += 8;
+    }
+    while o < len {
+        let xv = unsafe { *x.add(o) } as i32 - z_x as i32;
+        for (t, w) in tail.iter_mut().zip(ws) {
+            *t = t.wrapping_add(unsafe { *w.add(o) } as i32 * xv);
+        }
+        o += 1;
+    }
+}
+
+/// Bytes of zero-padded filters a [`DenseFilters`] holds: 16 KiB, a block of 28 channels of a
+/// 3×3 filter over 64 input channels, 64 of smaller ones.
+const DENSE_FILTERS: usize = 16 * 1024;
+
+/// Bytes of one pixel's gathered window in a [`DenseFilters`] (filters up to 4 KiB − 16).
+const DENSE_WINDOW: usize = 4 * 1024;
+
+/// A block's filters for the pixels whose window is whole (no padded tap), the bulk of every
+/// convolution: each filter copied once per block, zero-padded to a multiple of sixteen bytes,
+/// with `−z_x·Σ w` per channel worked out once (the window's `Σ w` is the whole filter's, so
+/// none is gathered beside the products). A pixel's runs are read in place when they are
+/// whole 16-byte chunks (C_in a multiple of 16), else first gathered side by side (a 3×3 RGB
+/// stem's runs are 9 bytes), so each channel is a dot product of whole chunks with no 8-byte
+/// or single-byte tail, and sixteen channels a pass share each activation chunk ([`GROUP`]).
+/// On the Cortex-A55 board (SDOT), ResNet-8's convolutions took 0.98 instructions per MAC
+/// with slice-checked runs, 0.49 once [`quad_words`] read its runs through pointers
+/// ([`quads_unchecked`]), and 0.33 with this path. Pixels on the border keep
+/// [`super::dsp::window`]'s path.
+pub(crate) struct DenseFilters {
+    /// `4·quads` filters of `padded` bytes, zeros past `filter_len` (and whole zero filters
+    /// past the block's channels).
+    filters: [i8; DENSE_FILTERS],
+    /// A pixel's window gathered (runs not whole chunks), its tap rows side by side; bytes
+    /// past `filter_len` are left over from gathering and meet the filters' zero padding.
+    window: [i8; DENSE_WINDOW],
+    /// `−z_x·Σ w` of each channel, wrapping.
+    corr: [[i32; 4]; BLOCK / 4],
+    filter_len: usize,
+    /// Bytes of a filter's tap row (`kw·C_in`), the length of a whole window's runs.
+    row_len: usize,
+    padded: usize,
+    /// Quads of the loaded block; 0 when none is loaded.
+    quads: usize,
+}
+
+impl DenseFilters {
+    /// No block loaded.
+    pub(crate) fn new() -> Self {
+        Self {
+            filters: [0; DENSE_FILTERS],
+            window: [0; DENSE_WINDOW],
+            corr: [[0; 4]; BLOCK / 4],
+            filter_len: 0,
+            row_len: 0,
+            padded: 0,
+            quads: 0,
+        }
+    }
+
+    /// Channels of filters of `filter_len` bytes that one block may hold (a multiple of four,
+    /// at most [`BLOCK`]), or 0 if a filter is too large for the window.
+    pub(crate) fn block(filter_len: usize) -> usize {
+        let padded = filter_len.next_multiple_of(16);
+        if filter_len == 0 || padded + 16 > DENSE_WINDOW {
+            return 0;
+        }
+        ((DENSE_FILTERS / padded) & !3).min(BLOCK)
+    }
+
+    /// Loads a block: `filters` holds its channels' filters of `filter_len` bytes one after
+    /// the other, whose tap rows are `row_len` bytes. Returns `false`, with no block loaded,
+    /// if they do not fit ([`Self::block`]).
+    ///
+    /// Layout: groups of [`GROUP`] channels (the last one 4, 8 or 12 wide), each group chunk
+    /// by chunk: the sixteen bytes of chunk `i` of its channels one after the other, so that a
+    /// pass over the window reads the group's weights in one forward sweep.
+    pub(crate) fn load(
+        &mut self,
+        filters: &[i8],
+        filter_len: usize,
+        row_len: usize,
+        z_x: i8,
+    ) -> bool {
+        self.quads = 0;
+        let padded = filter_len.next_multiple_of(16);
+        let Some(nb) = filters.len().checked_div(filter_len) else {
+            return false;
+        };
+        let quads = nb.div_ceil(4);
+        if nb == 0 || Self::block(filter_len) < 4 * quads || row_len == 0 {
+            return false;
+        }
+        let channels = 4 * quads;
+        let chunks = padded / 16;
+        for (c, corr) in (0..channels).zip(self.corr.as_flattened_mut()) {
+            let (g, k) = (c / GROUP, c % GROUP);
+            let width = (channels - GROUP * g).min(GROUP);
+            let f = filters.get(c * filter_len..(c + 1) * filter_len);
+            for i in 0..chunks {
+                let at = GROUP * g * padded + 16 * (i * width + k);
+                let Some(dst) = self.filters.get_mut(at..at + 16) else {
+                    return false;
+                };
+                dst.fill(0);
+                if let Some(src) = f.and_then(|f| f.get(16 * i..(16 * i + 16).min(filter_len))) {
+                    dst[..src.len()].copy_from_slice(src);
+                }
+            }
+            let sum = f
+                .unwrap_or_default()
+                .iter()
+                .fold(0i32, |a, &w| a.wrapping_add(w as i32));
+            *corr = (z_x as i32).wrapping_neg().wrapping_mul(sum);
+        }
+        (self.filter_len, self.row_len, self.padded, self.quads) =
+            (filter_len, row_len, padded, quads);
+        true
+    }
+
+    /// The window's runs side by side in `window`, sixteen bytes a step; a run's last step may
+    /// run past it (into the next run, rewritten next, or past `filter_len`, which meets the
+    /// filters' zero padding). The caller has checked that every run is inside `x` and that
+    /// `rows·len = filter_len`.
+    fn gather(&mut self, x: &[i8], runs: Runs) {
+        let Runs {
+            rows, len, x_step, ..
+        } = runs;
+        for r in 0..rows {
+            let (from, to) = (r * x_step, r * len);
+            let Some(src) = x.get(from..from + len) else {
+                return;
+            };
+            let mut i = 0;
+            while i < len {
+                let dst = self.window.get_mut(to + i..to + i + 16);
+                match (x.get(from + i..from + i + 16), dst) {
+                    (Some(s), Some(d)) => d.copy_from_slice(s),
+                    _ => {
+                        // The input's last bytes: the rest of the run, exactly.
+                        if let (Some(d), Some(s)) =
+                            (self.window.get_mut(to + i..to + len), src.get(i..))
+                        {
+                            d.copy_from_slice(s);
+                        }
+                    }
+                }
+                i += 16;
+            }
+        }
+    }
+
+    /// [`super::dsp::window`]'s sums for the loaded block, `acc[j] = Σ w_j·(x − z_x)`, if
+    /// `runs` is a whole window (`filter_len / row_len` runs of `row_len` bytes) inside `x`
+    /// and `acc` no longer than the block; otherwise `false`, touching nothing.
+    pub(crate) fn window(&mut self, x: &[i8], runs: Runs, acc: &mut [i32]) -> bool {
+        // SAFETY: NEON is part of the aarch64 baseline: every CPU this code is compiled for has
+        // it.
+        unsafe { self.window_neon(x, runs, acc) }
+    }
+
+    /// [`Self::window`]'s body.
+    #[target_feature(enable = "neon")]
+    fn window_neon(&mut self, x: &[i8], runs: Runs, acc: &mut [i32]) -> bool {
+        let Runs {
+            rows, len, x_step, ..
+        } = runs;
+        if self.quads == 0
+            || len != self.row_len
+            || rows.checked_mul(len) != Some(self.filter_len)
+            || acc.len() > 4 * self.quads
+        {
+            return false;
+        }
+        // The last run must end inside `x` (every earlier one ends before it).
+        if (rows - 1)
+            .checked_mul(x_step)
+            .and_then(|e| e.checked_add(len))
+            .is_none_or(|e| e > x.len())
+        {
+            return false;
+        }
+        // Runs of whole chunks are read in place, run after run (the filter's chunks follow
+        // its tap rows); others are first gathered side by side into `window`.
+        let (x, x_step, rows, per_run) = if len.is_multiple_of(16) {
+            (x.as_ptr(), x_step, rows, len / 16)
+        } else {
+            self.gather(x, runs);
+            (self.window.as_ptr(), 0, 1, self.padded / 16)
+        };
+        let channels = 4 * self.quads;
+        let (acc4, rest) = acc.as_chunks_mut::<4>();
+        let mut q = 0;
+        for g in 0..channels.div_ceil(GROUP) {
+            let width = (channels - GROUP * g).min(GROUP);
+            // SAFETY: group g's `width` filters lie inside `filters` (`load` checked it through
+            // `block`); the runs read are inside `x` (checked above: `rows` runs of
+            // `16·per_run` bytes) or `window` (one run of `padded` bytes, checked by `load`);
+            // NEON is part of the aarch64 baseline.
+            let sums = unsafe {
+                let f = self.filters.as_ptr().add(GROUP * g * self.padded);
+                match width {
+                    4 => group::<4>(x, x_step, rows, per_run, f),
+                    8 => group::<8>(x, x_step, rows, per_run, f),
+                    12 => group::<12>(x, x_step, rows, per_run, f),
+                    _ => group::<GROUP>(x, x_step, rows, per_run, f),
+                }
+            };
+            for v in sums.into_iter().take(width / 4) {
+                let Some(c) = self.corr.get(q) else {
+                    return false;
+                };
+                let y = lanes4(vaddq_s32(v, load_i32x4(c)));
+                if let Some(o) = acc4.get_mut(q) {
+                    *o = y;
+                } else if q == acc4.len() {
+                    for (r, y) in rest.iter_mut().zip(y) {
+                        *r = y;
+                    }
+                }
+                q += 1;
+            }
+        }
+        true
+    }
+}
+
+/// Channels a pass of [`DenseFilters::window`] keeps in registers: sixteen accumulators,
+/// the activations and weights in flight take about twenty of the 32 vector registers, and
+/// each activation chunk is loaded once for sixteen filters.
+const GROUP: usize = 16;
+
+/// The sums of `G` channels (a multiple of four, at most [`GROUP`]) over `rows` runs of
+/// `per_run` 16-byte chunks, `x_step` bytes apart from `x`, channel by channel in the first
+/// `G / 4` vectors: raw products only (`SDOT`, or `SMULL`/`SADALP`), then `ADDP` across lanes.
+///
+/// # Safety
+/// The CPU has NEON; each run of `x` is `16·per_run` readable bytes, and `f` points at
+/// `16·G·rows·per_run` (chunk `i` of channel `k` at `16·(i·G + k)`, counting chunks across
+/// the runs).
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn group<const G: usize>(
+    x: *const i8,
+    x_step: usize,
+    rows: usize,
+    per_run: usize,
+    f: *const i8,
+) -> [int32x4_t; 4] {
+    let mut d = [vdupq_n_s32(0); G];
+    let mut f = f;
+    for r in 0..rows {
+        for j in 0..per_run {
+            // SAFETY: chunk j of run r, and the group's next chunk of filters (contract); LD1
+            // has no alignment requirement.
+            let xv = unsafe { vld1q_s8(x.add(r * x_step + 16 * j)) };
+            for (k, d) in d.iter_mut().enumerate() {
+                // SAFETY: as above.
+                *d = dot(*d, unsafe { vld1q_s8(f.add(16 * k)) }, xv);
+            }
+            // SAFETY: at most one past the group's filters (contract).
+            f = unsafe { f.add(16 * G) };
+        }
+    }
+    let mut out = [vdupq_n_s32(0); 4];
+    for (o, d) in out.iter_mut().zip(d.as_chunks::<4>().0) {
+        *o = vpaddq_s32(vpaddq_s32(d[0], d[1]), vpaddq_s32(d[2], d[3]));
+    }
+    out
+}
+
+/// `d + Σ w·x` over sixteen bytes into four 32-bit lanes: `SMULL`, `SMULL2` and two `SADALP`.
+#[cfg(not(target_feature = "dotprod"))]
+#[inline]
+#[target_feature(enable = "neon")]
+fn dot(d: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+    let lo = vmull_s8(vget_low_s8(w), vget_low_s8(x));
+    let hi = vmull_high_s8(w, x);
+    vpadalq_s16(vpadalq_s16(d, lo), hi)
+}
+
+/// `d + Σ w·x` over sixteen bytes into four 32-bit lanes: one `SDOT`.
+#[cfg(target_feature = "dotprod")]
+#[inline]
+#[target_feature(enable = "neon")]
+fn dot(d: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+    sdot(d, w, x)
 }
 
 /// `v[start..start + len]`, if inside `v`.
@@ -667,6 +1095,83 @@ mod tests {
         let mut got = [[0i32; 4]];
         quad_words(&x, &w, 32, runs, 0, &mut got);
         assert_eq!(got, [[16, 16, 16, 16]]);
+    }
+
+    /// Whole windows through [`DenseFilters`] against the scalar centred sums: blocks of 1 to
+    /// 64 channels (the last group 4, 8, 12 or 16 wide, the last quad partial), tap rows of 1
+    /// to 200 bytes (filters on both sides of sixteen bytes), windows ending at the input's
+    /// last byte, zero points at the extremes; windows that are not whole are refused.
+    #[test]
+    fn dense_filters_equal_centred_sums() {
+        let mut rng = XorShift32::new(0xDE45_E001);
+        let mut dense = DenseFilters::new();
+        let mut tried = 0;
+        for case in 0..600u32 {
+            let rows = 1 + rng.below(4) as usize;
+            let len = 1 + rng.below(if case % 3 == 0 { 200 } else { 40 }) as usize;
+            let filter_len = rows * len;
+            let fit = DenseFilters::block(filter_len);
+            if fit == 0 {
+                continue;
+            }
+            let nb = 1 + rng.below(fit as u32) as usize;
+            let z_x = [-128i8, 127, 0, rng.next_u32() as i8][rng.below(4) as usize];
+            let filters = bytes(nb * filter_len, case);
+            assert!(dense.load(&filters, filter_len, len, z_x));
+            let x_step = len + rng.below(20) as usize;
+            // Ending exactly at the input's last byte half the time.
+            let x_len = (rows - 1) * x_step + len + if case % 2 == 0 { 0 } else { 17 };
+            let x = bytes(x_len, case + 7);
+            let runs = Runs {
+                rows,
+                len,
+                x_step,
+                w_step: len,
+            };
+            let mut got = vec![7i32; nb];
+            assert!(dense.window(&x, runs, &mut got));
+            for (c, &g) in got.iter().enumerate() {
+                let f = &filters[c * filter_len..(c + 1) * filter_len];
+                let mut e = 0i32;
+                for r in 0..rows {
+                    for i in 0..len {
+                        let (wv, xv) = (f[r * len + i] as i32, x[r * x_step + i] as i32);
+                        e = e.wrapping_add(wv * (xv - z_x as i32));
+                    }
+                }
+                assert_eq!(
+                    g, e,
+                    "{ISA} case {case} rows {rows} len {len} nb {nb} ch {c}"
+                );
+            }
+            // Not whole, or past the input: refused, nothing written.
+            let mut acc = vec![7i32; nb];
+            let short = Runs {
+                len: len - 1,
+                ..runs
+            };
+            assert!(len == 1 || !dense.window(&x, short, &mut acc));
+            assert!(!dense.window(
+                &x[..x_len - 1 - (x_len - (rows - 1) * x_step - len)],
+                runs,
+                &mut acc
+            ));
+            assert!(acc.iter().all(|&a| a == 7));
+            tried += 1;
+        }
+        assert!(tried > 400, "{tried}");
+        // Too many channels for the block: not loaded.
+        assert!(!dense.load(&[0; 65 * 9], 9, 3, 0));
+        assert!(!dense.window(
+            &[0; 9],
+            Runs {
+                rows: 3,
+                len: 3,
+                x_step: 3,
+                w_step: 3
+            },
+            &mut [0]
+        ));
     }
 
     /// One depthwise pixel against the scalar sum: channel counts on both sides of the 16- and

@@ -23,7 +23,9 @@
 //! unpacked in registers (`conv2d_packed`, `dsp::window_packed`; `C_in` a multiple of 8 at 4
 //! bits, of 16 at 2 bits). Both form the same exact accumulators. On aarch64 the x86-64 paths
 //! are taken with NEON kernels in their place (module `aarch64`: `SMULL`/`SADALP`, or `SDOT`
-//! where the build enables `dotprod`), reached through the same names (`simd`).
+//! where the build enables `dotprod`), reached through the same names (`simd`); there, pixels
+//! whose window has no padded tap go to zero-padded copies of the block's filters instead
+//! (`aarch64::DenseFilters`, `z_x·Σ w` per channel folded at the copy: the same sums).
 
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, TensorRecord, Weights, Window};
@@ -474,6 +476,15 @@ fn conv2d_blocks(
     let z_w = i32::from(p.weights.zero_point);
     let row_stride = in_w * cin; // ≤ input.len(), checked above
     let run = kw * cin; // one whole tap row, contiguous in input and filter
+    // aarch64: whole windows against zero-padded copies of the block's filters, so blocks no
+    // larger than those copies fit (`aarch64::DenseFilters`; the same sums).
+    #[cfg(target_arch = "aarch64")]
+    let mut dense = super::simd::DenseFilters::new();
+    #[cfg(target_arch = "aarch64")]
+    let block = match super::simd::DenseFilters::block(filter_len) {
+        0 => block,
+        fit => block.min(fit),
+    };
 
     let mut c0 = 0;
     while c0 < cout {
@@ -490,6 +501,15 @@ fn conv2d_blocks(
         } else {
             (weights, 0)
         };
+        #[cfg(target_arch = "aarch64")]
+        if !packed {
+            let filters = weights
+                .get(c0 * filter_len - from..)
+                .and_then(|w| w.get(..nb * filter_len))
+                .ok_or(KernelError("conv filter block"))?;
+            // Too large a filter loads nothing: every pixel takes `dsp::window`.
+            dense.load(filters, filter_len, run, z_x);
+        }
         let mut bias = [0i32; BLOCK];
         let mut stage = [ChannelRequant::new(0, 0, p.rounding); BLOCK];
         for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(c0..c0 + nb) {
@@ -545,7 +565,14 @@ fn conv2d_blocks(
                 };
                 let x = input.get(x0..).ok_or(KernelError("conv input tap"))?;
                 let acc = acc.get_mut(..nb).ok_or(KernelError("conv channel block"))?;
-                let inside = if packed {
+                // aarch64: a whole window goes to the padded filters.
+                #[cfg(target_arch = "aarch64")]
+                let dense_done = dense.window(x, runs, acc);
+                #[cfg(not(target_arch = "aarch64"))]
+                let dense_done = false;
+                let inside = if dense_done {
+                    true
+                } else if packed {
                     let (data, bits) = (p.weights.data, p.weights.bits);
                     let first = c0 * filter_len + w0;
                     dsp::window_packed(x, data, bits, first, filter_len, runs, z_x, acc)
