@@ -74,15 +74,7 @@ pub(crate) const ISA: &str = if cfg!(target_feature = "dotprod") {
 /// ±2^14, well inside i16.
 const FLUSH: usize = 64;
 
-/// Where one depthwise tap's channels start: `x` in the input, `w` in the weights. The tap's
-/// `n` channels are the `n` bytes from there in each (NHWC input, `[ky][kx][c]` weights).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Tap {
-    /// Offset of the tap's first channel in the input.
-    pub x: usize,
-    /// Offset of the tap's first channel in the weights.
-    pub w: usize,
-}
+pub(crate) use super::Tap;
 
 /// Sixteen bytes as a vector.
 #[inline]
@@ -751,12 +743,7 @@ pub(crate) fn depthwise_pixel(
     z_w: i8,
     acc: &mut [i32],
 ) -> bool {
-    let n = acc.len();
-    let inside = |at: usize, len: usize| at.checked_add(n).is_some_and(|end| end <= len);
-    if !taps
-        .iter()
-        .all(|t| inside(t.x, x.len()) && inside(t.w, w.len()))
-    {
+    if !Tap::all_inside(taps, acc.len(), x, w) {
         return false;
     }
     // SAFETY: every tap's channels lie inside `x` and `w` (checked above), the body's contract;

@@ -46,6 +46,31 @@ mod simd {
 #[cfg(target_arch = "aarch64")]
 use aarch64 as simd;
 
+/// Where one depthwise tap's channels start: `x` in the input, `w` in the weights. The tap's
+/// `n` channels are the `n` bytes from there in each (NHWC input, `[ky][kx][c]` weights). One
+/// type for every host SIMD module, so the bounds check their unchecked loads rest on is one
+/// piece of code.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tap {
+    /// Offset of the tap's first channel in the input.
+    pub x: usize,
+    /// Offset of the tap's first channel in the weights.
+    pub w: usize,
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl Tap {
+    /// Whether every tap's `n` channels lie inside `x` and `w`: the contract of the SIMD
+    /// depthwise kernels, which load a pixel's vectors unchecked once this holds.
+    #[inline]
+    pub(crate) fn all_inside(taps: &[Tap], n: usize, x: &[i8], w: &[i8]) -> bool {
+        let inside = |at: usize, len: usize| at.checked_add(n).is_some_and(|end| end <= len);
+        taps.iter()
+            .all(|t| inside(t.x, x.len()) && inside(t.w, w.len()))
+    }
+}
+
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{Shape, Window};
 

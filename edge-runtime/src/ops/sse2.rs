@@ -72,15 +72,7 @@ pub(super) fn quad_words(
     unsafe { quad_words_sse2(x, w, stride, runs, z_x, acc) }
 }
 
-/// Where one depthwise tap's channels start: `x` in the input, `w` in the weights. The tap's
-/// `n` channels are the `n` bytes from there in each (NHWC input, `[ky][kx][c]` weights).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Tap {
-    /// Offset of the tap's first channel in the input.
-    pub x: usize,
-    /// Offset of the tap's first channel in the weights.
-    pub w: usize,
-}
+pub(crate) use super::Tap;
 
 /// One depthwise output pixel of `acc.len()` consecutive channels:
 /// `acc[j] = Σ_taps (w[t.w + j] − z_w)·(x[t.x + j] − z_x)`, wrapping, every tap's channels

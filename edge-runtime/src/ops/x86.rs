@@ -207,12 +207,7 @@ pub(crate) fn depthwise_pixel(
     z_w: i8,
     acc: &mut [i32],
 ) -> bool {
-    let n = acc.len();
-    let inside = |at: usize, len: usize| at.checked_add(n).is_some_and(|end| end <= len);
-    if !taps
-        .iter()
-        .all(|t| inside(t.x, x.len()) && inside(t.w, w.len()))
-    {
+    if !Tap::all_inside(taps, acc.len(), x, w) {
         return false;
     }
     // SAFETY: every tap's channels lie inside `x` and `w` (checked above), the kernels'
