@@ -39,6 +39,7 @@
 //!
 //! [`DEPTHWISE_TILE`]: shared_format::plan::DEPTHWISE_TILE
 
+use shared_format::Rounding;
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::plan::DEPTHWISE_TILE as TILE;
 
@@ -125,6 +126,10 @@ fn depthwise_as<const FAST: bool>(
     let row_stride = in_w * channels; // ≤ input.len(), checked above
     // Armv7E-M: every bit-width and scheme goes to the register-tiled kernel (same sums); 2/4-bit
     // weights unpacked a tile at a time into `scratch`.
+    #[cfg(edge_dsp)]
+    if FAST && paired_eligible(p) {
+        return depthwise_paired(p, input, output, all_weights);
+    }
     #[cfg(edge_dsp)]
     if FAST {
         return if bits == 8 {
@@ -234,6 +239,177 @@ fn depthwise_as<const FAST: bool>(
             }
         }
         c0 += n;
+    }
+    Ok(())
+}
+
+/// Words of the centred weight table [`depthwise_paired`] keeps on the stack (1 KiB): two per
+/// tap and group of four channels.
+const PAIRED_TABLE: usize = 256;
+
+/// Channels [`depthwise_paired`] runs per pass over the output (their bias and output stage
+/// worked out once).
+const PAIRED_BLOCK: usize = 32;
+
+/// Whether [`depthwise_paired`] handles `p` (Armv7E-M; elsewhere only tested): `C` a multiple
+/// of 4, a kernel whose table for four channels fits [`PAIRED_TABLE`] (at most 128 taps: every
+/// kernel up to 11×11), and an input step along a row (`C·dilation_w`) that
+/// [`dsp::dw_taps4`] takes as an immediate. Every weight width and scheme.
+#[cfg_attr(not(edge_dsp), allow(dead_code))]
+pub(crate) fn paired_eligible(p: &ConvParams<'_>) -> bool {
+    let c = p.input_shape.c as usize;
+    let taps = p.window.kernel_h as usize * p.window.kernel_w as usize;
+    let step = c * p.window.dilation_w as usize;
+    c > 0
+        && c.is_multiple_of(4)
+        && taps > 0
+        && 2 * taps <= PAIRED_TABLE
+        && step <= dsp::DW_MAX_STEP
+        && matches!(p.weights.bits, 2 | 4 | 8)
+}
+
+/// Depthwise conv on Armv7E-M for parameters that pass [`paired_eligible`] (issue 18), every
+/// weight width, symmetric or per-tensor affine: a block of up to [`PAIRED_BLOCK`] channels at
+/// a time has its weights centred (`w − z_w`) and widened into a table of 16-bit pairs on the
+/// stack (as many groups of four channels as [`PAIRED_TABLE`] holds), then per output pixel each
+/// group's valid taps run through [`dsp::dw_taps4`] (four accumulators in registers, eight
+/// instructions per four MACs) and the block is requantized by [`output_stage`]. The
+/// accumulators are the same exact integers as the reference loop's, `Σ (w − z_w)·(x − z_x)`.
+/// `weights` holds the 8-bit weights (empty for 2/4-bit ones, which are unpacked from the blob
+/// as the table is filled). Arguments as checked by [`depthwise_conv2d`].
+#[cfg_attr(not(edge_dsp), allow(dead_code))]
+#[inline(never)]
+pub(crate) fn depthwise_paired(
+    p: &ConvParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    weights: &[i8],
+) -> KernelResult {
+    if !paired_eligible(p) {
+        return Err(KernelError(
+            "depthwise parameters unfit for the paired kernel",
+        ));
+    }
+    let win = p.window;
+    let (in_h, in_w, channels) = (
+        p.input_shape.h as usize,
+        p.input_shape.w as usize,
+        p.input_shape.c as usize,
+    );
+    let (out_h, out_w) = (p.output_shape.h as usize, p.output_shape.w as usize);
+    let kw = win.kernel_w as usize;
+    let taps = win.kernel_h as usize * kw;
+    let bits = p.weights.bits;
+    let z_w = i32::from(p.weights.zero_point);
+    let centre = dsp::splat16(-(p.input_zero_point as i16));
+    let row_stride = in_w * channels;
+    let step = channels * win.dilation_w as usize;
+    let x_row = row_stride * win.dilation_h as usize;
+    // Channels per block: whole groups whose tables fit, at most PAIRED_BLOCK.
+    let block = (PAIRED_TABLE / (2 * taps) * 4).min(PAIRED_BLOCK);
+    let mut table = [0u32; PAIRED_TABLE];
+    let mut c0 = 0;
+    while c0 < channels {
+        let nb = (channels - c0).min(block);
+        // Group g's tap t: words 2·(g·taps + t) and + 1.
+        let mut quad = [0i8; 4];
+        for g in 0..nb / 4 {
+            for t in 0..taps {
+                let at = t * channels + c0 + 4 * g;
+                if bits == 8 {
+                    let w = weights
+                        .get(at..at + 4)
+                        .ok_or(KernelError("depthwise weights"))?;
+                    quad.copy_from_slice(w);
+                } else {
+                    // at + 4 ≤ taps·C, whose packed bytes depthwise_conv2d checked.
+                    unpack_into(p.weights.data, bits, at, &mut quad);
+                }
+                let [w0, w1, w2, w3] = quad.map(|w| i32::from(w) - z_w);
+                let k = 2 * (g * taps + t);
+                let pair = table
+                    .get_mut(k..k + 2)
+                    .ok_or(KernelError("depthwise table"))?;
+                pair[0] = dsp::pair16(w0, w2);
+                pair[1] = dsp::pair16(w1, w3);
+            }
+        }
+        let mut bias = [0i32; PAIRED_BLOCK];
+        let mut stage = [ChannelRequant::new(0, 0, p.rounding); PAIRED_BLOCK];
+        for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(c0..c0 + nb) {
+            *b = p.bias.get(c).ok_or(KernelError("bias shorter than C"))?;
+            let (m, e) = p
+                .requant
+                .get(c)
+                .ok_or(KernelError("requant table shorter than C"))?;
+            *rq = ChannelRequant::new(m, e, p.rounding);
+        }
+        let (Some(bias), Some(stage)) = (bias.get(..nb), stage.get(..nb)) else {
+            return Err(KernelError("depthwise block"));
+        };
+        let plain = stage.iter().all(ChannelRequant::is_plain);
+        // Single rounding into a whole k-bit clamp (nearly every exported model): the output
+        // stage runs in the kernel's own loop (`dsp::FastStage`), four instructions an output.
+        let mut fast = [dsp::FastStage::default(); PAIRED_BLOCK];
+        let mut all_fast = p.rounding == Rounding::Single;
+        for (f, c) in fast.iter_mut().zip(c0..c0 + nb) {
+            let (m, e) = p
+                .requant
+                .get(c)
+                .ok_or(KernelError("requant table shorter than C"))?;
+            match dsp::FastStage::single(m, e, p.output_zero_point, p.clamp.min, p.clamp.max) {
+                Some(s) if all_fast => *f = s,
+                _ => all_fast = false,
+            }
+        }
+        let fast = fast.get(..nb).ok_or(KernelError("depthwise block"))?;
+        let mut acc = [0i32; PAIRED_BLOCK];
+        let acc = acc.get_mut(..nb).ok_or(KernelError("depthwise block"))?;
+        let mut pixels = output.chunks_exact_mut(channels);
+        for oy in 0..out_h {
+            let ty = Taps::rows(&win, oy, in_h);
+            for ox in 0..out_w {
+                let tx = Taps::cols(&win, ox, in_w);
+                let ys = pixels
+                    .next()
+                    .and_then(|px| px.get_mut(c0..c0 + nb))
+                    .ok_or(KernelError("depthwise output pixel"))?;
+                if ty.count() == 0 || tx.count() == 0 {
+                    // No valid tap (a blob validation refuses): the bias alone.
+                    acc.fill(0);
+                } else {
+                    let x0 = ty.input_index(ty.k0, win.dilation_h) * row_stride
+                        + tx.input_index(tx.k0, win.dilation_w) * channels
+                        + c0;
+                    let w0 = 2 * (ty.k0 * kw + tx.k0);
+                    let geometry = dsp::DwTaps {
+                        rows: ty.count(),
+                        cols: tx.count(),
+                        step,
+                        x_row,
+                        kw,
+                    };
+                    let x = input.get(x0..).unwrap_or_default();
+                    let w = table.get(w0..).unwrap_or_default();
+                    if all_fast {
+                        let out = dsp::DwOut::Stage {
+                            y: ys,
+                            bias,
+                            stages: fast,
+                        };
+                        if !dsp::dw_pixel(x, w, 2 * taps, geometry, centre, out) {
+                            return Err(KernelError("depthwise window outside its tensors"));
+                        }
+                        continue;
+                    }
+                    if !dsp::dw_pixel(x, w, 2 * taps, geometry, centre, dsp::DwOut::Sums(acc)) {
+                        return Err(KernelError("depthwise window outside its tensors"));
+                    }
+                }
+                output_stage(ys, stage, bias, acc, plain, p);
+            }
+        }
+        c0 += nb;
     }
     Ok(())
 }
@@ -514,7 +690,7 @@ mod tests {
     use super::*;
     use crate::ops::conv::tests::{ONE, owned, params};
     use crate::test_rng::XorShift32;
-    use shared_format::{Rounding, Shape, WeightScheme, Window};
+    use shared_format::{Clamp, Rounding, Shape, WeightScheme, Window};
 
     #[test]
     fn two_channels_by_hand() {
@@ -811,6 +987,114 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 200, "{checked}");
+    }
+
+    /// The Armv7E-M paired kernel (here on the instruction model) against the reference, every
+    /// weight width and scheme with zero points at the ends of their ranges, channel counts on
+    /// both sides of its groups and blocks, kernels up to 11×11 with dilations and padding, steps
+    /// up to its immediate limit; ineligible shapes are refused with an error, not a panic.
+    #[test]
+    fn paired_kernel_matches_reference() {
+        let mut rng = XorShift32::new(0x9A1E_D0D0u32);
+        let mut rnd = |n: u32| rng.below(n);
+        let mut checked = 0;
+        for case in 0..500 {
+            let bits = [2u8, 4, 8][rnd(3) as usize];
+            let (kh, kw) = if case % 40 == 0 {
+                (11, 11)
+            } else {
+                (1 + rnd(7) as u8, 1 + rnd(7) as u8)
+            };
+            let (dh, dw) = (1 + rnd(3) as u8, 1 + rnd(3) as u8);
+            let win = random_window(&mut rnd, (kh, kw), (dh, dw));
+            let c = [3u16, 4, 8, 12, 16, 20, 32, 36, 64, 84, 124][rnd(11) as usize];
+            let side = if kh > 8 { 16 } else { 9 };
+            let s = Shape::new(1 + rnd(side) as u16, 1 + rnd(side) as u16, c);
+            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+                continue;
+            };
+            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+            let n_w = c as usize * kh as usize * kw as usize;
+            let w: Vec<i8> = (0..n_w)
+                .map(|_| match rnd(4) {
+                    0 => lo,
+                    1 => hi,
+                    _ => lo + rnd(1 << bits) as i32,
+                } as i8)
+                .collect();
+            let x: Vec<i8> = (0..s.h as usize * s.w as usize * c as usize)
+                .map(|i| match i % 5 {
+                    0 => -128,
+                    1 => 127,
+                    _ => rnd(256) as u8 as i8,
+                })
+                .collect();
+            let bias: Vec<i32> = (0..c).map(|_| rnd(20_001) as i32 - 10_000).collect();
+            // Two cases in three with right shifts only (the kernel's own output stage when
+            // the rounding is single), the third with left shifts too.
+            let any_shift = case % 3 == 0;
+            let rq: Vec<(i32, i8)> = (0..c)
+                .map(|_| {
+                    let shift = if any_shift {
+                        rnd(12) as i8 - 9
+                    } else {
+                        -(rnd(22) as i8) - 2
+                    };
+                    ((1 << 30) | rnd(1 << 29) as i32, shift)
+                })
+                .collect();
+            let o = owned(&w, bits, &bias, &rq);
+            let os = Shape::new(oh as u16, ow as u16, c);
+            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
+            let (scheme, z_w) = if case % 2 == 0 {
+                (
+                    WeightScheme::PerTensorAffine,
+                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
+                )
+            } else {
+                (WeightScheme::PerChannelSymmetric, 0)
+            };
+            // Output clamps: all codes of 8, 4, 2 or 1 bits, or a narrower (ReLU-like) one.
+            let k = [8u32, 4, 2, 1][rnd(4) as usize];
+            let (lo, hi) = (-(1i32 << (k - 1)), (1i32 << (k - 1)) - 1);
+            let clamp = if case % 5 == 0 {
+                Clamp {
+                    min: (lo + 1).min(hi) as i8,
+                    max: hi as i8,
+                }
+            } else {
+                Clamp {
+                    min: lo as i8,
+                    max: hi as i8,
+                }
+            };
+            let p = ConvParams {
+                output_zero_point: (lo + rnd((hi - lo + 1) as u32) as i32) as i8,
+                rounding: [Rounding::Double, Rounding::Single, Rounding::Single][rnd(3) as usize],
+                clamp,
+                ..params(&o, bits, scheme, z_w, win, s, z_x, os)
+            };
+            let mut scratch = vec![0i8; kh as usize * kw as usize * (c as usize).min(TILE)];
+            let mut want = vec![0i8; oh as usize * ow as usize * c as usize];
+            depthwise_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let mut got = vec![0i8; want.len()];
+            let w8: &[i8] = if bits == 8 {
+                bytemuck::cast_slice(&o.weights)
+            } else {
+                &[]
+            };
+            if !paired_eligible(&p) {
+                assert!(depthwise_paired(&p, &x, &mut got, w8).is_err());
+                continue;
+            }
+            depthwise_paired(&p, &x, &mut got, w8).unwrap();
+            assert_eq!(
+                got, want,
+                "case {case}: W{bits} {win:?} {s:?} z_x {z_x} z_w {z_w}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 250, "{checked}");
     }
 
     /// The dispatcher's kernel (SSE2 and, where the CPU has it, AVX2 on x86-64, the DSP kernel

@@ -252,6 +252,447 @@ pub(crate) fn lanes4(x: &[i8; 4], w: &[i8; 4], centre: u32, centre_w: u32, acc: 
     }
 }
 
+/// The taps of one depthwise pixel for [`dw_taps4`]: `rows` valid tap rows of `cols` valid
+/// taps, the input's taps `step` bytes apart along a row and its rows `x_row` bytes apart, the
+/// table's rows `kw` taps apart.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DwTaps {
+    /// Valid tap rows (at least 1).
+    pub rows: usize,
+    /// Valid taps of a row (at least 1, at most `kw`).
+    pub cols: usize,
+    /// Input bytes from one tap of a row to the next (`C·dilation_w`).
+    pub step: usize,
+    /// Input bytes from one valid row's first tap to the next's.
+    pub x_row: usize,
+    /// Taps of a whole kernel row (the table's row length).
+    pub kw: usize,
+}
+
+/// One depthwise weight table word: the centred weights `lo` and `hi` as the low and high
+/// signed 16-bit halves (each in −255..=255).
+#[inline(always)]
+pub(crate) const fn pair16(lo: i32, hi: i32) -> u32 {
+    (lo as u32 & 0xffff) | (hi as u32) << 16
+}
+
+/// The largest input step [`dw_taps4`] takes as an immediate (Thumb-2 post-indexed `LDR`).
+pub(crate) const DW_MAX_STEP: usize = 252;
+
+/// `acc[4g + j] = Σ_taps (w − z_w)·(x − z_x)` for `acc.len() / 4` groups of four depthwise
+/// channels over one pixel's valid taps (issue 18): group `g`'s input from `x[4g..]` (the
+/// first valid tap's channel `4g`), its table from `table[g·group_words..]` (from the first
+/// valid tap's entry, two words per tap: [`pair16`] of channels 0 and 2, then of 1 and 3,
+/// weights already centred on `z_w`), `centre` = [`splat16`]`(−z_x)`.
+///
+/// On Armv7E-M one `asm!` block for the whole pixel, each group's four accumulators in
+/// registers: per tap one `LDR` of the four input bytes (post-indexed by the step, an
+/// immediate: one copy of the block per step, a multiple of 4 up to [`DW_MAX_STEP`]), two
+/// `SXTAB16` (widen and centre), one `LDRD` of the table and four `SMLABB`/`SMLATT`, eight
+/// instructions per four MACs; taps two at a time, one `LDM` per row for its bookkeeping, one
+/// `STM` per group for its sums. Returns `false`, touching nothing, if a tap would leave `x` or
+/// `table`, the geometry is empty, `acc` holds no whole group, or the step is not one the
+/// block has a copy for.
+#[inline(always)]
+pub(crate) fn dw_pixel(
+    x: &[i8],
+    table: &[u32],
+    group_words: usize,
+    t: DwTaps,
+    centre: u32,
+    out: DwOut<'_>,
+) -> bool {
+    let DwTaps {
+        rows,
+        cols,
+        step,
+        x_row,
+        kw,
+    } = t;
+    let n = match &out {
+        DwOut::Sums(acc) => acc.len(),
+        DwOut::Stage { y, bias, stages } => {
+            if bias.len() < y.len() || stages.len() < y.len() {
+                return false;
+            }
+            y.len()
+        }
+    };
+    let groups = n / 4;
+    if rows == 0
+        || cols == 0
+        || cols > kw
+        || groups == 0
+        || !n.is_multiple_of(4)
+        || step > DW_MAX_STEP
+        || !step.is_multiple_of(4)
+    {
+        return false;
+    }
+    // The last group's last tap's four bytes, and its last table row's `cols` pairs of words.
+    let last = || -> Option<(usize, usize)> {
+        let x_end = (rows - 1)
+            .checked_mul(x_row)?
+            .checked_add((cols - 1).checked_mul(step)?)?
+            .checked_add(4 * groups)?;
+        let w_end = (rows - 1)
+            .checked_mul(kw.checked_mul(2)?)?
+            .checked_add(2 * cols)?
+            .checked_add((groups - 1).checked_mul(group_words)?)?;
+        // The group stride and the rows' table bytes must fit the registers' arithmetic.
+        group_words.checked_mul(4)?;
+        rows.checked_mul(kw)?.checked_mul(8)?;
+        Some((x_end, w_end))
+    };
+    match last() {
+        Some((x_end, w_end)) if x_end <= x.len() && w_end <= table.len() => {}
+        _ => return false,
+    }
+    dw_pixel_checked(x, table, group_words, t, centre, out)
+}
+
+/// Where [`dw_pixel`] puts a pixel's sums.
+pub(crate) enum DwOut<'a> {
+    /// The raw sums, four per group.
+    Sums(&'a mut [i32]),
+    /// Requantized into `y` (one byte per channel, four per group) by each channel's
+    /// [`FastStage`], the sums starting from `bias`.
+    Stage {
+        /// The pixel's output bytes of these channels.
+        y: &'a mut [i8],
+        /// Per channel, the bias the sum starts from.
+        bias: &'a [i32],
+        /// Per channel, its output stage.
+        stages: &'a [FastStage],
+    },
+}
+
+/// An output stage in four instructions (`SMMLA`, `ASR`, `SSAT #8`, `ASR`), exact for single
+/// rounding with a right shift of at least 33 (`is_plain`) when the output clamp is the whole
+/// range of `k`-bit codes: `y = clamp(((b + acc)·m >> 32) + 2^(sh − 1)) >> sh) + z_y)` with
+/// `sh = right − 32` is `ssat8((((b + acc)·m >> 32) + ra) >> (sh − j)) >> j`, where
+/// `ra = 2^(sh − 1) + z_y·2^sh` (no overflow for `sh ≤ 20`) and `j = 8 − k`: the value
+/// `u = floor(h / 2^(sh − j))` lies in `[v·2^j, v·2^j + 2^j − 1]` for `v = floor(h / 2^sh)`, so
+/// saturating `u` to 8 bits and shifting `j` back saturates `v` to `k` bits.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+pub(crate) struct FastStage {
+    /// The multiplier `m`.
+    pub m: i32,
+    /// `2^(sh − 1) + z_y·2^sh`.
+    pub ra: i32,
+    /// `sh − j`.
+    pub s1: u32,
+    /// `j = 8 − k`.
+    pub j: u32,
+}
+
+impl FastStage {
+    /// The fast stage of multiplier `m` and `shift` for single rounding with output zero point
+    /// `z_y` and clamp `[lo, hi]`, if it is exactly the usual one (see [`FastStage`]).
+    pub(crate) fn single(m: i32, shift: i32, z_y: i8, lo: i8, hi: i8) -> Option<Self> {
+        // The clamp: all k-bit codes, k in 1..=8.
+        let k = (1..=8u32).find(|&k| i32::from(lo) == -(1 << (k - 1)))?;
+        if i32::from(hi) != (1 << (k - 1)) - 1 {
+            return None;
+        }
+        let j = 8 - k;
+        // Single rounding's right shift is 31 − shift (shift clamped to −31..=30); plain
+        // stages have right ≥ 33.
+        let shift = shift.clamp(-31, 30);
+        let sh = -1 - shift; // right − 32
+        if !(1..=20).contains(&sh) || sh < j as i32 {
+            return None;
+        }
+        let ra = (1i32 << (sh - 1)) + i32::from(z_y) * (1 << sh);
+        Some(Self {
+            m,
+            ra,
+            s1: (sh - j as i32) as u32,
+            j,
+        })
+    }
+
+    /// The stage on the portable model of its instructions.
+    #[cfg_attr(any(edge_dsp, not(test)), allow(dead_code))]
+    fn apply(&self, acc: i32) -> i8 {
+        let h = ((i64::from(acc) * i64::from(self.m)) >> 32) as i32;
+        let h = h.wrapping_add(self.ra);
+        let u = (h >> self.s1).clamp(-128, 127);
+        (u >> self.j) as i8
+    }
+}
+
+/// [`dw_pixel`] once its bounds are checked.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn dw_pixel_checked(
+    x: &[i8],
+    table: &[u32],
+    group_words: usize,
+    t: DwTaps,
+    centre: u32,
+    out: DwOut<'_>,
+) -> bool {
+    // Zeros for the raw sums' start.
+    const ZEROS: [i32; 4] = [0; 4];
+    let (groups, out_ptr, bias, stages): (usize, *mut u8, *const i32, *const FastStage) = match out
+    {
+        DwOut::Sums(acc) => (
+            acc.len() / 4,
+            acc.as_mut_ptr().cast(),
+            ZEROS.as_ptr(),
+            core::ptr::null(),
+        ),
+        DwOut::Stage { y, bias, stages } => (
+            y.len() / 4,
+            y.as_mut_ptr().cast(),
+            bias.as_ptr(),
+            stages.as_ptr(),
+        ),
+    };
+    let io = DwIo {
+        groups,
+        out: out_ptr,
+        bias,
+        stages,
+    };
+    macro_rules! steps {
+        ($($s:literal)*) => {
+            match t.step {
+                $($s => dw_asm::<$s>(x, table, group_words, t, centre, io),)*
+                _ => return false,
+            }
+        };
+    }
+    steps!(4 8 12 16 20 24 28 32 36 40 44 48 52 56 60 64 72 80 88 96 104 112 120 128 144 160
+        176 192 208 224 240 252);
+    true
+}
+
+/// The outputs of [`dw_asm`]: `groups` groups, their sums to `out` as `i32`s (`stages` null,
+/// `bias` four zeros, reused by every group) or requantized to `out` as bytes (`bias` and
+/// `stages` one per channel).
+#[cfg(edge_dsp)]
+#[derive(Clone, Copy)]
+struct DwIo {
+    groups: usize,
+    out: *mut u8,
+    bias: *const i32,
+    stages: *const FastStage,
+}
+
+/// The block of [`dw_pixel`] for input step `STEP` (bounds checked by the caller).
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn dw_asm<const STEP: usize>(
+    x: &[i8],
+    table: &[u32],
+    group_words: usize,
+    t: DwTaps,
+    centre: u32,
+    io: DwIo,
+) {
+    // Bytes added at a row's end: to the next row's first tap, and past the kernel row's
+    // invalid taps in the table.
+    let x_skip = t.x_row.wrapping_sub(t.cols * STEP);
+    let w_skip = (t.kw - t.cols) * 8;
+    // SAFETY: for group g < groups, valid row r < rows and tap i < cols the block reads the
+    // word at x + 4g + r·x_row + i·STEP and the two words at table + g·group_words +
+    // 2·(r·kw + i), all inside the slices (`dw_pixel` checked the last group's last ones, and
+    // every other lies below them); `table` is a `u32` slice, so LDRD's alignment holds. Rows
+    // end when the table pointer reaches the group's start + rows·kw·8 bytes, which it does
+    // exactly (cols·8 in the taps plus the skip of (kw − cols)·8 per row); `rows, cols,
+    // groups ≥ 1`, so every loop runs at least once and the tap loop `cols` times (an odd
+    // first tap, then pairs). Group g starts from the four words at `bias` (+ 16g bytes with
+    // stages: `dw_pixel` checked that `bias` and `stages` have one entry per channel, and
+    // `bias` is four zeros otherwise) and writes its four sums to `out + 16g` (`out` being an
+    // `i32` slice of 4·groups) or, with stages, reads its channels' four `FastStage`s (16
+    // bytes each, `repr(C)`) and writes four bytes to `out + 4g` (a byte slice of 4·groups).
+    // Besides those it writes only its own 48 bytes below the stack pointer, released before
+    // it ends, and its register operands. SMLAxy and SSAT may set the sticky Q flag, which
+    // nothing reads. Registers are named because `LDM`/`STM` take them in ascending order.
+    unsafe {
+        asm!(
+            "sub sp, sp, #48",
+            "str r0, [sp]",        // x skip
+            "str r1, [sp, #4]",    // w skip
+            "str r2, [sp, #12]",   // cols
+            "str r3, [sp, #16]",   // groups left
+            "str r4, [sp, #20]",   // this group's x
+            "str r5, [sp, #24]",   // this group's table
+            "str r9, [sp, #28]",   // where its outputs go
+            "str r10, [sp, #32]",  // table bytes per group
+            "str r11, [sp, #36]",  // table bytes of the valid rows
+            "str r12, [sp, #40]",  // its stages (0: raw sums)
+            "str lr, [sp, #44]",   // its biases
+            "5:",
+            "ldr r4, [sp, #20]",
+            "ldr r5, [sp, #24]",
+            "ldr r9, [sp, #36]",
+            "add r9, r9, r5",
+            "str r9, [sp, #8]",    // the table's end for this group
+            "ldr r12, [sp, #12]",
+            "ldr r9, [sp, #44]",
+            "ldm r9, {{r0, r1, r2, r3}}",
+            "2:",
+            "lsrs r12, r12, #1",
+            "bcc 3f",
+            "ldr r9, [r4], #{step}",
+            "sxtab16 r10, r8, r9",
+            "sxtab16 r9, r8, r9, ror #8",
+            "ldrd r11, lr, [r5], #8",
+            "smlabb r0, r11, r10, r0",
+            "smlatt r2, r11, r10, r2",
+            "smlabb r1, lr, r9, r1",
+            "smlatt r3, lr, r9, r3",
+            "beq 4f",              // flags of the LSRS: no pair left
+            "3:",
+            "ldr r9, [r4], #{step}",
+            "sxtab16 r10, r8, r9",
+            "sxtab16 r9, r8, r9, ror #8",
+            "ldrd r11, lr, [r5], #8",
+            "smlabb r0, r11, r10, r0",
+            "smlatt r2, r11, r10, r2",
+            "smlabb r1, lr, r9, r1",
+            "smlatt r3, lr, r9, r3",
+            "ldr r9, [r4], #{step}",
+            "sxtab16 r10, r8, r9",
+            "sxtab16 r9, r8, r9, ror #8",
+            "ldrd r11, lr, [r5], #8",
+            "smlabb r0, r11, r10, r0",
+            "smlatt r2, r11, r10, r2",
+            "smlabb r1, lr, r9, r1",
+            "smlatt r3, lr, r9, r3",
+            "subs r12, r12, #1",
+            "bne 3b",
+            "4:",
+            "ldm sp, {{r9, r10, r11, r12}}", // x skip, w skip, table end, cols
+            "add r4, r4, r9",
+            "add r5, r5, r10",
+            "cmp r5, r11",
+            "bne 2b",
+            "ldr r4, [sp, #40]",
+            "ldr r5, [sp, #28]",
+            "cmp r4, #0",
+            "beq 6f",
+            "ldm r4!, {{r9, r10, r11, r12}}", // m, ra, sh − j, j
+            "smmla r0, r0, r9, r10",
+            "asr r0, r0, r11",
+            "ssat r0, #8, r0",
+            "asr r0, r0, r12",
+            "strb r0, [r5], #1",
+            "ldm r4!, {{r9, r10, r11, r12}}",
+            "smmla r1, r1, r9, r10",
+            "asr r1, r1, r11",
+            "ssat r1, #8, r1",
+            "asr r1, r1, r12",
+            "strb r1, [r5], #1",
+            "ldm r4!, {{r9, r10, r11, r12}}",
+            "smmla r2, r2, r9, r10",
+            "asr r2, r2, r11",
+            "ssat r2, #8, r2",
+            "asr r2, r2, r12",
+            "strb r2, [r5], #1",
+            "ldm r4!, {{r9, r10, r11, r12}}",
+            "smmla r3, r3, r9, r10",
+            "asr r3, r3, r11",
+            "ssat r3, #8, r3",
+            "asr r3, r3, r12",
+            "strb r3, [r5], #1",
+            "str r4, [sp, #40]",
+            "ldr r9, [sp, #44]",
+            "adds r9, r9, #16",
+            "str r9, [sp, #44]",
+            "b 7f",
+            "6:",
+            "stm r5!, {{r0, r1, r2, r3}}",
+            "7:",
+            "str r5, [sp, #28]",
+            "ldr r9, [sp, #20]",
+            "adds r9, r9, #4",
+            "str r9, [sp, #20]",
+            "ldr r9, [sp, #24]",
+            "ldr r10, [sp, #32]",
+            "add r9, r9, r10",
+            "str r9, [sp, #24]",
+            "ldr r9, [sp, #16]",
+            "subs r9, r9, #1",
+            "str r9, [sp, #16]",
+            "bne 5b",
+            "add sp, sp, #48",
+            step = const STEP,
+            inout("r0") x_skip => _,
+            inout("r1") w_skip => _,
+            inout("r2") t.cols => _,
+            inout("r3") io.groups => _,
+            inout("r4") x.as_ptr() => _,
+            inout("r5") table.as_ptr() => _,
+            in("r8") centre,
+            inout("r9") io.out => _,
+            inout("r10") group_words * 4 => _,
+            inout("r11") t.rows * t.kw * 8 => _,
+            inout("r12") io.stages => _,
+            inout("lr") io.bias => _,
+        );
+    }
+}
+
+/// [`dw_pixel`] once its bounds are checked: the same loop on the portable model of the
+/// instructions (host tests; no target without `edge_dsp` dispatches here).
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+fn dw_pixel_checked(
+    x: &[i8],
+    table: &[u32],
+    group_words: usize,
+    t: DwTaps,
+    centre: u32,
+    mut out: DwOut<'_>,
+) -> bool {
+    let smla = |acc: i32, w: u32, x: u32, hi: bool| {
+        let s = if hi { 16 } else { 0 };
+        acc.wrapping_add(((w >> s) as i16 as i32) * ((x >> s) as i16 as i32))
+    };
+    let groups = match &out {
+        DwOut::Sums(acc) => acc.len() / 4,
+        DwOut::Stage { y, .. } => y.len() / 4,
+    };
+    for g in 0..groups {
+        let mut a = match &out {
+            DwOut::Sums(_) => [0i32; 4],
+            DwOut::Stage { bias, .. } => [0, 1, 2, 3].map(|j| bias[4 * g + j]),
+        };
+        for r in 0..t.rows {
+            for i in 0..t.cols {
+                let at = 4 * g + r * t.x_row + i * t.step;
+                let Some(xb) = x.get(at..at + 4) else {
+                    return false;
+                };
+                let xw = u32::from_le_bytes([xb[0] as u8, xb[1] as u8, xb[2] as u8, xb[3] as u8]);
+                let (x02, x13) = (sxtab16(centre, xw), sxtab16_ror8(centre, xw));
+                let k = g * group_words + 2 * (r * t.kw + i);
+                let (Some(&w02), Some(&w13)) = (table.get(k), table.get(k + 1)) else {
+                    return false;
+                };
+                a[0] = smla(a[0], w02, x02, false);
+                a[2] = smla(a[2], w02, x02, true);
+                a[1] = smla(a[1], w13, x13, false);
+                a[3] = smla(a[3], w13, x13, true);
+            }
+        }
+        match &mut out {
+            DwOut::Sums(acc) => acc[4 * g..4 * g + 4].copy_from_slice(&a),
+            DwOut::Stage { y, stages, .. } => {
+                for j in 0..4 {
+                    y[4 * g + j] = stages[4 * g + j].apply(a[j]);
+                }
+            }
+        }
+    }
+    true
+}
+
 /// The shape of one pixel's valid window for [`window`]: `rows` runs of `len` bytes, the input
 /// runs `x_step` bytes apart, the filter runs `w_step` bytes apart.
 #[derive(Debug, Clone, Copy)]
