@@ -23,6 +23,7 @@ use crate::ops::mean::{MeanParams, mean};
 use crate::ops::mul::{MulParams, mul};
 use crate::ops::pool::{PoolParams, avg_pool, global_avg_pool, max_pool};
 use crate::ops::softmax::{SoftmaxParams, softmax};
+use crate::ops::table::table;
 
 /// Hooks called around every op, e.g. to read a cycle counter per layer.
 ///
@@ -385,6 +386,10 @@ fn execute(
                 output_shift: hs.output_shift as i32,
             };
             hard_swish(&p, input(&x_t)?, output)
+        }
+        Op::Table(t) => {
+            let x_t = record(t.input)?;
+            table(t.values, input(&x_t)?, output)
         }
     }
 }

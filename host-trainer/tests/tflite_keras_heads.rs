@@ -1,6 +1,8 @@
 //! Keras heads made by the TF converter, checked against the real TFLM: Flatten and
 //! `Reshape((-1,))` heads whose dynamic batch becomes SHAPE → STRIDED_SLICE → PACK (or
-//! CONCATENATION, GATHER) → RESHAPE, standalone RELU / RELU6, MUL, LOGISTIC and HARD_SWISH, as
+//! CONCATENATION, GATHER) → RESHAPE, standalone RELU / RELU6 (also on a flattened `[1, N]`
+//! tensor), MUL, LOGISTIC, HARD_SWISH, a mid-graph int8 → int8 QUANTIZE and hard-sigmoid gates
+//! (MUL and ADD by a constant), and STRIDED_SLICEs that only add axes, as
 //! `tools/tflite-models/generate.py` writes them (committed under `tools/tflite-models/models/`).
 //! Each is imported, and 100 seeded random inputs run through TFLM's reference kernels (PyPI
 //! `tflite-micro`, installed by `cargo xtask setup`) and through the edge runtime must give the
@@ -87,6 +89,11 @@ fn keras_heads_match_tflm_byte_for_byte() {
         "se_block",
         "logistic_head",
         "hard_swish",
+        "flatten_activations",
+        "requantize_between",
+        "hard_sigmoid_se",
+        "hard_sigmoid_head",
+        "newaxis_gate",
     ]
     .into_iter()
     .enumerate()
@@ -220,6 +227,93 @@ fn hard_swish_maps_onto_hard_swish() {
             ("HARD_SWISH", OpKind::HardSwish)
         ]
     );
+}
+
+/// A Flatten with several readers keeps its activations after it: RELU, RELU6 and LOGISTIC on
+/// the `[1, N]` tensor, which the blob holds in the conv's `H×W×C` shape (a view), their outputs
+/// too, each read by a FULLY_CONNECTED.
+#[test]
+fn activations_after_a_flatten_keep_it_a_view() {
+    let (folded, mapped) = mapping("flatten_activations");
+    assert_eq!(folded, ["RESHAPE"], "{mapped:?}");
+    let acts: Vec<_> = mapped
+        .iter()
+        .filter(|(op, _)| matches!(op.as_str(), "RELU" | "RELU6" | "LOGISTIC"))
+        .map(|(op, _)| op.as_str())
+        .collect();
+    assert_eq!(acts, ["RELU", "RELU6", "LOGISTIC"], "{mapped:?}");
+    let imported = import("flatten_activations").unwrap();
+    let model = Model::from_bytes(&imported.blob).unwrap();
+    // The activations' outputs keep the conv's 4×4×4 shape.
+    let shapes: Vec<_> = model
+        .ops()
+        .map(|op| op.unwrap())
+        .filter(|op| {
+            matches!(
+                op.kind(),
+                OpKind::DepthwiseConv2d | OpKind::MaxPool | OpKind::Logistic
+            )
+        })
+        .map(|op| model.tensors().get(op.output()).unwrap().shape)
+        .collect();
+    assert_eq!(shapes.len(), 3, "{shapes:?}");
+    assert!(
+        shapes.iter().all(|s| (s.h, s.w, s.c) == (4, 4, 4)),
+        "{shapes:?}"
+    );
+}
+
+/// The converter's mid-graph int8 → int8 QUANTIZE becomes a table of TFLM's requantization.
+#[test]
+fn a_mid_graph_quantize_becomes_a_table() {
+    let (folded, mapped) = mapping("requantize_between");
+    assert!(folded.is_empty(), "{folded:?}");
+    let quantize: Vec<_> = mapped.iter().filter(|(op, _)| op == "QUANTIZE").collect();
+    assert_eq!(quantize.len(), 1, "{mapped:?}");
+    assert_eq!(quantize[0].1, OpKind::Table);
+}
+
+/// Hard-sigmoid gates: every MUL or ADD by a constant (the `· 1/6`, the `+ 3` where nothing
+/// could absorb it) becomes a table, every MUL of two activations stays a MUL.
+#[test]
+fn hard_sigmoid_gates_become_tables() {
+    let (_, mapped) = mapping("hard_sigmoid_se");
+    let kinds: Vec<_> = mapped
+        .iter()
+        .filter(|(op, _)| op == "MUL" || op == "ADD")
+        .map(|(op, kind)| (op.as_str(), *kind))
+        .collect();
+    let tables = kinds.iter().filter(|(_, k)| *k == OpKind::Table).count();
+    let muls = kinds.iter().filter(|(_, k)| *k == OpKind::Mul).count();
+    assert_eq!((tables, muls), (4, 3), "{kinds:?}");
+    assert!(kinds.contains(&("ADD", OpKind::Table)), "{kinds:?}");
+    let (_, mapped) = mapping("hard_sigmoid_head");
+    assert!(
+        mapped.iter().all(|(_, kind)| *kind == OpKind::Table),
+        "{mapped:?}"
+    );
+}
+
+/// STRIDED_SLICEs of activations that keep every element (a new-axis mask, an ellipsis) are
+/// views; one that drops channels is refused, naming the op and what it drops.
+#[test]
+fn slices_that_keep_every_element_are_views() {
+    let (folded, mapped) = mapping("newaxis_gate");
+    assert!(
+        folded.iter().any(|op| op == "STRIDED_SLICE"),
+        "{folded:?} {mapped:?}"
+    );
+    assert!(
+        mapped.iter().all(|(op, _)| op != "STRIDED_SLICE"),
+        "{mapped:?}"
+    );
+    let err = import("channel_slice").expect_err("a proper slice");
+    let ImportError::Op { op, what, .. } = &err else {
+        panic!("expected an op error, got {err}");
+    };
+    assert_eq!(op, "STRIDED_SLICE");
+    assert!(what.contains("drops elements"), "{err}");
+    assert!(what.contains("axis 3"), "{err}");
 }
 
 #[test]

@@ -424,6 +424,20 @@ pub enum OpProblem {
         /// Largest radius allowed for the op's left shift.
         max: i32,
     },
+    /// A table without exactly one entry per input byte: a lookup could read past it.
+    #[error("table holds {0} values; it needs one per input byte (256)")]
+    TableLength(usize),
+    /// A table entry outside the output's bit range: the output would hold a value its
+    /// bit-width cannot, which every later op assumes it never does.
+    #[error("table entry {index} is {value}, outside the {bits}-bit output's range")]
+    TableValue {
+        /// Input byte whose entry it is.
+        index: u16,
+        /// Value found.
+        value: i8,
+        /// Output bits.
+        bits: u8,
+    },
 }
 
 /// Prints a magic as text for messages.

@@ -40,8 +40,11 @@ pub const FORMAT_MAJOR: u16 = 1;
 ///   requantizes, which converters emit where Keras has `GlobalAveragePooling2D`);
 /// - 1.4: the elementwise ops int8 Keras models carry beyond those: [`crate::op::Mul`]
 ///   (squeeze-and-excite gates and gated branches), [`crate::op::Logistic`] (the sigmoid) and
-///   [`crate::op::HardSwish`] (MobileNetV3's activation).
-pub const FORMAT_MINOR: u16 = 4;
+///   [`crate::op::HardSwish`] (MobileNetV3's activation);
+/// - 1.5: [`crate::op::Table`], an elementwise function given by its 256 values, which is what
+///   a mid-graph int8 → int8 QUANTIZE and a MUL or ADD by one constant (a hard-sigmoid gate's
+///   `+ 3` and `· 1/6`) are on an 8-bit input.
+pub const FORMAT_MINOR: u16 = 5;
 /// Bytes in the fixed header.
 pub const HEADER_LEN: usize = 28;
 /// Offset of the first byte covered by the CRC.

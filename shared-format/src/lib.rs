@@ -39,7 +39,8 @@ pub use model::{IoSpec, Metadata, Model, OpIter};
 pub use op::{
     Add, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool, HardSwish,
     Linear, Logistic, MAX_CONCAT_INPUTS, MAX_MEAN_CELLS, MAX_MUL_SHIFT, MAX_SOFTMAX_CHANNELS, Mean,
-    Mul, Op, OpKind, Padding, Pool, Requant, Softmax, WeightScheme, Weights, Window,
+    Mul, Op, OpKind, Padding, Pool, Requant, Softmax, TABLE_LEN, Table, WeightScheme, Weights,
+    Window,
 };
 pub use tensor::{Shape, TensorId, TensorRecord, TensorTable};
 pub use vectors::TestVectors;

@@ -19,10 +19,14 @@ mod hard_swish;
 mod logistic;
 mod mean;
 mod mul;
+mod table;
 pub use hard_swish::{HardSwish, down_scale_int32_to_int16_multiplier};
 pub use logistic::Logistic;
 pub use mean::{MAX_MEAN_CELLS, Mean};
 pub use mul::{MAX_MUL_SHIFT, Mul};
+#[cfg(feature = "std")]
+pub use table::table_of;
+pub use table::{TABLE_LEN, Table};
 
 /// Most inputs a [`Concat`] may have.
 pub const MAX_CONCAT_INPUTS: usize = 8;
@@ -56,6 +60,9 @@ pub enum Op<'a> {
     Logistic(Logistic),
     /// Hard swish, TFLite's int8 HARD_SWISH (format 1.4).
     HardSwish(HardSwish),
+    /// An elementwise function given by its 256 values (format 1.5): what the host makes of
+    /// TFLite's int8 → int8 QUANTIZE and of MUL or ADD by one constant.
+    Table(#[serde(borrow)] Table<'a>),
 }
 
 /// The op kind alone, for messages, reports and profiling hooks.
@@ -87,6 +94,8 @@ pub enum OpKind {
     Logistic,
     /// [`Op::HardSwish`].
     HardSwish,
+    /// [`Op::Table`].
+    Table,
 }
 
 impl OpKind {
@@ -106,6 +115,7 @@ impl OpKind {
             OpKind::Mul => "mul",
             OpKind::Logistic => "logistic",
             OpKind::HardSwish => "hard_swish",
+            OpKind::Table => "table",
         }
     }
 }
@@ -520,12 +530,14 @@ impl Op<'_> {
             Op::Mul(_) => OpKind::Mul,
             Op::Logistic(_) => OpKind::Logistic,
             Op::HardSwish(_) => OpKind::HardSwish,
+            Op::Table(_) => OpKind::Table,
         }
     }
 
     /// The lowest minor format version that has this op (see [`crate::FORMAT_MINOR`]).
     pub const fn min_minor(&self) -> u16 {
         match self {
+            Op::Table(_) => 5,
             Op::Mul(_) | Op::Logistic(_) | Op::HardSwish(_) => 4,
             Op::Mean(_) => 3,
             Op::Softmax(_) => 2,
@@ -557,6 +569,7 @@ impl Op<'_> {
             Op::Mul(o) => o.output,
             Op::Logistic(o) => o.output,
             Op::HardSwish(o) => o.output,
+            Op::Table(o) => o.output,
         }
     }
 
@@ -583,6 +596,7 @@ impl Op<'_> {
             Op::Mul(o) => v.extend_from_slice(&o.inputs).ok(),
             Op::Logistic(o) => v.push(o.input).ok(),
             Op::HardSwish(o) => v.push(o.input).ok(),
+            Op::Table(o) => v.push(o.input).ok(),
         };
         v
     }
@@ -597,10 +611,10 @@ impl Op<'_> {
         }
     }
 
-    /// The output clamp. Softmax, Mean, Logistic and HardSwish have none of their own: softmax's
-    /// and logistic's output quantization is fixed (scale 1/256, zero point −128), and TFLite's
-    /// MEAN and HARD_SWISH take no fused activation; all write 8-bit outputs, so they report the
-    /// full 8-bit range.
+    /// The output clamp. Softmax, Mean, Logistic, HardSwish and Table have none of their own:
+    /// softmax's and logistic's output quantization is fixed (scale 1/256, zero point −128),
+    /// TFLite's MEAN and HARD_SWISH take no fused activation, and a table's values already hold
+    /// any clamp; they report the full 8-bit range.
     pub const fn clamp(&self) -> Clamp {
         match self {
             Op::Conv2d(o) => o.clamp,
@@ -611,10 +625,12 @@ impl Op<'_> {
             Op::Concat(o) => o.clamp,
             Op::Linear(o) => o.clamp,
             Op::Mul(o) => o.clamp,
-            Op::Softmax(_) | Op::Mean(_) | Op::Logistic(_) | Op::HardSwish(_) => Clamp {
-                min: i8::MIN,
-                max: i8::MAX,
-            },
+            Op::Softmax(_) | Op::Mean(_) | Op::Logistic(_) | Op::HardSwish(_) | Op::Table(_) => {
+                Clamp {
+                    min: i8::MIN,
+                    max: i8::MAX,
+                }
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::header::Rounding;
 use crate::model::Model;
 use crate::op::{
     Clamp, HardSwish, Logistic, MAX_MEAN_CELLS, MAX_MUL_SHIFT, MAX_SOFTMAX_CHANNELS, Mean, Op,
-    Requant, Softmax, WeightScheme, Weights, Window,
+    Requant, Softmax, TABLE_LEN, Table, WeightScheme, Weights, Window,
 };
 use crate::packing::{packed_len, unpack_one};
 use crate::plan::scratch_bytes;
@@ -179,11 +179,12 @@ impl Ctx<'_> {
 
     fn check_op(&self, index: u16, op: &Op<'_>) -> Check {
         let out = self.output(index, op.output())?;
-        // Softmax's and Logistic's output quantization is fixed and Mean's and HardSwish's
-        // outputs are plain int8; their own checks name those problems precisely.
+        // Softmax's and Logistic's output quantization is fixed, Mean's and HardSwish's
+        // outputs are plain int8 and a Table's range is its values'; their own checks name
+        // those problems precisely.
         if !matches!(
             op,
-            Op::Softmax(_) | Op::Mean(_) | Op::Logistic(_) | Op::HardSwish(_)
+            Op::Softmax(_) | Op::Mean(_) | Op::Logistic(_) | Op::HardSwish(_) | Op::Table(_)
         ) {
             check_clamp(op.clamp(), &out)?;
         }
@@ -339,7 +340,35 @@ impl Ctx<'_> {
                 }
                 check_hard_swish_params(hs)
             }
+            Op::Table(t) => {
+                let x = self.input(index, t.input)?;
+                let s = x.shape;
+                expect_shape(&out, s.h as u32, s.w as u32, s.c as u32)?;
+                check_table(t, &out)
+            }
         }
+    }
+}
+
+/// One entry per input byte, so the lookup can never miss, and each inside the output's range,
+/// as every other op's clamp keeps its output (any input bit-width: the lookup reads the byte).
+fn check_table(t: &Table<'_>, out: &TensorRecord) -> Check {
+    if t.values.len() != TABLE_LEN {
+        return Err(OpProblem::TableLength(t.values.len()));
+    }
+    match t
+        .values
+        .iter()
+        .map(|&v| v as i8)
+        .enumerate()
+        .find(|&(_, v)| v < out.qmin() || v > out.qmax())
+    {
+        Some((index, value)) => Err(OpProblem::TableValue {
+            index: index as u16,
+            value,
+            bits: out.bits,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -660,3 +689,7 @@ mod mean_tests;
 #[cfg(all(test, feature = "std"))]
 #[path = "validate_elementwise_tests.rs"]
 mod elementwise_tests;
+
+#[cfg(all(test, feature = "std"))]
+#[path = "validate_table_tests.rs"]
+mod table_tests;

@@ -441,7 +441,7 @@ fn a_one_by_one_pool_stamps_minor_one_and_only_then() {
     let blob = b.finish(relu, 1.0).unwrap();
     let model = Model::from_bytes(&blob).unwrap();
     assert_eq!(model.header().minor, 1);
-    assert_eq!(crate::FORMAT_MINOR, 4);
+    assert_eq!(crate::FORMAT_MINOR, 5);
 }
 
 /// TFLM's parameters for CMSIS-NN's softmax test vector (input scale 1/255 as float32, beta 1):

@@ -8,7 +8,7 @@
 
 use shared_format::{
     Add, Clamp, Concat, Conv2d, DepthwiseConv2d, FormatError, GlobalAvgPool, HardSwish, Linear,
-    Logistic, Mean, Model, Mul, Op, Pool, Requant, Rounding, Shape, Softmax, TensorId,
+    Logistic, Mean, Model, Mul, Op, Pool, Requant, Rounding, Shape, Softmax, Table, TensorId,
     TensorRecord, WeightScheme, Weights, Window,
 };
 
@@ -83,6 +83,7 @@ pub fn run_all(model: &Model<'_>, input: &[i8]) -> Result<Vec<Vec<i8>>, GoldenEr
             Op::Mul(m) => mul(model, &values, rounding, m),
             Op::Logistic(l) => logistic(model, &values, rounding, l),
             Op::HardSwish(hs) => hard_swish(model, &values, hs),
+            Op::Table(t) => table(model, &values, t),
         };
         let rec = record(model, op.output());
         assert_eq!(
@@ -758,6 +759,15 @@ fn hard_swish(model: &Model<'_>, values: &[Vec<i8>], op: &HardSwish) -> Vec<i8> 
         .collect()
 }
 
+/// NUMERICS.md's Table: the input byte indexes the stored values.
+fn table(model: &Model<'_>, values: &[Vec<i8>], op: &Table<'_>) -> Vec<i8> {
+    let x = view(model, values, op.input);
+    x.data
+        .iter()
+        .map(|&v| op.values[usize::from(v as u8)] as i8)
+        .collect()
+}
+
 /// TFLM's `BroadcastMul6DSlow` (equal shapes are its `MulElementwise`): an input axis of
 /// length 1 is read at index 0 whatever the output index.
 fn mul(model: &Model<'_>, values: &[Vec<i8>], rounding: Rounding, op: &Mul) -> Vec<i8> {
@@ -910,6 +920,21 @@ mod tests {
                 17,
             );
         }
+    }
+
+    #[test]
+    fn tables_agree_with_the_runtime() {
+        let values = shared_format::op::table_of(|x| x.wrapping_mul(7) ^ 0x55);
+        golden_equals_runtime(
+            |x, y| {
+                Op::Table(Table {
+                    input: x,
+                    output: y,
+                    values: Box::leak(values.clone().into_boxed_slice()),
+                })
+            },
+            0,
+        );
     }
 
     #[test]

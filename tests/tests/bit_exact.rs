@@ -3,8 +3,8 @@
 //!
 //! Every case also poisons the arena with random bytes first (a kernel must not rely on zeroed
 //! memory) and runs the same interpreter twice with different inputs (no state may leak between
-//! inferences). After each property, the summed [`Features`] must cover every op kind (softmax
-//! and mean included), every weight × activation bit-width pair, both weight schemes, both
+//! inferences). After each property, the summed [`Features`] must cover every op kind (softmax,
+//! mean, mul with a broadcast gate, logistic, hard swish and table included), every weight × activation bit-width pair, both weight schemes, both
 //! rounding modes, every conv kernel side up to 16 (and non-square ones), every softmax left
 //! shift and a mean whose TFLM fold caps its shift, so the generator cannot silently narrow.
 //!
@@ -122,6 +122,10 @@ fn assert_covers_everything(f: &Features) {
         "linear",
         "softmax",
         "mean",
+        "mul",
+        "logistic",
+        "hard_swish",
+        "table",
     ];
     for op in ops {
         assert!(f.ops.contains(op), "op {op} never generated: {f:?}");
@@ -146,6 +150,7 @@ fn assert_covers_everything(f: &Features) {
         "kernel sizes 1..=16 not all generated"
     );
     assert!(f.non_square_kernel, "no non-square conv kernel generated");
+    assert!(f.mul_broadcast, "no mul broadcast a gate over a map");
     assert!(
         f.mean_fold_capped,
         "no mean whose TFLM fold caps its shift generated"

@@ -338,8 +338,8 @@ fn corrupted_blobs_never_panic() {
     let rejected: u64 = tally.rejected.values().sum();
     assert_eq!(rejected + tally.validated, CASES);
     assert!(tally.resealed >= CASES / 3, "too few resealed cases");
-    // Every op kind, softmax, mean and the format-1.2 kernels included, ran in some corrupted
-    // blob.
+    // Every op kind, softmax, mean, the format-1.2 kernels and the elementwise ops of formats
+    // 1.4 and 1.5 included, ran in some corrupted blob.
     for kind in [
         "conv2d",
         "depthwise_conv2d",
@@ -351,6 +351,10 @@ fn corrupted_blobs_never_panic() {
         "linear",
         "softmax",
         "mean",
+        "mul",
+        "logistic",
+        "hard_swish",
+        "table",
     ] {
         assert!(
             tally.ran_with_op.get(kind).copied().unwrap_or(0) > 0,

@@ -224,6 +224,100 @@ def mul_head():
     return keras.Model(x, y)
 
 
+def flatten_activations():
+    """A Flatten read three ways, so the converter cannot move the activations before it (as it
+    does when the Flatten has one reader): straight into a Dense, and through a standalone RELU,
+    RELU6 and sigmoid on the `[1, N]` tensor, each into its own Dense."""
+    x = keras.Input((4, 4, 3))
+    y = layers.Conv2D(4, 3, padding="same")(x)
+    f = layers.Flatten()(y)
+    heads = [layers.Dense(6)(f)]
+    for act in ("relu", "relu6", "sigmoid"):
+        heads.append(layers.Dense(6)(layers.Activation(act)(f)))
+    y = layers.Add()(heads[:2])
+    y = layers.Add()([y, heads[2]])
+    y = layers.Add()([y, heads[3]])
+    return keras.Model(x, y)
+
+
+def requantize_between():
+    """One tensor concatenated with a small-range and with a large-range branch: CONCATENATION
+    needs its inputs at its output's scale, so the converter requantizes the shared tensor for
+    one of them with a mid-graph int8 -> int8 QUANTIZE."""
+    x = keras.Input((6, 6, 4))
+    t = layers.Conv2D(4, 1)(x)
+    a = layers.Conv2D(4, 3, padding="same")(x)
+    a = layers.Lambda(lambda v: v * 0.1)(a)
+    b = layers.Conv2D(4, 3, padding="same")(x)
+    b = layers.Lambda(lambda v: v * 10.0)(b)
+    y1 = layers.Concatenate()([t, a])
+    y2 = layers.Concatenate()([t, b])
+    y = layers.Add()([layers.Conv2D(4, 1)(y1), layers.Conv2D(4, 1)(y2)])
+    return keras.Model(x, y)
+
+
+def _hard_sigmoid(t):
+    return tf.nn.relu6(t + 3.0) * (1.0 / 6.0)
+
+
+def hard_sigmoid_se():
+    """Squeeze-and-excite with hard-sigmoid gates, three spellings: a Dense with Keras's
+    `hard_sigmoid` activation (the converter folds the + 3 into the bias and the ReLU6 into the
+    FULLY_CONNECTED, leaving a MUL by the constant 1/6), MobileNetV3's 1x1 conv gate with
+    `relu6(x + 3) / 6` (CONV_2D, then MUL by 1/6), and the hard sigmoid of a global average with
+    nothing to fold into (ADD of the constant 3, ..., MUL by 1/6); each gate MULs the map."""
+    x = keras.Input((6, 6, 8))
+    y = layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    g = layers.GlobalAveragePooling2D()(y)
+    g = layers.Dense(4, activation="relu")(g)
+    g = layers.Dense(8, activation="hard_sigmoid")(g)
+    g = layers.Reshape((1, 1, 8))(g)
+    y = layers.Multiply()([y, g])
+    g = layers.GlobalAveragePooling2D(keepdims=True)(y)
+    g = layers.Conv2D(4, 1, activation="relu")(g)
+    g = layers.Conv2D(8, 1)(g)
+    g = layers.Lambda(_hard_sigmoid)(g)
+    y = layers.Multiply()([y, g])
+    g = layers.GlobalAveragePooling2D(keepdims=True)(y)
+    g = layers.Lambda(_hard_sigmoid)(g)
+    y = layers.Multiply()([y, g])
+    return keras.Model(x, y)
+
+
+def hard_sigmoid_head():
+    """`relu6(x + 3) / 6` on the model input, its result the model's output: the constant ADD
+    and MUL the converter writes, and what lies between, compared byte for byte over the whole
+    int8 input domain."""
+    x = keras.Input((4, 4, 16))
+    y = layers.Lambda(_hard_sigmoid)(x)
+    return keras.Model(x, y)
+
+
+def newaxis_gate():
+    """A sigmoid gate indexed to `[1, 1, 1, C]` with new axes, `g[:, tf.newaxis, tf.newaxis, :]`
+    (the converter writes a RESHAPE and a STRIDED_SLICE with a new-axis mask that keeps every
+    element), MUL over the map, and an ellipsis slice `t[..., :]` of the product: views, both."""
+    x = keras.Input((4, 4, 3))
+    y = layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    g = layers.GlobalAveragePooling2D()(y)
+    g = layers.Dense(8, activation="sigmoid")(g)
+    g = layers.Lambda(lambda t: t[:, tf.newaxis, tf.newaxis, :])(g)
+    y = layers.Multiply()([y, g])
+    y = layers.Lambda(lambda t: t[..., :])(y)
+    y = layers.Flatten()(y)
+    y = layers.Dense(6)(y)
+    return keras.Model(x, y)
+
+
+def channel_slice():
+    """Refused on import: `t[..., :4]` keeps half the channels, a copy the runtime has no op for
+    (the error names the STRIDED_SLICE and what it drops)."""
+    x = keras.Input((4, 4, 3))
+    y = layers.Conv2D(8, 3, padding="same")(x)
+    y = layers.Lambda(lambda t: t[..., :4])(y)
+    return keras.Model(x, y)
+
+
 MODELS = [
     conv_flatten_dense,
     conv_reshape_dense,
@@ -239,6 +333,12 @@ MODELS = [
     hard_swish,
     logistic_head,
     mul_head,
+    flatten_activations,
+    requantize_between,
+    hard_sigmoid_se,
+    hard_sigmoid_head,
+    newaxis_gate,
+    channel_slice,
 ]
 
 TWINS = {gather_flatten_twin: gather_flatten}
@@ -272,6 +372,8 @@ def convert(model, rng, int8_io=True):
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "models")
     os.makedirs(out, exist_ok=True)
+    # All in order, every time: Keras names layers by how many came before, and the names are in
+    # the files, so building a subset gives the same numbers in different bytes.
     for build in MODELS:
         # A twin shares its original's seed, hence its weights and calibration data.
         seed = SEED + MODELS.index(TWINS.get(build, build))

@@ -46,6 +46,7 @@ pub fn op_classes(model: &Model<'_>) -> Vec<Option<&'static str>> {
                 Op::Mul(_) => "mul",
                 Op::Logistic(_) => "logistic",
                 Op::HardSwish(_) => "hard_swish",
+                Op::Table(_) => "table",
             })
         })
         .collect()

@@ -383,7 +383,7 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
 /// TensorFlow's `strided_slice` of a vector (one axis): masks replace begin/end by the ends of
 /// the range in the stride's direction; negative indices count from the end; a shrunk axis takes
 /// the single element at `begin`.
-fn strided_slice(
+pub(crate) fn strided_slice(
     x: &[i32],
     begin: i32,
     end: i32,

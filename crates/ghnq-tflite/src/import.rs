@@ -2,8 +2,11 @@
 //! view: no data moves in NHWC), PAD (folded into the next convolution's padding, which pads
 //! with the zero point exactly as PAD does), int32 shape arithmetic (SHAPE, STRIDED_SLICE,
 //! PACK, ... evaluated here by [`crate::fold`], so that the RESHAPE of a dynamic-batch Keras head
-//! reads a constant shape) and standalone RELU/RELU6 (onto the runtime's clamping ops, see
-//! `Mapper::relu`). A float32 interface (QUANTIZE after the input, DEQUANTIZE before the output,
+//! reads a constant shape), standalone RELU/RELU6 (onto the runtime's clamping ops, see
+//! `Mapper::relu`), and a mid-graph int8 → int8 QUANTIZE or a MUL / ADD by one constant (a
+//! hard-sigmoid gate's `· 1/6`), each a 256-entry table of TFLM's results ([`crate::tables`]).
+//! A flatten read only by FULLY_CONNECTED and by elementwise ops in between stays a view
+//! (`Mapper::view`). A float32 interface (QUANTIZE after the input, DEQUANTIZE before the output,
 //! the converter's default) is left to the host: the blob starts and ends at the int8 tensors
 //! between them, whose scales [`Imported`] reports. Every multiplier is derived from the file's float
 //! scales the way TFLM derives it at Prepare time (MEAN's, as its kernel folds it at every
@@ -13,15 +16,16 @@ use shared_format::le::i32s_to_le;
 use shared_format::op::{
     Add, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool, HardSwish,
     Linear, Logistic, MAX_CONCAT_INPUTS, Mean, Mul, Op, OpKind, Padding as Pad, Pool, Requant,
-    Softmax, WeightScheme, Weights, Window,
+    Softmax, Table, WeightScheme, Weights, Window,
 };
 use shared_format::{LeI32s, ModelBuilder, Rounding, Shape, TensorId, TensorSpec};
 
 use super::error::ImportError;
-use super::fold::{Folded, fold_static_shapes, resolve_reshape};
+use super::fold::{Folded, fold_static_shapes, resolve_reshape, strided_slice};
 use super::graph::{Graph, OpInfo, TensorInfo};
 use super::params::{activation_range, axis_padding};
 use super::schema::{self, ActivationFunctionType, BuiltinOperator, TensorType};
+use super::tables::{self, Constant};
 use ghnq_quant::integer::{AddParams, concat_multiplier, conv_multipliers};
 
 /// What [`import`] made.
@@ -365,6 +369,9 @@ impl<'g, 'a> Mapper<'g, 'a> {
             BuiltinOperator::CONV_2D => self.conv(false)?,
             BuiltinOperator::DEPTHWISE_CONV_2D => self.conv(true)?,
             BuiltinOperator::FULLY_CONNECTED => self.fully_connected()?,
+            BuiltinOperator::ADD | BuiltinOperator::MUL if self.constant_operand()?.is_some() => {
+                self.with_constant()?
+            }
             BuiltinOperator::ADD => self.add()?,
             BuiltinOperator::AVERAGE_POOL_2D => self.pool(true)?,
             BuiltinOperator::MAX_POOL_2D => self.pool(false)?,
@@ -376,14 +383,19 @@ impl<'g, 'a> Mapper<'g, 'a> {
             BuiltinOperator::HARD_SWISH => self.hard_swish()?,
             BuiltinOperator::RELU => self.relu(false)?,
             BuiltinOperator::RELU6 => self.relu(true)?,
-            BuiltinOperator::RESHAPE | BuiltinOperator::SQUEEZE => return self.view(),
+            BuiltinOperator::QUANTIZE => self.quantize()?,
+            BuiltinOperator::RESHAPE
+            | BuiltinOperator::SQUEEZE
+            | BuiltinOperator::STRIDED_SLICE => {
+                return self.view();
+            }
             BuiltinOperator::PAD | BuiltinOperator::PADV2 => return self.pad(),
             _ => {
                 return Err(MapError::Unsupported(
                     "the runtime has no such op (it imports CONV_2D, DEPTHWISE_CONV_2D, \
                      FULLY_CONNECTED, ADD, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, CONCATENATION, \
-                     SOFTMAX, MEAN, LOGISTIC, HARD_SWISH, RELU, RELU6, RESHAPE, SQUEEZE, PAD and \
-                     static int32 shape arithmetic)"
+                     SOFTMAX, MEAN, LOGISTIC, HARD_SWISH, RELU, RELU6, int8 QUANTIZE, RESHAPE, \
+                     SQUEEZE, PAD and static int32 shape arithmetic)"
                         .into(),
                 ));
             }
@@ -435,6 +447,25 @@ impl<'g, 'a> Mapper<'g, 'a> {
 
     /// Declares output 0 and records it.
     fn output(&mut self) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), String> {
+        self.declare_output(None)
+    }
+
+    /// Declares output 0 with the shape of the blob tensor `like`, for an elementwise op: its
+    /// output holds the input's elements in the input's order, so it takes the input's blob
+    /// shape, which differs from the file's where the input is a flatten kept as a view.
+    fn output_like(
+        &mut self,
+        like: TensorId,
+    ) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), String> {
+        let shape = self.blob_shape(like)?;
+        self.declare_output(Some(shape))
+    }
+
+    /// Declares output 0 in `shape` (the file's, as HWC, if `None`) and records it.
+    fn declare_output(
+        &mut self,
+        shape: Option<Shape>,
+    ) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), String> {
         let index = *self
             .op
             .outputs
@@ -449,13 +480,25 @@ impl<'g, 'a> Mapper<'g, 'a> {
         }
         let t = self.tensor(index);
         let (scale, zero_point) = activation_quant(t)?;
+        let shape = match shape {
+            Some(shape) => shape,
+            None => hwc(&t.shape)?,
+        };
         let id = self.b.tensor(TensorSpec {
-            shape: hwc(&t.shape)?,
+            shape,
             zero_point,
             bits: 8,
         });
         self.mapped[index as usize] = Some(Mapped { id, pad: [0; 4] });
         Ok((id, t, scale, zero_point))
+    }
+
+    /// The shape the blob holds tensor `id` in.
+    fn blob_shape(&self, id: TensorId) -> Result<Shape, String> {
+        self.b
+            .spec(id)
+            .map(|s| s.shape)
+            .ok_or_else(|| format!("blob tensor {id} is not declared"))
     }
 
     fn clamp(&self, act: ActivationFunctionType, scale: f32, zp: i8) -> Result<Clamp, String> {
@@ -927,7 +970,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
     /// does this.
     fn logistic(&mut self) -> Result<OpKind, MapError> {
         let (x, xt, s_x, _) = self.plain_activation(0)?;
-        let (y, yt, _, z_y) = self.output()?;
+        let (y, yt, _, z_y) = self.output_like(x)?;
         if z_y != -128 {
             return Err(format!("output zero point {z_y}; TFLM's int8 LOGISTIC needs −128").into());
         }
@@ -950,7 +993,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
     /// parameters TFLM's `HardSwishPrepare` derives from the two scales.
     fn hard_swish(&mut self) -> Result<OpKind, MapError> {
         let (x, xt, s_x, _) = self.plain_activation(0)?;
-        let (y, yt, s_y, _) = self.output()?;
+        let (y, yt, s_y, _) = self.output_like(x)?;
         if hwc(&yt.shape)? != hwc(&xt.shape)? {
             return Err("input and output shapes differ".to_string().into());
         }
@@ -1028,8 +1071,10 @@ impl<'g, 'a> Mapper<'g, 'a> {
         Ok(op.kind())
     }
 
-    /// RESHAPE/SQUEEZE: a view of the same bytes. Allowed when the runtime's HWC shape stays the
-    /// same, or when every reader flattens its input anyway (FULLY_CONNECTED).
+    /// RESHAPE/SQUEEZE, and a STRIDED_SLICE that selects every element (new axes and an
+    /// ellipsis, as `t[:, tf.newaxis, tf.newaxis, :]` writes them, only reshape): a view of the
+    /// same bytes. Allowed when the runtime's HWC shape stays the same, or when every reader
+    /// flattens its input anyway (see `only_flattened`).
     fn view(&mut self) -> Result<Option<OpKind>, MapError> {
         let (x, xt, s_x, z_x) = self.plain_activation(0)?;
         let out = *self
@@ -1048,26 +1093,149 @@ impl<'g, 'a> Mapper<'g, 'a> {
         if self.op.code == BuiltinOperator::RESHAPE {
             self.check_reshape_operand(&xt.shape, &yt.shape)?;
         }
+        if self.op.code == BuiltinOperator::STRIDED_SLICE {
+            self.check_slice_selects_everything(&xt.shape)?;
+        }
         if xt.elements() != yt.elements() {
             return Err(
                 format!("{:?} → {:?} changes the element count", xt.shape, yt.shape).into(),
             );
         }
-        let same = hwc(&yt.shape).ok() == hwc(&xt.shape).ok();
-        let flattened = self
-            .graph
-            .readers(out)
-            .all(|r| r.code == BuiltinOperator::FULLY_CONNECTED && r.inputs.first() == Some(&out));
-        let is_output = self.graph.outputs.contains(&out);
-        if !(same || (flattened && !is_output)) {
+        // The blob keeps the input's shape: the same bytes in the same order, which is the
+        // output's shape only where the reshape leaves the runtime's HWC form alone.
+        let blob = self.blob_shape(x)?;
+        let same = hwc(&yt.shape).ok() == Some(blob);
+        if !(same || self.only_flattened(out, blob)) {
             return Err(format!(
-                "{:?} → {:?} changes the channel layout for a reader other than FULLY_CONNECTED",
+                "{:?} → {:?} changes the channel layout for a reader other than FULLY_CONNECTED \
+                 (directly, or through RELU, RELU6, LOGISTIC, HARD_SWISH, QUANTIZE or a MUL / \
+                 ADD by one constant), or is the model's output",
                 xt.shape, yt.shape
             )
             .into());
         }
         self.mapped[out as usize] = Some(Mapped { id: x, pad: [0; 4] });
         Ok(None)
+    }
+
+    /// Whether tensor `t`, held in the blob as `blob` (the shape of a reshape's input), is read
+    /// only where that shape cannot matter: by FULLY_CONNECTED (which flattens), by elementwise
+    /// ops whose outputs are in turn, or by a RESHAPE back to `blob` or to another such
+    /// tensor. Never the model's output, whose shape the host reports.
+    fn only_flattened(&self, t: i32, blob: Shape) -> bool {
+        if self.graph.outputs.contains(&t) {
+            return false;
+        }
+        self.graph.readers(t).all(|r| {
+            let passes_on =
+                || matches!(r.outputs[..], [o] if o >= 0 && self.only_flattened(o, blob));
+            match r.code {
+                BuiltinOperator::FULLY_CONNECTED => r.inputs.first() == Some(&t),
+                BuiltinOperator::RELU
+                | BuiltinOperator::RELU6
+                | BuiltinOperator::LOGISTIC
+                | BuiltinOperator::HARD_SWISH
+                | BuiltinOperator::QUANTIZE => passes_on(),
+                BuiltinOperator::ADD | BuiltinOperator::MUL => {
+                    // Elementwise only with one constant operand.
+                    let other = r.inputs.iter().find(|&&i| i != t);
+                    let constant = other
+                        .is_some_and(|&i| i >= 0 && self.graph.tensors[i as usize].data.is_some());
+                    constant && passes_on()
+                }
+                BuiltinOperator::RESHAPE | BuiltinOperator::SQUEEZE => {
+                    r.inputs.first() == Some(&t)
+                        && matches!(r.outputs[..], [o] if o >= 0
+                            && (hwc(&self.tensor(o).shape).ok() == Some(blob)
+                                || self.only_flattened(o, blob)))
+                }
+                _ => false,
+            }
+        })
+    }
+
+    /// A STRIDED_SLICE of an activation is a view only if it keeps every element in order:
+    /// along each input axis, after TensorFlow's expansion of the ellipsis (full axes), new axes
+    /// (length 1, no input axis) and the implicit full axes past the spec, the selection is the
+    /// whole axis with stride 1 (a shrunk axis: one of length 1). A proper slice needs a copy
+    /// the runtime has no op for, and is refused as such.
+    fn check_slice_selects_everything(&self, input: &[i32]) -> Result<(), String> {
+        let o = self
+            .op
+            .raw
+            .builtin_options_as_strided_slice_options()
+            .ok_or("STRIDED_SLICE without its options")?;
+        let operand = |k: usize, what: &str| -> Result<Vec<i32>, String> {
+            let t = self.input_index(k)?;
+            let v = self.folded.value(self.graph, t).ok_or_else(|| {
+                format!("its {what} (tensor {t}) is not a constant or static shape arithmetic")
+            })?;
+            Ok(v.values)
+        };
+        let (begin, end, strides) = (
+            operand(1, "begin")?,
+            operand(2, "end")?,
+            operand(3, "strides")?,
+        );
+        let n = begin.len();
+        if end.len() != n || strides.len() != n {
+            return Err(format!(
+                "begin, end and strides have {n}, {} and {} entries",
+                end.len(),
+                strides.len()
+            ));
+        }
+        let bit = |mask: i32, i: usize| i < 32 && mask >> i & 1 != 0;
+        let (ellipsis, new_axis) = (o.ellipsis_mask(), o.new_axis_mask());
+        // Spec entries that consume an input axis (neither the ellipsis nor a new axis).
+        let consuming = (0..n)
+            .filter(|&i| !bit(ellipsis, i) && !bit(new_axis, i))
+            .count();
+        let rank = input.len();
+        let mut axis = 0usize;
+        let check = |axis: usize, i: Option<usize>| -> Result<(), String> {
+            let dim = *input
+                .get(axis)
+                .ok_or_else(|| format!("the slice spec addresses more axes than {input:?} has"))?;
+            let everything: Vec<i32> = (0..dim).collect();
+            let picked = match i {
+                None => everything.clone(),
+                Some(i) => strided_slice(
+                    &everything,
+                    begin[i],
+                    end[i],
+                    strides[i],
+                    bit(o.begin_mask(), i),
+                    bit(o.end_mask(), i),
+                    bit(o.shrink_axis_mask(), i),
+                )?,
+            };
+            if picked != everything {
+                return Err(format!(
+                    "it takes {picked:?} of the {dim} positions along axis {axis} of \
+                     {input:?}: a slice that drops elements needs a copy the runtime has no \
+                     op for (only slices that keep every element, as new axes and ellipses \
+                     do, are imported, as views)"
+                ));
+            }
+            Ok(())
+        };
+        for i in 0..n {
+            if bit(ellipsis, i) {
+                for _ in 0..rank.saturating_sub(consuming) {
+                    check(axis, None)?;
+                    axis += 1;
+                }
+            } else if !bit(new_axis, i) {
+                check(axis, Some(i))?;
+                axis += 1;
+            }
+        }
+        while axis < rank {
+            check(axis, None)?;
+            axis += 1;
+        }
+        Ok(())
     }
 
     /// A RESHAPE's shape operand (input 1, where present) must be static: a constant or folded
@@ -1114,7 +1282,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
     ///   `(x − z_x) + (z_x − z_y) + z_y = x`, clamped.
     fn relu(&mut self, six: bool) -> Result<OpKind, MapError> {
         let (x, xt, s_x, z_x) = self.plain_activation(0)?;
-        let (y, yt, s_y, z_y) = self.output()?;
+        let (y, yt, s_y, z_y) = self.output_like(x)?;
         if hwc(&xt.shape)? != hwc(&yt.shape)? {
             return Err(format!(
                 "input {:?} and output {:?} differ in shape",
@@ -1136,7 +1304,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 max_pool(clamp)
             } else {
                 let (multiplier, shift) = concat_multiplier(s_x, s_y, Rounding::Double);
-                return self.depthwise_identity(x, y, &xt.shape, (0, multiplier, shift), clamp);
+                return self.depthwise_identity(x, y, (0, multiplier, shift), clamp);
             }
         } else {
             // TFLM's Relu6Prepare: zero = z_x, six = FloatToQuantizedType(6, s_x, z_x).
@@ -1146,7 +1314,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
             } else {
                 // QuantizeMultiplier(1.0) = 2^30 · 2^(1 − 31): MBQM(acc) = acc exactly.
                 let bias = i32::from(z_x) - i32::from(z_y);
-                return self.depthwise_identity(x, y, &xt.shape, (bias, 1 << 30, 1), clamp);
+                return self.depthwise_identity(x, y, (bias, 1 << 30, 1), clamp);
             }
         };
         self.b.push(&op)?;
@@ -1160,11 +1328,10 @@ impl<'g, 'a> Mapper<'g, 'a> {
         &mut self,
         x: TensorId,
         y: TensorId,
-        shape: &[i32],
         (bias, multiplier, shift): (i32, i32, i8),
         clamp: Clamp,
     ) -> Result<OpKind, MapError> {
-        let c = usize::from(hwc(shape)?.c);
+        let c = usize::from(self.blob_shape(x)?.c);
         let bytes = WeightBytes {
             data: vec![1; c],
             bias: i32s_to_le(&vec![bias; c]),
@@ -1179,6 +1346,116 @@ impl<'g, 'a> Mapper<'g, 'a> {
             bias: bytes.bias(),
             requant: bytes.requant(),
             clamp,
+        });
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
+    /// QUANTIZE inside the graph: TFLM's int8 → int8 requantization (the converter inserts it
+    /// where one tensor feeds ops that need it at two scales), as a table of its 256 results.
+    /// (The QUANTIZE of a float32 model input never gets here: it is the host's.)
+    fn quantize(&mut self) -> Result<OpKind, MapError> {
+        let (x, xt, s_x, z_x) = self.plain_activation(0)?;
+        let (y, yt, s_y, z_y) = self.output_like(x)?;
+        if hwc(&xt.shape)? != hwc(&yt.shape)? {
+            return Err("input and output shapes differ".to_string().into());
+        }
+        let values = tables::requantize(s_x, z_x, s_y, z_y).ok_or_else(|| {
+            format!(
+                "input scale {s_x} / output scale {s_y} is 2^30 or more, which TFLM's \
+                 requantization cannot shift by"
+            )
+        })?;
+        self.push_table(x, y, &values)
+    }
+
+    /// The one constant operand of a binary op, if it has one: an int8 tensor with data whose
+    /// values are all equal (a scalar, or a broadcast of one value), which makes the op a
+    /// function of the other operand's byte alone.
+    fn constant_operand(&self) -> Result<Option<Constant>, String> {
+        let [a, b] = self.op.inputs[..] else {
+            return Ok(None);
+        };
+        let is_constant = |t: i32| t >= 0 && self.tensor(t).data.is_some();
+        let (k, t) = match (is_constant(a), is_constant(b)) {
+            (false, false) => return Ok(None),
+            (true, true) => return Err("both inputs are constants".into()),
+            (true, false) => (0, a),
+            (false, true) => (1, b),
+        };
+        let ct = self.tensor(t);
+        let (scale, zero_point) =
+            activation_quant(ct).map_err(|w| format!("constant input {k}: {w}"))?;
+        let data = constant(ct, "constant values", TensorType::INT8, 1, ct.elements())?;
+        let Some((&first, rest)) = data.split_first() else {
+            return Err(format!("constant input {k} '{}' is empty", ct.name));
+        };
+        if rest.iter().any(|&v| v != first) {
+            return Err(format!(
+                "constant input {k} '{}' of shape {:?} holds different values; only one \
+                 value broadcast over the activation is supported (a per-element table)",
+                ct.name, ct.shape
+            ));
+        }
+        Ok(Some(Constant {
+            value: first as i8,
+            zero_point,
+            scale,
+            first: k == 0,
+        }))
+    }
+
+    /// MUL or ADD of an activation and one constant (a hard-sigmoid gate's `· 1/6` and `+ 3`,
+    /// a scaled branch): TFLM's kernel run on every input byte into a table. The constant
+    /// must not enlarge the output, which is the activation's shape.
+    fn with_constant(&mut self) -> Result<OpKind, MapError> {
+        let constant = self
+            .constant_operand()?
+            .ok_or("neither input is a constant")?;
+        let k = if constant.first { 1 } else { 0 };
+        let (x, xt, s_x, z_x) = self.plain_activation(k)?;
+        let (y, yt, s_y, z_y) = self.output_like(x)?;
+        if hwc(&xt.shape)? != hwc(&yt.shape)? {
+            return Err(format!(
+                "the constant broadcasts input {:?} to {:?}; only a constant that keeps the \
+                 activation's shape is supported",
+                xt.shape, yt.shape
+            )
+            .into());
+        }
+        let act = if self.op.code == BuiltinOperator::MUL {
+            self.op
+                .raw
+                .builtin_options_as_mul_options()
+                .map(|o| o.fused_activation_function())
+        } else {
+            self.op
+                .raw
+                .builtin_options_as_add_options()
+                .map(|o| o.fused_activation_function())
+        }
+        .unwrap_or(ActivationFunctionType::NONE);
+        let clamp = self.clamp(act, s_y, z_y)?;
+        let values = if self.op.code == BuiltinOperator::MUL {
+            tables::mul_by((s_x, z_x), constant, (s_y, z_y), clamp).ok_or_else(|| {
+                format!(
+                    "input scales {s_x} × {} / output scale {s_y} has no blob form: its shift \
+                     is above 15, where TFLM's int32 product · 2^shift can overflow",
+                    constant.scale
+                )
+            })?
+        } else {
+            tables::add_to((s_x, z_x), constant, (s_y, z_y), clamp)
+                .ok_or("the add kernel refused the table's operands")?
+        };
+        self.push_table(x, y, &values)
+    }
+
+    fn push_table(&mut self, x: TensorId, y: TensorId, values: &[u8]) -> Result<OpKind, MapError> {
+        let op = Op::Table(Table {
+            input: x,
+            output: y,
+            values,
         });
         self.b.push(&op)?;
         Ok(op.kind())

@@ -9,6 +9,7 @@ mod fold;
 mod graph;
 pub mod import;
 mod params;
+mod tables;
 pub use tflite_schema as schema;
 pub mod tflm;
 

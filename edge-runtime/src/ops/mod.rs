@@ -28,6 +28,7 @@ pub mod mean;
 pub mod mul;
 pub mod pool;
 pub mod softmax;
+pub mod table;
 #[cfg(test)]
 mod speed_tests;
 #[cfg(target_arch = "x86_64")]

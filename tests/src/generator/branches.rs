@@ -10,7 +10,11 @@ use super::{Rng, quantize_multiplier};
 impl Gen {
     /// A new tensor of the same height and width as `x` (and the same channels unless
     /// `channels` says otherwise), as the second branch of an Add or Concat.
-    fn partner(&mut self, x: TensorId, channels: Option<u16>) -> Result<TensorId, BuildError> {
+    pub(super) fn partner(
+        &mut self,
+        x: TensorId,
+        channels: Option<u16>,
+    ) -> Result<TensorId, BuildError> {
         let same = Window::square(3, 1, 1, 1);
         match (channels, self.rng.below(4)) {
             (Some(c), _) => self.conv(x, Some(c)).and_then(|t| self.fit(t, x)),

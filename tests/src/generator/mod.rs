@@ -10,8 +10,10 @@
 //! depthwise kernels 1..=16 (square and not), strides 1..=2, dilations 1..=4, asymmetric padding,
 //! every weight × activation bit-width pair, both weight schemes, both rounding modes,
 //! multipliers over the whole valid range (including 0), shifts from −31 to 30, softmax
-//! with TFLM's parameters for input scales from 2^−16 to 2^6 (left shifts up to 31), and means
-//! with TFLM's folded parameters (including ratios small enough that the fold's shift cap bites).
+//! with TFLM's parameters for input scales from 2^−16 to 2^6 (left shifts up to 31), means
+//! with TFLM's folded parameters (including ratios small enough that the fold's shift cap bites),
+//! muls of equal shapes and of broadcast gates, logistic and hard swish with TFLM's parameters
+//! for random scales (and any valid ones), and tables.
 //!
 //! Multipliers are mostly *calibrated*: the partial model is run (golden interpreter) on the
 //! calibration input, and each weighted op's accumulator range is mapped onto its output range,
@@ -20,6 +22,7 @@
 //! [`ModelBuilder`]: shared_format::ModelBuilder
 
 mod branches;
+mod elementwise;
 mod fixed;
 mod geometry;
 mod pooling;
@@ -71,6 +74,8 @@ pub struct Features {
     pub mean_fold_capped: bool,
     /// Activation bit-widths seen.
     pub act_bits: BTreeSet<u8>,
+    /// Whether some mul broadcast a `1×1×C` gate over a larger map.
+    pub mul_broadcast: bool,
 }
 
 impl Features {
@@ -88,6 +93,7 @@ impl Features {
         self.softmax_shifts.extend(&other.softmax_shifts);
         self.mean_fold_capped |= other.mean_fold_capped;
         self.act_bits.extend(&other.act_bits);
+        self.mul_broadcast |= other.mul_broadcast;
     }
 
     fn window(&mut self, w: &Window) {

@@ -145,7 +145,7 @@ impl Gen {
 
     pub(super) fn step(&mut self) -> Result<(), BuildError> {
         let x = self.pick_input();
-        match self.rng.below(18) {
+        match self.rng.below(22) {
             0..=3 => self.conv(x, None).map(drop),
             4..=5 => self.depthwise(x, None).map(drop),
             6 => self.pool(x, false, None).map(drop),
@@ -156,7 +156,11 @@ impl Gen {
             13..=15 => self.linear(x).map(drop),
             16 => self.mean(x).map(drop),
             // Softmax over any tensor's channels: each position normalised on its own.
-            _ => self.softmax(x).map(drop),
+            17 => self.softmax(x).map(drop),
+            18 => self.mul(x).map(drop),
+            19 => self.logistic(x).map(drop),
+            20 => self.hard_swish(x).map(drop),
+            _ => self.table(x).map(drop),
         }
     }
 }
