@@ -62,6 +62,12 @@ pub struct Args {
     /// affine, batch ranges; NoiseQuant at 2 bits) instead of the float step.
     #[arg(long)]
     pub qat: Option<ghnq_quant::config::Precision>,
+    /// GHN-QAT's weight range: absolute or percentile[:p] (`ghnq train --weight-clip`).
+    #[arg(long, default_value = "absolute", requires = "qat")]
+    pub weight_clip: ghnq_quant::config::Clip,
+    /// GHN-QAT's activation range: absolute or percentile[:p] (`ghnq train --act-clip`).
+    #[arg(long, default_value = "absolute", requires = "qat")]
+    pub act_clip: ghnq_quant::config::Clip,
     /// ghn: cpu (burn flex) or cuda (needs `--features cuda`; the native engine is CPU-only, so
     /// cuda times the burn engine).
     #[arg(long, default_value = "cpu")]
@@ -211,7 +217,11 @@ pub fn ghn(args: &Args) -> Result<Vec<serde_json::Value>> {
             let ad = device.clone().autodiff();
             let mut trainer = MetaTrainer::new(Ghn::new(&ghn.config, &ad), 1e-5, ad);
             trainer.engine = engine;
-            trainer.qat = args.qat.map(ghnq_quant::config::QuantConfig::paper);
+            trainer.qat = args.qat.map(|p| ghnq_quant::config::QuantConfig {
+                weight_clip: args.weight_clip,
+                act_clip: args.act_clip,
+                ..ghnq_quant::config::QuantConfig::paper(p)
+            });
             let mut steps = Vec::new();
             let mut parts = [0.0f64; 5];
             let mut profile = ghnq_core::cnn::native::Profile::new();
@@ -247,8 +257,10 @@ pub fn ghn(args: &Args) -> Result<Vec<serde_json::Value>> {
             medians.push(med);
             log(format!(
                 "[{threads} thread(s)] {engine:?}: {} training step (meta-batch {}, batch {}, {gflop_per_step:.1} GFLOP): median {med:.2} s = {:.1} GFLOP/s; mean split (ms) GHN forward {:.0} | nets forward {:.0} | nets backward {:.0} | GHN backward {:.0} | Adam {:.0}",
-                args.qat
-                    .map_or("float".to_string(), |p| format!("GHN-QAT {p}")),
+                args.qat.map_or("float".to_string(), |p| format!(
+                    "GHN-QAT {p} (weights {:?}, activations {:?})",
+                    args.weight_clip, args.act_clip
+                )),
                 args.meta_batch,
                 args.batch,
                 gflop_per_step / med,
@@ -281,6 +293,8 @@ pub fn ghn(args: &Args) -> Result<Vec<serde_json::Value>> {
             records.push(serde_json::json!({
                 "engine": format!("{engine:?}").to_lowercase(),
                 "qat": args.qat.map(|p| p.to_string()),
+                "weight_clip": args.qat.map(|_| format!("{:?}", args.weight_clip)),
+                "act_clip": args.qat.map(|_| format!("{:?}", args.act_clip)),
                 "threads": threads,
                 "meta_batch": args.meta_batch,
                 "batch": args.batch,
