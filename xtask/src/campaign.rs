@@ -1,10 +1,12 @@
-//! `cargo xtask campaign start|sync|status`: the long meta-training run of the float CIFAR-10 GHN,
+//! `cargo xtask campaign start|sync|status`: the long meta-training runs of the CIFAR-10 GHNs,
 //! resumed in every session from what the repository holds.
 //!
-//! The committed state lives in `checkpoints/cifar10-float/` (the newest weights and Adam state,
-//! `train.csv`, `val.csv`, and `recipe.txt`: the `ghnq train` flags of the run). The run itself
-//! works in `runs/cifar10-float/` (ignored by git), so a checkpoint every few minutes does not
-//! touch the tree; `sync` copies the newest checkpoint and the logs back before a commit.
+//! The campaign is a sequence of phases (the float GHN, then GHN-QAT finetunings of it). Each
+//! phase's committed state lives in `checkpoints/<phase>/` (the newest weights and Adam state,
+//! `train.csv`, `val.csv`, and `recipe.txt`: the `ghnq train` flags of the run, a finetuning's
+//! `--from` included); `checkpoints/campaign.txt` names the phase now running. The run itself
+//! works in `runs/<phase>/` (ignored by git), so a checkpoint every few minutes does not touch
+//! the tree; `sync` copies the newest checkpoint and the logs back before a commit.
 
 use crate::root;
 use std::path::{Path, PathBuf};
@@ -13,10 +15,75 @@ use anyhow::{Context, Result, bail};
 
 use crate::shell;
 
-/// Where the committed campaign state lives, relative to the workspace root.
-const COMMITTED: &str = "checkpoints/cifar10-float";
-/// Where the running campaign writes.
-const RUN: &str = "runs/cifar10-float";
+/// The file naming the current phase, relative to the workspace root.
+const CURRENT: &str = "checkpoints/campaign.txt";
+
+/// One phase: where its committed state lives and where its run writes.
+struct Phase {
+    name: String,
+    committed: PathBuf,
+    run: PathBuf,
+}
+
+impl Phase {
+    /// `name`, or the phase `checkpoints/campaign.txt` names.
+    fn resolve(name: Option<String>) -> Result<Self> {
+        let root = root();
+        let name = match name {
+            Some(n) => n,
+            None => std::fs::read_to_string(root.join(CURRENT))
+                .with_context(|| format!("reading {CURRENT} (or pass --phase)"))?
+                .trim()
+                .to_string(),
+        };
+        let committed = root.join("checkpoints").join(&name);
+        if !committed.join("recipe.txt").exists() {
+            bail!(
+                "no phase '{name}': {} has no recipe.txt (phases: {})",
+                committed.display(),
+                phases()?.join(", ")
+            );
+        }
+        Ok(Self {
+            run: root.join("runs").join(&name),
+            committed,
+            name,
+        })
+    }
+
+    fn log(&self) -> PathBuf {
+        self.run.with_extension("log")
+    }
+}
+
+/// Every phase: the `checkpoints/` directories that hold a `recipe.txt`.
+fn phases() -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root().join("checkpoints"))? {
+        let entry = entry?;
+        if entry.path().join("recipe.txt").exists() {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The recipe's `ghnq train` arguments for a run that resumes its own checkpoint: `--from`
+/// (where a finetuning started) gives way to `--resume`.
+fn resume_args(recipe: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut words = recipe.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "--from" {
+            words.next();
+        } else if !w.starts_with("--from=") {
+            out.push(w.to_string());
+        }
+    }
+    out.push("--resume".into());
+    out
+}
 
 /// The `step=` of a checkpoint directory's `latest` marker.
 fn latest_step(dir: &Path) -> Option<usize> {
@@ -34,6 +101,7 @@ fn checkpoint_files(step: usize) -> Vec<String> {
         "ghn.cfg".into(),
         "train.csv".into(),
         "val.csv".into(),
+        "qat.txt".into(),
         "latest".into(),
     ]
 }
@@ -85,23 +153,26 @@ fn cifar_dir(arg: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 /// `start`: build, restore the committed state if the run directory is behind it, and launch
-/// `ghnq train --resume` detached at low priority on one thread.
-pub fn start(data_dir: Option<PathBuf>) -> Result<()> {
+/// `ghnq train` detached at low priority on one thread: resuming the newest checkpoint, or, for
+/// a phase with none yet, from the recipe's start (`--from`).
+pub fn start(phase: Option<String>, data_dir: Option<PathBuf>) -> Result<()> {
     let root = root();
-    let (committed, run) = (root.join(COMMITTED), root.join(RUN));
-    let recipe = std::fs::read_to_string(committed.join("recipe.txt"))
-        .with_context(|| format!("reading {}/recipe.txt", committed.display()))?;
-    if let Some(pid) = running_pid(&run)? {
-        bail!("the campaign already runs (pid {pid}); `cargo xtask campaign status`");
+    let phase = Phase::resolve(phase)?;
+    let recipe_path = phase.committed.join("recipe.txt");
+    let recipe = std::fs::read_to_string(&recipe_path)
+        .with_context(|| format!("reading {}", recipe_path.display()))?;
+    if let Some(pid) = running_pid(&phase.run)? {
+        bail!(
+            "phase {} already runs (pid {pid}); `cargo xtask campaign status`",
+            phase.name
+        );
     }
-    match (latest_step(&committed), latest_step(&run)) {
+    match (latest_step(&phase.committed), latest_step(&phase.run)) {
         (Some(c), r) if r.is_none_or(|r| r < c) => {
-            eprintln!("restoring step {c} from {COMMITTED} into {RUN}");
-            copy_checkpoint(&committed, &run, c)?;
+            eprintln!("restoring step {c} of {} into runs/", phase.name);
+            copy_checkpoint(&phase.committed, &phase.run, c)?;
         }
-        (c, r) => {
-            eprintln!("run directory at step {r:?}, committed at step {c:?}: resuming the run")
-        }
+        (c, r) => eprintln!("run directory at step {r:?}, committed at step {c:?}"),
     }
     let data = cifar_dir(data_dir)?;
     shell::run(
@@ -110,31 +181,38 @@ pub fn start(data_dir: Option<PathBuf>) -> Result<()> {
     )?;
     let ghnq = root.join("target/release/ghnq");
     let mut args: Vec<String> = vec!["-n".into(), "19".into(), ghnq.to_string_lossy().into()];
-    args.extend(recipe.split_whitespace().map(String::from));
+    match latest_step(&phase.run) {
+        Some(_) => args.extend(resume_args(&recipe)),
+        None => args.extend(recipe.split_whitespace().map(String::from)),
+    }
     args.extend([
         "--data-dir".into(),
         data.to_string_lossy().into(),
         "--out".into(),
-        run.to_string_lossy().into(),
-        "--resume".into(),
+        phase.run.to_string_lossy().into(),
         "--quiet".into(),
     ]);
+    std::fs::create_dir_all(&phase.run)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(root.join(format!("{RUN}.log")))?;
+        .open(phase.log())?;
     eprintln!("$ RAYON_NUM_THREADS=1 nice {}", args.join(" "));
+    // The recipe's paths (`--from checkpoints/...`) are relative to the workspace root.
     let child = std::process::Command::new("nice")
         .args(&args)
+        .current_dir(&root)
         .env("RAYON_NUM_THREADS", "1")
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
         .context("starting the campaign")?;
-    std::fs::write(run.join("pid"), child.id().to_string())?;
+    std::fs::write(phase.run.join("pid"), child.id().to_string())?;
     eprintln!(
-        "campaign started (pid {}); log {RUN}.log; `cargo xtask campaign sync` before committing",
-        child.id()
+        "phase {} started (pid {}); log {}; `cargo xtask campaign sync` before committing",
+        phase.name,
+        child.id(),
+        phase.log().display()
     );
     Ok(())
 }
@@ -152,38 +230,84 @@ fn running_pid(run: &Path) -> Result<Option<u32>> {
 }
 
 /// `sync`: copy the run's newest checkpoint and its logs into the committed directory.
-pub fn sync() -> Result<()> {
-    let root = root();
-    let (committed, run) = (root.join(COMMITTED), root.join(RUN));
-    let Some(step) = latest_step(&run) else {
-        bail!("{RUN} holds no checkpoint");
+pub fn sync(phase: Option<String>) -> Result<()> {
+    let phase = Phase::resolve(phase)?;
+    let Some(step) = latest_step(&phase.run) else {
+        bail!("{} holds no checkpoint", phase.run.display());
     };
-    if latest_step(&committed).is_some_and(|c| c > step) {
-        bail!("{COMMITTED} is ahead of {RUN}; nothing to sync");
+    if latest_step(&phase.committed).is_some_and(|c| c > step) {
+        bail!(
+            "checkpoints/{0} is ahead of runs/{0}; nothing to sync",
+            phase.name
+        );
     }
-    copy_checkpoint(&run, &committed, step)?;
-    eprintln!("{COMMITTED} now holds step {step}; update its PROVENANCE.md and commit");
+    copy_checkpoint(&phase.run, &phase.committed, step)?;
+    eprintln!(
+        "checkpoints/{} now holds step {step}; update its PROVENANCE.md and commit",
+        phase.name
+    );
     Ok(())
 }
 
-/// `status`: whether it runs, its step, speed and last validation.
+/// `status`: every phase, whether it runs, its step, speed and last validation.
 pub fn status() -> Result<()> {
-    let run = root().join(RUN);
-    match running_pid(&run)? {
-        Some(pid) => println!("running, pid {pid}"),
-        None => println!("not running"),
-    }
-    println!("newest checkpoint: step {:?}", latest_step(&run));
-    let last = |f: &str| {
-        std::fs::read_to_string(run.join(f))
-            .ok()
-            .and_then(|t| t.lines().last().map(String::from))
-    };
-    if let Some(l) = last("train.csv") {
-        println!("train.csv: {l}   (step,epoch,lr,loss,acc,grad_norm,skipped,steps_per_s)");
-    }
-    if let Some(l) = last("val.csv") {
-        println!("val.csv:   {l}");
+    let current = std::fs::read_to_string(root().join(CURRENT)).unwrap_or_default();
+    for name in phases()? {
+        let phase = Phase::resolve(Some(name.clone()))?;
+        let mark = if current.trim() == name {
+            " (current)"
+        } else {
+            ""
+        };
+        println!("phase {name}{mark}");
+        match running_pid(&phase.run)? {
+            Some(pid) => println!("  running, pid {pid}"),
+            None => println!("  not running"),
+        }
+        println!(
+            "  newest checkpoint: run {:?}, committed {:?}",
+            latest_step(&phase.run),
+            latest_step(&phase.committed)
+        );
+        let last = |f: &str| {
+            std::fs::read_to_string(phase.run.join(f))
+                .ok()
+                .and_then(|t| t.lines().last().map(String::from))
+        };
+        if let Some(l) = last("train.csv") {
+            println!("  train.csv: {l}   (step,epoch,lr,loss,acc,grad_norm,skipped,steps_per_s)");
+        }
+        if let Some(l) = last("val.csv") {
+            println!("  val.csv:   {l}");
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_finetuning_drops_its_start() {
+        assert_eq!(
+            resume_args("train --qat w4a4 --from checkpoints/cifar10-float --lr 1e-4"),
+            ["train", "--qat", "w4a4", "--lr", "1e-4", "--resume"]
+        );
+        assert_eq!(
+            resume_args("train --from=x --epochs 3"),
+            ["train", "--epochs", "3", "--resume"]
+        );
+    }
+
+    #[test]
+    fn every_committed_phase_resolves() {
+        let names = phases().unwrap();
+        assert!(names.iter().any(|n| n == "cifar10-float"), "{names:?}");
+        for n in names {
+            let p = Phase::resolve(Some(n.clone())).unwrap();
+            assert!(p.run.ends_with(format!("runs/{n}")));
+        }
+        assert!(Phase::resolve(Some("nosuch".into())).is_err());
+    }
 }

@@ -80,7 +80,8 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// The float CIFAR-10 GHN's long meta-training run (`checkpoints/cifar10-float`).
+    /// The CIFAR-10 GHNs' long meta-training runs: phases in `checkpoints/<phase>/recipe.txt`,
+    /// the current one named in `checkpoints/campaign.txt`.
     Campaign {
         #[command(subcommand)]
         action: CampaignAction,
@@ -89,16 +90,23 @@ enum Command {
 
 #[derive(Subcommand)]
 enum CampaignAction {
-    /// Resume the run in the background (nice 19, one thread) from the newest checkpoint, the
-    /// committed one if the run directory is behind it.
+    /// Run a phase in the background (nice 19, one thread) from its newest checkpoint, the
+    /// committed one if the run directory is behind it, or from its recipe's start.
     Start {
+        /// The phase (a `checkpoints/` directory with a recipe.txt; default: campaign.txt's).
+        #[arg(long)]
+        phase: Option<String>,
         /// CIFAR-10 directory (default: GHNQ_CIFAR_DIR, else made from ../shared/data/cifar10).
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
     },
-    /// Copy the run's newest checkpoint and logs into checkpoints/cifar10-float for a commit.
-    Sync,
-    /// Whether it runs, its step and last log lines.
+    /// Copy a phase's newest checkpoint and logs from runs/ into checkpoints/ for a commit.
+    Sync {
+        /// The phase (default: campaign.txt's).
+        #[arg(long)]
+        phase: Option<String>,
+    },
+    /// Every phase: whether it runs, its step and last log lines.
     Status,
 }
 
@@ -123,8 +131,8 @@ fn main() -> Result<()> {
             shell::run(&ghnq.to_string_lossy(), &cmd)
         }
         Command::Campaign { action } => match action {
-            CampaignAction::Start { data_dir } => campaign::start(data_dir),
-            CampaignAction::Sync => campaign::sync(),
+            CampaignAction::Start { phase, data_dir } => campaign::start(phase, data_dir),
+            CampaignAction::Sync { phase } => campaign::sync(phase),
             CampaignAction::Status => campaign::status(),
         },
         Command::Quickstart { args } => {

@@ -73,9 +73,10 @@ pub struct Args {
     pub keep_checkpoints: usize,
     /// Validate at checkpoints (`--val-every`): mean float top-1 of the predicted parameters on
     /// `--val-nets` nets of the `test` generator drawn with `--val-seed` (never the test nets,
-    /// which are seed 0), appended to `val.csv` in `--out`. 0 nets = off.
-    #[arg(long, default_value_t = 20)]
-    pub val_nets: usize,
+    /// which are seed 0), appended to `val.csv` in `--out`. 0 nets = off. Default: 20, none on
+    /// the synthetic data sets (whose images are no test of a GHN).
+    #[arg(long)]
+    pub val_nets: Option<usize>,
     /// Validate at the checkpoints whose step is a multiple of this.
     #[arg(long, default_value_t = 500)]
     pub val_every: usize,
@@ -277,7 +278,12 @@ pub fn run_cmd(args: Args) -> Result<()> {
         progress: !args.quiet,
         keep_checkpoints: args.keep_checkpoints,
     };
-    let mut validate_anyhow = validation(&args, shape, classes)?;
+    let mut validate_anyhow = validation(&args, shape, classes, trainer.qat.clone())?;
+    // A GHN-QAT run starts from a float GHN: its step-0 figures are GHN-Q's, the baseline
+    // the finetuning has to beat, so the curve starts there.
+    if args.from.is_some() && trainer.qat.is_some() {
+        validate_anyhow(&trainer).context("validating the starting GHN")?;
+    }
     let mut validate = |t: &MetaTrainer| validate_anyhow(t).map_err(Into::into);
     let s = match &args.trace {
         Some(dir) => {
@@ -315,18 +321,28 @@ pub fn run_cmd(args: Args) -> Result<()> {
 }
 
 /// The validation run after each checkpoint (`--val-*`): predicts every validation net's
-/// parameters with the GHN as it is, measures float top-1 and appends a line to `val.csv`.
+/// parameters with the GHN as it is, measures float top-1 and appends a line to `val.csv`. A
+/// GHN-QAT run also measures what it is trained for: top-1 on the integer runtime at the run's
+/// bit-width and clipping (calibrated on 500 training images, like `ghnq eval`).
 fn validation(
     args: &Args,
     shape: ghnq_core::arch::ImageShape,
     classes: usize,
+    qat: Option<QuantConfig>,
 ) -> Result<impl FnMut(&MetaTrainer) -> Result<()> + use<>> {
     let out = args.out.clone();
     let path = out.join("val.csv");
-    let (nets, batches) = if args.val_nets == 0 || args.dataset.starts_with("synthetic") {
-        (Vec::new(), Vec::new())
+    let count = args
+        .val_nets
+        .unwrap_or(if args.dataset.starts_with("synthetic") {
+            0
+        } else {
+            20
+        });
+    let (nets, batches, calib) = if count == 0 {
+        (Vec::new(), Vec::new(), Vec::new())
     } else {
-        let nets = sources::eval_nets("test", shape, classes, args.val_nets, args.val_seed)?;
+        let nets = sources::eval_nets("test", shape, classes, count, args.val_seed)?;
         let (_, batches) = sources::test_batches(
             &args.dataset,
             args.data_dir.as_deref(),
@@ -334,35 +350,74 @@ fn validation(
             100,
         )
         .context("validation images")?;
-        (nets, batches)
+        let calib = match &qat {
+            Some(_) => {
+                sources::calibration_batches(&args.dataset, args.data_dir.as_deref(), 500, 64, 7)
+                    .context("calibration images for the quantized validation")?
+                    .1
+            }
+            None => Vec::new(),
+        };
+        (nets, batches, calib)
     };
+    let header = val_header(qat.is_some());
     let start = if args.resume {
         checkpoint::latest(&out)?.map_or(0, |s| s.step)
     } else {
         0
     };
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && text.lines().next().is_some_and(|h| h != header)
+    {
+        anyhow::bail!(
+            "{} has the columns of another kind of run (float or GHN-QAT) than this one: move it \
+             aside or validate into another --out",
+            path.display()
+        );
+    }
     ghnq_ghn::train::truncate_log(&path, start + 1)?;
     let images: usize = batches.iter().map(|b| b.labels.len()).sum();
     let (val_seed, plain) = (args.val_seed, burn::tensor::Device::flex());
     let every = args.val_every.max(1);
+    let dataset = args.dataset.clone();
     Ok(move |trainer: &MetaTrainer| -> Result<()> {
         if nets.is_empty() || !trainer.state.step.is_multiple_of(every) {
             return Ok(());
         }
         let t = std::time::Instant::now();
         let ghn = &trainer.ghn;
-        let acc = eval::evaluate_with(
-            &nets,
-            shape,
-            &batches,
-            &plain,
-            |net| eval::predict_one(ghn, net, &trainer.device),
-            |_| {},
-        )?;
-        let top1: Vec<f64> = acc.iter().map(|a| a.top1).collect();
-        let top5: Vec<f64> = acc.iter().map(|a| a.top5).collect();
+        let (mut float, mut quant) = (Vec::new(), Vec::new());
+        for net in &nets {
+            let params = eval::predict_one(ghn, net, &plain)?;
+            let (top1, top5) = eval::accuracy(net, &params, shape, &batches, &plain)?;
+            float.push((top1, top5));
+            if let Some(q) = &qat {
+                let params = if ghn.config.bit_conditioned {
+                    eval::predict_one_for(ghn, net, Some(q.precision), &plain)?
+                } else {
+                    params
+                };
+                quant.push(quantized_top1(
+                    net, params, q, shape, &calib, &batches, &dataset,
+                )?);
+            }
+        }
+        let top1: Vec<f64> = float.iter().map(|a| a.0).collect();
+        let top5: Vec<f64> = float.iter().map(|a| a.1).collect();
         let (m1, se1, max1) = ghnq_core::train::mean_se_max(&top1);
         let (m5, se5, _) = ghnq_core::train::mean_se_max(&top5);
+        let (mq, seq, maxq) = ghnq_core::train::mean_se_max(&quant);
+        let mut line = format!(
+            "{},{m1:.3},{se1:.3},{max1:.2},{m5:.3},{se5:.3},{},{images},{val_seed},{:.1}",
+            trainer.state.step,
+            nets.len(),
+            t.elapsed().as_secs_f64()
+        );
+        let mut said = format!("top-1 {m1:.2} ± {se1:.2} % (max {max1:.1})");
+        if let Some(q) = &qat {
+            line += &format!(",{},{mq:.3},{seq:.3},{maxq:.2}", q.label());
+            said += &format!(", {} {mq:.2} ± {seq:.2} % (max {maxq:.1})", q.label());
+        }
         let fresh = !path.exists();
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -371,20 +426,11 @@ fn validation(
             .with_context(|| format!("opening {}", path.display()))?;
         use std::io::Write;
         if fresh {
-            writeln!(
-                f,
-                "step,top1_mean,top1_se,top1_max,top5_mean,top5_se,nets,images,val_seed,seconds"
-            )?;
+            writeln!(f, "{header}")?;
         }
-        writeln!(
-            f,
-            "{},{m1:.3},{se1:.3},{max1:.2},{m5:.3},{se5:.3},{},{images},{val_seed},{:.1}",
-            trainer.state.step,
-            nets.len(),
-            t.elapsed().as_secs_f64()
-        )?;
+        writeln!(f, "{line}")?;
         eprintln!(
-            "step {}: validation top-1 {m1:.2} ± {se1:.2} % (max {max1:.1}) on {} nets x {images} images",
+            "step {}: validation {said} on {} nets x {images} images",
             trainer.state.step,
             nets.len()
         );
@@ -396,12 +442,61 @@ fn validation(
     })
 }
 
+/// `val.csv`'s columns: a GHN-QAT run adds its bit-width and the integer runtime's top-1.
+fn val_header(quantized: bool) -> String {
+    let mut h = "step,top1_mean,top1_se,top1_max,top5_mean,top5_se,nets,images,val_seed,seconds"
+        .to_string();
+    if quantized {
+        h += ",bits,qtop1_mean,qtop1_se,qtop1_max";
+    }
+    h
+}
+
+/// Top-1 (%) of `params` exported at `q` and run on the integer runtime, as `ghnq eval` measures
+/// it (single rounding, calibration on `calib`).
+fn quantized_top1(
+    net: &ghnq_core::arch::Net,
+    params: ghnq_core::cnn::ParamSet,
+    q: &QuantConfig,
+    shape: ghnq_core::arch::ImageShape,
+    calib: &[ghnq_core::train::LabeledBatch],
+    batches: &[ghnq_core::train::LabeledBatch],
+    dataset: &str,
+) -> Result<f64> {
+    let provenance = ghnq_export::Provenance {
+        dataset: dataset.to_string(),
+        arch_hash: ghnq_export::fingerprint(net.to_json().as_bytes()),
+        ghn_hash: 0,
+        calibration_samples: 0,
+    };
+    let (_, c) = ghnq_export::export_and_compare(
+        net,
+        params,
+        q,
+        shared_format::Rounding::Single,
+        shape,
+        calib,
+        batches,
+        &provenance,
+        &burn::tensor::Device::flex(),
+        0,
+        &mut ghnq_export::FloatReference::default(),
+    )?;
+    Ok(c.int_top1)
+}
+
 /// `curve.png` / `curve.svg` in a run directory: validation top-1 (`val.csv`) and the
 /// meta-batch training top-1 (`train.csv`, means over 100 steps) against steps.
 fn draw_curve(dir: &std::path::Path) -> Result<()> {
     let column = |file: &str, name: &str| super::run_log::column(&dir.join(file), name);
     let val = column("val.csv", "top1_mean")?;
-    let train: Vec<(usize, f64)> = column("train.csv", "acc")?
+    // A finetuning validates its starting GHN before the first step has been logged.
+    let logged = if dir.join("train.csv").exists() {
+        column("train.csv", "acc")?
+    } else {
+        Vec::new()
+    };
+    let train: Vec<(usize, f64)> = logged
         .chunks(100)
         .map(|w| {
             let step = w[w.len() - 1].0;
@@ -412,11 +507,22 @@ fn draw_curve(dir: &std::path::Path) -> Result<()> {
         })
         .collect();
     let nets = column("val.csv", "nets")?.last().map_or(0.0, |p| p.1);
+    let mut curves = vec![
+        (format!("validation, {nets:.0} unseen nets, float"), val),
+        ("training meta-batches (100-step means)".into(), train),
+    ];
+    // A GHN-QAT run's own objective: the validation nets on the integer runtime.
+    if let Ok(q) = column("val.csv", "qtop1_mean") {
+        curves.insert(
+            1,
+            (
+                format!("validation, {nets:.0} unseen nets, integer runtime"),
+                q,
+            ),
+        );
+    }
     ghnq_study::plot::top1_vs_steps(
-        &[
-            (format!("validation, {nets:.0} unseen nets"), val),
-            ("training meta-batches (100-step means)".into(), train),
-        ],
+        &curves,
         "GHN meta-training: mean top-1 of the predicted parameters",
         "float",
         &dir.join("curve"),

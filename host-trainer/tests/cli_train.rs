@@ -1,0 +1,104 @@
+//! `ghnq train` as a user runs it for GHN-QAT: a finetuning from a float GHN validates its
+//! starting point as step 0 and every checkpoint after it, in float and on the integer runtime
+//! at the run's bit-width, and a resumed run refuses a validation log of another kind.
+
+mod common;
+use common::{ghnq, text};
+
+/// A few steps of a small float GHN on synthetic images: the start a finetuning needs.
+fn float_ghn(dir: &std::path::Path) -> String {
+    let out = dir.join("float").to_str().unwrap().to_owned();
+    let r = ghnq(&[
+        "train",
+        "--split",
+        "tiny",
+        "--dataset",
+        "synthetic",
+        "--hidden",
+        "8",
+        "--meta-batch",
+        "1",
+        "--batch",
+        "8",
+        "--max-steps",
+        "1",
+        "--out",
+        &out,
+        "--quiet",
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    out
+}
+
+#[test]
+fn a_qat_finetuning_validates_its_start_and_its_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = float_ghn(dir.path());
+    let out = dir.path().join("qat");
+    let out_s = out.to_str().unwrap();
+    let qat = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--split",
+            "tiny",
+            "--dataset",
+            "synthetic",
+            "--meta-batch",
+            "1",
+            "--batch",
+            "8",
+            "--qat",
+            "w4a4",
+            "--weight-clip",
+            "percentile",
+            "--act-clip",
+            "percentile",
+            "--val-nets",
+            "2",
+            "--val-images",
+            "16",
+            "--val-every",
+            "1",
+            "--checkpoint-every",
+            "1",
+            "--out",
+            out_s,
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        ghnq(&args)
+    };
+    let r = qat(&["--from", &from, "--max-steps", "2"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let csv = std::fs::read_to_string(out.join("val.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "step,top1_mean,top1_se,top1_max,top5_mean,top5_se,nets,images,val_seed,seconds,\
+         bits,qtop1_mean,qtop1_se,qtop1_max",
+        "{csv}"
+    );
+    assert_eq!(lines.len(), 4, "steps 0 (the float start), 1 and 2: {csv}");
+    for (step, line) in lines[1..].iter().enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells[0], step.to_string(), "{csv}");
+        assert_eq!(cells[6], "2", "nets: {csv}");
+        assert_eq!(cells[7], "16", "images: {csv}");
+        assert_eq!(cells[10], "w4a4", "{csv}");
+        let q: f64 = cells[11].parse().unwrap();
+        assert!((0.0..=100.0).contains(&q), "{csv}");
+    }
+    assert!(out.join("curve.png").exists() || text(&r.stderr).contains("no learning-curve plot"));
+
+    // A float run's log in the directory: resuming must not append rows of another shape.
+    let float_log =
+        "step,top1_mean,top1_se,top1_max,top5_mean,top5_se,nets,images,val_seed,seconds\n";
+    std::fs::write(out.join("val.csv"), float_log).unwrap();
+    let r = qat(&["--resume", "--max-steps", "3"]);
+    assert!(!r.status.success());
+    assert!(
+        text(&r.stderr).contains("columns of another kind of run"),
+        "{}",
+        text(&r.stderr)
+    );
+}
