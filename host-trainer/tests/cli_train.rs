@@ -90,6 +90,33 @@ fn a_qat_finetuning_validates_its_start_and_its_bits() {
     }
     assert!(out.join("curve.png").exists() || text(&r.stderr).contains("no learning-curve plot"));
 
+    // Its exports at W4A4 take the ranges it was trained under.
+    let e = ghnq(&[
+        "eval",
+        "--ghn",
+        out_s,
+        "--dataset",
+        "synthetic",
+        "--split",
+        "tiny",
+        "--count",
+        "1",
+        "--images",
+        "16",
+        "--calib",
+        "16",
+        "--bits",
+        "w4a4",
+    ]);
+    assert!(e.status.success(), "{}", text(&e.stderr));
+    assert!(
+        text(&e.stderr).contains(
+            "finetuned with GHN-QAT at w4a4 (weights Percentile(1.0), activations Percentile(1.0))"
+        ),
+        "{}",
+        text(&e.stderr)
+    );
+
     // A float run's log in the directory: resuming must not append rows of another shape.
     let float_log =
         "step,top1_mean,top1_se,top1_max,top5_mean,top5_se,nets,images,val_seed,seconds\n";

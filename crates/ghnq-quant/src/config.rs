@@ -177,6 +177,47 @@ impl QuantConfig {
     }
 }
 
+/// What a GHN-QAT checkpoint was finetuned for, read back from the `qat.txt` its run wrote
+/// (`ghnq train` writes the run's [`QuantConfig`] there in its `Debug` form, which `--resume`
+/// compares). Exports of that checkpoint at that precision default to its clipping: a GHN
+/// trained under 1 % percentile ranges predicts parameters for those ranges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainedFor {
+    /// The bit-width it was trained at.
+    pub precision: Precision,
+    /// Its weight ranges.
+    pub weight_clip: Clip,
+    /// Its activation ranges.
+    pub act_clip: Clip,
+}
+
+impl TrainedFor {
+    /// Parses a `qat.txt`; `None` for anything else (a float checkpoint has no such file).
+    pub fn parse(text: &str) -> Option<Self> {
+        let field = |name: &str| -> Option<&str> {
+            let at = text.find(&format!("{name}: "))? + name.len() + 2;
+            let rest = &text[at..];
+            let end = rest.find([',', '}']).unwrap_or(rest.len());
+            Some(rest[..end].trim())
+        };
+        let bits = |name: &str| field(name)?.parse::<u8>().ok();
+        let clip = |name: &str| match field(name)? {
+            "Absolute" => Some(Clip::Absolute),
+            p => p
+                .strip_prefix("Percentile(")?
+                .strip_suffix(')')?
+                .parse()
+                .ok()
+                .map(Clip::Percentile),
+        };
+        Some(Self {
+            precision: Precision::new(bits("weight_bits")?, bits("act_bits")?),
+            weight_clip: clip("weight_clip")?,
+            act_clip: clip("act_clip")?,
+        })
+    }
+}
+
 /// Bits of the input image and of the logits: always 8. The image comes from an 8-bit sensor
 /// and top-5 needs more than 2^A logit levels; every tensor in between uses the activation bits.
 pub const IO_BITS: u8 = 8;
@@ -193,6 +234,40 @@ mod tests {
             let e = bad.parse::<Precision>().unwrap_err();
             assert!(e.contains("w<bits>a<bits>"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_runs_qat_record_reads_back() {
+        for (w, a, wc, ac) in [
+            (4, 4, Clip::Percentile(1.0), Clip::Percentile(0.5)),
+            (2, 2, Clip::Absolute, Clip::Absolute),
+            (8, 4, Clip::Absolute, Clip::Percentile(2.0)),
+        ] {
+            let q = QuantConfig {
+                weight_clip: wc,
+                act_clip: ac,
+                ..QuantConfig::paper(Precision::new(w, a))
+            };
+            // Exactly what `ghnq train` writes.
+            let text = format!("{q:?}\n");
+            assert_eq!(
+                TrainedFor::parse(&text),
+                Some(TrainedFor {
+                    precision: Precision::new(w, a),
+                    weight_clip: wc,
+                    act_clip: ac
+                }),
+                "{text}"
+            );
+        }
+        // The shipped checkpoints' older record (no `layers`, no `bn_stats`) still reads.
+        let old = "QuantConfig { precision: Precision { weight_bits: 4, act_bits: 4 }, scheme: \
+                   PerTensorAffine, weight_clip: Absolute, act_clip: Absolute, method: SimQuant }";
+        assert_eq!(
+            TrainedFor::parse(old).map(|t| t.precision),
+            Some(Precision::new(4, 4))
+        );
+        assert_eq!(TrainedFor::parse("hid=32"), None);
     }
 
     #[test]

@@ -13,6 +13,8 @@ use ghnq_quant::config::Precision;
 use ghnq_quant::table::{self, NetResult};
 use ghnq_study::grid::Shard;
 
+use super::quant_args;
+
 /// Where each net's parameters come from.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Init {
@@ -96,6 +98,11 @@ pub fn run(args: Args) -> Result<()> {
             p => Some(p.parse().map_err(|e: String| anyhow::anyhow!(e))?),
         });
     }
+    // Baselines (random, SGD) are quantized as asked, not as the GHN was trained.
+    let trained = match (&args.ghn, args.init) {
+        (Some(path), Init::Ghn) => quant_args::trained_for(path),
+        _ => None,
+    };
     let (ghn, ghn_hash) = match (&args.ghn, args.init) {
         (Some(path), _) => {
             let (g, _) = checkpoint::load_ghn(path, None, &device)?;
@@ -199,7 +206,7 @@ pub fn run(args: Args) -> Result<()> {
                         results.push(row("float".into(), "float", top1, top5));
                     }
                     Some(precision) => {
-                        let config = args.quant.config(*precision);
+                        let config = args.quant.config_for(*precision, trained);
                         let provenance = Provenance {
                             dataset: args.test.dataset.clone(),
                             arch_hash: export::fingerprint(net.to_json().as_bytes()),

@@ -76,7 +76,8 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("reading {}", args.arch.display()))?;
     let net = Net::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.arch.display()))?;
     let lowered = Lowered::new(&net)?;
-    let config = args.quant.config(args.bits);
+    let trained = args.ghn.as_deref().and_then(super::quant_args::trained_for);
+    let config = args.quant.config_for(args.bits, trained);
     let data_dir = args.test.data_dir.as_deref();
     let (shape, test) =
         sources::test_batches(&args.test.dataset, data_dir, args.images, args.test.batch)?;

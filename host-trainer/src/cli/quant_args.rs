@@ -1,6 +1,6 @@
 //! The quantization flags shared by the commands that export nets (`export`, `eval --bits`).
 
-use ghnq_quant::config::{BnStats, Clip, Precision, QuantConfig};
+use ghnq_quant::config::{BnStats, Clip, Precision, QuantConfig, TrainedFor};
 use ghnq_quant::layers::LayerBits;
 use shared_format::{Rounding, WeightScheme};
 
@@ -11,12 +11,13 @@ pub struct QuantArgs {
     /// per-tensor affine weights.
     #[arg(long)]
     pub per_channel: bool,
-    /// Weight range: absolute or percentile[:p] (top/bottom p %, default 1).
-    #[arg(long, default_value = "absolute")]
-    pub weight_clip: Clip,
-    /// Activation range: absolute or percentile[:p].
-    #[arg(long, default_value = "absolute")]
-    pub act_clip: Clip,
+    /// Weight range: absolute or percentile[:p] (top/bottom p %, default 1). Default: absolute,
+    /// or the GHN-QAT checkpoint's own at the bit-width it was finetuned for (its `qat.txt`).
+    #[arg(long)]
+    pub weight_clip: Option<Clip>,
+    /// Activation range: absolute or percentile[:p]. Default as for --weight-clip.
+    #[arg(long)]
+    pub act_clip: Option<Clip>,
     /// Requantization rounding: single (the default: the float simulation models it exactly) or
     /// double (TFLite Micro's default; within a few logit steps of the simulation).
     /// `ghnq export --format tflite` defaults to double and refuses single.
@@ -41,16 +42,24 @@ impl QuantArgs {
         self.rounding.unwrap_or(Rounding::Single)
     }
 
-    /// The configuration for `precision`.
-    pub fn config(&self, precision: Precision) -> QuantConfig {
+    /// The configuration for `precision` of a GHN-QAT checkpoint finetuned as `trained` says:
+    /// at that precision the clipping it was trained under, unless the flags ask otherwise.
+    pub fn config_for(&self, precision: Precision, trained: Option<TrainedFor>) -> QuantConfig {
+        let own = trained.filter(|t| t.precision == precision);
         QuantConfig {
             scheme: if self.per_channel {
                 WeightScheme::PerChannelSymmetric
             } else {
                 WeightScheme::PerTensorAffine
             },
-            weight_clip: self.weight_clip,
-            act_clip: self.act_clip,
+            weight_clip: self
+                .weight_clip
+                .or(own.map(|t| t.weight_clip))
+                .unwrap_or(Clip::Absolute),
+            act_clip: self
+                .act_clip
+                .or(own.map(|t| t.act_clip))
+                .unwrap_or(Clip::Absolute),
             layers: self.layer_bits.clone(),
             bn_stats: self.bn_stats,
             ..QuantConfig::paper(precision)
@@ -58,10 +67,65 @@ impl QuantArgs {
     }
 }
 
+/// What the GHN checkpoint at `path` (a run directory or one of its `.bpk` files) was finetuned
+/// for, from the `qat.txt` beside it; `None` for a float GHN or anything unreadable.
+pub fn trained_for(path: &std::path::Path) -> Option<TrainedFor> {
+    let dir = if path.is_dir() { path } else { path.parent()? };
+    let t = TrainedFor::parse(&std::fs::read_to_string(dir.join("qat.txt")).ok()?)?;
+    eprintln!(
+        "{} was finetuned with GHN-QAT at {} (weights {:?}, activations {:?}): its exports at {} \
+         take those ranges unless --weight-clip/--act-clip say otherwise",
+        path.display(),
+        t.precision,
+        t.weight_clip,
+        t.act_clip,
+        t.precision
+    );
+    Some(t)
+}
+
 fn parse_rounding(name: &str) -> Result<Rounding, String> {
     match name {
         "single" => Ok(Rounding::Single),
         "double" => Ok(Rounding::Double),
         other => Err(format!("unknown rounding '{other}': single or double")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        quant: QuantArgs,
+    }
+
+    #[test]
+    fn a_checkpoint_sets_the_clipping_of_its_own_bit_width_only() {
+        let trained = Some(TrainedFor {
+            precision: Precision::new(4, 4),
+            weight_clip: Clip::Percentile(1.0),
+            act_clip: Clip::Percentile(2.0),
+        });
+        let plain = Cli::parse_from(["x"]).quant;
+        let w4a4 = plain.config_for(Precision::new(4, 4), trained);
+        assert_eq!(
+            (w4a4.weight_clip, w4a4.act_clip),
+            (Clip::Percentile(1.0), Clip::Percentile(2.0))
+        );
+        let w8a8 = plain.config_for(Precision::new(8, 8), trained);
+        assert_eq!(
+            (w8a8.weight_clip, w8a8.act_clip),
+            (Clip::Absolute, Clip::Absolute)
+        );
+        let asked = Cli::parse_from(["x", "--act-clip", "absolute"]).quant;
+        let w4a4 = asked.config_for(Precision::new(4, 4), trained);
+        assert_eq!(
+            (w4a4.weight_clip, w4a4.act_clip),
+            (Clip::Percentile(1.0), Clip::Absolute)
+        );
     }
 }

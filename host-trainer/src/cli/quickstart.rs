@@ -74,6 +74,7 @@ pub fn run(args: Args) -> Result<()> {
     let (ghn, state) = checkpoint::load_ghn(&ghn_path, None, &device)
         .with_context(|| format!("loading the GHN from {}", ghn_path.display()))?;
     let (_, file, _) = checkpoint::resolve(&ghn_path)?;
+    let trained = super::quant_args::trained_for(&ghn_path);
     let ghn_hash = export::fingerprint(&std::fs::read(&file)?);
     let data_dir = args.data_dir.as_deref();
     let (shape, test) = sources::test_batches(&args.dataset, data_dir, args.images, 64)?;
@@ -116,7 +117,7 @@ pub fn run(args: Args) -> Result<()> {
     // The float net's calibration and logits, computed at the first bit-width for the others.
     let mut shared = export::FloatReference::default();
     for &bits in &args.bits {
-        let config = args.quant.config(bits);
+        let config = args.quant.config_for(bits, trained);
         let provenance = Provenance {
             dataset: args.dataset.clone(),
             arch_hash: export::fingerprint(net.to_json().as_bytes()),
