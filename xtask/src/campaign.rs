@@ -136,7 +136,7 @@ fn copy_checkpoint(from: &Path, to: &Path, step: usize) -> Result<()> {
 
 /// The CIFAR-10 directory: `--data-dir`, else `GHNQ_CIFAR_DIR`, else materialised from
 /// `../shared/data/cifar10` into `target/cifar10` by that folder's `prepare.py`.
-fn cifar_dir(arg: Option<PathBuf>) -> Result<PathBuf> {
+pub(crate) fn cifar_dir(arg: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(d) = arg.or_else(|| std::env::var_os("GHNQ_CIFAR_DIR").map(PathBuf::from)) {
         return Ok(d);
     }

@@ -9,6 +9,8 @@
 //!   beyond crates.io (see `cuda.rs`), and the GPU check.
 //! - `cargo xtask campaign start|sync|status`: the long GHN meta-training run, resumed from the
 //!   committed checkpoint in every session.
+//! - `cargo xtask tables start|status|merge`: the paper's tables at 50 nets per split, as
+//!   resumable evaluation shards.
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -35,6 +37,7 @@ pub(crate) fn root() -> std::path::PathBuf {
 
 mod setup;
 mod shell;
+mod tables;
 mod test;
 
 #[derive(Parser)]
@@ -86,6 +89,32 @@ enum Command {
         #[command(subcommand)]
         action: CampaignAction,
     },
+    /// The paper's tables at 50 nets per split, as resumable `ghnq eval` shards
+    /// (`results/ghn-tables/plan.txt`).
+    Tables {
+        #[command(subcommand)]
+        action: TablesAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TablesAction {
+    /// Run the missing shards in the background (nice 19, one thread), in plan order.
+    Start {
+        /// CIFAR-10 directory (default: GHNQ_CIFAR_DIR, else made from ../shared/data/cifar10).
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+    },
+    /// What `start` launches: the missing shards, one after another, in the foreground.
+    #[command(hide = true)]
+    Run {
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+    },
+    /// Shards done per plan line and their CPU time.
+    Status,
+    /// Each plan line's finished shards into one markdown and one CSV table.
+    Merge,
 }
 
 #[derive(Subcommand)]
@@ -134,6 +163,12 @@ fn main() -> Result<()> {
             CampaignAction::Start { phase, data_dir } => campaign::start(phase, data_dir),
             CampaignAction::Sync { phase } => campaign::sync(phase),
             CampaignAction::Status => campaign::status(),
+        },
+        Command::Tables { action } => match action {
+            TablesAction::Start { data_dir } => tables::start(data_dir),
+            TablesAction::Run { data_dir } => tables::run(&data_dir),
+            TablesAction::Status => tables::status(),
+            TablesAction::Merge => tables::merge(),
         },
         Command::Quickstart { args } => {
             setup::run()?;

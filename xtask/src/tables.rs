@@ -1,0 +1,272 @@
+//! `cargo xtask tables start|status|merge`: the paper's tables at power (issue 16: ≥ 50 nets per
+//! split, 2,000 test images), as many small `ghnq eval --shard i/n` runs that any session can
+//! resume, since no session has the CPU-hours to run them at once.
+//!
+//! `results/ghn-tables/plan.txt` lists the evaluations, one per line: a name, then the
+//! `ghnq eval` arguments that differ (`--ghn`, `--init`, `--bits`, clipping). Every line shares
+//! [`COMMON`] and is cut into [`SHARDS`] shards, each a contiguous tenth of every split's nets.
+//! A finished shard is `results/ghn-tables/<name>/shard-<i>-of-<n>.csv` (per-net results, written
+//! under another name and renamed when the run succeeds) with its `.json` summary (CPU seconds);
+//! `start` runs the missing ones in plan order in the background (nice 19, one thread), `merge`
+//! combines each line's shards into `<name>.md` and `<name>.csv` with `ghnq merge`. `GHNQ_BIN`
+//! names the `ghnq` to use instead of building `target/release/ghnq`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{root, shell};
+
+/// Where the plan and the shards live, relative to the workspace root.
+const DIR: &str = "results/ghn-tables";
+/// Shards per plan line: 5 nets of each split at 50 nets per split.
+const SHARDS: usize = 10;
+/// The `ghnq eval` arguments every line shares: the paper's four CIFAR-10 splits at 50 nets,
+/// 2,000 test images and 500 calibration images per net.
+const COMMON: &str = "eval --dataset cifar10 --split test,deep,wide,bn-free --count 50 \
+                      --images 2000 --calib 500";
+
+/// One plan line.
+struct Line {
+    name: String,
+    args: Vec<String>,
+}
+
+fn plan() -> Result<Vec<Line>> {
+    let path = root().join(DIR).join("plan.txt");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    parse_plan(&text).with_context(|| format!("in {}", path.display()))
+}
+
+fn parse_plan(text: &str) -> Result<Vec<Line>> {
+    let mut out: Vec<Line> = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        let l = l.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let mut words = l.split_whitespace();
+        let name = words.next().unwrap_or_default().to_string();
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!(
+                "line {}: '{name}' is not a name (letters, digits, - and _)",
+                i + 1
+            );
+        }
+        if out.iter().any(|o| o.name == name) {
+            bail!("line {}: '{name}' twice", i + 1);
+        }
+        let args: Vec<String> = words.map(String::from).collect();
+        if let Some(a) = args.iter().find(|a| {
+            [
+                "--shard",
+                "--csv",
+                "--split",
+                "--count",
+                "--dataset",
+                "--images",
+            ]
+            .contains(&a.as_str())
+        }) {
+            bail!("line {}: {a} is the runner's to set", i + 1);
+        }
+        out.push(Line { name, args });
+    }
+    Ok(out)
+}
+
+fn shard_path(name: &str, i: usize, ext: &str) -> PathBuf {
+    root()
+        .join(DIR)
+        .join(name)
+        .join(format!("shard-{i}-of-{SHARDS}.{ext}"))
+}
+
+/// The shards of `name` that are done.
+fn done(name: &str) -> Vec<usize> {
+    (1..=SHARDS)
+        .filter(|&i| shard_path(name, i, "csv").exists())
+        .collect()
+}
+
+/// `start`: build `ghnq`, then run the missing shards detached (this binary's `run`).
+pub fn start(data_dir: Option<PathBuf>) -> Result<()> {
+    let lines = plan()?;
+    let missing: usize = lines.iter().map(|l| SHARDS - done(&l.name).len()).sum();
+    if missing == 0 {
+        eprintln!("every shard of the plan is done: `cargo xtask tables merge`");
+        return Ok(());
+    }
+    let data = crate::campaign::cifar_dir(data_dir)?;
+    if std::env::var_os("GHNQ_BIN").is_none() {
+        shell::run(
+            &shell::cargo(),
+            &["build", "--release", "-p", "host-trainer", "--bin", "ghnq"],
+        )?;
+    }
+    let log_path = root().join("runs/ghn-tables.log");
+    std::fs::create_dir_all(root().join("runs"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let me = std::env::current_exe().context("this xtask's path")?;
+    let child = std::process::Command::new("nice")
+        .args(["-n", "19"])
+        .arg(me)
+        .args(["tables", "run", "--data-dir"])
+        .arg(&data)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting the table runner")?;
+    eprintln!(
+        "{missing} shards to run (pid {}); log {}; `cargo xtask tables status`",
+        child.id(),
+        log_path.display()
+    );
+    Ok(())
+}
+
+/// The `ghnq` that runs the shards: `GHNQ_BIN` (a binary set aside, so that work on the tree
+/// does not change a long evaluation's code halfway), else the release build.
+fn ghnq() -> PathBuf {
+    std::env::var_os("GHNQ_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/release/ghnq"))
+}
+
+/// `run` (what `start` launches): every missing shard, in plan order, one at a time.
+pub fn run(data_dir: &Path) -> Result<()> {
+    let ghnq = ghnq();
+    for line in plan()? {
+        for i in 1..=SHARDS {
+            let csv = shard_path(&line.name, i, "csv");
+            if csv.exists() {
+                continue;
+            }
+            std::fs::create_dir_all(csv.parent().expect("shards sit in a directory"))?;
+            let tmp = csv.with_extension("csv.partial");
+            let mut args: Vec<String> = COMMON.split_whitespace().map(String::from).collect();
+            args.extend(line.args.iter().cloned());
+            args.extend([
+                "--data-dir".into(),
+                data_dir.to_string_lossy().into(),
+                "--shard".into(),
+                format!("{i}/{SHARDS}"),
+                "--csv".into(),
+                tmp.to_string_lossy().into(),
+                "--json".into(),
+            ]);
+            eprintln!("$ ghnq {}", args.join(" "));
+            let out = std::process::Command::new(&ghnq)
+                .args(&args)
+                .current_dir(root())
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .with_context(|| format!("running {}", ghnq.display()))?;
+            if !out.status.success() {
+                bail!("{} shard {i} failed with {}", line.name, out.status);
+            }
+            std::fs::write(shard_path(&line.name, i, "json"), &out.stdout)?;
+            std::fs::rename(&tmp, &csv)?;
+            eprintln!("{} shard {i}/{SHARDS} done", line.name);
+        }
+    }
+    Ok(())
+}
+
+/// `status`: shards done per plan line, and their CPU time.
+pub fn status() -> Result<()> {
+    for line in plan()? {
+        let done = done(&line.name);
+        let cpu: f64 = 0.0
+            + done
+                .iter()
+                .filter_map(|&i| std::fs::read_to_string(shard_path(&line.name, i, "json")).ok())
+                .filter_map(|t| cpu_seconds(&t))
+                .sum::<f64>();
+        println!(
+            "{:<18} {:>2}/{SHARDS} shards, {:.2} CPU-hours so far   ghnq {COMMON} {}",
+            line.name,
+            done.len(),
+            cpu / 3600.0,
+            line.args.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// The `cpu_s` of an `eval --json` summary (the one number read from it: no JSON parser).
+fn cpu_seconds(json: &str) -> Option<f64> {
+    let at = json.find("\"cpu_s\":")? + "\"cpu_s\":".len();
+    let rest = &json[at..];
+    let end = rest.find([',', '}'])?;
+    rest[..end].trim().parse().ok()
+}
+
+/// `merge`: each plan line's finished shards into `<name>.md` and `<name>.csv`.
+pub fn merge() -> Result<()> {
+    let ghnq = ghnq();
+    for line in plan()? {
+        let done = done(&line.name);
+        if done.is_empty() {
+            continue;
+        }
+        let dir = root().join(DIR);
+        let mut args: Vec<String> = vec!["merge".into()];
+        args.extend(done.iter().map(|&i| {
+            shard_path(&line.name, i, "csv")
+                .to_string_lossy()
+                .into_owned()
+        }));
+        for ext in ["md", "csv"] {
+            args.push(if ext == "md" { "--markdown" } else { "--csv" }.into());
+            args.push(
+                dir.join(format!("{}.{ext}", line.name))
+                    .to_string_lossy()
+                    .into(),
+            );
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        shell::run(&ghnq.to_string_lossy(), &refs)?;
+        eprintln!("{}: {}/{SHARDS} shards merged", line.name, done.len());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_parses_and_refuses_what_the_runner_sets() {
+        let lines =
+            parse_plan("# comment\n\nghn-q --ghn checkpoints/x --bits float,w8a8\n").unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].name, "ghn-q");
+        assert_eq!(
+            lines[0].args,
+            ["--ghn", "checkpoints/x", "--bits", "float,w8a8"]
+        );
+        assert!(parse_plan("a --shard 1/2").is_err());
+        assert!(parse_plan("a --bits w8a8\na --bits w4a4").is_err());
+        assert!(parse_plan("a/b --bits w8a8").is_err());
+        // The committed plan is valid.
+        assert!(!plan().unwrap().is_empty());
+    }
+
+    #[test]
+    fn cpu_seconds_read_from_an_eval_summary() {
+        assert_eq!(
+            cpu_seconds("{\"init\":\"GHN\",\"cpu_s\":150.5,\"pairs\":9}"),
+            Some(150.5)
+        );
+        assert_eq!(cpu_seconds("{}"), None);
+    }
+}
