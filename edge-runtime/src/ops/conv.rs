@@ -26,6 +26,12 @@
 //! where the build enables `dotprod`), reached through the same names (`simd`); there, pixels
 //! whose window has no padded tap go to zero-padded copies of the block's filters instead
 //! (`aarch64::DenseFilters`, `z_x·Σ w` per channel folded at the copy: the same sums).
+//!
+//! On Armv7E-M, before all of these, 1×1 convolutions without padding whose output stages fit
+//! a fused one (single rounding, a clamp of all 2-, 4- or 8-bit codes: what the host exports)
+//! go to `conv2d_pointwise` (issue 18): weights of every width widened once into a stack table
+//! with the affine and input-zero-point corrections folded into the bias, and the output stage
+//! run inside the kernel's loop (`dsp::pointwise`).
 
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, TensorRecord, Weights, Window};
@@ -105,6 +111,11 @@ pub fn conv2d(
 ) -> KernelResult {
     // Armv7E-M, x86-64 and aarch64: 8-bit weights (symmetric or affine) go to the
     // channel-blocked kernel (SMLAD, PMADDWD or SMULL/SDOT; the same sums).
+    // Armv7E-M: pointwise convolutions whose output stages fit the fused one (issue 18).
+    #[cfg(edge_dsp)]
+    if let Some(done) = conv2d_pointwise(p, input, output) {
+        return done;
+    }
     #[cfg(any(edge_dsp, target_arch = "x86_64", target_arch = "aarch64"))]
     if blocked_eligible(p) {
         return conv2d_blocked(p, input, output);
@@ -331,6 +342,194 @@ pub(crate) fn packed_eligible(p: &ConvParams<'_>) -> bool {
         }
         && p.window.dilation_w == 1
         && filter_len <= dsp::PACKED_WINDOW_MAX
+}
+
+/// The most input channels [`conv2d_pointwise`] takes: one group of four output channels must
+/// fit its table ([`dsp::PW_TABLE_WORDS`]).
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+pub(crate) const PW_MAX_CIN: usize = 120;
+
+/// The output bits `K` (2, 4 or 8) if [`conv2d_pointwise`] may take `p` on its shape: a 1×1
+/// kernel without padding (any stride), `C_in` a multiple of 8 up to [`PW_MAX_CIN`], `C_out` a
+/// multiple of 4, 2-, 4- or 8-bit weights, single rounding, and an output clamp that is all
+/// `K`-bit codes. Its stages decide the rest ([`dsp::PwStage::single`]).
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+fn pointwise_bits(p: &ConvParams<'_>) -> Option<u32> {
+    let w = p.window;
+    let pad = w.padding;
+    let (cin, cout) = (p.input_shape.c as usize, p.output_shape.c as usize);
+    let shape = w.kernel_h == 1
+        && w.kernel_w == 1
+        && (pad.top, pad.left, pad.bottom, pad.right) == (0, 0, 0, 0)
+        && cin.is_multiple_of(8)
+        && (8..=PW_MAX_CIN).contains(&cin)
+        && cout.is_multiple_of(4)
+        && cout > 0
+        && matches!(p.weights.bits, 2 | 4 | 8)
+        && p.rounding == Rounding::Single;
+    if !shape {
+        return None;
+    }
+    [8u32, 4, 2].into_iter().find(|&k| {
+        i32::from(p.clamp.min) == -(1 << (k - 1)) && i32::from(p.clamp.max) == (1 << (k - 1)) - 1
+    })
+}
+
+/// Pointwise (1×1) convolutions on Armv7E-M (issue 18), for parameters that pass
+/// `pointwise_bits` and whose every channel has a [`dsp::PwStage`]: `None` (nothing written)
+/// for any other, which then takes the other kernels. The output channels go a block at a time
+/// through a 1 KiB table on the stack ([`dsp::PW_TABLE_WORDS`]) holding, per channel, its
+/// weights widened to 16 bits, centred on `z_w` and scaled by the stage's `2^pre`, its bias
+/// less `z_x·Σ(w − z_w)` (so `acc = b + Σ (w − z_w)·(x − z_x)`, the reference's exact
+/// accumulator, up to the scale: no per-pixel affine correction and no centring of the
+/// activations) and its output stage; then every pixel runs through [`dsp::pointwise`], which
+/// forms the sums and requantizes them in one loop. Both the sums and the stage are exact (see
+/// [`dsp::PwStage`]), so the outputs are the reference kernel's.
+#[cfg(any(edge_dsp, test))]
+#[cfg_attr(edge_dsp, inline(never))]
+pub(crate) fn conv2d_pointwise(
+    p: &ConvParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) -> Option<KernelResult> {
+    let k = pointwise_bits(p)?;
+    let Dims {
+        in_w,
+        cin,
+        out_h,
+        out_w,
+        cout,
+        ..
+    } = match Dims::checked(p, input, output) {
+        Ok(d) => d,
+        Err(e) => return Some(Err(e)),
+    };
+    let bits = p.weights.bits;
+    let z_w = i32::from(p.weights.zero_point);
+    let z_x = i32::from(p.input_zero_point);
+    // |w − z_w| over the weights' codes and |x − z_x| over all inputs bound every accumulator.
+    let half = 1i32 << (bits - 1);
+    let (w_lo, w_hi) = (-half - z_w, half - 1 - z_w);
+    let w_max = w_lo.unsigned_abs().max(w_hi.unsigned_abs());
+    let x_max = (127 - z_x).max(z_x + 128).unsigned_abs();
+    let stage = |c: usize| -> Option<(i32, dsp::PwStage)> {
+        let b = p.bias.get(c)?;
+        let (m, e) = p.requant.get(c)?;
+        let max_acc = u64::from(b.unsigned_abs()) + cin as u64 * u64::from(w_max * x_max);
+        let st = dsp::PwStage::single(m, e, p.output_zero_point, max_acc)?;
+        // The scaled weights must fit the table's signed 16-bit halves.
+        let fits = |v: i32| i16::try_from(i64::from(v) << st.pre).is_ok();
+        (fits(w_lo) && fits(w_hi)).then_some((b, st))
+    };
+    // Every channel first, so that nothing is written unless all of them take this kernel.
+    if !(0..cout).all(|c| stage(c).is_some()) {
+        return None;
+    }
+    Some(pointwise_blocks(
+        p,
+        input,
+        output,
+        (in_w, cin, out_h, out_w, cout),
+        (z_x, z_w, k),
+        stage,
+    ))
+}
+
+/// The blocks of [`conv2d_pointwise`] with `K`-bit outputs: the table of each, then its
+/// pixels.
+#[cfg(any(edge_dsp, test))]
+#[inline(always)]
+fn pointwise_blocks(
+    p: &ConvParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    (in_w, cin, out_h, out_w, cout): (usize, usize, usize, usize, usize),
+    (z_x, z_w, k): (i32, i32, u32),
+    stage: impl Fn(usize) -> Option<(i32, dsp::PwStage)>,
+) -> KernelResult {
+    let bits = p.weights.bits;
+    let weight_count = cin
+        .checked_mul(cout)
+        .ok_or(KernelError("weight count overflows"))?;
+    match packed_len(weight_count as u64, bits) {
+        Some(need) if need <= p.weights.data.len() as u64 => {}
+        _ => return Err(KernelError("weights shorter than C_out filters")),
+    }
+    let gw = dsp::pw_group_words(cin);
+    let per_block = (dsp::PW_TABLE_WORDS / gw).max(1);
+    let (s_h, s_w) = (p.window.stride_h as usize, p.window.stride_w as usize);
+    let mut table = [0u32; dsp::PW_TABLE_WORDS];
+    let mut filter = [0i8; PW_MAX_CIN];
+    let filter = filter.get_mut(..cin).ok_or(KernelError("pointwise C_in"))?;
+    let mut c0 = 0;
+    while c0 < cout {
+        let groups = ((cout - c0) / 4).min(per_block);
+        for g in 0..groups {
+            let t = table
+                .get_mut(g * gw..(g + 1) * gw)
+                .ok_or(KernelError("pointwise table"))?;
+            for j in 0..4 {
+                let c = c0 + 4 * g + j;
+                let (b, st) = stage(c).ok_or(KernelError("pointwise stage"))?;
+                // c·cin + cin ≤ weight_count, whose packed bytes were checked above.
+                unpack_into(p.weights.data, bits, c * cin, filter);
+                let centred = |v: i8| (i32::from(v) - z_w) << st.pre;
+                let mut w_sum = 0i64;
+                for (k, q) in filter.chunks_exact(4).enumerate() {
+                    let at = 4 + 8 * k + 2 * j;
+                    let pair = t
+                        .get_mut(at..at + 2)
+                        .ok_or(KernelError("pointwise table"))?;
+                    pair[0] = dsp::pair16(centred(q[0]), centred(q[2]));
+                    pair[1] = dsp::pair16(centred(q[1]), centred(q[3]));
+                    w_sum += q
+                        .iter()
+                        .map(|&v| i64::from(v) - i64::from(z_w))
+                        .sum::<i64>();
+                }
+                // b − z_x·Σ(w − z_w), scaled: exact when pre > 0 (the stage's bound), the
+                // accumulator modulo 2^32 (like the reference's wrapping sums) when pre = 0.
+                let bias = ((i64::from(b) - i64::from(z_x) * w_sum) << st.pre) as i32;
+                let at = 4 + 2 * cin + 3 * j;
+                let words = t
+                    .get_mut(at..at + 3)
+                    .ok_or(KernelError("pointwise table"))?;
+                words.copy_from_slice(&[st.m as u32, st.ra as u32, st.s]);
+                *t.get_mut(j).ok_or(KernelError("pointwise table"))? = bias as u32;
+            }
+        }
+        let table = table.get(..groups * gw).unwrap_or_default();
+        // Stride 1: the pixels are contiguous in both tensors, one call; else one per row.
+        let (calls, run) = if s_h == 1 && s_w == 1 {
+            (1, out_h * out_w)
+        } else {
+            (out_h, out_w)
+        };
+        for r in 0..calls {
+            let x = input
+                .get(r * s_h * in_w * cin..)
+                .ok_or(KernelError("pointwise input row"))?;
+            let y = output
+                .get_mut(r * out_w * cout + c0..)
+                .ok_or(KernelError("pointwise output row"))?;
+            let geometry = dsp::PwRun {
+                pixels: run,
+                cin,
+                x_step: s_w * cin,
+                y_step: cout,
+            };
+            let inside = match k {
+                8 => dsp::pointwise::<8>(x, table, groups, geometry, y),
+                4 => dsp::pointwise::<4>(x, table, groups, geometry, y),
+                _ => dsp::pointwise::<2>(x, table, groups, geometry, y),
+            };
+            if !inside {
+                return Err(KernelError("pointwise pixels outside their tensors"));
+            }
+        }
+        c0 += 4 * groups;
+    }
+    Ok(())
 }
 
 /// Output channels whose bias and output stage [`conv2d_blocked`] works out once per pass.
@@ -1126,6 +1325,160 @@ pub(crate) mod tests {
             unpacked_eligible(&p),
             cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
         );
+    }
+
+    /// The pointwise kernel (here on the portable model of its instructions) against the
+    /// reference kernel, output for output: 1×1 convolutions with strides 1 and 2, C_in from 8 to
+    /// its limit, every weight width with symmetric and affine weights (zero points at the ends
+    /// of their range), input zero points at −128/127, output clamps of all 8-, 4- and 2-bit
+    /// codes, and shifts from −24 to +16 (right shifts below 32 scaled into the table, or
+    /// refused when the bound does not allow it). What it refuses it leaves untouched.
+    #[test]
+    fn pointwise_kernel_matches_reference() {
+        let mut rng = XorShift32::new(0x0901_17E5);
+        let mut rnd = |n: u32| rng.below(n);
+        let (mut fast, mut refused, mut scaled) = (0, 0, 0);
+        for case in 0..600 {
+            let bits = [2u8, 4, 8][rnd(3) as usize];
+            let k = [2u32, 4, 8][rnd(3) as usize];
+            let stride = 1 + rnd(2) as u8;
+            let win = Window {
+                stride_h: stride,
+                stride_w: 1 + rnd(2) as u8,
+                ..Window::square(1, 1, 1, 0)
+            };
+            let cin = [8u16, 16, 24, 32, 64, 120][rnd(6) as usize];
+            let s = Shape::new(1 + rnd(6) as u16, 1 + rnd(6) as u16, cin);
+            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+                continue;
+            };
+            let cout = [4u16, 8, 12, 16, 32, 44][rnd(6) as usize];
+            let os = Shape::new(oh as u16, ow as u16, cout);
+            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+            let n_w = cout as usize * cin as usize;
+            let w: Vec<i8> = (0..n_w)
+                .map(|_| match rnd(4) {
+                    0 => lo,
+                    1 => hi,
+                    _ => lo + rnd(1 << bits) as i32,
+                } as i8)
+                .collect();
+            let x: Vec<i8> = (0..s.h as usize * s.w as usize * cin as usize)
+                .map(|_| match rnd(8) {
+                    0 => -128,
+                    1 => 127,
+                    _ => rnd(256) as u8 as i8,
+                })
+                .collect();
+            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
+            let span = [100, 1_000, 100_000, 2_000_000_000][rnd(4) as usize];
+            let bias: Vec<i32> = (0..cout)
+                .map(|_| (rnd(2 * span + 1) as i64 - span as i64) as i32)
+                .collect();
+            let per_channel = case % 2 == 1;
+            // Mostly the shifts of trained nets (−12..=2), some anywhere in −24..=16.
+            let wide = rnd(4) == 0;
+            let rq: Vec<(i32, i8)> = (0..if per_channel { cout } else { 1 })
+                .map(|_| {
+                    let shift = if wide {
+                        rnd(41) as i8 - 24
+                    } else {
+                        rnd(15) as i8 - 12
+                    };
+                    ((1 << 30) | rnd(1 << 30) as i32, shift)
+                })
+                .collect();
+            let o = owned(&w, bits, &bias, &rq);
+            let (scheme, z_w) = if per_channel {
+                (WeightScheme::PerChannelSymmetric, 0)
+            } else {
+                (
+                    WeightScheme::PerTensorAffine,
+                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
+                )
+            };
+            let mut p = params(&o, bits, scheme, z_w, win, s, z_x, os);
+            let lim = 1i32 << (k - 1);
+            p.clamp = Clamp {
+                min: -lim as i8,
+                max: (lim - 1) as i8,
+            };
+            p.output_zero_point = (rnd(2 * lim as u32) as i32 - lim) as i8;
+            p.rounding = Rounding::Single;
+            let mut scratch = vec![0i8; cin as usize];
+            let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
+            conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let mut got = vec![55i8; want.len()];
+            match conv2d_pointwise(&p, &x, &mut got) {
+                Some(r) => {
+                    r.unwrap();
+                    assert_eq!(
+                        got, want,
+                        "case {case}: W{bits} K{k} {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w} rq {rq:?}"
+                    );
+                    fast += 1;
+                    scaled += usize::from(rq.iter().any(|r| r.1 >= -1));
+                }
+                None => {
+                    assert!(
+                        got.iter().all(|&v| v == 55),
+                        "case {case} wrote while refusing"
+                    );
+                    refused += 1;
+                }
+            }
+        }
+        assert!(
+            fast > 300 && refused > 20 && scaled > 100,
+            "{fast} fast ({scaled} scaled), {refused} refused"
+        );
+
+        // Refused on its shape: padding, a 3×3 kernel, C_in not a multiple of 8, a ReLU clamp,
+        // double rounding.
+        let o = owned(&[1; 64], 8, &[0; 8], &[(1 << 30, -8)]);
+        let s = Shape::new(2, 2, 8);
+        let base = ConvParams {
+            rounding: Rounding::Single,
+            ..params(
+                &o,
+                8,
+                WeightScheme::PerChannelSymmetric,
+                0,
+                Window::square(1, 1, 1, 0),
+                s,
+                0,
+                s,
+            )
+        };
+        let x = [1i8; 32];
+        let mut y = [0i8; 32];
+        assert!(conv2d_pointwise(&base, &x, &mut y).is_some());
+        let padded = ConvParams {
+            window: Window::square(1, 1, 1, 1),
+            output_shape: Shape::new(4, 4, 8),
+            ..base
+        };
+        assert!(conv2d_pointwise(&padded, &x, &mut [0; 128]).is_none());
+        let relu = ConvParams {
+            clamp: Clamp { min: 0, max: 127 },
+            ..base
+        };
+        assert!(conv2d_pointwise(&relu, &x, &mut y).is_none());
+        let double = ConvParams {
+            rounding: Rounding::Double,
+            ..base
+        };
+        assert!(conv2d_pointwise(&double, &x, &mut y).is_none());
+        let narrow = ConvParams {
+            input_shape: Shape::new(2, 2, 4),
+            ..base
+        };
+        assert!(conv2d_pointwise(&narrow, &x[..16], &mut y).is_none());
+        // Short tensors are errors, not panics.
+        assert!(matches!(
+            conv2d_pointwise(&base, &x[..31], &mut y),
+            Some(Err(_))
+        ));
     }
 
     /// 2- and 4-bit weights through the dispatcher (on x86-64 the unpacked-block kernel, see

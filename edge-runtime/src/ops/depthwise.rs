@@ -309,11 +309,66 @@ pub(crate) fn depthwise_paired(
     let block = (PAIRED_TABLE / (2 * taps) * 4).min(PAIRED_BLOCK);
     let mut table = [0u32; PAIRED_TABLE];
     let mut c0 = 0;
+    // |w − z_w| over the weights' codes and |x − z_x| over all inputs bound every accumulator
+    // (for the fast stages' scaling).
+    let half = 1i32 << (bits - 1);
+    let (w_lo, w_hi) = (-half - z_w, half - 1 - z_w);
+    let w_max = u64::from(w_lo.unsigned_abs().max(w_hi.unsigned_abs()));
+    let z_x = i32::from(p.input_zero_point);
+    let x_max = u64::from((127 - z_x).max(z_x + 128).unsigned_abs());
     while c0 < channels {
         let nb = (channels - c0).min(block);
+        let mut bias = [0i32; PAIRED_BLOCK];
+        let mut stage = [ChannelRequant::new(0, 0, p.rounding); PAIRED_BLOCK];
+        for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(c0..c0 + nb) {
+            *b = p.bias.get(c).ok_or(KernelError("bias shorter than C"))?;
+            let (m, e) = p
+                .requant
+                .get(c)
+                .ok_or(KernelError("requant table shorter than C"))?;
+            *rq = ChannelRequant::new(m, e, p.rounding);
+        }
+        // Single rounding into a whole k-bit clamp (nearly every exported model): the output
+        // stage runs in the kernel's own loop (`dsp::FastStage`), four instructions an output,
+        // with the channel's weights and bias scaled by its `pre` (0 where `all_fast` fails).
+        let mut fast = [dsp::FastStage::default(); PAIRED_BLOCK];
+        let mut pre = [0u32; PAIRED_BLOCK];
+        let mut fast_bias = [0i32; PAIRED_BLOCK];
+        let mut all_fast = p.rounding == Rounding::Single;
+        for (((f, sc), fb), (c, &b)) in fast
+            .iter_mut()
+            .zip(&mut pre)
+            .zip(&mut fast_bias)
+            .zip((c0..c0 + nb).zip(&bias))
+        {
+            let (m, e) = p
+                .requant
+                .get(c)
+                .ok_or(KernelError("requant table shorter than C"))?;
+            let max_acc = u64::from(b.unsigned_abs()) + taps as u64 * w_max * x_max;
+            let (lo, hi) = (p.clamp.min, p.clamp.max);
+            match dsp::FastStage::single(m, e, p.output_zero_point, lo, hi, max_acc) {
+                // The scaled weights must fit the table's signed 16-bit halves.
+                Some((s, k))
+                    if all_fast
+                        && i16::try_from(i64::from(w_lo) << k).is_ok()
+                        && i16::try_from(i64::from(w_hi) << k).is_ok() =>
+                {
+                    // |b|·2^k ≤ max_acc·2^k < 2^31.
+                    (*f, *sc, *fb) = (s, k, b << k);
+                }
+                _ => all_fast = false,
+            }
+        }
+        if !all_fast {
+            pre.fill(0);
+        }
         // Group g's tap t: words 2·(g·taps + t) and + 1.
         let mut quad = [0i8; 4];
         for g in 0..nb / 4 {
+            let Some(&[s0, s1, s2, s3]) = pre.get(4 * g..4 * g + 4) else {
+                return Err(KernelError("depthwise block"));
+            };
             for t in 0..taps {
                 let at = t * channels + c0 + 4 * g;
                 if bits == 8 {
@@ -325,7 +380,8 @@ pub(crate) fn depthwise_paired(
                     // at + 4 ≤ taps·C, whose packed bytes depthwise_conv2d checked.
                     unpack_into(p.weights.data, bits, at, &mut quad);
                 }
-                let [w0, w1, w2, w3] = quad.map(|w| i32::from(w) - z_w);
+                let [q0, q1, q2, q3] = quad.map(|w| i32::from(w) - z_w);
+                let [w0, w1, w2, w3] = [q0 << s0, q1 << s1, q2 << s2, q3 << s3];
                 let k = 2 * (g * taps + t);
                 let pair = table
                     .get_mut(k..k + 2)
@@ -334,34 +390,12 @@ pub(crate) fn depthwise_paired(
                 pair[1] = dsp::pair16(w1, w3);
             }
         }
-        let mut bias = [0i32; PAIRED_BLOCK];
-        let mut stage = [ChannelRequant::new(0, 0, p.rounding); PAIRED_BLOCK];
-        for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(c0..c0 + nb) {
-            *b = p.bias.get(c).ok_or(KernelError("bias shorter than C"))?;
-            let (m, e) = p
-                .requant
-                .get(c)
-                .ok_or(KernelError("requant table shorter than C"))?;
-            *rq = ChannelRequant::new(m, e, p.rounding);
-        }
-        let (Some(bias), Some(stage)) = (bias.get(..nb), stage.get(..nb)) else {
+        let (Some(bias), Some(stage), Some(fast_bias)) =
+            (bias.get(..nb), stage.get(..nb), fast_bias.get(..nb))
+        else {
             return Err(KernelError("depthwise block"));
         };
         let plain = stage.iter().all(ChannelRequant::is_plain);
-        // Single rounding into a whole k-bit clamp (nearly every exported model): the output
-        // stage runs in the kernel's own loop (`dsp::FastStage`), four instructions an output.
-        let mut fast = [dsp::FastStage::default(); PAIRED_BLOCK];
-        let mut all_fast = p.rounding == Rounding::Single;
-        for (f, c) in fast.iter_mut().zip(c0..c0 + nb) {
-            let (m, e) = p
-                .requant
-                .get(c)
-                .ok_or(KernelError("requant table shorter than C"))?;
-            match dsp::FastStage::single(m, e, p.output_zero_point, p.clamp.min, p.clamp.max) {
-                Some(s) if all_fast => *f = s,
-                _ => all_fast = false,
-            }
-        }
         let fast = fast.get(..nb).ok_or(KernelError("depthwise block"))?;
         let mut acc = [0i32; PAIRED_BLOCK];
         let acc = acc.get_mut(..nb).ok_or(KernelError("depthwise block"))?;
@@ -394,7 +428,7 @@ pub(crate) fn depthwise_paired(
                     if all_fast {
                         let out = dsp::DwOut::Stage {
                             y: ys,
-                            bias,
+                            bias: fast_bias,
                             stages: fast,
                         };
                         if !dsp::dw_pixel(x, w, 2 * taps, geometry, centre, out) {

@@ -1,7 +1,8 @@
 //! The Armv7E-M DSP kernels, the crate's only `unsafe`: one pixel's convolution window against
 //! a block of output channels ([`window`], one `asm!` loop; [`window_packed`] for 4- and 2-bit
-//! weights unpacked in registers, over one-instruction `asm!` wrappers) and one tap of four
-//! depthwise channels ([`lanes4`], eight register-only instructions).
+//! weights unpacked in registers, over one-instruction `asm!` wrappers), one tap of four
+//! depthwise channels ([`lanes4`], eight register-only instructions), one depthwise pixel
+//! ([`dw_pixel`]) and 1×1 convolutions with their output stage ([`pointwise`]).
 //!
 //! The instructions, as CMSIS-NN's `arm_nn_mat_mult_kernel_s8_s16` uses them:
 //! * `SXTB16` / `SXTB16 …, ROR #8`: sign-extend bytes 0 and 2 (or 1 and 3) of a word into two
@@ -306,8 +307,8 @@ pub(crate) fn dw_pixel(
         rows,
         cols,
         step,
-        x_row,
         kw,
+        ..
     } = t;
     let n = match &out {
         DwOut::Sums(acc) => acc.len(),
@@ -329,26 +330,41 @@ pub(crate) fn dw_pixel(
     {
         return false;
     }
-    // The last group's last tap's four bytes, and its last table row's `cols` pairs of words.
-    let last = || -> Option<(usize, usize)> {
-        let x_end = (rows - 1)
-            .checked_mul(x_row)?
-            .checked_add((cols - 1).checked_mul(step)?)?
-            .checked_add(4 * groups)?;
-        let w_end = (rows - 1)
-            .checked_mul(kw.checked_mul(2)?)?
-            .checked_add(2 * cols)?
-            .checked_add((groups - 1).checked_mul(group_words)?)?;
-        // The group stride and the rows' table bytes must fit the registers' arithmetic.
-        group_words.checked_mul(4)?;
-        rows.checked_mul(kw)?.checked_mul(8)?;
-        Some((x_end, w_end))
-    };
-    match last() {
+    match dw_ends(t, groups, group_words) {
         Some((x_end, w_end)) if x_end <= x.len() && w_end <= table.len() => {}
         _ => return false,
     }
     dw_pixel_checked(x, table, group_words, t, centre, out)
+}
+
+/// Where [`dw_pixel`]'s reads end: the last group's last tap's four bytes in `x`, and its last
+/// table row's `cols` pairs of words; `None` if the registers' arithmetic could overflow. A
+/// function, not a closure, so that it is always inlined (outlined it costs tens of
+/// instructions a pixel).
+#[inline(always)]
+fn dw_ends(t: DwTaps, groups: usize, group_words: usize) -> Option<(usize, usize)> {
+    let DwTaps {
+        rows,
+        cols,
+        step,
+        x_row,
+        kw,
+    } = t;
+    // rows, cols, groups ≥ 1 (checked by `dw_pixel`), so the subtractions do not wrap.
+    let x_end = rows
+        .wrapping_sub(1)
+        .checked_mul(x_row)?
+        .checked_add(cols.wrapping_sub(1).checked_mul(step)?)?
+        .checked_add(4 * groups)?;
+    let w_end = rows
+        .wrapping_sub(1)
+        .checked_mul(kw.checked_mul(2)?)?
+        .checked_add(2 * cols)?
+        .checked_add(groups.wrapping_sub(1).checked_mul(group_words)?)?;
+    // The group stride and the rows' table bytes must fit the registers' arithmetic.
+    group_words.checked_mul(4)?;
+    rows.checked_mul(kw)?.checked_mul(8)?;
+    Some((x_end, w_end))
 }
 
 /// Where [`dw_pixel`] puts a pixel's sums.
@@ -373,7 +389,9 @@ pub(crate) enum DwOut<'a> {
 /// `sh = right − 32` is `ssat8((((b + acc)·m >> 32) + ra) >> (sh − j)) >> j`, where
 /// `ra = 2^(sh − 1) + z_y·2^sh` (no overflow for `sh ≤ 20`) and `j = 8 − k`: the value
 /// `u = floor(h / 2^(sh − j))` lies in `[v·2^j, v·2^j + 2^j − 1]` for `v = floor(h / 2^sh)`, so
-/// saturating `u` to 8 bits and shifting `j` back saturates `v` to `k` bits.
+/// saturating `u` to 8 bits and shifting `j` back saturates `v` to `k` bits. Smaller right
+/// shifts (down to left shifts) take it too with the accumulators scaled (see
+/// [`FastStage::single`]).
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C)]
 pub(crate) struct FastStage {
@@ -389,8 +407,23 @@ pub(crate) struct FastStage {
 
 impl FastStage {
     /// The fast stage of multiplier `m` and `shift` for single rounding with output zero point
-    /// `z_y` and clamp `[lo, hi]`, if it is exactly the usual one (see [`FastStage`]).
-    pub(crate) fn single(m: i32, shift: i32, z_y: i8, lo: i8, hi: i8) -> Option<Self> {
+    /// `z_y` and clamp `[lo, hi]`, for accumulators of magnitude at most `max_acc`, if it is
+    /// exactly the usual one (see [`FastStage`]), and the power `pre` of two by which the
+    /// accumulators must be scaled for it (their weights and bias, in the caller's table).
+    ///
+    /// `sh` must be at least `max(1, j)`: a smaller one (a left or small right shift, as 2- and
+    /// 4-bit models have) is raised to that by `pre`, single rounding's `floor((acc·m +
+    /// 2^(r − 1)) / 2^r)` being the same fraction for `acc·2^pre` and `r + pre`. Then the scaled
+    /// accumulator must be exact: `max_acc·2^pre < 2^31` (the reference's accumulator, which it
+    /// bounds, is then exact too).
+    pub(crate) fn single(
+        m: i32,
+        shift: i32,
+        z_y: i8,
+        lo: i8,
+        hi: i8,
+        max_acc: u64,
+    ) -> Option<(Self, u32)> {
         // The clamp: all k-bit codes, k in 1..=8.
         let k = (1..=8u32).find(|&k| i32::from(lo) == -(1 << (k - 1)))?;
         if i32::from(hi) != (1 << (k - 1)) - 1 {
@@ -401,16 +434,25 @@ impl FastStage {
         // stages have right ≥ 33.
         let shift = shift.clamp(-31, 30);
         let sh = -1 - shift; // right − 32
-        if !(1..=20).contains(&sh) || sh < j as i32 {
+        let pre = (j.max(1) as i32 - sh).max(0);
+        let sh = sh + pre;
+        if sh > 20 {
+            return None;
+        }
+        // max_acc·2^pre < 2^31, i.e. max_acc < 2^(31 − pre) (no shift that could wrap).
+        if pre > 0 && (pre > 31 || max_acc >= 1u64 << (31 - pre)) {
             return None;
         }
         let ra = (1i32 << (sh - 1)) + i32::from(z_y) * (1 << sh);
-        Some(Self {
-            m,
-            ra,
-            s1: (sh - j as i32) as u32,
-            j,
-        })
+        Some((
+            Self {
+                m,
+                ra,
+                s1: (sh - j as i32) as u32,
+                j,
+            },
+            pre as u32,
+        ))
     }
 
     /// The stage on the portable model of its instructions.
@@ -691,6 +733,307 @@ fn dw_pixel_checked(
         }
     }
     true
+}
+
+/// Words of the stack table [`pointwise`] reads (1 KiB): every group of four output channels
+/// takes [`pw_group_words`]`(C_in)` of them.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+pub(crate) const PW_TABLE_WORDS: usize = 256;
+
+/// Table words of one group of four output channels for [`pointwise`] with `cin` input
+/// channels: four biases, two words per channel and four inputs, three stage words per channel.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+pub(crate) const fn pw_group_words(cin: usize) -> usize {
+    4 + 2 * cin + 12
+}
+
+/// One channel's output stage in [`pointwise`]'s table: `y = ssat_K(((acc'·m) >> 32) + ra) >>
+/// s)`, where `acc' = acc·2^pre` (the table's weights and bias already scaled by `2^pre`).
+///
+/// Exact for single rounding with the output clamp the whole range of `K`-bit codes: single
+/// rounding is `floor((acc·m + 2^(r − 1)) / 2^r)` with `r = 31 − shift = 32 + sh`; scaled by
+/// `2^pre` it is the same fraction with `r + pre = 32 + s` (`s = sh + pre`), and floor divisions
+/// compose, so it is `floor((floor(acc'·m / 2^32) + 2^(s − 1) + z_y·2^s) / 2^s) − z_y`. `pre` is
+/// the least that makes `s ≥ 1` (0 for every stage with `shift ≤ −2`), and when it is not 0 the
+/// accumulator bound `|acc|·2^pre < 2^31` is required, so that `acc'` is the exact scaled sum.
+/// With `s ≤ 20`, `|floor(acc'·m / 2^32)| ≤ 2^30` and `|ra| < 2^28` the sum cannot overflow, the
+/// reference's quotient fits 32 bits (so its `as i32` does not truncate) and its saturating
+/// `+ z_y` does not saturate: `SSAT #K` then is its clamp.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PwStage {
+    /// The multiplier `m`.
+    pub m: i32,
+    /// `2^(s − 1) + z_y·2^s`.
+    pub ra: i32,
+    /// `s`, in 1..=20.
+    pub s: u32,
+    /// `pre`: the weights and bias are scaled by `2^pre`.
+    pub pre: u32,
+}
+
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+impl PwStage {
+    /// The stage of multiplier `m` and `shift` (single rounding) with output zero point `z_y`,
+    /// for accumulators of magnitude at most `max_acc`, if [`PwStage`]'s conditions hold.
+    pub(crate) fn single(m: i32, shift: i32, z_y: i8, max_acc: u64) -> Option<Self> {
+        let sh = -1 - shift.clamp(-31, 30); // r − 32
+        let pre = (1 - sh).max(0);
+        let s = sh + pre;
+        if !(1..=20).contains(&s) {
+            return None;
+        }
+        // max_acc·2^pre < 2^31, i.e. max_acc < 2^(31 − pre) (no shift that could wrap).
+        if pre > 0 && (pre > 31 || max_acc >= 1u64 << (31 - pre)) {
+            return None;
+        }
+        let ra = (1i32 << (s - 1)) + i32::from(z_y) * (1 << s);
+        Some(Self {
+            m,
+            ra,
+            s: s as u32,
+            pre: pre as u32,
+        })
+    }
+
+    /// The stage on the portable model of its instructions (`SMMLA`, `ASR`, `SSAT #K`).
+    #[cfg_attr(any(edge_dsp, not(test)), allow(dead_code))]
+    fn apply<const K: u32>(&self, acc: i32) -> i8 {
+        let h = (((i64::from(acc) * i64::from(self.m)) >> 32) as i32).wrapping_add(self.ra);
+        let lim = 1i32 << (K - 1);
+        (h >> self.s).clamp(-lim, lim - 1) as i8
+    }
+}
+
+/// The geometry of one call of [`pointwise`]: `pixels` output pixels, pixel `i`'s `cin` input
+/// channels from `x[i·x_step..]`, its outputs to `y[i·y_step..]`.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PwRun {
+    /// Output pixels.
+    pub pixels: usize,
+    /// Input channels (a multiple of 8).
+    pub cin: usize,
+    /// Input bytes from one pixel to the next.
+    pub x_step: usize,
+    /// Output bytes from one pixel to the next (`C_out`).
+    pub y_step: usize,
+}
+
+/// A 1×1 convolution over `run.pixels` pixels against `groups` groups of four output channels
+/// (issue 18), requantized in the loop: for each pixel and group, `acc[j] = bias'[j] + Σ_ci
+/// w'[j][ci]·x[ci]` and `y[4g + j] = ssat_K(…)` ([`PwStage`]), `table` holding per group the
+/// four biases, per four inputs the channels' weights as [`pair16`] words (inputs 0 and 2, then
+/// 1 and 3), and the four stages (`m`, `ra`, `s`). The caller folds everything else into the
+/// table: the weights centred on `z_w` and scaled by `2^pre`, `−z_x·Σ w'` into the bias, so
+/// that raw activations go in (`SXTB16`).
+///
+/// On Armv7E-M one `asm!` block: per four inputs and group one `LDR` and two `SXTB16`, then per
+/// channel one `LDRD` and two `SMLAD` (15 instructions per 16 MACs); per channel five for the
+/// output stage (`LDM`, `SMMLA`, `ASR`, `SSAT`, `STRB`). Returns `false`, touching nothing, if
+/// `K` is not 2, 4 or 8, `cin` is not a positive multiple of 8, or a pixel would leave `x`, `y`
+/// or `table`.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+pub(crate) fn pointwise<const K: u32>(
+    x: &[i8],
+    table: &[u32],
+    groups: usize,
+    run: PwRun,
+    y: &mut [i8],
+) -> bool {
+    let PwRun {
+        pixels,
+        cin,
+        x_step,
+        y_step,
+    } = run;
+    if !matches!(K, 2 | 4 | 8) || pixels == 0 || groups == 0 || cin == 0 || cin % 8 != 0 {
+        return false;
+    }
+    let ends = || -> Option<(usize, usize, usize)> {
+        let x_end = (pixels - 1).checked_mul(x_step)?.checked_add(cin)?;
+        let y_end = (pixels - 1)
+            .checked_mul(y_step)?
+            .checked_add(groups.checked_mul(4)?)?;
+        let t_end = groups.checked_mul(pw_group_words(cin))?;
+        // The pointers' steps must fit the registers' arithmetic.
+        t_end.checked_mul(4)?;
+        Some((x_end, y_end, t_end))
+    };
+    match ends() {
+        Some((x_end, y_end, t_end))
+            if x_end <= x.len()
+                && y_end <= y.len()
+                && t_end <= table.len()
+                && y_step >= 4 * groups =>
+        {
+            pointwise_checked::<K>(x, table, groups, run, y);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// [`pointwise`] once its bounds are checked.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn pointwise_checked<const K: u32>(
+    x: &[i8],
+    table: &[u32],
+    groups: usize,
+    run: PwRun,
+    y: &mut [i8],
+) {
+    let t_end = table
+        .as_ptr()
+        .wrapping_add(groups * pw_group_words(run.cin));
+    // SAFETY: for pixel i < pixels the block reads the `cin` input bytes at x + i·x_step (whole
+    // words, 8 at a time: cin is a positive multiple of 8) and, for each group, the group's
+    // table words, all inside the slices (`pointwise` checked the last pixel's input, the last
+    // group's words and the last pixel's outputs; every other lies below them); `table` is a
+    // `u32` slice, so LDRD's and LDM's alignment holds. The input loop ends exactly at the
+    // pixel's end pointer (x + cin), the group loop exactly at `t_end` (each group advances the
+    // table pointer by exactly its words: 4 biases, 2·cin weights, 12 stage words). Per pixel it
+    // writes 4·groups bytes at y + i·y_step (y_step ≥ 4·groups, so they are inside `y`).
+    // Besides those it writes only its own 32 bytes below the stack pointer, released before
+    // it ends, and its register operands. SMLAD and SSAT may set the sticky Q flag, which
+    // nothing reads. Registers are named because `LDM` takes them in ascending order.
+    unsafe {
+        asm!(
+            "sub sp, sp, #32",
+            "str r0, [sp]",        // pixels left
+            "str r1, [sp, #4]",    // input bytes from pixel to pixel
+            "str r2, [sp, #8]",    // table start
+            "str r3, [sp, #12]",   // table end
+            "str r5, [sp, #16]",   // output bytes past the block, pixel to pixel
+            "str r12, [sp, #20]",  // cin
+            "1:",
+            "str r4, [sp, #24]",   // this pixel's input
+            "ldr r12, [sp, #20]",
+            "add r12, r12, r4",    // its end
+            "ldr r5, [sp, #8]",
+            "2:",
+            "ldm r5!, {{r0, r1, r2, r3}}",
+            "3:",
+            "ldr r9, [r4], #4",
+            "sxtb16 r8, r9",
+            "sxtb16 r9, r9, ror #8",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r0, r10, r8, r0",
+            "smlad r0, r11, r9, r0",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r1, r10, r8, r1",
+            "smlad r1, r11, r9, r1",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r2, r10, r8, r2",
+            "smlad r2, r11, r9, r2",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r3, r10, r8, r3",
+            "smlad r3, r11, r9, r3",
+            "ldr r9, [r4], #4",
+            "sxtb16 r8, r9",
+            "sxtb16 r9, r9, ror #8",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r0, r10, r8, r0",
+            "smlad r0, r11, r9, r0",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r1, r10, r8, r1",
+            "smlad r1, r11, r9, r1",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r2, r10, r8, r2",
+            "smlad r2, r11, r9, r2",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r3, r10, r8, r3",
+            "smlad r3, r11, r9, r3",
+            "cmp r4, r12",
+            "bne 3b",
+            "ldr r4, [sp, #24]",
+            "ldm r5!, {{r8, r9, r10}}", // m, ra, s
+            "smmla r0, r0, r8, r9",
+            "asr r0, r0, r10",
+            "ssat r0, #{k}, r0",
+            "strb r0, [lr], #1",
+            "ldm r5!, {{r8, r9, r10}}",
+            "smmla r1, r1, r8, r9",
+            "asr r1, r1, r10",
+            "ssat r1, #{k}, r1",
+            "strb r1, [lr], #1",
+            "ldm r5!, {{r8, r9, r10}}",
+            "smmla r2, r2, r8, r9",
+            "asr r2, r2, r10",
+            "ssat r2, #{k}, r2",
+            "strb r2, [lr], #1",
+            "ldm r5!, {{r8, r9, r10}}",
+            "smmla r3, r3, r8, r9",
+            "asr r3, r3, r10",
+            "ssat r3, #{k}, r3",
+            "strb r3, [lr], #1",
+            "ldr r8, [sp, #12]",
+            "cmp r5, r8",
+            "bne 2b",
+            "ldr r8, [sp, #16]",
+            "add lr, lr, r8",
+            "ldr r8, [sp, #4]",
+            "add r4, r4, r8",
+            "ldr r8, [sp]",
+            "subs r8, r8, #1",
+            "str r8, [sp]",
+            "bne 1b",
+            "add sp, sp, #32",
+            k = const K,
+            inout("r0") run.pixels => _,
+            inout("r1") run.x_step => _,
+            inout("r2") table.as_ptr() => _,
+            inout("r3") t_end => _,
+            inout("r4") x.as_ptr() => _,
+            inout("r5") run.y_step - 4 * groups => _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            inout("r12") run.cin => _,
+            inout("lr") y.as_mut_ptr() => _,
+        );
+    }
+}
+
+/// [`pointwise`] once its bounds are checked: the same loop on the portable model of the
+/// instructions (host tests; no target without `edge_dsp` dispatches here).
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+fn pointwise_checked<const K: u32>(
+    x: &[i8],
+    table: &[u32],
+    groups: usize,
+    run: PwRun,
+    y: &mut [i8],
+) {
+    let gw = pw_group_words(run.cin);
+    for i in 0..run.pixels {
+        for g in 0..groups {
+            let t = &table[g * gw..(g + 1) * gw];
+            let mut a = [t[0] as i32, t[1] as i32, t[2] as i32, t[3] as i32];
+            for k in 0..run.cin / 4 {
+                let xb = &x[i * run.x_step + 4 * k..][..4];
+                let xw = u32::from_le_bytes([xb[0] as u8, xb[1] as u8, xb[2] as u8, xb[3] as u8]);
+                let (x02, x13) = (sxtb16(xw), sxtb16_ror8(xw));
+                for (j, a) in a.iter_mut().enumerate() {
+                    let w = &t[4 + 8 * k + 2 * j..];
+                    *a = smlad(w[1], x13, smlad(w[0], x02, *a));
+                }
+            }
+            for (j, &a) in a.iter().enumerate() {
+                let st = &t[4 + 2 * run.cin + 3 * j..];
+                let stage = PwStage {
+                    m: st[0] as i32,
+                    ra: st[1] as i32,
+                    s: st[2],
+                    pre: 0,
+                };
+                y[i * run.y_step + 4 * g + j] = stage.apply::<K>(a);
+            }
+        }
+    }
 }
 
 /// The shape of one pixel's valid window for [`window`]: `rows` runs of `len` bytes, the input
@@ -1382,6 +1725,67 @@ mod tests {
                 assert_eq!(model, host, "len {len}, z_x {z_x}");
             }
         }
+    }
+
+    /// The fused output stages ([`FastStage`], [`PwStage`]) on scaled accumulators equal the
+    /// reference's single-rounding `requantize` for every shift (left shifts included) they
+    /// accept, at the ends of their accumulator bound; what they refuse is refused.
+    #[test]
+    fn fused_stages_match_requantize() {
+        use crate::requant::requantize;
+        use crate::test_rng::XorShift32;
+        use shared_format::{Clamp, Rounding};
+        let mut rng = XorShift32::new(0x57A6_E5ED);
+        let (mut fast, mut pw) = (0, 0);
+        for case in 0..20_000 {
+            let m = if case % 50 == 0 {
+                i32::MAX
+            } else {
+                (1 << 30) | rng.below(1 << 30) as i32
+            };
+            let shift = rng.below(62) as i32 - 31;
+            let k = [8u32, 4, 2, 1][rng.below(4) as usize];
+            let lim = 1i32 << (k - 1);
+            let clamp = Clamp {
+                min: -lim as i8,
+                max: (lim - 1) as i8,
+            };
+            let z_y = (rng.below(2 * lim as u32) as i32 - lim) as i8;
+            let max_acc = [1u64 << 31, 1 << 20, 5000, 300][rng.below(4) as usize] - 1;
+            let accs = [
+                max_acc as i32,
+                -(max_acc as i32),
+                rng.below(max_acc as u32 + 1) as i32,
+                -(rng.below(max_acc as u32 + 1) as i32),
+                0,
+            ];
+            let want = |acc| requantize(acc, m, shift, z_y, clamp, Rounding::Single);
+            if let Some((st, pre)) = FastStage::single(m, shift, z_y, clamp.min, clamp.max, max_acc)
+            {
+                for acc in accs {
+                    assert_eq!(st.apply(acc << pre), want(acc), "{case} {acc} {st:?} {pre}");
+                }
+                fast += 1;
+            }
+            if matches!(k, 2 | 4 | 8)
+                && let Some(st) = PwStage::single(m, shift, z_y, max_acc)
+            {
+                for acc in accs {
+                    let got = match k {
+                        8 => st.apply::<8>(acc << st.pre),
+                        4 => st.apply::<4>(acc << st.pre),
+                        _ => st.apply::<2>(acc << st.pre),
+                    };
+                    assert_eq!(got, want(acc), "{case} {acc} {st:?}");
+                }
+                pw += 1;
+            }
+        }
+        assert!(fast > 5000 && pw > 5000, "{fast} {pw}");
+        // A shift past the bound is refused, not wrapped: max_acc·2^pre ≥ 2^31.
+        assert!(PwStage::single(1 << 30, 30, 0, 1 << 20).is_none());
+        assert!(FastStage::single(1 << 30, 30, 0, -128, 127, 1 << 20).is_none());
+        assert!(FastStage::single(1 << 30, 28, 0, -128, 127, 0).is_some());
     }
 
     #[test]
