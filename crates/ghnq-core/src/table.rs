@@ -19,6 +19,8 @@ pub struct Table {
     /// One per column; `None` writes markdown's plain `---` separators and left-aligned text.
     align: Option<Vec<Align>>,
     rows: Vec<Vec<String>>,
+    /// Per column, the narrowest [`Table::text`] may make it (empty: no minimum).
+    min_width: Vec<usize>,
 }
 
 impl Table {
@@ -28,6 +30,7 @@ impl Table {
             head: head.into_iter().map(Into::into).collect(),
             align: None,
             rows: Vec::new(),
+            min_width: Vec::new(),
         }
     }
 
@@ -37,6 +40,15 @@ impl Table {
         let mut a = align.to_vec();
         a.resize(self.head.len(), Align::Left);
         self.align = Some(a);
+        self
+    }
+
+    /// The same table with columns at least this many characters wide in [`Table::text`], so
+    /// that tables of several runs, printed one after another, line up; missing entries are 0.
+    pub fn min_widths(mut self, widths: &[usize]) -> Table {
+        let mut w = widths.to_vec();
+        w.resize(self.head.len(), 0);
+        self.min_width = w;
         self
     }
 
@@ -95,7 +107,8 @@ impl Table {
         String::from_utf8(bytes).expect("the cells are strings")
     }
 
-    /// Plain text: each column as wide as its widest cell (in characters), two spaces apart.
+    /// Plain text: each column as wide as its widest cell (in characters) or its minimum width,
+    /// two spaces apart.
     pub fn text(&self) -> String {
         let width = |s: &str| s.chars().count();
         let widths: Vec<usize> = (0..self.head.len())
@@ -103,6 +116,7 @@ impl Table {
                 std::iter::once(&self.head)
                     .chain(&self.rows)
                     .map(|r| width(&r[c]))
+                    .chain(self.min_width.get(c).copied())
                     .max()
                     .unwrap_or(0)
             })
@@ -180,6 +194,22 @@ mod tests {
         let (head, rows) = parse_csv(&t.csv()).unwrap();
         assert_eq!(head, ["net", "top-1 %"]);
         assert_eq!(rows[1], ["b, the long one", "55.25"]);
+    }
+
+    #[test]
+    fn minimum_widths_line_tables_of_several_runs_up() {
+        let mut t = Table::new(["net", "top-1 %"])
+            .aligned(&[Align::Left, Align::Right])
+            .min_widths(&[6, 9]);
+        t.push(["t0", "40.00"]);
+        assert_eq!(t.text(), "net       top-1 %\nt0          40.00\n");
+        // A cell wider than the minimum still widens its column.
+        t.push(["a longer name", "1.00"]);
+        assert!(
+            t.text().starts_with("net              top-1 %\n"),
+            "{}",
+            t.text()
+        );
     }
 
     #[test]

@@ -3,9 +3,7 @@
 //! source measured on the same nets. Expensive baselines (an epoch of SGD per net) often cover
 //! fewer nets than the GHN, so by default a row aggregates only the nets every source has.
 
-use std::fmt::Write as _;
-
-use ghnq_core::table::Table;
+use ghnq_core::table::{Align, Table};
 
 use super::table::{NetResult, Stat};
 
@@ -258,7 +256,10 @@ fn head(names: &[&str], sources: &[Source], what: &str) -> Vec<String> {
     names
         .iter()
         .map(|n| n.to_string())
-        .chain(sources.iter().map(|src| format!("{} {what}", src.label)))
+        .chain(sources.iter().map(|src| match what {
+            "" => src.label.clone(),
+            _ => format!("{} {what}", src.label),
+        }))
         .collect()
 }
 
@@ -305,43 +306,32 @@ pub fn per_net_markdown(sources: &[Source], rows: &[NetRow]) -> String {
     .markdown()
 }
 
-/// A plain-text table for the terminal.
+/// A plain-text table for the terminal: top-1 % as mean ± s.e.; max (nets) per source.
 pub fn text(sources: &[Source], rows: &[Row]) -> String {
-    let mut s = String::from("top-1 % as mean ± se; max (nets)\n");
-    let _ = write!(s, "{:<10} {:<6} {:<7}", "split", "bits", "path");
-    for src in sources {
-        let _ = write!(s, "  {:>26}", src.label);
-    }
-    s.push('\n');
-    for r in rows {
-        let _ = write!(s, "{:<10} {:<6} {:<7}", r.split, r.bits, r.runtime);
-        for c in &r.cells {
-            let _ = write!(s, "  {:>26}", cell_text(c));
-        }
-        s.push('\n');
-    }
-    s
+    let mut t = table(
+        head(&["split", "bits", "path"], sources, ""),
+        rows.iter().map(row_cells),
+    );
+    t = terminal(t, &[10, 6, 7], 26, sources.len());
+    format!("top-1 % as mean ± se; max (nets)\n{}", t.text())
 }
 
 /// The per-net table for the terminal.
 pub fn per_net_text(sources: &[Source], rows: &[NetRow]) -> String {
-    let mut s = format!("{:<10} {:<16} {:<6} {:<7}", "split", "net", "bits", "path");
-    for src in sources {
-        let _ = write!(s, "  {:>10}", src.label);
-    }
-    s.push('\n');
-    for r in rows {
-        let _ = write!(
-            s,
-            "{:<10} {:<16} {:<6} {:<7}",
-            r.split, r.net, r.bits, r.runtime
-        );
-        for v in &r.top1 {
-            let _ = write!(s, "  {:>10}", top1_text(v));
-        }
-        s.push('\n');
-    }
-    s
+    let t = table(
+        head(&["split", "net", "bits", "path"], sources, ""),
+        rows.iter().map(net_row_cells),
+    );
+    terminal(t, &[10, 16, 6, 7], 10, sources.len()).text()
+}
+
+/// Label columns left-aligned at these widths, then one right-aligned column per source.
+fn terminal(t: Table, labels: &[usize], width: usize, sources: usize) -> Table {
+    let mut align = vec![Align::Left; labels.len()];
+    align.resize(labels.len() + sources, Align::Right);
+    let mut widths = labels.to_vec();
+    widths.resize(labels.len() + sources, width);
+    t.aligned(&align).min_widths(&widths)
 }
 
 #[cfg(test)]

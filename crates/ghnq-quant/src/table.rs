@@ -2,9 +2,7 @@
 //! bit-width as mean ± standard error and max, from the float simulation and from the integer
 //! runtime, with the per-net quantization errors (QMSE, QCE).
 
-use std::fmt::Write as _;
-
-use ghnq_core::table::Table;
+use ghnq_core::table::{Align, Table};
 use ghnq_core::train::mean_se_max;
 
 /// One net at one bit-width on one path.
@@ -177,10 +175,11 @@ fn cells(r: &Row, digits: usize) -> [String; 9] {
     ]
 }
 
-/// A plain-text table for the terminal (fixed column widths, so tables of several runs line up).
+/// A plain-text table for the terminal (minimum column widths, so tables of several runs line
+/// up).
 pub fn text(rows: &[Row]) -> String {
-    let mut s = format!(
-        "{:<10} {:<6} {:<7} {:>4}  {:>22}  {:>22}  {:>7}  {:>8}  {:>6}\n",
+    let stat = |s: &Stat| format!("{:>6.2} ± {:>4.2}; {:>6.2}", s.mean, s.se, s.max);
+    let mut t = Table::new([
         "split",
         "bits",
         "path",
@@ -189,28 +188,34 @@ pub fn text(rows: &[Row]) -> String {
         "top-5 % (mean ± se; max)",
         "agree %",
         "QMSE",
-        "QCE"
-    );
+        "QCE",
+    ])
+    .aligned(&[
+        Align::Left,
+        Align::Left,
+        Align::Left,
+        Align::Right,
+        Align::Right,
+        Align::Right,
+        Align::Right,
+        Align::Right,
+        Align::Right,
+    ])
+    .min_widths(&[10, 6, 7, 4, 22, 22, 7, 8, 6]);
     for r in rows {
-        let _ = writeln!(
-            s,
-            "{:<10} {:<6} {:<7} {:>4}  {:>6.2} ± {:>4.2}; {:>6.2}  {:>6.2} ± {:>4.2}; {:>6.2}  {:>7}  {:>8}  {:>6}",
-            r.split,
-            r.bits,
-            r.runtime,
-            r.nets,
-            r.top1.mean,
-            r.top1.se,
-            r.top1.max,
-            r.top5.mean,
-            r.top5.se,
-            r.top5.max,
+        t.push([
+            r.split.clone(),
+            r.bits.clone(),
+            r.runtime.clone(),
+            r.nets.to_string(),
+            stat(&r.top1),
+            stat(&r.top5),
             opt(r.agreement, 2),
             opt(r.qmse, 4),
-            opt(r.qce, 3)
-        );
+            opt(r.qce, 3),
+        ]);
     }
-    s
+    t.text()
 }
 
 /// The same as a markdown table (README-ready).
