@@ -39,6 +39,10 @@ pub struct ConcatParams {
     pub rounding: Rounding,
 }
 
+/// Input elements from which [`concat_input`] tables the requantization of the 256 input values
+/// (256 requantizations, then one lookup or a copy per element).
+const TABLE_FROM: usize = 1024;
+
 /// Writes one input's requantized channels into their slot of every output pixel.
 pub fn concat_input(
     p: &ConcatParams,
@@ -59,20 +63,45 @@ pub fn concat_input(
     {
         return Err(KernelError("concat shapes disagree"));
     }
+    let requant = |x: i8| {
+        requantize(
+            x as i32 - source.zero_point as i32,
+            source.multiplier,
+            source.shift,
+            p.output_zero_point,
+            p.clamp,
+            p.rounding,
+        )
+    };
+    if input.len() >= TABLE_FROM {
+        // The output depends only on the input byte: its 256 values once, then a lookup per
+        // element, or a plain copy when every value maps to itself (shared scale and zero
+        // point, TFLM's case).
+        let mut table = [0i8; 256];
+        for (i, t) in table.iter_mut().enumerate() {
+            *t = requant(i as u8 as i8);
+        }
+        let identity = table.iter().enumerate().all(|(i, &t)| t == i as u8 as i8);
+        for (x_px, y_px) in input.chunks_exact(c).zip(output.chunks_exact_mut(oc)) {
+            let slot = y_px
+                .get_mut(source.channel_offset..end)
+                .ok_or(KernelError("concat channel slot"))?;
+            if identity {
+                slot.copy_from_slice(x_px);
+            } else {
+                for (y, &x) in slot.iter_mut().zip(x_px) {
+                    *y = table[x as u8 as usize];
+                }
+            }
+        }
+        return Ok(());
+    }
     for (x_px, y_px) in input.chunks_exact(c).zip(output.chunks_exact_mut(oc)) {
         let slot = y_px
             .get_mut(source.channel_offset..end)
             .ok_or(KernelError("concat channel slot"))?;
         for (y, &x) in slot.iter_mut().zip(x_px) {
-            let centred = x as i32 - source.zero_point as i32;
-            *y = requantize(
-                centred,
-                source.multiplier,
-                source.shift,
-                p.output_zero_point,
-                p.clamp,
-                p.rounding,
-            );
+            *y = requant(x);
         }
     }
     Ok(())
@@ -116,5 +145,45 @@ mod tests {
         //    (0−1)/2 = −0.5 → 0 → 2; 126/2 = 63 → 65.
         assert_eq!(y, [7, 7, 1, -3, 2, 65]);
         assert!(concat_input(&p, &b, &[1, 2, 3], &mut y).is_err());
+    }
+
+    /// Large inputs take the table (or the copy): the same bytes as requantizing each element.
+    #[test]
+    fn tabled_inputs_match_per_element() {
+        let x: Vec<i8> = (0..3 * TABLE_FROM)
+            .map(|i| (i * 77 % 256) as u8 as i8)
+            .collect();
+        for (z, m, e, z_y, clamp) in [
+            (0i8, 1 << 30, 1, 0i8, (-128i8, 127i8)),
+            (3, 1 << 30, 1, 3, (-128, 127)),
+            (1, 1 << 30, 0, 2, (-128, 127)),
+            (-7, 1_500_000_000, 0, -4, (-100, 90)),
+        ] {
+            let p = ConcatParams {
+                output_channels: 5,
+                output_zero_point: z_y,
+                clamp: Clamp {
+                    min: clamp.0,
+                    max: clamp.1,
+                },
+                rounding: Rounding::Single,
+            };
+            let src = ConcatSource {
+                channels: 3,
+                channel_offset: 1,
+                zero_point: z,
+                multiplier: m,
+                shift: e,
+            };
+            let mut y = vec![0i8; x.len() / 3 * 5];
+            concat_input(&p, &src, &x, &mut y).unwrap();
+            for (px, y_px) in x.chunks_exact(3).zip(y.chunks_exact(5)) {
+                for (&xv, &yv) in px.iter().zip(&y_px[1..4]) {
+                    let want = requantize(xv as i32 - z as i32, m, e, z_y, p.clamp, p.rounding);
+                    assert_eq!(yv, want);
+                }
+                assert_eq!((y_px[0], y_px[4]), (0, 0));
+            }
+        }
     }
 }

@@ -189,6 +189,63 @@ fn pkhtb(hi: u32, lo: u32) -> u32 {
     r
 }
 
+/// `UADD16` on Armv7E-M: the halfword-wise wrapping sum (it sets the GE flags, which nothing
+/// reads).
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn add16(a: u32, b: u32) -> u32 {
+    let r;
+    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)); it writes the
+    // GE flags, so flags are not declared preserved.
+    unsafe {
+        asm!("uadd16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+             options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// `lo(a)·lo(b)` over signed 16-bit halves (`SMULBB`).
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline(always)]
+fn smulbb(a: u32, b: u32) -> i32 {
+    (a as i16 as i32).wrapping_mul(b as i16 as i32)
+}
+
+/// `hi(a)·lo(b)` over signed 16-bit halves (`SMULTB`).
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline(always)]
+fn smultb(a: u32, b: u32) -> i32 {
+    ((a >> 16) as i16 as i32).wrapping_mul(b as i16 as i32)
+}
+
+/// `SMULBB` on Armv7E-M.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn smulbb(a: u32, b: u32) -> i32 {
+    let r;
+    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
+    unsafe {
+        asm!("smulbb {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `SMULTB` on Armv7E-M.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn smultb(a: u32, b: u32) -> i32 {
+    let r;
+    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
+    unsafe {
+        asm!("smultb {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
 /// Four bytes as a little-endian word.
 #[cfg(all(test, not(edge_dsp)))]
 fn word(x: &[i8; 4]) -> u32 {
@@ -1636,9 +1693,188 @@ fn quad_words_model(x: &[i8], w: &[i8], stride: usize, runs: Runs, z_x: i8, acc:
     }
 }
 
+/// TFLM's rounded average of `n` int8 cells (`(s ± ⌊n/2⌋) / n`, truncating) for `3 ≤ n ≤ 16`,
+/// two 16-bit lanes at a time, for [`avg_pixels`].
+///
+/// Why exact: TFLM's result is `⌊(s + b)/n⌋` with `b = ⌊n/2⌋` for `s ≥ 0` and
+/// `b = n − 1 − ⌊n/2⌋` for `s < 0` (truncation of a negative `(s − ⌊n/2⌋)/n` is its ceiling,
+/// `⌊(s − ⌊n/2⌋ + n − 1)/n⌋`); the two biases differ by 1 for even `n` only. With
+/// `v = s + b + 128n` (`0 ≤ v ≤ 255.5n`, as `|s| ≤ 128n`) the result is `⌊v/n⌋ − 128`, and with
+/// `m = ⌈2^16/n⌉ = 2^16/n + e` (`0 ≤ e < 1`), `v·m/2^16 = v/n + v·e/2^16` where
+/// `v·e/2^16 < 255.5n/2^16 ≤ 1/n` for `n ≤ 16`, so the floor is unchanged. `m < 2^15` for
+/// `n ≥ 3` and `v < 2^15`, so both are signed 16-bit operands of `SMULBB`/`SMULTB`, and
+/// `⌊v/n⌋ ≤ 255` lands in the low byte of each product's high half.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+pub(crate) struct AvgCells {
+    /// `128n + ⌊n/2⌋` in both halves.
+    bias: u32,
+    /// `0x0001_0001` for even `n` (the bias is one less for a negative sum), else 0.
+    even: u32,
+    /// `⌈2^16/n⌉`.
+    m: u32,
+}
+
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+impl AvgCells {
+    /// The divisor for `n` cells; `None` outside `3..=16`.
+    pub(crate) fn new(n: usize) -> Option<Self> {
+        if !(3..=16).contains(&n) {
+            return None;
+        }
+        let n = n as u32;
+        Some(AvgCells {
+            bias: (128 * n + n / 2) * 0x0001_0001,
+            even: if n.is_multiple_of(2) { 0x0001_0001 } else { 0 },
+            m: (1u32 << 16).div_ceil(n),
+        })
+    }
+
+    /// Both 16-bit lanes of `s` (signed sums of `n` int8 values) averaged, each plus 128, in
+    /// the low byte of its half.
+    #[inline(always)]
+    fn halves(self, s: u32) -> u32 {
+        // Lanes of `add16` are at least ⌊n/2⌋ ≥ 1, so the plain subtraction never borrows
+        // across them.
+        let v = add16(s, self.bias) - ((s >> 15) & self.even);
+        pkhtb(smultb(v, self.m) as u32, smulbb(v, self.m) as u32)
+    }
+}
+
+/// Average-pool output pixels of `c` channels each (a multiple of 4, at least 4) on Armv7E-M
+/// (issue 18), `pixels` of them with the same window shape, their first taps `pixel_step`
+/// bytes apart (a run of a row whose windows lie inside the input): each window's
+/// `rows × cols` valid taps, pixel 0's first at `x[first..]`, taps `step` bytes apart along a
+/// row and rows `row_step` bytes apart; four channels at a time summed in 16-bit lanes (`LDR`,
+/// then `SXTAB16` and `SXTAB16 …, ROR #8`, three instructions per tap), divided by the tap
+/// count with [`AvgCells`], and clamped (`USUB8`/`SEL`). Returns `false`, touching nothing, if
+/// the geometry is empty, `c` or `out` does not fit, or a tap would leave `x`.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn avg_pixels(
+    x: &[i8],
+    first: usize,
+    (rows, row_step): (usize, usize),
+    (cols, step): (usize, usize),
+    (pixels, pixel_step): (usize, usize),
+    cells: AvgCells,
+    clamp: shared_format::Clamp,
+    out: &mut [i8],
+) -> bool {
+    if pixels == 0 || !out.len().is_multiple_of(pixels) {
+        return false;
+    }
+    let c = out.len() / pixels;
+    if c < 4 || !c.is_multiple_of(4) || rows == 0 || cols == 0 || rows * cols > 16 {
+        return false;
+    }
+    // The furthest byte read: the last pixel's last tap's last channel.
+    let end = (rows - 1)
+        .checked_mul(row_step)
+        .zip((cols - 1).checked_mul(step))
+        .and_then(|(a, b)| a.checked_add(b))
+        .zip((pixels - 1).checked_mul(pixel_step))
+        .and_then(|(a, b)| a.checked_add(b))
+        .and_then(|a| a.checked_add(first))
+        .and_then(|a| a.checked_add(c));
+    if end.is_none_or(|e| e > x.len()) {
+        return false;
+    }
+    let base = x.as_ptr();
+    let full = clamp.min == i8::MIN && clamp.max == i8::MAX;
+    // The clamp in the results' offset domain (`q + 128`), four bytes at a time.
+    let bound = |v: i8| u32::from(v as u8 ^ 0x80) * 0x0101_0101;
+    let (lo, hi) = (bound(clamp.min), bound(clamp.max));
+    // One tap: four channels widened into the two 16-bit accumulators.
+    let tap = |even: &mut u32, odd: &mut u32, at: usize| {
+        // SAFETY: every `at` below is `first + px·pixel_step + r·row_step + 4g + k·step` with
+        // `px < pixels`, `r < rows`, `k < cols` and `4g + 4 ≤ c`, so `at + 4` is at most the
+        // `end` checked against `x.len()` above; an unaligned read.
+        let w = u32::from_le(unsafe { core::ptr::read_unaligned(base.add(at) as *const u32) });
+        *even = sxtab16(*even, w);
+        *odd = sxtab16_ror8(*odd, w);
+    };
+    for (px, pixel) in out.chunks_exact_mut(c).enumerate() {
+        for (g, y) in pixel.chunks_exact_mut(4).enumerate() {
+            let (mut even, mut odd) = (0u32, 0u32);
+            let mut row = first + px * pixel_step + 4 * g;
+            for _ in 0..rows {
+                if cols == 3 {
+                    // The usual 3-wide window, unrolled.
+                    tap(&mut even, &mut odd, row);
+                    tap(&mut even, &mut odd, row + step);
+                    tap(&mut even, &mut odd, row + 2 * step);
+                } else {
+                    for k in 0..cols {
+                        tap(&mut even, &mut odd, row + k * step);
+                    }
+                }
+                row += row_step;
+            }
+            let mut word = cells.halves(even) | cells.halves(odd) << 8;
+            if !full {
+                word = clamp8(word, lo, hi);
+            }
+            y.copy_from_slice(&(word ^ 0x8080_8080).to_le_bytes().map(|b| b as i8));
+        }
+    }
+    true
+}
+
+/// Each unsigned byte of `w` raised to at least that of `lo`, then lowered to at most that of
+/// `hi` (`USUB8` and `SEL`, twice); as [`clamp_to_i8`](crate::requant::clamp_to_i8), `hi` wins
+/// where `lo > hi`.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn clamp8(w: u32, lo: u32, hi: u32) -> u32 {
+    let r;
+    // SAFETY: register-only instructions of every Armv7E-M core (cfg(edge_dsp)); `SEL` reads
+    // the GE flags the `USUB8` before it wrote, inside this one block.
+    unsafe {
+        asm!(
+            "usub8 {t}, {w}, {lo}",
+            "sel {w}, {w}, {lo}",
+            "usub8 {t}, {hi}, {w}",
+            "sel {w}, {w}, {hi}",
+            w = inout(reg) w => r,
+            lo = in(reg) lo,
+            hi = in(reg) hi,
+            t = out(reg) _,
+            options(pure, nomem, nostack),
+        );
+    }
+    r
+}
+
+/// The model of [`clamp8`] on Armv7E-M.
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+fn clamp8(w: u32, lo: u32, hi: u32) -> u32 {
+    let (w, lo, hi) = (w.to_le_bytes(), lo.to_le_bytes(), hi.to_le_bytes());
+    u32::from_le_bytes(core::array::from_fn(|i| w[i].max(lo[i]).min(hi[i])))
+}
+
 #[cfg(all(test, not(edge_dsp)))]
 mod tests {
     use super::*;
+
+    /// [`AvgCells`] on the instruction model is TFLM's rounded average for every cell count it
+    /// takes and every sum of that many int8 values, in both lanes.
+    #[test]
+    fn avg_cells_are_rounded_averages() {
+        assert!(AvgCells::new(2).is_none() && AvgCells::new(17).is_none());
+        for n in 3..=16i32 {
+            let d = AvgCells::new(n as usize).unwrap();
+            for s in -128 * n..=127 * n {
+                let t = (-128 * n).max(-s - 1);
+                let lanes = (s as u32 & 0xffff) | (t as u32) << 16;
+                let r = d.halves(lanes);
+                let want = |v: i32| crate::ops::pool::rounded_average(v as i64, n as i64) + 128;
+                assert_eq!((r & 0xffff) as i64, want(s), "{s} / {n}");
+                assert_eq!((r >> 16) as i64, want(t), "{t} / {n}");
+            }
+        }
+    }
 
     /// The sub-byte kernel (here on the instruction model) forms the same sums as the plain dot
     /// product over the unpacked weights, for both widths, every zero point, partial quads and

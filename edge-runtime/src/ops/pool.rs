@@ -7,7 +7,7 @@
 
 use shared_format::{Clamp, Shape, Window};
 
-use super::{KernelError, KernelResult, Taps, expect_len, expect_window_output};
+use super::{KernelError, KernelResult, Taps, dsp, expect_len, expect_window_output};
 use crate::requant::clamp_to_i8;
 
 /// Channels summed together per pass in [`avg_pool`]: a stack tile, since weightless ops have no
@@ -46,6 +46,24 @@ pub fn max_pool(p: &PoolParams, input: &[i8], output: &mut [i8]) -> KernelResult
         p.input_shape.w as usize,
         p.input_shape.c as usize,
     );
+    if win.kernel_h == 1
+        && win.kernel_w == 1
+        && win.stride_h == 1
+        && win.stride_w == 1
+        && win.padding == Default::default()
+        && input.len() == output.len()
+    {
+        // A 1×1 window at stride 1 without padding (an identity cell in NAS nets): each output
+        // is its input, clamped.
+        if p.clamp.min == i8::MIN && p.clamp.max == i8::MAX {
+            output.copy_from_slice(input);
+        } else {
+            for (o, &x) in output.iter_mut().zip(input) {
+                *o = clamp_to_i8(x as i32, p.clamp);
+            }
+        }
+        return Ok(());
+    }
     let mut pixels = output.chunks_exact_mut(c);
     for oy in 0..p.output_shape.h as usize {
         let ty = Taps::rows(&win, oy, in_h);
@@ -120,49 +138,126 @@ impl CellDivisor {
 
 /// Average over the valid taps of each window, per channel, then the clamp.
 pub fn avg_pool(p: &PoolParams, input: &[i8], output: &mut [i8]) -> KernelResult {
+    avg_pool_with(p, input, output, cfg!(edge_dsp))
+}
+
+/// [`avg_pool`], with `simd` the Armv7E-M path ([`dsp::avg_pixels`], on its instruction model
+/// elsewhere) for pixels of 3 to 16 valid taps when `C` is a multiple of 4.
+fn avg_pool_with(p: &PoolParams, input: &[i8], output: &mut [i8], simd: bool) -> KernelResult {
     check(p, input, output)?;
+    let simd = simd && p.input_shape.c.is_multiple_of(4);
     let win = p.window;
     let (in_h, in_w, c) = (
         p.input_shape.h as usize,
         p.input_shape.w as usize,
         p.input_shape.c as usize,
     );
-    let mut pixels = output.chunks_exact_mut(c);
-    for oy in 0..p.output_shape.h as usize {
+    let out_w = p.output_shape.w as usize;
+    if output.is_empty() {
+        return Ok(());
+    }
+    // Output columns whose windows lie wholly inside the input's columns: with the SIMD path,
+    // each row's run of them is one call.
+    let (stride_w, pad_l) = (win.stride_w as usize, win.padding.left as usize);
+    let reach = (win.kernel_w as usize).saturating_sub(1) * win.dilation_w as usize;
+    let inner_lo = pad_l.div_ceil(stride_w.max(1)).min(out_w);
+    let inner_hi = match (in_w + pad_l).checked_sub(reach + 1) {
+        Some(last) if stride_w > 0 => (last / stride_w + 1).min(out_w),
+        _ => 0,
+    }
+    .max(inner_lo);
+    for (oy, row_out) in output.chunks_exact_mut(out_w * c).enumerate() {
         let ty = Taps::rows(&win, oy, in_h);
-        for ox in 0..p.output_shape.w as usize {
-            let tx = Taps::cols(&win, ox, in_w);
-            let count = ty.count() * tx.count();
-            let divisor = CellDivisor::new(count);
-            let px = pixels.next().ok_or(KernelError("pool output pixel"))?;
-            for (tile_index, out_tile) in px.chunks_mut(TILE).enumerate() {
-                let c0 = tile_index * TILE;
-                let n = out_tile.len();
-                // At most 3×3 taps of |x| ≤ 128 (validation), but i32 holds any u8 kernel.
-                let mut sums = [0i32; TILE];
-                for ky in ty.k0..ty.k1 {
-                    let iy = ty.input_index(ky, win.dilation_h);
-                    for kx in tx.k0..tx.k1 {
-                        let x0 = (iy * in_w + tx.input_index(kx, win.dilation_w)) * c + c0;
-                        let xs = input.get(x0..x0 + n).ok_or(KernelError("pool input tap"))?;
-                        for (s, &x) in sums.iter_mut().zip(xs) {
-                            *s = s.wrapping_add(x as i32);
-                        }
+        let mut ox = 0;
+        while ox < out_w {
+            if simd && ox == inner_lo && inner_hi > inner_lo {
+                let run = inner_hi - inner_lo;
+                let tx = Taps::cols(&win, ox, in_w);
+                let rows = (ty.count(), win.dilation_h as usize * in_w * c);
+                let cols = (tx.count(), win.dilation_w as usize * c);
+                let first = (ty.input_index(ty.k0, win.dilation_h) * in_w
+                    + tx.input_index(tx.k0, win.dilation_w))
+                    * c;
+                let out = row_out
+                    .get_mut(ox * c..inner_hi * c)
+                    .ok_or(KernelError("pool output pixel"))?;
+                let done = dsp::AvgCells::new(rows.0 * cols.0).is_some_and(|cells| {
+                    dsp::avg_pixels(
+                        input,
+                        first,
+                        rows,
+                        cols,
+                        (run, stride_w * c),
+                        cells,
+                        p.clamp,
+                        out,
+                    )
+                });
+                if !done {
+                    // Outside the fast path's reach: the portable path, pixel by pixel.
+                    for (i, px) in out.chunks_exact_mut(c).enumerate() {
+                        avg_portable(p, input, &ty, ox + i, px)?;
                     }
                 }
-                match divisor {
-                    Some(d) => {
-                        for (o, &s) in out_tile.iter_mut().zip(&sums) {
-                            *o = clamp_to_i8(d.average(s), p.clamp);
-                        }
-                    }
-                    None => {
-                        for (o, &s) in out_tile.iter_mut().zip(&sums) {
-                            let r = rounded_average(s as i64, count as i64);
-                            let r = r.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-                            *o = clamp_to_i8(r, p.clamp);
-                        }
-                    }
+                ox = inner_hi;
+                continue;
+            }
+            let tx = Taps::cols(&win, ox, in_w);
+            let count = ty.count() * tx.count();
+            let px = row_out
+                .get_mut(ox * c..(ox + 1) * c)
+                .ok_or(KernelError("pool output pixel"))?;
+            ox += 1;
+            if simd && let Some(cells) = dsp::AvgCells::new(count) {
+                let first = (ty.input_index(ty.k0, win.dilation_h) * in_w
+                    + tx.input_index(tx.k0, win.dilation_w))
+                    * c;
+                let rows = (ty.count(), win.dilation_h as usize * in_w * c);
+                let cols = (tx.count(), win.dilation_w as usize * c);
+                if dsp::avg_pixels(input, first, rows, cols, (1, 0), cells, p.clamp, px) {
+                    continue;
+                }
+            }
+            avg_portable(p, input, &ty, ox - 1, px)?;
+        }
+    }
+    Ok(())
+}
+
+/// One output pixel of [`avg_pool`] on the portable path.
+fn avg_portable(p: &PoolParams, input: &[i8], ty: &Taps, ox: usize, px: &mut [i8]) -> KernelResult {
+    let win = p.window;
+    let (in_w, c) = (p.input_shape.w as usize, p.input_shape.c as usize);
+    let tx = Taps::cols(&win, ox, in_w);
+    let count = ty.count() * tx.count();
+    // A 64-bit division: worked out only where the fast path does not take the pixel.
+    let divisor = CellDivisor::new(count);
+    for (tile_index, out_tile) in px.chunks_mut(TILE).enumerate() {
+        let c0 = tile_index * TILE;
+        let n = out_tile.len();
+        // At most 3×3 taps of |x| ≤ 128 (validation), but i32 holds any u8 kernel.
+        let mut sums = [0i32; TILE];
+        for ky in ty.k0..ty.k1 {
+            let iy = ty.input_index(ky, win.dilation_h);
+            for kx in tx.k0..tx.k1 {
+                let x0 = (iy * in_w + tx.input_index(kx, win.dilation_w)) * c + c0;
+                let xs = input.get(x0..x0 + n).ok_or(KernelError("pool input tap"))?;
+                for (s, &x) in sums.iter_mut().zip(xs) {
+                    *s = s.wrapping_add(x as i32);
+                }
+            }
+        }
+        match divisor {
+            Some(d) => {
+                for (o, &s) in out_tile.iter_mut().zip(&sums) {
+                    *o = clamp_to_i8(d.average(s), p.clamp);
+                }
+            }
+            None => {
+                for (o, &s) in out_tile.iter_mut().zip(&sums) {
+                    let r = rounded_average(s as i64, count as i64);
+                    let r = r.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+                    *o = clamp_to_i8(r, p.clamp);
                 }
             }
         }
@@ -298,6 +393,88 @@ mod tests {
         for ch in 0..c as usize {
             let s = x[ch] as i64 + x[ch + c as usize] as i64;
             assert_eq!(y[ch] as i64, rounded_average(s, 2), "channel {ch}");
+        }
+    }
+
+    /// The Armv7E-M path (on its instruction model here) gives the portable path's bytes: 3×3,
+    /// 5×5 and 2×2 windows, strides 1 and 2, padding, dilation, 4 to 36 channels, clamps.
+    #[test]
+    fn avg_pool_simd_matches_portable() {
+        let clamps = [FULL, Clamp { min: -20, max: 33 }, Clamp { min: 5, max: -5 }];
+        for (k, s, pad, d) in [
+            (3u8, 1u8, 1u8, 1u8),
+            (3, 2, 1, 1),
+            (5, 1, 2, 1),
+            (2, 2, 0, 1),
+            (3, 1, 2, 2),
+            (3, 2, 0, 1),
+            (5, 1, 0, 1),
+            (4, 3, 1, 1),
+            (1, 1, 0, 1),
+        ] {
+            for c in [4u16, 8, 12, 36] {
+                for (h, w) in [(7u16, 9u16), (8, 8), (3, 2), (5, 3)] {
+                    if h + 2 * pad as u16 <= d as u16 * (k as u16 - 1)
+                        || w + 2 * pad as u16 <= d as u16 * (k as u16 - 1)
+                    {
+                        continue;
+                    }
+                    let win = Window {
+                        kernel_h: k,
+                        kernel_w: k,
+                        stride_h: s,
+                        stride_w: s,
+                        dilation_h: d,
+                        dilation_w: d,
+                        padding: shared_format::Padding {
+                            top: pad,
+                            left: pad,
+                            bottom: pad,
+                            right: pad,
+                        },
+                    };
+                    let out = |n: u16| {
+                        (n + 2 * pad as u16 - d as u16 * (k as u16 - 1) - 1) / s as u16 + 1
+                    };
+                    let x: Vec<i8> = (0..h as usize * w as usize * c as usize)
+                        .map(|i| match i % 11 {
+                            0 => -128,
+                            1 => 127,
+                            _ => ((i * 37 + i / 7) % 256) as u8 as i8,
+                        })
+                        .collect();
+                    for clamp in clamps {
+                        let p = PoolParams {
+                            window: win,
+                            input_shape: Shape::new(h, w, c),
+                            output_shape: Shape::new(out(h), out(w), c),
+                            clamp,
+                        };
+                        let n = out(h) as usize * out(w) as usize * c as usize;
+                        let (mut a, mut b) = (vec![0i8; n], vec![0i8; n]);
+                        avg_pool_with(&p, &x, &mut a, false).unwrap();
+                        avg_pool_with(&p, &x, &mut b, true).unwrap();
+                        assert_eq!(a, b, "k{k} s{s} p{pad} d{d} c{c} {h}x{w} {clamp:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn max_pool_identity_window() {
+        let x: Vec<i8> = (0..2 * 3 * 4).map(|i| (i * 23 % 256) as u8 as i8).collect();
+        for clamp in [FULL, Clamp { min: -20, max: 33 }] {
+            let p = PoolParams {
+                window: Window::square(1, 1, 1, 0),
+                input_shape: Shape::new(2, 3, 4),
+                output_shape: Shape::new(2, 3, 4),
+                clamp,
+            };
+            let mut y = vec![0i8; x.len()];
+            max_pool(&p, &x, &mut y).unwrap();
+            let want: Vec<i8> = x.iter().map(|&v| clamp_to_i8(v as i32, clamp)).collect();
+            assert_eq!(y, want);
         }
     }
 
