@@ -329,63 +329,33 @@ fn execute(
         }
         Op::Softmax(s) => {
             let x_t = record(s.input)?;
-            let p = SoftmaxParams {
-                channels: x_t.shape.c as usize,
-                input_multiplier: s.input_multiplier,
-                input_left_shift: s.input_left_shift as i32,
-                diff_min: s.diff_min,
-                rounding,
-            };
-            softmax(&p, input(&x_t)?, output)
+            softmax(&SoftmaxParams::new(s, &x_t, rounding), input(&x_t)?, output)
         }
         Op::Mean(m) => {
             let x_t = record(m.input)?;
-            let p = MeanParams {
-                input_shape: x_t.shape,
-                input_zero_point: x_t.zero_point,
-                output_zero_point: out_t.zero_point,
-                multiplier: m.multiplier,
-                shift: m.shift as i32,
-                rounding,
-            };
+            let p = MeanParams::new(m, &x_t, &out_t, rounding);
             mean(&p, input(&x_t)?, output)
         }
         Op::Mul(m) => {
             let (x1, x2) = (record(m.inputs[0])?, record(m.inputs[1])?);
-            let p = MulParams {
-                input_shapes: [x1.shape, x2.shape],
-                output_shape: out_t.shape,
-                input_zero_points: [x1.zero_point, x2.zero_point],
-                output_zero_point: out_t.zero_point,
-                multiplier: m.multiplier,
-                shift: m.shift as i32,
-                clamp: m.clamp,
-                rounding,
-            };
+            let p = MulParams::new(m, [&x1, &x2], &out_t, rounding);
             mul(&p, input(&x1)?, input(&x2)?, output)
         }
         Op::Logistic(l) => {
             let x_t = record(l.input)?;
-            let p = LogisticParams {
-                input_zero_point: x_t.zero_point,
-                input_range_radius: l.input_range_radius,
-                input_multiplier: l.input_multiplier,
-                input_left_shift: l.input_left_shift as i32,
-                rounding,
-            };
-            logistic(&p, input(&x_t)?, output)
+            logistic(
+                &LogisticParams::new(l, &x_t, rounding),
+                input(&x_t)?,
+                output,
+            )
         }
         Op::HardSwish(hs) => {
             let x_t = record(hs.input)?;
-            let p = HardSwishParams {
-                input_zero_point: x_t.zero_point,
-                output_zero_point: out_t.zero_point,
-                reluish_multiplier: hs.reluish_multiplier,
-                reluish_shift: hs.reluish_shift as i32,
-                output_multiplier: hs.output_multiplier,
-                output_shift: hs.output_shift as i32,
-            };
-            hard_swish(&p, input(&x_t)?, output)
+            hard_swish(
+                &HardSwishParams::new(hs, &x_t, &out_t),
+                input(&x_t)?,
+                output,
+            )
         }
         Op::Table(t) => {
             let x_t = record(t.input)?;

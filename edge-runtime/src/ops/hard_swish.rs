@@ -12,6 +12,8 @@
 //! `as i16` / `wrapping_*` here, including the add of the output zero point, which can wrap for
 //! an output exponent of 0. Nothing here can panic.
 
+use shared_format::TensorRecord;
+
 use super::{KernelError, KernelResult};
 
 /// Everything hard swish needs besides the activations (TFLM's `HardSwishParams`).
@@ -29,6 +31,20 @@ pub struct HardSwishParams {
     pub output_multiplier: i16,
     /// `output_multiplier_exponent` (validated to `[−31, 0]`).
     pub output_shift: i32,
+}
+
+impl HardSwishParams {
+    /// The op's parameters between its input tensor `x` and output tensor `y`.
+    pub fn new(op: &shared_format::HardSwish, x: &TensorRecord, y: &TensorRecord) -> Self {
+        HardSwishParams {
+            input_zero_point: x.zero_point,
+            output_zero_point: y.zero_point,
+            reluish_multiplier: op.reluish_multiplier,
+            reluish_shift: op.reluish_shift as i32,
+            output_multiplier: op.output_multiplier,
+            output_shift: op.output_shift as i32,
+        }
+    }
 }
 
 /// Runs hard swish over every element.

@@ -13,7 +13,7 @@
 //! with softmax (ported once, in [`super::softmax`]); its own steps are ported below under their
 //! gemmlowp names.
 
-use shared_format::Rounding;
+use shared_format::{Rounding, TensorRecord};
 
 use super::softmax::{exp_on_negative_values, one_over_one_plus_x_for_x_in_0_1};
 use super::{KernelError, KernelResult};
@@ -32,6 +32,19 @@ pub struct LogisticParams {
     pub input_left_shift: i32,
     /// Requantization rounding of the model (TFLM's `MultiplyByQuantizedMultiplier` build).
     pub rounding: Rounding,
+}
+
+impl LogisticParams {
+    /// The op's parameters over its input tensor `x`.
+    pub fn new(op: &shared_format::Logistic, x: &TensorRecord, rounding: Rounding) -> Self {
+        LogisticParams {
+            input_zero_point: x.zero_point,
+            input_range_radius: op.input_range_radius,
+            input_multiplier: op.input_multiplier,
+            input_left_shift: op.input_left_shift as i32,
+            rounding,
+        }
+    }
 }
 
 /// `kInputIntegerBits`: the rescaled input is Q4.27.

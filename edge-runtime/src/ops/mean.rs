@@ -6,7 +6,7 @@
 //! saturated to int8. TFLM folds `1/n` into its multiplier on every invoke; the blob stores the
 //! folded pair (`shared_format::Mean::fold`), so nothing here divides.
 
-use shared_format::{MAX_MEAN_CELLS, Rounding, Shape};
+use shared_format::{MAX_MEAN_CELLS, Rounding, Shape, TensorRecord};
 
 use super::{KernelError, KernelResult, expect_len};
 use crate::requant::multiply_by_quantized_multiplier;
@@ -30,6 +30,25 @@ pub struct MeanParams {
     pub shift: i32,
     /// Requantization rounding of the model.
     pub rounding: Rounding,
+}
+
+impl MeanParams {
+    /// The op's parameters between its input tensor `x` and output tensor `y`.
+    pub fn new(
+        op: &shared_format::Mean,
+        x: &TensorRecord,
+        y: &TensorRecord,
+        rounding: Rounding,
+    ) -> Self {
+        MeanParams {
+            input_shape: x.shape,
+            input_zero_point: x.zero_point,
+            output_zero_point: y.zero_point,
+            multiplier: op.multiplier,
+            shift: op.shift as i32,
+            rounding,
+        }
+    }
 }
 
 /// Writes the requantized mean of each channel of `input` (`H×W×C`) to `output` (`C` values).

@@ -5,7 +5,7 @@
 //! product of the centred inputs is requantized once to the output scale `s_1·s_2 / s_y`. The
 //! broadcast path differs only in which input element it reads, so one formula serves both.
 
-use shared_format::{Clamp, Rounding, Shape};
+use shared_format::{Clamp, Rounding, Shape, TensorRecord};
 
 use super::{KernelError, KernelResult, elements};
 use crate::requant::requantize;
@@ -29,6 +29,27 @@ pub struct MulParams {
     pub clamp: Clamp,
     /// Requantization rounding of the model.
     pub rounding: Rounding,
+}
+
+impl MulParams {
+    /// The op's parameters between its input tensors `x` and output tensor `y`.
+    pub fn new(
+        op: &shared_format::Mul,
+        x: [&TensorRecord; 2],
+        y: &TensorRecord,
+        rounding: Rounding,
+    ) -> Self {
+        MulParams {
+            input_shapes: x.map(|t| t.shape),
+            output_shape: y.shape,
+            input_zero_points: x.map(|t| t.zero_point),
+            output_zero_point: y.zero_point,
+            multiplier: op.multiplier,
+            shift: op.shift as i32,
+            clamp: op.clamp,
+            rounding,
+        }
+    }
 }
 
 /// `y = clamp(MBQM((x_1 − z_1)·(x_2 − z_2), m, e) + z_y)`, an input axis of length 1 repeated

@@ -22,7 +22,7 @@
 //! Like TFLM the kernel computes each exponential twice (once for the sum, once for the output)
 //! instead of keeping them, so it needs no scratch.
 
-use shared_format::Rounding;
+use shared_format::{Rounding, TensorRecord};
 
 use super::{KernelError, KernelResult};
 use crate::requant::{
@@ -44,6 +44,19 @@ pub struct SoftmaxParams {
     /// Requantization rounding of the model: it selects TFLM's
     /// `MultiplyByQuantizedMultiplierGreaterThanOne` variant.
     pub rounding: Rounding,
+}
+
+impl SoftmaxParams {
+    /// The op's parameters over its input tensor `x`.
+    pub fn new(op: &shared_format::Softmax, x: &TensorRecord, rounding: Rounding) -> Self {
+        SoftmaxParams {
+            channels: x.shape.c as usize,
+            input_multiplier: op.input_multiplier,
+            input_left_shift: op.input_left_shift as i32,
+            diff_min: op.diff_min,
+            rounding,
+        }
+    }
 }
 
 /// `kAccumulationIntegerBits`: the sum of exponentials is Q12.19.
