@@ -12,7 +12,7 @@ use shared_format::{FormatError, Model, Op, OpKind, TensorId, TensorProblem, Ten
 
 use crate::error::Error;
 use crate::ops::KernelError;
-use crate::ops::add::{AddOperand, AddParams, add};
+use crate::ops::add::{AddParams, add};
 use crate::ops::concat::{ConcatParams, ConcatSource, concat_input};
 use crate::ops::conv::{ConvParams, Weighted, conv2d};
 use crate::ops::depthwise::depthwise_conv2d;
@@ -258,12 +258,7 @@ fn execute(
         }
         Op::MaxPool(pool) | Op::AvgPool(pool) => {
             let x_t = record(pool.input)?;
-            let p = PoolParams {
-                window: pool.window,
-                input_shape: x_t.shape,
-                output_shape: out_t.shape,
-                clamp: pool.clamp,
-            };
+            let p = PoolParams::new(pool, &x_t, &out_t);
             if matches!(op, Op::MaxPool(_)) {
                 max_pool(&p, input(&x_t)?, output)
             } else {
@@ -275,41 +270,16 @@ fn execute(
             global_avg_pool(x_t.shape, g.clamp, input(&x_t)?, output)
         }
         Op::Add(a) => {
-            let [i1, i2] = a.inputs;
-            let (x1, x2) = (record(i1.tensor)?, record(i2.tensor)?);
-            let operand = |t: &TensorRecord, i: &shared_format::AddInput| AddOperand {
-                zero_point: t.zero_point,
-                multiplier: i.multiplier,
-                shift: i.shift as i32,
-            };
-            let p = AddParams {
-                inputs: [operand(&x1, &i1), operand(&x2, &i2)],
-                left_shift: a.left_shift,
-                output_multiplier: a.output_multiplier,
-                output_shift: a.output_shift as i32,
-                output_zero_point: out_t.zero_point,
-                clamp: a.clamp,
-                rounding,
-            };
+            let (x1, x2) = (record(a.inputs[0].tensor)?, record(a.inputs[1].tensor)?);
+            let p = AddParams::new(a, [&x1, &x2], &out_t, rounding);
             add(&p, input(&x1)?, input(&x2)?, output)
         }
         Op::Concat(c) => {
-            let p = ConcatParams {
-                output_channels: out_t.shape.c as usize,
-                output_zero_point: out_t.zero_point,
-                clamp: c.clamp,
-                rounding,
-            };
+            let p = ConcatParams::new(c, &out_t, rounding);
             let mut channel_offset = 0usize;
             for i in &c.inputs {
                 let x_t = record(i.tensor)?;
-                let source = ConcatSource {
-                    channels: x_t.shape.c as usize,
-                    channel_offset,
-                    zero_point: x_t.zero_point,
-                    multiplier: i.multiplier,
-                    shift: i.shift as i32,
-                };
+                let source = ConcatSource::new(i, &x_t, channel_offset);
                 concat_input(&p, &source, input(&x_t)?, output)?;
                 channel_offset += source.channels;
             }

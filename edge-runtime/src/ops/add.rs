@@ -4,7 +4,7 @@
 //! brought to a common scale with its own multiplier (always < 1); the sum is then requantized to
 //! the output like any other op (EDGE_ANCHORS §3.5).
 
-use shared_format::{Clamp, Rounding};
+use shared_format::{Clamp, Rounding, TensorRecord};
 
 use super::{KernelError, KernelResult};
 use crate::requant::ChannelRequant;
@@ -37,6 +37,31 @@ pub struct AddParams {
     pub clamp: Clamp,
     /// Requantization rounding of the model.
     pub rounding: Rounding,
+}
+
+impl AddParams {
+    /// The op's parameters between its input tensors `x` and output tensor `y`.
+    pub fn new(
+        op: &shared_format::Add,
+        x: [&TensorRecord; 2],
+        y: &TensorRecord,
+        rounding: Rounding,
+    ) -> Self {
+        let operand = |t: &TensorRecord, i: &shared_format::AddInput| AddOperand {
+            zero_point: t.zero_point,
+            multiplier: i.multiplier,
+            shift: i.shift as i32,
+        };
+        AddParams {
+            inputs: [operand(x[0], &op.inputs[0]), operand(x[1], &op.inputs[1])],
+            left_shift: op.left_shift,
+            output_multiplier: op.output_multiplier,
+            output_shift: op.output_shift as i32,
+            output_zero_point: y.zero_point,
+            clamp: op.clamp,
+            rounding,
+        }
+    }
 }
 
 /// `y = clamp(MBQM(a_1 + a_2, m_o, e_o) + z_y)` with `a_i = MBQM((x_i − z_i)·2^left_shift, m_i, e_i)`.

@@ -6,7 +6,7 @@
 //! `clamp(MBQM(x − z_i, m_i, e_i) + z_y)`. The interpreter calls [`concat_input`] once per input,
 //! in channel order.
 
-use shared_format::{Clamp, Rounding};
+use shared_format::{Clamp, Rounding, TensorRecord};
 
 use super::{KernelError, KernelResult};
 use crate::requant::requantize;
@@ -37,6 +37,35 @@ pub struct ConcatParams {
     pub clamp: Clamp,
     /// Requantization rounding of the model.
     pub rounding: Rounding,
+}
+
+impl ConcatParams {
+    /// The op's parameters for its output tensor `y`.
+    pub fn new(op: &shared_format::Concat, y: &TensorRecord, rounding: Rounding) -> Self {
+        ConcatParams {
+            output_channels: y.shape.c as usize,
+            output_zero_point: y.zero_point,
+            clamp: op.clamp,
+            rounding,
+        }
+    }
+}
+
+impl ConcatSource {
+    /// Input `input`, tensor `x`, placed after `channel_offset` channels of the output.
+    pub fn new(
+        input: &shared_format::ConcatInput,
+        x: &TensorRecord,
+        channel_offset: usize,
+    ) -> Self {
+        ConcatSource {
+            channels: x.shape.c as usize,
+            channel_offset,
+            zero_point: x.zero_point,
+            multiplier: input.multiplier,
+            shift: input.shift as i32,
+        }
+    }
 }
 
 /// Input elements from which [`concat_input`] tables the requantization of the 256 input values

@@ -5,7 +5,7 @@
 //! the number of valid cells. AvgPool rounds half away from zero with truncating division,
 //! `(s ± n/2) / n`, exactly as TFLM does.
 
-use shared_format::{Clamp, Shape, Window};
+use shared_format::{Clamp, Shape, TensorRecord, Window};
 
 use super::{KernelError, KernelResult, Taps, dsp, expect_len, expect_window_output};
 use crate::requant::clamp_to_i8;
@@ -25,6 +25,18 @@ pub struct PoolParams {
     pub output_shape: Shape,
     /// Output clamp.
     pub clamp: Clamp,
+}
+
+impl PoolParams {
+    /// The op's parameters between its input tensor `x` and output tensor `y`.
+    pub fn new(op: &shared_format::Pool, x: &TensorRecord, y: &TensorRecord) -> Self {
+        PoolParams {
+            window: op.window,
+            input_shape: x.shape,
+            output_shape: y.shape,
+            clamp: op.clamp,
+        }
+    }
 }
 
 fn check(p: &PoolParams, input: &[i8], output: &[i8]) -> KernelResult {
