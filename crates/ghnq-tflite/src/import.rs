@@ -1094,7 +1094,22 @@ impl<'g, 'a> Mapper<'g, 'a> {
             self.check_reshape_operand(&xt.shape, &yt.shape)?;
         }
         if self.op.code == BuiltinOperator::STRIDED_SLICE {
-            self.check_slice_selects_everything(&xt.shape)?;
+            let picks = self.slice_picks(&xt.shape)?;
+            let full = |a: usize| picks[a].iter().copied().eq(0..xt.shape[a]);
+            if let Some(axis) = (0..picks.len()).find(|&a| !full(a)) {
+                let last = picks.len() - 1;
+                if axis == last && hwc(&xt.shape).ok() == Some(self.blob_shape(x)?) {
+                    return self.channel_slice(x, &picks[last]).map(Some);
+                }
+                return Err(format!(
+                    "it takes {:?} of the {} positions along axis {axis} of {:?}: a slice that \
+                     drops elements anywhere but along the channels needs a copy the runtime \
+                     has no op for (slices that keep every element, as new axes and ellipses \
+                     do, are views; channel slices are 1x1 convolutions)",
+                    picks[axis], xt.shape[axis], xt.shape
+                )
+                .into());
+            }
         }
         if xt.elements() != yt.elements() {
             return Err(
@@ -1154,12 +1169,10 @@ impl<'g, 'a> Mapper<'g, 'a> {
         })
     }
 
-    /// A STRIDED_SLICE of an activation is a view only if it keeps every element in order:
-    /// along each input axis, after TensorFlow's expansion of the ellipsis (full axes), new axes
-    /// (length 1, no input axis) and the implicit full axes past the spec, the selection is the
-    /// whole axis with stride 1 (a shrunk axis: one of length 1). A proper slice needs a copy
-    /// the runtime has no op for, and is refused as such.
-    fn check_slice_selects_everything(&self, input: &[i32]) -> Result<(), String> {
+    /// The positions a STRIDED_SLICE of an activation keeps along each input axis, after
+    /// TensorFlow's expansion of the ellipsis (full axes), new axes (length 1, no input axis)
+    /// and the implicit full axes past the spec (a shrunk axis keeps one position).
+    fn slice_picks(&self, input: &[i32]) -> Result<Vec<Vec<i32>>, String> {
         let o = self
             .op
             .raw
@@ -1192,14 +1205,14 @@ impl<'g, 'a> Mapper<'g, 'a> {
             .filter(|&i| !bit(ellipsis, i) && !bit(new_axis, i))
             .count();
         let rank = input.len();
-        let mut axis = 0usize;
-        let check = |axis: usize, i: Option<usize>| -> Result<(), String> {
+        let mut picks = Vec::with_capacity(rank);
+        let pick = |axis: usize, i: Option<usize>| -> Result<Vec<i32>, String> {
             let dim = *input
                 .get(axis)
                 .ok_or_else(|| format!("the slice spec addresses more axes than {input:?} has"))?;
             let everything: Vec<i32> = (0..dim).collect();
-            let picked = match i {
-                None => everything.clone(),
+            match i {
+                None => Ok(everything),
                 Some(i) => strided_slice(
                     &everything,
                     begin[i],
@@ -1208,39 +1221,68 @@ impl<'g, 'a> Mapper<'g, 'a> {
                     bit(o.begin_mask(), i),
                     bit(o.end_mask(), i),
                     bit(o.shrink_axis_mask(), i),
-                )?,
-            };
-            if picked != everything {
-                return Err(format!(
-                    "it takes {picked:?} of the {dim} positions along axis {axis} of \
-                     {input:?}: a slice that drops elements needs a copy the runtime has no \
-                     op for (only slices that keep every element, as new axes and ellipses \
-                     do, are imported, as views)"
-                ));
+                ),
             }
-            Ok(())
         };
         for i in 0..n {
             if bit(ellipsis, i) {
                 for _ in 0..rank.saturating_sub(consuming) {
-                    check(axis, None)?;
-                    axis += 1;
+                    picks.push(pick(picks.len(), None)?);
                 }
             } else if !bit(new_axis, i) {
-                check(axis, Some(i))?;
-                axis += 1;
+                picks.push(pick(picks.len(), Some(i))?);
             }
         }
-        while axis < rank {
-            check(axis, None)?;
-            axis += 1;
+        while picks.len() < rank {
+            picks.push(pick(picks.len(), None)?);
         }
-        Ok(())
+        Ok(picks)
     }
 
-    /// A RESHAPE's shape operand (input 1, where present) must be static: a constant or folded
-    /// shape arithmetic. TFLM takes the output shape from the file (resolving one −1), not from
-    /// the operand, so the two must agree, or TFLM itself refuses the model at Prepare.
+    /// A slice along the channels (`t[..., :4]`, `t[..., ::2]`): a 1×1 convolution whose
+    /// weights are one-hot and whose requantization is the identity (QuantizeMultiplier(1.0)
+    /// = 2^30 · 2^(1 − 31), so MBQM(x − z_x) = x − z_x exactly, and the output zero point, the
+    /// input's, adds z_x back): each kept channel is copied bit for bit.
+    fn channel_slice(&mut self, x: TensorId, keep: &[i32]) -> Result<OpKind, MapError> {
+        let xs = self.blob_shape(x)?;
+        let (y, _, _, _) = self.output()?;
+        let ys = self.blob_shape(y)?;
+        if (ys.h, ys.w, usize::from(ys.c)) != (xs.h, xs.w, keep.len()) {
+            return Err(format!(
+                "a channel slice of {xs:?} keeping {} channels should give {} channels at the \
+                 same height and width, not {ys:?}",
+                keep.len(),
+                keep.len()
+            )
+            .into());
+        }
+        let (cin, cout) = (usize::from(xs.c), keep.len());
+        let mut data = vec![0u8; cout * cin];
+        for (o, &c) in keep.iter().enumerate() {
+            data[o * cin + c as usize] = 1;
+        }
+        let bytes = WeightBytes {
+            data,
+            bias: i32s_to_le(&vec![0; cout]),
+            multipliers: i32s_to_le(&vec![1 << 30; cout]),
+            shifts: vec![1; cout],
+        };
+        let op = Op::Conv2d(Conv2d {
+            input: x,
+            output: y,
+            window: Window::square(1, 1, 1, 0),
+            weights: bytes.weights(),
+            bias: bytes.bias(),
+            requant: bytes.requant(),
+            clamp: Clamp {
+                min: i8::MIN,
+                max: i8::MAX,
+            },
+        });
+        self.b.push(&op)?;
+        Ok(op.kind())
+    }
+
     fn check_reshape_operand(&self, input: &[i32], output: &[i32]) -> Result<(), String> {
         let Some(&t) = self.op.inputs.get(1).filter(|&&t| t >= 0) else {
             return Ok(());
