@@ -314,7 +314,7 @@ proptest::proptest! {
     #[test]
     fn validate_never_panics(seed in 0u64..1000, node in 0usize..1000, field in 0usize..8,
                              value in proptest::prelude::any::<usize>(), small in 0usize..9) {
-        let mut net = crate::arch::splits::Split::Test
+        let mut net = crate::splits::Split::Test
             .net(ImageShape::FASHION_MNIST, 10, seed, 0)
             .unwrap();
         let i = node % net.nodes.len();

@@ -38,15 +38,24 @@ pub fn write_net(net: &Net, path: &Path) -> Result<(), TextError> {
     write_atomic(path, net.to_json().as_bytes())
 }
 
-/// Write `bytes` and a final newline to `path` atomically ([`crate::atomic`]).
+/// Write `bytes` and a final newline to `path` atomically: a temporary file beside it (tempfile's
+/// `NamedTempFile`), synced, then renamed over it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TextError> {
-    let mut text = Vec::with_capacity(bytes.len() + 1);
-    text.extend_from_slice(bytes);
-    text.push(b'\n');
-    crate::atomic::write(path, &text).map_err(|source| TextError::Io {
+    use std::io::Write;
+    let io = |source| TextError::Io {
         path: path.into(),
         source,
-    })
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut f = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.write_all(b"\n").map_err(io)?;
+    f.as_file().sync_all().map_err(io)?;
+    f.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 /// `manifest.json` of a folder written by `ghnq graphs`: how the nets were made and their file names.
@@ -109,8 +118,8 @@ pub fn read_split_dir(dir: &Path) -> Result<(Manifest, Vec<Net>), TextError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::ImageShape;
-    use crate::arch::predefined;
+    use crate::ImageShape;
+    use crate::predefined;
 
     #[test]
     fn file_round_trip_and_errors_name_the_file() {

@@ -62,7 +62,7 @@ pub struct Stats {
     pub nodes: Summary,
     /// Nets with BatchNorm.
     pub with_bn: usize,
-    /// Op kind ([`crate::arch::Op::kind`]) → (total nodes over all nets, nets containing it).
+    /// Op kind ([`crate::Op::kind`]) → (total nodes over all nets, nets containing it).
     pub op_mix: BTreeMap<&'static str, (usize, usize)>,
 }
 
@@ -148,7 +148,7 @@ impl fmt::Display for Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::{ImageShape, predefined};
+    use crate::{ImageShape, predefined};
 
     #[test]
     fn summary_and_table() {

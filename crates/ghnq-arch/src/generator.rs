@@ -136,7 +136,7 @@ pub enum BnMode {
     Never,
 }
 
-/// The knobs of the space; [`crate::arch::splits::Split::config`] gives each split's values.
+/// The knobs of the space; [`crate::splits::Split::config`] gives each split's values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorConfig {
     /// Number of cells, inclusive range.
