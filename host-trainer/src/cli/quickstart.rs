@@ -186,8 +186,8 @@ pub fn run(args: Args) -> Result<()> {
         "parameters predicted in {predict_ms:.0} ms; top-1 on {} test images (host), {} on the device",
         args.images, args.samples
     );
-    println!(
-        "{:<6} {:>10} {:>10} {:>12} {:>9} {:>22} {:>10} {:>10}",
+    use ghnq_core::table::{Align, Table};
+    let mut table = Table::new([
         "bits",
         "float %",
         "sim %",
@@ -195,9 +195,20 @@ pub fn run(args: Args) -> Result<()> {
         "agree %",
         "device (same samples)",
         "blob B",
-        "arena B"
-    );
-    println!("{:<6} {:>10.2}", "float", float1);
+        "arena B",
+    ])
+    .aligned(&[
+        Align::Left,
+        Align::Right,
+        Align::Right,
+        Align::Right,
+        Align::Right,
+        Align::Right,
+        Align::Right,
+        Align::Right,
+    ])
+    .min_widths(&[6, 8, 8, 12, 8, 22, 8, 8]);
+    table.push(["float".to_string(), format!("{float1:.2}")]);
     for (k, l) in lines.iter().enumerate() {
         let dev = match &device_report {
             Some(r) => r.rows.get(k).map_or("-".into(), |row| {
@@ -208,18 +219,18 @@ pub fn run(args: Args) -> Result<()> {
             }),
             None => "-".into(),
         };
-        println!(
-            "{:<6} {:>10} {:>10.2} {:>12.2} {:>9.2} {:>22} {:>10} {:>10}",
+        table.push([
             l.bits.to_string(),
-            "",
-            l.sim,
-            l.int,
-            l.agreement,
+            String::new(),
+            format!("{:.2}", l.sim),
+            format!("{:.2}", l.int),
+            format!("{:.2}", l.agreement),
             dev,
-            l.blob_bytes,
-            l.arena
-        );
+            l.blob_bytes.to_string(),
+            l.arena.to_string(),
+        ]);
     }
+    print!("{}", table.text());
     if let Some(r) = &device_report {
         if let Some(row) = r.rows.first() {
             println!(
