@@ -120,8 +120,15 @@ pub fn conv2d(
     if blocked_eligible(p) {
         return conv2d_blocked(p, input, output);
     }
-    // Armv7E-M: 4- and 2-bit weights with small filters (any C_in, e.g. an RGB stem): a block
-    // unpacked at a time into 1 KiB of stack for the 8-bit kernel, the fastest (same sums).
+    // Armv7E-M: 4- and 2-bit weights, kernels larger than 1×1 with a kernel row of four filters
+    // in 1 KiB (a 7×7 RGB stem, a 7×7 over 32 channels): chunks of kernel rows unpacked and
+    // centred on z_w into 1 KiB of stack for the 8-bit kernel, the fastest (same sums).
+    #[cfg(edge_dsp)]
+    if row_blocks_eligible(p) {
+        return conv2d_row_blocks(p, input, output);
+    }
+    // Armv7E-M: 4- and 2-bit weights with small filters (1×1 up to 256 input channels): a block
+    // unpacked at a time into 1 KiB of stack for the 8-bit kernel (same sums).
     #[cfg(edge_dsp)]
     if unpacked_eligible(p) {
         return conv2d_unpacked_dsp(p, input, output);
@@ -327,7 +334,8 @@ pub(crate) fn unpacked_eligible(p: &ConvParams<'_>) -> bool {
     matches!(p.weights.bits, 2 | 4) && p.window.dilation_w == 1 && filter_len * 4 <= room
 }
 
-/// Whether `conv2d_packed` handles `p` (Armv7E-M only, after [`unpacked_eligible`]): 4-bit weights with `C_in` a multiple
+/// Whether `conv2d_packed` handles `p` (Armv7E-M only, after [`unpacked_eligible`] and
+/// `row_blocks_eligible`, so in practice filters with `4·kw·C_in > 1024`): 4-bit weights with `C_in` a multiple
 /// of 8 or 2-bit weights with `C_in` a multiple of 16 (one word of packed weights per step, so
 /// every filter row starts on a byte), symmetric or per-tensor affine, contiguous tap rows, and
 /// at most [`dsp::PACKED_WINDOW_MAX`] values per filter. Elsewhere always false.
@@ -605,6 +613,194 @@ pub(crate) fn conv2d_unpacked_dsp(
 ) -> KernelResult {
     let mut filters = [0i8; UNPACKED_FILTERS_DSP];
     conv2d_blocks(p, input, output, &mut filters)
+}
+
+/// Output pixels whose sums [`conv2d_row_blocks`] keeps at a time: 1 KiB of stack for a group
+/// of four channels.
+#[cfg(any(edge_dsp, test))]
+const ROW_STRIP: usize = 64;
+
+/// Whether [`conv2d_row_blocks`] handles `p` (Armv7E-M, tried first for sub-byte weights): 4- or 2-bit
+/// weights, symmetric or per-tensor affine, a kernel larger than 1×1 with contiguous tap rows,
+/// one kernel row of four filters
+/// in [`UNPACKED_FILTERS_DSP`] bytes (`4·kw·C_in ≤ 1024`: a 7×7 over 32 channels, a 3×3 over
+/// 85), and weights whose codes less `z_w` fit a byte (every 2- and 4-bit zero point in range).
+#[cfg(any(edge_dsp, test))]
+pub(crate) fn row_blocks_eligible(p: &ConvParams<'_>) -> bool {
+    let bits = p.weights.bits;
+    if !matches!(bits, 2 | 4) || p.window.dilation_w != 1 {
+        return false;
+    }
+    // 1×1 kernels stay on `conv2d_unpacked_dsp`: one chunk and no taps to share.
+    if p.window.kernel_h == 1 && p.window.kernel_w == 1 {
+        return false;
+    }
+    let row = p.window.kernel_w as usize * p.input_shape.c as usize;
+    let half = 1i32 << (bits - 1);
+    let z_w = i32::from(p.weights.zero_point);
+    let fits = |v: i32| i8::try_from(v).is_ok();
+    row > 0 && 4 * row <= UNPACKED_FILTERS_DSP && fits(-half - z_w) && fits(half - 1 - z_w)
+}
+
+/// `v − z` for every byte `v` of `f`, wrapping, four bytes a step (the borrow kept inside each
+/// byte: Hacker's Delight 2-18).
+#[cfg(any(edge_dsp, test))]
+#[inline(always)]
+fn centre_bytes(f: &mut [i8], z: i8) {
+    const H: u32 = 0x8080_8080;
+    let zz = u32::from_ne_bytes([z as u8; 4]);
+    let (words, rest) = f.as_chunks_mut::<4>();
+    for q in words {
+        let a = u32::from_ne_bytes(q.map(|v| v as u8));
+        let d = (a | H).wrapping_sub(zz & !H) ^ ((a ^ !zz) & H);
+        *q = d.to_ne_bytes().map(|v| v as i8);
+    }
+    for v in rest {
+        *v = v.wrapping_sub(z);
+    }
+}
+
+/// 4- and 2-bit convolutions on Armv7E-M whose filters are too large for
+/// [`conv2d_unpacked_dsp`]'s buffer (issue 18), for parameters that pass
+/// [`row_blocks_eligible`]: for each group of four output channels and each strip of
+/// [`ROW_STRIP`] output pixels, the filters' kernel rows go a chunk at a time (as many rows as
+/// fit [`UNPACKED_FILTERS_DSP`] bytes) through the stack buffer, unpacked and centred on `z_w`
+/// (so no per-pixel affine correction), and every pixel of the strip adds the chunk's valid
+/// taps to its four sums through the 8-bit kernel ([`dsp::window`]); then the strip is
+/// requantized ([`output_stage`]). The sums are the reference's exact accumulators
+/// `Σ_valid (w − z_w)·(x − z_x)` (modulo 2^32 like its wrapping sums), so the outputs are
+/// identical. About 2.1 KiB of stack; no scratch, so the plan and the arena are unchanged.
+#[cfg(any(edge_dsp, test))]
+#[cfg_attr(edge_dsp, inline(never))]
+pub(crate) fn conv2d_row_blocks(
+    p: &ConvParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) -> KernelResult {
+    if !row_blocks_eligible(p) {
+        return Err(KernelError(
+            "conv parameters unfit for the row-chunk kernel",
+        ));
+    }
+    let win = p.window;
+    let Dims {
+        in_h,
+        in_w,
+        cin,
+        out_h,
+        out_w,
+        cout,
+        filter_len,
+    } = Dims::checked(p, input, output)?;
+    let bits = p.weights.bits;
+    let weight_count = filter_len
+        .checked_mul(cout)
+        .ok_or(KernelError("weight count overflows"))?;
+    match packed_len(weight_count as u64, bits) {
+        Some(need) if need <= p.weights.data.len() as u64 => {}
+        _ => return Err(KernelError("packed weights shorter than C_out filters")),
+    }
+    let (kh, kw) = (win.kernel_h as usize, win.kernel_w as usize);
+    let run = kw * cin; // one kernel row of one filter, > 0 (eligibility)
+    let per_chunk = (UNPACKED_FILTERS_DSP / (4 * run)).clamp(1, kh.max(1));
+    let z_x = p.input_zero_point;
+    // Fits a byte for every code (eligibility), so the centred weights are exact.
+    let z_w = p.weights.zero_point;
+    let row_stride = in_w * cin; // ≤ input.len(), checked above
+    let x_step = row_stride * win.dilation_h as usize;
+    let pixels = out_h * out_w;
+    let mut filters = [0i8; UNPACKED_FILTERS_DSP];
+    let mut strip = [[0i32; 4]; ROW_STRIP];
+    let mut c0 = 0;
+    while c0 < cout {
+        let nb = (cout - c0).min(4);
+        let mut bias = [0i32; 4];
+        let mut stage = [ChannelRequant::new(0, 0, p.rounding); 4];
+        for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(c0..c0 + nb) {
+            *b = p
+                .bias
+                .get(c)
+                .ok_or(KernelError("bias shorter than C_out"))?;
+            let (m, e) = p
+                .requant
+                .get(c)
+                .ok_or(KernelError("requant table shorter than C_out"))?;
+            *rq = ChannelRequant::new(m, e, p.rounding);
+        }
+        let (bias, stage) = (
+            bias.get(..nb).unwrap_or_default(),
+            stage.get(..nb).unwrap_or_default(),
+        );
+        let plain = stage.iter().all(ChannelRequant::is_plain);
+        let mut p0 = 0;
+        while p0 < pixels {
+            let sums = strip
+                .get_mut(..(pixels - p0).min(ROW_STRIP))
+                .ok_or(KernelError("conv pixel strip"))?;
+            sums.fill([0; 4]);
+            let mut ky0 = 0;
+            while ky0 < kh {
+                let ky1 = (ky0 + per_chunk).min(kh);
+                let chunk = (ky1 - ky0) * run; // 4·chunk ≤ UNPACKED_FILTERS_DSP
+                for j in 0..nb {
+                    let f = filters
+                        .get_mut(j * chunk..(j + 1) * chunk)
+                        .ok_or(KernelError("unpacked filter chunk"))?;
+                    // (c0 + j)·filter_len + ky1·run ≤ weight_count, whose packed bytes were
+                    // checked above.
+                    unpack_into(p.weights.data, bits, (c0 + j) * filter_len + ky0 * run, f);
+                    if z_w != 0 {
+                        centre_bytes(f, z_w);
+                    }
+                }
+                let (mut oy, mut ox) = (p0 / out_w, p0 % out_w);
+                let mut ty = Taps::rows(&win, oy, in_h);
+                for s in sums.iter_mut() {
+                    let (k0, k1) = (ty.k0.max(ky0), ty.k1.min(ky1));
+                    let tx = Taps::cols(&win, ox, in_w);
+                    let len = tx.count() * cin;
+                    if k0 < k1 && len > 0 {
+                        let x0 = ty.input_index(k0, win.dilation_h) * row_stride
+                            + tx.input_index(tx.k0, 1) * cin;
+                        let w0 = (k0 - ky0) * run + tx.k0 * cin;
+                        let runs = Runs {
+                            rows: k1 - k0,
+                            len,
+                            x_step,
+                            w_step: run,
+                        };
+                        let x = input.get(x0..).ok_or(KernelError("conv input tap"))?;
+                        let w = filters.get(w0..).ok_or(KernelError("conv filter run"))?;
+                        let mut acc = [0i32; 4];
+                        let acc = acc.get_mut(..nb).unwrap_or_default();
+                        if !dsp::window(x, w, chunk, runs, z_x, acc) {
+                            return Err(KernelError("conv window outside its tensors"));
+                        }
+                        for (s, &a) in s.iter_mut().zip(acc.iter()) {
+                            *s = s.wrapping_add(a);
+                        }
+                    }
+                    ox += 1;
+                    if ox == out_w {
+                        (oy, ox) = (oy + 1, 0);
+                        ty = Taps::rows(&win, oy, in_h);
+                    }
+                }
+                ky0 = ky1;
+            }
+            for (i, s) in sums.iter().enumerate() {
+                let at = (p0 + i) * cout + c0;
+                let ys = output
+                    .get_mut(at..at + nb)
+                    .ok_or(KernelError("conv output pixel"))?;
+                let acc = s.get(..nb).unwrap_or_default();
+                output_stage(ys, stage, bias, acc, plain, p);
+            }
+            p0 += sums.len();
+        }
+        c0 += nb;
+    }
+    Ok(())
 }
 
 /// The body of [`conv2d_blocked`] (`unpacked` empty, 8-bit weights read in place), of
@@ -1573,5 +1769,101 @@ pub(crate) mod tests {
         if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
             assert!(unpacked > 150, "{unpacked}");
         }
+    }
+
+    /// The row-chunk kernel for 4- and 2-bit filters too large for the unpacked block
+    /// (`conv2d_row_blocks`, Armv7E-M), on its host model: random geometries (7×7 over 16 and 32
+    /// channels, chunks of one or more kernel rows, strips past [`ROW_STRIP`] pixels, padding
+    /// cutting whole chunks off, a last group of fewer than four channels, dilated rows), both
+    /// weight schemes with every zero point, both roundings, against the reference loop.
+    #[test]
+    fn row_blocks_kernel_matches_reference() {
+        let mut rng = XorShift32::new(0x0A_77C5);
+        let mut rnd = |n: u32| rng.below(n);
+        let mut checked = 0;
+        for case in 0..160 {
+            let bits = [2u8, 4][rnd(2) as usize];
+            let (kh, kw) = match case % 4 {
+                0 => (7, 7),
+                1 => (3, 3),
+                _ => (1 + rnd(7) as u8, 1 + rnd(7) as u8),
+            };
+            let dil_h = if case % 5 == 4 { 2 } else { 1 };
+            let eff_h = ((kh as u16 - 1) * dil_h as u16 + 1) as u8;
+            let win = Window {
+                kernel_h: kh,
+                kernel_w: kw,
+                stride_h: 1 + rnd(2) as u8,
+                stride_w: 1 + rnd(2) as u8,
+                dilation_h: dil_h,
+                dilation_w: 1,
+                padding: shared_format::Padding {
+                    top: rnd(eff_h as u32) as u8,
+                    bottom: rnd(eff_h as u32) as u8,
+                    left: rnd(kw as u32) as u8,
+                    right: rnd(kw as u32) as u8,
+                },
+            };
+            let cin = [3u16, 8, 16, 17, 32, 36][rnd(6) as usize];
+            let s = Shape::new(1 + rnd(14) as u16, 1 + rnd(14) as u16, cin);
+            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+                continue;
+            };
+            let cout = [1u16, 4, 5, 8, 11, 16][rnd(6) as usize];
+            let os = Shape::new(oh as u16, ow as u16, cout);
+            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+            let n_w = cout as usize * kh as usize * kw as usize * cin as usize;
+            let w: Vec<i8> = (0..n_w)
+                .map(|_| match rnd(4) {
+                    0 => lo,
+                    1 => hi,
+                    _ => lo + rnd(1 << bits) as i32,
+                } as i8)
+                .collect();
+            let x: Vec<i8> = (0..s.h as usize * s.w as usize * cin as usize)
+                .map(|_| rnd(256) as u8 as i8)
+                .collect();
+            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
+            let bias: Vec<i32> = (0..cout).map(|_| rnd(200_001) as i32 - 100_000).collect();
+            let rq: Vec<(i32, i8)> = (0..cout)
+                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, rnd(14) as i8 - 11))
+                .collect();
+            let o = owned(&w, bits, &bias, &rq);
+            let (scheme, z_w) = if case % 2 == 0 {
+                (
+                    WeightScheme::PerTensorAffine,
+                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
+                )
+            } else {
+                (WeightScheme::PerChannelSymmetric, 0)
+            };
+            let mut p = params(&o, bits, scheme, z_w, win, s, z_x, os);
+            p.output_zero_point = rnd(256) as u8 as i8;
+            p.rounding = [Rounding::Double, Rounding::Single][rnd(2) as usize];
+            let eligible = row_blocks_eligible(&p);
+            assert_eq!(
+                eligible,
+                (kh, kw) != (1, 1) && 4 * kw as usize * cin as usize <= UNPACKED_FILTERS_DSP,
+                "case {case}"
+            );
+            if !eligible {
+                continue;
+            }
+            let mut scratch = vec![0i8; kh as usize * kw as usize * cin as usize];
+            let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
+            conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let mut got = vec![0i8; want.len()];
+            conv2d_row_blocks(&p, &x, &mut got).unwrap();
+            assert_eq!(
+                got, want,
+                "case {case}: W{bits} {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
+            );
+            // A tensor too short is refused, not read past.
+            if !x.is_empty() {
+                assert!(conv2d_row_blocks(&p, &x[1..], &mut got).is_err());
+            }
+            checked += 1;
+        }
+        assert!(checked > 80, "{checked}");
     }
 }
