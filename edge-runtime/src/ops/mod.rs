@@ -27,12 +27,14 @@ pub mod logistic;
 pub mod mean;
 pub mod mul;
 pub mod pool;
+#[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod simd_tests;
 pub mod softmax;
-pub mod table;
 #[cfg(test)]
 mod speed_tests;
 #[cfg(target_arch = "x86_64")]
 mod sse2;
+pub mod table;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 

@@ -692,23 +692,8 @@ fn lane_sum(v: __m128i) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::simd_tests::{self, bytes};
     use crate::ops::x86::{self, Isa, each_isa};
-    use crate::test_rng::XorShift32;
-
-    /// A deterministic byte stream covering the extremes (xorshift, then forced corners).
-    fn bytes(n: usize, seed: u32) -> Vec<i8> {
-        let mut rng = XorShift32::new(seed | 1);
-        (0..n)
-            .map(|i| {
-                let s = rng.next_u32();
-                match i % 11 {
-                    0 => -128,
-                    5 => 127,
-                    _ => s as i8,
-                }
-            })
-            .collect()
-    }
 
     #[test]
     fn dot_equals_scalar_sum_at_every_length() {
@@ -762,175 +747,24 @@ mod tests {
         }
     }
 
-    /// One depthwise pixel against the scalar sum: channel counts on both sides of the 16- and
-    /// 8-channel groups, even and odd tap counts (the lone tap), zero points at the extremes,
-    /// taps anywhere in the tensors (overlapping, repeated, at the very end).
     #[test]
     fn depthwise_pixel_equals_centred_sums() {
-        let mut rng = XorShift32::new(0xDE97_0001);
-        let (x, w) = (bytes(600, 3), bytes(700, 5));
-        let mut tried = 0;
-        for n in (0..=40).chain([63, 64, 65, 100]) {
-            for taps in [0usize, 1, 2, 3, 8, 9, 25] {
-                for (z_x, z_w) in [(-128i8, 0i8), (127, -128), (-128, 127), (0, 0), (5, -3)] {
-                    let list: Vec<Tap> = (0..taps)
-                        .map(|_| Tap {
-                            x: rng.below((x.len() - n + 1) as u32) as usize,
-                            w: rng.below((w.len() - n + 1) as u32) as usize,
-                        })
-                        .collect();
-                    each_isa(|isa| {
-                        let mut got = vec![7i32; n];
-                        assert!(x86::depthwise_pixel(&x, &w, &list, z_x, z_w, &mut got));
-                        for (j, &g) in got.iter().enumerate() {
-                            let e = list.iter().fold(0i32, |a, t| {
-                                let (wv, xv) = (w[t.w + j] as i32, x[t.x + j] as i32);
-                                a.wrapping_add((wv - z_w as i32) * (xv - z_x as i32))
-                            });
-                            let name = isa.name();
-                            assert_eq!(g, e, "{name} n {n} taps {taps} z_x {z_x} z_w {z_w} ch {j}");
-                        }
-                        tried += 1;
-                    });
-                }
-            }
-        }
-        assert!(tried > 1000);
-        // A tap whose channels would leave a tensor is refused, nothing written.
-        let mut acc = [1i32; 16];
-        let bad = [Tap { x: 600 - 15, w: 0 }];
-        assert!(!x86::depthwise_pixel(&x, &w, &bad, 0, 0, &mut acc));
-        let bad = [Tap {
-            x: 0,
-            w: usize::MAX,
-        }];
-        assert!(!x86::depthwise_pixel(&x, &w, &bad, 0, 0, &mut acc));
-        assert_eq!(acc, [1; 16]);
+        each_isa(|isa| {
+            simd_tests::depthwise_pixel_equals_centred_sums(isa.name(), x86::depthwise_pixel)
+        });
     }
 
-    /// The vector output stage against the scalar one, output for output: plain stages of both
-    /// roundings with every shift they allow (double: 0..=31 right; single: −31..=−2), small,
-    /// typical and extreme multipliers, accumulators and biases at and around i32's ends and
-    /// the rounding ties, output zero points and clamps at their ends, blocks of 1..=64 lanes.
     #[test]
     fn plain_stages_equal_scalar_output_stage() {
-        use crate::ops::conv::{ConvParams, output_stage};
-        use shared_format::Rounding;
-        let mut rng = XorShift32::new(0x0A7E_57A6);
-        let specials = [
-            i32::MIN,
-            i32::MIN + 1,
-            i32::MAX,
-            i32::MAX - 1,
-            0,
-            1,
-            -1,
-            1 << 30,
-            -(1 << 30),
-            (1 << 20) + (1 << 19),
-            -(1 << 19),
-        ];
-        for case in 0..4000u32 {
-            let double = case % 2 == 0;
-            let rounding = if double {
-                Rounding::Double
-            } else {
-                Rounding::Single
-            };
-            let n = 1 + rng.below(BLOCK as u32) as usize;
-            // Shifts: any per channel, one for all (uniform groups), or two values (both).
-            let mode = (case / 2) % 3;
-            let shift_of = |r: u32| {
-                if double {
-                    -((r % 32) as i32)
-                } else {
-                    -2 - (r % 30) as i32
-                }
-            };
-            let (s0, s1) = (shift_of(rng.next_u32()), shift_of(rng.next_u32()));
-            // Multipliers of a valid blob (0 or at least 2^30) in half the cases, any in the rest.
-            let any_m = case % 4 < 2;
-            let stage: Vec<ChannelRequant> = (0..n)
-                .map(|_| {
-                    let m = match rng.below(5) {
-                        0 => i32::MAX,
-                        1 => 0,
-                        2 if any_m => rng.next_u32() as i32, // negative ones too
-                        _ => (1 << 30) | rng.below(1 << 30) as i32,
-                    };
-                    let shift = match mode {
-                        0 => shift_of(rng.next_u32()),
-                        1 => s0,
-                        _ => [s0, s1][rng.below(2) as usize],
-                    };
-                    // Double rounding's plain stages exclude i32::MIN (SRDHM's saturating case).
-                    let m = if double && m == i32::MIN { i32::MAX } else { m };
-                    ChannelRequant::new(m, shift, rounding)
-                })
-                .collect();
-            assert!(stage.iter().all(ChannelRequant::is_plain));
-            let pick = |rng: &mut XorShift32| match rng.below(3) {
-                0 => specials[rng.below(specials.len() as u32) as usize],
-                1 => (rng.next_u32() as i32) >> rng.below(31),
-                _ => rng.next_u32() as i32,
-            };
-            let bias: Vec<i32> = (0..n).map(|_| pick(&mut rng)).collect();
-            let mut acc = [0i32; BLOCK];
-            for a in &mut acc {
-                *a = pick(&mut rng);
-            }
-            let z_y = [-128i8, 127, 0, rng.next_u32() as i8][rng.below(4) as usize];
-            let (a, b) = (rng.next_u32() as i8, rng.next_u32() as i8);
-            let clamp = match rng.below(3) {
-                0 => Clamp {
-                    min: -128,
-                    max: 127,
+        each_isa(|isa| {
+            simd_tests::plain_stages_equal_scalar_output_stage(
+                isa.name(),
+                &mut |stage, bias, double, z_y, clamp, acc, out| {
+                    PlainStages::new(stage, bias, double, z_y, clamp)
+                        .map(|v| v.apply(acc, out))
+                        .is_some()
                 },
-                1 => Clamp {
-                    min: a.min(b),
-                    max: a.max(b),
-                },
-                _ => Clamp { min: 0, max: 6 },
-            };
-            let v = PlainStages::new(&stage, &bias, double, z_y, clamp).unwrap();
-            let mut got = vec![vec![0i8; n]; Isa::ALL.len()];
-            each_isa(|isa| v.apply(&acc[..n], &mut got[isa as usize]));
-            let o = crate::ops::conv::tests::owned(&[0], 8, &[0], &[(0, 0)]);
-            let p = ConvParams {
-                output_zero_point: z_y,
-                clamp,
-                rounding,
-                ..crate::ops::conv::tests::params(
-                    &o,
-                    8,
-                    shared_format::WeightScheme::PerChannelSymmetric,
-                    0,
-                    shared_format::Window::square(1, 1, 1, 0),
-                    shared_format::Shape::new(1, 1, 1),
-                    0,
-                    shared_format::Shape::new(1, 1, 1),
-                )
-            };
-            let mut want = vec![0i8; n];
-            output_stage(&mut want, &stage, &bias, &acc[..n], true, &p);
-            for isa in x86::available() {
-                assert_eq!(got[isa as usize], want, "{} case {case}", isa.name());
-            }
-        }
-        // Stages that are not plain (a left shift) are refused.
-        let st = [ChannelRequant::new(1 << 30, 3, Rounding::Double)];
-        assert!(
-            PlainStages::new(
-                &st,
-                &[0],
-                true,
-                0,
-                Clamp {
-                    min: -128,
-                    max: 127
-                }
             )
-            .is_none()
-        );
+        });
     }
 }
