@@ -43,6 +43,14 @@ impl Table {
         self
     }
 
+    /// The same table with its first `labels` columns left-aligned (names) and the rest
+    /// right-aligned (numbers): the shape of every result table here.
+    pub fn labels_then_numbers(self, labels: usize) -> Table {
+        let mut a = vec![Align::Left; labels.min(self.head.len())];
+        a.resize(self.head.len(), Align::Right);
+        self.aligned(&a)
+    }
+
     /// The same table with columns at least this many characters wide in [`Table::text`], so
     /// that tables of several runs, printed one after another, line up; missing entries are 0.
     pub fn min_widths(mut self, widths: &[usize]) -> Table {
@@ -199,7 +207,7 @@ mod tests {
     #[test]
     fn minimum_widths_line_tables_of_several_runs_up() {
         let mut t = Table::new(["net", "top-1 %"])
-            .aligned(&[Align::Left, Align::Right])
+            .labels_then_numbers(1)
             .min_widths(&[6, 9]);
         t.push(["t0", "40.00"]);
         assert_eq!(t.text(), "net       top-1 %\nt0          40.00\n");

@@ -3,7 +3,7 @@
 //! source measured on the same nets. Expensive baselines (an epoch of SGD per net) often cover
 //! fewer nets than the GHN, so by default a row aggregates only the nets every source has.
 
-use ghnq_core::table::{Align, Table};
+use ghnq_core::table::Table;
 
 use super::table::{NetResult, Stat};
 
@@ -327,11 +327,9 @@ pub fn per_net_text(sources: &[Source], rows: &[NetRow]) -> String {
 
 /// Label columns left-aligned at these widths, then one right-aligned column per source.
 fn terminal(t: Table, labels: &[usize], width: usize, sources: usize) -> Table {
-    let mut align = vec![Align::Left; labels.len()];
-    align.resize(labels.len() + sources, Align::Right);
     let mut widths = labels.to_vec();
     widths.resize(labels.len() + sources, width);
-    t.aligned(&align).min_widths(&widths)
+    t.labels_then_numbers(labels.len()).min_widths(&widths)
 }
 
 #[cfg(test)]

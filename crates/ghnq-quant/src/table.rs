@@ -2,7 +2,7 @@
 //! bit-width as mean ± standard error and max, from the float simulation and from the integer
 //! runtime, with the per-net quantization errors (QMSE, QCE).
 
-use ghnq_core::table::{Align, Table};
+use ghnq_core::table::Table;
 use ghnq_core::train::mean_se_max;
 
 /// One net at one bit-width on one path.
@@ -190,17 +190,7 @@ pub fn text(rows: &[Row]) -> String {
         "QMSE",
         "QCE",
     ])
-    .aligned(&[
-        Align::Left,
-        Align::Left,
-        Align::Left,
-        Align::Right,
-        Align::Right,
-        Align::Right,
-        Align::Right,
-        Align::Right,
-        Align::Right,
-    ])
+    .labels_then_numbers(3)
     .min_widths(&[10, 6, 7, 4, 22, 22, 7, 8, 6]);
     for r in rows {
         t.push([

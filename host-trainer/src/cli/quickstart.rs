@@ -186,7 +186,7 @@ pub fn run(args: Args) -> Result<()> {
         "parameters predicted in {predict_ms:.0} ms; top-1 on {} test images (host), {} on the device",
         args.images, args.samples
     );
-    use ghnq_core::table::{Align, Table};
+    use ghnq_core::table::Table;
     let mut table = Table::new([
         "bits",
         "float %",
@@ -197,16 +197,7 @@ pub fn run(args: Args) -> Result<()> {
         "blob B",
         "arena B",
     ])
-    .aligned(&[
-        Align::Left,
-        Align::Right,
-        Align::Right,
-        Align::Right,
-        Align::Right,
-        Align::Right,
-        Align::Right,
-        Align::Right,
-    ])
+    .labels_then_numbers(1)
     .min_widths(&[6, 8, 8, 12, 8, 22, 8, 8]);
     table.push(["float".to_string(), format!("{float1:.2}")]);
     for (k, l) in lines.iter().enumerate() {
