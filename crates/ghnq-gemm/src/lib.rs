@@ -144,6 +144,34 @@ mod tests {
         }
     }
 
+    /// Without accumulation `dst` is only written, never read: the native engine hands GEMMs
+    /// recycled buffers holding stale values (NaN after a diverged net) as outputs.
+    #[test]
+    fn a_product_without_accumulation_ignores_what_dst_held() {
+        for (m, k, n) in [
+            (1, 7, 1),
+            (3, 5, 1),
+            (1, 9, 4),
+            (4, 6, 5),
+            (16, 16, 16),
+            (70, 33, 41),
+        ] {
+            let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let y: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            for (a, b) in [
+                (View::new(&x, m, k), View::new(&y, k, n)),
+                (View::new(&x, k, m).t(), View::new(&y, n, k).t()),
+            ] {
+                let want = naive(a, b);
+                let mut got = vec![f32::NAN; want.len()];
+                matmul(&mut got, a, b, false);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-4, "{m}x{k}x{n}: {g} vs {w}");
+                }
+            }
+        }
+    }
+
     #[test]
     #[should_panic(expected = "inner dimensions")]
     fn mismatched_shapes_panic_instead_of_reading_out_of_bounds() {

@@ -49,6 +49,17 @@ impl ConvGeom {
             .filter(|&i| i < len)
     }
 
+    /// Kernel columns `lo..hi` of output column `o` that read inside the image, at dilation 1
+    /// (input columns `o·stride + kw − pad`): contiguous in an NHWC row, so im2col copies them as
+    /// one run of `(hi − lo)·cin` values.
+    #[inline]
+    fn taps_inside(&self, o: usize) -> (usize, usize) {
+        let start = o * self.stride;
+        let lo = self.pad.saturating_sub(start).min(self.k);
+        let hi = (self.w + self.pad).saturating_sub(start).min(self.k);
+        (lo, hi.max(lo))
+    }
+
     fn pointwise(&self) -> bool {
         self.k == 1 && self.stride == 1 && self.pad == 0 && self.groups == 1
     }
@@ -109,40 +120,81 @@ fn block_images(g: &ConvGeom) -> usize {
     (BLOCK_ROWS / (g.ho * g.wo).max(1)).clamp(1, g.n.max(1))
 }
 
-/// `dst = src` for the short channel segments of im2col: a `copy_from_slice` of a length known
-/// only at run time becomes a `memcpy` call per segment, which costs more than the copy.
+/// `dst = src` for the short segments of im2col: a `copy_from_slice` of a length known only at
+/// run time becomes a `memcpy` call per segment, which costs more than the copy.
 #[inline(always)]
 fn copy_short(dst: &mut [f32], src: &[f32]) {
-    let mut d = dst.chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
     for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[f32; 16] = s.try_into().expect("chunks of 16");
+        let d: &mut [f32; 16] = d.try_into().expect("chunks of 16");
+        *d = *s;
+    }
+    let (d, s) = (d.into_remainder(), s.remainder());
+    let mut d8 = d.chunks_exact_mut(8);
+    let mut s8 = s.chunks_exact(8);
+    for (d, s) in (&mut d8).zip(&mut s8) {
         let s: &[f32; 8] = s.try_into().expect("chunks of 8");
         let d: &mut [f32; 8] = d.try_into().expect("chunks of 8");
         *d = *s;
     }
-    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+    for (d, s) in d8.into_remainder().iter_mut().zip(s8.remainder()) {
         *d = *s;
     }
 }
 
-/// The im2col rows of images `n0..n1`: row `(n, oh, ow)` holds the `(kh, kw, ci)` patch.
+/// Zeros `dst` (usually empty: the borders of im2col rows), without a `memset` call for the
+/// empty case.
+#[inline(always)]
+fn zero_short(dst: &mut [f32]) {
+    for d in dst {
+        *d = 0.0;
+    }
+}
+
+/// The im2col rows of images `n0..n1`: row `(n, oh, ow)` holds the `(kh, kw, ci)` patch. At
+/// dilation 1 the `(kw, ci)` part of a kernel row is one contiguous run of the input row.
 #[inline(always)]
 fn im2col(x: &[f32], g: &ConvGeom, n0: usize, n1: usize, col: &mut [f32]) {
     let p = g.patch();
+    let kc = g.k * g.cin;
     let mut row = 0;
     for n in n0..n1 {
         for oh in 0..g.ho {
             for ow in 0..g.wo {
                 let dst = &mut col[row * p..(row + 1) * p];
-                for kh in 0..g.k {
-                    let ih = g.src(oh, kh, g.h);
-                    for kw in 0..g.k {
-                        let seg = &mut dst[(kh * g.k + kw) * g.cin..][..g.cin];
-                        match (ih, g.src(ow, kw, g.w)) {
-                            (Some(ih), Some(iw)) => {
-                                copy_short(seg, &x[((n * g.h + ih) * g.w + iw) * g.cin..][..g.cin])
+                if g.dil == 1 {
+                    let (lo, hi) = g.taps_inside(ow);
+                    for kh in 0..g.k {
+                        let seg = &mut dst[kh * kc..][..kc];
+                        match g.src(oh, kh, g.h) {
+                            Some(ih) if lo < hi => {
+                                let iw = ow * g.stride + lo - g.pad;
+                                let (head, rest) = seg.split_at_mut(lo * g.cin);
+                                let (run, tail) = rest.split_at_mut((hi - lo) * g.cin);
+                                zero_short(head);
+                                copy_short(
+                                    run,
+                                    &x[((n * g.h + ih) * g.w + iw) * g.cin..][..run.len()],
+                                );
+                                zero_short(tail);
                             }
                             _ => seg.fill(0.0),
+                        }
+                    }
+                } else {
+                    for kh in 0..g.k {
+                        let ih = g.src(oh, kh, g.h);
+                        for kw in 0..g.k {
+                            let seg = &mut dst[(kh * g.k + kw) * g.cin..][..g.cin];
+                            match (ih, g.src(ow, kw, g.w)) {
+                                (Some(ih), Some(iw)) => copy_short(
+                                    seg,
+                                    &x[((n * g.h + ih) * g.w + iw) * g.cin..][..g.cin],
+                                ),
+                                _ => seg.fill(0.0),
+                            }
                         }
                     }
                 }
@@ -152,26 +204,47 @@ fn im2col(x: &[f32], g: &ConvGeom, n0: usize, n1: usize, col: &mut [f32]) {
     }
 }
 
-/// Adds the im2col-shaped gradient `col` of images `n0..n1` back onto the input gradient `dx`.
+/// Adds the im2col-shaped gradient `col` of images `n0..n1` back onto the input gradient `dx`
+/// (at dilation 1, each kernel row's inside run in one loop).
 #[inline(always)]
 fn col2im_add(col: &[f32], g: &ConvGeom, n0: usize, n1: usize, dx: &mut [f32]) {
     let p = g.patch();
+    let kc = g.k * g.cin;
     let mut row = 0;
     for n in n0..n1 {
         for oh in 0..g.ho {
             for ow in 0..g.wo {
                 let src = &col[row * p..(row + 1) * p];
-                for kh in 0..g.k {
-                    let Some(ih) = g.src(oh, kh, g.h) else {
-                        continue;
-                    };
-                    for kw in 0..g.k {
-                        let Some(iw) = g.src(ow, kw, g.w) else {
+                if g.dil == 1 {
+                    let (lo, hi) = g.taps_inside(ow);
+                    if lo < hi {
+                        let iw = ow * g.stride + lo - g.pad;
+                        let len = (hi - lo) * g.cin;
+                        for kh in 0..g.k {
+                            let Some(ih) = g.src(oh, kh, g.h) else {
+                                continue;
+                            };
+                            let d = &mut dx[((n * g.h + ih) * g.w + iw) * g.cin..][..len];
+                            let s = &src[kh * kc + lo * g.cin..][..len];
+                            for (d, s) in d.iter_mut().zip(s) {
+                                *d += s;
+                            }
+                        }
+                    }
+                } else {
+                    for kh in 0..g.k {
+                        let Some(ih) = g.src(oh, kh, g.h) else {
                             continue;
                         };
-                        let d = &mut dx[((n * g.h + ih) * g.w + iw) * g.cin..][..g.cin];
-                        for (d, s) in d.iter_mut().zip(&src[(kh * g.k + kw) * g.cin..][..g.cin]) {
-                            *d += s;
+                        for kw in 0..g.k {
+                            let Some(iw) = g.src(ow, kw, g.w) else {
+                                continue;
+                            };
+                            let d = &mut dx[((n * g.h + ih) * g.w + iw) * g.cin..][..g.cin];
+                            let s = &src[(kh * g.k + kw) * g.cin..][..g.cin];
+                            for (d, s) in d.iter_mut().zip(s) {
+                                *d += s;
+                            }
                         }
                     }
                 }
@@ -208,7 +281,13 @@ pub fn bias_grad(dy: &[f32], channels: usize) -> Vec<f32> {
 /// Forward: `out` (NHWC, `n·ho·wo·cout`) from `x` (NHWC) and the weight in PyTorch layout.
 #[inline(always)]
 pub fn forward(x: &[f32], g: &ConvGeom, weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let mut out = buffers::zeros(g.n * g.ho * g.wo * g.cout);
+    let len = g.n * g.ho * g.wo * g.cout;
+    // The GEMMs write every output (no accumulation); the other loops add onto zeros.
+    let mut out = if g.groups == 1 {
+        buffers::scratch(len)
+    } else {
+        buffers::zeros(len)
+    };
     if g.groups == 1 {
         let wt = dense_weight_to_gemm(weight, g);
         let b = View::new(&wt, g.patch(), g.cout);
@@ -217,7 +296,7 @@ pub fn forward(x: &[f32], g: &ConvGeom, weight: &[f32], bias: Option<&[f32]>) ->
         } else {
             let per = block_images(g);
             let rows_per_image = g.ho * g.wo;
-            let mut col = buffers::zeros(per * rows_per_image * g.patch());
+            let mut col = buffers::scratch(per * rows_per_image * g.patch());
             for n0 in (0..g.n).step_by(per) {
                 let n1 = (n0 + per).min(g.n);
                 let rows = (n1 - n0) * rows_per_image;
@@ -256,6 +335,29 @@ pub fn backward(
     dy: &[f32],
     dx: Option<&mut [f32]>,
 ) -> ConvGrads {
+    backward_with(x, g, weight, has_bias, dy, dx, false)
+}
+
+/// [`backward`], with `dx_fresh`: `dx`'s values are unspecified (a [`buffers::scratch`]) and
+/// are overwritten with d loss / d x instead of added to. WHY: a pointwise convolution's input
+/// gradient is then one GEMM that neither reads `dx` nor needs it zeroed first.
+#[inline(always)]
+pub fn backward_with(
+    x: &[f32],
+    g: &ConvGeom,
+    weight: &[f32],
+    has_bias: bool,
+    dy: &[f32],
+    mut dx: Option<&mut [f32]>,
+    dx_fresh: bool,
+) -> ConvGrads {
+    let overwrite = dx_fresh && g.groups == 1 && g.pointwise();
+    if dx_fresh
+        && !overwrite
+        && let Some(dx) = dx.as_deref_mut()
+    {
+        dx.fill(0.0);
+    }
     let bias = has_bias.then(|| bias_grad(dy, g.cout));
     let weight = if g.groups == 1 {
         let wt = dense_weight_to_gemm(weight, g);
@@ -274,15 +376,14 @@ pub fn backward(
                     dx,
                     View::new(dy, rows, g.cout),
                     View::new(&wt, p, g.cout).t(),
-                    true,
+                    !overwrite,
                 );
             }
         } else {
             let per = block_images(g);
             let rows_per_image = g.ho * g.wo;
-            let mut col = buffers::zeros(per * rows_per_image * p);
-            let mut dcol = buffers::zeros(if dx.is_some() { col.len() } else { 0 });
-            let mut dx = dx;
+            let mut col = buffers::scratch(per * rows_per_image * p);
+            let mut dcol = buffers::scratch(if dx.is_some() { col.len() } else { 0 });
             for n0 in (0..g.n).step_by(per) {
                 let n1 = (n0 + per).min(g.n);
                 let rows = (n1 - n0) * rows_per_image;

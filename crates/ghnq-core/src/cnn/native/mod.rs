@@ -484,22 +484,28 @@ fn forward_pass(
             (Op::Relu { six }, _) => {
                 let hi = if *six { 6.0 } else { f32::INFINITY };
                 match dead_input(i, 0) {
+                    // `move` closures: a scalar captured by reference is reloaded per element
+                    // (the slices might alias it), which keeps LLVM from vectorising.
                     Some(j) => {
                         let mut v = acts[j].take().expect("inputs are computed first");
+                        let vs = v.as_mut_slice();
                         simd(
                             #[inline(always)]
-                            || v.iter_mut().for_each(|v| *v = v.max(0.0).min(hi)),
+                            move || vs.iter_mut().for_each(|v| *v = v.max(0.0).min(hi)),
                         );
                         v
                     }
-                    None => simd(
-                        #[inline(always)]
-                        || {
-                            let mut y = buffers::with_capacity(input(0).len());
-                            y.extend(input(0).iter().map(|&v| v.max(0.0).min(hi)));
-                            y
-                        },
-                    ),
+                    None => {
+                        let x = input(0);
+                        simd(
+                            #[inline(always)]
+                            move || {
+                                let mut y = buffers::with_capacity(x.len());
+                                y.extend(x.iter().map(|&v| v.max(0.0).min(hi)));
+                                y
+                            },
+                        )
+                    }
                 }
             }
             (Op::MaxPool { .. }, _) => {
@@ -692,11 +698,16 @@ pub fn loss_and_grads(
                 let j = node.inputs[0];
                 let g = conv_geom(net, &shapes, i, n);
                 let xin = acts[j].as_deref().expect("conv input kept");
-                let mut dx = needs_dx(j)
-                    .then(|| grads[j].take().unwrap_or_else(|| buffers::zeros(xin.len())));
+                // A first gradient for the input is written, not added onto zeros.
+                let fresh = needs_dx(j) && grads[j].is_none();
+                let mut dx = needs_dx(j).then(|| {
+                    grads[j]
+                        .take()
+                        .unwrap_or_else(|| buffers::scratch(xin.len()))
+                });
                 let cg = simd(
                     #[inline(always)]
-                    || conv::backward(xin, &g, weight, *bias, &dy, dx.as_deref_mut()),
+                    || conv::backward_with(xin, &g, weight, *bias, &dy, dx.as_deref_mut(), fresh),
                 );
                 if dx.is_some() {
                     grads[j] = dx;
@@ -730,10 +741,11 @@ pub fn loss_and_grads(
                 let y = acts[i].as_deref().expect("relu output kept");
                 let hi = if *six { 6.0 } else { f32::INFINITY };
                 let mut dx = dy.into_inner();
+                let ds = dx.as_mut_slice();
                 simd(
                     #[inline(always)]
-                    || {
-                        for (d, &y) in dx.iter_mut().zip(y) {
+                    move || {
+                        for (d, &y) in ds.iter_mut().zip(y) {
                             // `&`, not `&&`: a branch-free select vectorises; a branch on a sign
                             // that is a coin flip mispredicts half the time.
                             let pass = (y > 0.0) & (y < hi);

@@ -129,7 +129,8 @@ fn normalize(
     let lanes = BLOCK * c;
     let (mean_t, inv_t) = (mean.repeat(BLOCK), inv_std.repeat(BLOCK));
     let (gamma_t, beta_t) = (gamma.repeat(BLOCK), beta.repeat(BLOCK));
-    let mut y = super::buffers::zeros(x.len());
+    // Every value is written below.
+    let mut y = super::buffers::scratch(x.len());
     for (bx, by) in x.chunks(lanes).zip(y.chunks_mut(lanes)) {
         for ((((&v, o), m), s), (g, b)) in bx
             .iter()

@@ -411,3 +411,120 @@ fn running_statistics_logits_match_burn_forward() {
         assert!((a - b).abs() <= 1e-4 * scale, "native {a} vs burn {b}");
     }
 }
+
+/// Direct convolution (PyTorch semantics, NHWC, PyTorch weight layout), the definition the
+/// im2col + GEMM path must equal: output, weight gradient and input gradient of `Σ out·dy`.
+fn direct_conv(
+    x: &[f32],
+    g: &conv::ConvGeom,
+    w: &[f32],
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut out = vec![0.0f64; g.n * g.ho * g.wo * g.cout];
+    let mut dw = vec![0.0f64; w.len()];
+    let mut dx = vec![0.0f64; x.len()];
+    for n in 0..g.n {
+        for oh in 0..g.ho {
+            for ow in 0..g.wo {
+                for kh in 0..g.k {
+                    for kw in 0..g.k {
+                        let ih = (oh * g.stride + kh * g.dil) as isize - g.pad as isize;
+                        let iw = (ow * g.stride + kw * g.dil) as isize - g.pad as isize;
+                        if ih < 0 || iw < 0 || ih >= g.h as isize || iw >= g.w as isize {
+                            continue;
+                        }
+                        let i = ((n * g.h + ih as usize) * g.w + iw as usize) * g.cin;
+                        let o = ((n * g.ho + oh) * g.wo + ow) * g.cout;
+                        for co in 0..g.cout {
+                            for ci in 0..g.cin {
+                                let wi = ((co * g.cin + ci) * g.k + kh) * g.k + kw;
+                                out[o + co] += f64::from(w[wi]) * f64::from(x[i + ci]);
+                                dw[wi] += f64::from(x[i + ci]) * f64::from(dy[o + co]);
+                                dx[i + ci] += f64::from(w[wi]) * f64::from(dy[o + co]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let f = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
+    (f(out), f(dw), f(dx))
+}
+
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= 1e-4 * scale, "{what}[{i}]: {g} vs {w}");
+    }
+}
+
+/// Dense convolutions of random geometries (kernels 1–7, strides 1–3, dilations 1–3, paddings
+/// up to past the kernel's reach, so whole kernel rows and columns fall outside) through
+/// `conv::forward` and `conv::backward_with` (both input-gradient modes) against the direct
+/// definition.
+#[test]
+fn dense_convolutions_match_the_direct_definition() {
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    for case in 0..120 {
+        let k: usize = [1, 3, 5, 7][rng.random_range(0..4)];
+        let (stride, dil): (usize, usize) = (rng.random_range(1..=3), rng.random_range(1..=3));
+        let pad = rng.random_range(0..=(k - 1) * dil / 2 + 1);
+        // The first cases are pointwise (the GEMM on the activations themselves).
+        let (k, stride, pad) = if case < 4 {
+            (1, 1, 0)
+        } else {
+            (k, stride, pad)
+        };
+        let reach = (k - 1) * dil + 1;
+        let (h, w) = (
+            rng.random_range(reach.saturating_sub(2 * pad).max(1)..reach + 9),
+            rng.random_range(reach.saturating_sub(2 * pad).max(1)..reach + 9),
+        );
+        let (cin, cout) = (rng.random_range(1..20), rng.random_range(1..12));
+        let n = rng.random_range(1..4);
+        let size = |len: usize| (len + 2 * pad - reach) / stride + 1;
+        let g = conv::ConvGeom {
+            n,
+            h,
+            w,
+            cin,
+            ho: size(h),
+            wo: size(w),
+            cout,
+            k,
+            stride,
+            pad,
+            dil,
+            groups: 1,
+        };
+        let mut draw =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+        let x = draw(n * h * w * cin);
+        let wt = draw(cout * cin * k * k);
+        let bias = draw(cout);
+        let dy = draw(n * g.ho * g.wo * cout);
+        let (out_want, dw_want, dx_want) = direct_conv(&x, &g, &wt, &dy);
+        let what = format!("case {case}: {g:?}");
+        let out = conv::forward(&x, &g, &wt, Some(&bias));
+        let with_bias: Vec<f32> = out_want
+            .chunks_exact(cout)
+            .flat_map(|px| px.iter().zip(&bias).map(|(v, b)| v + b))
+            .collect();
+        assert_close(&out, &with_bias, &format!("{what} output"));
+        // Input gradient written into stale values, and added onto an existing one.
+        let mut dx = vec![f32::NAN; x.len()];
+        let grads = conv::backward_with(&x, &g, &wt, true, &dy, Some(&mut dx), true);
+        assert_close(&grads.weight, &dw_want, &format!("{what} weight gradient"));
+        assert_close(&dx, &dx_want, &format!("{what} input gradient"));
+        let mut dx = vec![1.0; x.len()];
+        conv::backward(&x, &g, &wt, false, &dy, Some(&mut dx));
+        let plus_one: Vec<f32> = dx_want.iter().map(|v| v + 1.0).collect();
+        assert_close(
+            &dx,
+            &plus_one,
+            &format!("{what} accumulated input gradient"),
+        );
+    }
+}
