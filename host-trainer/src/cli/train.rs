@@ -521,12 +521,18 @@ fn draw_curve(dir: &std::path::Path) -> Result<()> {
             ),
         );
     }
-    ghnq_study::plot::top1_vs_steps(
-        &curves,
-        "GHN meta-training: mean top-1 of the predicted parameters",
-        "float",
-        &dir.join("curve"),
-    )?;
+    let (title, measured_by) = if curves.len() == 3 {
+        (
+            "GHN-QAT finetuning: mean top-1 of the predicted parameters",
+            "float, and quantized on the integer runtime",
+        )
+    } else {
+        (
+            "GHN meta-training: mean top-1 of the predicted parameters",
+            "float",
+        )
+    };
+    ghnq_study::plot::top1_vs_steps(&curves, title, measured_by, &dir.join("curve"))?;
     Ok(())
 }
 
