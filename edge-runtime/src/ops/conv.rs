@@ -116,6 +116,18 @@ pub fn conv2d(
     if let Some(done) = conv2d_pointwise(p, input, output) {
         return done;
     }
+    // Armv7E-M: other convolutions with C_in a multiple of 4, whatever their weight bits,
+    // through a table of 16-bit weights (issue 18).
+    #[cfg(edge_dsp)]
+    if wide_eligible(p) {
+        return conv2d_wide(p, input, output);
+    }
+    // Armv7E-M: small filters over C_in not a multiple of 4 (an RGB stem): windows gathered
+    // into one run for the same kernel (issue 18).
+    #[cfg(edge_dsp)]
+    if im2col_eligible(p) {
+        return conv2d_im2col(p, input, output);
+    }
     #[cfg(any(edge_dsp, target_arch = "x86_64", target_arch = "aarch64"))]
     if blocked_eligible(p) {
         return conv2d_blocked(p, input, output);
@@ -788,17 +800,537 @@ pub(crate) fn conv2d_row_blocks(
                 }
                 ky0 = ky1;
             }
-            for (i, s) in sums.iter().enumerate() {
-                let at = (p0 + i) * cout + c0;
-                let ys = output
-                    .get_mut(at..at + nb)
-                    .ok_or(KernelError("conv output pixel"))?;
-                let acc = s.get(..nb).unwrap_or_default();
-                output_stage(ys, stage, bias, acc, plain, p);
+            let ys = output
+                .get_mut(p0 * cout + c0..)
+                .ok_or(KernelError("conv output pixel"))?;
+            strip_stage(ys, cout, sums, stage, bias, plain, p);
+            p0 += sums.len();
+        }
+        c0 += nb;
+    }
+    Ok(())
+}
+
+/// Output pixels whose sums [`conv2d_wide`] keeps at a time: 640 bytes of stack for a group of
+/// four channels.
+#[cfg(any(edge_dsp, test))]
+const WIDE_STRIP: usize = 40;
+
+/// Whether [`conv2d_wide`] handles `p` (Armv7E-M, tried after the pointwise kernel): 8-, 4- or
+/// 2-bit weights, symmetric or per-tensor affine, contiguous tap rows, and `C_in` a multiple of
+/// 4 whose one tap of four filters fits [`dsp::WIDE_TABLE_WORDS`] (`C_in ≤ 192`).
+#[cfg(any(edge_dsp, test))]
+pub(crate) fn wide_eligible(p: &ConvParams<'_>) -> bool {
+    let cin = p.input_shape.c as usize;
+    matches!(p.weights.bits, 2 | 4 | 8)
+        && p.window.dilation_w == 1
+        && cin > 0
+        && cin.is_multiple_of(4)
+        && 2 * cin <= dsp::WIDE_TABLE_WORDS
+}
+
+/// Regular convolutions on Armv7E-M (issue 18), for parameters that pass [`wide_eligible`]: for
+/// each group of four output channels and each strip of [`WIDE_STRIP`] output pixels, the
+/// filters go a chunk of taps at a time (whole kernel rows, or part of one, as many as fit)
+/// through a 1.5 KiB stack table of 16-bit weights centred on `z_w` ([`dsp::wide_pairs`]; a
+/// filter of one chunk, a 3×3 over up to 21 channels, is tabled once per group), and the strip's
+/// pixels add the chunk's valid taps to their four sums through [`dsp::window_wide`] (15
+/// instructions per 16 MACs: no weight widening in the loop), the pixels of an output row whose
+/// chunk taps are all inside the input in one call. Then the strip is requantized
+/// ([`strip_stage`]). The sums are the reference's exact accumulators
+/// `Σ_valid (w − z_w)·(x − z_x)` (modulo 2^32 like its wrapping sums), so the outputs are
+/// identical. About 2.7 KiB of stack; no scratch, so the plan and the arena are unchanged.
+#[cfg(any(edge_dsp, test))]
+#[cfg_attr(edge_dsp, inline(never))]
+pub(crate) fn conv2d_wide(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -> KernelResult {
+    if !wide_eligible(p) {
+        return Err(KernelError("conv parameters unfit for the wide kernel"));
+    }
+    let win = p.window;
+    let Dims {
+        in_h,
+        in_w,
+        cin,
+        out_h,
+        out_w,
+        cout,
+        filter_len,
+    } = Dims::checked(p, input, output)?;
+    let bits = p.weights.bits;
+    let weight_count = filter_len
+        .checked_mul(cout)
+        .ok_or(KernelError("weight count overflows"))?;
+    match packed_len(weight_count as u64, bits) {
+        Some(need) if need <= p.weights.data.len() as u64 => {}
+        _ => return Err(KernelError("weights shorter than C_out filters")),
+    }
+    let (kh, kw) = (win.kernel_h as usize, win.kernel_w as usize);
+    // Inputs of one filter per chunk: whole kernel rows if one fits, else taps of one row.
+    let room = dsp::WIDE_TABLE_WORDS / 2; // ≥ C_in (eligibility)
+    let (rows_per, cols_per) = if kw * cin <= room {
+        ((room / (kw * cin).max(1)).clamp(1, kh.max(1)), kw)
+    } else {
+        (1, (room / cin).max(1))
+    };
+    let single = rows_per >= kh && cols_per >= kw;
+    let z_x = p.input_zero_point;
+    let minus_z_w = dsp::splat16(-i16::from(p.weights.zero_point));
+    let row_stride = in_w * cin; // ≤ input.len(), checked above
+    let x_step = row_stride * win.dilation_h as usize;
+    let pixels = out_h * out_w;
+    let mut table = [0u32; dsp::WIDE_TABLE_WORDS];
+    let mut strip = [[0i32; 4]; WIDE_STRIP];
+    let mut c0 = 0;
+    while c0 < cout {
+        let nb = (cout - c0).min(4);
+        let mut bias = [0i32; 4];
+        let mut stage = [ChannelRequant::new(0, 0, p.rounding); 4];
+        for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(c0..c0 + nb) {
+            *b = p
+                .bias
+                .get(c)
+                .ok_or(KernelError("bias shorter than C_out"))?;
+            let (m, e) = p
+                .requant
+                .get(c)
+                .ok_or(KernelError("requant table shorter than C_out"))?;
+            *rq = ChannelRequant::new(m, e, p.rounding);
+        }
+        let (bias, stage) = (
+            bias.get(..nb).unwrap_or_default(),
+            stage.get(..nb).unwrap_or_default(),
+        );
+        let plain = stage.iter().all(ChannelRequant::is_plain);
+        let mut tabled = false;
+        let mut p0 = 0;
+        while p0 < pixels {
+            let sums = strip
+                .get_mut(..(pixels - p0).min(WIDE_STRIP))
+                .ok_or(KernelError("conv pixel strip"))?;
+            sums.fill([0; 4]);
+            let mut ky0 = 0;
+            while ky0 < kh {
+                let ky1 = (ky0 + rows_per).min(kh);
+                let mut kx0 = 0;
+                while kx0 < kw {
+                    let kx1 = (kx0 + cols_per).min(kw);
+                    let cw = (kx1 - kx0) * cin; // inputs of a chunk row
+                    if !tabled {
+                        for j in 0..nb {
+                            for ky in ky0..ky1 {
+                                // (c0 + j)·filter_len + ky·kw·cin + kx1·cin ≤ weight_count.
+                                let from = (c0 + j) * filter_len + (ky * kw + kx0) * cin;
+                                let at = 2 * (ky - ky0) * cw;
+                                wide_fill(p, from, cw, minus_z_w, &mut table, at, j)?;
+                            }
+                        }
+                        tabled = single;
+                    }
+                    // Output columns whose chunk taps are all inside the input: [lo, hi).
+                    let (s_w, pad) = (i64::from(win.stride_w.max(1)), i64::from(win.padding.left));
+                    let lo = ((pad - kx0 as i64).max(0) + s_w - 1) / s_w;
+                    let hi = (in_w as i64 + pad - kx1 as i64).div_euclid(s_w) + 1;
+                    let (lo, hi) = (
+                        lo.clamp(0, out_w as i64) as usize,
+                        hi.clamp(0, out_w as i64) as usize,
+                    );
+                    let mut i = 0;
+                    while i < sums.len() {
+                        let (oy, ox0) = ((p0 + i) / out_w, (p0 + i) % out_w);
+                        let ox1 = (ox0 + sums.len() - i).min(out_w);
+                        let ty = Taps::rows(&win, oy, in_h);
+                        let (k0, k1) = (ty.k0.max(ky0), ty.k1.min(ky1));
+                        let row_sums = sums
+                            .get_mut(i..i + (ox1 - ox0))
+                            .ok_or(KernelError("conv pixel strip"))?;
+                        i += ox1 - ox0;
+                        if k0 >= k1 {
+                            continue;
+                        }
+                        let (a, b) = (
+                            lo.clamp(ox0, ox1),
+                            hi.clamp(ox0, ox1).max(lo.clamp(ox0, ox1)),
+                        );
+                        // Pixels ox0..a and b..ox1 one at a time, a..b together.
+                        let mut ox = ox0;
+                        while ox < ox1 {
+                            let (tx, count) = if ox == a && a < b {
+                                (Taps::cols(&win, ox, in_w), b - a)
+                            } else {
+                                (Taps::cols(&win, ox, in_w), 1)
+                            };
+                            let (j0, j1) = (tx.k0.max(kx0), tx.k1.min(kx1));
+                            let acc = row_sums
+                                .get_mut(ox - ox0..ox - ox0 + count)
+                                .ok_or(KernelError("conv pixel strip"))?;
+                            ox += count;
+                            if j0 >= j1 {
+                                continue;
+                            }
+                            let x0 = ty.input_index(k0, win.dilation_h) * row_stride
+                                + tx.input_index(j0, 1) * cin;
+                            let t0 = 2 * ((k0 - ky0) * cw + (j0 - kx0) * cin);
+                            let runs = dsp::WideRuns {
+                                rows: k1 - k0,
+                                len: (j1 - j0) * cin,
+                                x_step,
+                                t_step: 2 * cw,
+                            };
+                            let x = input.get(x0..).ok_or(KernelError("conv input tap"))?;
+                            let t = table.get(t0..).ok_or(KernelError("conv table run"))?;
+                            let x_pixel = usize::from(win.stride_w) * cin;
+                            if !dsp::window_wide(x, t, runs, x_pixel, z_x, acc) {
+                                return Err(KernelError("conv window outside its tensors"));
+                            }
+                        }
+                    }
+                    kx0 = kx1;
+                }
+                ky0 = ky1;
+            }
+            let ys = output
+                .get_mut(p0 * cout + c0..)
+                .ok_or(KernelError("conv output pixel"))?;
+            if !fused_strip(ys, cout, sums, (c0, nb), p) {
+                strip_stage(ys, cout, sums, stage, bias, plain, p);
             }
             p0 += sums.len();
         }
         c0 += nb;
+    }
+    Ok(())
+}
+
+/// Bytes of gathered windows [`conv2d_im2col`] keeps at a time.
+#[cfg(any(edge_dsp, test))]
+const IM2COL_BYTES: usize = 512;
+
+/// Table words [`conv2d_im2col`] keeps (1 KiB): the whole filters of as many groups of four
+/// output channels as fit.
+#[cfg(any(edge_dsp, test))]
+const IM2COL_TABLE_WORDS: usize = 256;
+
+/// Pixels whose sums [`conv2d_im2col`] keeps at a time (512 bytes).
+#[cfg(any(edge_dsp, test))]
+const IM2COL_STRIP: usize = 32;
+
+/// Whether [`conv2d_im2col`] handles `p` (Armv7E-M, for what [`wide_eligible`] leaves for `C_in`
+/// not a multiple of 4: an RGB stem): 8-, 4- or 2-bit weights, symmetric or per-tensor affine,
+/// and a filter of at most 128 values rounded up to a word (`kh·kw·C_in`, a 3×3 over up to 14
+/// channels, a 5×5 over 5).
+#[cfg(any(edge_dsp, test))]
+pub(crate) fn im2col_eligible(p: &ConvParams<'_>) -> bool {
+    let w = p.window;
+    let filter_len = w.kernel_h as usize * w.kernel_w as usize * p.input_shape.c as usize;
+    matches!(p.weights.bits, 2 | 4 | 8) && filter_len > 0 && filter_len.next_multiple_of(4) <= 128
+}
+
+/// Convolutions with small filters whose `C_in` is not a multiple of 4 on Armv7E-M (issue 18),
+/// for parameters that pass [`im2col_eligible`]: the filters of as many groups of four output
+/// channels as fit go once into a 1 KiB stack table of 16-bit weights centred on `z_w`
+/// ([`dsp::wide_pairs`]; padded with zeros to a word), then for each strip of output pixels
+/// every pixel's window is gathered into one run of bytes (padded taps and the padding to a word
+/// take `z_x`, so they add 0), and each group adds the whole strip through one call of
+/// [`dsp::window_wide`] before it is requantized ([`strip_stage`]). The sums are the reference's
+/// exact accumulators, so the outputs are identical. About 2.6 KiB of stack.
+#[cfg(any(edge_dsp, test))]
+#[cfg_attr(edge_dsp, inline(never))]
+pub(crate) fn conv2d_im2col(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -> KernelResult {
+    if !im2col_eligible(p) {
+        return Err(KernelError("conv parameters unfit for the im2col kernel"));
+    }
+    let win = p.window;
+    let Dims {
+        in_h,
+        in_w,
+        cin,
+        out_h,
+        out_w,
+        cout,
+        filter_len,
+    } = Dims::checked(p, input, output)?;
+    let bits = p.weights.bits;
+    let weight_count = filter_len
+        .checked_mul(cout)
+        .ok_or(KernelError("weight count overflows"))?;
+    match packed_len(weight_count as u64, bits) {
+        Some(need) if need <= p.weights.data.len() as u64 => {}
+        _ => return Err(KernelError("weights shorter than C_out filters")),
+    }
+    let kw = win.kernel_w as usize;
+    let fl4 = filter_len.next_multiple_of(4); // ≤ 128 (eligibility)
+    let group_words = 2 * fl4;
+    let per_block = (IM2COL_TABLE_WORDS / group_words).max(1);
+    let n_max = (IM2COL_BYTES / fl4).clamp(1, IM2COL_STRIP);
+    let z_x = p.input_zero_point;
+    let minus_z_w = dsp::splat16(-i16::from(p.weights.zero_point));
+    let row_stride = in_w * cin; // ≤ input.len(), checked above
+    let pixels = out_h * out_w;
+    let mut table = [0u32; IM2COL_TABLE_WORDS];
+    let mut strip = [[0i32; 4]; IM2COL_STRIP];
+    let mut cols = [0i8; IM2COL_BYTES];
+    let mut c0 = 0;
+    while c0 < cout {
+        let groups = (cout - c0).div_ceil(4).min(per_block);
+        let block = (4 * groups).min(cout - c0);
+        for j in 0..block {
+            let (g, jj) = (j / 4, j % 4);
+            // (c0 + j + 1)·filter_len ≤ weight_count.
+            let from = (c0 + j) * filter_len;
+            let at = g * group_words;
+            wide_fill(p, from, filter_len, minus_z_w, &mut table, at, jj)?;
+        }
+        let mut p0 = 0;
+        while p0 < pixels {
+            let n = (pixels - p0).min(n_max);
+            let gathered = cols
+                .get_mut(..n * fl4)
+                .ok_or(KernelError("conv gathered windows"))?;
+            gathered.fill(z_x);
+            for (i, col) in gathered.chunks_exact_mut(fl4).enumerate() {
+                let (oy, ox) = ((p0 + i) / out_w, (p0 + i) % out_w);
+                let (ty, tx) = (Taps::rows(&win, oy, in_h), Taps::cols(&win, ox, in_w));
+                for ky in ty.k0..ty.k1 {
+                    let row = ty.input_index(ky, win.dilation_h) * row_stride;
+                    if win.dilation_w == 1 {
+                        let (x0, len) = (row + tx.input_index(tx.k0, 1) * cin, tx.count() * cin);
+                        let at = (ky * kw + tx.k0) * cin;
+                        let src = input
+                            .get(x0..x0 + len)
+                            .ok_or(KernelError("conv input tap"))?;
+                        col.get_mut(at..at + len)
+                            .ok_or(KernelError("conv gathered tap"))?
+                            .copy_from_slice(src);
+                    } else {
+                        for kx in tx.k0..tx.k1 {
+                            let x0 = row + tx.input_index(kx, win.dilation_w) * cin;
+                            let at = (ky * kw + kx) * cin;
+                            let src = input
+                                .get(x0..x0 + cin)
+                                .ok_or(KernelError("conv input tap"))?;
+                            col.get_mut(at..at + cin)
+                                .ok_or(KernelError("conv gathered tap"))?
+                                .copy_from_slice(src);
+                        }
+                    }
+                }
+            }
+            let runs = dsp::WideRuns {
+                rows: 1,
+                len: fl4,
+                x_step: fl4,
+                t_step: group_words,
+            };
+            for g in 0..groups {
+                let cg = c0 + 4 * g;
+                let nb = (cout - cg).min(4);
+                let mut bias = [0i32; 4];
+                let mut stage = [ChannelRequant::new(0, 0, p.rounding); 4];
+                for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(cg..cg + nb) {
+                    *b = p
+                        .bias
+                        .get(c)
+                        .ok_or(KernelError("bias shorter than C_out"))?;
+                    let (m, e) = p
+                        .requant
+                        .get(c)
+                        .ok_or(KernelError("requant table shorter than C_out"))?;
+                    *rq = ChannelRequant::new(m, e, p.rounding);
+                }
+                let (bias, stage) = (
+                    bias.get(..nb).unwrap_or_default(),
+                    stage.get(..nb).unwrap_or_default(),
+                );
+                let plain = stage.iter().all(ChannelRequant::is_plain);
+                let sums = strip.get_mut(..n).ok_or(KernelError("conv pixel strip"))?;
+                sums.fill([0; 4]);
+                let t = table
+                    .get(g * group_words..)
+                    .ok_or(KernelError("conv table run"))?;
+                if !dsp::window_wide(gathered, t, runs, fl4, z_x, sums) {
+                    return Err(KernelError("conv window outside its tensors"));
+                }
+                let ys = output
+                    .get_mut(p0 * cout + cg..)
+                    .ok_or(KernelError("conv output pixel"))?;
+                if !fused_strip(ys, cout, sums, (cg, nb), p) {
+                    strip_stage(ys, cout, sums, stage, bias, plain, p);
+                }
+            }
+            p0 += n;
+        }
+        c0 += block;
+    }
+    Ok(())
+}
+/// The fused double-rounding stages ([`dsp::DoubleStage`]) of the four output channels from
+/// `c0`, if the model rounds twice (TFLM's default), its output clamp is the whole int8 range
+/// and every one of the four channels has one; else `None` ([`strip_stage`] then).
+#[cfg(any(edge_dsp, test))]
+fn double_stages(p: &ConvParams<'_>, c0: usize, nb: usize) -> Option<[dsp::DoubleStage; 4]> {
+    if nb != 4 || p.rounding != Rounding::Double || (p.clamp.min, p.clamp.max) != (-128, 127) {
+        return None;
+    }
+    let stage = |j: usize| {
+        let (m, e) = p.requant.get(c0 + j)?;
+        dsp::DoubleStage::new(m, e, p.bias.get(c0 + j)?)
+    };
+    Some([stage(0)?, stage(1)?, stage(2)?, stage(3)?])
+}
+
+/// The outputs of a strip of the `nb` channels from `c0` through [`dsp::stage_double`] if they
+/// have [`double_stages`]: `false`, nothing written, if not ([`strip_stage`] then). Not inlined,
+/// so the fused stages stay off the kernels' frames.
+#[cfg(any(edge_dsp, test))]
+#[inline(never)]
+fn fused_strip(
+    ys: &mut [i8],
+    cout: usize,
+    sums: &[[i32; 4]],
+    (c0, nb): (usize, usize),
+    p: &ConvParams<'_>,
+) -> bool {
+    double_stages(p, c0, nb)
+        .is_some_and(|st| dsp::stage_double(sums, &st, p.output_zero_point, ys, cout))
+}
+
+/// `ys[i·cout + j] = requantize(bias[j] + sums[i][j])` for the strip's pixels `i` and the
+/// group's channels `j` (`stage.len()` of them): [`output_stage`] for a strip, the rounding
+/// matched once outside its loops. Not inlined: in its own frame the loop spills less.
+#[cfg(any(edge_dsp, test))]
+#[inline(never)]
+fn strip_stage(
+    ys: &mut [i8],
+    cout: usize,
+    sums: &[[i32; 4]],
+    stage: &[ChannelRequant],
+    bias: &[i32],
+    plain: bool,
+    p: &ConvParams<'_>,
+) {
+    #[inline(always)]
+    fn each(
+        ys: &mut [i8],
+        cout: usize,
+        sums: &[[i32; 4]],
+        stage: &[ChannelRequant],
+        bias: &[i32],
+        f: impl Fn(&ChannelRequant, i32) -> i8,
+    ) {
+        for (y, s) in ys.chunks_mut(cout.max(1)).zip(sums) {
+            for (((y, rq), &b), &a) in y.iter_mut().zip(stage).zip(bias).zip(s) {
+                *y = f(rq, b.wrapping_add(a));
+            }
+        }
+    }
+    let (z_y, clamp) = (p.output_zero_point, p.clamp);
+    match p.rounding {
+        Rounding::Double if plain => each(ys, cout, sums, stage, bias, |rq, a| {
+            rq.apply_plain::<true>(a, z_y, clamp)
+        }),
+        Rounding::Single if plain => each(ys, cout, sums, stage, bias, |rq, a| {
+            rq.apply_plain::<false>(a, z_y, clamp)
+        }),
+        Rounding::Double => each(ys, cout, sums, stage, bias, |rq, a| {
+            rq.apply_as::<true>(a, z_y, clamp)
+        }),
+        Rounding::Single => each(ys, cout, sums, stage, bias, |rq, a| {
+            rq.apply_as::<false>(a, z_y, clamp)
+        }),
+    }
+}
+
+/// Channel `j`'s `n` weights from weight index `from` into a [`dsp::window_wide`] table from
+/// word `at` (input `at/2`), less `z_w`, widened to 16 bits ([`dsp::wide_pairs`]), a last
+/// partial word padded with `z_w` (centred weights 0). Sub-byte weights are decoded from whole
+/// packed bytes when `from` and `n` are multiples of 4 (every [`conv2d_wide`] fill), else
+/// unpacked four at a time.
+#[cfg(any(edge_dsp, test))]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn wide_fill(
+    p: &ConvParams<'_>,
+    from: usize,
+    n: usize,
+    minus_z_w: u32,
+    table: &mut [u32],
+    at: usize,
+    j: usize,
+) -> KernelResult {
+    // Every word this writes, checked once: ⌈n/4⌉ blocks of eight from `at`.
+    let dst = table
+        .get_mut(at..at + 8 * n.div_ceil(4))
+        .ok_or(KernelError("conv table"))?;
+    let j = 2 * (j & 3); // < 8: the pair's place in each block
+    // Block k's pair (inside `dst`: checked above).
+    let put = |dst: &mut [u32], k: usize, q: [u8; 4]| {
+        if let Some(t) = dst.get_mut(8 * k..8 * k + 8) {
+            let [a, b] = dsp::wide_pairs(u32::from_le_bytes(q), minus_z_w);
+            (t[j], t[j + 1]) = (a, b);
+        }
+    };
+    // A last word of fewer than four weights: the rest `z_w`, so their centred weights are 0.
+    let z_w = p.weights.zero_point;
+    fn padded(z_w: i8, rest: impl Iterator<Item = i8>) -> [u8; 4] {
+        let mut q = [z_w as u8; 4];
+        for (q, v) in q.iter_mut().zip(rest) {
+            *q = v as u8;
+        }
+        q
+    }
+    if p.weights.bits == 8 {
+        let ws = p
+            .weights
+            .data
+            .get(from..from + n)
+            .ok_or(KernelError("weights shorter than C_out filters"))?;
+        let (words, rest) = ws.as_chunks::<4>();
+        for (t, q) in dst.chunks_exact_mut(8).zip(words) {
+            let [a, b] = dsp::wide_pairs(u32::from_le_bytes(*q), minus_z_w);
+            (t[j], t[j + 1]) = (a, b);
+        }
+        if !rest.is_empty() {
+            put(dst, words.len(), padded(z_w, rest.iter().map(|&v| v as i8)));
+        }
+        return Ok(());
+    }
+    let bits = p.weights.bits;
+    // Whole bytes of packed weights (both ends on a byte: 4 values are one or two bytes).
+    if from.is_multiple_of(4) && n.is_multiple_of(4) {
+        let per = 8 / usize::from(bits); // 2 or 4 values a byte
+        let bytes = p
+            .weights
+            .data
+            .get(from / per..(from + n) / per)
+            .ok_or(KernelError("weights shorter than C_out filters"))?;
+        // Sign-extended fields, low bits first (`shared_format::packing`).
+        let f4 = |b: u8, k: u32| (((b << (4 - 4 * k)) as i8) >> 4) as u8;
+        let f2 = |b: u8, k: u32| (((b << (6 - 2 * k)) as i8) >> 6) as u8;
+        if bits == 4 {
+            for (t, b) in dst.chunks_exact_mut(8).zip(bytes.as_chunks::<2>().0) {
+                let q = [f4(b[0], 0), f4(b[0], 1), f4(b[1], 0), f4(b[1], 1)];
+                let [lo, hi] = dsp::wide_pairs(u32::from_le_bytes(q), minus_z_w);
+                (t[j], t[j + 1]) = (lo, hi);
+            }
+        } else {
+            for (t, &b) in dst.chunks_exact_mut(8).zip(bytes) {
+                let q = [f2(b, 0), f2(b, 1), f2(b, 2), f2(b, 3)];
+                let [lo, hi] = dsp::wide_pairs(u32::from_le_bytes(q), minus_z_w);
+                (t[j], t[j + 1]) = (lo, hi);
+            }
+        }
+        return Ok(());
+    }
+    // Else four values at a time (the gathered-window kernel's filters, once per block).
+    let mut done = 0;
+    while done < n {
+        let m = (n - done).min(4);
+        let mut q = [0i8; 4];
+        let piece = q.get_mut(..m).unwrap_or_default();
+        // from + n ≤ the weight count, whose packed bytes the caller checked.
+        unpack_into(p.weights.data, bits, from + done, piece);
+        put(dst, done / 4, padded(z_w, piece.iter().copied()));
+        done += m;
     }
     Ok(())
 }
@@ -1861,6 +2393,210 @@ pub(crate) mod tests {
             // A tensor too short is refused, not read past.
             if !x.is_empty() {
                 assert!(conv2d_row_blocks(&p, &x[1..], &mut got).is_err());
+            }
+            checked += 1;
+        }
+        assert!(checked > 80, "{checked}");
+    }
+    /// The wide kernel (`conv2d_wide`, Armv7E-M), on its host model: random geometries (one
+    /// chunk, chunks of kernel rows, chunks of taps of one row, strips past [`WIDE_STRIP`]
+    /// pixels, padding cutting whole chunks off, a last group of fewer than four channels,
+    /// dilated rows), 8-, 4- and 2-bit weights, both weight schemes, both roundings, against the
+    /// reference loop.
+    #[test]
+    fn wide_kernel_matches_reference() {
+        let mut rng = XorShift32::new(0x0B_1DE5);
+        let mut rnd = |n: u32| rng.below(n);
+        let mut checked = 0;
+        for case in 0..200 {
+            let bits = [2u8, 4, 8, 8][rnd(4) as usize];
+            let (kh, kw) = match case % 4 {
+                0 => (3, 3),
+                1 => (1, 1),
+                _ => (1 + rnd(7) as u8, 1 + rnd(7) as u8),
+            };
+            let dil_h = if case % 5 == 4 { 2 } else { 1 };
+            let eff_h = ((kh as u16 - 1) * dil_h as u16 + 1) as u8;
+            let win = Window {
+                kernel_h: kh,
+                kernel_w: kw,
+                stride_h: 1 + rnd(2) as u8,
+                stride_w: 1 + rnd(2) as u8,
+                dilation_h: dil_h,
+                dilation_w: 1,
+                padding: shared_format::Padding {
+                    top: rnd(eff_h as u32) as u8,
+                    bottom: rnd(eff_h as u32) as u8,
+                    left: rnd(kw as u32) as u8,
+                    right: rnd(kw as u32) as u8,
+                },
+            };
+            let cin = [3u16, 4, 8, 12, 16, 32, 64, 68, 192, 196][rnd(10) as usize];
+            let s = Shape::new(1 + rnd(12) as u16, 1 + rnd(12) as u16, cin);
+            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+                continue;
+            };
+            let cout = [1u16, 4, 5, 8, 11, 16][rnd(6) as usize];
+            let os = Shape::new(oh as u16, ow as u16, cout);
+            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+            let n_w = cout as usize * kh as usize * kw as usize * cin as usize;
+            let w: Vec<i8> = (0..n_w)
+                .map(|_| match rnd(4) {
+                    0 => lo,
+                    1 => hi,
+                    _ => lo + rnd(1 << bits) as i32,
+                } as i8)
+                .collect();
+            let x: Vec<i8> = (0..s.h as usize * s.w as usize * cin as usize)
+                .map(|_| rnd(256) as u8 as i8)
+                .collect();
+            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
+            let bias: Vec<i32> = (0..cout).map(|_| rnd(200_001) as i32 - 100_000).collect();
+            let rq: Vec<(i32, i8)> = (0..cout)
+                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, rnd(14) as i8 - 11))
+                .collect();
+            let o = owned(&w, bits, &bias, &rq);
+            let (scheme, z_w) = if case % 2 == 0 {
+                (
+                    WeightScheme::PerTensorAffine,
+                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
+                )
+            } else {
+                (WeightScheme::PerChannelSymmetric, 0)
+            };
+            let mut p = params(&o, bits, scheme, z_w, win, s, z_x, os);
+            p.output_zero_point = rnd(256) as u8 as i8;
+            p.rounding = [Rounding::Double, Rounding::Single][rnd(2) as usize];
+            if case % 3 == 0 {
+                // Not the whole int8 range: the generic stage, not the fused one.
+                p.clamp = Clamp {
+                    min: -100,
+                    max: 100,
+                };
+            }
+            let eligible = wide_eligible(&p);
+            assert_eq!(eligible, cin.is_multiple_of(4) && cin <= 192, "case {case}");
+            if !eligible {
+                continue;
+            }
+            let mut scratch = vec![0i8; kh as usize * kw as usize * cin as usize];
+            let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
+            conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let mut got = vec![0i8; want.len()];
+            conv2d_wide(&p, &x, &mut got).unwrap();
+            assert_eq!(
+                got, want,
+                "case {case}: W{bits} {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
+            );
+            // A tensor too short is refused, not read past.
+            if !x.is_empty() {
+                assert!(conv2d_wide(&p, &x[1..], &mut got).is_err());
+            }
+            checked += 1;
+        }
+        assert!(checked > 80, "{checked}");
+    }
+
+    /// The gathered-window kernel (`conv2d_im2col`, Armv7E-M), on its host model: random
+    /// geometries (`C_in` not a multiple of 4, filters padded to a word, strips of pixels,
+    /// blocks of groups past the table, dilated rows and columns, padding), 8-, 4- and 2-bit
+    /// weights, both weight schemes, both roundings, against the reference loop.
+    #[test]
+    fn im2col_kernel_matches_reference() {
+        let mut rng = XorShift32::new(0x1A_2C01);
+        let mut rnd = |n: u32| rng.below(n);
+        let mut checked = 0;
+        for case in 0..200 {
+            let bits = [2u8, 4, 8, 8][rnd(4) as usize];
+            let (kh, kw) = match case % 4 {
+                0 => (3, 3),
+                1 => (1, 1),
+                _ => (1 + rnd(5) as u8, 1 + rnd(5) as u8),
+            };
+            let dil_w = if case % 7 == 6 { 2 } else { 1 };
+            let eff_w = ((kw as u16 - 1) * dil_w as u16 + 1) as u8;
+            let dil_h = if case % 5 == 4 { 2 } else { 1 };
+            let eff_h = ((kh as u16 - 1) * dil_h as u16 + 1) as u8;
+            let win = Window {
+                kernel_h: kh,
+                kernel_w: kw,
+                stride_h: 1 + rnd(2) as u8,
+                stride_w: 1 + rnd(2) as u8,
+                dilation_h: dil_h,
+                dilation_w: dil_w,
+                padding: shared_format::Padding {
+                    top: rnd(eff_h as u32) as u8,
+                    bottom: rnd(eff_h as u32) as u8,
+                    left: rnd(eff_w as u32) as u8,
+                    right: rnd(eff_w as u32) as u8,
+                },
+            };
+            let cin = [1u16, 2, 3, 3, 5, 6, 7, 9, 13, 15][rnd(10) as usize];
+            let s = Shape::new(1 + rnd(12) as u16, 1 + rnd(12) as u16, cin);
+            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+                continue;
+            };
+            let cout = [1u16, 4, 5, 8, 11, 16, 32, 37][rnd(8) as usize];
+            let os = Shape::new(oh as u16, ow as u16, cout);
+            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+            let n_w = cout as usize * kh as usize * kw as usize * cin as usize;
+            let w: Vec<i8> = (0..n_w)
+                .map(|_| match rnd(4) {
+                    0 => lo,
+                    1 => hi,
+                    _ => lo + rnd(1 << bits) as i32,
+                } as i8)
+                .collect();
+            let x: Vec<i8> = (0..s.h as usize * s.w as usize * cin as usize)
+                .map(|_| rnd(256) as u8 as i8)
+                .collect();
+            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
+            let bias: Vec<i32> = (0..cout).map(|_| rnd(200_001) as i32 - 100_000).collect();
+            let rq: Vec<(i32, i8)> = (0..cout)
+                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, rnd(14) as i8 - 11))
+                .collect();
+            let o = owned(&w, bits, &bias, &rq);
+            let (scheme, z_w) = if case % 2 == 0 {
+                (
+                    WeightScheme::PerTensorAffine,
+                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
+                )
+            } else {
+                (WeightScheme::PerChannelSymmetric, 0)
+            };
+            let mut p = params(&o, bits, scheme, z_w, win, s, z_x, os);
+            p.output_zero_point = rnd(256) as u8 as i8;
+            p.rounding = [Rounding::Double, Rounding::Single][rnd(2) as usize];
+            if case % 3 == 0 {
+                // Not the whole int8 range: the generic stage, not the fused one.
+                p.clamp = Clamp {
+                    min: -100,
+                    max: 100,
+                };
+            }
+            let eligible = im2col_eligible(&p);
+            let filter_len = kh as usize * kw as usize * cin as usize;
+            assert_eq!(
+                eligible,
+                filter_len.next_multiple_of(4) <= 128,
+                "case {case}"
+            );
+            assert!(!wide_eligible(&p));
+            if !eligible {
+                continue;
+            }
+            let mut scratch = vec![0i8; kh as usize * kw as usize * cin as usize];
+            let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
+            conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let mut got = vec![0i8; want.len()];
+            conv2d_im2col(&p, &x, &mut got).unwrap();
+            assert_eq!(
+                got, want,
+                "case {case}: W{bits} {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
+            );
+            // A tensor too short is refused, not read past.
+            if !x.is_empty() {
+                assert!(conv2d_im2col(&p, &x[1..], &mut got).is_err());
             }
             checked += 1;
         }

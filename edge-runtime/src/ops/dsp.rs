@@ -1093,6 +1093,438 @@ fn pointwise_checked<const K: u32>(
     }
 }
 
+/// Words of the stack table [`window_wide`] reads (1.5 KiB): 192 inputs of four filters.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+pub(crate) const WIDE_TABLE_WORDS: usize = 384;
+
+/// The shape of one pixel's valid window for [`window_wide`]: `rows` runs of `len` input bytes
+/// (a multiple of 4), the input runs `x_step` bytes apart, the table runs `t_step` words apart.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WideRuns {
+    /// Valid tap rows.
+    pub rows: usize,
+    /// Input bytes per run, a multiple of 4.
+    pub len: usize,
+    /// Input bytes from one run to the next, at least `len`.
+    pub x_step: usize,
+    /// Table words from one run to the next, at least `2·len`.
+    pub t_step: usize,
+}
+
+/// `acc[i][j] += Σ_runs Σ_e w'[j][r, e]·(x[i·x_pixel + r·x_step + e] − z_x)` for
+/// `acc.len()` output pixels `x_pixel` input bytes apart (the same valid taps) and four output
+/// channels whose weights `w'` (16-bit, already centred on `z_w`) `table` holds as [`pair16`]
+/// words, per four inputs eight words (channel 0's inputs 0 and 2, then 1 and 3, then channel
+/// 1's, …): run `r` starts at word `r·t_step`, and input `e` of it lies in words `2e..2e + 8`
+/// (issue 18).
+///
+/// On Armv7E-M one `asm!` block: per input word one `LDR` and two `SXTAB16` (widen and centre),
+/// then per channel one `LDRD` and two `SMLAD` (15 instructions per 16 MACs, unrolled twice).
+/// Returns `false`, touching nothing, if `len` is not a multiple of 4, a step is shorter than
+/// its run, or a run would leave `x` or `table`.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn window_wide(
+    x: &[i8],
+    table: &[u32],
+    runs: WideRuns,
+    x_pixel: usize,
+    z_x: i8,
+    acc: &mut [[i32; 4]],
+) -> bool {
+    let WideRuns {
+        rows,
+        len,
+        x_step,
+        t_step,
+    } = runs;
+    if rows == 0 || len == 0 || acc.is_empty() {
+        return true;
+    }
+    if !len.is_multiple_of(4) || x_step < len || t_step / 2 < len {
+        return false;
+    }
+    let ends = || -> Option<(usize, usize)> {
+        let x_end = (rows - 1)
+            .checked_mul(x_step)?
+            .checked_add(len)?
+            .checked_add((acc.len() - 1).checked_mul(x_pixel)?)?;
+        let t_end = (rows - 1).checked_mul(t_step)?.checked_add(2 * len)?;
+        // The pointers' steps must fit the registers' arithmetic.
+        t_end.checked_mul(4)?;
+        Some((x_end, t_end))
+    };
+    match ends() {
+        Some((x_end, t_end)) if x_end <= x.len() && t_end <= table.len() => {
+            window_wide_checked(x, table, runs, x_pixel, z_x, acc);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The two [`window_wide`] table words of the four weights in `w` (little-endian bytes) less
+/// `z_w` (`minus_z_w` = [`splat16`]`(−z_w)`): inputs 0 and 2, then 1 and 3 (`SXTB16`, `UADD16`).
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn wide_pairs(w: u32, minus_z_w: u32) -> [u32; 2] {
+    [
+        add16(sxtb16(w), minus_z_w),
+        add16(sxtb16_ror8(w), minus_z_w),
+    ]
+}
+
+/// [`window_wide`] once its bounds are checked.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn window_wide_checked(
+    x: &[i8],
+    table: &[u32],
+    runs: WideRuns,
+    x_pixel: usize,
+    z_x: i8,
+    acc: &mut [[i32; 4]],
+) {
+    let WideRuns {
+        rows,
+        len,
+        x_step,
+        t_step,
+    } = runs;
+    // SAFETY: for pixel i < acc.len() and run r < rows the block reads the `len` input bytes at
+    // x + i·x_pixel + r·x_step (whole words: len is a positive multiple of 4) and the 2·len
+    // table words at table + r·t_step, all inside the slices (`window_wide` checked the last
+    // pixel's last run's end and the last run's table words; every other lies below them);
+    // `table` is a `u32` slice, so LDRD's alignment holds. The word loop ends exactly at the
+    // run's end pointer (x + len; entered at its second half when len/4 is odd). It reads and
+    // writes the 16 bytes of each `acc[i]` (an `&mut [[i32; 4]]` of `acc.len() ≥ 1` entries),
+    // besides those only its own 40 bytes below the stack pointer, released before it ends,
+    // and its register operands. SMLAD may set the sticky Q flag, which nothing reads.
+    // Registers are named to keep the loop's twelve in registers.
+    unsafe {
+        asm!(
+            "sub sp, sp, #40",
+            "str r0, [sp]",        // pixels left
+            "str r1, [sp, #4]",    // x_step − len
+            "str r2, [sp, #8]",    // (t_step − 2·len)·4
+            "str r3, [sp, #12]",   // len
+            "str r12, [sp, #16]",  // this pixel's sums
+            "str r8, [sp, #20]",   // runs
+            "str r9, [sp, #24]",   // x_pixel
+            "str r4, [sp, #28]",   // this pixel's input
+            "str r5, [sp, #32]",   // table
+            "5:",
+            "ldm r12, {{r0, r1, r2, r3}}",
+            "ldr r8, [sp, #20]",
+            "str r8, [sp, #36]",   // runs left
+            "1:",
+            "ldr r8, [sp, #12]",
+            "add r12, r8, r4",     // end of the run
+            "tst r8, #4",
+            "bne 3f",
+            "2:",
+            "ldr r9, [r4], #4",
+            "sxtab16 r8, lr, r9",
+            "sxtab16 r9, lr, r9, ror #8",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r0, r10, r8, r0",
+            "smlad r0, r11, r9, r0",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r1, r10, r8, r1",
+            "smlad r1, r11, r9, r1",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r2, r10, r8, r2",
+            "smlad r2, r11, r9, r2",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r3, r10, r8, r3",
+            "smlad r3, r11, r9, r3",
+            "3:",
+            "ldr r9, [r4], #4",
+            "sxtab16 r8, lr, r9",
+            "sxtab16 r9, lr, r9, ror #8",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r0, r10, r8, r0",
+            "smlad r0, r11, r9, r0",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r1, r10, r8, r1",
+            "smlad r1, r11, r9, r1",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r2, r10, r8, r2",
+            "smlad r2, r11, r9, r2",
+            "ldrd r10, r11, [r5], #8",
+            "smlad r3, r10, r8, r3",
+            "smlad r3, r11, r9, r3",
+            "cmp r4, r12",
+            "bne 2b",
+            "ldr r8, [sp, #4]",
+            "add r4, r4, r8",
+            "ldr r8, [sp, #8]",
+            "add r5, r5, r8",
+            "ldr r8, [sp, #36]",
+            "subs r8, r8, #1",
+            "str r8, [sp, #36]",
+            "bne 1b",
+            "ldr r12, [sp, #16]",
+            "stm r12!, {{r0, r1, r2, r3}}",
+            "str r12, [sp, #16]",
+            "ldr r4, [sp, #28]",
+            "ldr r8, [sp, #24]",
+            "add r4, r4, r8",
+            "str r4, [sp, #28]",
+            "ldr r5, [sp, #32]",
+            "ldr r8, [sp]",
+            "subs r8, r8, #1",
+            "str r8, [sp]",
+            "bne 5b",
+            "add sp, sp, #40",
+            inout("r0") acc.len() => _,
+            inout("r1") x_step - len => _,
+            inout("r2") (t_step - 2 * len) * 4 => _,
+            inout("r3") len => _,
+            inout("r4") x.as_ptr() => _,
+            inout("r5") table.as_ptr() => _,
+            inout("r8") rows => _,
+            inout("r9") x_pixel => _,
+            out("r10") _,
+            out("r11") _,
+            inout("r12") acc.as_mut_ptr() => _,
+            inout("lr") splat16(-(z_x as i16)) => _,
+        );
+    }
+}
+
+/// [`window_wide`] once its bounds are checked: the same loop on the portable model of the
+/// instructions (host tests; no target without `edge_dsp` dispatches here).
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+fn window_wide_checked(
+    x: &[i8],
+    table: &[u32],
+    runs: WideRuns,
+    x_pixel: usize,
+    z_x: i8,
+    acc: &mut [[i32; 4]],
+) {
+    let centre = splat16(-(z_x as i16));
+    for (i, acc) in acc.iter_mut().enumerate() {
+        for r in 0..runs.rows {
+            for k in 0..runs.len / 4 {
+                let xb = &x[i * x_pixel + r * runs.x_step + 4 * k..][..4];
+                let xw = u32::from_le_bytes([xb[0] as u8, xb[1] as u8, xb[2] as u8, xb[3] as u8]);
+                let (x02, x13) = (sxtab16(centre, xw), sxtab16_ror8(centre, xw));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let w = &table[r * runs.t_step + 8 * k + 2 * j..];
+                    *a = smlad(w[1], x13, smlad(w[0], x02, *a));
+                }
+            }
+        }
+    }
+}
+
+/// One channel of [`stage_double`]: TFLM's double-rounding requantization
+/// (`RDBPOT(SRDHM(acc, m), right)`, then `+ z_y` saturating and the int8 clamp) of an
+/// accumulator `acc + bias` whose stage has no left shift and a multiplier other than
+/// `i32::MIN`, as four words: `m`, `bias`, `mask = 2^right − 1` and `right` (0..=31).
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub(crate) struct DoubleStage {
+    /// The multiplier `m` (not `i32::MIN`).
+    pub m: i32,
+    /// The channel's bias.
+    pub bias: i32,
+    /// `2^right − 1`.
+    pub mask: i32,
+    /// The right shift, 0..=31.
+    pub right: u32,
+}
+
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+impl DoubleStage {
+    /// The stage of multiplier `m`, exponent `shift` and `bias` for double rounding, if it has
+    /// no left shift (`shift ≤ 0` once clamped to `[−31, 30]` as the reference does) and
+    /// `m ≠ i32::MIN`: then SRDHM never saturates and the rounding is the one below.
+    pub(crate) fn new(m: i32, shift: i32, bias: i32) -> Option<Self> {
+        let shift = shift.clamp(-31, 30);
+        if shift > 0 || m == i32::MIN {
+            return None;
+        }
+        let right = (-shift) as u32;
+        Some(Self {
+            m,
+            bias,
+            mask: ((1i64 << right) - 1) as i32,
+            right,
+        })
+    }
+
+    /// The stage on the portable model of its instructions (`SMLAL`, `ASR`, `AND`, `QADD`,
+    /// `SSAT #8`), for host tests.
+    #[cfg_attr(any(edge_dsp, not(test)), allow(dead_code))]
+    pub(crate) fn apply(&self, acc: i32, z_y: i8) -> i8 {
+        let a = acc.wrapping_add(self.bias);
+        let high = ((i64::from(a) * i64::from(self.m) + (1 << 30)) >> 31) as i32;
+        let threshold = (self.mask >> 1) + i32::from(high < 0);
+        let r = (high >> self.right) + i32::from((high & self.mask) > threshold);
+        r.saturating_add(i32::from(z_y)).clamp(-128, 127) as i8
+    }
+}
+
+/// `y[i·y_step + j] = stages[j](acc[i][j])` for the `acc.len()` pixels of a strip and four
+/// channels ([`DoubleStage`]; the output clamp the whole int8 range). On Armv7E-M one `asm!`
+/// block, 18 instructions per output and 4 per pixel. Returns `false`, touching nothing, if
+/// `y_step < 4` or the last pixel's outputs would leave `y`.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+pub(crate) fn stage_double(
+    acc: &[[i32; 4]],
+    stages: &[DoubleStage; 4],
+    z_y: i8,
+    y: &mut [i8],
+    y_step: usize,
+) -> bool {
+    if acc.is_empty() {
+        return true;
+    }
+    let end = (acc.len() - 1)
+        .checked_mul(y_step)
+        .and_then(|e| e.checked_add(4));
+    if y_step < 4 || end.is_none_or(|e| e > y.len()) {
+        return false;
+    }
+    stage_double_checked(acc, stages, z_y, y, y_step);
+    true
+}
+
+/// [`stage_double`] once its bounds are checked.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn stage_double_checked(
+    acc: &[[i32; 4]],
+    stages: &[DoubleStage; 4],
+    z_y: i8,
+    y: &mut [i8],
+    y_step: usize,
+) {
+    // SAFETY: for pixel i < acc.len() (≥ 1) the block reads the four words of acc[i] (the
+    // slice is contiguous, 16 bytes a pixel) and the 16 words of `stages` (four `repr(C)`
+    // structs of four 4-byte fields, m, bias, mask, right, in that order: word-aligned for
+    // LDM; the pointer steps back to them after every pixel), and writes the
+    // four bytes at y + i·y_step, inside `y` (`stage_double` checked the last pixel's). It
+    // writes nothing else besides its register operands. QADD and SSAT may set the sticky Q
+    // flag, which nothing reads. `ASR` by `right` ≤ 31 shifts as the model's `>>`.
+    unsafe {
+        asm!(
+            "1:",
+                        "ldr r8, [r1], #4",
+            "ldm r2!, {{r9, r10, r11, r12}}",
+            "add r8, r8, r10",
+            "mov r10, #0x40000000",
+            "mov lr, #0",
+            "smlal r10, lr, r8, r9",
+            "lsr r10, r10, #31",
+            "orr r8, r10, lr, lsl #1",
+            "asr r9, r8, r12",
+            "and r10, r8, r11",
+            "lsr lr, r8, #31",
+            "add lr, lr, r11, asr #1",
+            "cmp r10, lr",
+            "it gt",
+            "addgt r9, r9, #1",
+            "qadd r9, r9, r5",
+            "ssat r9, #8, r9",
+            "strb r9, [r3], #1",
+            "ldr r8, [r1], #4",
+            "ldm r2!, {{r9, r10, r11, r12}}",
+            "add r8, r8, r10",
+            "mov r10, #0x40000000",
+            "mov lr, #0",
+            "smlal r10, lr, r8, r9",
+            "lsr r10, r10, #31",
+            "orr r8, r10, lr, lsl #1",
+            "asr r9, r8, r12",
+            "and r10, r8, r11",
+            "lsr lr, r8, #31",
+            "add lr, lr, r11, asr #1",
+            "cmp r10, lr",
+            "it gt",
+            "addgt r9, r9, #1",
+            "qadd r9, r9, r5",
+            "ssat r9, #8, r9",
+            "strb r9, [r3], #1",
+            "ldr r8, [r1], #4",
+            "ldm r2!, {{r9, r10, r11, r12}}",
+            "add r8, r8, r10",
+            "mov r10, #0x40000000",
+            "mov lr, #0",
+            "smlal r10, lr, r8, r9",
+            "lsr r10, r10, #31",
+            "orr r8, r10, lr, lsl #1",
+            "asr r9, r8, r12",
+            "and r10, r8, r11",
+            "lsr lr, r8, #31",
+            "add lr, lr, r11, asr #1",
+            "cmp r10, lr",
+            "it gt",
+            "addgt r9, r9, #1",
+            "qadd r9, r9, r5",
+            "ssat r9, #8, r9",
+            "strb r9, [r3], #1",
+            "ldr r8, [r1], #4",
+            "ldm r2!, {{r9, r10, r11, r12}}",
+            "add r8, r8, r10",
+            "mov r10, #0x40000000",
+            "mov lr, #0",
+            "smlal r10, lr, r8, r9",
+            "lsr r10, r10, #31",
+            "orr r8, r10, lr, lsl #1",
+            "asr r9, r8, r12",
+            "and r10, r8, r11",
+            "lsr lr, r8, #31",
+            "add lr, lr, r11, asr #1",
+            "cmp r10, lr",
+            "it gt",
+            "addgt r9, r9, #1",
+            "qadd r9, r9, r5",
+            "ssat r9, #8, r9",
+            "strb r9, [r3], #1",
+            "sub r2, r2, #64",
+            "add r3, r3, r4",
+            "subs r0, r0, #1",
+            "bne 1b",
+            inout("r0") acc.len() => _,
+            inout("r1") acc.as_ptr() => _,
+            inout("r2") stages.as_ptr() => _,
+            inout("r3") y.as_mut_ptr() => _,
+            in("r4") y_step - 4,
+            in("r5") i32::from(z_y),
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`stage_double`] once its bounds are checked, on the portable model (host tests).
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+fn stage_double_checked(
+    acc: &[[i32; 4]],
+    stages: &[DoubleStage; 4],
+    z_y: i8,
+    y: &mut [i8],
+    y_step: usize,
+) {
+    for (i, a) in acc.iter().enumerate() {
+        for (j, s) in stages.iter().enumerate() {
+            y[i * y_step + j] = s.apply(a[j], z_y);
+        }
+    }
+}
 /// The shape of one pixel's valid window for [`window`]: `rows` runs of `len` bytes, the input
 /// runs `x_step` bytes apart, the filter runs `w_step` bytes apart.
 #[derive(Debug, Clone, Copy)]
@@ -1961,6 +2393,82 @@ mod tests {
                 assert_eq!(model, host, "len {len}, z_x {z_x}");
             }
         }
+    }
+
+    /// The fused double-rounding stage ([`DoubleStage`], [`stage_double`]) equals the
+    /// reference's double-rounding `requantize` of `acc + bias` (wrapping) for every shift it
+    /// accepts, every multiplier but `i32::MIN` (refused, as are left shifts), extreme
+    /// accumulators included; and `stage_double` writes the strip's outputs where they belong.
+    #[test]
+    fn double_stage_matches_requantize() {
+        use crate::requant::requantize;
+        use crate::test_rng::XorShift32;
+        use shared_format::{Clamp, Rounding};
+        let mut rng = XorShift32::new(0x0D0B_1E57);
+        let full = Clamp {
+            min: -128,
+            max: 127,
+        };
+        assert!(DoubleStage::new(i32::MIN, -3, 0).is_none());
+        assert!(DoubleStage::new(1 << 30, 1, 0).is_none());
+        let mut taken = 0;
+        for case in 0..40_000 {
+            let m = match case % 7 {
+                0 => i32::MAX,
+                1 => -(rng.below(1 << 31) as i32),
+                2 => rng.below(1 << 10) as i32,
+                _ => (1 << 30) | rng.below(1 << 30) as i32,
+            };
+            let shift = rng.below(70) as i32 - 38;
+            let bias = rng.below(u32::MAX) as i32;
+            let acc = match case % 5 {
+                0 => [i32::MAX, i32::MIN, 0, -1, 1][rng.below(5) as usize],
+                1 => rng.below(u32::MAX) as i32,
+                _ => rng.below(1 << 20) as i32 - (1 << 19),
+            };
+            let z_y = rng.below(256) as u8 as i8;
+            let Some(st) = DoubleStage::new(m, shift, bias) else {
+                assert!(shift.clamp(-31, 30) > 0 || m == i32::MIN);
+                continue;
+            };
+            let want = requantize(
+                acc.wrapping_add(bias),
+                m,
+                shift,
+                z_y,
+                full,
+                Rounding::Double,
+            );
+            assert_eq!(
+                st.apply(acc, z_y),
+                want,
+                "m {m} shift {shift} acc {acc} bias {bias}"
+            );
+            taken += 1;
+        }
+        assert!(taken > 15_000, "{taken}");
+        // A strip of three pixels, outputs 6 bytes apart.
+        let stages = [
+            (1 << 30, -1, 5),
+            (i32::MAX, 0, -7),
+            (1 << 29, -31, 0),
+            (123_456, -3, 1),
+        ]
+        .map(|(m, e, b)| DoubleStage::new(m, e, b).unwrap());
+        let acc = [
+            [100, -100, 7, 1 << 20],
+            [i32::MAX, i32::MIN, -1, 0],
+            [3, 4, 5, 6],
+        ];
+        let mut y = [0i8; 16];
+        assert!(stage_double(&acc, &stages, -3, &mut y, 6));
+        for (i, a) in acc.iter().enumerate() {
+            for (j, s) in stages.iter().enumerate() {
+                assert_eq!(y[6 * i + j], s.apply(a[j], -3));
+            }
+        }
+        assert!(!stage_double(&acc, &stages, -3, &mut y[..15], 6));
+        assert!(!stage_double(&acc, &stages, -3, &mut y, 3));
     }
 
     /// The fused output stages ([`FastStage`], [`PwStage`]) on scaled accumulators equal the
