@@ -386,19 +386,22 @@ fn validation(
         }
         let t = std::time::Instant::now();
         let ghn = &trainer.ghn;
+        // Predicted where the GHN lives (CPU or GPU), measured without the autodiff graph.
+        let device = trainer.device.clone().without_autodiff();
         let (mut float, mut quant) = (Vec::new(), Vec::new());
         for net in &nets {
-            let params = eval::predict_one(ghn, net, &plain)?;
+            let params = eval::predict_one(ghn, net, &trainer.device)?.without_autodiff();
             let (top1, top5) = eval::accuracy(net, &params, shape, &batches, &plain)?;
             float.push((top1, top5));
             if let Some(q) = &qat {
                 let params = if ghn.config.bit_conditioned {
-                    eval::predict_one_for(ghn, net, Some(q.precision), &plain)?
+                    eval::predict_one_for(ghn, net, Some(q.precision), &trainer.device)?
+                        .without_autodiff()
                 } else {
                     params
                 };
                 quant.push(quantized_top1(
-                    net, params, q, shape, &calib, &batches, &dataset,
+                    net, params, q, shape, &calib, &batches, &dataset, &device,
                 )?);
             }
         }
@@ -452,8 +455,9 @@ fn val_header(quantized: bool) -> String {
     h
 }
 
-/// Top-1 (%) of `params` exported at `q` and run on the integer runtime, as `ghnq eval` measures
-/// it (single rounding, calibration on `calib`).
+/// Top-1 (%) of `params` exported at `q` on `device` and run on the integer runtime, as `ghnq
+/// eval` measures it (single rounding, calibration on `calib`).
+#[allow(clippy::too_many_arguments)]
 fn quantized_top1(
     net: &ghnq_core::arch::Net,
     params: ghnq_core::cnn::ParamSet,
@@ -462,6 +466,7 @@ fn quantized_top1(
     calib: &[ghnq_core::train::LabeledBatch],
     batches: &[ghnq_core::train::LabeledBatch],
     dataset: &str,
+    device: &burn::tensor::Device,
 ) -> Result<f64> {
     let provenance = ghnq_export::Provenance {
         dataset: dataset.to_string(),
@@ -478,7 +483,7 @@ fn quantized_top1(
         calib,
         batches,
         &provenance,
-        &burn::tensor::Device::flex(),
+        device,
         0,
         &mut ghnq_export::FloatReference::default(),
     )?;
