@@ -30,142 +30,31 @@ impl Range {
     /// uses 1 %): outliers stop stretching the step size.
     ///
     /// Exact order statistics without a sort: calibration and every percentile-clipped QAT step
-    /// call this on whole activation tensors, so it sets their pace ([`order_statistics`]).
+    /// call this on whole activation tensors, so it sets their pace
+    /// ([`crate::order_statistics`]).
     pub fn percentile(values: &[f32], percent: f32) -> Self {
         if values.is_empty() {
             return Self { min: 0.0, max: 0.0 };
         }
         let n = values.len();
         let rank = |p: f32| (((p / 100.0) * (n - 1) as f32).round() as usize).min(n - 1);
-        let [low, high] = order_statistics(values, [rank(percent), rank(100.0 - percent)]);
+        let ranks = [rank(percent), rank(100.0 - percent)];
+        let [low, high] = crate::order_statistics::order_statistics(values, ranks);
         Self {
             min: low.min(0.0),
             max: high.max(0.0),
         }
     }
-}
 
-/// The `ranks[i]`-th smallest of `values` in `f32::total_cmp` order, exactly.
-///
-/// A small deterministic sample brackets each rank; one read-only, vectorisable pass counts
-/// the values below and inside each bracket, a second keeps those inside (a few percent), and a
-/// selection among them finds the rank. A bracket that misses (the check is exact) falls back
-/// to selecting in a copy of everything.
-fn order_statistics(values: &[f32], ranks: [usize; 2]) -> [f32; 2] {
-    const SAMPLE: usize = 4096;
-    let n = values.len();
-    let select = |k: usize| {
-        let mut v = values.to_vec();
-        *v.select_nth_unstable_by(k, f32::total_cmp).1
-    };
-    if n <= 8 * SAMPLE {
-        return ranks.map(select);
-    }
-    // Hashed positions, so a period in the data (channels of an NHWC tensor) cannot alias.
-    let mut sample: Vec<i32> = (0..SAMPLE as u64)
-        .map(|i| {
-            let h = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            total_key(values[((h >> 11) % n as u64) as usize])
-        })
-        .collect();
-    sample.sort_unstable();
-    // Five standard errors of the rank's position in the sample on either side: the bracket
-    // misses (and the fallback runs) about once in a million calls on any data without a
-    // period the hash could meet.
-    let brackets = ranks.map(|k| {
-        let q = k as f64 / (n - 1) as f64;
-        let margin = (5.0 * (SAMPLE as f64 * q * (1.0 - q)).sqrt()).ceil() as usize + 2;
-        let at = k * (SAMPLE - 1) / (n - 1);
-        (
-            sample[at.saturating_sub(margin)],
-            sample[(at + margin).min(SAMPLE - 1)],
-        )
-    });
-    let [(a0, b0), (a1, b1)] = brackets;
-    let (mut below, mut upto) = ([0usize; 2], [0usize; 2]);
-    for chunk in values.chunks(4096) {
-        // u32 lanes the compiler vectorises; a chunk's counts cannot overflow them.
-        let mut c = [0u32; 4];
-        for &v in chunk {
-            let k = total_key(v);
-            c[0] += u32::from(k < a0);
-            c[1] += u32::from(k <= b0);
-            c[2] += u32::from(k < a1);
-            c[3] += u32::from(k <= b1);
-        }
-        below[0] += c[0] as usize;
-        upto[0] += c[1] as usize;
-        below[1] += c[2] as usize;
-        upto[1] += c[3] as usize;
-    }
-    // Per rank: 0 = fall back, 1 = the bracket is one value (the zeros of a ReLU output) and so
-    // the answer, 2 = select among the values inside the bracket.
-    let how = [0, 1].map(|j| {
-        let (a, b) = brackets[j];
-        match (below[j] <= ranks[j] && ranks[j] < upto[j], a == b) {
-            (false, _) => 0,
-            (true, true) => 1,
-            (true, false) => 2,
-        }
-    });
-    // `k − a ≤ b − a` in wrapping unsigned arithmetic is `a ≤ k ≤ b` in one compare.
-    let width = brackets.map(|(a, b)| b.wrapping_sub(a) as u32);
-    let mut inside: [Vec<f32>; 2] = [0, 1].map(|j| match how[j] {
-        2 => Vec::with_capacity(upto[j] - below[j]),
-        _ => Vec::new(),
-    });
-    // Chunks with nothing inside (most of them: the brackets hold about 1 % of the values
-    // each) are skipped after one vectorised test.
-    // A bracket not needed borrows the other's test, so it adds no false alarms.
-    let needed = |j: usize| if how[j] == 2 { j } else { 1 - j };
-    let (a, w) = (
-        [0, 1].map(|j| brackets[needed(j)].0),
-        [0, 1].map(|j| width[needed(j)]),
-    );
-    let inside_of = |k: i32, j: usize| how[j] == 2 && (k.wrapping_sub(a[j]) as u32) <= w[j];
-    if how.contains(&2) {
-        for chunk in values.chunks(16) {
-            let any = chunk.iter().fold(false, |acc, &v| {
-                let k = total_key(v);
-                acc | ((k.wrapping_sub(a[0]) as u32) <= w[0])
-                    | ((k.wrapping_sub(a[1]) as u32) <= w[1])
-            });
-            if any {
-                for &v in chunk {
-                    let k = total_key(v);
-                    for (j, out) in inside.iter_mut().enumerate() {
-                        if inside_of(k, j) {
-                            out.push(v);
-                        }
-                    }
-                }
-            }
+    /// This range after a clamp to `[lo, hi]` (with `lo ≤ 0 ≤ hi`): order statistics commute
+    /// with a monotone function, so the range of ReLU(x) or ReLU6(x) is read off the range of x
+    /// without activating a copy of the tensor first.
+    pub fn clamped(self, lo: f32, hi: f32) -> Self {
+        Self {
+            min: self.min.clamp(lo, hi),
+            max: self.max.clamp(lo, hi),
         }
     }
-    let mut out = [0.0f32; 2];
-    for j in 0..2 {
-        out[j] = match how[j] {
-            1 => f32::from_bits(total_key_inverse(brackets[j].0)),
-            2 => {
-                *inside[j]
-                    .select_nth_unstable_by(ranks[j] - below[j], f32::total_cmp)
-                    .1
-            }
-            _ => select(ranks[j]),
-        };
-    }
-    out
-}
-
-/// `f32::total_cmp`'s order as an `i32` (the same bit trick): integer compares vectorise.
-fn total_key(v: f32) -> i32 {
-    let b = v.to_bits() as i32;
-    b ^ (((b >> 31) as u32) >> 1) as i32
-}
-
-/// The bits whose [`total_key`] is `k`: the flip leaves the sign bit alone, so it undoes itself.
-fn total_key_inverse(k: i32) -> u32 {
-    (k ^ (((k >> 31) as u32) >> 1) as i32) as u32
 }
 
 /// Scale and signed zero point of an N-bit affine quantizer.
@@ -324,6 +213,16 @@ mod tests {
                     max: at(100.0 - p).max(0.0),
                 };
                 assert_eq!(Range::percentile(&v, p), want, "n {n}, kind {kind}, p {p}");
+                // ReLU and ReLU6 ranges read off the pre-activation range.
+                for hi in [6.0f32, f32::INFINITY] {
+                    let activated: Vec<f32> = v.iter().map(|x| x.clamp(0.0, hi)).collect();
+                    assert_eq!(
+                        Range::percentile(&v, p).clamped(0.0, hi),
+                        Range::percentile(&activated, p),
+                        "n {n}, kind {kind}, p {p}, clamp to {hi}"
+                    );
+                    assert_eq!(Range::of(&v).clamped(0.0, hi), Range::of(&activated));
+                }
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod host_quant;
 pub mod integer;
 pub mod layers;
 pub mod lower;
+mod order_statistics;
 pub mod qat_native;
 pub mod side_by_side;
 pub mod sim;

@@ -23,8 +23,8 @@ use crate::affine::AffineParams;
 use crate::config::QuantConfig;
 use crate::fake::{Grid, act_key, weight_key};
 use crate::host_quant::{
-    BnFold, activate, affine, batch_stats, bn_scale, concat_channels, device_avg_pool,
-    device_global_avg, device_weights, fake_quant_act, fold,
+    BnFold, affine, batch_stats, bn_scale, concat_channels, device_avg_pool, device_global_avg,
+    device_weights, fake_quant_act, fold,
 };
 use crate::lower::{Activation, Lowered, Step};
 use crate::sim::{clip_range_of, tensor_bits};
@@ -126,14 +126,11 @@ pub fn loss_and_grads(
                   qparams: &mut Vec<Option<AffineParams>>| {
         let root = lowered.quant_root(t);
         let qp = if root == t {
-            let range = if act == Activation::Linear {
-                clip_range_of(&v, q.act_clip)
-            } else {
-                let mut activated = buffers::copy_of(&v);
-                activate(&mut activated, act);
-                let range = clip_range_of(&activated, q.act_clip);
-                buffers::recycle(activated);
-                range
+            // The activation is a clamp, so the activated tensor's range is the clamped range.
+            let range = match act {
+                Activation::Linear => clip_range_of(&v, q.act_clip),
+                Activation::Relu { six } => clip_range_of(&v, q.act_clip)
+                    .clamped(0.0, if six { 6.0 } else { f32::INFINITY }),
             };
             let qp = AffineParams::from_range(range, tensor_bits(net, lowered, t, q));
             qparams[t] = Some(qp);
