@@ -28,10 +28,13 @@
 //! (`aarch64::DenseFilters`, `z_x·Σ w` per channel folded at the copy: the same sums).
 //!
 //! On Armv7E-M, before all of these, 1×1 convolutions without padding whose output stages fit
-//! a fused one (single rounding, a clamp of all 2-, 4- or 8-bit codes: what the host exports)
-//! go to `conv2d_pointwise` (issue 18): weights of every width widened once into a stack table
-//! with the affine and input-zero-point corrections folded into the bias, and the output stage
-//! run inside the kernel's loop (`dsp::pointwise`).
+//! a fused one (single rounding, a clamp of all 2-, 4- or 8-bit codes: what the host exports;
+//! or double rounding and all 8-bit codes: TFLite imports) go to `conv2d_pointwise` (issue 18):
+//! weights of every width widened once into a stack table with the affine and
+//! input-zero-point corrections folded into the bias, and the output stage run inside the
+//! kernel's loop (`dsp::pointwise`). The other Armv7E-M kernels requantize a strip of sums at a
+//! time, through `dsp::stage_narrow` where the accumulators' bound allows (double rounding in
+//! half the instructions of `dsp::stage_double`).
 
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, TensorRecord, Weights, Window};
@@ -371,8 +374,10 @@ pub(crate) const PW_MAX_CIN: usize = 120;
 
 /// The output bits `K` (2, 4 or 8) if [`conv2d_pointwise`] may take `p` on its shape: a 1×1
 /// kernel without padding (any stride), `C_in` a multiple of 8 up to [`PW_MAX_CIN`], `C_out` a
-/// multiple of 4, 2-, 4- or 8-bit weights, single rounding, and an output clamp that is all
-/// `K`-bit codes. Its stages decide the rest ([`dsp::PwStage::single`]).
+/// multiple of 4, 2-, 4- or 8-bit weights, and an output clamp that is all `K`-bit codes with
+/// single rounding, or all 8-bit codes with double rounding (TFLM's imports: the skip
+/// projections of a ResNet). Its stages decide the rest ([`dsp::PwStage::single`],
+/// [`dsp::PwStage::double`]).
 #[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
 fn pointwise_bits(p: &ConvParams<'_>) -> Option<u32> {
     let w = p.window;
@@ -385,10 +390,12 @@ fn pointwise_bits(p: &ConvParams<'_>) -> Option<u32> {
         && (8..=PW_MAX_CIN).contains(&cin)
         && cout.is_multiple_of(4)
         && cout > 0
-        && matches!(p.weights.bits, 2 | 4 | 8)
-        && p.rounding == Rounding::Single;
+        && matches!(p.weights.bits, 2 | 4 | 8);
     if !shape {
         return None;
+    }
+    if p.rounding == Rounding::Double {
+        return ((p.clamp.min, p.clamp.max) == (i8::MIN, i8::MAX)).then_some(8);
     }
     [8u32, 4, 2].into_iter().find(|&k| {
         i32::from(p.clamp.min) == -(1 << (k - 1)) && i32::from(p.clamp.max) == (1 << (k - 1)) - 1
@@ -432,11 +439,17 @@ pub(crate) fn conv2d_pointwise(
     let (w_lo, w_hi) = (-half - z_w, half - 1 - z_w);
     let w_max = w_lo.unsigned_abs().max(w_hi.unsigned_abs());
     let x_max = (127 - z_x).max(z_x + 128).unsigned_abs();
+    let double = p.rounding == Rounding::Double;
     let stage = |c: usize| -> Option<(i32, dsp::PwStage)> {
         let b = p.bias.get(c)?;
         let (m, e) = p.requant.get(c)?;
-        let max_acc = u64::from(b.unsigned_abs()) + cin as u64 * u64::from(w_max * x_max);
-        let st = dsp::PwStage::single(m, e, p.output_zero_point, max_acc)?;
+        let sums = cin as u64 * u64::from(w_max * x_max);
+        let st = if double {
+            dsp::PwStage::double(m, e, b, p.output_zero_point, sums)?
+        } else {
+            let max_acc = u64::from(b.unsigned_abs()) + sums;
+            dsp::PwStage::single(m, e, p.output_zero_point, max_acc)?
+        };
         // The scaled weights must fit the table's signed 16-bit halves.
         let fits = |v: i32| i16::try_from(i64::from(v) << st.pre).is_ok();
         (fits(w_lo) && fits(w_hi)).then_some((b, st))
@@ -538,10 +551,11 @@ fn pointwise_blocks(
                 x_step: s_w * cin,
                 y_step: cout,
             };
-            let inside = match k {
-                8 => dsp::pointwise::<8>(x, table, groups, geometry, y),
-                4 => dsp::pointwise::<4>(x, table, groups, geometry, y),
-                _ => dsp::pointwise::<2>(x, table, groups, geometry, y),
+            let inside = match (k, p.rounding) {
+                (8, Rounding::Double) => dsp::pointwise::<8, true>(x, table, groups, geometry, y),
+                (8, _) => dsp::pointwise::<8, false>(x, table, groups, geometry, y),
+                (4, _) => dsp::pointwise::<4, false>(x, table, groups, geometry, y),
+                _ => dsp::pointwise::<2, false>(x, table, groups, geometry, y),
             };
             if !inside {
                 return Err(KernelError("pointwise pixels outside their tensors"));
@@ -991,7 +1005,9 @@ pub(crate) fn conv2d_wide(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -
             let ys = output
                 .get_mut(p0 * cout + c0..)
                 .ok_or(KernelError("conv output pixel"))?;
-            if !fused_strip(ys, cout, sums, (c0, nb), p) {
+            // The fused stages are worked out per strip: kept for the block, they cost the
+            // window loop above registers (measured: slower sub-byte convolutions).
+            if !fused_strip(ys, cout, sums, (c0, nb), p, None) {
                 strip_stage(ys, cout, sums, stage, bias, plain, p);
             }
             p0 += sums.len();
@@ -1009,6 +1025,11 @@ const IM2COL_BYTES: usize = 512;
 /// output channels as fit.
 #[cfg(any(edge_dsp, test))]
 const IM2COL_TABLE_WORDS: usize = 256;
+
+/// Groups of four output channels whose narrow stages [`conv2d_im2col`] keeps for a whole
+/// block (272 bytes of stack): all of an RGB stem's 16 channels.
+#[cfg(any(edge_dsp, test))]
+const IM2COL_NARROW_GROUPS: usize = 4;
 
 /// Pixels whose sums [`conv2d_im2col`] keeps at a time (512 bytes).
 #[cfg(any(edge_dsp, test))]
@@ -1066,6 +1087,13 @@ pub(crate) fn conv2d_im2col(p: &ConvParams<'_>, input: &[i8], output: &mut [i8])
     let minus_z_w = dsp::splat16(-i16::from(p.weights.zero_point));
     let row_stride = in_w * cin; // ≤ input.len(), checked above
     let pixels = out_h * out_w;
+    // The interior pixels' shortcut (see the gathering loop): contiguous kernel rows.
+    let (kh, row_len) = (win.kernel_h as usize, kw * cin);
+    let (s_h, s_w) = (usize::from(win.stride_h), usize::from(win.stride_w));
+    let d_h = usize::from(win.dilation_h);
+    let span_h = kh.saturating_sub(1) * d_h + 1; // input rows the kernel covers
+    let (pad_top, pad_left) = (usize::from(win.padding.top), usize::from(win.padding.left));
+    let interior_cols = win.dilation_w == 1 && row_len > 0;
     let mut table = [0u32; IM2COL_TABLE_WORDS];
     let mut strip = [[0i32; 4]; IM2COL_STRIP];
     let mut cols = [0i8; IM2COL_BYTES];
@@ -1080,15 +1108,48 @@ pub(crate) fn conv2d_im2col(p: &ConvParams<'_>, input: &[i8], output: &mut [i8])
             let at = g * group_words;
             wide_fill(p, from, filter_len, minus_z_w, &mut table, at, jj)?;
         }
+        // The first groups' narrow stages, once for all the block's strips (an RGB stem's
+        // four groups); later groups work theirs out per strip.
+        let mut narrow_cache = [None; IM2COL_NARROW_GROUPS];
+        let narrow_cache = narrow_cache
+            .get_mut(..groups.min(IM2COL_NARROW_GROUPS))
+            .unwrap_or_default();
+        for (g, cached) in narrow_cache.iter_mut().enumerate() {
+            let cg = c0 + 4 * g;
+            *cached = narrow_stages(p, cg, (cout - cg).min(4));
+        }
+        let narrow_cache = &*narrow_cache;
         let mut p0 = 0;
         while p0 < pixels {
             let n = (pixels - p0).min(n_max);
             let gathered = cols
                 .get_mut(..n * fl4)
                 .ok_or(KernelError("conv gathered windows"))?;
+            // Padded taps and the padding to a word take z_x, so they add 0 (one fill for the
+            // strip costs less than a few bytes per pixel).
             gathered.fill(z_x);
             for (i, col) in gathered.chunks_exact_mut(fl4).enumerate() {
                 let (oy, ox) = ((p0 + i) / out_w, (p0 + i) % out_w);
+                // A pixel whose taps all lie inside the input (all but the border): its kernel
+                // rows are runs of kw·C_in bytes `d_h` input rows apart, copied without working
+                // out its taps (the same bytes as below).
+                let (y0, x0) = (oy * s_h, ox * s_w); // tap (0, 0) + padding
+                if interior_cols
+                    && y0 >= pad_top
+                    && y0 - pad_top + span_h <= in_h
+                    && x0 >= pad_left
+                    && x0 - pad_left + kw <= in_w
+                {
+                    let mut from = (y0 - pad_top) * row_stride + (x0 - pad_left) * cin;
+                    for dst in col.chunks_exact_mut(row_len).take(kh) {
+                        let src = input
+                            .get(from..from + row_len)
+                            .ok_or(KernelError("conv input tap"))?;
+                        copy_run(dst, src);
+                        from = from.saturating_add(d_h.saturating_mul(row_stride));
+                    }
+                    continue;
+                }
                 let (ty, tx) = (Taps::rows(&win, oy, in_h), Taps::cols(&win, ox, in_w));
                 for ky in ty.k0..ty.k1 {
                     let row = ty.input_index(ky, win.dilation_h) * row_stride;
@@ -1098,9 +1159,10 @@ pub(crate) fn conv2d_im2col(p: &ConvParams<'_>, input: &[i8], output: &mut [i8])
                         let src = input
                             .get(x0..x0 + len)
                             .ok_or(KernelError("conv input tap"))?;
-                        col.get_mut(at..at + len)
-                            .ok_or(KernelError("conv gathered tap"))?
-                            .copy_from_slice(src);
+                        let dst = col
+                            .get_mut(at..at + len)
+                            .ok_or(KernelError("conv gathered tap"))?;
+                        copy_run(dst, src);
                     } else {
                         for kx in tx.k0..tx.k1 {
                             let x0 = row + tx.input_index(kx, win.dilation_w) * cin;
@@ -1124,6 +1186,21 @@ pub(crate) fn conv2d_im2col(p: &ConvParams<'_>, input: &[i8], output: &mut [i8])
             for g in 0..groups {
                 let cg = c0 + 4 * g;
                 let nb = (cout - cg).min(4);
+                let sums = strip.get_mut(..n).ok_or(KernelError("conv pixel strip"))?;
+                sums.fill([0; 4]);
+                let t = table
+                    .get(g * group_words..)
+                    .ok_or(KernelError("conv table run"))?;
+                if !dsp::window_wide(gathered, t, runs, fl4, z_x, sums) {
+                    return Err(KernelError("conv window outside its tensors"));
+                }
+                let ys = output
+                    .get_mut(p0 * cout + cg..)
+                    .ok_or(KernelError("conv output pixel"))?;
+                // The fused stages first: the generic ones are worked out only where they fail.
+                if fused_strip(ys, cout, sums, (cg, nb), p, narrow_cache.get(g)) {
+                    continue;
+                }
                 let mut bias = [0i32; 4];
                 let mut stage = [ChannelRequant::new(0, 0, p.rounding); 4];
                 for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(cg..cg + nb) {
@@ -1142,20 +1219,7 @@ pub(crate) fn conv2d_im2col(p: &ConvParams<'_>, input: &[i8], output: &mut [i8])
                     stage.get(..nb).unwrap_or_default(),
                 );
                 let plain = stage.iter().all(ChannelRequant::is_plain);
-                let sums = strip.get_mut(..n).ok_or(KernelError("conv pixel strip"))?;
-                sums.fill([0; 4]);
-                let t = table
-                    .get(g * group_words..)
-                    .ok_or(KernelError("conv table run"))?;
-                if !dsp::window_wide(gathered, t, runs, fl4, z_x, sums) {
-                    return Err(KernelError("conv window outside its tensors"));
-                }
-                let ys = output
-                    .get_mut(p0 * cout + cg..)
-                    .ok_or(KernelError("conv output pixel"))?;
-                if !fused_strip(ys, cout, sums, (cg, nb), p) {
-                    strip_stage(ys, cout, sums, stage, bias, plain, p);
-                }
+                strip_stage(ys, cout, sums, stage, bias, plain, p);
             }
             p0 += n;
         }
@@ -1163,6 +1227,26 @@ pub(crate) fn conv2d_im2col(p: &ConvParams<'_>, input: &[i8], output: &mut [i8])
     }
     Ok(())
 }
+/// `dst.copy_from_slice(src)` for the short runs [`conv2d_im2col`] gathers (a tap row of an RGB
+/// stem: 9 bytes), a word at a time: the library `memcpy` that `copy_from_slice` calls costs
+/// several times more on a few unaligned bytes. Copies the shorter length.
+#[cfg(any(edge_dsp, test))]
+#[inline(always)]
+fn copy_run(dst: &mut [i8], src: &[i8]) {
+    let mut d = dst.chunks_exact_mut(4);
+    let mut s = src.chunks_exact(4);
+    for (d, s) in (&mut d).zip(&mut s) {
+        d.copy_from_slice(s);
+    }
+    // At most three bytes left: spelled out, so that no loop becomes a `memcpy` call again.
+    match (d.into_remainder(), s.remainder()) {
+        ([d0, d1, d2, ..], [s0, s1, s2, ..]) => (*d0, *d1, *d2) = (*s0, *s1, *s2),
+        ([d0, d1, ..], [s0, s1, ..]) => (*d0, *d1) = (*s0, *s1),
+        ([d0, ..], [s0, ..]) => *d0 = *s0,
+        _ => {}
+    }
+}
+
 /// The fused double-rounding stages ([`dsp::DoubleStage`]) of the four output channels from
 /// `c0`, if the model rounds twice (TFLM's default), its output clamp is the whole int8 range
 /// and every one of the four channels has one; else `None` ([`strip_stage`] then).
@@ -1178,8 +1262,51 @@ fn double_stages(p: &ConvParams<'_>, c0: usize, nb: usize) -> Option<[dsp::Doubl
     Some([stage(0)?, stage(1)?, stage(2)?, stage(3)?])
 }
 
-/// The outputs of a strip of the `nb` channels from `c0` through [`dsp::stage_double`] if they
-/// have [`double_stages`]: `false`, nothing written, if not ([`strip_stage`] then). Not inlined,
+/// The most any accumulator of `p` (`Σ (w − z_w)·(x − z_x)` over a filter, before the bias)
+/// can be in magnitude: the filter's length times the largest `|w − z_w|` the weights' codes
+/// allow times the largest `|x − z_x|` an int8 input allows.
+#[cfg(any(edge_dsp, test))]
+fn acc_bound(p: &ConvParams<'_>) -> u64 {
+    let w = p.window;
+    // kh·kw < 2^16 and C_in < 2^16: the filter's length fits 32 bits.
+    let filter_len = u32::from(w.kernel_h) * u32::from(w.kernel_w) * u32::from(p.input_shape.c);
+    let bits = u32::from(p.weights.bits.clamp(1, 8));
+    let (z_w, z_x) = (
+        i32::from(p.weights.zero_point),
+        i32::from(p.input_zero_point),
+    );
+    let half = 1i32 << (bits - 1);
+    let w_max = (-half - z_w)
+        .unsigned_abs()
+        .max((half - 1 - z_w).unsigned_abs());
+    let x_max = (127 - z_x).unsigned_abs().max((z_x + 128).unsigned_abs());
+    // Both at most 255: the product is below 2^16, the bound below 2^48 (no overflow).
+    u64::from(filter_len) * u64::from(w_max * x_max)
+}
+
+/// The [`dsp::NarrowStage`]s of the four output channels from `c0`, if the model rounds twice,
+/// its output clamp is the whole int8 range and every channel's accumulator bound
+/// ([`acc_bound`]) and stage let it be exact; else `None` ([`double_stages`] then).
+/// Not inlined: in the kernels' frames its code would cost their loops registers.
+#[cfg(any(edge_dsp, test))]
+#[inline(never)]
+fn narrow_stages(p: &ConvParams<'_>, c0: usize, nb: usize) -> Option<[dsp::NarrowStage; 4]> {
+    if nb != 4 || p.rounding != Rounding::Double || (p.clamp.min, p.clamp.max) != (-128, 127) {
+        return None;
+    }
+    let max_acc = acc_bound(p);
+    let stage = |j: usize| {
+        let (m, e) = p.requant.get(c0 + j)?;
+        let b = p.bias.get(c0 + j)?;
+        dsp::NarrowStage::new(m, e, b, p.output_zero_point, max_acc)
+    };
+    Some([stage(0)?, stage(1)?, stage(2)?, stage(3)?])
+}
+
+/// The outputs of a strip of the `nb` channels from `c0` through [`dsp::stage_narrow`] if they
+/// have [`narrow_stages`] (half the instructions; `cached` if the caller worked them out once
+/// for all its strips, else worked out here), else through [`dsp::stage_double`] if they have
+/// [`double_stages`]: `false`, nothing written, if neither ([`strip_stage`] then). Not inlined,
 /// so the fused stages stay off the kernels' frames.
 #[cfg(any(edge_dsp, test))]
 #[inline(never)]
@@ -1189,7 +1316,17 @@ fn fused_strip(
     sums: &[[i32; 4]],
     (c0, nb): (usize, usize),
     p: &ConvParams<'_>,
+    cached: Option<&Option<[dsp::NarrowStage; 4]>>,
 ) -> bool {
+    let narrow = match cached {
+        Some(narrow) => *narrow,
+        // The call only where it can succeed (it refuses single rounding at once).
+        None if p.rounding == Rounding::Double => narrow_stages(p, c0, nb),
+        None => None,
+    };
+    if let Some(st) = narrow {
+        return dsp::stage_narrow(sums, &st, ys, cout);
+    }
     double_stages(p, c0, nb)
         .is_some_and(|st| dsp::stage_double(sums, &st, p.output_zero_point, ys, cout))
 }
@@ -2065,10 +2202,15 @@ pub(crate) mod tests {
     fn pointwise_kernel_matches_reference() {
         let mut rng = XorShift32::new(0x0901_17E5);
         let mut rnd = |n: u32| rng.below(n);
-        let (mut fast, mut refused, mut scaled) = (0, 0, 0);
-        for case in 0..600 {
+        let (mut fast, mut refused, mut scaled, mut double) = (0, 0, 0, 0);
+        for case in 0..900 {
             let bits = [2u8, 4, 8][rnd(3) as usize];
-            let k = [2u32, 4, 8][rnd(3) as usize];
+            // Double rounding (a third of the cases) takes 8-bit outputs only.
+            let k = if case % 3 == 0 {
+                8
+            } else {
+                [2u32, 4, 8][rnd(3) as usize]
+            };
             let stride = 1 + rnd(2) as u8;
             let win = Window {
                 stride_h: stride,
@@ -2132,7 +2274,12 @@ pub(crate) mod tests {
                 max: (lim - 1) as i8,
             };
             p.output_zero_point = (rnd(2 * lim as u32) as i32 - lim) as i8;
-            p.rounding = Rounding::Single;
+            // A third at double rounding (TFLM's imports).
+            p.rounding = if case % 3 == 0 {
+                Rounding::Double
+            } else {
+                Rounding::Single
+            };
             let mut scratch = vec![0i8; cin as usize];
             let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
             conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
@@ -2146,6 +2293,7 @@ pub(crate) mod tests {
                     );
                     fast += 1;
                     scaled += usize::from(rq.iter().any(|r| r.1 >= -1));
+                    double += usize::from(p.rounding == Rounding::Double);
                 }
                 None => {
                     assert!(
@@ -2157,12 +2305,12 @@ pub(crate) mod tests {
             }
         }
         assert!(
-            fast > 300 && refused > 20 && scaled > 100,
-            "{fast} fast ({scaled} scaled), {refused} refused"
+            fast > 300 && refused > 20 && scaled > 100 && double > 40,
+            "{fast} fast ({scaled} scaled, {double} double), {refused} refused"
         );
 
         // Refused on its shape: padding, a 3×3 kernel, C_in not a multiple of 8, a ReLU clamp,
-        // double rounding.
+        // double rounding with a narrower clamp or a shift of 0.
         let o = owned(&[1; 64], 8, &[0; 8], &[(1 << 30, -8)]);
         let s = Shape::new(2, 2, 8);
         let base = ConvParams {
@@ -2196,7 +2344,28 @@ pub(crate) mod tests {
             rounding: Rounding::Double,
             ..base
         };
-        assert!(conv2d_pointwise(&double, &x, &mut y).is_none());
+        assert!(conv2d_pointwise(&double, &x, &mut y).is_some());
+        let double_relu = ConvParams {
+            clamp: Clamp { min: 0, max: 127 },
+            ..double
+        };
+        assert!(conv2d_pointwise(&double_relu, &x, &mut y).is_none());
+        let o_unit = owned(&[1; 64], 8, &[0; 8], &[(1 << 30, 0)]);
+        let double_unit = ConvParams {
+            requant: params(
+                &o_unit,
+                8,
+                WeightScheme::PerChannelSymmetric,
+                0,
+                Window::square(1, 1, 1, 0),
+                s,
+                0,
+                s,
+            )
+            .requant,
+            ..double
+        };
+        assert!(conv2d_pointwise(&double_unit, &x, &mut y).is_none());
         let narrow = ConvParams {
             input_shape: Shape::new(2, 2, 4),
             ..base
@@ -2495,6 +2664,62 @@ pub(crate) mod tests {
             checked += 1;
         }
         assert!(checked > 80, "{checked}");
+    }
+
+    /// A TFLite-style RGB stem (3×3 over 3 channels, padding 1, double rounding, the whole int8
+    /// range) takes the narrow fused stages ([`narrow_stages`]), and its outputs through the
+    /// im2col kernel (interior pixels' shortcut and border pixels) are the reference's; a bias
+    /// past the narrow bound falls back to the general fused stage, with the same outputs.
+    #[test]
+    fn stem_takes_the_narrow_stages() {
+        let mut rng = XorShift32::new(0x57E4_0001);
+        let mut rnd = |n: u32| rng.below(n);
+        let (cin, cout) = (3u16, 16u16);
+        let s = Shape::new(10, 9, cin);
+        let win = Window::square(3, 1, 1, 1);
+        let os = Shape::new(10, 9, cout);
+        let w: Vec<i8> = (0..cout as usize * 27)
+            .map(|_| rnd(256) as u8 as i8)
+            .collect();
+        let x: Vec<i8> = (0..s.h as usize * s.w as usize * 3)
+            .map(|_| rnd(256) as u8 as i8)
+            .collect();
+        for big in [false, true] {
+            let bias: Vec<i32> = (0..cout)
+                .map(|c| {
+                    if big && c == 5 {
+                        1 << 30
+                    } else {
+                        rnd(40_001) as i32 - 20_000
+                    }
+                })
+                .collect();
+            let rq: Vec<(i32, i8)> = (0..cout)
+                .map(|_| ((1 << 30) | rnd(1 << 30) as i32, -(rnd(12) as i8) - 1))
+                .collect();
+            let o = owned(&w, 8, &bias, &rq);
+            let mut p = params(
+                &o,
+                8,
+                WeightScheme::PerChannelSymmetric,
+                0,
+                win,
+                s,
+                -128,
+                os,
+            );
+            p.output_zero_point = rnd(256) as u8 as i8;
+            assert!(im2col_eligible(&p));
+            assert!(narrow_stages(&p, 0, 4).is_some());
+            assert_eq!(narrow_stages(&p, 4, 4).is_some(), !big);
+            assert!(double_stages(&p, 4, 4).is_some());
+            let mut scratch = vec![0i8; 27];
+            let mut want = vec![0i8; os.h as usize * os.w as usize * cout as usize];
+            conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let mut got = vec![0i8; want.len()];
+            conv2d_im2col(&p, &x, &mut got).unwrap();
+            assert_eq!(got, want, "big bias {big}");
+        }
     }
 
     /// The gathered-window kernel (`conv2d_im2col`, Armv7E-M), on its host model: random

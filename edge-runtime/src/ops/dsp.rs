@@ -2,7 +2,9 @@
 //! a block of output channels ([`window`], one `asm!` loop; [`window_packed`] for 4- and 2-bit
 //! weights unpacked in registers, over one-instruction `asm!` wrappers), one tap of four
 //! depthwise channels ([`lanes4`], eight register-only instructions), one depthwise pixel
-//! ([`dw_pixel`]) and 1×1 convolutions with their output stage ([`pointwise`]).
+//! ([`dw_pixel`]), 1×1 convolutions with their output stage ([`pointwise`]), the fused
+//! double-rounding output stages of a strip of sums ([`stage_double`], [`stage_narrow`]) and
+//! elementwise Add over tabled inputs ([`add_narrow`]).
 //!
 //! The instructions, as CMSIS-NN's `arm_nn_mat_mult_kernel_s8_s16` uses them:
 //! * `SXTB16` / `SXTB16 …, ROR #8`: sign-extend bytes 0 and 2 (or 1 and 3) of a word into two
@@ -853,6 +855,35 @@ impl PwStage {
         })
     }
 
+    /// The stage of multiplier `m` and `shift` for double rounding (TFLM's default) with output
+    /// zero point `z_y`, the whole int8 range as clamp, channel bias `bias` and accumulators
+    /// (before the bias) of magnitude at most `max_acc`, if it has a [`NarrowStage`]: then the
+    /// words are that stage's `m`, `c` and `right`, and `pre = 1` doubles the weights and bias
+    /// into the doubled accumulator it takes (`SMMLAR`, `SUB`, `ASR`, `SSAT #8` in
+    /// [`pointwise`] with `DOUBLE`).
+    pub(crate) fn double(m: i32, shift: i32, bias: i32, z_y: i8, max_acc: u64) -> Option<Self> {
+        let st = NarrowStage::new(m, shift, bias, z_y, max_acc)?;
+        Some(Self {
+            m: st.m,
+            ra: st.c,
+            s: st.right,
+            pre: 1,
+        })
+    }
+
+    /// A stage made by [`double`](Self::double) on the portable model of its instructions,
+    /// for the doubled accumulator `a2`.
+    #[cfg_attr(any(edge_dsp, not(test)), allow(dead_code))]
+    fn apply_double(&self, a2: i32) -> i8 {
+        let st = NarrowStage {
+            m: self.m,
+            bias2: 0,
+            c: self.ra,
+            right: self.s,
+        };
+        st.finish(a2)
+    }
+
     /// The stage on the portable model of its instructions (`SMMLA`, `ASR`, `SSAT #K`).
     #[cfg_attr(any(edge_dsp, not(test)), allow(dead_code))]
     fn apply<const K: u32>(&self, acc: i32) -> i8 {
@@ -887,11 +918,13 @@ pub(crate) struct PwRun {
 ///
 /// On Armv7E-M one `asm!` block: per four inputs and group one `LDR` and two `SXTB16`, then per
 /// channel one `LDRD` and two `SMLAD` (15 instructions per 16 MACs); per channel five for the
-/// output stage (`LDM`, `SMMLA`, `ASR`, `SSAT`, `STRB`). Returns `false`, touching nothing, if
-/// `K` is not 2, 4 or 8, `cin` is not a positive multiple of 8, or a pixel would leave `x`, `y`
-/// or `table`.
+/// output stage (`LDM`, `SMMLA`, `ASR`, `SSAT`, `STRB`). With `DOUBLE` the stages are
+/// [`PwStage::double`]'s (TFLM's double rounding, one more instruction: `SMMLAR` and `SUB` for
+/// `SMMLA`) and `K` must be 8. Returns `false`, touching nothing, if `K` is not 2, 4 or 8 (8
+/// with `DOUBLE`), `cin` is not a positive multiple of 8, or a pixel would leave `x`, `y` or
+/// `table`.
 #[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
-pub(crate) fn pointwise<const K: u32>(
+pub(crate) fn pointwise<const K: u32, const DOUBLE: bool>(
     x: &[i8],
     table: &[u32],
     groups: usize,
@@ -904,7 +937,10 @@ pub(crate) fn pointwise<const K: u32>(
         x_step,
         y_step,
     } = run;
-    if !matches!(K, 2 | 4 | 8) || pixels == 0 || groups == 0 || cin == 0 || cin % 8 != 0 {
+    if !matches!(K, 2 | 4 | 8) || (DOUBLE && K != 8) {
+        return false;
+    }
+    if pixels == 0 || groups == 0 || cin == 0 || cin % 8 != 0 {
         return false;
     }
     let ends = || -> Option<(usize, usize, usize)> {
@@ -924,7 +960,7 @@ pub(crate) fn pointwise<const K: u32>(
                 && t_end <= table.len()
                 && y_step >= 4 * groups =>
         {
-            pointwise_checked::<K>(x, table, groups, run, y);
+            pointwise_checked::<K, DOUBLE>(x, table, groups, run, y);
             true
         }
         _ => false,
@@ -934,7 +970,7 @@ pub(crate) fn pointwise<const K: u32>(
 /// [`pointwise`] once its bounds are checked.
 #[cfg(edge_dsp)]
 #[inline(always)]
-fn pointwise_checked<const K: u32>(
+fn pointwise_checked<const K: u32, const DOUBLE: bool>(
     x: &[i8],
     table: &[u32],
     groups: usize,
@@ -944,6 +980,87 @@ fn pointwise_checked<const K: u32>(
     let t_end = table
         .as_ptr()
         .wrapping_add(groups * pw_group_words(run.cin));
+    // The loop with the given output stage lines (four channels, r0–r3).
+    macro_rules! pointwise_loop {
+        ($($stage:literal,)*) => {
+            asm!(
+                "sub sp, sp, #32",
+                "str r0, [sp]",        // pixels left
+                "str r1, [sp, #4]",    // input bytes from pixel to pixel
+                "str r2, [sp, #8]",    // table start
+                "str r3, [sp, #12]",   // table end
+                "str r5, [sp, #16]",   // output bytes past the block, pixel to pixel
+                "str r12, [sp, #20]",  // cin
+                "1:",
+                "str r4, [sp, #24]",   // this pixel's input
+                "ldr r12, [sp, #20]",
+                "add r12, r12, r4",    // its end
+                "ldr r5, [sp, #8]",
+                "2:",
+                "ldm r5!, {{r0, r1, r2, r3}}",
+                "3:",
+                "ldr r9, [r4], #4",
+                "sxtb16 r8, r9",
+                "sxtb16 r9, r9, ror #8",
+                "ldrd r10, r11, [r5], #8",
+                "smlad r0, r10, r8, r0",
+                "smlad r0, r11, r9, r0",
+                "ldrd r10, r11, [r5], #8",
+                "smlad r1, r10, r8, r1",
+                "smlad r1, r11, r9, r1",
+                "ldrd r10, r11, [r5], #8",
+                "smlad r2, r10, r8, r2",
+                "smlad r2, r11, r9, r2",
+                "ldrd r10, r11, [r5], #8",
+                "smlad r3, r10, r8, r3",
+                "smlad r3, r11, r9, r3",
+                "ldr r9, [r4], #4",
+                "sxtb16 r8, r9",
+                "sxtb16 r9, r9, ror #8",
+                "ldrd r10, r11, [r5], #8",
+                "smlad r0, r10, r8, r0",
+                "smlad r0, r11, r9, r0",
+                "ldrd r10, r11, [r5], #8",
+                "smlad r1, r10, r8, r1",
+                "smlad r1, r11, r9, r1",
+                "ldrd r10, r11, [r5], #8",
+                "smlad r2, r10, r8, r2",
+                "smlad r2, r11, r9, r2",
+                "ldrd r10, r11, [r5], #8",
+                "smlad r3, r10, r8, r3",
+                "smlad r3, r11, r9, r3",
+                "cmp r4, r12",
+                "bne 3b",
+                "ldr r4, [sp, #24]",
+                $($stage,)*
+                "ldr r8, [sp, #12]",
+                "cmp r5, r8",
+                "bne 2b",
+                "ldr r8, [sp, #16]",
+                "add lr, lr, r8",
+                "ldr r8, [sp, #4]",
+                "add r4, r4, r8",
+                "ldr r8, [sp]",
+                "subs r8, r8, #1",
+                "str r8, [sp]",
+                "bne 1b",
+                "add sp, sp, #32",
+                k = const K,
+                inout("r0") run.pixels => _,
+                inout("r1") run.x_step => _,
+                inout("r2") table.as_ptr() => _,
+                inout("r3") t_end => _,
+                inout("r4") x.as_ptr() => _,
+                inout("r5") run.y_step - 4 * groups => _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                inout("r12") run.cin => _,
+                inout("lr") y.as_mut_ptr() => _,
+            )
+        };
+    }
     // SAFETY: for pixel i < pixels the block reads the `cin` input bytes at x + i·x_step (whole
     // words, 8 at a time: cin is a positive multiple of 8) and, for each group, the group's
     // table words, all inside the slices (`pointwise` checked the last pixel's input, the last
@@ -954,103 +1071,61 @@ fn pointwise_checked<const K: u32>(
     // writes 4·groups bytes at y + i·y_step (y_step ≥ 4·groups, so they are inside `y`).
     // Besides those it writes only its own 32 bytes below the stack pointer, released before
     // it ends, and its register operands. SMLAD and SSAT may set the sticky Q flag, which
-    // nothing reads. Registers are named because `LDM` takes them in ascending order.
+    // nothing reads. Registers are named because `LDM` takes them in ascending order. The two
+    // variants differ only in the output stages' instructions (registers r0–r3 and r8–r10,
+    // the same words).
     unsafe {
-        asm!(
-            "sub sp, sp, #32",
-            "str r0, [sp]",        // pixels left
-            "str r1, [sp, #4]",    // input bytes from pixel to pixel
-            "str r2, [sp, #8]",    // table start
-            "str r3, [sp, #12]",   // table end
-            "str r5, [sp, #16]",   // output bytes past the block, pixel to pixel
-            "str r12, [sp, #20]",  // cin
-            "1:",
-            "str r4, [sp, #24]",   // this pixel's input
-            "ldr r12, [sp, #20]",
-            "add r12, r12, r4",    // its end
-            "ldr r5, [sp, #8]",
-            "2:",
-            "ldm r5!, {{r0, r1, r2, r3}}",
-            "3:",
-            "ldr r9, [r4], #4",
-            "sxtb16 r8, r9",
-            "sxtb16 r9, r9, ror #8",
-            "ldrd r10, r11, [r5], #8",
-            "smlad r0, r10, r8, r0",
-            "smlad r0, r11, r9, r0",
-            "ldrd r10, r11, [r5], #8",
-            "smlad r1, r10, r8, r1",
-            "smlad r1, r11, r9, r1",
-            "ldrd r10, r11, [r5], #8",
-            "smlad r2, r10, r8, r2",
-            "smlad r2, r11, r9, r2",
-            "ldrd r10, r11, [r5], #8",
-            "smlad r3, r10, r8, r3",
-            "smlad r3, r11, r9, r3",
-            "ldr r9, [r4], #4",
-            "sxtb16 r8, r9",
-            "sxtb16 r9, r9, ror #8",
-            "ldrd r10, r11, [r5], #8",
-            "smlad r0, r10, r8, r0",
-            "smlad r0, r11, r9, r0",
-            "ldrd r10, r11, [r5], #8",
-            "smlad r1, r10, r8, r1",
-            "smlad r1, r11, r9, r1",
-            "ldrd r10, r11, [r5], #8",
-            "smlad r2, r10, r8, r2",
-            "smlad r2, r11, r9, r2",
-            "ldrd r10, r11, [r5], #8",
-            "smlad r3, r10, r8, r3",
-            "smlad r3, r11, r9, r3",
-            "cmp r4, r12",
-            "bne 3b",
-            "ldr r4, [sp, #24]",
-            "ldm r5!, {{r8, r9, r10}}", // m, ra, s
-            "smmla r0, r0, r8, r9",
-            "asr r0, r0, r10",
-            "ssat r0, #{k}, r0",
-            "strb r0, [lr], #1",
-            "ldm r5!, {{r8, r9, r10}}",
-            "smmla r1, r1, r8, r9",
-            "asr r1, r1, r10",
-            "ssat r1, #{k}, r1",
-            "strb r1, [lr], #1",
-            "ldm r5!, {{r8, r9, r10}}",
-            "smmla r2, r2, r8, r9",
-            "asr r2, r2, r10",
-            "ssat r2, #{k}, r2",
-            "strb r2, [lr], #1",
-            "ldm r5!, {{r8, r9, r10}}",
-            "smmla r3, r3, r8, r9",
-            "asr r3, r3, r10",
-            "ssat r3, #{k}, r3",
-            "strb r3, [lr], #1",
-            "ldr r8, [sp, #12]",
-            "cmp r5, r8",
-            "bne 2b",
-            "ldr r8, [sp, #16]",
-            "add lr, lr, r8",
-            "ldr r8, [sp, #4]",
-            "add r4, r4, r8",
-            "ldr r8, [sp]",
-            "subs r8, r8, #1",
-            "str r8, [sp]",
-            "bne 1b",
-            "add sp, sp, #32",
-            k = const K,
-            inout("r0") run.pixels => _,
-            inout("r1") run.x_step => _,
-            inout("r2") table.as_ptr() => _,
-            inout("r3") t_end => _,
-            inout("r4") x.as_ptr() => _,
-            inout("r5") run.y_step - 4 * groups => _,
-            out("r8") _,
-            out("r9") _,
-            out("r10") _,
-            out("r11") _,
-            inout("r12") run.cin => _,
-            inout("lr") y.as_mut_ptr() => _,
-        );
+        if DOUBLE {
+            pointwise_loop!(
+                "ldm r5!, {{r8, r9, r10}}",
+                "smmlar r9, r0, r8, r9",
+                "sub r0, r9, r0, lsr #31",
+                "asr r0, r0, r10",
+                "ssat r0, #{k}, r0",
+                "strb r0, [lr], #1",
+                "ldm r5!, {{r8, r9, r10}}",
+                "smmlar r9, r1, r8, r9",
+                "sub r1, r9, r1, lsr #31",
+                "asr r1, r1, r10",
+                "ssat r1, #{k}, r1",
+                "strb r1, [lr], #1",
+                "ldm r5!, {{r8, r9, r10}}",
+                "smmlar r9, r2, r8, r9",
+                "sub r2, r9, r2, lsr #31",
+                "asr r2, r2, r10",
+                "ssat r2, #{k}, r2",
+                "strb r2, [lr], #1",
+                "ldm r5!, {{r8, r9, r10}}",
+                "smmlar r9, r3, r8, r9",
+                "sub r3, r9, r3, lsr #31",
+                "asr r3, r3, r10",
+                "ssat r3, #{k}, r3",
+                "strb r3, [lr], #1",
+            );
+        } else {
+            pointwise_loop!(
+                "ldm r5!, {{r8, r9, r10}}",
+                "smmla r0, r0, r8, r9",
+                "asr r0, r0, r10",
+                "ssat r0, #{k}, r0",
+                "strb r0, [lr], #1",
+                "ldm r5!, {{r8, r9, r10}}",
+                "smmla r1, r1, r8, r9",
+                "asr r1, r1, r10",
+                "ssat r1, #{k}, r1",
+                "strb r1, [lr], #1",
+                "ldm r5!, {{r8, r9, r10}}",
+                "smmla r2, r2, r8, r9",
+                "asr r2, r2, r10",
+                "ssat r2, #{k}, r2",
+                "strb r2, [lr], #1",
+                "ldm r5!, {{r8, r9, r10}}",
+                "smmla r3, r3, r8, r9",
+                "asr r3, r3, r10",
+                "ssat r3, #{k}, r3",
+                "strb r3, [lr], #1",
+            );
+        }
     }
 }
 
@@ -1058,7 +1133,7 @@ fn pointwise_checked<const K: u32>(
 /// instructions (host tests; no target without `edge_dsp` dispatches here).
 #[cfg(not(edge_dsp))]
 #[cfg_attr(not(test), allow(dead_code))]
-fn pointwise_checked<const K: u32>(
+fn pointwise_checked<const K: u32, const DOUBLE: bool>(
     x: &[i8],
     table: &[u32],
     groups: usize,
@@ -1087,7 +1162,11 @@ fn pointwise_checked<const K: u32>(
                     s: st[2],
                     pre: 0,
                 };
-                y[i * run.y_step + 4 * g + j] = stage.apply::<K>(a);
+                y[i * run.y_step + 4 * g + j] = if DOUBLE {
+                    stage.apply_double(a)
+                } else {
+                    stage.apply::<K>(a)
+                };
             }
         }
     }
@@ -1525,6 +1604,308 @@ fn stage_double_checked(
         }
     }
 }
+/// The largest right shift a [`NarrowStage`] takes: with `|z_y| ≤ 128` its rounding constant
+/// `c` then stays below 2^30 in magnitude, so `c + SRDHM(…)` cannot wrap (`|SRDHM| ≤ 2^30`).
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+const NARROW_MAX_RIGHT: i32 = 22;
+
+/// TFLM's double-rounding output stage, `clamp(RDBPOT(SRDHM(a, m), right) + z_y)` to the whole
+/// int8 range, for accumulators `a = acc + bias` known to stay below 2^30 in magnitude: then
+/// `2a` fits a register and SRDHM's `floor((a·m + 2^30) / 2^31)` is `SMMULR(2a, m)` (the
+/// high word of `2a·m` rounded), so the whole stage is `SMMLAR`, `SUB`, `ASR`, `SSAT` (about
+/// half of [`DoubleStage`]'s instructions, which must handle any i32):
+///
+/// * `RDBPOT(h, r)` for `r ≥ 1` is `(h + 2^(r−1) − [h < 0]) >> r` (half away from zero); with
+///   `z_y` it is `(h + c − [h < 0]) >> r`, `c = 2^(r−1) + z_y·2^r`, exact as long as nothing
+///   wraps (`r ≤` [`NARROW_MAX_RIGHT`]), so the saturating `+ z_y` never saturates;
+/// * `SMMLAR` adds `c` to the rounded high word in the same instruction;
+/// * `[h < 0]` may be replaced by `[a < 0]` for `m ≥ 0`: they differ only when `a < 0` and
+///   `h = 0`, where `(c − 1) >> r` and `c >> r` are both `z_y` (`r ≥ 1`).
+///
+/// Four words, in the order the `asm!` loads them: `m`, `2·bias`, `c`, `right`.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub(crate) struct NarrowStage {
+    /// The multiplier `m` (≥ 0).
+    pub m: i32,
+    /// Twice the channel's bias.
+    pub bias2: i32,
+    /// `2^(right − 1) + z_y·2^right`.
+    pub c: i32,
+    /// The right shift, `1..=NARROW_MAX_RIGHT`.
+    pub right: u32,
+}
+
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+impl NarrowStage {
+    /// The stage of multiplier `m`, exponent `shift`, `bias` and output zero point `z_y` for
+    /// double rounding and accumulators of magnitude at most `max_acc`, if it is exact (see
+    /// [`NarrowStage`]): `m ≥ 0`, a right shift (`shift`, clamped to `[−31, 30]` as the
+    /// reference does, in `−22..=−1`) and `|bias| + max_acc < 2^30`.
+    pub(crate) fn new(m: i32, shift: i32, bias: i32, z_y: i8, max_acc: u64) -> Option<Self> {
+        let right = -shift.clamp(-31, 30);
+        if m < 0 || !(1..=NARROW_MAX_RIGHT).contains(&right) {
+            return None;
+        }
+        if u64::from(bias.unsigned_abs()).checked_add(max_acc)? >= 1 << 30 {
+            return None;
+        }
+        Some(Self {
+            m,
+            bias2: bias.wrapping_mul(2), // |bias| < 2^30: exact
+            c: (1 << (right - 1)) + i32::from(z_y) * (1 << right),
+            right: right as u32,
+        })
+    }
+
+    /// The stage of an accumulator `acc` on the portable model of its instructions.
+    #[cfg_attr(edge_dsp, allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn apply(&self, acc: i32) -> i8 {
+        self.finish(self.bias2.wrapping_add(acc.wrapping_shl(1)))
+    }
+
+    /// The stage of a doubled accumulator `a2 = 2·(acc + bias)` on the portable model of its
+    /// instructions (`SMMLAR`, `SUB … LSR #31`, `ASR`, `SSAT #8`); the tail of [`add_narrow`].
+    #[inline(always)]
+    pub(crate) fn finish(&self, a2: i32) -> i8 {
+        // |c| < 2^30 and |a2·m| ≤ 2^62: the sum cannot wrap; wrapping ops only keep a corrupt
+        // stage from panicking.
+        let product = i64::from(a2) * i64::from(self.m);
+        let t = (i64::from(self.c) << 32)
+            .wrapping_add(product)
+            .wrapping_add(1 << 31)
+            >> 32;
+        let t = (t as i32).wrapping_sub(((a2 as u32) >> 31) as i32);
+        (t >> (self.right & 31)).clamp(-128, 127) as i8
+    }
+}
+
+/// `y[i·y_step + j] = stages[j].apply(acc[i][j])` for the `acc.len()` pixels of a strip and four
+/// channels ([`NarrowStage`]). On Armv7E-M one `asm!` block, 8 instructions per output and 4 per
+/// pixel. Returns `false`, touching nothing, if `y_step < 4` or the last pixel's outputs would
+/// leave `y`.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+pub(crate) fn stage_narrow(
+    acc: &[[i32; 4]],
+    stages: &[NarrowStage; 4],
+    y: &mut [i8],
+    y_step: usize,
+) -> bool {
+    if acc.is_empty() {
+        return true;
+    }
+    let end = (acc.len() - 1)
+        .checked_mul(y_step)
+        .and_then(|e| e.checked_add(4));
+    if y_step < 4 || end.is_none_or(|e| e > y.len()) {
+        return false;
+    }
+    stage_narrow_checked(acc, stages, y, y_step);
+    true
+}
+
+/// [`stage_narrow`] once its bounds are checked.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn stage_narrow_checked(acc: &[[i32; 4]], stages: &[NarrowStage; 4], y: &mut [i8], y_step: usize) {
+    // SAFETY: for pixel i < acc.len() (≥ 1) the block reads the four words of acc[i] (the
+    // slice is contiguous, 16 bytes a pixel) and the 16 words of `stages` (four `repr(C)`
+    // structs of four 4-byte fields, m, bias2, c, right, in that order: word-aligned for LDM;
+    // the pointer steps back to them after every pixel), and writes the four bytes at
+    // y + i·y_step, inside `y` (`stage_narrow` checked the last pixel's). It writes nothing else
+    // besides its register operands. SSAT may set the sticky Q flag, which nothing reads. `ASR`
+    // by `right` ≤ 22 shifts as the model's `>>`.
+    unsafe {
+        asm!(
+            "1:",
+            "ldr r8, [r1], #4",
+            "ldm r2!, {{r9, r10, r11, r12}}",
+            "add r8, r10, r8, lsl #1",
+            "smmlar r11, r8, r9, r11",
+            "sub r11, r11, r8, lsr #31",
+            "asr r11, r11, r12",
+            "ssat r11, #8, r11",
+            "strb r11, [r3], #1",
+            "ldr r8, [r1], #4",
+            "ldm r2!, {{r9, r10, r11, r12}}",
+            "add r8, r10, r8, lsl #1",
+            "smmlar r11, r8, r9, r11",
+            "sub r11, r11, r8, lsr #31",
+            "asr r11, r11, r12",
+            "ssat r11, #8, r11",
+            "strb r11, [r3], #1",
+            "ldr r8, [r1], #4",
+            "ldm r2!, {{r9, r10, r11, r12}}",
+            "add r8, r10, r8, lsl #1",
+            "smmlar r11, r8, r9, r11",
+            "sub r11, r11, r8, lsr #31",
+            "asr r11, r11, r12",
+            "ssat r11, #8, r11",
+            "strb r11, [r3], #1",
+            "ldr r8, [r1], #4",
+            "ldm r2!, {{r9, r10, r11, r12}}",
+            "add r8, r10, r8, lsl #1",
+            "smmlar r11, r8, r9, r11",
+            "sub r11, r11, r8, lsr #31",
+            "asr r11, r11, r12",
+            "ssat r11, #8, r11",
+            "strb r11, [r3], #1",
+            "sub r2, r2, #64",
+            "add r3, r3, r4",
+            "subs r0, r0, #1",
+            "bne 1b",
+            inout("r0") acc.len() => _,
+            inout("r1") acc.as_ptr() => _,
+            inout("r2") stages.as_ptr() => _,
+            inout("r3") y.as_mut_ptr() => _,
+            in("r4") y_step - 4,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`stage_narrow`] once its bounds are checked, on the portable model (host tests).
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+fn stage_narrow_checked(acc: &[[i32; 4]], stages: &[NarrowStage; 4], y: &mut [i8], y_step: usize) {
+    for (i, a) in acc.iter().enumerate() {
+        for (j, s) in stages.iter().enumerate() {
+            y[i * y_step + j] = s.apply(a[j]);
+        }
+    }
+}
+
+/// Elementwise Add's output stage over tabled inputs:
+/// `y[i] = stage.finish(t1[x1[i]] + t2[x2[i]])`, where each table holds, per input byte (as
+/// `u8`), twice that input's scaled term, so the sum is the doubled accumulator `2a`
+/// (`stage.bias2` is not used). The caller guarantees `|a| < 2^30` (the tables' extremes).
+/// On Armv7E-M one `asm!` loop, 10 instructions per element (two `LDRB`, two table `LDR`,
+/// `ADD`, the stage's four, `STRB`), four elements a pass; the last `len % 4` on the model.
+/// Returns `false`, touching nothing, if the three slices' lengths differ.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+pub(crate) fn add_narrow(
+    x1: &[i8],
+    x2: &[i8],
+    [t1, t2]: [&[i32; 256]; 2],
+    stage: &NarrowStage,
+    y: &mut [i8],
+) -> bool {
+    if x1.len() != y.len() || x2.len() != y.len() {
+        return false;
+    }
+    let quads = y.len() / 4;
+    if quads > 0 {
+        add_narrow_quads(x1, x2, [t1, t2], stage, y, quads);
+    }
+    let done = 4 * quads;
+    let rest = y.iter_mut().zip(x1.iter().zip(x2)).skip(done);
+    for (y, (&a, &b)) in rest {
+        *y = stage.finish(t1[a as u8 as usize].wrapping_add(t2[b as u8 as usize]));
+    }
+    true
+}
+
+/// The first `4·quads` elements of [`add_narrow`] (`quads ≥ 1`, `4·quads ≤` every length).
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn add_narrow_quads(
+    x1: &[i8],
+    x2: &[i8],
+    [t1, t2]: [&[i32; 256]; 2],
+    stage: &NarrowStage,
+    y: &mut [i8],
+    quads: usize,
+) {
+    // SAFETY: the loop runs `quads` ≥ 1 passes, each reading four bytes of `x1` and of `x2` and
+    // writing four of `y` at increasing offsets, 4·quads ≤ the length of each (`add_narrow`
+    // checked the lengths equal; quads = len / 4). The table loads index a 256-word table by a
+    // zero-extended byte (`LDRB`), so they stay inside `t1` and `t2`. Nothing else is written
+    // besides the register operands. SSAT may set the sticky Q flag, which nothing reads. `ASR`
+    // by `right` ≤ 22 shifts as the model's `>>`.
+    unsafe {
+        asm!(
+            "1:",
+            "ldrb r8, [r0], #1",
+            "ldrb r9, [r1], #1",
+            "ldr r8, [r3, r8, lsl #2]",
+            "ldr r9, [r4, r9, lsl #2]",
+            "add r8, r8, r9",
+            "smmlar r9, r8, r10, r11",
+            "sub r9, r9, r8, lsr #31",
+            "asr r9, r9, r12",
+            "ssat r9, #8, r9",
+            "strb r9, [r2], #1",
+            "ldrb r8, [r0], #1",
+            "ldrb r9, [r1], #1",
+            "ldr r8, [r3, r8, lsl #2]",
+            "ldr r9, [r4, r9, lsl #2]",
+            "add r8, r8, r9",
+            "smmlar r9, r8, r10, r11",
+            "sub r9, r9, r8, lsr #31",
+            "asr r9, r9, r12",
+            "ssat r9, #8, r9",
+            "strb r9, [r2], #1",
+            "ldrb r8, [r0], #1",
+            "ldrb r9, [r1], #1",
+            "ldr r8, [r3, r8, lsl #2]",
+            "ldr r9, [r4, r9, lsl #2]",
+            "add r8, r8, r9",
+            "smmlar r9, r8, r10, r11",
+            "sub r9, r9, r8, lsr #31",
+            "asr r9, r9, r12",
+            "ssat r9, #8, r9",
+            "strb r9, [r2], #1",
+            "ldrb r8, [r0], #1",
+            "ldrb r9, [r1], #1",
+            "ldr r8, [r3, r8, lsl #2]",
+            "ldr r9, [r4, r9, lsl #2]",
+            "add r8, r8, r9",
+            "smmlar r9, r8, r10, r11",
+            "sub r9, r9, r8, lsr #31",
+            "asr r9, r9, r12",
+            "ssat r9, #8, r9",
+            "strb r9, [r2], #1",
+            "subs r5, r5, #1",
+            "bne 1b",
+            inout("r0") x1.as_ptr() => _,
+            inout("r1") x2.as_ptr() => _,
+            inout("r2") y.as_mut_ptr() => _,
+            in("r3") t1.as_ptr(),
+            in("r4") t2.as_ptr(),
+            inout("r5") quads => _,
+            out("r8") _,
+            out("r9") _,
+            in("r10") stage.m,
+            in("r11") stage.c,
+            in("r12") stage.right,
+            options(nostack),
+        );
+    }
+}
+
+/// [`add_narrow_quads`] on the portable model (host tests).
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+fn add_narrow_quads(
+    x1: &[i8],
+    x2: &[i8],
+    [t1, t2]: [&[i32; 256]; 2],
+    stage: &NarrowStage,
+    y: &mut [i8],
+    quads: usize,
+) {
+    for i in 0..4 * quads {
+        y[i] = stage.finish(t1[x1[i] as u8 as usize].wrapping_add(t2[x2[i] as u8 as usize]));
+    }
+}
+
 /// The shape of one pixel's valid window for [`window`]: `rows` runs of `len` bytes, the input
 /// runs `x_step` bytes apart, the filter runs `w_step` bytes apart.
 #[derive(Debug, Clone, Copy)]
@@ -2469,6 +2850,99 @@ mod tests {
         }
         assert!(!stage_double(&acc, &stages, -3, &mut y[..15], 6));
         assert!(!stage_double(&acc, &stages, -3, &mut y, 3));
+    }
+
+    /// [`NarrowStage`] on the model of its instructions equals the reference's double-rounding
+    /// `requantize` (whole int8 clamp) for every multiplier, shift, bias and zero point it takes
+    /// and accumulators up to its bound, both ends included; it refuses negative multipliers,
+    /// shifts outside `−22..=−1` and bounds reaching 2^30; and [`stage_narrow`] writes a strip's
+    /// outputs where they belong.
+    #[test]
+    fn narrow_stage_matches_requantize() {
+        use crate::requant::requantize;
+        use crate::test_rng::XorShift32;
+        use shared_format::{Clamp, Rounding};
+        let mut rng = XorShift32::new(0x4A22_0057);
+        let full = Clamp {
+            min: -128,
+            max: 127,
+        };
+        assert!(NarrowStage::new(-5, -3, 0, 0, 10).is_none());
+        assert!(NarrowStage::new(1 << 30, 0, 0, 0, 10).is_none());
+        assert!(NarrowStage::new(1 << 30, -23, 0, 0, 10).is_none());
+        assert!(NarrowStage::new(1 << 30, 3, 0, 0, 10).is_none());
+        assert!(NarrowStage::new(1 << 30, -8, 1 << 29, 0, 1 << 29).is_none());
+        assert!(NarrowStage::new(1 << 30, -8, 0, 0, (1 << 30) - 1).is_some());
+        assert!(NarrowStage::new(1 << 30, -8, 0, 0, u64::MAX).is_none());
+        let mut taken = 0;
+        for case in 0..60_000 {
+            let m = match case % 7 {
+                0 => i32::MAX,
+                1 => 0,
+                2 => rng.below(1 << 10) as i32,
+                3 => rng.below(1 << 31) as i32,
+                _ => (1 << 30) | rng.below(1 << 30) as i32,
+            };
+            let shift = rng.below(30) as i32 - 25;
+            let max_acc = [(1u64 << 30) - 1, 1 << 20, 300_000, 5000, 1][rng.below(5) as usize];
+            let room = ((1u64 << 30) - 1).saturating_sub(max_acc);
+            let bias = match case % 3 {
+                0 => 0,
+                1 => rng.below(room.min(1 << 31) as u32 + 1) as i32,
+                _ => -(rng.below(room.min(1 << 31) as u32 + 1) as i32),
+            };
+            let z_y = rng.below(256) as u8 as i8;
+            let Some(st) = NarrowStage::new(m, shift, bias, z_y, max_acc) else {
+                assert!(!(-22..=-1).contains(&shift), "m {m} shift {shift}");
+                continue;
+            };
+            let r = rng.below(max_acc as u32 + 1) as i32;
+            for acc in [max_acc as i32, -(max_acc as i32), r, -r, 0, 1, -1] {
+                let want = requantize(acc + bias, m, shift, z_y, full, Rounding::Double);
+                assert_eq!(
+                    st.apply(acc),
+                    want,
+                    "m {m} shift {shift} acc {acc} bias {bias} z_y {z_y}"
+                );
+            }
+            taken += 1;
+        }
+        assert!(taken > 30_000, "{taken}");
+        // Ties of both signs at every shift: acc·m / 2^31 an odd multiple of 2^(r − 1).
+        for r in 1..=22 {
+            for z_y in [-128i8, -1, 0, 5, 127] {
+                let st = NarrowStage::new(1 << 30, -r, 0, z_y, 1 << 29).unwrap();
+                for k in -9..=9i32 {
+                    let acc = k * (1 << r); // SRDHM gives k·2^(r−1)
+                    let want = requantize(acc, 1 << 30, -r, z_y, full, Rounding::Double);
+                    assert_eq!(st.apply(acc), want, "r {r} k {k} z_y {z_y}");
+                    let want = requantize(acc - 1, 1 << 30, -r, z_y, full, Rounding::Double);
+                    assert_eq!(st.apply(acc - 1), want, "r {r} k {k} − 1 z_y {z_y}");
+                }
+            }
+        }
+        // A strip of three pixels, outputs 6 bytes apart.
+        let stages = [
+            (1 << 30, -1, 5),
+            (i32::MAX, -22, -7),
+            (1 << 29, -9, 0),
+            (123_456, -3, 1),
+        ]
+        .map(|(m, e, b)| NarrowStage::new(m, e, b, -3, 1 << 28).unwrap());
+        let acc = [
+            [100, -100, 7, 1 << 20],
+            [1 << 28, -(1 << 28), -1, 0],
+            [3, 4, 5, 6],
+        ];
+        let mut y = [0i8; 16];
+        assert!(stage_narrow(&acc, &stages, &mut y, 6));
+        for (i, a) in acc.iter().enumerate() {
+            for (j, s) in stages.iter().enumerate() {
+                assert_eq!(y[6 * i + j], s.apply(a[j]));
+            }
+        }
+        assert!(!stage_narrow(&acc, &stages, &mut y[..15], 6));
+        assert!(!stage_narrow(&acc, &stages, &mut y, 3));
     }
 
     /// The fused output stages ([`FastStage`], [`PwStage`]) on scaled accumulators equal the
