@@ -4,13 +4,17 @@
 //! memory planner chose (`TensorRecord::offset`), then kernel scratch at
 //! `[activation_bytes, activation_bytes + scratch_bytes)`. Nothing is allocated or copied
 //! except the model input, which [`Interpreter::run`] writes into its planned place; skip
-//! connections are just tensor ids read twice.
+//! connections are just tensor ids read twice. An op whose output the plan put on its dying
+//! input's bytes (format 1.6: an add, or a stride-1 convolution keeping the input's rows) runs
+//! in place through the op's scratch (module `inplace`).
 
 use core::ops::Range;
 
+use shared_format::plan::{band_rows, in_place_scratch, kernel_scratch_bytes};
 use shared_format::{FormatError, Model, Op, OpKind, TensorId, TensorProblem, TensorRecord};
 
 use crate::error::Error;
+use crate::inplace::{Kernel, add_in_place, conv_in_place};
 use crate::ops::KernelError;
 use crate::ops::add::{AddParams, add};
 use crate::ops::concat::{ConcatParams, ConcatSource, concat_input};
@@ -177,9 +181,10 @@ fn write_input(model: &Model<'_>, activations: &mut [i8], input: &[i8]) -> Resul
 
 /// The activations split around one op's output: the output mutably, everything else shared.
 ///
-/// The memory plan guarantees that an op's output never overlaps a tensor live during that op,
-/// so every input lies wholly before or wholly after the output; [`Inputs::get`] refuses any
-/// range that straddles it.
+/// The memory plan guarantees that an op's output never overlaps a tensor live during that op
+/// other than an input it writes over in place (which `execute` hands to the in-place paths),
+/// so every other input lies wholly before or wholly after the output; [`Inputs::get`] refuses
+/// any range that straddles it.
 struct Inputs<'s> {
     before: &'s [i8],
     after: &'s [i8],
@@ -223,14 +228,18 @@ fn execute(
     let record = |id: TensorId| tensor(model, id).ok_or(KernelError("unknown tensor"));
     let out_t = record(op.output())?;
     let out_range = range_of(&out_t).ok_or(KernelError("output range"))?;
-    let (inputs, output) =
-        split_output(activations, out_range).ok_or(KernelError("output outside the arena"))?;
+    // Validation admits an input with exactly the output's bytes only where the op runs in
+    // place (format 1.6): an add, or a convolution run band by band.
+    let aliased = |t: &TensorRecord| range_of(t).as_ref() == Some(&out_range);
+    let (inputs, output) = split_output(activations, out_range.clone())
+        .ok_or(KernelError("output outside the arena"))?;
     let input = |t: &TensorRecord| {
         range_of(t).and_then(|r| inputs.get(r)).ok_or(KernelError(
             "input overlaps the output or lies outside the arena",
         ))
     };
 
+    let c_op = op;
     match op {
         Op::Conv2d(c) => {
             let x_t = record(c.input)?;
@@ -242,6 +251,9 @@ fn execute(
                 clamp: c.clamp,
             };
             let p = ConvParams::new(op, &x_t, &out_t, rounding);
+            if aliased(&x_t) {
+                return in_place(model, c_op, &p, Kernel::Conv, output, scratch);
+            }
             conv2d(&p, input(&x_t)?, output, scratch)
         }
         Op::DepthwiseConv2d(d) => {
@@ -254,6 +266,9 @@ fn execute(
                 clamp: d.clamp,
             };
             let p = ConvParams::new(op, &x_t, &out_t, rounding);
+            if aliased(&x_t) {
+                return in_place(model, c_op, &p, Kernel::Depthwise, output, scratch);
+            }
             depthwise_conv2d(&p, input(&x_t)?, output, scratch)
         }
         Op::MaxPool(pool) | Op::AvgPool(pool) => {
@@ -272,6 +287,19 @@ fn execute(
         Op::Add(a) => {
             let (x1, x2) = (record(a.inputs[0].tensor)?, record(a.inputs[1].tensor)?);
             let p = AddParams::new(a, [&x1, &x2], &out_t, rounding);
+            if aliased(&x1) || aliased(&x2) {
+                let operand = |t: &TensorRecord| match aliased(t) {
+                    true => Ok(None),
+                    false => input(t).map(Some),
+                };
+                // All the scratch is free during the add (validation proved it holds at least
+                // `in_place_scratch`): the larger the chunks, the fewer the kernel calls.
+                let need = usize::try_from(in_place_scratch(c_op, x1.shape)).unwrap_or(usize::MAX);
+                if scratch.len() < need {
+                    return Err(KernelError("in-place add scratch"));
+                }
+                return add_in_place(&p, operand(&x1)?, operand(&x2)?, output, scratch);
+            }
             add(&p, input(&x1)?, input(&x2)?, output)
         }
         Op::Concat(c) => {
@@ -332,6 +360,23 @@ fn execute(
             table(t.values, input(&x_t)?, output)
         }
     }
+}
+
+/// A convolution writing over its input: the kernel's own scratch first, then the bands'.
+fn in_place(
+    model: &Model<'_>,
+    op: &Op<'_>,
+    p: &ConvParams<'_>,
+    kernel: Kernel,
+    tensor: &mut [i8],
+    scratch: &mut [i8],
+) -> Result<(), KernelError> {
+    let own = usize::try_from(kernel_scratch_bytes(op, model.tensors()))
+        .map_err(|_| KernelError("scratch size"))?;
+    let (own, band) =
+        split_at_checked(scratch, own).ok_or(KernelError("in-place convolution scratch"))?;
+    let rows = usize::try_from(band_rows(p.input_shape)).map_err(|_| KernelError("band rows"))?;
+    conv_in_place(p, kernel, rows, tensor, own, band)
 }
 
 #[cfg(test)]
@@ -871,5 +916,167 @@ mod tests {
         }
         eprintln!("mutated blobs: {accepted} accepted by validation, {ran} ran");
         assert!(accepted > 0 && ran > 0, "accepted {accepted}, ran {ran}");
+    }
+
+    /// x (16×16×16) → 3×3 conv (4-bit weights) → 3×3 conv over its input's bytes → add(x, ·)
+    /// in place → global average: format 1.6, both in-place paths, the band path with a
+    /// kernel scratch before its bands.
+    fn in_place_model(w4: &[u8], t: &Tables) -> Vec<u8> {
+        let mut b = ModelBuilder::new(spec(16, 16, 16, 1), 1.0);
+        let c1 = b.tensor(spec(16, 16, 16, -2));
+        let c2 = b.tensor(spec(16, 16, 16, 3));
+        let s = b.tensor(spec(16, 16, 16, 0));
+        let g = b.tensor(spec(1, 1, 16, 0));
+        let small = Requant {
+            multipliers: LeI32s::new(&t.one),
+            shifts: &[(-6i8) as u8],
+        };
+        for (input, output, pad) in [(0, c1, 1), (c1, c2, 2)] {
+            b.push(&Op::Conv2d(Conv2d {
+                input,
+                output,
+                // 3×3 "same" with the padding all above (pad 2) or centred (pad 1).
+                window: Window {
+                    padding: shared_format::Padding {
+                        top: pad,
+                        bottom: 2 - pad,
+                        left: 1,
+                        right: 1,
+                    },
+                    ..Window::square(3, 1, 1, 0)
+                },
+                weights: Weights {
+                    bits: 4,
+                    scheme: WeightScheme::PerTensorAffine,
+                    zero_point: 1,
+                    data: w4,
+                },
+                bias: LeI32s::new(&t.zeros[..64]),
+                requant: small,
+                clamp: FULL,
+            }))
+            .unwrap();
+        }
+        b.push(&Op::Add(AddOp {
+            inputs: [
+                AddInput {
+                    tensor: 0,
+                    multiplier: 1 << 30,
+                    shift: 0,
+                },
+                AddInput {
+                    tensor: c2,
+                    multiplier: 1 << 30,
+                    shift: 0,
+                },
+            ],
+            output: s,
+            left_shift: 20,
+            output_multiplier: 1 << 30,
+            output_shift: -19,
+            clamp: FULL,
+        }))
+        .unwrap();
+        b.push(&Op::GlobalAvgPool(GlobalAvgPool {
+            input: s,
+            output: g,
+            clamp: FULL,
+        }))
+        .unwrap();
+        b.finish(g, 1.0).unwrap()
+    }
+
+    /// The in-place model runs like the golden arithmetic of the same ops on separate tensors
+    /// (the plain kernels), and corrupt variants of it never panic.
+    #[test]
+    fn in_place_ops_run_and_mutations_never_panic() {
+        use shared_format::packing::pack;
+        let t = tables(16);
+        let w4 = pack(
+            &(0..16 * 9 * 16)
+                .map(|i| (i * 7 % 16) as i8 - 8)
+                .collect::<Vec<_>>(),
+            4,
+        )
+        .unwrap();
+        let blob = in_place_model(&w4, &t);
+        let model = Model::from_bytes(&blob).unwrap();
+        assert_eq!(model.header().minor, shared_format::plan::IN_PLACE_MINOR);
+        // Two maps of 4 KiB (x and c1 = c2 = the sum) beside bands of 8 rows and 2 of lag,
+        // after 144 bytes of the 4-bit filter.
+        assert_eq!(model.activation_bytes(), 2 * 4096);
+        assert_eq!(model.scratch_bytes(), 144 + 10 * 256);
+        let x: Vec<i8> = (0..4096).map(|i| (i * 31 % 256) as u8 as i8).collect();
+        let mut arena = vec![0x5Au8; model.arena_bytes()];
+        let mut it = Interpreter::new(&model, &mut arena).unwrap();
+        let got = it.run(&x).unwrap().to_vec();
+
+        // The same ops through the kernels on separate buffers.
+        let records: Vec<TensorRecord> = model.tensors().iter().collect();
+        let ops: Vec<Op<'_>> = model.ops().map(Result::unwrap).collect();
+        let mut values: Vec<Vec<i8>> = vec![x.clone()];
+        let mut scratch = vec![0i8; 256];
+        for (i, op) in ops.iter().enumerate() {
+            let out = &records[i + 1];
+            let mut y = vec![0i8; out.bytes() as usize];
+            match op {
+                Op::Conv2d(c) => {
+                    let w = Weighted {
+                        window: c.window,
+                        weights: c.weights,
+                        bias: c.bias,
+                        requant: c.requant,
+                        clamp: c.clamp,
+                    };
+                    let xr = &records[c.input as usize];
+                    let p = ConvParams::new(w, xr, out, model.rounding());
+                    conv2d(&p, &values[c.input as usize], &mut y, &mut scratch).unwrap();
+                }
+                Op::Add(a) => {
+                    let (x1, x2) = (a.inputs[0].tensor as usize, a.inputs[1].tensor as usize);
+                    let p = AddParams::new(a, [&records[x1], &records[x2]], out, model.rounding());
+                    add(&p, &values[x1], &values[x2], &mut y).unwrap();
+                }
+                Op::GlobalAvgPool(g) => {
+                    let xr = &records[g.input as usize];
+                    global_avg_pool(xr.shape, g.clamp, &values[g.input as usize], &mut y).unwrap();
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            values.push(y);
+        }
+        assert_eq!(&got, values.last().unwrap());
+
+        let mut rng = XorShift32::new(0x1234_5678);
+        let mut rnd = || rng.next_u32();
+        let (mut accepted, mut in_place) = (0, 0);
+        for _ in 0..3000 {
+            let mut m = blob.clone();
+            for _ in 0..1 + rnd() % 3 {
+                let at = 12 + (rnd() as usize) % (m.len() - 12);
+                m[at] ^= 1 << (rnd() % 8);
+            }
+            let crc = crc32(&m[12..]);
+            m[8..12].copy_from_slice(&crc.to_le_bytes());
+            let Ok(model) = Model::from_bytes(&m) else {
+                continue;
+            };
+            accepted += 1;
+            if model.arena_bytes() > 1 << 20 {
+                continue;
+            }
+            if model.header().minor >= shared_format::plan::IN_PLACE_MINOR {
+                in_place += 1;
+            }
+            let mut arena = vec![0u8; model.arena_bytes()];
+            let mut it = Interpreter::new(&model, &mut arena).unwrap();
+            let n = model.tensors().get(model.input().tensor).unwrap().bytes() as usize;
+            let x: Vec<i8> = (0..n).map(|_| (rnd() % 7) as i8 - 3).collect();
+            if let Err(e) = it.run(&x) {
+                assert!(!matches!(e, Error::Internal { .. }), "{e}");
+            }
+        }
+        eprintln!("mutated in-place blobs: {accepted} accepted, {in_place} still 1.6");
+        assert!(accepted > 0 && in_place > 0);
     }
 }

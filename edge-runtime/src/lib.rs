@@ -46,6 +46,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+mod inplace;
 pub mod interpreter;
 pub mod ops;
 pub mod requant;

@@ -10,7 +10,7 @@ use crate::error::FormatError;
 use crate::header::{Header, MODEL_MAGIC, Rounding, VECTORS_MAGIC};
 use crate::model::{IoSpec, Metadata, Model, Payload};
 use crate::op::Op;
-use crate::plan::{Buffer, place, scratch_bytes};
+use crate::plan::{Buffer, IN_PLACE_MINOR, in_place, place_aliased, scratch_bytes};
 use crate::tensor::{Shape, TensorId, TensorRecord, TensorTable};
 use crate::vectors::VectorsPayload;
 
@@ -222,20 +222,14 @@ impl ModelBuilder {
                 .map_err(|_| BuildError::TensorTooLarge(id as TensorId))?;
             buffers.push(Buffer { size, first, last });
         }
-        let (offsets, activation_bytes) = place(&buffers);
-        let mut table = Vec::with_capacity(self.tensors.len() * crate::tensor::RECORD_LEN);
-        for ((spec, buf), offset) in self.tensors.iter().zip(&buffers).zip(&offsets) {
-            let record = TensorRecord {
-                shape: spec.shape,
-                zero_point: spec.zero_point,
-                bits: spec.bits,
-                offset: *offset,
-                first_op: buf.first,
-                last_op: buf.last,
-            };
-            table.extend_from_slice(&record.to_bytes());
-        }
-        let scratch = self.scratch_bytes(&table, op_count)?;
+        let ops = self.decode_ops(op_count)?;
+        let plan = self.plan(&buffers, &ops)?;
+        let minor = if plan.in_place {
+            self.minor.max(IN_PLACE_MINOR)
+        } else {
+            self.minor
+        };
+        let (table, activation_bytes, scratch) = (plan.table, plan.activation_bytes, plan.scratch);
         let payload = Payload {
             input: IoSpec {
                 tensor: 0,
@@ -260,7 +254,7 @@ impl ModelBuilder {
         let body = postcard::to_stdvec(&payload).map_err(|e| BuildError::Encode(e.to_string()))?;
         let blob = Header::write_file(
             MODEL_MAGIC,
-            self.minor,
+            minor,
             self.rounding,
             activation_bytes,
             scratch,
@@ -270,17 +264,122 @@ impl ModelBuilder {
         Ok(blob)
     }
 
-    fn scratch_bytes(&self, table: &[u8], op_count: u16) -> Result<u32, BuildError> {
-        let table = TensorTable::new(table)?;
+    fn decode_ops(&self, op_count: u16) -> Result<Vec<Op<'_>>, BuildError> {
         let mut rest = self.ops.as_slice();
-        let mut most = 0u64;
+        let mut ops = Vec::with_capacity(op_count as usize);
         for _ in 0..op_count {
             let (op, tail): (Op<'_>, _) =
                 postcard::take_from_bytes(rest).map_err(|e| BuildError::Encode(e.to_string()))?;
-            most = most.max(scratch_bytes(&op, &table));
+            ops.push(op);
             rest = tail;
         }
-        u32::try_from(most).map_err(|_| BuildError::TooLarge)
+        Ok(ops)
+    }
+
+    /// The tensor table of a placement.
+    fn table(&self, buffers: &[Buffer], offsets: &[u32]) -> Vec<u8> {
+        let mut table = Vec::with_capacity(self.tensors.len() * crate::tensor::RECORD_LEN);
+        for ((spec, buf), offset) in self.tensors.iter().zip(buffers).zip(offsets) {
+            let record = TensorRecord {
+                shape: spec.shape,
+                zero_point: spec.zero_point,
+                bits: spec.bits,
+                offset: *offset,
+                first_op: buf.first,
+                last_op: buf.last,
+            };
+            table.extend_from_slice(&record.to_bytes());
+        }
+        table
+    }
+
+    /// Places the buffers with the ops in `over` writing in place, and sizes the scratch.
+    fn evaluate(
+        &self,
+        buffers: &[Buffer],
+        ops: &[Op<'_>],
+        over: &[Option<usize>],
+    ) -> Result<Plan, BuildError> {
+        let (offsets, activation_bytes) = place_aliased(buffers, over);
+        let table = self.table(buffers, &offsets);
+        let tensors = TensorTable::new(&table)?;
+        let most = ops
+            .iter()
+            .map(|op| scratch_bytes(op, &tensors))
+            .max()
+            .unwrap_or(0);
+        let scratch = u32::try_from(most).map_err(|_| BuildError::TooLarge)?;
+        Ok(Plan {
+            table,
+            activation_bytes,
+            scratch,
+            in_place: over.iter().any(Option::is_some),
+        })
+    }
+
+    /// The memory plan: TFLM's greedy placement, with ops writing their output over an input
+    /// that dies at them (format 1.6, [`crate::plan::in_place`]) wherever that lowers the arena
+    /// (activations plus scratch). Every eligible op starts in place; each is then taken out
+    /// again if the arena does not grow without it, so only the ops that pay for their scratch
+    /// and their band-wise execution stay. A model that gains nothing keeps the plain plan, and
+    /// with it the format minor its ops need.
+    fn plan(&self, buffers: &[Buffer], ops: &[Op<'_>]) -> Result<Plan, BuildError> {
+        let record = |id: usize| TensorRecord {
+            shape: self.tensors[id].shape,
+            zero_point: self.tensors[id].zero_point,
+            bits: self.tensors[id].bits,
+            offset: 0,
+            first_op: buffers[id].first,
+            last_op: buffers[id].last,
+        };
+        let mut over = vec![None; buffers.len()];
+        let mut candidates = Vec::new();
+        for (index, op) in ops.iter().enumerate() {
+            let y = op.output() as usize;
+            let Some(x) = op.inputs().iter().map(|&x| x as usize).find(|&x| {
+                x < buffers.len()
+                    && y < buffers.len()
+                    && buffers[x].last as usize == index
+                    && in_place(op, x as TensorId, &record(x), &record(y))
+            }) else {
+                continue;
+            };
+            over[y] = Some(x);
+            candidates.push(y);
+        }
+        let plain = self.evaluate(buffers, ops, &vec![None; buffers.len()])?;
+        if candidates.is_empty() {
+            return Ok(plain);
+        }
+        let mut best = self.evaluate(buffers, ops, &over)?;
+        for y in candidates {
+            let keep = over[y].take();
+            let trial = self.evaluate(buffers, ops, &over)?;
+            if trial.arena() <= best.arena() {
+                best = trial;
+            } else {
+                over[y] = keep;
+            }
+        }
+        Ok(if best.arena() < plain.arena() {
+            best
+        } else {
+            plain
+        })
+    }
+}
+
+/// A memory plan: the tensor table, the activation peak and the scratch.
+struct Plan {
+    table: Vec<u8>,
+    activation_bytes: u32,
+    scratch: u32,
+    in_place: bool,
+}
+
+impl Plan {
+    fn arena(&self) -> u64 {
+        self.activation_bytes as u64 + self.scratch as u64
     }
 }
 

@@ -43,8 +43,15 @@ pub const FORMAT_MAJOR: u16 = 1;
 ///   [`crate::op::HardSwish`] (MobileNetV3's activation);
 /// - 1.5: [`crate::op::Table`], an elementwise function given by its 256 values, which is what
 ///   a mid-graph int8 → int8 QUANTIZE and a MUL or ADD by one constant (a hard-sigmoid gate's
-///   `+ 3` and `· 1/6`) are on an 8-bit input.
-pub const FORMAT_MINOR: u16 = 5;
+///   `+ 3` and `· 1/6`) are on an 8-bit input;
+/// - 1.6: in-place ops ([`crate::plan::in_place`]): an add, or a stride-1 convolution or
+///   depthwise convolution whose output has its input's rows and row bytes, may write its
+///   output over an input that dies at it (same offset, same size), which the memory plan then
+///   counts once (ResNet-8 needs 35,328 arena bytes instead of 49,152). Nothing in the
+///   encoding changes: the tensor table's offsets say it, and a 1.0–1.5 reader refuses such a
+///   blob as an overlap of live tensors. The builder stamps 1.6 only on blobs whose plan uses
+///   it.
+pub const FORMAT_MINOR: u16 = 6;
 /// Bytes in the fixed header.
 pub const HEADER_LEN: usize = 28;
 /// Offset of the first byte covered by the CRC.

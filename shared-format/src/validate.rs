@@ -10,7 +10,7 @@ use crate::op::{
     Requant, Softmax, TABLE_LEN, Table, WeightScheme, Weights, Window,
 };
 use crate::packing::{packed_len, unpack_one};
-use crate::plan::scratch_bytes;
+use crate::plan::{IN_PLACE_MINOR, in_place, scratch_bytes};
 use crate::tensor::{TensorId, TensorRecord, TensorTable, qmax, qmin};
 
 /// Largest |x − z_x| of an i8 activation against an i8 zero point.
@@ -49,7 +49,7 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), FormatError> {
         Some(t) if out_id != m.input().tensor && t.last_op == ops => {}
         _ => return Err(FormatError::Output(out_id)),
     }
-    check_overlaps(tensors)?;
+    check_overlaps(m, tensors)?;
 
     let ctx = Ctx {
         tensors,
@@ -126,14 +126,20 @@ fn check_tensor(id: u16, t: &TensorRecord, ops: u16, arena: u32) -> Result<(), F
     Ok(())
 }
 
-/// No two tensors whose lifetimes intersect may share a byte. Quadratic, but the table of an MCU
-/// model has tens to hundreds of entries and this runs once.
-fn check_overlaps(tensors: &TensorTable<'_>) -> Result<(), FormatError> {
+/// No two tensors whose lifetimes intersect may share a byte, with one exception (format 1.6):
+/// an op's output may occupy exactly its input's bytes when that input dies at the op and the
+/// op can run in place ([`may_alias`]). Quadratic, but the table of an MCU model has tens to
+/// hundreds of entries and this runs once.
+fn check_overlaps(m: &Model<'_>, tensors: &TensorTable<'_>) -> Result<(), FormatError> {
     for (a, ta) in tensors.iter().enumerate() {
         for (b, tb) in tensors.iter().enumerate().skip(a + 1) {
             let time = ta.first_op <= tb.last_op && tb.first_op <= ta.last_op;
             let (ra, rb) = (ta.range(), tb.range());
-            if time && ra.start < rb.end && rb.start < ra.end {
+            if time
+                && ra.start < rb.end
+                && rb.start < ra.end
+                && !may_alias(m, (a as u16, &ta), (b as u16, &tb))
+            {
                 return Err(FormatError::Overlap {
                     a: a as u16,
                     b: b as u16,
@@ -142,6 +148,30 @@ fn check_overlaps(tensors: &TensorTable<'_>) -> Result<(), FormatError> {
         }
     }
     Ok(())
+}
+
+/// Two live tensors may share bytes only if they have the same offset and size, one (`x`) dies
+/// at the op that produces the other (`y`), that op reads `x`, writes `y` and can run in place
+/// ([`in_place`]), and the blob is 1.6 or later. Anything else is an overlap.
+fn may_alias(m: &Model<'_>, a: (u16, &TensorRecord), b: (u16, &TensorRecord)) -> bool {
+    let same_bytes = a.1.offset == b.1.offset && a.1.bytes() == b.1.bytes();
+    if !same_bytes || m.header().minor < IN_PLACE_MINOR {
+        return false;
+    }
+    let ((x_id, x), (y_id, y)) = if a.1.last_op == b.1.first_op {
+        (a, b)
+    } else if b.1.last_op == a.1.first_op {
+        (b, a)
+    } else {
+        return false;
+    };
+    if y_id == m.input().tensor {
+        return false;
+    }
+    let Some(Ok(op)) = m.ops().nth(y.first_op as usize) else {
+        return false;
+    };
+    op.output() == y_id && op.inputs().contains(&x_id) && in_place(&op, x_id, x, y)
 }
 
 struct Ctx<'t> {
@@ -693,3 +723,7 @@ mod elementwise_tests;
 #[cfg(all(test, feature = "std"))]
 #[path = "validate_table_tests.rs"]
 mod table_tests;
+
+#[cfg(all(test, feature = "std"))]
+#[path = "validate_inplace_tests.rs"]
+mod inplace_tests;

@@ -73,7 +73,7 @@ fn mul_broadcasts_a_gate_and_stamps_minor_four() {
     let blob = mul_model(map, gate, map, GOOD_MUL).unwrap();
     let model = Model::from_bytes(&blob).unwrap();
     assert_eq!(model.header().minor, 4);
-    assert_eq!(crate::FORMAT_MINOR, 5);
+    assert_eq!(crate::FORMAT_MINOR, 6);
     let op = model.ops().nth(1).unwrap().unwrap();
     assert_eq!(op.kind().name(), "mul");
     assert_eq!(op.inputs().as_slice(), &[0, 1]);

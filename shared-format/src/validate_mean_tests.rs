@@ -59,7 +59,7 @@ fn mean_is_validated_and_stamps_minor_three() {
     let blob = mean_model(shape, GOOD, 8, pooled, 8).unwrap();
     let model = Model::from_bytes(&blob).unwrap();
     assert_eq!(model.header().minor, 3);
-    assert_eq!(crate::FORMAT_MINOR, 5);
+    assert_eq!(crate::FORMAT_MINOR, 6);
     assert_eq!(model.scratch_bytes(), 0);
     let op = model.ops().next().unwrap().unwrap();
     assert_eq!(op, Op::Mean(GOOD));

@@ -413,7 +413,19 @@ fn depthwise_scratch_is_one_channel_tile() {
         let blob =
             depthwise_model(c, bits, &vec![1; 9 * c as usize], &vec![0; c as usize]).unwrap();
         let model = Model::from_bytes(&blob).unwrap();
-        assert_eq!(model.scratch_bytes(), want, "C = {c}, W{bits}");
+        let op = model.ops().next().unwrap().unwrap();
+        let kernel = crate::plan::kernel_scratch_bytes(&op, model.tensors());
+        assert_eq!(kernel, want as u64, "C = {c}, W{bits}");
+        // Written in place over the input (format 1.6), the op's bands come after the kernel's.
+        let bands = match crate::plan::aliased_input(&op, model.tensors()) {
+            Some(x) => crate::plan::in_place_scratch(&op, model.tensors().get(x).unwrap().shape),
+            None => 0,
+        };
+        assert_eq!(
+            model.scratch_bytes() as u64,
+            kernel + bands,
+            "C = {c}, W{bits}"
+        );
     }
 }
 
@@ -441,7 +453,7 @@ fn a_one_by_one_pool_stamps_minor_one_and_only_then() {
     let blob = b.finish(relu, 1.0).unwrap();
     let model = Model::from_bytes(&blob).unwrap();
     assert_eq!(model.header().minor, 1);
-    assert_eq!(crate::FORMAT_MINOR, 5);
+    assert_eq!(crate::FORMAT_MINOR, 6);
 }
 
 /// TFLM's parameters for CMSIS-NN's softmax test vector (input scale 1/255 as float32, beta 1):
