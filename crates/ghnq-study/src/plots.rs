@@ -11,7 +11,7 @@ use plotters::prelude::*;
 
 use super::layerwise::LayerStats;
 use super::run::RunResult;
-use crate::plot::{self, Figure};
+use crate::plot::{self, DrawError, Figure};
 
 /// `<stem>.png` and `<stem>.svg` of `result`'s layers, written atomically.
 pub fn layerwise(result: &RunResult, stem: &Path) -> Result<[PathBuf; 2]> {
@@ -35,8 +35,7 @@ fn panel<DB: DrawingBackend>(
     y_desc: &str,
     series: &[(&str, RGBColor, Vec<f64>)],
     fixed: Option<(f64, f64)>,
-) -> Result<(), String> {
-    let e = |x: &dyn std::fmt::Display| x.to_string();
+) -> Result<(), DrawError> {
     let n = series.first().map_or(0, |s| s.2.len());
     let (lo, hi) = fixed.unwrap_or_else(|| {
         let (lo, hi) = series
@@ -57,8 +56,7 @@ fn panel<DB: DrawingBackend>(
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(60)
-        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5).max(0.5), lo..hi)
-        .map_err(|x| e(&x))?;
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5).max(0.5), lo..hi)?;
     chart
         .configure_mesh()
         .x_labels(n.clamp(1, 30))
@@ -72,8 +70,7 @@ fn panel<DB: DrawingBackend>(
         })
         .x_desc("layer (conv, depthwise conv or dense, in execution order)")
         .y_desc(y_desc)
-        .draw()
-        .map_err(|x| e(&x))?;
+        .draw()?;
     for (name, color, values) in series {
         let color = *color;
         let pts: Vec<(f64, f64)> = values
@@ -94,7 +91,7 @@ struct LayerwiseFigure<'a> {
 }
 
 impl Figure for LayerwiseFigure<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), DrawError> {
         draw(root, &self.title, self.layers)
     }
 }
@@ -103,11 +100,9 @@ fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     title: &str,
     layers: &[LayerStats],
-) -> Result<(), String> {
-    root.fill(&WHITE).map_err(|x| x.to_string())?;
-    let root = root
-        .titled(title, ("sans-serif", 22))
-        .map_err(|x| x.to_string())?;
+) -> Result<(), DrawError> {
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
     let areas = root.split_evenly((3, 1));
     let col = |f: fn(&LayerStats) -> f64| layers.iter().map(f).collect::<Vec<f64>>();
     let blue = RGBColor(31, 119, 180);
@@ -146,5 +141,6 @@ fn draw<DB: DrawingBackend>(
         ],
         Some((0.0, 1.3)),
     )?;
-    root.present().map_err(|x| x.to_string())
+    root.present()?;
+    Ok(())
 }

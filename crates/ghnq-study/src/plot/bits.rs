@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{Figure, PlotError};
+use super::{DrawError, Figure, PlotError};
 use ghnq_quant::table::Row;
 
 /// One line per split: top-1 (mean, with ± standard-error bars) against the bit settings in
@@ -44,17 +44,15 @@ struct BitsFigure<'a> {
 }
 
 impl Figure for BitsFigure<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
-        let e = |x: &dyn std::fmt::Display| x.to_string();
-        root.fill(&WHITE).map_err(|x| e(&x))?;
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), DrawError> {
+        root.fill(&WHITE)?;
         let n = self.bits.len() as f64;
         let mut chart = ChartBuilder::on(&root)
             .caption("top-1 against bit-width", ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..100f64)
-            .map_err(|x| e(&x))?;
+            .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..100f64)?;
         let labels: Vec<String> = self.bits.iter().map(|b| b.to_string()).collect();
         chart
             .configure_mesh()
@@ -62,8 +60,7 @@ impl Figure for BitsFigure<'_> {
             .x_label_formatter(&|x| super::category_label(&labels, *x))
             .x_desc("weights / activations (float: no quantization; others: integer runtime)")
             .y_desc("top-1 % (mean ± s.e. over nets)")
-            .draw()
-            .map_err(|x| e(&x))?;
+            .draw()?;
         for (k, split) in self.splits.iter().enumerate() {
             let color = super::color(k);
             let points: Vec<(f64, f64, f64)> = self
@@ -81,20 +78,17 @@ impl Figure for BitsFigure<'_> {
                 .draw_series(LineSeries::new(
                     points.iter().map(|&(x, y, _)| (x, y)),
                     color.stroke_width(2),
-                ))
-                .map_err(|x| e(&x))?
+                ))?
                 .label(*split)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
-            chart
-                .draw_series(points.iter().map(|&(x, y, se)| {
-                    ErrorBar::new_vertical(x, y - se, y, y + se, color.filled(), 8)
-                }))
-                .map_err(|x| e(&x))?;
+            chart.draw_series(points.iter().map(|&(x, y, se)| {
+                ErrorBar::new_vertical(x, y - se, y, y + se, color.filled(), 8)
+            }))?;
         }
         super::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
-        root.present().map_err(|x| e(&x))?;
+        root.present()?;
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{Figure, PlotError};
+use super::{DrawError, Figure, PlotError};
 
 /// One named curve: (step, top-1 %) points in step order.
 pub type Curve = (String, Vec<(usize, f64)>);
@@ -41,9 +41,8 @@ struct CurvesFigure<'a> {
 }
 
 impl Figure for CurvesFigure<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
-        let e = |x: &dyn std::fmt::Display| x.to_string();
-        root.fill(&WHITE).map_err(|x| e(&x))?;
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), DrawError> {
+        root.fill(&WHITE)?;
         let last = self
             .curves
             .iter()
@@ -64,16 +63,14 @@ impl Figure for CurvesFigure<'_> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(0f64..last, 0f64..top)
-            .map_err(|x| e(&x))?;
+            .build_cartesian_2d(0f64..last, 0f64..top)?;
         chart
             .configure_mesh()
             .x_desc("training steps")
             .y_desc(self.y_desc)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y:.0}"))
-            .draw()
-            .map_err(|x| e(&x))?;
+            .draw()?;
         for (k, (name, points)) in self.curves.iter().enumerate() {
             let color = super::color(k);
             let points: Vec<(f64, f64)> =
@@ -81,7 +78,7 @@ impl Figure for CurvesFigure<'_> {
             super::dotted_line(&mut chart, name, &points, color)?;
         }
         super::legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-        root.present().map_err(|x| e(&x))?;
+        root.present()?;
         Ok(())
     }
 }

@@ -28,13 +28,24 @@ pub enum PlotError {
         "plot labels need {FONT} (Debian package fonts-dejavu-core; `cargo xtask setup` installs it)"
     )]
     Font,
-    /// Drawing or writing failed.
-    #[error("drawing {path}: {reason}")]
+    /// plotters could not draw the picture or save it to the temporary file (the backends
+    /// write files themselves); the temporary file is removed.
+    #[error("drawing {}: {source}", path.display())]
     Draw {
-        /// The file.
+        /// The file that was being drawn.
         path: PathBuf,
-        /// What went wrong.
-        reason: String,
+        /// plotters' reason.
+        #[source]
+        source: DrawError,
+    },
+    /// The drawn picture could not be moved into place (the previous file, if any, is kept).
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        /// The file that was being written.
+        path: PathBuf,
+        /// The rename's error.
+        #[source]
+        source: std::io::Error,
     },
     /// Nothing to plot.
     #[error("nothing to plot: {0}")]
@@ -54,10 +65,29 @@ fn register_font() -> Result<(), PlotError> {
     if ok { Ok(()) } else { Err(PlotError::Font) }
 }
 
+/// Why plotters could not draw a figure.
+///
+/// plotters' error type is generic over the backend (PNG and SVG differ), and [`Figure::draw`]
+/// is generic over the backend too, so one error type for every backend keeps plotters' message
+/// as text; a figure's drawing code converts with plain `?`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DrawError {
+    message: String,
+}
+
+impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for DrawError {
+    fn from(e: DrawingAreaErrorKind<E>) -> Self {
+        DrawError {
+            message: e.to_string(),
+        }
+    }
+}
+
 /// A picture that can be drawn on any plotters backend, so one description gives both files.
 pub trait Figure {
-    /// Draws the whole picture on `root` (plotters errors as text: they differ per backend).
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String>;
+    /// Draws the whole picture on `root`.
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), DrawError>;
 }
 
 /// Writes `<stem>.png` and `<stem>.svg` of `figure` at `size` pixels, each atomically (a crash
@@ -76,13 +106,20 @@ pub fn write(
         } else {
             figure.draw(SVGBackend::new(&tmp, size).into_drawing_area())
         };
-        let done = drawn.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
-        if let Err(reason) = done {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(PlotError::Draw {
+        let done = drawn
+            .map_err(|source| PlotError::Draw {
                 path: path.clone(),
-                reason,
+                source,
+            })
+            .and_then(|()| {
+                std::fs::rename(&tmp, path).map_err(|source| PlotError::Write {
+                    path: path.clone(),
+                    source,
+                })
             });
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
     }
     Ok(out)
@@ -136,15 +173,12 @@ pub(crate) fn dotted_line<'a, DB: DrawingBackend + 'a>(
     name: &str,
     points: &[(f64, f64)],
     color: RGBAColor,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     chart
-        .draw_series(LineSeries::new(points.to_vec(), color.stroke_width(2)))
-        .map_err(|x| x.to_string())?
+        .draw_series(LineSeries::new(points.to_vec(), color.stroke_width(2)))?
         .label(name)
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-    chart
-        .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-        .map_err(|x| x.to_string())?;
+    chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
     Ok(())
 }
 
@@ -152,14 +186,14 @@ pub(crate) fn dotted_line<'a, DB: DrawingBackend + 'a>(
 pub(crate) fn legend<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     position: SeriesLabelPosition,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     chart
         .configure_series_labels()
         .position(position)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .draw()
-        .map_err(|x| x.to_string())
+        .draw()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -217,5 +251,61 @@ pub(crate) mod tests {
     #[test]
     fn missing_font_is_named() {
         assert!(PlotError::Font.to_string().contains("fonts-dejavu-core"));
+    }
+
+    /// A white picture: enough to reach the backend's file write and the rename.
+    struct Blank;
+
+    impl Figure for Blank {
+        fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), DrawError> {
+            root.fill(&WHITE)?;
+            root.present()?;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn plotters_errors_keep_their_message_and_the_path() {
+        let e = DrawError::from(DrawingAreaErrorKind::<std::io::Error>::LayoutError);
+        assert_eq!(e.to_string(), "Bad layout");
+        let e = PlotError::Draw {
+            path: PathBuf::from("out/acc.png"),
+            source: e,
+        };
+        assert_eq!(e.to_string(), "drawing out/acc.png: Bad layout");
+        assert!(std::error::Error::source(&e).is_some_and(|s| s.is::<DrawError>()));
+    }
+
+    #[test]
+    fn a_backend_failure_is_a_draw_error() {
+        require_font();
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("missing").join("blank");
+        let err = write(&Blank, &stem, (16, 16)).unwrap_err();
+        let png = with_suffix(&stem, "png");
+        assert!(
+            matches!(&err, PlotError::Draw { path, .. } if *path == png),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("blank.png"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_rename_is_a_write_error_and_leaves_no_temporary_file() {
+        require_font();
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("blank");
+        let png = with_suffix(&stem, "png");
+        // A directory where the picture goes: drawing succeeds, the rename cannot.
+        std::fs::create_dir(&png).unwrap();
+        let err = write(&Blank, &stem, (16, 16)).unwrap_err();
+        assert!(
+            matches!(&err, PlotError::Write { path, source } if *path == png
+                && source.kind() != std::io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("blank.png"), "{err}");
+        assert!(!ghnq_core::atomic::tmp_path(&png).exists());
+        assert!(png.is_dir());
     }
 }

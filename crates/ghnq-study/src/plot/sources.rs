@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{Figure, PlotError};
+use super::{DrawError, Figure, PlotError};
 use ghnq_quant::side_by_side::{Row, Source};
 
 /// One group per row, one bar per source (mean top-1 with a ± standard-error bar and the number
@@ -30,17 +30,15 @@ struct BarsFigure<'a> {
 }
 
 impl Figure for BarsFigure<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
-        let e = |x: &dyn std::fmt::Display| x.to_string();
-        root.fill(&WHITE).map_err(|x| e(&x))?;
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), DrawError> {
+        root.fill(&WHITE)?;
         let n = self.rows.len() as f64;
         let mut chart = ChartBuilder::on(&root)
             .caption("top-1 by source of parameters", ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..100f64)
-            .map_err(|x| e(&x))?;
+            .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..100f64)?;
         let names: Vec<String> = self.rows.iter().map(Row::name).collect();
         chart
             .configure_mesh()
@@ -48,8 +46,7 @@ impl Figure for BarsFigure<'_> {
             .x_labels(self.rows.len())
             .x_label_formatter(&|x| super::category_label(&names, *x))
             .y_desc("top-1 % (mean ± s.e. over nets; n = nets)")
-            .draw()
-            .map_err(|x| e(&x))?;
+            .draw()?;
         let k = self.labels.len().max(1) as f64;
         let slot = 0.8 / k;
         for (s, label) in self.labels.iter().enumerate() {
@@ -71,29 +68,24 @@ impl Figure for BarsFigure<'_> {
                         [(x - slot * 0.45, 0.0), (x + slot * 0.45, y)],
                         color.filled(),
                     )
-                }))
-                .map_err(|x| e(&x))?
+                }))?
                 .label(*label)
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled())
                 });
-            chart
-                .draw_series(bars.iter().map(|&(x, y, se, _)| {
-                    ErrorBar::new_vertical(x, y - se, y, y + se, BLACK.filled(), 6)
-                }))
-                .map_err(|x| e(&x))?;
-            chart
-                .draw_series(bars.iter().map(|&(x, y, se, nets)| {
-                    Text::new(
-                        format!("n={nets}"),
-                        (x - slot * 0.4, y + se + 4.0),
-                        ("sans-serif", 11),
-                    )
-                }))
-                .map_err(|x| e(&x))?;
+            chart.draw_series(bars.iter().map(|&(x, y, se, _)| {
+                ErrorBar::new_vertical(x, y - se, y, y + se, BLACK.filled(), 6)
+            }))?;
+            chart.draw_series(bars.iter().map(|&(x, y, se, nets)| {
+                Text::new(
+                    format!("n={nets}"),
+                    (x - slot * 0.4, y + se + 4.0),
+                    ("sans-serif", 11),
+                )
+            }))?;
         }
         super::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
-        root.present().map_err(|x| e(&x))?;
+        root.present()?;
         Ok(())
     }
 }
