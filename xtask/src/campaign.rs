@@ -152,7 +152,7 @@ pub(crate) fn cifar_dir(arg: Option<PathBuf>) -> Result<PathBuf> {
     Ok(dest)
 }
 
-/// `start`: build, restore the committed state if the run directory is behind it, and launch
+/// `start`: build (or take `GHNQ_BIN`), restore the committed state if the run directory is behind it, and launch
 /// `ghnq train` detached at low priority on one thread: resuming the newest checkpoint, or, for
 /// a phase with none yet, from the recipe's start (`--from`).
 pub fn start(phase: Option<String>, data_dir: Option<PathBuf>) -> Result<()> {
@@ -175,11 +175,7 @@ pub fn start(phase: Option<String>, data_dir: Option<PathBuf>) -> Result<()> {
         (c, r) => eprintln!("run directory at step {r:?}, committed at step {c:?}"),
     }
     let data = cifar_dir(data_dir)?;
-    shell::run(
-        &shell::cargo(),
-        &["build", "--release", "-p", "host-trainer", "--bin", "ghnq"],
-    )?;
-    let ghnq = root.join("target/release/ghnq");
+    let ghnq = shell::build_ghnq()?;
     let mut args: Vec<String> = vec!["-n".into(), "19".into(), ghnq.to_string_lossy().into()];
     match latest_step(&phase.run) {
         Some(_) => args.extend(resume_args(&recipe)),

@@ -45,3 +45,27 @@ pub fn output(program: &str, args: &[&str]) -> Result<String> {
 pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
+
+/// The `ghnq` a long background job runs: `GHNQ_BIN` (a binary set aside, so that work on the
+/// tree cannot change a campaign's or an evaluation's code halfway), else the release build.
+pub fn ghnq_bin() -> std::path::PathBuf {
+    std::env::var_os("GHNQ_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::root().join("target/release/ghnq"))
+}
+
+/// [`ghnq_bin`], building the release binary first unless `GHNQ_BIN` names one (which must
+/// exist).
+pub fn build_ghnq() -> Result<std::path::PathBuf> {
+    if std::env::var_os("GHNQ_BIN").is_none() {
+        run(
+            &cargo(),
+            &["build", "--release", "-p", "host-trainer", "--bin", "ghnq"],
+        )?;
+    }
+    let bin = ghnq_bin();
+    if !bin.is_file() {
+        bail!("GHNQ_BIN={} is not a file", bin.display());
+    }
+    Ok(bin)
+}

@@ -102,12 +102,7 @@ pub fn start(data_dir: Option<PathBuf>) -> Result<()> {
         return Ok(());
     }
     let data = crate::campaign::cifar_dir(data_dir)?;
-    if std::env::var_os("GHNQ_BIN").is_none() {
-        shell::run(
-            &shell::cargo(),
-            &["build", "--release", "-p", "host-trainer", "--bin", "ghnq"],
-        )?;
-    }
+    shell::build_ghnq()?;
     let log_path = root().join("runs/ghn-tables.log");
     std::fs::create_dir_all(root().join("runs"))?;
     let log = std::fs::OpenOptions::new()
@@ -133,17 +128,9 @@ pub fn start(data_dir: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// The `ghnq` that runs the shards: `GHNQ_BIN` (a binary set aside, so that work on the tree
-/// does not change a long evaluation's code halfway), else the release build.
-fn ghnq() -> PathBuf {
-    std::env::var_os("GHNQ_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/release/ghnq"))
-}
-
 /// `run` (what `start` launches): every missing shard, in plan order, one at a time.
 pub fn run(data_dir: &Path) -> Result<()> {
-    let ghnq = ghnq();
+    let ghnq = shell::ghnq_bin();
     for line in plan()? {
         for i in 1..=SHARDS {
             let csv = shard_path(&line.name, i, "csv");
@@ -212,7 +199,7 @@ fn cpu_seconds(json: &str) -> Option<f64> {
 
 /// `merge`: each plan line's finished shards into `<name>.md` and `<name>.csv`.
 pub fn merge() -> Result<()> {
-    let ghnq = ghnq();
+    let ghnq = shell::ghnq_bin();
     for line in plan()? {
         let done = done(&line.name);
         if done.is_empty() {
