@@ -188,21 +188,13 @@ mod tests {
 
     #[test]
     fn percentile_selection_equals_the_sorted_order_statistics() {
-        use rand::{Rng, SeedableRng};
+        use rand::SeedableRng;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         for (n, kind) in [1usize, 2, 3, 10, 101, 1000, 9000, 50_000, 200_000]
             .into_iter()
             .flat_map(|n| [(n, 0), (n, 1), (n, 2)])
         {
-            // Uniform values; a few levels (ties, like ReLU zeros and 4-bit codes); a channel
-            // period whose last channel is far larger (a strided sample would miss it).
-            let v: Vec<f32> = (0..n)
-                .map(|i| match kind {
-                    0 => rng.random_range(-5.0f32..7.0),
-                    1 => (rng.random_range(0..5) as f32 - 1.0).max(0.0),
-                    _ => rng.random_range(-1.0f32..1.0) + if i % 64 == 63 { 40.0 } else { 0.0 },
-                })
-                .collect();
+            let v = crate::order_statistics::tests::values(&mut rng, n, kind);
             let mut sorted = v.clone();
             sorted.sort_by(f32::total_cmp);
             for p in [0.0f32, 0.5, 1.0, 10.0, 50.0, 60.0, 99.0, 100.0] {

@@ -195,9 +195,22 @@ fn total_key_inverse(k: i32) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// `n` test values of `kind`: 0 uniform; 1 a few levels (ties, like ReLU zeros and 4-bit
+    /// codes); 2 a channel period whose last channel is far larger (a strided sample would
+    /// miss it).
+    pub(crate) fn values(rng: &mut impl Rng, n: usize, kind: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| match kind {
+                0 => rng.random_range(-5.0f32..7.0),
+                1 => (rng.random_range(0..5) as f32 - 1.0).max(0.0),
+                _ => rng.random_range(-1.0f32..1.0) + if i % 64 == 63 { 40.0 } else { 0.0 },
+            })
+            .collect()
+    }
 
     /// Both scans find the same counts and, where a rank lies inside its bracket, the same
     /// values (as multisets), on uniform data, few levels with ties, and channel periods.
@@ -208,13 +221,7 @@ mod tests {
             .into_iter()
             .flat_map(|n| [(n, 0), (n, 1), (n, 2)])
         {
-            let v: Vec<f32> = (0..n)
-                .map(|i| match kind {
-                    0 => rng.random_range(-5.0f32..7.0),
-                    1 => (rng.random_range(0..5) as f32 - 1.0).max(0.0),
-                    _ => rng.random_range(-1.0f32..1.0) + if i % 64 == 63 { 40.0 } else { 0.0 },
-                })
-                .collect();
+            let v = values(&mut rng, n, kind);
             for p in [0.5f64, 0.01, 0.2] {
                 let ranks = [
                     (p * (n - 1) as f64) as usize,
