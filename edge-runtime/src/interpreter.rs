@@ -18,7 +18,7 @@ use crate::inplace::{Kernel, add_in_place, conv_in_place};
 use crate::ops::KernelError;
 use crate::ops::add::{AddParams, add};
 use crate::ops::concat::{ConcatParams, ConcatSource, concat_input};
-use crate::ops::conv::{ConvParams, Weighted, conv2d};
+use crate::ops::conv::{ConvParams, conv2d};
 use crate::ops::depthwise::depthwise_conv2d;
 use crate::ops::hard_swish::{HardSwishParams, hard_swish};
 use crate::ops::linear::linear;
@@ -240,17 +240,13 @@ fn execute(
     };
 
     let c_op = op;
+    let weighted = |x_t: &TensorRecord| {
+        ConvParams::of(op, x_t, &out_t, rounding).ok_or(KernelError("not a weighted op"))
+    };
     match op {
         Op::Conv2d(c) => {
             let x_t = record(c.input)?;
-            let op = Weighted {
-                window: c.window,
-                weights: c.weights,
-                bias: c.bias,
-                requant: c.requant,
-                clamp: c.clamp,
-            };
-            let p = ConvParams::new(op, &x_t, &out_t, rounding);
+            let p = weighted(&x_t)?;
             if aliased(&x_t) {
                 return in_place(model, c_op, &p, Kernel::Conv, output, scratch);
             }
@@ -258,14 +254,7 @@ fn execute(
         }
         Op::DepthwiseConv2d(d) => {
             let x_t = record(d.input)?;
-            let op = Weighted {
-                window: d.window,
-                weights: d.weights,
-                bias: d.bias,
-                requant: d.requant,
-                clamp: d.clamp,
-            };
-            let p = ConvParams::new(op, &x_t, &out_t, rounding);
+            let p = weighted(&x_t)?;
             if aliased(&x_t) {
                 return in_place(model, c_op, &p, Kernel::Depthwise, output, scratch);
             }
@@ -315,14 +304,7 @@ fn execute(
         }
         Op::Linear(l) => {
             let x_t = record(l.input)?;
-            let op = Weighted {
-                window: shared_format::Window::square(1, 1, 1, 0),
-                weights: l.weights,
-                bias: l.bias,
-                requant: l.requant,
-                clamp: l.clamp,
-            };
-            let p = ConvParams::new(op, &x_t, &out_t, rounding);
+            let p = weighted(&x_t)?;
             linear(&p, input(&x_t)?, output, scratch)
         }
         Op::Softmax(s) => {
@@ -1021,15 +1003,8 @@ mod tests {
             let mut y = vec![0i8; out.bytes() as usize];
             match op {
                 Op::Conv2d(c) => {
-                    let w = Weighted {
-                        window: c.window,
-                        weights: c.weights,
-                        bias: c.bias,
-                        requant: c.requant,
-                        clamp: c.clamp,
-                    };
                     let xr = &records[c.input as usize];
-                    let p = ConvParams::new(w, xr, out, model.rounding());
+                    let p = ConvParams::of(op, xr, out, model.rounding()).unwrap();
                     conv2d(&p, &values[c.input as usize], &mut y, &mut scratch).unwrap();
                 }
                 Op::Add(a) => {

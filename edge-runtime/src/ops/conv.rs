@@ -37,7 +37,10 @@
 //! half the instructions of `dsp::stage_double`).
 
 use shared_format::packing::{packed_len, unpack_into};
-use shared_format::{Clamp, LeI32s, Requant, Rounding, Shape, TensorRecord, Weights, Window};
+use shared_format::{
+    Clamp, Conv2d, DepthwiseConv2d, LeI32s, Linear, Op, Requant, Rounding, Shape, TensorRecord,
+    Weights, Window,
+};
 
 use super::dsp::{self, Runs};
 use super::{
@@ -87,7 +90,58 @@ pub struct Weighted<'w> {
     pub clamp: Clamp,
 }
 
+impl<'w> Weighted<'w> {
+    /// The weighted part of a convolution, depthwise convolution or linear layer (a linear
+    /// layer is a 1×1 window); `None` for any other op.
+    pub fn of(op: &Op<'w>) -> Option<Self> {
+        match *op {
+            Op::Conv2d(Conv2d {
+                window,
+                weights,
+                bias,
+                requant,
+                clamp,
+                ..
+            })
+            | Op::DepthwiseConv2d(DepthwiseConv2d {
+                window,
+                weights,
+                bias,
+                requant,
+                clamp,
+                ..
+            }) => Some(Self {
+                window,
+                weights,
+                bias,
+                requant,
+                clamp,
+            }),
+            Op::Linear(Linear {
+                weights,
+                bias,
+                requant,
+                clamp,
+                ..
+            }) => Some(Self {
+                window: Window::square(1, 1, 1, 0),
+                weights,
+                bias,
+                requant,
+                clamp,
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl<'w> ConvParams<'w> {
+    /// A weighted op's parameters (see [`Weighted::of`]) between its input tensor `x` and output
+    /// tensor `y`; `None` for an op without weights.
+    pub fn of(op: &Op<'w>, x: &TensorRecord, y: &TensorRecord, rounding: Rounding) -> Option<Self> {
+        Weighted::of(op).map(|w| Self::new(w, x, y, rounding))
+    }
+
     /// A weighted op's parameters between its input tensor `x` and output tensor `y`.
     pub fn new(op: Weighted<'w>, x: &TensorRecord, y: &TensorRecord, rounding: Rounding) -> Self {
         ConvParams {
@@ -1721,6 +1775,10 @@ pub(crate) fn output_stage(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::ops::test_cases::{
+        Case, Codes, Spec, byte, bytes, end_codes, input_shape, output_shape, pick,
+        weight_zero_point, window, zero_point,
+    };
     use crate::test_rng::XorShift32;
     use shared_format::WeightScheme;
     use shared_format::le::i32s_to_le;
@@ -1826,6 +1884,25 @@ pub(crate) mod tests {
         out
     }
 
+    /// `kernel` against the reference loop on case `t` with parameters `p`, output for output;
+    /// a tensor too short is refused, not read past.
+    fn matches_reference(
+        case: u32,
+        t: &Case,
+        p: &ConvParams<'_>,
+        kernel: fn(&ConvParams<'_>, &[i8], &mut [i8]) -> KernelResult,
+    ) {
+        let mut scratch = vec![0i8; t.filter_len()];
+        let mut want = vec![0i8; t.output_len()];
+        conv2d_reference(p, &t.x, &mut want, &mut scratch).unwrap();
+        let mut got = vec![0i8; want.len()];
+        kernel(p, &t.x, &mut got).unwrap();
+        assert_eq!(got, want, "case {case}: {t}");
+        if !t.x.is_empty() {
+            assert!(kernel(p, &t.x[1..], &mut got).is_err());
+        }
+    }
+
     #[test]
     fn one_channel_3x3_by_hand() {
         // 3×3 input 1..9, all-ones 3×3 filter, pad 1: each output is the sum of its neighbourhood.
@@ -1893,52 +1970,36 @@ pub(crate) mod tests {
     #[test]
     fn matches_naive_on_random_geometries() {
         let mut rng = XorShift32::new(0x1234_5678u32);
-        let mut rnd = |n: u32| rng.below(n);
         for case in 0..300 {
-            let bits = [2u8, 4, 8][rnd(3) as usize];
+            let bits = pick(&mut rng, &[2u8, 4, 8]);
             // Mostly small kernels; every tenth case up to 16×16, past the tap-sum table.
             let kmax = if case % 10 == 0 { 16 } else { 4 };
-            let k = 1 + rnd(kmax) as u8;
-            let kw = 1 + rnd(kmax) as u8;
-            let dil = 1 + rnd(3) as u8;
-            let dil_w = 1 + rnd(3) as u8;
-            let eff = ((k as u16 - 1) * dil as u16 + 1) as u8;
-            let eff_w = ((kw as u16 - 1) * dil_w as u16 + 1) as u8;
-            let win = Window {
-                kernel_h: k,
-                kernel_w: kw,
-                stride_h: 1 + rnd(2) as u8,
-                stride_w: 1 + rnd(2) as u8,
-                dilation_h: dil,
-                dilation_w: dil_w,
-                padding: shared_format::Padding {
-                    top: rnd(eff as u32) as u8,
-                    bottom: rnd(eff as u32) as u8,
-                    left: rnd(eff_w as u32) as u8,
-                    right: rnd(eff_w as u32) as u8,
-                },
-            };
-            let s = Shape::new(1 + rnd(7) as u16, 1 + rnd(7) as u16, 1 + rnd(5) as u16);
-            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+            let k = 1 + rng.below(kmax) as u8;
+            let kw = 1 + rng.below(kmax) as u8;
+            let dil = 1 + rng.below(3) as u8;
+            let dil_w = 1 + rng.below(3) as u8;
+            let win = window(&mut rng, (k, kw), (dil, dil_w));
+            let cin = 1 + rng.below(5) as u16;
+            let s = Shape::new(1 + rng.below(7) as u16, 1 + rng.below(7) as u16, cin);
+            let cout = 1 + rng.below(4) as u16;
+            let Some(os) = output_shape(win, s, cout) else {
                 continue;
             };
-            let cout = 1 + rnd(4) as u16;
-            let os = Shape::new(oh as u16, ow as u16, cout);
             let lo = -(1i32 << (bits - 1));
             let span = 1u32 << bits;
             let n_w = cout as usize * k as usize * kw as usize * s.c as usize;
-            let w: Vec<i8> = (0..n_w).map(|_| (lo + rnd(span) as i32) as i8).collect();
+            let w: Vec<i8> = (0..n_w)
+                .map(|_| (lo + rng.below(span) as i32) as i8)
+                .collect();
             let affine = case % 2 == 0;
             let z_w = if affine {
-                (lo + rnd(span) as i32) as i8
+                (lo + rng.below(span) as i32) as i8
             } else {
                 0
             };
-            let z_x = rnd(256) as i32 as u8 as i8;
-            let x: Vec<i8> = (0..s.h as usize * s.w as usize * s.c as usize)
-                .map(|_| rnd(256) as u8 as i8)
-                .collect();
-            let bias: Vec<i32> = (0..cout).map(|_| rnd(2001) as i32 - 1000).collect();
+            let z_x = byte(&mut rng);
+            let x = bytes(&mut rng, s.h as usize * s.w as usize * s.c as usize);
+            let bias: Vec<i32> = (0..cout).map(|_| rng.below(2001) as i32 - 1000).collect();
             let expect = naive(win, &x, s, z_x, &w, z_w, &bias, os);
             // Shift so outputs stay well inside i8: M = 2^-10 at most; compare against MBQM of
             // the naive accumulator computed in i64 (which fits i32 for these sizes).
@@ -2078,73 +2139,39 @@ pub(crate) mod tests {
     #[test]
     fn blocked_kernel_matches_reference() {
         let mut rng = XorShift32::new(0x5EED_1234u32);
-        let mut rnd = |n: u32| rng.below(n);
         let mut checked = 0;
         for case in 0..500 {
-            let (kh, kw) = if case % 7 == 0 {
+            let kernel = if case % 7 == 0 {
                 (10, 4)
             } else {
-                (1 + rnd(4) as u8, 1 + rnd(4) as u8)
+                (1 + rng.below(4) as u8, 1 + rng.below(4) as u8)
             };
-            let dil_h = 1 + rnd(2) as u8;
-            let eff_h = ((kh as u16 - 1) * dil_h as u16 + 1) as u8;
-            let win = Window {
-                kernel_h: kh,
-                kernel_w: kw,
-                stride_h: 1 + rnd(2) as u8,
-                stride_w: 1 + rnd(2) as u8,
-                dilation_h: dil_h,
-                dilation_w: 1,
-                padding: shared_format::Padding {
-                    top: rnd(eff_h as u32) as u8,
-                    bottom: rnd(eff_h as u32) as u8,
-                    left: rnd(kw as u32) as u8,
-                    right: rnd(kw as u32) as u8,
-                },
+            let dil_h = 1 + rng.below(2) as u8;
+            let cin = pick(&mut rng, &[1u16, 2, 3, 4, 8, 12, 16, 5]);
+            let cout = pick(&mut rng, &[1u16, 2, 3, 4, 5, 7, 8, 16, 17, 20, 33]);
+            let spec = Spec {
+                dilation: (dil_h, 1),
+                side: 9,
+                codes: Codes::Uniform,
+                shifts: (-15, -4),
+                // Every third case per-tensor affine, with a zero point anywhere in range.
+                affine: case % 3 == 0,
+                ..Spec::conv(8, kernel, cin, cout)
             };
-            let cin = [1u16, 2, 3, 4, 8, 12, 16, 5][rnd(8) as usize];
-            let s = Shape::new(1 + rnd(9) as u16, 1 + rnd(9) as u16, cin);
-            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+            let Some(t) = Case::draw(&mut rng, &spec) else {
                 continue;
             };
-            let cout = [1u16, 2, 3, 4, 5, 7, 8, 16, 17, 20, 33][rnd(11) as usize];
-            let os = Shape::new(oh as u16, ow as u16, cout);
-            let n_w = cout as usize * kh as usize * kw as usize * cin as usize;
-            let w: Vec<i8> = (0..n_w).map(|_| rnd(256) as u8 as i8).collect();
-            let x: Vec<i8> = (0..s.h as usize * s.w as usize * cin as usize)
-                .map(|_| rnd(256) as u8 as i8)
-                .collect();
-            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
-            let bias: Vec<i32> = (0..cout).map(|_| rnd(200_001) as i32 - 100_000).collect();
-            let rq: Vec<(i32, i8)> = (0..cout)
-                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, -(rnd(12) as i8) - 4))
-                .collect();
-            let o = owned(&w, 8, &bias, &rq);
-            // Every third case per-tensor affine, with a zero point anywhere in range.
-            let (scheme, z_w) = if case % 3 == 0 {
-                (
-                    WeightScheme::PerTensorAffine,
-                    [-128i8, 127, rnd(256) as u8 as i8][rnd(3) as usize],
-                )
-            } else {
-                (WeightScheme::PerChannelSymmetric, 0)
-            };
-            let mut p = params(&o, 8, scheme, z_w, win, s, z_x, os);
-            p.output_zero_point = rnd(256) as u8 as i8;
-            p.rounding = [Rounding::Double, Rounding::Single][rnd(2) as usize];
+            let mut p = t.params();
             if case % 5 == 0 {
                 p.clamp = Clamp { min: 0, max: 100 };
             }
-            let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
-            conv2d_reference(&p, &x, &mut want, &mut []).unwrap();
+            let mut want = vec![0i8; t.output_len()];
+            conv2d_reference(&p, &t.x, &mut want, &mut []).unwrap();
             // Every instruction set this CPU can run the kernel with (x86-64: SSE2 and AVX2).
             crate::ops::each_isa(|isa| {
                 let mut got = vec![0i8; want.len()];
-                conv2d_blocked(&p, &x, &mut got).unwrap();
-                assert_eq!(
-                    got, want,
-                    "{isa} case {case}: {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
-                );
+                conv2d_blocked(&p, &t.x, &mut got).unwrap();
+                assert_eq!(got, want, "{isa} case {case}: {t}");
             });
             checked += 1;
         }
@@ -2201,61 +2228,51 @@ pub(crate) mod tests {
     #[test]
     fn pointwise_kernel_matches_reference() {
         let mut rng = XorShift32::new(0x0901_17E5);
-        let mut rnd = |n: u32| rng.below(n);
         let (mut fast, mut refused, mut scaled, mut double) = (0, 0, 0, 0);
         for case in 0..900 {
-            let bits = [2u8, 4, 8][rnd(3) as usize];
+            let bits = pick(&mut rng, &[2u8, 4, 8]);
             // Double rounding (a third of the cases) takes 8-bit outputs only.
             let k = if case % 3 == 0 {
                 8
             } else {
-                [2u32, 4, 8][rnd(3) as usize]
+                pick(&mut rng, &[2u32, 4, 8])
             };
-            let stride = 1 + rnd(2) as u8;
+            let stride = 1 + rng.below(2) as u8;
             let win = Window {
                 stride_h: stride,
-                stride_w: 1 + rnd(2) as u8,
+                stride_w: 1 + rng.below(2) as u8,
                 ..Window::square(1, 1, 1, 0)
             };
-            let cin = [8u16, 16, 24, 32, 64, 120][rnd(6) as usize];
-            let s = Shape::new(1 + rnd(6) as u16, 1 + rnd(6) as u16, cin);
-            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+            let cin = pick(&mut rng, &[8u16, 16, 24, 32, 64, 120]);
+            let s = input_shape(&mut rng, 6, cin);
+            let cout = pick(&mut rng, &[4u16, 8, 12, 16, 32, 44]);
+            let Some(os) = output_shape(win, s, cout) else {
                 continue;
             };
-            let cout = [4u16, 8, 12, 16, 32, 44][rnd(6) as usize];
-            let os = Shape::new(oh as u16, ow as u16, cout);
-            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
-            let n_w = cout as usize * cin as usize;
-            let w: Vec<i8> = (0..n_w)
-                .map(|_| match rnd(4) {
-                    0 => lo,
-                    1 => hi,
-                    _ => lo + rnd(1 << bits) as i32,
-                } as i8)
-                .collect();
+            let w = end_codes(&mut rng, bits, cout as usize * cin as usize);
             let x: Vec<i8> = (0..s.h as usize * s.w as usize * cin as usize)
-                .map(|_| match rnd(8) {
+                .map(|_| match rng.below(8) {
                     0 => -128,
                     1 => 127,
-                    _ => rnd(256) as u8 as i8,
+                    _ => byte(&mut rng),
                 })
                 .collect();
-            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
-            let span = [100, 1_000, 100_000, 2_000_000_000][rnd(4) as usize];
+            let z_x = zero_point(&mut rng);
+            let span = pick(&mut rng, &[100, 1_000, 100_000, 2_000_000_000]);
             let bias: Vec<i32> = (0..cout)
-                .map(|_| (rnd(2 * span + 1) as i64 - span as i64) as i32)
+                .map(|_| (rng.below(2 * span + 1) as i64 - span as i64) as i32)
                 .collect();
             let per_channel = case % 2 == 1;
             // Mostly the shifts of trained nets (−12..=2), some anywhere in −24..=16.
-            let wide = rnd(4) == 0;
+            let wide = rng.below(4) == 0;
             let rq: Vec<(i32, i8)> = (0..if per_channel { cout } else { 1 })
                 .map(|_| {
                     let shift = if wide {
-                        rnd(41) as i8 - 24
+                        rng.below(41) as i8 - 24
                     } else {
-                        rnd(15) as i8 - 12
+                        rng.below(15) as i8 - 12
                     };
-                    ((1 << 30) | rnd(1 << 30) as i32, shift)
+                    ((1 << 30) | rng.below(1 << 30) as i32, shift)
                 })
                 .collect();
             let o = owned(&w, bits, &bias, &rq);
@@ -2264,7 +2281,7 @@ pub(crate) mod tests {
             } else {
                 (
                     WeightScheme::PerTensorAffine,
-                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
+                    weight_zero_point(&mut rng, bits),
                 )
             };
             let mut p = params(&o, bits, scheme, z_w, win, s, z_x, os);
@@ -2273,7 +2290,7 @@ pub(crate) mod tests {
                 min: -lim as i8,
                 max: (lim - 1) as i8,
             };
-            p.output_zero_point = (rnd(2 * lim as u32) as i32 - lim) as i8;
+            p.output_zero_point = (rng.below(2 * lim as u32) as i32 - lim) as i8;
             // A third at double rounding (TFLM's imports).
             p.rounding = if case % 3 == 0 {
                 Rounding::Double
@@ -2281,7 +2298,7 @@ pub(crate) mod tests {
                 Rounding::Single
             };
             let mut scratch = vec![0i8; cin as usize];
-            let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
+            let mut want = vec![0i8; os.h as usize * os.w as usize * cout as usize];
             conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
             let mut got = vec![55i8; want.len()];
             match conv2d_pointwise(&p, &x, &mut got) {
@@ -2388,80 +2405,37 @@ pub(crate) mod tests {
     #[test]
     fn sub_byte_kernel_matches_reference() {
         let mut rng = XorShift32::new(0x5B_B17E);
-        let mut rnd = |n: u32| rng.below(n);
         let mut checked = 0;
         let mut unpacked = 0;
         for case in 0..400 {
-            let bits = [2u8, 4][rnd(2) as usize];
-            let (kh, kw) = match case % 9 {
+            let bits = pick(&mut rng, &[2u8, 4]);
+            let kernel = match case % 9 {
                 0 => (1, 1),
                 1 => (3, 3),
-                _ => (1 + rnd(4) as u8, 1 + rnd(4) as u8),
+                _ => (1 + rng.below(4) as u8, 1 + rng.below(4) as u8),
             };
-            let dil_h = 1 + rnd(2) as u8;
-            let eff_h = ((kh as u16 - 1) * dil_h as u16 + 1) as u8;
-            let win = Window {
-                kernel_h: kh,
-                kernel_w: kw,
-                stride_h: 1 + rnd(2) as u8,
-                stride_w: 1 + rnd(2) as u8,
-                dilation_h: dil_h,
-                // Every tenth case dilated along the width: not eligible, reference loop.
-                dilation_w: if case % 10 == 9 { 2 } else { 1 },
-                padding: shared_format::Padding {
-                    top: rnd(eff_h as u32) as u8,
-                    bottom: rnd(eff_h as u32) as u8,
-                    left: rnd(kw as u32) as u8,
-                    right: rnd(kw as u32) as u8,
-                },
+            let dil_h = 1 + rng.below(2) as u8;
+            // Every tenth case dilated along the width: not eligible, reference loop.
+            let dil_w = if case % 10 == 9 { 2 } else { 1 };
+            let cin = pick(&mut rng, &[1u16, 3, 4, 8, 16, 17, 32, 64, 130, 300]);
+            let cout = pick(&mut rng, &[1u16, 3, 4, 5, 8, 17, 33, 64, 70]);
+            let spec = Spec {
+                dilation: (dil_h, dil_w),
+                side: if cin > 32 { 5 } else { 8 },
+                affine: case % 2 == 0,
+                ..Spec::conv(bits, kernel, cin, cout)
             };
-            let cin = [1u16, 3, 4, 8, 16, 17, 32, 64, 130, 300][rnd(10) as usize];
-            let side = if cin > 32 { 5 } else { 8 };
-            let s = Shape::new(1 + rnd(side) as u16, 1 + rnd(side) as u16, cin);
-            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+            let Some(t) = Case::draw(&mut rng, &spec) else {
                 continue;
             };
-            let cout = [1u16, 3, 4, 5, 8, 17, 33, 64, 70][rnd(9) as usize];
-            let os = Shape::new(oh as u16, ow as u16, cout);
-            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
-            let n_w = cout as usize * kh as usize * kw as usize * cin as usize;
-            let w: Vec<i8> = (0..n_w)
-                .map(|_| match rnd(4) {
-                    0 => lo,
-                    1 => hi,
-                    _ => lo + rnd(1 << bits) as i32,
-                } as i8)
-                .collect();
-            let x: Vec<i8> = (0..s.h as usize * s.w as usize * cin as usize)
-                .map(|_| rnd(256) as u8 as i8)
-                .collect();
-            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
-            let bias: Vec<i32> = (0..cout).map(|_| rnd(200_001) as i32 - 100_000).collect();
-            let rq: Vec<(i32, i8)> = (0..cout)
-                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, rnd(14) as i8 - 11))
-                .collect();
-            let o = owned(&w, bits, &bias, &rq);
-            let (scheme, z_w) = if case % 2 == 0 {
-                (
-                    WeightScheme::PerTensorAffine,
-                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
-                )
-            } else {
-                (WeightScheme::PerChannelSymmetric, 0)
-            };
-            let mut p = params(&o, bits, scheme, z_w, win, s, z_x, os);
-            p.output_zero_point = rnd(256) as u8 as i8;
-            p.rounding = [Rounding::Double, Rounding::Single][rnd(2) as usize];
-            let mut scratch = vec![0i8; kh as usize * kw as usize * cin as usize];
-            let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
-            conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let p = t.params();
+            let mut scratch = vec![0i8; t.filter_len()];
+            let mut want = vec![0i8; t.output_len()];
+            conv2d_reference(&p, &t.x, &mut want, &mut scratch).unwrap();
             crate::ops::each_isa(|isa| {
                 let mut got = vec![0i8; want.len()];
-                conv2d(&p, &x, &mut got, &mut scratch).unwrap();
-                assert_eq!(
-                    got, want,
-                    "{isa} case {case}: W{bits} {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
-                );
+                conv2d(&p, &t.x, &mut got, &mut scratch).unwrap();
+                assert_eq!(got, want, "{isa} case {case}: {t}");
             });
             checked += 1;
             unpacked += usize::from(unpacked_eligible(&p));
@@ -2480,67 +2454,26 @@ pub(crate) mod tests {
     #[test]
     fn row_blocks_kernel_matches_reference() {
         let mut rng = XorShift32::new(0x0A_77C5);
-        let mut rnd = |n: u32| rng.below(n);
         let mut checked = 0;
         for case in 0..160 {
-            let bits = [2u8, 4][rnd(2) as usize];
+            let bits = pick(&mut rng, &[2u8, 4]);
             let (kh, kw) = match case % 4 {
                 0 => (7, 7),
                 1 => (3, 3),
-                _ => (1 + rnd(7) as u8, 1 + rnd(7) as u8),
+                _ => (1 + rng.below(7) as u8, 1 + rng.below(7) as u8),
             };
-            let dil_h = if case % 5 == 4 { 2 } else { 1 };
-            let eff_h = ((kh as u16 - 1) * dil_h as u16 + 1) as u8;
-            let win = Window {
-                kernel_h: kh,
-                kernel_w: kw,
-                stride_h: 1 + rnd(2) as u8,
-                stride_w: 1 + rnd(2) as u8,
-                dilation_h: dil_h,
-                dilation_w: 1,
-                padding: shared_format::Padding {
-                    top: rnd(eff_h as u32) as u8,
-                    bottom: rnd(eff_h as u32) as u8,
-                    left: rnd(kw as u32) as u8,
-                    right: rnd(kw as u32) as u8,
-                },
+            let cin = pick(&mut rng, &[3u16, 8, 16, 17, 32, 36]);
+            let cout = pick(&mut rng, &[1u16, 4, 5, 8, 11, 16]);
+            let spec = Spec {
+                dilation: (if case % 5 == 4 { 2 } else { 1 }, 1),
+                side: 14,
+                affine: case % 2 == 0,
+                ..Spec::conv(bits, (kh, kw), cin, cout)
             };
-            let cin = [3u16, 8, 16, 17, 32, 36][rnd(6) as usize];
-            let s = Shape::new(1 + rnd(14) as u16, 1 + rnd(14) as u16, cin);
-            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+            let Some(t) = Case::draw(&mut rng, &spec) else {
                 continue;
             };
-            let cout = [1u16, 4, 5, 8, 11, 16][rnd(6) as usize];
-            let os = Shape::new(oh as u16, ow as u16, cout);
-            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
-            let n_w = cout as usize * kh as usize * kw as usize * cin as usize;
-            let w: Vec<i8> = (0..n_w)
-                .map(|_| match rnd(4) {
-                    0 => lo,
-                    1 => hi,
-                    _ => lo + rnd(1 << bits) as i32,
-                } as i8)
-                .collect();
-            let x: Vec<i8> = (0..s.h as usize * s.w as usize * cin as usize)
-                .map(|_| rnd(256) as u8 as i8)
-                .collect();
-            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
-            let bias: Vec<i32> = (0..cout).map(|_| rnd(200_001) as i32 - 100_000).collect();
-            let rq: Vec<(i32, i8)> = (0..cout)
-                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, rnd(14) as i8 - 11))
-                .collect();
-            let o = owned(&w, bits, &bias, &rq);
-            let (scheme, z_w) = if case % 2 == 0 {
-                (
-                    WeightScheme::PerTensorAffine,
-                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
-                )
-            } else {
-                (WeightScheme::PerChannelSymmetric, 0)
-            };
-            let mut p = params(&o, bits, scheme, z_w, win, s, z_x, os);
-            p.output_zero_point = rnd(256) as u8 as i8;
-            p.rounding = [Rounding::Double, Rounding::Single][rnd(2) as usize];
+            let p = t.params();
             let eligible = row_blocks_eligible(&p);
             assert_eq!(
                 eligible,
@@ -2550,19 +2483,7 @@ pub(crate) mod tests {
             if !eligible {
                 continue;
             }
-            let mut scratch = vec![0i8; kh as usize * kw as usize * cin as usize];
-            let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
-            conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
-            let mut got = vec![0i8; want.len()];
-            conv2d_row_blocks(&p, &x, &mut got).unwrap();
-            assert_eq!(
-                got, want,
-                "case {case}: W{bits} {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
-            );
-            // A tensor too short is refused, not read past.
-            if !x.is_empty() {
-                assert!(conv2d_row_blocks(&p, &x[1..], &mut got).is_err());
-            }
+            matches_reference(case, &t, &p, conv2d_row_blocks);
             checked += 1;
         }
         assert!(checked > 80, "{checked}");
@@ -2575,67 +2496,26 @@ pub(crate) mod tests {
     #[test]
     fn wide_kernel_matches_reference() {
         let mut rng = XorShift32::new(0x0B_1DE5);
-        let mut rnd = |n: u32| rng.below(n);
         let mut checked = 0;
         for case in 0..200 {
-            let bits = [2u8, 4, 8, 8][rnd(4) as usize];
-            let (kh, kw) = match case % 4 {
+            let bits = pick(&mut rng, &[2u8, 4, 8, 8]);
+            let kernel = match case % 4 {
                 0 => (3, 3),
                 1 => (1, 1),
-                _ => (1 + rnd(7) as u8, 1 + rnd(7) as u8),
+                _ => (1 + rng.below(7) as u8, 1 + rng.below(7) as u8),
             };
-            let dil_h = if case % 5 == 4 { 2 } else { 1 };
-            let eff_h = ((kh as u16 - 1) * dil_h as u16 + 1) as u8;
-            let win = Window {
-                kernel_h: kh,
-                kernel_w: kw,
-                stride_h: 1 + rnd(2) as u8,
-                stride_w: 1 + rnd(2) as u8,
-                dilation_h: dil_h,
-                dilation_w: 1,
-                padding: shared_format::Padding {
-                    top: rnd(eff_h as u32) as u8,
-                    bottom: rnd(eff_h as u32) as u8,
-                    left: rnd(kw as u32) as u8,
-                    right: rnd(kw as u32) as u8,
-                },
+            let cin = pick(&mut rng, &[3u16, 4, 8, 12, 16, 32, 64, 68, 192, 196]);
+            let cout = pick(&mut rng, &[1u16, 4, 5, 8, 11, 16]);
+            let spec = Spec {
+                dilation: (if case % 5 == 4 { 2 } else { 1 }, 1),
+                side: 12,
+                affine: case % 2 == 0,
+                ..Spec::conv(bits, kernel, cin, cout)
             };
-            let cin = [3u16, 4, 8, 12, 16, 32, 64, 68, 192, 196][rnd(10) as usize];
-            let s = Shape::new(1 + rnd(12) as u16, 1 + rnd(12) as u16, cin);
-            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+            let Some(t) = Case::draw(&mut rng, &spec) else {
                 continue;
             };
-            let cout = [1u16, 4, 5, 8, 11, 16][rnd(6) as usize];
-            let os = Shape::new(oh as u16, ow as u16, cout);
-            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
-            let n_w = cout as usize * kh as usize * kw as usize * cin as usize;
-            let w: Vec<i8> = (0..n_w)
-                .map(|_| match rnd(4) {
-                    0 => lo,
-                    1 => hi,
-                    _ => lo + rnd(1 << bits) as i32,
-                } as i8)
-                .collect();
-            let x: Vec<i8> = (0..s.h as usize * s.w as usize * cin as usize)
-                .map(|_| rnd(256) as u8 as i8)
-                .collect();
-            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
-            let bias: Vec<i32> = (0..cout).map(|_| rnd(200_001) as i32 - 100_000).collect();
-            let rq: Vec<(i32, i8)> = (0..cout)
-                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, rnd(14) as i8 - 11))
-                .collect();
-            let o = owned(&w, bits, &bias, &rq);
-            let (scheme, z_w) = if case % 2 == 0 {
-                (
-                    WeightScheme::PerTensorAffine,
-                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
-                )
-            } else {
-                (WeightScheme::PerChannelSymmetric, 0)
-            };
-            let mut p = params(&o, bits, scheme, z_w, win, s, z_x, os);
-            p.output_zero_point = rnd(256) as u8 as i8;
-            p.rounding = [Rounding::Double, Rounding::Single][rnd(2) as usize];
+            let mut p = t.params();
             if case % 3 == 0 {
                 // Not the whole int8 range: the generic stage, not the fused one.
                 p.clamp = Clamp {
@@ -2648,19 +2528,7 @@ pub(crate) mod tests {
             if !eligible {
                 continue;
             }
-            let mut scratch = vec![0i8; kh as usize * kw as usize * cin as usize];
-            let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
-            conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
-            let mut got = vec![0i8; want.len()];
-            conv2d_wide(&p, &x, &mut got).unwrap();
-            assert_eq!(
-                got, want,
-                "case {case}: W{bits} {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
-            );
-            // A tensor too short is refused, not read past.
-            if !x.is_empty() {
-                assert!(conv2d_wide(&p, &x[1..], &mut got).is_err());
-            }
+            matches_reference(case, &t, &p, conv2d_wide);
             checked += 1;
         }
         assert!(checked > 80, "{checked}");
@@ -2729,69 +2597,28 @@ pub(crate) mod tests {
     #[test]
     fn im2col_kernel_matches_reference() {
         let mut rng = XorShift32::new(0x1A_2C01);
-        let mut rnd = |n: u32| rng.below(n);
         let mut checked = 0;
         for case in 0..200 {
-            let bits = [2u8, 4, 8, 8][rnd(4) as usize];
-            let (kh, kw) = match case % 4 {
+            let bits = pick(&mut rng, &[2u8, 4, 8, 8]);
+            let kernel = match case % 4 {
                 0 => (3, 3),
                 1 => (1, 1),
-                _ => (1 + rnd(5) as u8, 1 + rnd(5) as u8),
+                _ => (1 + rng.below(5) as u8, 1 + rng.below(5) as u8),
             };
             let dil_w = if case % 7 == 6 { 2 } else { 1 };
-            let eff_w = ((kw as u16 - 1) * dil_w as u16 + 1) as u8;
             let dil_h = if case % 5 == 4 { 2 } else { 1 };
-            let eff_h = ((kh as u16 - 1) * dil_h as u16 + 1) as u8;
-            let win = Window {
-                kernel_h: kh,
-                kernel_w: kw,
-                stride_h: 1 + rnd(2) as u8,
-                stride_w: 1 + rnd(2) as u8,
-                dilation_h: dil_h,
-                dilation_w: dil_w,
-                padding: shared_format::Padding {
-                    top: rnd(eff_h as u32) as u8,
-                    bottom: rnd(eff_h as u32) as u8,
-                    left: rnd(eff_w as u32) as u8,
-                    right: rnd(eff_w as u32) as u8,
-                },
+            let cin = pick(&mut rng, &[1u16, 2, 3, 3, 5, 6, 7, 9, 13, 15]);
+            let cout = pick(&mut rng, &[1u16, 4, 5, 8, 11, 16, 32, 37]);
+            let spec = Spec {
+                dilation: (dil_h, dil_w),
+                side: 12,
+                affine: case % 2 == 0,
+                ..Spec::conv(bits, kernel, cin, cout)
             };
-            let cin = [1u16, 2, 3, 3, 5, 6, 7, 9, 13, 15][rnd(10) as usize];
-            let s = Shape::new(1 + rnd(12) as u16, 1 + rnd(12) as u16, cin);
-            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+            let Some(t) = Case::draw(&mut rng, &spec) else {
                 continue;
             };
-            let cout = [1u16, 4, 5, 8, 11, 16, 32, 37][rnd(8) as usize];
-            let os = Shape::new(oh as u16, ow as u16, cout);
-            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
-            let n_w = cout as usize * kh as usize * kw as usize * cin as usize;
-            let w: Vec<i8> = (0..n_w)
-                .map(|_| match rnd(4) {
-                    0 => lo,
-                    1 => hi,
-                    _ => lo + rnd(1 << bits) as i32,
-                } as i8)
-                .collect();
-            let x: Vec<i8> = (0..s.h as usize * s.w as usize * cin as usize)
-                .map(|_| rnd(256) as u8 as i8)
-                .collect();
-            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
-            let bias: Vec<i32> = (0..cout).map(|_| rnd(200_001) as i32 - 100_000).collect();
-            let rq: Vec<(i32, i8)> = (0..cout)
-                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, rnd(14) as i8 - 11))
-                .collect();
-            let o = owned(&w, bits, &bias, &rq);
-            let (scheme, z_w) = if case % 2 == 0 {
-                (
-                    WeightScheme::PerTensorAffine,
-                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
-                )
-            } else {
-                (WeightScheme::PerChannelSymmetric, 0)
-            };
-            let mut p = params(&o, bits, scheme, z_w, win, s, z_x, os);
-            p.output_zero_point = rnd(256) as u8 as i8;
-            p.rounding = [Rounding::Double, Rounding::Single][rnd(2) as usize];
+            let mut p = t.params();
             if case % 3 == 0 {
                 // Not the whole int8 range: the generic stage, not the fused one.
                 p.clamp = Clamp {
@@ -2800,29 +2627,16 @@ pub(crate) mod tests {
                 };
             }
             let eligible = im2col_eligible(&p);
-            let filter_len = kh as usize * kw as usize * cin as usize;
             assert_eq!(
                 eligible,
-                filter_len.next_multiple_of(4) <= 128,
+                t.filter_len().next_multiple_of(4) <= 128,
                 "case {case}"
             );
             assert!(!wide_eligible(&p));
             if !eligible {
                 continue;
             }
-            let mut scratch = vec![0i8; kh as usize * kw as usize * cin as usize];
-            let mut want = vec![0i8; oh as usize * ow as usize * cout as usize];
-            conv2d_reference(&p, &x, &mut want, &mut scratch).unwrap();
-            let mut got = vec![0i8; want.len()];
-            conv2d_im2col(&p, &x, &mut got).unwrap();
-            assert_eq!(
-                got, want,
-                "case {case}: W{bits} {win:?} {s:?} -> {os:?} z_x {z_x} z_w {z_w}"
-            );
-            // A tensor too short is refused, not read past.
-            if !x.is_empty() {
-                assert!(conv2d_im2col(&p, &x[1..], &mut got).is_err());
-            }
+            matches_reference(case, &t, &p, conv2d_im2col);
             checked += 1;
         }
         assert!(checked > 80, "{checked}");

@@ -723,6 +723,7 @@ fn add_lanes(acc: &mut [i32; TILE], v: &[i8]) {
 mod tests {
     use super::*;
     use crate::ops::conv::tests::{ONE, owned, params};
+    use crate::ops::test_cases::{Case, Codes, Spec, byte, bytes, code_range, pick, window};
     use crate::test_rng::XorShift32;
     use shared_format::{Clamp, Rounding, Shape, WeightScheme, Window};
 
@@ -777,62 +778,38 @@ mod tests {
         assert_eq!(y, [6]);
     }
 
-    /// A window of kernel `k` and dilation `d` with random strides (1 or 2) and padding (up to
-    /// the dilated kernel's extent on each side), drawn in that order from `rnd`.
-    fn random_window(
-        rnd: &mut impl FnMut(u32) -> u32,
-        (kh, kw): (u8, u8),
-        (dh, dw): (u8, u8),
-    ) -> Window {
-        let eff_h = (kh as u32 - 1) * dh as u32 + 1;
-        let eff_w = (kw as u32 - 1) * dw as u32 + 1;
-        Window {
-            kernel_h: kh,
-            kernel_w: kw,
-            stride_h: 1 + rnd(2) as u8,
-            stride_w: 1 + rnd(2) as u8,
-            dilation_h: dh,
-            dilation_w: dw,
-            padding: shared_format::Padding {
-                top: rnd(eff_h) as u8,
-                bottom: rnd(eff_h) as u8,
-                left: rnd(eff_w) as u8,
-                right: rnd(eff_w) as u8,
-            },
-        }
-    }
-
     /// Random geometries, bit-widths, zero points and channel counts (one, several and partial
     /// tiles) against a tap-by-tap i64 loop.
     #[test]
     fn matches_naive_on_random_geometries() {
         let mut rng = XorShift32::new(0x0BAD_F00Du32);
-        let mut rnd = |n: u32| rng.below(n);
         for case in 0..400 {
-            let bits = [2u8, 4, 8][rnd(3) as usize];
+            let bits = pick(&mut rng, &[2u8, 4, 8]);
             let kmax = if case % 8 == 0 { 16 } else { 7 };
-            let (kh, kw) = (1 + rnd(kmax) as u8, 1 + rnd(kmax) as u8);
-            let (dh, dw) = (1 + rnd(4) as u8, 1 + rnd(4) as u8);
-            let win = random_window(&mut rnd, (kh, kw), (dh, dw));
-            let s = Shape::new(1 + rnd(12) as u16, 1 + rnd(12) as u16, 1 + rnd(72) as u16);
+            let (kh, kw) = (1 + rng.below(kmax) as u8, 1 + rng.below(kmax) as u8);
+            let (dh, dw) = (1 + rng.below(4) as u8, 1 + rng.below(4) as u8);
+            let win = window(&mut rng, (kh, kw), (dh, dw));
+            let s = Shape::new(
+                1 + rng.below(12) as u16,
+                1 + rng.below(12) as u16,
+                1 + rng.below(72) as u16,
+            );
             let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
                 continue;
             };
             let c = s.c as usize;
             let lo = -(1i32 << (bits - 1));
             let w: Vec<i8> = (0..c * kh as usize * kw as usize)
-                .map(|_| (lo + rnd(1 << bits) as i32) as i8)
+                .map(|_| (lo + rng.below(1 << bits) as i32) as i8)
                 .collect();
             let z_w = if case % 2 == 0 {
-                (lo + rnd(1 << bits) as i32) as i8
+                (lo + rng.below(1 << bits) as i32) as i8
             } else {
                 0
             };
-            let z_x = rnd(256) as u8 as i8;
-            let x: Vec<i8> = (0..s.h as usize * s.w as usize * c)
-                .map(|_| rnd(256) as u8 as i8)
-                .collect();
-            let bias: Vec<i32> = (0..c).map(|_| rnd(2001) as i32 - 1000).collect();
+            let z_x = byte(&mut rng);
+            let x = bytes(&mut rng, s.h as usize * s.w as usize * c);
+            let bias: Vec<i32> = (0..c).map(|_| rng.below(2001) as i32 - 1000).collect();
             let rq = [(1 << 30, -8i8)];
             let o = owned(&w, bits, &bias, &rq);
             let os = Shape::new(oh as u16, ow as u16, s.c);
@@ -893,63 +870,29 @@ mod tests {
     #[test]
     fn tiled_kernel_matches_reference() {
         let mut rng = XorShift32::new(0xD00D_F00Du32);
-        let mut rnd = |n: u32| rng.below(n);
         let mut checked = 0;
         for case in 0..300 {
-            let (kh, kw) = (1 + rnd(5) as u8, 1 + rnd(5) as u8);
-            let (dh, dw) = (1 + rnd(2) as u8, 1 + rnd(2) as u8);
-            let eff_h = (kh as u32 - 1) * dh as u32 + 1;
-            let eff_w = (kw as u32 - 1) * dw as u32 + 1;
-            let win = Window {
-                kernel_h: kh,
-                kernel_w: kw,
-                stride_h: 1 + rnd(2) as u8,
-                stride_w: 1 + rnd(2) as u8,
-                dilation_h: dh,
-                dilation_w: dw,
-                padding: shared_format::Padding {
-                    top: rnd(eff_h) as u8,
-                    bottom: rnd(eff_h) as u8,
-                    left: rnd(eff_w) as u8,
-                    right: rnd(eff_w) as u8,
-                },
+            let kernel = (1 + rng.below(5) as u8, 1 + rng.below(5) as u8);
+            let dilation = (1 + rng.below(2) as u8, 1 + rng.below(2) as u8);
+            let c = pick(&mut rng, &[1u16, 3, 4, 5, 8, 17, 64, 65, 70]);
+            let spec = Spec {
+                dilation,
+                codes: Codes::Uniform,
+                shifts: (-8, -1),
+                // Every third case per-tensor affine, with a zero point anywhere in range.
+                affine: case % 3 == 0,
+                ..Spec::depthwise(8, kernel, c)
             };
-            let c = [1u16, 3, 4, 5, 8, 17, 64, 65, 70][rnd(9) as usize];
-            let s = Shape::new(1 + rnd(8) as u16, 1 + rnd(8) as u16, c);
-            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+            let Some(t) = Case::draw(&mut rng, &spec) else {
                 continue;
             };
-            let n_w = c as usize * kh as usize * kw as usize;
-            let w: Vec<i8> = (0..n_w).map(|_| rnd(256) as u8 as i8).collect();
-            let x: Vec<i8> = (0..s.h as usize * s.w as usize * c as usize)
-                .map(|_| rnd(256) as u8 as i8)
-                .collect();
-            let bias: Vec<i32> = (0..c).map(|_| rnd(20_001) as i32 - 10_000).collect();
-            let rq: Vec<(i32, i8)> = (0..c)
-                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, -(rnd(8) as i8) - 1))
-                .collect();
-            let o = owned(&w, 8, &bias, &rq);
-            let os = Shape::new(oh as u16, ow as u16, c);
-            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
-            // Every third case per-tensor affine, with a zero point anywhere in range.
-            let (scheme, z_w) = if case % 3 == 0 {
-                (
-                    WeightScheme::PerTensorAffine,
-                    [-128i8, 127, rnd(256) as u8 as i8][rnd(3) as usize],
-                )
-            } else {
-                (WeightScheme::PerChannelSymmetric, 0)
-            };
-            let p = ConvParams {
-                output_zero_point: rnd(256) as u8 as i8,
-                rounding: [Rounding::Double, Rounding::Single][rnd(2) as usize],
-                ..params(&o, 8, scheme, z_w, win, s, z_x, os)
-            };
-            let mut want = vec![0i8; oh as usize * ow as usize * c as usize];
-            depthwise_reference(&p, &x, &mut want, &mut []).unwrap();
+            let p = t.params();
+            let mut want = vec![0i8; t.output_len()];
+            depthwise_reference(&p, &t.x, &mut want, &mut []).unwrap();
             let mut got = vec![0i8; want.len()];
-            depthwise_tiled(&p, &x, &mut got, &w).unwrap();
-            assert_eq!(got, want, "case {case}: {win:?} {s:?} z_x {z_x} z_w {z_w}");
+            let w: &[i8] = bytemuck::cast_slice(&t.o.weights);
+            depthwise_tiled(&p, &t.x, &mut got, w).unwrap();
+            assert_eq!(got, want, "case {case}: {t}");
             checked += 1;
         }
         assert!(checked > 150, "{checked}");
@@ -963,61 +906,29 @@ mod tests {
     #[test]
     fn tiled_packed_kernel_matches_reference() {
         let mut rng = XorShift32::new(0xB17E_D0D0u32);
-        let mut rnd = |n: u32| rng.below(n);
         let mut checked = 0;
         for case in 0..400 {
-            let bits = [2u8, 4][rnd(2) as usize];
-            let (kh, kw) = (1 + rnd(5) as u8, 1 + rnd(5) as u8);
-            let (dh, dw) = (1 + rnd(2) as u8, 1 + rnd(2) as u8);
-            let win = random_window(&mut rnd, (kh, kw), (dh, dw));
-            let c = [1u16, 3, 4, 5, 8, 17, 31, 32, 33, 64, 65, 70][rnd(12) as usize];
-            let s = Shape::new(1 + rnd(8) as u16, 1 + rnd(8) as u16, c);
-            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+            let bits = pick(&mut rng, &[2u8, 4]);
+            let (kh, kw) = (1 + rng.below(5) as u8, 1 + rng.below(5) as u8);
+            let dilation = (1 + rng.below(2) as u8, 1 + rng.below(2) as u8);
+            let c = pick(&mut rng, &[1u16, 3, 4, 5, 8, 17, 31, 32, 33, 64, 65, 70]);
+            let spec = Spec {
+                dilation,
+                affine: case % 2 == 0,
+                ..Spec::depthwise(bits, (kh, kw), c)
+            };
+            let Some(t) = Case::draw(&mut rng, &spec) else {
                 continue;
             };
-            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
-            let n_w = c as usize * kh as usize * kw as usize;
-            let w: Vec<i8> = (0..n_w)
-                .map(|_| match rnd(4) {
-                    0 => lo,
-                    1 => hi,
-                    _ => lo + rnd(1 << bits) as i32,
-                } as i8)
-                .collect();
-            let x: Vec<i8> = (0..s.h as usize * s.w as usize * c as usize)
-                .map(|_| rnd(256) as u8 as i8)
-                .collect();
-            let bias: Vec<i32> = (0..c).map(|_| rnd(20_001) as i32 - 10_000).collect();
-            let rq: Vec<(i32, i8)> = (0..c)
-                .map(|_| ((1 << 30) | rnd(1 << 29) as i32, rnd(12) as i8 - 9))
-                .collect();
-            let o = owned(&w, bits, &bias, &rq);
-            let os = Shape::new(oh as u16, ow as u16, c);
-            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
-            let (scheme, z_w) = if case % 2 == 0 {
-                (
-                    WeightScheme::PerTensorAffine,
-                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
-                )
-            } else {
-                (WeightScheme::PerChannelSymmetric, 0)
-            };
-            let p = ConvParams {
-                output_zero_point: rnd(256) as u8 as i8,
-                rounding: [Rounding::Double, Rounding::Single][rnd(2) as usize],
-                ..params(&o, bits, scheme, z_w, win, s, z_x, os)
-            };
+            let p = t.params();
             let tile = kh as usize * kw as usize * (c as usize).min(TILE);
             let mut scratch = vec![0i8; tile];
-            let mut want = vec![0i8; oh as usize * ow as usize * c as usize];
-            depthwise_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let mut want = vec![0i8; t.output_len()];
+            depthwise_reference(&p, &t.x, &mut want, &mut scratch).unwrap();
             let mut got = vec![0i8; want.len()];
-            assert!(depthwise_tiled_packed(&p, &x, &mut got, &mut scratch[..tile - 1]).is_err());
-            depthwise_tiled_packed(&p, &x, &mut got, &mut scratch).unwrap();
-            assert_eq!(
-                got, want,
-                "case {case}: W{bits} {win:?} {s:?} z_x {z_x} z_w {z_w}"
-            );
+            assert!(depthwise_tiled_packed(&p, &t.x, &mut got, &mut scratch[..tile - 1]).is_err());
+            depthwise_tiled_packed(&p, &t.x, &mut got, &mut scratch).unwrap();
+            assert_eq!(got, want, "case {case}: {t}");
             checked += 1;
         }
         assert!(checked > 200, "{checked}");
@@ -1030,67 +941,32 @@ mod tests {
     #[test]
     fn paired_kernel_matches_reference() {
         let mut rng = XorShift32::new(0x9A1E_D0D0u32);
-        let mut rnd = |n: u32| rng.below(n);
         let mut checked = 0;
         for case in 0..500 {
-            let bits = [2u8, 4, 8][rnd(3) as usize];
+            let bits = pick(&mut rng, &[2u8, 4, 8]);
             let (kh, kw) = if case % 40 == 0 {
                 (11, 11)
             } else {
-                (1 + rnd(7) as u8, 1 + rnd(7) as u8)
+                (1 + rng.below(7) as u8, 1 + rng.below(7) as u8)
             };
-            let (dh, dw) = (1 + rnd(3) as u8, 1 + rnd(3) as u8);
-            let win = random_window(&mut rnd, (kh, kw), (dh, dw));
-            let c = [3u16, 4, 8, 12, 16, 20, 32, 36, 64, 84, 124][rnd(11) as usize];
-            let side = if kh > 8 { 16 } else { 9 };
-            let s = Shape::new(1 + rnd(side) as u16, 1 + rnd(side) as u16, c);
-            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+            let dilation = (1 + rng.below(3) as u8, 1 + rng.below(3) as u8);
+            let c = pick(&mut rng, &[3u16, 4, 8, 12, 16, 20, 32, 36, 64, 84, 124]);
+            let spec = Spec {
+                dilation,
+                side: if kh > 8 { 16 } else { 9 },
+                input_ends: true,
+                // Two cases in three with right shifts only (the kernel's own output stage when
+                // the rounding is single), the third with left shifts too.
+                shifts: if case % 3 == 0 { (-9, 2) } else { (-23, -2) },
+                affine: case % 2 == 0,
+                ..Spec::depthwise(bits, (kh, kw), c)
+            };
+            let Some(t) = Case::draw(&mut rng, &spec) else {
                 continue;
             };
-            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
-            let n_w = c as usize * kh as usize * kw as usize;
-            let w: Vec<i8> = (0..n_w)
-                .map(|_| match rnd(4) {
-                    0 => lo,
-                    1 => hi,
-                    _ => lo + rnd(1 << bits) as i32,
-                } as i8)
-                .collect();
-            let x: Vec<i8> = (0..s.h as usize * s.w as usize * c as usize)
-                .map(|i| match i % 5 {
-                    0 => -128,
-                    1 => 127,
-                    _ => rnd(256) as u8 as i8,
-                })
-                .collect();
-            let bias: Vec<i32> = (0..c).map(|_| rnd(20_001) as i32 - 10_000).collect();
-            // Two cases in three with right shifts only (the kernel's own output stage when
-            // the rounding is single), the third with left shifts too.
-            let any_shift = case % 3 == 0;
-            let rq: Vec<(i32, i8)> = (0..c)
-                .map(|_| {
-                    let shift = if any_shift {
-                        rnd(12) as i8 - 9
-                    } else {
-                        -(rnd(22) as i8) - 2
-                    };
-                    ((1 << 30) | rnd(1 << 29) as i32, shift)
-                })
-                .collect();
-            let o = owned(&w, bits, &bias, &rq);
-            let os = Shape::new(oh as u16, ow as u16, c);
-            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
-            let (scheme, z_w) = if case % 2 == 0 {
-                (
-                    WeightScheme::PerTensorAffine,
-                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
-                )
-            } else {
-                (WeightScheme::PerChannelSymmetric, 0)
-            };
             // Output clamps: all codes of 8, 4, 2 or 1 bits, or a narrower (ReLU-like) one.
-            let k = [8u32, 4, 2, 1][rnd(4) as usize];
-            let (lo, hi) = (-(1i32 << (k - 1)), (1i32 << (k - 1)) - 1);
+            let k = pick(&mut rng, &[8u32, 4, 2, 1]);
+            let (lo, hi) = code_range(k);
             let clamp = if case % 5 == 0 {
                 Clamp {
                     min: (lo + 1).min(hi) as i8,
@@ -1103,29 +979,29 @@ mod tests {
                 }
             };
             let p = ConvParams {
-                output_zero_point: (lo + rnd((hi - lo + 1) as u32) as i32) as i8,
-                rounding: [Rounding::Double, Rounding::Single, Rounding::Single][rnd(3) as usize],
+                output_zero_point: (lo + rng.below((hi - lo + 1) as u32) as i32) as i8,
+                rounding: pick(
+                    &mut rng,
+                    &[Rounding::Double, Rounding::Single, Rounding::Single],
+                ),
                 clamp,
-                ..params(&o, bits, scheme, z_w, win, s, z_x, os)
+                ..t.params()
             };
             let mut scratch = vec![0i8; kh as usize * kw as usize * (c as usize).min(TILE)];
-            let mut want = vec![0i8; oh as usize * ow as usize * c as usize];
-            depthwise_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let mut want = vec![0i8; t.output_len()];
+            depthwise_reference(&p, &t.x, &mut want, &mut scratch).unwrap();
             let mut got = vec![0i8; want.len()];
             let w8: &[i8] = if bits == 8 {
-                bytemuck::cast_slice(&o.weights)
+                bytemuck::cast_slice(&t.o.weights)
             } else {
                 &[]
             };
             if !paired_eligible(&p) {
-                assert!(depthwise_paired(&p, &x, &mut got, w8).is_err());
+                assert!(depthwise_paired(&p, &t.x, &mut got, w8).is_err());
                 continue;
             }
-            depthwise_paired(&p, &x, &mut got, w8).unwrap();
-            assert_eq!(
-                got, want,
-                "case {case}: W{bits} {win:?} {s:?} z_x {z_x} z_w {z_w}"
-            );
+            depthwise_paired(&p, &t.x, &mut got, w8).unwrap();
+            assert_eq!(got, want, "case {case}: {t}");
             checked += 1;
         }
         assert!(checked > 250, "{checked}");
@@ -1140,82 +1016,43 @@ mod tests {
     #[test]
     fn dispatched_kernel_matches_reference() {
         let mut rng = XorShift32::new(0x5EE2_D0D0u32);
-        let mut rnd = |n: u32| rng.below(n);
         let mut checked = 0;
         for case in 0..600 {
-            let bits = [2u8, 4, 8, 8][rnd(4) as usize];
+            let bits = pick(&mut rng, &[2u8, 4, 8, 8]);
             let (kh, kw) = if case % 50 == 0 {
                 (16, 16)
             } else {
-                (1 + rnd(7) as u8, 1 + rnd(7) as u8)
+                (1 + rng.below(7) as u8, 1 + rng.below(7) as u8)
             };
-            let (dh, dw) = (1 + rnd(3) as u8, 1 + rnd(3) as u8);
-            let win = random_window(&mut rnd, (kh, kw), (dh, dw));
-            let c = [
-                1u16, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 64, 65, 70, 100,
-            ][rnd(17) as usize];
-            let side = if kh > 8 { 20 } else { 9 };
-            let s = Shape::new(1 + rnd(side) as u16, 1 + rnd(side) as u16, c);
-            let (Some(oh), Some(ow)) = (win.output_h(s.h as u32), win.output_w(s.w as u32)) else {
+            let dilation = (1 + rng.below(3) as u8, 1 + rng.below(3) as u8);
+            let c = pick(
+                &mut rng,
+                &[
+                    1u16, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 64, 65, 70, 100,
+                ],
+            );
+            let spec = Spec {
+                dilation,
+                side: if kh > 8 { 20 } else { 9 },
+                input_ends: true,
+                // Two cases in three with every stage plain (the vector output stage), the
+                // third with left shifts too (the scalar one).
+                shifts: if case % 3 == 0 { (-9, 2) } else { (-13, -2) },
+                affine: case % 2 == 0,
+                ..Spec::depthwise(bits, (kh, kw), c)
+            };
+            let Some(t) = Case::draw(&mut rng, &spec) else {
                 continue;
             };
-            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
-            // Half the weights at the code range's ends, the rest anywhere in it.
-            let mut code = |r: u32| match r % 4 {
-                0 => lo,
-                1 => hi,
-                _ => lo + rnd(1 << bits) as i32,
-            };
-            let n_w = c as usize * kh as usize * kw as usize;
-            let w: Vec<i8> = (0..n_w).map(|i| code(i as u32 * 7 + case) as i8).collect();
-            let x: Vec<i8> = (0..s.h as usize * s.w as usize * c as usize)
-                .map(|i| match i % 5 {
-                    0 => -128,
-                    1 => 127,
-                    _ => rnd(256) as u8 as i8,
-                })
-                .collect();
-            let bias: Vec<i32> = (0..c).map(|_| rnd(20_001) as i32 - 10_000).collect();
-            // Two cases in three with every stage plain (the vector output stage), the third
-            // with left shifts too (the scalar one).
-            let any_shift = case % 3 == 0;
-            let rq: Vec<(i32, i8)> = (0..c)
-                .map(|_| {
-                    let shift = if any_shift {
-                        rnd(12) as i8 - 9
-                    } else {
-                        -(rnd(12) as i8) - 2
-                    };
-                    ((1 << 30) | rnd(1 << 29) as i32, shift)
-                })
-                .collect();
-            let o = owned(&w, bits, &bias, &rq);
-            let os = Shape::new(oh as u16, ow as u16, c);
-            let z_x = [-128i8, 127, 0, rnd(256) as u8 as i8][rnd(4) as usize];
-            let (scheme, z_w) = if case % 2 == 0 {
-                (
-                    WeightScheme::PerTensorAffine,
-                    [lo, hi, lo + rnd(1 << bits) as i32][rnd(3) as usize] as i8,
-                )
-            } else {
-                (WeightScheme::PerChannelSymmetric, 0)
-            };
-            let p = ConvParams {
-                output_zero_point: rnd(256) as u8 as i8,
-                rounding: [Rounding::Double, Rounding::Single][rnd(2) as usize],
-                ..params(&o, bits, scheme, z_w, win, s, z_x, os)
-            };
+            let p = t.params();
             let mut scratch = vec![0i8; kh as usize * kw as usize * (c as usize).min(TILE)];
-            let mut want = vec![0i8; oh as usize * ow as usize * c as usize];
-            depthwise_reference(&p, &x, &mut want, &mut scratch).unwrap();
+            let mut want = vec![0i8; t.output_len()];
+            depthwise_reference(&p, &t.x, &mut want, &mut scratch).unwrap();
             // Every instruction set this CPU can run the kernel with (x86-64: SSE2 and AVX2).
             crate::ops::each_isa(|isa| {
                 let mut got = vec![0i8; want.len()];
-                depthwise_conv2d(&p, &x, &mut got, &mut scratch).unwrap();
-                assert_eq!(
-                    got, want,
-                    "{isa} case {case}: W{bits} {win:?} {s:?} z_x {z_x} z_w {z_w}"
-                );
+                depthwise_conv2d(&p, &t.x, &mut got, &mut scratch).unwrap();
+                assert_eq!(got, want, "{isa} case {case}: {t}");
             });
             checked += 1;
         }

@@ -29,6 +29,26 @@
 #[cfg(edge_dsp)]
 use core::arch::asm;
 
+/// `asm!` of a loop (label `1`) whose every pass runs `$lane`, one channel's instructions, four
+/// times in a row (the four copies are the same instructions: each steps its pointers past its
+/// channel), then `$step`, the end of the pass, which branches back to `1` or falls through;
+/// `$operands` are the block's operands and options. The lane is written once so that the
+/// copies cannot drift apart.
+#[cfg(edge_dsp)]
+macro_rules! four_lane_loop {
+    ([$($lane:literal,)*], [$($step:literal,)*], $($operands:tt)*) => {
+        asm!(
+            "1:",
+            $($lane,)*
+            $($lane,)*
+            $($lane,)*
+            $($lane,)*
+            $($step,)*
+            $($operands)*
+        )
+    };
+}
+
 /// Bytes 0 and 2 of `x`, sign-extended into the low and high 16-bit halves (`SXTB16`).
 #[cfg(not(edge_dsp))]
 #[cfg_attr(not(test), allow(dead_code))]
@@ -1493,84 +1513,33 @@ fn stage_double_checked(
     // writes nothing else besides its register operands. QADD and SSAT may set the sticky Q
     // flag, which nothing reads. `ASR` by `right` ≤ 31 shifts as the model's `>>`.
     unsafe {
-        asm!(
-            "1:",
-                        "ldr r8, [r1], #4",
-            "ldm r2!, {{r9, r10, r11, r12}}",
-            "add r8, r8, r10",
-            "mov r10, #0x40000000",
-            "mov lr, #0",
-            "smlal r10, lr, r8, r9",
-            "lsr r10, r10, #31",
-            "orr r8, r10, lr, lsl #1",
-            "asr r9, r8, r12",
-            "and r10, r8, r11",
-            "lsr lr, r8, #31",
-            "add lr, lr, r11, asr #1",
-            "cmp r10, lr",
-            "it gt",
-            "addgt r9, r9, #1",
-            "qadd r9, r9, r5",
-            "ssat r9, #8, r9",
-            "strb r9, [r3], #1",
-            "ldr r8, [r1], #4",
-            "ldm r2!, {{r9, r10, r11, r12}}",
-            "add r8, r8, r10",
-            "mov r10, #0x40000000",
-            "mov lr, #0",
-            "smlal r10, lr, r8, r9",
-            "lsr r10, r10, #31",
-            "orr r8, r10, lr, lsl #1",
-            "asr r9, r8, r12",
-            "and r10, r8, r11",
-            "lsr lr, r8, #31",
-            "add lr, lr, r11, asr #1",
-            "cmp r10, lr",
-            "it gt",
-            "addgt r9, r9, #1",
-            "qadd r9, r9, r5",
-            "ssat r9, #8, r9",
-            "strb r9, [r3], #1",
-            "ldr r8, [r1], #4",
-            "ldm r2!, {{r9, r10, r11, r12}}",
-            "add r8, r8, r10",
-            "mov r10, #0x40000000",
-            "mov lr, #0",
-            "smlal r10, lr, r8, r9",
-            "lsr r10, r10, #31",
-            "orr r8, r10, lr, lsl #1",
-            "asr r9, r8, r12",
-            "and r10, r8, r11",
-            "lsr lr, r8, #31",
-            "add lr, lr, r11, asr #1",
-            "cmp r10, lr",
-            "it gt",
-            "addgt r9, r9, #1",
-            "qadd r9, r9, r5",
-            "ssat r9, #8, r9",
-            "strb r9, [r3], #1",
-            "ldr r8, [r1], #4",
-            "ldm r2!, {{r9, r10, r11, r12}}",
-            "add r8, r8, r10",
-            "mov r10, #0x40000000",
-            "mov lr, #0",
-            "smlal r10, lr, r8, r9",
-            "lsr r10, r10, #31",
-            "orr r8, r10, lr, lsl #1",
-            "asr r9, r8, r12",
-            "and r10, r8, r11",
-            "lsr lr, r8, #31",
-            "add lr, lr, r11, asr #1",
-            "cmp r10, lr",
-            "it gt",
-            "addgt r9, r9, #1",
-            "qadd r9, r9, r5",
-            "ssat r9, #8, r9",
-            "strb r9, [r3], #1",
-            "sub r2, r2, #64",
-            "add r3, r3, r4",
-            "subs r0, r0, #1",
-            "bne 1b",
+        four_lane_loop!(
+            [
+                "ldr r8, [r1], #4",
+                "ldm r2!, {{r9, r10, r11, r12}}",
+                "add r8, r8, r10",
+                "mov r10, #0x40000000",
+                "mov lr, #0",
+                "smlal r10, lr, r8, r9",
+                "lsr r10, r10, #31",
+                "orr r8, r10, lr, lsl #1",
+                "asr r9, r8, r12",
+                "and r10, r8, r11",
+                "lsr lr, r8, #31",
+                "add lr, lr, r11, asr #1",
+                "cmp r10, lr",
+                "it gt",
+                "addgt r9, r9, #1",
+                "qadd r9, r9, r5",
+                "ssat r9, #8, r9",
+                "strb r9, [r3], #1",
+            ],
+            [
+                "sub r2, r2, #64",
+                "add r3, r3, r4",
+                "subs r0, r0, #1",
+                "bne 1b",
+            ],
             inout("r0") acc.len() => _,
             inout("r1") acc.as_ptr() => _,
             inout("r2") stages.as_ptr() => _,
@@ -1718,44 +1687,23 @@ fn stage_narrow_checked(acc: &[[i32; 4]], stages: &[NarrowStage; 4], y: &mut [i8
     // besides its register operands. SSAT may set the sticky Q flag, which nothing reads. `ASR`
     // by `right` ≤ 22 shifts as the model's `>>`.
     unsafe {
-        asm!(
-            "1:",
-            "ldr r8, [r1], #4",
-            "ldm r2!, {{r9, r10, r11, r12}}",
-            "add r8, r10, r8, lsl #1",
-            "smmlar r11, r8, r9, r11",
-            "sub r11, r11, r8, lsr #31",
-            "asr r11, r11, r12",
-            "ssat r11, #8, r11",
-            "strb r11, [r3], #1",
-            "ldr r8, [r1], #4",
-            "ldm r2!, {{r9, r10, r11, r12}}",
-            "add r8, r10, r8, lsl #1",
-            "smmlar r11, r8, r9, r11",
-            "sub r11, r11, r8, lsr #31",
-            "asr r11, r11, r12",
-            "ssat r11, #8, r11",
-            "strb r11, [r3], #1",
-            "ldr r8, [r1], #4",
-            "ldm r2!, {{r9, r10, r11, r12}}",
-            "add r8, r10, r8, lsl #1",
-            "smmlar r11, r8, r9, r11",
-            "sub r11, r11, r8, lsr #31",
-            "asr r11, r11, r12",
-            "ssat r11, #8, r11",
-            "strb r11, [r3], #1",
-            "ldr r8, [r1], #4",
-            "ldm r2!, {{r9, r10, r11, r12}}",
-            "add r8, r10, r8, lsl #1",
-            "smmlar r11, r8, r9, r11",
-            "sub r11, r11, r8, lsr #31",
-            "asr r11, r11, r12",
-            "ssat r11, #8, r11",
-            "strb r11, [r3], #1",
-            "sub r2, r2, #64",
-            "add r3, r3, r4",
-            "subs r0, r0, #1",
-            "bne 1b",
+        four_lane_loop!(
+            [
+                "ldr r8, [r1], #4",
+                "ldm r2!, {{r9, r10, r11, r12}}",
+                "add r8, r10, r8, lsl #1",
+                "smmlar r11, r8, r9, r11",
+                "sub r11, r11, r8, lsr #31",
+                "asr r11, r11, r12",
+                "ssat r11, #8, r11",
+                "strb r11, [r3], #1",
+            ],
+            [
+                "sub r2, r2, #64",
+                "add r3, r3, r4",
+                "subs r0, r0, #1",
+                "bne 1b",
+            ],
             inout("r0") acc.len() => _,
             inout("r1") acc.as_ptr() => _,
             inout("r2") stages.as_ptr() => _,
@@ -1830,50 +1778,23 @@ fn add_narrow_quads(
     // besides the register operands. SSAT may set the sticky Q flag, which nothing reads. `ASR`
     // by `right` ≤ 22 shifts as the model's `>>`.
     unsafe {
-        asm!(
-            "1:",
-            "ldrb r8, [r0], #1",
-            "ldrb r9, [r1], #1",
-            "ldr r8, [r3, r8, lsl #2]",
-            "ldr r9, [r4, r9, lsl #2]",
-            "add r8, r8, r9",
-            "smmlar r9, r8, r10, r11",
-            "sub r9, r9, r8, lsr #31",
-            "asr r9, r9, r12",
-            "ssat r9, #8, r9",
-            "strb r9, [r2], #1",
-            "ldrb r8, [r0], #1",
-            "ldrb r9, [r1], #1",
-            "ldr r8, [r3, r8, lsl #2]",
-            "ldr r9, [r4, r9, lsl #2]",
-            "add r8, r8, r9",
-            "smmlar r9, r8, r10, r11",
-            "sub r9, r9, r8, lsr #31",
-            "asr r9, r9, r12",
-            "ssat r9, #8, r9",
-            "strb r9, [r2], #1",
-            "ldrb r8, [r0], #1",
-            "ldrb r9, [r1], #1",
-            "ldr r8, [r3, r8, lsl #2]",
-            "ldr r9, [r4, r9, lsl #2]",
-            "add r8, r8, r9",
-            "smmlar r9, r8, r10, r11",
-            "sub r9, r9, r8, lsr #31",
-            "asr r9, r9, r12",
-            "ssat r9, #8, r9",
-            "strb r9, [r2], #1",
-            "ldrb r8, [r0], #1",
-            "ldrb r9, [r1], #1",
-            "ldr r8, [r3, r8, lsl #2]",
-            "ldr r9, [r4, r9, lsl #2]",
-            "add r8, r8, r9",
-            "smmlar r9, r8, r10, r11",
-            "sub r9, r9, r8, lsr #31",
-            "asr r9, r9, r12",
-            "ssat r9, #8, r9",
-            "strb r9, [r2], #1",
-            "subs r5, r5, #1",
-            "bne 1b",
+        four_lane_loop!(
+            [
+                "ldrb r8, [r0], #1",
+                "ldrb r9, [r1], #1",
+                "ldr r8, [r3, r8, lsl #2]",
+                "ldr r9, [r4, r9, lsl #2]",
+                "add r8, r8, r9",
+                "smmlar r9, r8, r10, r11",
+                "sub r9, r9, r8, lsr #31",
+                "asr r9, r9, r12",
+                "ssat r9, #8, r9",
+                "strb r9, [r2], #1",
+            ],
+            [
+                "subs r5, r5, #1",
+                "bne 1b",
+            ],
             inout("r0") x1.as_ptr() => _,
             inout("r1") x2.as_ptr() => _,
             inout("r2") y.as_mut_ptr() => _,
@@ -2670,6 +2591,15 @@ fn clamp8(w: u32, lo: u32, hi: u32) -> u32 {
 #[cfg(all(test, not(edge_dsp)))]
 mod tests {
     use super::*;
+    use crate::requant::requantize;
+    use crate::test_rng::XorShift32;
+    use shared_format::{Clamp, Rounding};
+
+    /// The whole int8 range.
+    const FULL: Clamp = Clamp {
+        min: -128,
+        max: 127,
+    };
 
     /// [`AvgCells`] on the instruction model is TFLM's rounded average for every cell count it
     /// takes and every sum of that many int8 values, in both lanes.
@@ -2782,14 +2712,7 @@ mod tests {
     /// accumulators included; and `stage_double` writes the strip's outputs where they belong.
     #[test]
     fn double_stage_matches_requantize() {
-        use crate::requant::requantize;
-        use crate::test_rng::XorShift32;
-        use shared_format::{Clamp, Rounding};
         let mut rng = XorShift32::new(0x0D0B_1E57);
-        let full = Clamp {
-            min: -128,
-            max: 127,
-        };
         assert!(DoubleStage::new(i32::MIN, -3, 0).is_none());
         assert!(DoubleStage::new(1 << 30, 1, 0).is_none());
         let mut taken = 0;
@@ -2817,7 +2740,7 @@ mod tests {
                 m,
                 shift,
                 z_y,
-                full,
+                FULL,
                 Rounding::Double,
             );
             assert_eq!(
@@ -2859,14 +2782,7 @@ mod tests {
     /// outputs where they belong.
     #[test]
     fn narrow_stage_matches_requantize() {
-        use crate::requant::requantize;
-        use crate::test_rng::XorShift32;
-        use shared_format::{Clamp, Rounding};
         let mut rng = XorShift32::new(0x4A22_0057);
-        let full = Clamp {
-            min: -128,
-            max: 127,
-        };
         assert!(NarrowStage::new(-5, -3, 0, 0, 10).is_none());
         assert!(NarrowStage::new(1 << 30, 0, 0, 0, 10).is_none());
         assert!(NarrowStage::new(1 << 30, -23, 0, 0, 10).is_none());
@@ -2898,7 +2814,7 @@ mod tests {
             };
             let r = rng.below(max_acc as u32 + 1) as i32;
             for acc in [max_acc as i32, -(max_acc as i32), r, -r, 0, 1, -1] {
-                let want = requantize(acc + bias, m, shift, z_y, full, Rounding::Double);
+                let want = requantize(acc + bias, m, shift, z_y, FULL, Rounding::Double);
                 assert_eq!(
                     st.apply(acc),
                     want,
@@ -2914,9 +2830,9 @@ mod tests {
                 let st = NarrowStage::new(1 << 30, -r, 0, z_y, 1 << 29).unwrap();
                 for k in -9..=9i32 {
                     let acc = k * (1 << r); // SRDHM gives k·2^(r−1)
-                    let want = requantize(acc, 1 << 30, -r, z_y, full, Rounding::Double);
+                    let want = requantize(acc, 1 << 30, -r, z_y, FULL, Rounding::Double);
                     assert_eq!(st.apply(acc), want, "r {r} k {k} z_y {z_y}");
-                    let want = requantize(acc - 1, 1 << 30, -r, z_y, full, Rounding::Double);
+                    let want = requantize(acc - 1, 1 << 30, -r, z_y, FULL, Rounding::Double);
                     assert_eq!(st.apply(acc - 1), want, "r {r} k {k} − 1 z_y {z_y}");
                 }
             }
@@ -2950,9 +2866,6 @@ mod tests {
     /// accept, at the ends of their accumulator bound; what they refuse is refused.
     #[test]
     fn fused_stages_match_requantize() {
-        use crate::requant::requantize;
-        use crate::test_rng::XorShift32;
-        use shared_format::{Clamp, Rounding};
         let mut rng = XorShift32::new(0x57A6_E5ED);
         let (mut fast, mut pw) = (0, 0);
         for case in 0..20_000 {

@@ -35,6 +35,8 @@ mod speed_tests;
 #[cfg(target_arch = "x86_64")]
 mod sse2;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod test_cases;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
