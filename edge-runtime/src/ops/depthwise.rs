@@ -364,32 +364,7 @@ pub(crate) fn depthwise_paired(
             pre.fill(0);
         }
         // Group g's tap t: words 2·(g·taps + t) and + 1.
-        let mut quad = [0i8; 4];
-        for g in 0..nb / 4 {
-            let Some(&[s0, s1, s2, s3]) = pre.get(4 * g..4 * g + 4) else {
-                return Err(KernelError("depthwise block"));
-            };
-            for t in 0..taps {
-                let at = t * channels + c0 + 4 * g;
-                if bits == 8 {
-                    let w = weights
-                        .get(at..at + 4)
-                        .ok_or(KernelError("depthwise weights"))?;
-                    quad.copy_from_slice(w);
-                } else {
-                    // at + 4 ≤ taps·C, whose packed bytes depthwise_conv2d checked.
-                    unpack_into(p.weights.data, bits, at, &mut quad);
-                }
-                let [q0, q1, q2, q3] = quad.map(|w| i32::from(w) - z_w);
-                let [w0, w1, w2, w3] = [q0 << s0, q1 << s1, q2 << s2, q3 << s3];
-                let k = 2 * (g * taps + t);
-                let pair = table
-                    .get_mut(k..k + 2)
-                    .ok_or(KernelError("depthwise table"))?;
-                pair[0] = dsp::pair16(w0, w2);
-                pair[1] = dsp::pair16(w1, w3);
-            }
-        }
+        paired_table(p, weights, c0, nb, &pre, &mut table)?;
         let (Some(bias), Some(stage), Some(fast_bias)) =
             (bias.get(..nb), stage.get(..nb), fast_bias.get(..nb))
         else {
@@ -444,6 +419,107 @@ pub(crate) fn depthwise_paired(
             }
         }
         c0 += nb;
+    }
+    Ok(())
+}
+
+/// [`depthwise_paired`]'s table of the block of channels `c0..c0 + nb` (`nb` a multiple of 4,
+/// `pre` one scale per channel): group `g`'s tap `t` at words `2·(g·taps + t)` and `+ 1`,
+/// [`dsp::pair16`] of its channels 0 and 2, then 1 and 3, each `(w − z_w)·2^pre`. Never inlined:
+/// built once per block, it stays out of the pixel loop's registers.
+#[cfg_attr(not(edge_dsp), allow(dead_code))]
+#[inline(never)]
+fn paired_table(
+    p: &ConvParams<'_>,
+    weights: &[i8],
+    c0: usize,
+    nb: usize,
+    pre: &[u32],
+    table: &mut [u32],
+) -> KernelResult {
+    let channels = p.input_shape.c as usize;
+    let taps = p.window.kernel_h as usize * p.window.kernel_w as usize;
+    let bits = p.weights.bits;
+    let z_w = i32::from(p.weights.zero_point);
+    match bits {
+        4 => return paired_table_packed::<4, 2>(p, c0, nb, pre, table),
+        2 => return paired_table_packed::<2, 1>(p, c0, nb, pre, table),
+        _ => {}
+    }
+    let mut quad = [0i8; 4];
+    for g in 0..nb / 4 {
+        let Some(&[s0, s1, s2, s3]) = pre.get(4 * g..4 * g + 4) else {
+            return Err(KernelError("depthwise block"));
+        };
+        for t in 0..taps {
+            let at = t * channels + c0 + 4 * g;
+            let w = weights
+                .get(at..at + 4)
+                .ok_or(KernelError("depthwise weights"))?;
+            quad.copy_from_slice(w);
+            let [q0, q1, q2, q3] = quad.map(|w| i32::from(w) - z_w);
+            let [w0, w1, w2, w3] = [q0 << s0, q1 << s1, q2 << s2, q3 << s3];
+            let k = 2 * (g * taps + t);
+            let pair = table
+                .get_mut(k..k + 2)
+                .ok_or(KernelError("depthwise table"))?;
+            pair[0] = dsp::pair16(w0, w2);
+            pair[1] = dsp::pair16(w1, w3);
+        }
+    }
+    Ok(())
+}
+
+/// [`paired_table`] for `BITS`-wide weights (2 or 4, `PER = BITS / 2` bytes to a group of four
+/// codes), read straight from the packed bytes: each group's tap is whole bytes (`C`, `c0` and
+/// `nb` multiples of 4), decoded by shifts into its four centred, scaled weights (no
+/// intermediate bytes; the same values as `unpack_into`: two's complement, 4-bit codes low
+/// nibble first, 2-bit codes LSB first).
+#[cfg_attr(not(edge_dsp), allow(dead_code))]
+#[inline(always)]
+fn paired_table_packed<const BITS: u32, const PER: usize>(
+    p: &ConvParams<'_>,
+    c0: usize,
+    nb: usize,
+    pre: &[u32],
+    table: &mut [u32],
+) -> KernelResult {
+    let channels = p.input_shape.c as usize;
+    let taps = p.window.kernel_h as usize * p.window.kernel_w as usize;
+    let z_w = i32::from(p.weights.zero_point);
+    let data = p.weights.data;
+    if !channels.is_multiple_of(4) || !c0.is_multiple_of(4) {
+        return Err(KernelError("depthwise block"));
+    }
+    // Bytes from one tap's codes to the next's.
+    let tap_bytes = channels / 4 * PER;
+    let (pre, _) = pre.as_chunks::<4>();
+    for (g, &[s0, s1, s2, s3]) in pre.iter().take(nb / 4).enumerate() {
+        let words = table
+            .get_mut(2 * g * taps..2 * (g + 1) * taps)
+            .ok_or(KernelError("depthwise table"))?;
+        let (words, _) = words.as_chunks_mut::<2>();
+        // Codes c0 + 4g.. of tap 0 (a multiple of 4): bytes from there·BITS/8.
+        let mut at = (c0 / 4 + g) * PER;
+        for pair in words {
+            let bytes: &[u8; PER] = data
+                .get(at..at + PER)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(KernelError("depthwise weights"))?;
+            // Each code shifted to the top of a word, then arithmetically back down.
+            let top = |byte: usize, field: u32| -> i32 {
+                let v = u32::from(bytes[byte]) << (32 - BITS * (field + 1));
+                ((v as i32) >> (32 - BITS)) - z_w
+            };
+            let [q0, q1, q2, q3] = if PER == 2 {
+                [top(0, 0), top(0, 1), top(1 % PER, 0), top(1 % PER, 1)]
+            } else {
+                [top(0, 0), top(0, 1), top(0, 2), top(0, 3)]
+            };
+            pair[0] = dsp::pair16(q0 << s0, q2 << s2);
+            pair[1] = dsp::pair16(q1 << s1, q3 << s3);
+            at += tap_bytes;
+        }
     }
     Ok(())
 }
@@ -725,7 +801,7 @@ mod tests {
     use crate::ops::conv::tests::{ONE, owned, params};
     use crate::ops::test_cases::{Case, Codes, Spec, byte, bytes, code_range, pick, window};
     use crate::test_rng::XorShift32;
-    use shared_format::{Clamp, Rounding, Shape, WeightScheme, Window};
+    use shared_format::{Clamp, Rounding, Shape, WeightScheme, Weights, Window};
 
     #[test]
     fn two_channels_by_hand() {
@@ -1005,6 +1081,51 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 250, "{checked}");
+    }
+
+    /// [`paired_table`] straight from 2- and 4-bit packed bytes equals the table the 8-bit path
+    /// builds from the same codes unpacked by `unpack_into`, for every block of channels, zero
+    /// points from symmetric to the code range's ends and per-channel scales `pre`.
+    #[test]
+    fn packed_table_matches_unpacked() {
+        let mut rng = XorShift32::new(0x7AB1_E0D5);
+        let mut checked = 0;
+        for case in 0..300 {
+            let bits = pick(&mut rng, &[2u8, 4]);
+            let (kh, kw) = (1 + rng.below(5) as u8, 1 + rng.below(5) as u8);
+            let c = pick(&mut rng, &[4u16, 8, 12, 20, 36, 64]);
+            let spec = Spec {
+                affine: case % 2 == 0,
+                ..Spec::depthwise(bits, (kh, kw), c)
+            };
+            let Some(t) = Case::draw(&mut rng, &spec) else {
+                continue;
+            };
+            let p = t.params();
+            let (channels, taps) = (c as usize, kh as usize * kw as usize);
+            let mut codes = vec![0i8; taps * channels];
+            unpack_into(p.weights.data, bits, 0, &mut codes);
+            let p8 = ConvParams {
+                weights: Weights {
+                    bits: 8,
+                    data: bytemuck::cast_slice(&codes),
+                    ..p.weights
+                },
+                ..t.params()
+            };
+            let mut c0 = 0;
+            while c0 < channels {
+                let nb = (channels - c0).min(4 * (PAIRED_TABLE / (2 * taps)).min(8));
+                let pre: Vec<u32> = (0..nb).map(|_| rng.below(4)).collect();
+                let (mut got, mut want) = ([0u32; PAIRED_TABLE], [0u32; PAIRED_TABLE]);
+                paired_table(&p, &[], c0, nb, &pre, &mut got).unwrap();
+                paired_table(&p8, &codes, c0, nb, &pre, &mut want).unwrap();
+                assert_eq!(got, want, "case {case} c0 {c0}: {t}");
+                c0 += nb;
+            }
+            checked += 1;
+        }
+        assert!(checked > 150, "{checked}");
     }
 
     /// The dispatcher's kernel (SSE2 and, where the CPU has it, AVX2 on x86-64, the DSP kernel

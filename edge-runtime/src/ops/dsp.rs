@@ -495,7 +495,72 @@ impl FastStage {
     /// 2^(r − 1)) / 2^r)` being the same fraction for `acc·2^pre` and `r + pre`. Then the scaled
     /// accumulator must be exact: `max_acc·2^pre < 2^31` (the reference's accumulator, which it
     /// bounds, is then exact too).
+    ///
+    /// A multiplier so large that the stage's scaled accumulator would not fit (large left
+    /// shifts, as some 2-bit layers have) is replaced by a smaller one that saturates the same
+    /// way: see [`FastStage::saturating`].
     pub(crate) fn single(
+        m: i32,
+        shift: i32,
+        z_y: i8,
+        lo: i8,
+        hi: i8,
+        max_acc: u64,
+    ) -> Option<(Self, u32)> {
+        Self::single_exact(m, shift, z_y, lo, hi, max_acc)
+            .or_else(|| Self::saturating(m, shift, z_y, lo, hi, max_acc))
+    }
+
+    /// [`FastStage::single`] for a `shift` it cannot take as it is: the stage of a smaller shift
+    /// `s` with the same outputs. With `m > 0`, single rounding's `v(acc) = floor((acc·m +
+    /// 2^(r − 1)) / 2^r)` (`r = 31 − shift`) is nondecreasing in `acc` and in `shift`, and
+    /// `v(0) = 0`. If `s`'s `v_s(1) ≥ hi − z_y` and `v_s(−1) ≤ lo − z_y`, then every `acc ≥ 1`
+    /// has `v(acc) ≥ v_s(acc) ≥ v_s(1)` and every `acc ≤ −1` has `v(acc) ≤ v_s(acc) ≤ v_s(−1)`:
+    /// both clamp to `hi` (resp. `lo`), and `acc = 0` gives `z_y` for both. That holds as long
+    /// as the reference's `v` is exact, i.e. `|v(±max_acc)|` fits in i32 (it truncates the
+    /// 64-bit quotient to i32); checked here. Of the shifts that saturate, the smallest ones
+    /// (`2^(s − 1) ≥ T` for `T = max(hi − z_y, z_y − lo, 1)`, since `m ≥ 2^30`, or one less)
+    /// are tried, each checked exactly.
+    fn saturating(
+        m: i32,
+        shift: i32,
+        z_y: i8,
+        lo: i8,
+        hi: i8,
+        max_acc: u64,
+    ) -> Option<(Self, u32)> {
+        if m <= 0 || max_acc >= 1 << 31 {
+            return None;
+        }
+        let shift = shift.clamp(-31, 30);
+        // v for a shift, exactly (|a| ≤ 2^31, m < 2^31, r in 1..=62).
+        let v = |a: i64, sh: i32| -> i64 {
+            let r = 31 - sh;
+            (a * i64::from(m) + (1i64 << (r - 1))) >> r
+        };
+        let big = i64::from(i32::MAX);
+        let a = max_acc as i64;
+        if v(a, shift) > big || v(-a, shift) < -big - 1 {
+            return None;
+        }
+        let (z, lo, hi) = (i64::from(z_y), i64::from(lo), i64::from(hi));
+        let t = (hi - z).max(z - lo).max(1) as u64;
+        // ceil(log2 t) for t in 1..=255.
+        let c = (64 - (t - 1).leading_zeros()) as i32;
+        for s in [c, c + 1] {
+            if s < shift
+                && v(1, s) >= hi - z
+                && v(-1, s) <= lo - z
+                && let Some(st) = Self::single_exact(m, s, z_y, lo as i8, hi as i8, max_acc)
+            {
+                return Some(st);
+            }
+        }
+        None
+    }
+
+    /// [`FastStage::single`] for exactly the stage of `shift` (see [`FastStage`]).
+    fn single_exact(
         m: i32,
         shift: i32,
         z_y: i8,
@@ -2889,6 +2954,10 @@ mod tests {
                 rng.below(max_acc as u32 + 1) as i32,
                 -(rng.below(max_acc as u32 + 1) as i32),
                 0,
+                1,
+                -1,
+                2,
+                -2,
             ];
             let want = |acc| requantize(acc, m, shift, z_y, clamp, Rounding::Single);
             if let Some((st, pre)) = FastStage::single(m, shift, z_y, clamp.min, clamp.max, max_acc)
@@ -2917,6 +2986,46 @@ mod tests {
         assert!(PwStage::single(1 << 30, 30, 0, 1 << 20).is_none());
         assert!(FastStage::single(1 << 30, 30, 0, -128, 127, 1 << 20).is_none());
         assert!(FastStage::single(1 << 30, 28, 0, -128, 127, 0).is_some());
+    }
+
+    /// [`FastStage::single`] past its scaled accumulator's bound (large left shifts, the
+    /// smaller saturating stage of [`FastStage::saturating`]) equals the reference's
+    /// single-rounding `requantize` for every accumulator within the bound, and refuses a
+    /// multiplier whose reference quotient would wrap.
+    #[test]
+    fn saturating_fast_stage_matches_requantize() {
+        let mut rng = XorShift32::new(0x5A7D_0A11);
+        let mut checked = 0;
+        for case in 0..3000 {
+            let m = (1 << 30) | rng.below(1 << 30) as i32;
+            let shift = rng.below(31) as i32;
+            let k = [8u32, 4, 2, 1][rng.below(4) as usize];
+            let lim = 1i32 << (k - 1);
+            let clamp = Clamp {
+                min: -lim as i8,
+                max: (lim - 1) as i8,
+            };
+            let z_y = (rng.below(2 * lim as u32) as i32 - lim) as i8;
+            let max_acc = [20_000u64, 5000, 300, 2][rng.below(4) as usize];
+            if FastStage::single_exact(m, shift, z_y, clamp.min, clamp.max, max_acc).is_some() {
+                continue;
+            }
+            let Some((st, pre)) = FastStage::single(m, shift, z_y, clamp.min, clamp.max, max_acc)
+            else {
+                continue;
+            };
+            let b = max_acc as i32;
+            for acc in -b..=b {
+                let want = requantize(acc, m, shift, z_y, clamp, Rounding::Single);
+                assert_eq!(st.apply(acc << pre), want, "{case} {acc} {st:?} {pre}");
+            }
+            checked += 1;
+        }
+        assert!(checked > 200, "{checked}");
+        // The 2-bit layer of the quickstart net: shift 15, 49 taps of |w| ≤ 2, |x| ≤ 127.
+        assert!(FastStage::single(1_821_285_600, 15, -1, -2, 1, 12_642).is_some());
+        // A reference quotient past i32 (it wraps there): refused.
+        assert!(FastStage::single(1 << 30, 30, 0, -128, 127, 1 << 20).is_none());
     }
 
     #[test]
