@@ -3,16 +3,20 @@
 //! steps — how many training steps the GHN saves a user (the paper's future work).
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ghnq_core::arch::Net;
-use ghnq_core::cnn::train::{Sgd, SgdConfig};
+use ghnq_core::cnn::native::NetValues;
+use ghnq_core::cnn::train::{HostSgd, Sgd, SgdConfig, params_from_host};
 use ghnq_core::cnn::{BnMode, ParamSet};
 use ghnq_core::sources;
 use ghnq_export::{self as export, DeployGap, Provenance};
+use ghnq_ghn::train::Engine;
 use ghnq_ghn::{checkpoint, eval};
 use ghnq_quant::config::Precision;
 use ghnq_quant::lower::Lowered;
+use ghnq_quant::qat_native::{self, QatOptions};
 use ghnq_quant::sim::{self, Acts, SimOptions};
 use ghnq_study::plot;
 
@@ -37,6 +41,12 @@ pub struct Args {
     /// Initial SGD learning rate (cosine to 0; momentum 0.9, weight decay 3e-4).
     #[arg(long, default_value_t = 0.01)]
     pub lr: f64,
+    /// How the training steps run: `native` (the quantized simulation's forward and backward
+    /// outside burn's autodiff, `ghnq_quant::qat_native`, parameters on the host; on the CPU
+    /// only, a GPU run falls back to burn) or `burn` (autodiff through `sim::forward`, the
+    /// reference). Both take the same SGD steps on the same batches.
+    #[arg(long, default_value = "native")]
+    pub engine: Engine,
     /// Images per training step.
     #[arg(long, default_value_t = 64)]
     pub sgd_batch: usize,
@@ -76,6 +86,15 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("reading {}", args.arch.display()))?;
     let net = Net::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.arch.display()))?;
     let lowered = Lowered::new(&net)?;
+    let engine = if args.engine == Engine::Native && !ghnq_quant::sim_native::is_cpu(&device) {
+        eprintln!(
+            "the native engine runs on the CPU only: finetuning in burn on {:?}",
+            device
+        );
+        Engine::Burn
+    } else {
+        args.engine
+    };
     let trained = args.ghn.as_deref().and_then(super::quant_args::trained_for);
     let config = args.quant.config_for(args.bits, trained);
     let data_dir = args.test.data_dir.as_deref();
@@ -140,6 +159,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut curves: Vec<(String, Vec<f64>)> = Vec::new();
     let mut losses: Vec<Vec<Option<f64>>> = Vec::new();
     let mut gaps: Vec<Vec<DeployGap>> = Vec::new();
+    // Per start: the time in training steps (evaluations excluded).
+    let mut train_times: Vec<Duration> = Vec::new();
     for (name, params) in starts {
         let mut images = sources::image_source(&args.test.dataset, data_dir, args.seed)?;
         let sgd_config = SgdConfig {
@@ -148,16 +169,23 @@ pub fn run(args: Args) -> Result<()> {
             steps: args.steps,
             ..SgdConfig::epochs(1.0, 1, args.sgd_batch)
         };
-        let mut sgd = Sgd::new(sgd_config);
+        let mut state = match engine {
+            Engine::Burn => Trainee::Burn(Sgd::new(sgd_config), params.into_trainable()),
+            Engine::Native => Trainee::Native(
+                HostSgd::new(sgd_config),
+                NetValues::from_params(&params),
+                params,
+            ),
+        };
+        let mut train_time = Duration::ZERO;
         let bar = indicatif::ProgressBar::new(args.steps as u64);
-        let mut params = params.into_trainable();
         let mut curve = Vec::new();
         let mut loss_curve = Vec::new();
         let mut gap_curve = Vec::new();
         let mut interval: Vec<f64> = Vec::new();
         for step in 0..=args.steps {
             if checkpoints.contains(&step) {
-                let (acc, gap) = bar.suspend(|| evaluate(params.clone().without_autodiff()))?;
+                let (acc, gap) = bar.suspend(|| evaluate(state.params()))?;
                 gap_curve.extend(gap);
                 bar.set_message(format!(
                     "{name}: {} top-1 {acc:.2} % at step {step}",
@@ -172,25 +200,50 @@ pub fn run(args: Args) -> Result<()> {
             if step == args.steps {
                 break;
             }
-            let opts = SimOptions {
-                quant: Some(&config),
-                acts: Acts::Batch,
-                bn: BnMode::Batch,
-                training: true,
-                // NoiseQuant draws afresh each step.
-                noise_seed: step as u64,
+            // NoiseQuant draws afresh each step.
+            let noise_seed = step as u64;
+            let t = Instant::now();
+            // Each engine's step takes its parameters by value (burn updates tensors it holds
+            // the only handle to in place).
+            let (next, loss) = match state {
+                Trainee::Burn(mut sgd, params) => {
+                    let opts = SimOptions {
+                        quant: Some(&config),
+                        acts: Acts::Batch,
+                        bn: BnMode::Batch,
+                        training: true,
+                        noise_seed,
+                    };
+                    let (p, report) =
+                        sgd.step_with(params, images.as_mut(), &train_device, |p, x| {
+                            sim::forward(&net, &lowered, p, x, opts, None)
+                        });
+                    (Trainee::Burn(sgd, p), report.loss)
+                }
+                Trainee::Native(mut sgd, mut values, start) => {
+                    let opts = QatOptions {
+                        config: &config,
+                        noise_seed,
+                        grad_scale: 1.0,
+                    };
+                    let report = sgd
+                        .step_with(&mut values, images.as_mut(), |p, x, labels| {
+                            qat_native::loss_and_grads(&net, &lowered, p, x, labels, opts)
+                        })
+                        .with_context(|| format!("{name}: native QAT step {step}"))?;
+                    (Trainee::Native(sgd, values, start), report.loss)
+                }
             };
-            let (p, report) = sgd.step_with(params, images.as_mut(), &train_device, |p, x| {
-                sim::forward(&net, &lowered, p, x, opts, None)
-            });
-            params = p;
-            interval.push(report.loss);
+            state = next;
+            train_time += t.elapsed();
+            interval.push(loss);
             bar.inc(1);
         }
         bar.finish_and_clear();
         curves.push((name.to_string(), curve));
         losses.push(loss_curve);
         gaps.push(gap_curve);
+        train_times.push(train_time);
     }
     let loss_text = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.3}"));
 
@@ -231,6 +284,19 @@ pub fn run(args: Args) -> Result<()> {
         net.name, args.bits, args.lr, args.sgd_batch, args.images
     );
     print!("{table}");
+    for ((name, _), t) in curves.iter().zip(&train_times) {
+        let secs = t.as_secs_f64();
+        println!(
+            "{name}: training ({} engine) {secs:.2} s for {} steps, {:.3} s/step (evaluations \
+             excluded)",
+            match engine {
+                Engine::Native => "native",
+                Engine::Burn => "burn",
+            },
+            args.steps,
+            secs / args.steps.max(1) as f64
+        );
+    }
     if args.deploy_gap {
         print!(
             "{}",
@@ -286,6 +352,24 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One start's parameters as its engine trains them.
+enum Trainee {
+    /// Trainable leaves on the autodiff device, and burn's SGD.
+    Burn(Sgd, ParamSet),
+    /// Host buffers, the host SGD, and the start (for its shapes, device and running statistics).
+    Native(HostSgd, NetValues, ParamSet),
+}
+
+impl Trainee {
+    /// The current parameters off the autodiff graph, to evaluate.
+    fn params(&self) -> ParamSet {
+        match self {
+            Trainee::Burn(_, p) => p.clone().without_autodiff(),
+            Trainee::Native(_, values, start) => params_from_host(start, values),
+        }
+    }
 }
 
 /// Readable names of [`DeployGap::NAMES`]: which BN statistics and activation ranges.
