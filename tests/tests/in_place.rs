@@ -63,28 +63,12 @@ fn random_models_with_in_place_ops_match_golden() {
             .count();
         adds += kinds.iter().filter(|&&k| k == OpKind::Add).count();
 
-        let mut rng = Rng::new(g.seed ^ 0x5A5A);
-        let mut arena: Vec<u8> = (0..model.arena_bytes())
-            .map(|_| rng.next_u64() as u8)
-            .collect();
-        let mut interpreter = Interpreter::new(&model, &mut arena).unwrap();
-        let t = model.input_tensor();
-        let spec = shared_format::TensorSpec {
-            shape: t.shape,
-            zero_point: t.zero_point,
-            bits: t.bits,
-        };
-        let second = random_input(&mut rng, spec);
-        for input in [&g.input, &second] {
-            let want = golden::run(&model, input).expect("golden runs a valid model");
-            let got = interpreter.run(input).expect("runtime runs a valid model");
-            assert_eq!(
-                got,
-                &want[..],
-                "seed {seed}: runtime != golden\n{}",
-                g.description
-            );
-        }
+        same_as_golden(
+            &g.blob,
+            g.seed ^ 0x5A5A,
+            Some(&g.input),
+            &format!("seed {seed}: {}", g.description),
+        );
     }
     eprintln!(
         "{models} models, {in_place} with in-place ops: {convs} conv2d, {depthwise} depthwise, {adds} add"
@@ -96,8 +80,9 @@ fn random_models_with_in_place_ops_match_golden() {
     assert!(adds >= 20, "{adds} adds in place");
 }
 
-/// Runs `blob` twice (arena poisoned first) in the runtime and the golden interpreter.
-fn same_as_golden(blob: &[u8], seed: u64, what: &str) {
+/// Runs `blob` on two inputs (`first` if given, then random ones; the arena poisoned first) in
+/// the runtime and the golden interpreter.
+fn same_as_golden(blob: &[u8], seed: u64, first: Option<&[i8]>, what: &str) {
     let model = Model::from_bytes(blob).unwrap_or_else(|e| panic!("{what}: {e}"));
     let mut rng = Rng::new(seed);
     let mut arena: Vec<u8> = (0..model.arena_bytes())
@@ -110,8 +95,11 @@ fn same_as_golden(blob: &[u8], seed: u64, what: &str) {
         zero_point: t.zero_point,
         bits: t.bits,
     };
-    for _ in 0..2 {
-        let input = random_input(&mut rng, spec);
+    for k in 0..2 {
+        let input = match first {
+            Some(first) if k == 0 => first.to_vec(),
+            _ => random_input(&mut rng, spec),
+        };
         let want = golden::run(&model, &input).expect("golden runs a valid model");
         let got = interpreter.run(&input).expect("runtime runs a valid model");
         assert_eq!(got, &want[..], "{what}: runtime != golden");
@@ -178,6 +166,7 @@ fn random_convolutions_run_in_place_band_by_band() {
         same_as_golden(
             &blob,
             case,
+            None,
             &format!("case {case}: {h}×{w}×{cin} → {cout}, {window:?}, W{wbits}A{abits}"),
         );
     }
