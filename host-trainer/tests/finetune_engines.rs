@@ -10,7 +10,6 @@ use ghnq_core::cnn::native::NetValues;
 use ghnq_core::cnn::train::{HostSgd, Sgd, SgdConfig, params_from_host};
 use ghnq_core::cnn::{BnMode, ParamSet};
 use ghnq_core::sources::{SyntheticImages, random_small_net};
-use ghnq_core::train::host_values;
 use ghnq_quant::config::{Precision, QuantConfig};
 use ghnq_quant::fake::Method;
 use ghnq_quant::lower::Lowered;
@@ -19,19 +18,6 @@ use ghnq_quant::sim::{self, Acts, SimOptions};
 
 /// Steps per engine.
 const STEPS: usize = 4;
-
-/// Every trainable tensor's values, in `ParamSet::tensors` order.
-fn flat(p: &ParamSet) -> Vec<Vec<f32>> {
-    use ghnq_core::cnn::params::TensorRef;
-    p.tensors()
-        .into_iter()
-        .map(|t| match t {
-            TensorRef::D1(t) => host_values(t),
-            TensorRef::D2(t) => host_values(t),
-            TensorRef::D4(t) => host_values(t),
-        })
-        .collect()
-}
 
 /// `|a − b| / max(|a|, |b|)` over a whole tensor (L2; two zero tensors are equal).
 fn rel_dist(a: &[f32], b: &[f32]) -> f64 {
@@ -89,7 +75,7 @@ fn compare(config: &QuantConfig, seed: u64) -> Outcome {
         burn_losses.push(r.loss);
         params = p;
     }
-    let burn = flat(&params.without_autodiff());
+    let burn = params.without_autodiff().tensor_values();
 
     // native: the host SGD over `qat_native`'s gradients.
     let mut sgd = HostSgd::new(sgd_config);
@@ -110,9 +96,9 @@ fn compare(config: &QuantConfig, seed: u64) -> Outcome {
         native_losses.push(r.loss);
     }
     assert_eq!(sgd.steps_done(), STEPS);
-    let native = flat(&params_from_host(&start, &values));
+    let native = params_from_host(&start, &values).tensor_values();
 
-    let start = flat(&start);
+    let start = start.tensor_values();
     assert_eq!(burn.len(), native.len());
     let (mut worst_params, mut worst_update) = (0.0f64, 0.0f64);
     for ((b, n), s) in burn.iter().zip(&native).zip(&start) {

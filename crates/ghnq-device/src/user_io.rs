@@ -31,6 +31,14 @@ pub enum UserIoError {
         /// What was expected and what was found.
         what: String,
     },
+    /// An `.npy` array whose shape is not a batch of the model's input.
+    #[error("{path}: {source}")]
+    SampleShape {
+        /// The file.
+        path: PathBuf,
+        /// The shape found and the one expected.
+        source: SampleShapeError,
+    },
     /// An `.npy` element type other than int8 or float32.
     #[error("{path}: dtype {dtype}: int8 (`|i1`) or float32 (`<f4`) expected")]
     Dtype {
@@ -47,6 +55,25 @@ pub enum UserIoError {
         /// The runtime's error.
         what: String,
     },
+}
+
+/// An input array shape that is not `(N, h, w, c)`, `(h, w, c)`, `(N, h·w·c)` or `(h·w·c)` of
+/// the model's input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "shape {shape:?}: the model takes (N, {}, {}, {}) NHWC samples{}",
+    .expected[0],
+    .expected[1],
+    .expected[2],
+    if *.nchw { "; this looks like NCHW: transpose to (N, H, W, C)" } else { "" }
+)]
+pub struct SampleShapeError {
+    /// The array's shape.
+    pub shape: Vec<usize>,
+    /// The model's input `(h, w, c)`.
+    pub expected: [usize; 3],
+    /// The shape is `(N, c, h, w)`: NCHW, the most likely mistake.
+    pub nchw: bool,
 }
 
 /// `(h, w, c)` of the model's input.
@@ -71,7 +98,10 @@ pub fn read_inputs(path: &Path, model: &Model<'_>) -> Result<Vec<Vec<i8>>, UserI
         let file = std::fs::File::open(path).map_err(io)?;
         let npy = npyz::NpyFile::new(BufReader::new(file)).map_err(io)?;
         let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
-        check_shape(&shape, [h, w, c]).map_err(shape_err)?;
+        check_shape(&shape, [h, w, c]).map_err(|source| UserIoError::SampleShape {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let dtype = match npy.dtype() {
             npyz::DType::Plain(t) => t.to_string(),
             other => other.descr(),
@@ -114,7 +144,7 @@ pub fn read_inputs(path: &Path, model: &Model<'_>) -> Result<Vec<Vec<i8>>, UserI
 
 /// Accepts `(N, h, w, c)`, `(h, w, c)`, `(N, h·w·c)` and `(h·w·c)`; names the expected layout
 /// otherwise (and NCHW, the most likely mistake, by name).
-fn check_shape(shape: &[usize], [h, w, c]: [usize; 3]) -> Result<(), String> {
+fn check_shape(shape: &[usize], [h, w, c]: [usize; 3]) -> Result<(), SampleShapeError> {
     let per = h * w * c;
     let ok = match shape {
         [n, a, b, d] => *n > 0 && [*a, *b, *d] == [h, w, c],
@@ -126,15 +156,11 @@ fn check_shape(shape: &[usize], [h, w, c]: [usize; 3]) -> Result<(), String> {
     if ok {
         return Ok(());
     }
-    let nchw = matches!(shape, [_, a, b, d] if [*a, *b, *d] == [c, h, w] && c != w);
-    Err(format!(
-        "shape {shape:?}: the model takes (N, {h}, {w}, {c}) NHWC samples{}",
-        if nchw {
-            "; this looks like NCHW: transpose to (N, H, W, C)"
-        } else {
-            ""
-        }
-    ))
+    Err(SampleShapeError {
+        shape: shape.to_vec(),
+        expected: [h, w, c],
+        nchw: matches!(shape, [_, a, b, d] if [*a, *b, *d] == [c, h, w] && c != w),
+    })
 }
 
 /// The runtime's int8 outputs for every sample.
@@ -229,9 +255,19 @@ mod tests {
             assert!(check_shape(&ok, hwc).is_ok(), "{ok:?}");
         }
         let e = check_shape(&[5, 3, 32, 32], hwc).unwrap_err();
-        assert!(e.contains("NCHW") && e.contains("(N, 32, 32, 3)"), "{e}");
+        assert!(e.nchw, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("NCHW") && text.contains("(N, 32, 32, 3)"),
+            "{text}"
+        );
         let e = check_shape(&[5, 28, 28, 1], hwc).unwrap_err();
-        assert!(!e.contains("NCHW") && e.contains("(N, 32, 32, 3)"), "{e}");
+        assert!(!e.nchw, "{e}");
+        let text = e.to_string();
+        assert!(
+            !text.contains("NCHW") && text.contains("(N, 32, 32, 3)"),
+            "{text}"
+        );
         assert!(check_shape(&[0, 3072], hwc).is_err());
     }
 }

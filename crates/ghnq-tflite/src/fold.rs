@@ -15,6 +15,202 @@ use super::error::ImportError;
 use super::graph::{Graph, OpInfo, TensorInfo};
 use super::schema::{ActivationFunctionType, BuiltinOperator, TensorType};
 
+/// Why an int32 op cannot be evaluated at import time (or a shape operand cannot be resolved).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FoldError {
+    /// The op lacks an input it needs.
+    #[error("input {k} is missing")]
+    MissingInput {
+        /// Input position.
+        k: usize,
+    },
+    /// An input that is neither constant nor folded: it depends on the model's input.
+    #[error(
+        "input {k} (tensor {tensor} '{name}', {ty}) is neither a constant int32 tensor nor \
+         computed from shapes alone: it depends on the model's input at run time"
+    )]
+    NotStatic {
+        /// Input position.
+        k: usize,
+        /// Tensor index.
+        tensor: i32,
+        /// Tensor name.
+        name: String,
+        /// Tensor type.
+        ty: &'static str,
+    },
+    /// An int8 activation input: the int32 result depends on the data.
+    #[error(
+        "input {k} (tensor {tensor} '{name}') is an int8 activation: the int32 output depends \
+         on the model's input at run time, and the runtime has no int32 tensors"
+    )]
+    ActivationInput {
+        /// Input position.
+        k: usize,
+        /// Tensor index.
+        tensor: i32,
+        /// Tensor name.
+        name: String,
+    },
+    /// An operand that must be one value holds several (or none).
+    #[error("{what} {values:?} is not a single value")]
+    NotScalar {
+        /// Which operand.
+        what: String,
+        /// Its values.
+        values: Vec<i32>,
+    },
+    /// An operand that must be a vector has another rank.
+    #[error("{what} of shape {shape:?} is not a vector (only rank-1 shape arithmetic is folded)")]
+    NotVector {
+        /// Which operand.
+        what: String,
+        /// Its shape.
+        shape: Vec<i32>,
+    },
+    /// SHAPE of a tensor with a dynamic dimension other than the batch.
+    #[error(
+        "dimension {dim} of tensor {tensor} '{name}' is dynamic (shape signature {signature:?}); \
+         only the batch may be, and it is imported as 1"
+    )]
+    DynamicDimension {
+        /// The dynamic dimension.
+        dim: usize,
+        /// Tensor index.
+        tensor: i32,
+        /// Tensor name.
+        name: String,
+        /// Its shape signature.
+        signature: Vec<i32>,
+    },
+    /// SHAPE with an int64 output.
+    #[error("SHAPE with an int64 output is not folded (int32 is)")]
+    Int64Shape,
+    /// An op without the builtin options its evaluation reads.
+    #[error("{op} without its options")]
+    MissingOptions {
+        /// TFLite builtin name.
+        op: &'static str,
+    },
+    /// STRIDED_SLICE with an ellipsis or new-axis mask.
+    #[error("ellipsis and new-axis masks are not folded")]
+    SliceMasks,
+    /// A STRIDED_SLICE stride of 0.
+    #[error("stride 0")]
+    ZeroStride,
+    /// A shrunk STRIDED_SLICE axis at an index outside the vector.
+    #[error("index {index} is outside the {len}-element vector")]
+    SliceIndex {
+        /// The index (before negative indices are resolved).
+        index: i32,
+        /// Vector length.
+        len: usize,
+    },
+    /// A SLICE outside the vector.
+    #[error("begin {begin}, size {size} do not fit a {len}-element vector")]
+    SliceRange {
+        /// First element.
+        begin: i32,
+        /// Element count (−1: to the end).
+        size: i32,
+        /// Vector length.
+        len: i32,
+    },
+    /// PACK of inputs of different shapes.
+    #[error("inputs of different shapes")]
+    PackShapes,
+    /// PACK along an axis other than a new first one.
+    #[error("axis {axis}: only packing along a new first axis is folded")]
+    PackAxis {
+        /// The axis.
+        axis: i32,
+    },
+    /// A fused activation on int32 CONCATENATION or arithmetic.
+    #[error("a fused activation on int32 {what} is not folded")]
+    FusedActivation {
+        /// "CONCATENATION" or "arithmetic".
+        what: &'static str,
+    },
+    /// CONCATENATION along an axis other than 0.
+    #[error("axis {axis}: only shape vectors (axis 0) are folded")]
+    ConcatAxis {
+        /// The axis.
+        axis: i32,
+    },
+    /// GATHER along an axis other than 0, or with batch dimensions.
+    #[error("axis {axis}, batch_dims {batch_dims}: only gathering from a vector is folded")]
+    GatherAxis {
+        /// The axis.
+        axis: i32,
+        /// Batch dimensions.
+        batch_dims: i32,
+    },
+    /// A GATHER index outside the params.
+    #[error("index {index} is outside the {len}-element params")]
+    GatherIndex {
+        /// The index.
+        index: i32,
+        /// Params length.
+        len: usize,
+    },
+    /// RESHAPE, SQUEEZE or EXPAND_DIMS whose output shape does not hold the input's values.
+    #[error("output shape {shape:?} does not hold the {values} values")]
+    ReshapeOutput {
+        /// The recorded output shape.
+        shape: Vec<i32>,
+        /// Input value count.
+        values: usize,
+    },
+    /// Elementwise operands that need general broadcasting.
+    #[error("shapes {a:?} and {b:?} need general broadcasting, which is not folded")]
+    Broadcast {
+        /// First operand's shape.
+        a: Vec<i32>,
+        /// Second operand's shape.
+        b: Vec<i32>,
+    },
+    /// int32 overflow in ADD, SUB or MUL.
+    #[error("{x} and {y} overflow int32")]
+    Overflow {
+        /// First operand.
+        x: i32,
+        /// Second operand.
+        y: i32,
+    },
+    /// An op this module does not evaluate.
+    #[error(
+        "{op} on int32 tensors is not folded (static shape arithmetic folds SHAPE, \
+         STRIDED_SLICE, SLICE, PACK, CONCATENATION, GATHER, RESHAPE, SQUEEZE, EXPAND_DIMS, ADD, \
+         SUB and MUL), and the runtime has no int32 tensors"
+    )]
+    UnsupportedOp {
+        /// TFLite builtin name.
+        op: String,
+    },
+    /// A reshape shape with a negative dimension other than one −1.
+    #[error("shape {shape:?} has a negative dimension other than one -1")]
+    ReshapeUnknowns {
+        /// The shape operand.
+        shape: Vec<i32>,
+    },
+    /// A reshape shape whose −1 cannot be resolved.
+    #[error("shape {shape:?} cannot hold {elements} elements")]
+    ReshapeIndivisible {
+        /// The shape operand.
+        shape: Vec<i32>,
+        /// Input element count.
+        elements: usize,
+    },
+    /// A reshape shape with another element count.
+    #[error("shape {shape:?} does not hold the input's {elements} elements")]
+    ReshapeElements {
+        /// The shape operand.
+        shape: Vec<i32>,
+        /// Input element count.
+        elements: usize,
+    },
+}
+
 /// The value of one int32 tensor known at import time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Static {
@@ -93,10 +289,10 @@ pub fn fold_static_shapes(graph: &Graph<'_>) -> Result<Folded, ImportError> {
         if !is_shape_arithmetic(graph, op) {
             continue;
         }
-        let value = evaluate(graph, &folded, op).map_err(|what| ImportError::NotStatic {
+        let value = evaluate(graph, &folded, op).map_err(|e| ImportError::NotStatic {
             index: op.index,
             op: op.name(),
-            what,
+            what: e.to_string(),
         })?;
         let out = op.outputs[0] as usize;
         let declared = &graph.tensors[out];
@@ -118,43 +314,51 @@ pub fn fold_static_shapes(graph: &Graph<'_>) -> Result<Folded, ImportError> {
 }
 
 /// Input `k` of `op` as a static value, or why it is not one.
-fn input(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>, k: usize) -> Result<Static, String> {
+fn input(
+    graph: &Graph<'_>,
+    folded: &Folded,
+    op: &OpInfo<'_>,
+    k: usize,
+) -> Result<Static, FoldError> {
     let t = *op
         .inputs
         .get(k)
         .filter(|&&t| t >= 0)
-        .ok_or_else(|| format!("input {k} is missing"))?;
+        .ok_or(FoldError::MissingInput { k })?;
     folded.value(graph, t).ok_or_else(|| {
         let info = &graph.tensors[t as usize];
-        format!(
-            "input {k} (tensor {t} '{}', {}) is neither a constant int32 tensor nor computed from \
-             shapes alone: it depends on the model's input at run time",
-            info.name,
-            info.type_name()
-        )
+        FoldError::NotStatic {
+            k,
+            tensor: t,
+            name: info.name.clone(),
+            ty: info.type_name(),
+        }
     })
 }
 
 /// A static scalar or one-element vector.
-fn scalar(s: &Static, what: &str) -> Result<i32, String> {
+fn scalar(s: &Static, what: &str) -> Result<i32, FoldError> {
     match s.values[..] {
         [v] => Ok(v),
-        _ => Err(format!("{what} {:?} is not a single value", s.values)),
+        _ => Err(FoldError::NotScalar {
+            what: what.to_owned(),
+            values: s.values.clone(),
+        }),
     }
 }
 
 /// A rank-1 static vector (shape vectors are).
-fn vector(s: &Static, what: &str) -> Result<Vec<i32>, String> {
+fn vector(s: &Static, what: &str) -> Result<Vec<i32>, FoldError> {
     if s.shape.len() != 1 {
-        return Err(format!(
-            "{what} of shape {:?} is not a vector (only rank-1 shape arithmetic is folded)",
-            s.shape
-        ));
+        return Err(FoldError::NotVector {
+            what: what.to_owned(),
+            shape: s.shape.clone(),
+        });
     }
     Ok(s.values.clone())
 }
 
-fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Static, String> {
+fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Static, FoldError> {
     let input = |k| input(graph, folded, op, k);
     match op.code {
         BuiltinOperator::SHAPE => {
@@ -162,7 +366,7 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
                 .inputs
                 .first()
                 .filter(|&&t| t >= 0)
-                .ok_or("input 0 is missing")?;
+                .ok_or(FoldError::MissingInput { k: 0 })?;
             let x = &graph.tensors[t as usize];
             // TFLM reads the file's shape; a dimension the converter marked unknown (−1 in the
             // shape signature) other than the batch is a placeholder, not the model's shape.
@@ -173,26 +377,28 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
                 .skip(1)
                 .find_map(|(d, &v)| (v < 0).then_some(d))
             {
-                return Err(format!(
-                    "dimension {d} of tensor {t} '{}' is dynamic (shape signature {:?}); only the \
-                     batch may be, and it is imported as 1",
-                    x.name, x.shape_signature
-                ));
+                return Err(FoldError::DynamicDimension {
+                    dim: d,
+                    tensor: t,
+                    name: x.name.clone(),
+                    signature: x.shape_signature.clone(),
+                });
             }
             if let Some(o) = op.raw.builtin_options_as_shape_options()
                 && o.out_type() != TensorType::INT32
             {
-                return Err("SHAPE with an int64 output is not folded (int32 is)".into());
+                return Err(FoldError::Int64Shape);
             }
             Ok(Static::vector(x.shape.clone()))
         }
         BuiltinOperator::STRIDED_SLICE => {
-            let o = op
-                .raw
-                .builtin_options_as_strided_slice_options()
-                .ok_or("STRIDED_SLICE without its options")?;
+            let o = op.raw.builtin_options_as_strided_slice_options().ok_or(
+                FoldError::MissingOptions {
+                    op: "STRIDED_SLICE",
+                },
+            )?;
             if o.ellipsis_mask() != 0 || o.new_axis_mask() != 0 {
-                return Err("ellipsis and new-axis masks are not folded".into());
+                return Err(FoldError::SliceMasks);
             }
             let x = vector(&input(0)?, "the sliced tensor")?;
             let begin = scalar(&input(1)?, "begin")?;
@@ -223,9 +429,11 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
             let n = x.len() as i32;
             let end = if size == -1 { n } else { begin + size };
             if begin < 0 || size < -1 || end > n {
-                return Err(format!(
-                    "begin {begin}, size {size} do not fit a {n}-element vector"
-                ));
+                return Err(FoldError::SliceRange {
+                    begin,
+                    size,
+                    len: n,
+                });
             }
             Ok(Static::vector(x[begin as usize..end as usize].to_vec()))
         }
@@ -237,12 +445,10 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
             let parts: Vec<Static> = (0..op.inputs.len()).map(input).collect::<Result<_, _>>()?;
             let first = &parts[0].shape;
             if parts.iter().any(|p| &p.shape != first) {
-                return Err("inputs of different shapes".into());
+                return Err(FoldError::PackShapes);
             }
             if axis != 0 && !(first.is_empty() && axis == -1) {
-                return Err(format!(
-                    "axis {axis}: only packing along a new first axis is folded"
-                ));
+                return Err(FoldError::PackAxis { axis });
             }
             let mut shape = vec![parts.len() as i32];
             shape.extend_from_slice(first);
@@ -250,18 +456,18 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
             Ok(Static { shape, values })
         }
         BuiltinOperator::CONCATENATION => {
-            let o = op
-                .raw
-                .builtin_options_as_concatenation_options()
-                .ok_or("CONCATENATION without its options")?;
+            let o = op.raw.builtin_options_as_concatenation_options().ok_or(
+                FoldError::MissingOptions {
+                    op: "CONCATENATION",
+                },
+            )?;
             if o.fused_activation_function() != ActivationFunctionType::NONE {
-                return Err("a fused activation on int32 CONCATENATION is not folded".into());
+                return Err(FoldError::FusedActivation {
+                    what: "CONCATENATION",
+                });
             }
             if o.axis() != 0 && o.axis() != -1 {
-                return Err(format!(
-                    "axis {}: only shape vectors (axis 0) are folded",
-                    o.axis()
-                ));
+                return Err(FoldError::ConcatAxis { axis: o.axis() });
             }
             let mut values = Vec::new();
             for k in 0..op.inputs.len() {
@@ -273,9 +479,7 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
             let o = op.raw.builtin_options_as_gather_options();
             let (axis, batch_dims) = o.map_or((0, 0), |o| (o.axis(), o.batch_dims()));
             if (axis != 0 && axis != -1) || batch_dims != 0 {
-                return Err(format!(
-                    "axis {axis}, batch_dims {batch_dims}: only gathering from a vector is folded"
-                ));
+                return Err(FoldError::GatherAxis { axis, batch_dims });
             }
             let params = vector(&input(0)?, "params")?;
             let indices = input(1)?;
@@ -286,8 +490,9 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
                     usize::try_from(i)
                         .ok()
                         .and_then(|i| params.get(i).copied())
-                        .ok_or_else(|| {
-                            format!("index {i} is outside the {}-element params", params.len())
+                        .ok_or(FoldError::GatherIndex {
+                            index: i,
+                            len: params.len(),
                         })
                 })
                 .collect::<Result<_, _>>()?;
@@ -300,11 +505,10 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
             let x = input(0)?;
             let out = &graph.tensors[op.outputs[0] as usize];
             if out.elements() != x.values.len() {
-                return Err(format!(
-                    "output shape {:?} does not hold the {} values",
-                    out.shape,
-                    x.values.len()
-                ));
+                return Err(FoldError::ReshapeOutput {
+                    shape: out.shape.clone(),
+                    values: x.values.len(),
+                });
             }
             Ok(Static {
                 shape: out.shape.clone(),
@@ -327,7 +531,7 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
                     .map(|o| o.fused_activation_function()),
             };
             if fused.is_some_and(|a| a != ActivationFunctionType::NONE) {
-                return Err("a fused activation on int32 arithmetic is not folded".into());
+                return Err(FoldError::FusedActivation { what: "arithmetic" });
             }
             let (a, b) = (input(0)?, input(1)?);
             let shape = match (a.values.len(), b.values.len()) {
@@ -335,10 +539,10 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
                 (_, 1) => a.shape.clone(),
                 (1, _) => b.shape.clone(),
                 _ => {
-                    return Err(format!(
-                        "shapes {:?} and {:?} need general broadcasting, which is not folded",
-                        a.shape, b.shape
-                    ));
+                    return Err(FoldError::Broadcast {
+                        a: a.shape.clone(),
+                        b: b.shape.clone(),
+                    });
                 }
             };
             let n = a.values.len().max(b.values.len());
@@ -351,7 +555,7 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
                         BuiltinOperator::SUB => x.checked_sub(y),
                         _ => x.checked_mul(y),
                     }
-                    .ok_or_else(|| format!("{x} and {y} overflow int32"))
+                    .ok_or(FoldError::Overflow { x, y })
                 })
                 .collect::<Result<_, _>>()?;
             Ok(Static { shape, values })
@@ -362,20 +566,14 @@ fn evaluate(graph: &Graph<'_>, folded: &Folded, op: &OpInfo<'_>) -> Result<Stati
                 let t = op.inputs[k];
                 if t >= 0 && graph.tensors[t as usize].ty == TensorType::INT8 {
                     let info = &graph.tensors[t as usize];
-                    return Err(format!(
-                        "input {k} (tensor {t} '{}') is an int8 activation: the int32 output \
-                         depends on the model's input at run time, and the runtime has no int32 \
-                         tensors",
-                        info.name
-                    ));
+                    return Err(FoldError::ActivationInput {
+                        k,
+                        tensor: t,
+                        name: info.name.clone(),
+                    });
                 }
             }
-            Err(format!(
-                "{} on int32 tensors is not folded (static shape arithmetic folds SHAPE, \
-             STRIDED_SLICE, SLICE, PACK, CONCATENATION, GATHER, RESHAPE, SQUEEZE, EXPAND_DIMS, \
-             ADD, SUB and MUL), and the runtime has no int32 tensors",
-                op.name()
-            ))
+            Err(FoldError::UnsupportedOp { op: op.name() })
         }
     }
 }
@@ -391,10 +589,10 @@ pub(crate) fn strided_slice(
     begin_mask: bool,
     end_mask: bool,
     shrink: bool,
-) -> Result<Vec<i32>, String> {
+) -> Result<Vec<i32>, FoldError> {
     let n = x.len() as i64;
     if stride == 0 {
-        return Err("stride 0".into());
+        return Err(FoldError::ZeroStride);
     }
     let (s, b, e) = (i64::from(stride), i64::from(begin), i64::from(end));
     let resolve = |v: i64| if v < 0 { v + n } else { v };
@@ -404,7 +602,10 @@ pub(crate) fn strided_slice(
             .ok()
             .and_then(|i| x.get(i).copied())
             .map(|v| vec![v])
-            .ok_or_else(|| format!("index {begin} is outside the {n}-element vector"));
+            .ok_or(FoldError::SliceIndex {
+                index: begin,
+                len: x.len(),
+            });
     }
     let (lo, hi) = if s > 0 { (0, n) } else { (-1, n - 1) };
     let b = if begin_mask {
@@ -428,7 +629,7 @@ pub(crate) fn strided_slice(
 
 /// The shape a RESHAPE's shape operand asks for, with one −1 resolved against `elements`, as
 /// TFLM's `ReshapeOutput` resolves it.
-pub fn resolve_reshape(shape: &[i32], elements: usize) -> Result<Vec<i32>, String> {
+pub fn resolve_reshape(shape: &[i32], elements: usize) -> Result<Vec<i32>, FoldError> {
     let unknown: Vec<usize> = (0..shape.len()).filter(|&d| shape[d] == -1).collect();
     let known: i64 = shape
         .iter()
@@ -436,21 +637,25 @@ pub fn resolve_reshape(shape: &[i32], elements: usize) -> Result<Vec<i32>, Strin
         .map(|&d| i64::from(d))
         .product();
     if shape.iter().any(|&d| d < -1) || unknown.len() > 1 {
-        return Err(format!(
-            "shape {shape:?} has a negative dimension other than one -1"
-        ));
+        return Err(FoldError::ReshapeUnknowns {
+            shape: shape.to_vec(),
+        });
     }
     let mut out = shape.to_vec();
     if let [d] = unknown[..] {
         if known == 0 || elements as i64 % known != 0 {
-            return Err(format!("shape {shape:?} cannot hold {elements} elements"));
+            return Err(FoldError::ReshapeIndivisible {
+                shape: shape.to_vec(),
+                elements,
+            });
         }
         out[d] = (elements as i64 / known) as i32;
     }
     if out.iter().map(|&d| i64::from(d)).product::<i64>() != elements as i64 {
-        return Err(format!(
-            "shape {shape:?} does not hold the input's {elements} elements"
-        ));
+        return Err(FoldError::ReshapeElements {
+            shape: shape.to_vec(),
+            elements,
+        });
     }
     Ok(out)
 }
@@ -487,8 +692,14 @@ mod tests {
             strided_slice(&shape, 1, 100, 2, false, false, false),
             Ok(vec![4, 8])
         );
-        assert!(strided_slice(&shape, 4, 5, 1, false, false, true).is_err());
-        assert!(strided_slice(&shape, 0, 1, 0, false, false, false).is_err());
+        assert_eq!(
+            strided_slice(&shape, 4, 5, 1, false, false, true),
+            Err(FoldError::SliceIndex { index: 4, len: 4 })
+        );
+        assert_eq!(
+            strided_slice(&shape, 0, 1, 0, false, false, false),
+            Err(FoldError::ZeroStride)
+        );
     }
 
     #[test]
@@ -498,7 +709,18 @@ mod tests {
         assert_eq!(resolve_reshape(&[1, 4, 4, 8], 128), Ok(vec![1, 4, 4, 8]));
         assert!(resolve_reshape(&[-1, -1], 36).is_err());
         assert!(resolve_reshape(&[-1, 5], 36).is_err());
-        assert!(resolve_reshape(&[1, 35], 36).is_err());
+        let e = resolve_reshape(&[1, 35], 36).unwrap_err();
+        assert_eq!(
+            e,
+            FoldError::ReshapeElements {
+                shape: vec![1, 35],
+                elements: 36
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "shape [1, 35] does not hold the input's 36 elements"
+        );
         assert!(resolve_reshape(&[1, -2], 36).is_err());
     }
 }

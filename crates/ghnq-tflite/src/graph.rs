@@ -80,9 +80,35 @@ pub struct Graph<'a> {
     pub outputs: Vec<i32>,
 }
 
-/// A structural defect the verifier cannot see (dangling indices), as text for the caller's
-/// error.
-pub type GraphDefect = String;
+/// A structural defect the verifier cannot see (dangling indices).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphDefect {
+    /// The model has no subgraph at all.
+    #[error("the model has no subgraph")]
+    NoSubgraph,
+    /// An op whose operator code index is past the model's table.
+    #[error("op {op} names operator code {code}, which does not exist")]
+    OperatorCode {
+        /// Operator index.
+        op: usize,
+        /// The operator code index it names.
+        code: usize,
+    },
+    /// An op input or output past the tensor table.
+    #[error("op {op} names tensor {tensor}, which does not exist")]
+    OpTensor {
+        /// Operator index.
+        op: usize,
+        /// The tensor index it names.
+        tensor: i32,
+    },
+    /// A subgraph input or output past the tensor table.
+    #[error("the subgraph's input/output list names tensor {tensor}, which does not exist")]
+    IoTensor {
+        /// The tensor index it names.
+        tensor: i32,
+    },
+}
 
 impl<'a> Graph<'a> {
     /// Resolves subgraph 0 of a verified model.
@@ -90,7 +116,7 @@ impl<'a> Graph<'a> {
         let subgraph = model
             .subgraphs()
             .and_then(|s| (!s.is_empty()).then(|| s.get(0)))
-            .ok_or("the model has no subgraph")?;
+            .ok_or(GraphDefect::NoSubgraph)?;
         let buffers = model.buffers();
         let buffer = |index: u32| -> Option<&'a [u8]> {
             let buffers = buffers?;
@@ -136,8 +162,9 @@ impl<'a> Graph<'a> {
             let code = codes
                 .filter(|c| code_index < c.len())
                 .map(|c| c.get(code_index))
-                .ok_or_else(|| {
-                    format!("op {index} names operator code {code_index}, which does not exist")
+                .ok_or(GraphDefect::OperatorCode {
+                    op: index,
+                    code: code_index,
                 })?;
             // Files from before schema 3a keep small codes in the deprecated i8 field only.
             let builtin = BuiltinOperator(
@@ -152,9 +179,10 @@ impl<'a> Graph<'a> {
                         .iter()
                         .find(|&&t| t < -1 || t as i64 >= tensors.len() as i64)
                     {
-                        Some(bad) => Err(format!(
-                            "op {index} names tensor {bad}, which does not exist"
-                        )),
+                        Some(&bad) => Err(GraphDefect::OpTensor {
+                            op: index,
+                            tensor: bad,
+                        }),
                         None => Ok(v),
                     }
                 };
@@ -170,9 +198,7 @@ impl<'a> Graph<'a> {
         let io = |v: Option<flatbuffers::Vector<'a, i32>>| -> Result<Vec<i32>, GraphDefect> {
             let v: Vec<i32> = v.map(|v| v.iter().collect()).unwrap_or_default();
             match v.iter().find(|&&t| t < 0 || t as usize >= tensors.len()) {
-                Some(bad) => Err(format!(
-                    "the subgraph's input/output list names tensor {bad}, which does not exist"
-                )),
+                Some(&bad) => Err(GraphDefect::IoTensor { tensor: bad }),
                 None => Ok(v),
             }
         };

@@ -21,9 +21,9 @@ use shared_format::op::{
 use shared_format::{LeI32s, ModelBuilder, Rounding, Shape, TensorId, TensorSpec};
 
 use super::error::ImportError;
-use super::fold::{Folded, fold_static_shapes, resolve_reshape, strided_slice};
+use super::fold::{FoldError, Folded, fold_static_shapes, resolve_reshape, strided_slice};
 use super::graph::{Graph, OpInfo, TensorInfo};
-use super::params::{activation_range, axis_padding};
+use super::params::{ParamError, activation_range, axis_padding};
 use super::schema::{self, ActivationFunctionType, BuiltinOperator, TensorType};
 use super::tables::{self, Constant};
 use ghnq_quant::integer::{AddParams, concat_multiplier, conv_multipliers};
@@ -75,10 +75,10 @@ pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
     if subgraphs != 1 {
         return Err(ImportError::Subgraphs(subgraphs));
     }
-    let graph = Graph::new(&model).map_err(|what| ImportError::Op {
+    let graph = Graph::new(&model).map_err(|e| ImportError::Op {
         index: 0,
         op: "graph".into(),
-        what,
+        what: e.to_string(),
     })?;
     if graph.inputs.len() != 1 || graph.outputs.len() != 1 {
         return Err(ImportError::Io {
@@ -89,11 +89,11 @@ pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
     let (float_in, float_out) = float_boundary(&graph)?;
     let in_index = float_in.map_or(graph.inputs[0] as usize, |(_, t)| t);
     let out_index = float_out.map_or(graph.outputs[0] as usize, |(_, t)| t);
-    let io_error = |role, index: usize, what: String| ImportError::IoTensor {
+    let io_error = |role, index: usize, e: TensorError| ImportError::IoTensor {
         role,
         index,
         name: graph.tensors[index].name.clone(),
-        what,
+        what: e.to_string(),
     };
     let input = io_info(&graph.tensors[in_index]).map_err(|w| io_error("input", in_index, w))?;
     let output =
@@ -139,8 +139,8 @@ pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
         }
         .map()
         .map_err(|e| match e {
-            MapError::Unsupported(what) => err(what),
             MapError::Build(e) => ImportError::Build(e),
+            other => err(other.to_string()),
         })?;
         ops.push((op.index, op.name(), kind));
     }
@@ -221,47 +221,134 @@ fn float_boundary(
     Ok((float_in, float_out))
 }
 
+/// Why a tensor cannot be an activation the runtime holds, or a constant operand.
+#[derive(Debug, thiserror::Error)]
+enum TensorError {
+    /// A dimension that is not positive or does not fit the format's u16.
+    #[error("shape {shape:?} has a dimension outside 1..=65535")]
+    DimensionRange {
+        /// The file's shape.
+        shape: Vec<i32>,
+    },
+    /// A rank or batch the runtime's HWC tensors cannot hold.
+    #[error("shape {shape:?} is not [1, H, W, C], [1, N] or [N] (batch 1 only)")]
+    Layout {
+        /// The file's shape.
+        shape: Vec<i32>,
+    },
+    /// An activation of another type than int8.
+    #[error("tensor '{name}' is {ty}; the runtime's activations are int8")]
+    NotInt8 {
+        /// Tensor name.
+        name: String,
+        /// Its type.
+        ty: &'static str,
+    },
+    /// An activation zero point outside int8.
+    #[error("tensor '{name}' has zero point {zero_point}, which is not an int8")]
+    ZeroPoint {
+        /// Tensor name.
+        name: String,
+        /// The file's zero point.
+        zero_point: i64,
+    },
+    /// An activation without quantization parameters.
+    #[error("tensor '{name}' is not quantized")]
+    NotQuantized {
+        /// Tensor name.
+        name: String,
+    },
+    /// An activation with several scales, or one that is not positive and finite.
+    #[error("tensor '{name}' has {count} scales; activations need one positive scale")]
+    Scales {
+        /// Tensor name.
+        name: String,
+        /// How many scales it has.
+        count: usize,
+    },
+    /// A constant operand of the wrong type.
+    #[error("{what} '{name}' are {ty}; {expected} is supported")]
+    ConstantType {
+        /// Its role ("weights", "bias", ...).
+        what: &'static str,
+        /// Tensor name.
+        name: String,
+        /// Its type.
+        ty: &'static str,
+        /// The type the op reads.
+        expected: &'static str,
+    },
+    /// An operand that must be constant has no data.
+    #[error("{what} '{name}' are not a constant tensor")]
+    NotConstant {
+        /// Its role ("weights", "bias", ...).
+        what: &'static str,
+        /// Tensor name.
+        name: String,
+    },
+    /// A constant whose byte count does not match its element count.
+    #[error("{what} '{name}' hold {bytes} bytes; {elements} values need {expected}")]
+    ConstantSize {
+        /// Its role ("weights", "bias", ...).
+        what: &'static str,
+        /// Tensor name.
+        name: String,
+        /// Bytes in the buffer.
+        bytes: usize,
+        /// Values the op reads.
+        elements: usize,
+        /// Bytes those values take.
+        expected: usize,
+    },
+}
+
 /// The runtime's HWC shape of a TFLite activation shape: `[1, H, W, C]`, `[1, N]` or `[N]`.
-fn hwc(shape: &[i32]) -> Result<Shape, String> {
+fn hwc(shape: &[i32]) -> Result<Shape, TensorError> {
     let dims: Vec<u16> = shape
         .iter()
         .map(|&d| u16::try_from(d).ok().filter(|&d| d > 0))
         .collect::<Option<_>>()
-        .ok_or_else(|| format!("shape {shape:?} has a dimension outside 1..=65535"))?;
+        .ok_or_else(|| TensorError::DimensionRange {
+            shape: shape.to_vec(),
+        })?;
     match dims[..] {
         [1, h, w, c] => Ok(Shape { h, w, c }),
         [1, h, c] => Ok(Shape { h: 1, w: h, c }),
         [1, c] | [c] => Ok(Shape { h: 1, w: 1, c }),
-        _ => Err(format!(
-            "shape {shape:?} is not [1, H, W, C], [1, N] or [N] (batch 1 only)"
-        )),
+        _ => Err(TensorError::Layout {
+            shape: shape.to_vec(),
+        }),
     }
 }
 
 /// One scale and an int8 zero point, as every activation needs.
-fn activation_quant(t: &TensorInfo<'_>) -> Result<(f32, i8), String> {
+fn activation_quant(t: &TensorInfo<'_>) -> Result<(f32, i8), TensorError> {
     if t.ty != TensorType::INT8 {
-        return Err(format!(
-            "tensor '{}' is {}; the runtime's activations are int8",
-            t.name,
-            t.type_name()
-        ));
+        return Err(TensorError::NotInt8 {
+            name: t.name.clone(),
+            ty: t.type_name(),
+        });
     }
     match (&t.scales[..], &t.zero_points[..]) {
         ([s], [z]) if *s > 0.0 && s.is_finite() => {
-            let z = i8::try_from(*z).map_err(|_| format!("zero point {z} is not an int8"))?;
+            let z = i8::try_from(*z).map_err(|_| TensorError::ZeroPoint {
+                name: t.name.clone(),
+                zero_point: *z,
+            })?;
             Ok((*s, z))
         }
-        ([], _) => Err(format!("tensor '{}' is not quantized", t.name)),
-        (s, _) => Err(format!(
-            "tensor '{}' has {} scales; activations need one positive scale",
-            t.name,
-            s.len()
-        )),
+        ([], _) => Err(TensorError::NotQuantized {
+            name: t.name.clone(),
+        }),
+        (s, _) => Err(TensorError::Scales {
+            name: t.name.clone(),
+            count: s.len(),
+        }),
     }
 }
 
-fn io_info(t: &TensorInfo<'_>) -> Result<IoInfo, String> {
+/// The model input's or output's shape and quantization.
+fn io_info(t: &TensorInfo<'_>) -> Result<IoInfo, TensorError> {
     let (scale, zero_point) = activation_quant(t)?;
     Ok(IoInfo {
         shape: hwc(&t.shape)?,
@@ -273,34 +360,110 @@ fn io_info(t: &TensorInfo<'_>) -> Result<IoInfo, String> {
 /// The bytes of a constant tensor of type `ty` holding `elements` values of `size` bytes.
 fn constant<'a>(
     t: &TensorInfo<'a>,
-    what: &str,
+    what: &'static str,
     ty: TensorType,
     size: usize,
     elements: usize,
-) -> Result<&'a [u8], String> {
-    let name = &t.name;
+) -> Result<&'a [u8], TensorError> {
     if t.ty != ty {
-        return Err(format!(
-            "{what} '{name}' are {}; {} is supported",
-            t.type_name(),
-            ty.variant_name().unwrap_or("?")
-        ));
+        return Err(TensorError::ConstantType {
+            what,
+            name: t.name.clone(),
+            ty: t.type_name(),
+            expected: ty.variant_name().unwrap_or("?"),
+        });
     }
-    let data = t
-        .data
-        .ok_or_else(|| format!("{what} '{name}' are not a constant tensor"))?;
+    let data = t.data.ok_or_else(|| TensorError::NotConstant {
+        what,
+        name: t.name.clone(),
+    })?;
     if data.len() != elements * size {
-        return Err(format!(
-            "{what} '{name}' hold {} bytes; {elements} values need {}",
-            data.len(),
-            elements * size
-        ));
+        return Err(TensorError::ConstantSize {
+            what,
+            name: t.name.clone(),
+            bytes: data.len(),
+            elements,
+            expected: elements * size,
+        });
     }
     Ok(data)
 }
 
+/// Why one op could not be mapped onto the runtime's; [`import`] adds the op's index and name.
+#[derive(Debug, thiserror::Error)]
 enum MapError {
+    /// An op-specific refusal, stated by the op's mapper (an option, a geometry or a
+    /// quantization the runtime lacks, with the values that make it so).
+    #[error("{0}")]
     Unsupported(String),
+    /// An activation or constant operand the runtime cannot hold.
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+    /// A fused activation or window geometry without a TFLM equivalent.
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    /// A slice spec or reshape shape that cannot be resolved.
+    #[error(transparent)]
+    Fold(#[from] FoldError),
+    /// The op lacks an input it needs.
+    #[error("input {k} is missing")]
+    MissingInput {
+        /// Input position.
+        k: usize,
+    },
+    /// An input that no earlier op produced.
+    #[error(
+        "input {k} (tensor {tensor} '{name}') is not an activation an earlier op produced \
+         (constant activations are not supported)"
+    )]
+    NotProduced {
+        /// Input position.
+        k: usize,
+        /// Tensor index.
+        tensor: i32,
+        /// Tensor name.
+        name: String,
+    },
+    /// A blob tensor the builder has not declared (a bug of this module, not of the file).
+    #[error("blob tensor {id} is not declared")]
+    Undeclared {
+        /// The blob tensor.
+        id: TensorId,
+    },
+    /// The constant operand of a MUL or ADD is not quantized like an activation.
+    #[error("constant input {k}: {source}")]
+    ConstantOperand {
+        /// Input position.
+        k: usize,
+        /// What is wrong with it.
+        source: TensorError,
+    },
+    /// A RESHAPE whose shape operand is computed from activations.
+    #[error(
+        "its shape operand (tensor {tensor} '{name}') is not static: neither a constant nor \
+         computed from shapes alone"
+    )]
+    ReshapeNotStatic {
+        /// Tensor index of the shape operand.
+        tensor: i32,
+        /// Its name.
+        name: String,
+    },
+    /// A RESHAPE whose recorded output shape is not the shape its operand asks for.
+    #[error(
+        "the shape operand evaluates to {wanted:?} but the file records output shape \
+         {recorded:?} (the converter could not infer it); TFLM reads the recorded shape and \
+         refuses this model too. Give the reshape a static size, e.g. `Reshape((n,))` or \
+         `tf.reshape(x, [tf.shape(x)[0], n])`"
+    )]
+    ReshapeRecorded {
+        /// The shape the operand asks for.
+        wanted: Vec<i32>,
+        /// The output shape the file records.
+        recorded: Vec<i32>,
+    },
+    /// The blob builder refused the op (a limit of the format).
+    #[error(transparent)]
     Build(shared_format::BuildError),
 }
 
@@ -408,23 +571,21 @@ impl<'g, 'a> Mapper<'g, 'a> {
     }
 
     /// Input `k` of the op (a tensor index), or an error if the op has no such input.
-    fn input_index(&self, k: usize) -> Result<i32, String> {
+    fn input_index(&self, k: usize) -> Result<i32, MapError> {
         match self.op.inputs.get(k) {
             Some(&t) if t >= 0 => Ok(t),
-            _ => Err(format!("input {k} is missing")),
+            _ => Err(MapError::MissingInput { k }),
         }
     }
 
     /// Activation input `k`: already produced, with its quantization.
-    fn activation(&self, k: usize) -> Result<(Mapped, &'g TensorInfo<'a>, f32, i8), String> {
+    fn activation(&self, k: usize) -> Result<(Mapped, &'g TensorInfo<'a>, f32, i8), MapError> {
         let index = self.input_index(k)?;
         let t = self.tensor(index);
-        let m = self.mapped[index as usize].ok_or_else(|| {
-            format!(
-                "input {k} (tensor {index} '{}') is not an activation an earlier op produced \
-                 (constant activations are not supported)",
-                t.name
-            )
+        let m = self.mapped[index as usize].ok_or_else(|| MapError::NotProduced {
+            k,
+            tensor: index,
+            name: t.name.clone(),
         })?;
         let (scale, zp) = activation_quant(t)?;
         Ok((m, t, scale, zp))
@@ -434,19 +595,19 @@ impl<'g, 'a> Mapper<'g, 'a> {
     fn plain_activation(
         &self,
         k: usize,
-    ) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), String> {
+    ) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), MapError> {
         let (m, t, s, z) = self.activation(k)?;
         if m.pad != [0; 4] {
-            return Err(
+            return Err(MapError::Unsupported(
                 "its input comes from a PAD, which only CONV_2D and DEPTHWISE_CONV_2D can absorb"
                     .into(),
-            );
+            ));
         }
         Ok((m.id, t, s, z))
     }
 
     /// Declares output 0 and records it.
-    fn output(&mut self) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), String> {
+    fn output(&mut self) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), MapError> {
         self.declare_output(None)
     }
 
@@ -456,7 +617,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
     fn output_like(
         &mut self,
         like: TensorId,
-    ) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), String> {
+    ) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), MapError> {
         let shape = self.blob_shape(like)?;
         self.declare_output(Some(shape))
     }
@@ -465,7 +626,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
     fn declare_output(
         &mut self,
         shape: Option<Shape>,
-    ) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), String> {
+    ) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), MapError> {
         let index = *self
             .op
             .outputs
@@ -473,10 +634,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
             .filter(|&&t| t >= 0)
             .ok_or("the op has no output")?;
         if self.op.outputs.len() != 1 {
-            return Err(format!(
-                "{} outputs; one is supported",
-                self.op.outputs.len()
-            ));
+            return Err(format!("{} outputs; one is supported", self.op.outputs.len()).into());
         }
         let t = self.tensor(index);
         let (scale, zero_point) = activation_quant(t)?;
@@ -494,27 +652,28 @@ impl<'g, 'a> Mapper<'g, 'a> {
     }
 
     /// The shape the blob holds tensor `id` in.
-    fn blob_shape(&self, id: TensorId) -> Result<Shape, String> {
+    fn blob_shape(&self, id: TensorId) -> Result<Shape, MapError> {
         self.b
             .spec(id)
             .map(|s| s.shape)
-            .ok_or_else(|| format!("blob tensor {id} is not declared"))
+            .ok_or(MapError::Undeclared { id })
     }
 
-    fn clamp(&self, act: ActivationFunctionType, scale: f32, zp: i8) -> Result<Clamp, String> {
+    fn clamp(&self, act: ActivationFunctionType, scale: f32, zp: i8) -> Result<Clamp, ParamError> {
         let (min, max) = activation_range(act, scale, zp)?;
         Ok(Clamp { min, max })
     }
 
     /// int8 symmetric weights of `cout` channels along `axis`, as scales per channel and bytes.
-    fn weights(&self, k: usize, cout: usize, axis: i32) -> Result<(Vec<f32>, Vec<u8>), String> {
+    fn weights(&self, k: usize, cout: usize, axis: i32) -> Result<(Vec<f32>, Vec<u8>), MapError> {
         let t = self.tensor(self.input_index(k)?);
         let data = constant(t, "weights", TensorType::INT8, 1, t.elements())?;
         if let Some(z) = t.zero_points.iter().find(|&&z| z != 0) {
             return Err(format!(
                 "weights '{}' have zero point {z}; TFLite's int8 weights are symmetric (0)",
                 t.name
-            ));
+            )
+            .into());
         }
         let scales = match t.scales.len() {
             1 => vec![t.scales[0]; cout],
@@ -523,17 +682,18 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 return Err(format!(
                     "weights '{}' have {n} scales along axis {}; expected 1 or {cout} along axis {axis}",
                     t.name, t.quantized_dimension
-                ));
+                )
+                .into());
             }
         };
         if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            return Err(format!("weights '{}' have scale {s}", t.name));
+            return Err(format!("weights '{}' have scale {s}", t.name).into());
         }
         Ok((scales, data.to_vec()))
     }
 
     /// The i32 bias of `cout` channels (input `k`, optional: absent means zeros).
-    fn bias(&self, k: usize, cout: usize) -> Result<Vec<i32>, String> {
+    fn bias(&self, k: usize, cout: usize) -> Result<Vec<i32>, MapError> {
         let Some(&index) = self.op.inputs.get(k).filter(|&&t| t >= 0) else {
             return Ok(vec![0; cout]);
         };
@@ -1172,16 +1332,18 @@ impl<'g, 'a> Mapper<'g, 'a> {
     /// The positions a STRIDED_SLICE of an activation keeps along each input axis, after
     /// TensorFlow's expansion of the ellipsis (full axes), new axes (length 1, no input axis)
     /// and the implicit full axes past the spec (a shrunk axis keeps one position).
-    fn slice_picks(&self, input: &[i32]) -> Result<Vec<Vec<i32>>, String> {
+    fn slice_picks(&self, input: &[i32]) -> Result<Vec<Vec<i32>>, MapError> {
         let o = self
             .op
             .raw
             .builtin_options_as_strided_slice_options()
             .ok_or("STRIDED_SLICE without its options")?;
-        let operand = |k: usize, what: &str| -> Result<Vec<i32>, String> {
+        let operand = |k: usize, what: &str| -> Result<Vec<i32>, MapError> {
             let t = self.input_index(k)?;
             let v = self.folded.value(self.graph, t).ok_or_else(|| {
-                format!("its {what} (tensor {t}) is not a constant or static shape arithmetic")
+                MapError::Unsupported(format!(
+                    "its {what} (tensor {t}) is not a constant or static shape arithmetic"
+                ))
             })?;
             Ok(v.values)
         };
@@ -1196,7 +1358,8 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 "begin, end and strides have {n}, {} and {} entries",
                 end.len(),
                 strides.len()
-            ));
+            )
+            .into());
         }
         let bit = |mask: i32, i: usize| i < 32 && mask >> i & 1 != 0;
         let (ellipsis, new_axis) = (o.ellipsis_mask(), o.new_axis_mask());
@@ -1206,14 +1369,16 @@ impl<'g, 'a> Mapper<'g, 'a> {
             .count();
         let rank = input.len();
         let mut picks = Vec::with_capacity(rank);
-        let pick = |axis: usize, i: Option<usize>| -> Result<Vec<i32>, String> {
-            let dim = *input
-                .get(axis)
-                .ok_or_else(|| format!("the slice spec addresses more axes than {input:?} has"))?;
+        let pick = |axis: usize, i: Option<usize>| -> Result<Vec<i32>, MapError> {
+            let dim = *input.get(axis).ok_or_else(|| {
+                MapError::Unsupported(format!(
+                    "the slice spec addresses more axes than {input:?} has"
+                ))
+            })?;
             let everything: Vec<i32> = (0..dim).collect();
             match i {
                 None => Ok(everything),
-                Some(i) => strided_slice(
+                Some(i) => Ok(strided_slice(
                     &everything,
                     begin[i],
                     end[i],
@@ -1221,7 +1386,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
                     bit(o.begin_mask(), i),
                     bit(o.end_mask(), i),
                     bit(o.shrink_axis_mask(), i),
-                ),
+                )?),
             }
         };
         for i in 0..n {
@@ -1283,26 +1448,24 @@ impl<'g, 'a> Mapper<'g, 'a> {
         Ok(op.kind())
     }
 
-    fn check_reshape_operand(&self, input: &[i32], output: &[i32]) -> Result<(), String> {
+    fn check_reshape_operand(&self, input: &[i32], output: &[i32]) -> Result<(), MapError> {
         let Some(&t) = self.op.inputs.get(1).filter(|&&t| t >= 0) else {
             return Ok(());
         };
-        let value = self.folded.value(self.graph, t).ok_or_else(|| {
-            format!(
-                "its shape operand (tensor {t} '{}') is not static: neither a constant nor \
-                 computed from shapes alone",
-                self.tensor(t).name
-            )
-        })?;
+        let value = self
+            .folded
+            .value(self.graph, t)
+            .ok_or_else(|| MapError::ReshapeNotStatic {
+                tensor: t,
+                name: self.tensor(t).name.clone(),
+            })?;
         let elements = input.iter().map(|&d| d.max(0) as usize).product();
         let wanted = resolve_reshape(&value.values, elements)?;
         if resolve_reshape(output, elements).ok() != Some(wanted.clone()) {
-            return Err(format!(
-                "the shape operand evaluates to {wanted:?} but the file records output shape \
-                 {output:?} (the converter could not infer it); TFLM reads the recorded shape \
-                 and refuses this model too. Give the reshape a static size, e.g. \
-                 `Reshape((n,))` or `tf.reshape(x, [tf.shape(x)[0], n])`"
-            ));
+            return Err(MapError::ReshapeRecorded {
+                wanted,
+                recorded: output.to_vec(),
+            });
         }
         Ok(())
     }
@@ -1414,7 +1577,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
     /// The one constant operand of a binary op, if it has one: an int8 tensor with data whose
     /// values are all equal (a scalar, or a broadcast of one value), which makes the op a
     /// function of the other operand's byte alone.
-    fn constant_operand(&self) -> Result<Option<Constant>, String> {
+    fn constant_operand(&self) -> Result<Option<Constant>, MapError> {
         let [a, b] = self.op.inputs[..] else {
             return Ok(None);
         };
@@ -1427,17 +1590,18 @@ impl<'g, 'a> Mapper<'g, 'a> {
         };
         let ct = self.tensor(t);
         let (scale, zero_point) =
-            activation_quant(ct).map_err(|w| format!("constant input {k}: {w}"))?;
+            activation_quant(ct).map_err(|source| MapError::ConstantOperand { k, source })?;
         let data = constant(ct, "constant values", TensorType::INT8, 1, ct.elements())?;
         let Some((&first, rest)) = data.split_first() else {
-            return Err(format!("constant input {k} '{}' is empty", ct.name));
+            return Err(format!("constant input {k} '{}' is empty", ct.name).into());
         };
         if rest.iter().any(|&v| v != first) {
             return Err(format!(
                 "constant input {k} '{}' of shape {:?} holds different values; only one \
                  value broadcast over the activation is supported (a per-element table)",
                 ct.name, ct.shape
-            ));
+            )
+            .into());
         }
         Ok(Some(Constant {
             value: first as i8,

@@ -6,30 +6,69 @@
 
 use super::schema::{ActivationFunctionType, Padding};
 
+/// Why a fused activation or a window's geometry has no TFLM equivalent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    /// A fused activation TFLM's int8 kernels do not clamp with.
+    #[error(
+        "fused activation {} is not supported (NONE, RELU, RELU6, RELU_N1_TO_1 are)",
+        .act.variant_name().unwrap_or("unknown")
+    )]
+    Activation {
+        /// The activation.
+        act: ActivationFunctionType,
+    },
+    /// The activation's range, quantized with the output's scale and zero point, is empty.
+    #[error("fused activation gives an empty output range [{lo}, {hi}]")]
+    EmptyRange {
+        /// Lower end, as quantized.
+        lo: i32,
+        /// Upper end, as quantized.
+        hi: i32,
+    },
+    /// A window dimension that is not positive.
+    #[error("kernel {kernel}, stride {stride}, dilation {dilation} must all be positive")]
+    Window {
+        /// Kernel length.
+        kernel: i32,
+        /// Stride.
+        stride: i32,
+        /// Dilation.
+        dilation: i32,
+    },
+    /// A padding enum value other than SAME and VALID.
+    #[error("padding {padding} is not SAME or VALID")]
+    Padding {
+        /// The raw enum value.
+        padding: i8,
+    },
+    /// A VALID window longer than the input.
+    #[error("a {effective}-cell window does not fit {input} cells without padding")]
+    WindowTooLong {
+        /// Dilated window length.
+        effective: i32,
+        /// Input length.
+        input: i32,
+    },
+}
+
 /// TFLM `CalculateActivationRangeQuantized` for int8: the output clamp a fused activation
 /// implies, with `TfLiteRound(x / scale)` in f32.
 pub fn activation_range(
     act: ActivationFunctionType,
     scale: f32,
     zero_point: i8,
-) -> Result<(i8, i8), String> {
+) -> Result<(i8, i8), ParamError> {
     let quantize = |x: f32| i32::from(zero_point) + (x / scale).round() as i32;
     let (lo, hi) = match act {
         ActivationFunctionType::NONE => (-128, 127),
         ActivationFunctionType::RELU => (quantize(0.0).max(-128), 127),
         ActivationFunctionType::RELU6 => (quantize(0.0).max(-128), quantize(6.0).min(127)),
         ActivationFunctionType::RELU_N1_TO_1 => (quantize(-1.0).max(-128), quantize(1.0).min(127)),
-        other => {
-            return Err(format!(
-                "fused activation {} is not supported (NONE, RELU, RELU6, RELU_N1_TO_1 are)",
-                other.variant_name().unwrap_or("unknown")
-            ));
-        }
+        act => return Err(ParamError::Activation { act }),
     };
     if lo > hi {
-        return Err(format!(
-            "fused activation gives an empty output range [{lo}, {hi}]"
-        ));
+        return Err(ParamError::EmptyRange { lo, hi });
     }
     Ok((lo.clamp(-128, 127) as i8, hi.clamp(-128, 127) as i8))
 }
@@ -43,22 +82,22 @@ pub fn axis_padding(
     kernel: i32,
     stride: i32,
     dilation: i32,
-) -> Result<(i32, i32, i32), String> {
+) -> Result<(i32, i32, i32), ParamError> {
     if kernel < 1 || stride < 1 || dilation < 1 {
-        return Err(format!(
-            "kernel {kernel}, stride {stride}, dilation {dilation} must all be positive"
-        ));
+        return Err(ParamError::Window {
+            kernel,
+            stride,
+            dilation,
+        });
     }
     let effective = (kernel - 1) * dilation + 1;
     let out = match padding {
         Padding::SAME => (input + stride - 1) / stride,
         Padding::VALID => (input + stride - effective) / stride,
-        other => return Err(format!("padding {} is not SAME or VALID", other.0)),
+        other => return Err(ParamError::Padding { padding: other.0 }),
     };
     if out < 1 {
-        return Err(format!(
-            "a {effective}-cell window does not fit {input} cells without padding"
-        ));
+        return Err(ParamError::WindowTooLong { effective, input });
     }
     let total = ((out - 1) * stride + effective - input).max(0);
     let before = total / 2;
@@ -78,7 +117,13 @@ mod tests {
         assert_eq!(axis_padding(Padding::SAME, 32, 3, 2, 1), Ok((16, 0, 1)));
         assert_eq!(axis_padding(Padding::VALID, 8, 8, 8, 1), Ok((1, 0, 0)));
         assert_eq!(axis_padding(Padding::VALID, 5, 3, 1, 2), Ok((1, 0, 0)));
-        assert!(axis_padding(Padding::VALID, 2, 3, 1, 1).is_err());
+        assert_eq!(
+            axis_padding(Padding::VALID, 2, 3, 1, 1),
+            Err(ParamError::WindowTooLong {
+                effective: 3,
+                input: 2
+            })
+        );
     }
 
     #[test]
@@ -100,6 +145,13 @@ mod tests {
             activation_range(ActivationFunctionType::RELU6, 0.01, 0),
             Ok((0, 127))
         );
-        assert!(activation_range(ActivationFunctionType::TANH, 0.1, 0).is_err());
+        let e = activation_range(ActivationFunctionType::TANH, 0.1, 0).unwrap_err();
+        assert_eq!(
+            e,
+            ParamError::Activation {
+                act: ActivationFunctionType::TANH
+            }
+        );
+        assert!(e.to_string().contains("fused activation TANH"), "{e}");
     }
 }

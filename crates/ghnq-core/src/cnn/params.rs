@@ -316,6 +316,21 @@ impl ParamSet {
         }
         out
     }
+
+    /// Every trainable tensor's values on the host, in [`ParamSet::tensors`] order. Tests that
+    /// check two training engines land on the same parameters compare these; one definition
+    /// here keeps their comparisons in the same order.
+    pub fn tensor_values(&self) -> Vec<Vec<f32>> {
+        use crate::train::host_values;
+        self.tensors()
+            .into_iter()
+            .map(|t| match t {
+                TensorRef::D1(t) => host_values(t),
+                TensorRef::D2(t) => host_values(t),
+                TensorRef::D4(t) => host_values(t),
+            })
+            .collect()
+    }
 }
 
 /// A tensor transformation of any rank (closures cannot be generic over the rank).

@@ -470,18 +470,6 @@ mod tests {
             ..SgdConfig::epochs(1.0, 16, 16)
         };
         let images = || SyntheticImages::new(shape, 10, 64, 11);
-        let flat = |p: &ParamSet| -> Vec<Vec<f32>> {
-            use crate::cnn::params::TensorRef;
-            use crate::train::host_values;
-            p.tensors()
-                .into_iter()
-                .map(|t| match t {
-                    TensorRef::D1(t) => host_values(t),
-                    TensorRef::D2(t) => host_values(t),
-                    TensorRef::D4(t) => host_values(t),
-                })
-                .collect()
-        };
 
         let ad = dev.clone().autodiff();
         let (mut sgd, mut source) = (Sgd::new(config), images());
@@ -494,7 +482,7 @@ mod tests {
             params = p;
             burn_losses.push(r.loss);
         }
-        let burn = flat(&params.without_autodiff());
+        let burn = params.without_autodiff().tensor_values();
 
         let (mut sgd, mut source) = (HostSgd::new(config), images());
         let mut values = NetValues::from_params(&start);
@@ -513,7 +501,7 @@ mod tests {
             host_losses.push(r.loss);
         }
         assert_eq!(sgd.steps_done(), config.steps);
-        let host = flat(&params_from_host(&start, &values));
+        let host = params_from_host(&start, &values).tensor_values();
 
         for (b, h) in burn_losses.iter().zip(&host_losses) {
             assert!(
@@ -521,7 +509,7 @@ mod tests {
                 "{burn_losses:?} vs {host_losses:?}"
             );
         }
-        let start = flat(&start);
+        let start = start.tensor_values();
         assert_eq!(burn.len(), host.len());
         for (t, ((b, h), s)) in burn.iter().zip(&host).zip(&start).enumerate() {
             // |Δburn − Δhost| / max(|Δburn|, |Δhost|), Δ = trained − start.

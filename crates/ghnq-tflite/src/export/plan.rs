@@ -6,7 +6,93 @@ use crate::params::{activation_range, axis_padding};
 use crate::schema::{ActivationFunctionType, BuiltinOperator, Padding, TensorType};
 use ghnq_export::graph::{QuantGraph, QuantOp, QuantOpKind, QuantTensor, QuantWeights};
 use ghnq_quant::lower::Activation;
-use shared_format::{Rounding, Window};
+use shared_format::{Rounding, WeightScheme, Window};
+
+/// Why one blob op has no TFLite form; [`plan`] adds the op's index, name and kind.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(super) enum PlanError {
+    /// A clamp no fused activation gives at the output's quantization.
+    #[error(
+        "its output clamp [{min}, {max}] is not one a TFLite fused activation gives at scale \
+         {scale} and zero point {zero_point} ({})",
+        show_ranges(.ranges)
+    )]
+    Clamp {
+        /// The op's clamp, low end.
+        min: i8,
+        /// The op's clamp, high end.
+        max: i8,
+        /// Output scale.
+        scale: f32,
+        /// Output zero point.
+        zero_point: i8,
+        /// The clamp each fused activation gives there.
+        ranges: Vec<(ActivationFunctionType, i8, i8)>,
+    },
+    /// Per-tensor affine weights with a non-zero zero point.
+    #[error(
+        "its weights are {scheme:?} with zero point {zero_point}; TFLite's int8 weights are \
+         symmetric: export with --per-channel"
+    )]
+    AsymmetricWeights {
+        /// The weights' scheme.
+        scheme: WeightScheme,
+        /// Their zero point.
+        zero_point: i8,
+    },
+    /// Weights wider than int8.
+    #[error("its weights have {bits} bits")]
+    WeightBits {
+        /// Their bit-width.
+        bits: u8,
+    },
+    /// A dilated pool.
+    #[error("TFLite pools have no dilation")]
+    PoolDilation,
+    /// Pool padding neither SAME, VALID, nor SAME at stride 1 reaches.
+    #[error(
+        "a {}x{} pool with stride {}x{} and padding (top {}, left {}, bottom {}, right {}) on a \
+         {h}x{w} input has no TFLite form: TFLite pools pad SAME (the odd cell after) or VALID, \
+         the same pool at stride 1 is not SAME either, and a PAD cannot stand in (max pool skips \
+         padded cells, average pool leaves them out of its count)",
+        .window.kernel_h,
+        .window.kernel_w,
+        .window.stride_h,
+        .window.stride_w,
+        .window.padding.top,
+        .window.padding.left,
+        .window.padding.bottom,
+        .window.padding.right
+    )]
+    PoolPadding {
+        /// The pool's window.
+        window: Window,
+        /// Input height.
+        h: usize,
+        /// Input width.
+        w: usize,
+    },
+    /// A clamped mean (TFLite's MEAN has no fused activation).
+    #[error(
+        "its output clamp [{min}, {max}] is narrower than int8's; TFLite's MEAN takes no fused \
+         activation"
+    )]
+    MeanClamp {
+        /// The op's clamp, low end.
+        min: i8,
+        /// The op's clamp, high end.
+        max: i8,
+    },
+}
+
+/// `NONE [-128, 127], RELU [z, 127], ...`
+fn show_ranges(ranges: &[(ActivationFunctionType, i8, i8)]) -> String {
+    ranges
+        .iter()
+        .map(|(f, lo, hi)| format!("{} [{lo}, {hi}]", f.variant_name().unwrap_or("?")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A SAME or VALID padding that gives `window` exactly on an `h × w` input: the same output
 /// size and the same first window position (so the same windows; cells a window would read
@@ -106,11 +192,11 @@ pub(super) fn plan(
     p.model.inputs = vec![p.activation[0]];
     p.model.outputs = vec![p.activation[graph.output]];
     for (index, op) in graph.ops.iter().enumerate() {
-        p.op(op).map_err(|what| TfliteExportError::Op {
+        p.op(op).map_err(|e| TfliteExportError::Op {
             index,
             name: op.name.clone(),
             kind: op.kind_name(),
-            what,
+            what: e.to_string(),
         })?;
     }
     Ok(p.model)
@@ -138,7 +224,7 @@ impl Planner<'_> {
     }
 
     /// The fused activation whose TFLM clamp is `op`'s clamp (the op's own activation first).
-    pub(super) fn fused(&self, op: &QuantOp) -> Result<ActivationFunctionType, String> {
+    pub(super) fn fused(&self, op: &QuantOp) -> Result<ActivationFunctionType, PlanError> {
         let y = self.tensor(op.output);
         let want = (op.clamp.min, op.clamp.max);
         let own = activation_name(op.act);
@@ -154,22 +240,20 @@ impl Planner<'_> {
         {
             return Ok(f);
         }
-        let ranges: Vec<String> = candidates[1..]
+        let ranges = candidates[1..]
             .iter()
             .map(|&f| {
                 let (lo, hi) = activation_range(f, y.scale, y.zero_point).unwrap_or((0, 0));
-                format!("{} [{lo}, {hi}]", f.variant_name().unwrap_or("?"))
+                (f, lo, hi)
             })
             .collect();
-        Err(format!(
-            "its output clamp [{}, {}] is not one a TFLite fused activation gives at scale {} and \
-             zero point {} ({})",
-            want.0,
-            want.1,
-            y.scale,
-            y.zero_point,
-            ranges.join(", ")
-        ))
+        Err(PlanError::Clamp {
+            min: want.0,
+            max: want.1,
+            scale: y.scale,
+            zero_point: y.zero_point,
+            ranges,
+        })
     }
 
     /// A new activation tensor quantized like blob tensor `like`.
@@ -200,16 +284,15 @@ impl Planner<'_> {
         weights: &QuantWeights,
         input: usize,
         axis: i32,
-    ) -> Result<(i32, i32), String> {
+    ) -> Result<(i32, i32), PlanError> {
         if weights.zero_point != 0 {
-            return Err(format!(
-                "its weights are {:?} with zero point {}; TFLite's int8 weights are symmetric: \
-                 export with --per-channel",
-                weights.scheme, weights.zero_point
-            ));
+            return Err(PlanError::AsymmetricWeights {
+                scheme: weights.scheme,
+                zero_point: weights.zero_point,
+            });
         }
         if weights.bits > 8 {
-            return Err(format!("its weights have {} bits", weights.bits));
+            return Err(PlanError::WeightBits { bits: weights.bits });
         }
         let s_x = self.tensor(input).scale;
         let channels = weights.bias.len();
@@ -236,7 +319,7 @@ impl Planner<'_> {
         Ok((self.model.push_tensor(w), self.model.push_tensor(b)))
     }
 
-    pub(super) fn op(&mut self, op: &QuantOp) -> Result<(), String> {
+    pub(super) fn op(&mut self, op: &QuantOp) -> Result<(), PlanError> {
         let y = self.activation[op.output];
         match &op.kind {
             QuantOpKind::Conv {
@@ -326,7 +409,7 @@ impl Planner<'_> {
                 let filter = (i32::from(window.kernel_h), i32::from(window.kernel_w));
                 let stride = (i32::from(window.stride_h), i32::from(window.stride_w));
                 if window.dilation_h != 1 || window.dilation_w != 1 {
-                    return Err("TFLite pools have no dilation".into());
+                    return Err(PlanError::PoolDilation);
                 }
                 if let Some(padding) = expressible(window, h, w) {
                     let options = TfOptions::Pool {
@@ -366,21 +449,11 @@ impl Planner<'_> {
                 if expressible(&dense, h, w) != Some(Padding::SAME)
                     || picked != (Some(oh as u32), Some(ow as u32))
                 {
-                    return Err(format!(
-                        "a {}x{} pool with stride {}x{} and padding (top {}, left {}, bottom {}, \
-                         right {}) on a {h}x{w} input has no TFLite form: TFLite pools pad SAME \
-                         (the odd cell after) or VALID, the same pool at stride 1 is not SAME \
-                         either, and a PAD cannot stand in (max pool skips padded cells, average \
-                         pool leaves them out of its count)",
-                        window.kernel_h,
-                        window.kernel_w,
-                        window.stride_h,
-                        window.stride_w,
-                        pd.top,
-                        pd.left,
-                        pd.bottom,
-                        pd.right
-                    ));
+                    return Err(PlanError::PoolPadding {
+                        window: *window,
+                        h,
+                        w,
+                    });
                 }
                 let dense_out = self.intermediate(
                     format!("{}/stride1", op.name),
@@ -418,11 +491,10 @@ impl Planner<'_> {
             QuantOpKind::Mean { input } => {
                 let full = (i8::MIN, i8::MAX);
                 if (op.clamp.min, op.clamp.max) != full {
-                    return Err(format!(
-                        "its output clamp [{}, {}] is narrower than int8's; TFLite's MEAN takes \
-                         no fused activation",
-                        op.clamp.min, op.clamp.max
-                    ));
+                    return Err(PlanError::MeanClamp {
+                        min: op.clamp.min,
+                        max: op.clamp.max,
+                    });
                 }
                 // TFLM recomputes the blob's folded multiplier from the two scales and the
                 // input's H·W; keep_dims keeps the output [1, 1, 1, C], the blob's 1×1×C.
