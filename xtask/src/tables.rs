@@ -21,10 +21,12 @@ use crate::{root, shell};
 const DIR: &str = "results/ghn-tables";
 /// Shards per plan line: 5 nets of each split at 50 nets per split.
 const SHARDS: usize = 10;
-/// The `ghnq eval` arguments every line shares: the paper's four CIFAR-10 splits at 50 nets,
-/// 2,000 test images and 500 calibration images per net.
-const COMMON: &str = "eval --dataset cifar10 --split test,deep,wide,bn-free --count 50 \
-                      --images 2000 --calib 500";
+/// The `ghnq eval` arguments every line shares: CIFAR-10 at 50 nets per split, 2,000 test
+/// images and 500 calibration images per net.
+const COMMON: &str = "eval --dataset cifar10 --count 50 --images 2000 --calib 500";
+/// The paper's four splits, every line's unless it names some of them (a GHN specialised for one
+/// space, such as the BN-free-specific GHN, is evaluated on that split alone).
+const SPLITS: [&str; 4] = ["test", "deep", "wide", "bn-free"];
 
 /// One plan line.
 struct Line {
@@ -61,16 +63,18 @@ fn parse_plan(text: &str) -> Result<Vec<Line>> {
             bail!("line {}: '{name}' twice", i + 1);
         }
         let args: Vec<String> = words.map(String::from).collect();
+        if let Some(k) = args.iter().position(|a| a == "--split") {
+            let value = args.get(k + 1).map(String::as_str).unwrap_or_default();
+            if value.is_empty() || !value.split(',').all(|s| SPLITS.contains(&s)) {
+                bail!(
+                    "line {}: --split '{value}' is not a list of {}",
+                    i + 1,
+                    SPLITS.join(", ")
+                );
+            }
+        }
         if let Some(a) = args.iter().find(|a| {
-            [
-                "--shard",
-                "--csv",
-                "--split",
-                "--count",
-                "--dataset",
-                "--images",
-            ]
-            .contains(&a.as_str())
+            ["--shard", "--csv", "--count", "--dataset", "--images"].contains(&a.as_str())
         }) {
             bail!("line {}: {a} is the runner's to set", i + 1);
         }
@@ -141,6 +145,9 @@ pub fn run(data_dir: &Path) -> Result<()> {
             let tmp = csv.with_extension("csv.partial");
             let mut args: Vec<String> = COMMON.split_whitespace().map(String::from).collect();
             args.extend(line.args.iter().cloned());
+            if !line.args.iter().any(|a| a == "--split") {
+                args.extend(["--split".into(), SPLITS.join(",")]);
+            }
             args.extend([
                 "--data-dir".into(),
                 data_dir.to_string_lossy().into(),
@@ -244,6 +251,11 @@ mod tests {
         assert!(parse_plan("a --shard 1/2").is_err());
         assert!(parse_plan("a --bits w8a8\na --bits w4a4").is_err());
         assert!(parse_plan("a/b --bits w8a8").is_err());
+        // A line may narrow the splits, never widen or rename them.
+        assert!(parse_plan("a --split bn-free --bits w4a4").is_ok());
+        assert!(parse_plan("a --split test,bn-free").is_ok());
+        assert!(parse_plan("a --split train").is_err());
+        assert!(parse_plan("a --split").is_err());
         // The committed plan is valid.
         assert!(!plan().unwrap().is_empty());
     }

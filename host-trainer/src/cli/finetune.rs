@@ -20,12 +20,17 @@ use ghnq_quant::qat_native::{self, QatOptions};
 use ghnq_quant::sim::{self, Acts, SimOptions};
 use ghnq_study::plot;
 
+use super::steps_saved;
+
 /// Arguments of `ghnq finetune`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The architecture (JSON).
-    #[arg(long)]
-    pub arch: PathBuf,
+    #[arg(long, required_unless_present = "report")]
+    pub arch: Option<PathBuf>,
+    /// Print the steps saved of a finished run from its `--csv` file instead of training.
+    #[arg(long, value_name = "CSV", conflicts_with = "arch")]
+    pub report: Option<PathBuf>,
     /// GHN checkpoint: adds the run that starts from its prediction (without it, only random).
     #[arg(long)]
     pub ghn: Option<PathBuf>,
@@ -80,11 +85,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if let Some(csv) = &args.report {
+        let (ghn, random, last) = steps_saved::read_csv(csv)?;
+        print!("{}", steps_saved::summary(&ghn, &random, &[0, 100], last));
+        return Ok(());
+    }
+    let arch = args.arch.as_deref().context("--arch is required")?;
     let device = super::device::device(&args.test.device)?;
     let train_device = device.clone().autodiff();
-    let text = std::fs::read_to_string(&args.arch)
-        .with_context(|| format!("reading {}", args.arch.display()))?;
-    let net = Net::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.arch.display()))?;
+    let text =
+        std::fs::read_to_string(arch).with_context(|| format!("reading {}", arch.display()))?;
+    let net = Net::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", arch.display()))?;
     let lowered = Lowered::new(&net)?;
     let engine = if args.engine == Engine::Native && !ghnq_quant::sim_native::is_cpu(&device) {
         eprintln!(
@@ -295,6 +306,15 @@ pub fn run(args: Args) -> Result<()> {
             },
             args.steps,
             secs / args.steps.max(1) as f64
+        );
+    }
+    if let [(_, ghn), (_, random)] = curves.as_slice() {
+        let points = |c: &[f64]| -> Vec<(usize, f64)> {
+            checkpoints.iter().copied().zip(c.iter().copied()).collect()
+        };
+        print!(
+            "{}",
+            steps_saved::summary(&points(ghn), &points(random), &[0, 100], args.steps)
         );
     }
     if args.deploy_gap {

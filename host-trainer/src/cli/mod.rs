@@ -20,6 +20,7 @@ mod quant_args;
 mod quickstart;
 mod run;
 mod run_log;
+mod steps_saved;
 mod study;
 mod table_out;
 mod test_data;

@@ -72,7 +72,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub keep_checkpoints: usize,
     /// Validate at checkpoints (`--val-every`): mean float top-1 of the predicted parameters on
-    /// `--val-nets` nets of the `test` generator drawn with `--val-seed` (never the test nets,
+    /// `--val-nets` nets of `--val-split` (the `test` generator) drawn with `--val-seed` (never the test nets,
     /// which are seed 0), appended to `val.csv` in `--out`. 0 nets = off. Default: 20, none on
     /// the synthetic data sets (whose images are no test of a GHN).
     #[arg(long)]
@@ -83,6 +83,10 @@ pub struct Args {
     /// Seed of the validation nets.
     #[arg(long, default_value_t = 7)]
     pub val_seed: u64,
+    /// Split of the validation nets: `test`, or the space a specialised GHN is trained for
+    /// (`bn-free` for the BN-free-specific GHN, paper §4.5), drawn with `--val-seed`.
+    #[arg(long, default_value = "test")]
+    pub val_split: String,
     /// Test images per validation net (the first N of the data set's test part).
     #[arg(long, default_value_t = 500)]
     pub val_images: usize,
@@ -166,11 +170,35 @@ impl Args {
     }
 }
 
+/// Whether sampling training nets from `split` at `seed` would draw the nets an evaluation
+/// reports on: net `i` of a split depends only on (split, seed, i), so a specialised GHN may
+/// train on an evaluation split's generator (`bn-free`) only at a seed no evaluation uses.
+fn trains_on_evaluation_nets(split: &str, seed: u64, val_split: &str, val_seed: u64) -> bool {
+    let canonical = |s: &str| s.parse::<ghnq_core::arch::splits::Split>().ok();
+    let Some(split) = canonical(split) else {
+        return false;
+    };
+    use ghnq_core::arch::splits::Split;
+    // `predefined` ignores the seed and `train` is evaluated by no one.
+    let evaluated_at_zero = !matches!(split, Split::Train | Split::Predefined);
+    (evaluated_at_zero && seed == 0) || (canonical(val_split) == Some(split) && seed == val_seed)
+}
+
 pub fn run_cmd(args: Args) -> Result<()> {
     let device = super::device::device(&args.device)?.autodiff();
     let mut images = sources::image_source(&args.dataset, args.data_dir.as_deref(), args.seed)?;
     let shape = images.shape();
     let classes = 10;
+    anyhow::ensure!(
+        !trains_on_evaluation_nets(&args.split, args.seed, &args.val_split, args.val_seed),
+        "--split {} --seed {} would train on evaluation nets (the splits test, deep, wide and \
+         bn-free are evaluated at seed 0, validation uses --val-split {} at --val-seed {}): \
+         choose another --seed",
+        args.split,
+        args.seed,
+        args.val_split,
+        args.val_seed
+    );
     let mut archs = sources::arch_source(&args.split, shape, classes, args.seed)?;
     let qat = args.qat_config()?;
     let (ghn, state) = if let Some(from) = &args.from {
@@ -342,7 +370,7 @@ fn validation(
     let (nets, batches, calib) = if count == 0 {
         (Vec::new(), Vec::new(), Vec::new())
     } else {
-        let nets = sources::eval_nets("test", shape, classes, count, args.val_seed)?;
+        let nets = sources::eval_nets(&args.val_split, shape, classes, count, args.val_seed)?;
         let (_, batches) = sources::test_batches(
             &args.dataset,
             args.data_dir.as_deref(),
@@ -551,4 +579,26 @@ pub fn threads() -> usize {
                 .map(|n| n.get())
                 .unwrap_or(1)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trains_on_evaluation_nets as overlaps;
+
+    #[test]
+    fn evaluation_nets_are_refused_as_training_nets() {
+        assert!(!overlaps("train", 0, "test", 7));
+        assert!(!overlaps("tiny", 0, "test", 7));
+        assert!(
+            overlaps("bn-free", 0, "bn-free", 7),
+            "bn-free is evaluated at seed 0"
+        );
+        assert!(overlaps("BN_free", 7, "bn-free", 7), "the validation nets");
+        assert!(overlaps("test", 7, "test", 7));
+        assert!(!overlaps("bn-free", 3434, "bn-free", 7));
+        assert!(
+            !overlaps("test", 7, "bn-free", 7),
+            "validation on another split"
+        );
+    }
 }
