@@ -484,6 +484,46 @@ pub(crate) struct FastStage {
     pub j: u32,
 }
 
+/// The smaller shifts that give single rounding's clamped outputs of `shift` (see
+/// [`FastStage::saturating`]), smallest first, for multiplier `m`, output zero point `z_y`,
+/// clamp `[lo, hi]` and accumulators of magnitude at most `max_acc`: with `m > 0`, `v(acc) =
+/// floor((acc·m + 2^(r − 1)) / 2^r)` (`r = 31 − shift`) is nondecreasing in `acc` and in
+/// `shift`, and `v(0) = 0`. If a shift `s`'s `v_s(1) ≥ hi − z_y` and `v_s(−1) ≤ lo − z_y`,
+/// every `acc ≥ 1` has `v(acc) ≥ v_s(acc) ≥ v_s(1)` and every `acc ≤ −1` has `v(acc) ≤ v_s(acc)
+/// ≤ v_s(−1)`: both clamp to `hi` (resp. `lo`), and `acc = 0` gives `z_y` for both. That holds
+/// as long as the reference's `v` is exact, i.e. `|v(±max_acc)|` fits in i32 (it truncates the
+/// 64-bit quotient to i32); checked here (else none). Of the shifts that saturate, the smallest
+/// ones (`2^(s − 1) ≥ T` for `T = max(hi − z_y, z_y − lo, 1)`, since `m ≥ 2^30`, or one more)
+/// are offered, each checked exactly; the caller's stage must still take one.
+fn saturating_shifts(
+    m: i32,
+    shift: i32,
+    z_y: i8,
+    lo: i8,
+    hi: i8,
+    max_acc: u64,
+) -> [Option<i32>; 2] {
+    if m <= 0 || max_acc >= 1 << 31 {
+        return [None; 2];
+    }
+    let shift = shift.clamp(-31, 30);
+    // v for a shift, exactly (|a| ≤ 2^31, m < 2^31, r in 1..=62).
+    let v = |a: i64, sh: i32| -> i64 {
+        let r = 31 - sh;
+        (a * i64::from(m) + (1i64 << (r - 1))) >> r
+    };
+    let big = i64::from(i32::MAX);
+    let a = max_acc as i64;
+    if v(a, shift) > big || v(-a, shift) < -big - 1 {
+        return [None; 2];
+    }
+    let (z, lo, hi) = (i64::from(z_y), i64::from(lo), i64::from(hi));
+    let t = (hi - z).max(z - lo).max(1) as u64;
+    // ceil(log2 t) for t in 1..=255.
+    let c = (64 - (t - 1).leading_zeros()) as i32;
+    [c, c + 1].map(|s| (s < shift && v(1, s) >= hi - z && v(-1, s) <= lo - z).then_some(s))
+}
+
 impl FastStage {
     /// The fast stage of multiplier `m` and `shift` for single rounding with output zero point
     /// `z_y` and clamp `[lo, hi]`, for accumulators of magnitude at most `max_acc`, if it is
@@ -512,15 +552,7 @@ impl FastStage {
     }
 
     /// [`FastStage::single`] for a `shift` it cannot take as it is: the stage of a smaller shift
-    /// `s` with the same outputs. With `m > 0`, single rounding's `v(acc) = floor((acc·m +
-    /// 2^(r − 1)) / 2^r)` (`r = 31 − shift`) is nondecreasing in `acc` and in `shift`, and
-    /// `v(0) = 0`. If `s`'s `v_s(1) ≥ hi − z_y` and `v_s(−1) ≤ lo − z_y`, then every `acc ≥ 1`
-    /// has `v(acc) ≥ v_s(acc) ≥ v_s(1)` and every `acc ≤ −1` has `v(acc) ≤ v_s(acc) ≤ v_s(−1)`:
-    /// both clamp to `hi` (resp. `lo`), and `acc = 0` gives `z_y` for both. That holds as long
-    /// as the reference's `v` is exact, i.e. `|v(±max_acc)|` fits in i32 (it truncates the
-    /// 64-bit quotient to i32); checked here. Of the shifts that saturate, the smallest ones
-    /// (`2^(s − 1) ≥ T` for `T = max(hi − z_y, z_y − lo, 1)`, since `m ≥ 2^30`, or one less)
-    /// are tried, each checked exactly.
+    /// with the same clamped outputs ([`saturating_shifts`]), the first it takes.
     fn saturating(
         m: i32,
         shift: i32,
@@ -529,34 +561,10 @@ impl FastStage {
         hi: i8,
         max_acc: u64,
     ) -> Option<(Self, u32)> {
-        if m <= 0 || max_acc >= 1 << 31 {
-            return None;
-        }
-        let shift = shift.clamp(-31, 30);
-        // v for a shift, exactly (|a| ≤ 2^31, m < 2^31, r in 1..=62).
-        let v = |a: i64, sh: i32| -> i64 {
-            let r = 31 - sh;
-            (a * i64::from(m) + (1i64 << (r - 1))) >> r
-        };
-        let big = i64::from(i32::MAX);
-        let a = max_acc as i64;
-        if v(a, shift) > big || v(-a, shift) < -big - 1 {
-            return None;
-        }
-        let (z, lo, hi) = (i64::from(z_y), i64::from(lo), i64::from(hi));
-        let t = (hi - z).max(z - lo).max(1) as u64;
-        // ceil(log2 t) for t in 1..=255.
-        let c = (64 - (t - 1).leading_zeros()) as i32;
-        for s in [c, c + 1] {
-            if s < shift
-                && v(1, s) >= hi - z
-                && v(-1, s) <= lo - z
-                && let Some(st) = Self::single_exact(m, s, z_y, lo as i8, hi as i8, max_acc)
-            {
-                return Some(st);
-            }
-        }
-        None
+        saturating_shifts(m, shift, z_y, lo, hi, max_acc)
+            .into_iter()
+            .flatten()
+            .find_map(|s| Self::single_exact(m, s, z_y, lo, hi, max_acc))
     }
 
     /// [`FastStage::single`] for exactly the stage of `shift` (see [`FastStage`]).
@@ -918,9 +926,30 @@ pub(crate) struct PwStage {
 
 #[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
 impl PwStage {
-    /// The stage of multiplier `m` and `shift` (single rounding) with output zero point `z_y`,
-    /// for accumulators of magnitude at most `max_acc`, if [`PwStage`]'s conditions hold.
-    pub(crate) fn single(m: i32, shift: i32, z_y: i8, max_acc: u64) -> Option<Self> {
+    /// The stage of multiplier `m` and `shift` (single rounding) with output zero point `z_y`
+    /// and the clamp of all `k`-bit codes, for accumulators of magnitude at most `max_acc`, if
+    /// [`PwStage`]'s conditions hold; else, for a shift too large for them (the left shifts of
+    /// some 2-bit layers), the stage of a smaller shift with the same clamped outputs
+    /// ([`saturating_shifts`]).
+    #[inline(always)]
+    pub(crate) fn single(m: i32, shift: i32, z_y: i8, k: u32, max_acc: u64) -> Option<Self> {
+        Self::single_exact(m, shift, z_y, max_acc)
+            .or_else(|| Self::single_saturating(m, shift, z_y, k, max_acc))
+    }
+
+    /// [`PwStage::single`] for a shift it cannot take as it is (out of line: rare).
+    #[inline(never)]
+    fn single_saturating(m: i32, shift: i32, z_y: i8, k: u32, max_acc: u64) -> Option<Self> {
+        let lim = 1i32 << (k.clamp(1, 8) - 1);
+        saturating_shifts(m, shift, z_y, -lim as i8, (lim - 1) as i8, max_acc)
+            .into_iter()
+            .flatten()
+            .find_map(|s| Self::single_exact(m, s, z_y, max_acc))
+    }
+
+    /// [`PwStage::single`] for exactly the stage of `shift`.
+    #[inline(always)]
+    fn single_exact(m: i32, shift: i32, z_y: i8, max_acc: u64) -> Option<Self> {
         let sh = -1 - shift.clamp(-31, 30); // r − 32
         let pre = (1 - sh).max(0);
         let s = sh + pre;
@@ -1257,9 +1286,10 @@ fn pointwise_checked<const K: u32, const DOUBLE: bool>(
     }
 }
 
-/// Words of the stack table [`window_wide`] reads (1.5 KiB): 192 inputs of four filters.
+/// Words of the stack table [`window_wide`] reads (1,600 bytes): 200 inputs of four filters
+/// (a 5×5 over 8 channels, tabled once).
 #[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
-pub(crate) const WIDE_TABLE_WORDS: usize = 384;
+pub(crate) const WIDE_TABLE_WORDS: usize = 400;
 
 /// The shape of one pixel's valid window for [`window_wide`]: `rows` runs of `len` input bytes
 /// (a multiple of 4), the input runs `x_step` bytes apart, the table runs `t_step` words apart.
@@ -1337,6 +1367,34 @@ pub(crate) fn wide_pairs(w: u32, minus_z_w: u32) -> [u32; 2] {
         add16(sxtb16(w), minus_z_w),
         add16(sxtb16_ror8(w), minus_z_w),
     ]
+}
+
+/// [`wide_pairs`] of packed weights (low bits first, `shared_format::packing`) straight from
+/// their bits, without unpacking them to bytes: `BITS` is 4 (`h` holds four weights in its low
+/// 16 bits: one block of pairs, the second `[0, 0]`) or 2 (`h` holds eight in its low 16 bits:
+/// two blocks). Flipping every field's sign bit (`h ^ 0x8888` or `h ^ 0xAAAA`) makes each field
+/// `v` the biased code `v' = v + 2^(BITS − 1)`; `t = h' | h' << (16 − 2·BITS)` then holds a
+/// block's weight 0 at bit 0 and weight 2 at bit 16, `t >> BITS` its weights 1 and 3 there
+/// (the second 2-bit block: `t >> 8` and `t >> 10`); masked to `BITS` bits per 16-bit half,
+/// one `UADD16` of `−2^(BITS − 1) − z_w` (`minus_z_w` = [`splat16`]`(−z_w)`) centres both
+/// halves. Four instructions a pair after one `EOR` and one `ORR` per 16 bits.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn packed_pairs<const BITS: u32>(h: u32, minus_z_w: u32) -> [[u32; 2]; 2] {
+    let field = (1u32 << BITS) - 1;
+    let sign = 1u32 << (BITS - 1);
+    let mask = field | field << 16;
+    // The sign bit of every field of the 16 bits.
+    let flip = if BITS == 4 { 0x8888 } else { 0xAAAA };
+    let centre = add16(minus_z_w, splat16(-(sign as i16)));
+    let h = (h & 0xffff) ^ flip;
+    let t = h | h << (16 - 2 * BITS);
+    let pair = |shift: u32| add16((t >> shift) & mask, centre);
+    if BITS == 4 {
+        [[pair(0), pair(4)], [0, 0]]
+    } else {
+        [[pair(0), pair(2)], [pair(8), pair(10)]]
+    }
 }
 
 /// [`window_wide`] once its bounds are checked.
@@ -1791,6 +1849,150 @@ fn stage_narrow_checked(acc: &[[i32; 4]], stages: &[NarrowStage; 4], y: &mut [i8
     for (i, a) in acc.iter().enumerate() {
         for (j, s) in stages.iter().enumerate() {
             y[i * y_step + j] = s.apply(a[j]);
+        }
+    }
+}
+
+/// One channel's single-rounding output stage for [`stage_single`]: a [`PwStage`] (`m`, `ra`,
+/// `s`, `pre`) and the channel's bias scaled like the sums (`bias·2^pre`, wrapping), five
+/// words in the order `LDM` takes them.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub(crate) struct SingleStage {
+    /// The multiplier `m`.
+    pub m: i32,
+    /// `bias·2^pre`.
+    pub bias: i32,
+    /// `2^(s − 1) + z_y·2^s`.
+    pub ra: i32,
+    /// `s`, in 1..=20.
+    pub s: u32,
+    /// `pre`, in 0..=31.
+    pub pre: u32,
+}
+
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+impl SingleStage {
+    /// The stage `st` of a channel whose bias is `bias`.
+    pub(crate) fn new(st: PwStage, bias: i32) -> Self {
+        Self {
+            m: st.m,
+            bias: bias.wrapping_shl(st.pre),
+            ra: st.ra,
+            s: st.s,
+            pre: st.pre,
+        }
+    }
+
+    /// The stage of a sum `acc` on the portable model of its instructions (`LSL`, `ADD`,
+    /// `SMMLA`, `ASR`, `SSAT #K`).
+    #[cfg_attr(any(edge_dsp, not(test)), allow(dead_code))]
+    #[inline(always)]
+    fn apply<const K: u32>(&self, acc: i32) -> i8 {
+        let a = (acc << self.pre).wrapping_add(self.bias);
+        let h = (((i64::from(a) * i64::from(self.m)) >> 32) as i32).wrapping_add(self.ra);
+        let lim = 1i32 << (K - 1);
+        (h >> self.s).clamp(-lim, lim - 1) as i8
+    }
+}
+
+/// Single-rounding output stages of a strip of four channels' sums: `y[i·y_step + j] =
+/// ssat_K(((a·m >> 32) + ra) >> s)` with `a = acc[i][j]·2^pre + bias·2^pre` for the
+/// [`SingleStage`]s `stages`: the reference's requantization of `bias + acc` whenever each
+/// stage's [`PwStage`] was made by [`PwStage::single`] for accumulators `bias + acc` within its
+/// bound and the output clamp is all `K`-bit codes (see [`PwStage`]). On Armv7E-M one `asm!`
+/// loop, eight instructions an output (`LDR`, `LDM`, `LSL`, `ADD`, `SMMLA`, `ASR`, `SSAT`,
+/// `STRB`), where the generic stage takes a 64-bit product and a rounding division for shifts
+/// that are not plain (the 2-bit layers'). Returns `false`, touching nothing, if `K` is not 2,
+/// 4 or 8 or a pixel's outputs would leave `y`.
+#[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
+pub(crate) fn stage_single<const K: u32>(
+    acc: &[[i32; 4]],
+    stages: &[SingleStage; 4],
+    y: &mut [i8],
+    y_step: usize,
+) -> bool {
+    if !matches!(K, 2 | 4 | 8) {
+        return false;
+    }
+    if acc.is_empty() {
+        return true;
+    }
+    let end = (acc.len() - 1)
+        .checked_mul(y_step)
+        .and_then(|e| e.checked_add(4));
+    if y_step < 4 || end.is_none_or(|e| e > y.len()) {
+        return false;
+    }
+    stage_single_checked::<K>(acc, stages, y, y_step);
+    true
+}
+
+/// [`stage_single`] once its bounds are checked.
+#[cfg(edge_dsp)]
+#[inline(always)]
+fn stage_single_checked<const K: u32>(
+    acc: &[[i32; 4]],
+    stages: &[SingleStage; 4],
+    y: &mut [i8],
+    y_step: usize,
+) {
+    // SAFETY: for pixel i < acc.len() (≥ 1) the block reads the four words of acc[i] (the
+    // slice is contiguous, 16 bytes a pixel) and the 20 words of `stages` (four `repr(C)`
+    // structs of five 4-byte fields, m, bias, ra, s, pre, in that order: word-aligned for LDM;
+    // the pointer steps back to them after every pixel), and writes the four bytes at
+    // y + i·y_step, inside `y` (`stage_single` checked the last pixel's). It writes nothing
+    // else besides its register operands. SSAT may set the sticky Q flag, which nothing reads.
+    // `LSL` by `pre` ≤ 31 and `ASR` by `s` ≤ 20 (their registers' low bytes) shift as the
+    // model's `<<` and `>>`. Registers are named because `LDM` takes them in ascending order.
+    unsafe {
+        four_lane_loop!(
+            [
+                "ldr r8, [r1], #4",
+                "ldm r2!, {{r9, r10, r11, r12, lr}}",
+                "lsl r8, r8, lr",
+                "add r8, r8, r10",
+                "smmla r11, r8, r9, r11",
+                "asr r11, r11, r12",
+                "ssat r11, #{k}, r11",
+                "strb r11, [r3], #1",
+            ],
+            [
+                "sub r2, r2, #80",
+                "add r3, r3, r4",
+                "subs r0, r0, #1",
+                "bne 1b",
+            ],
+            k = const K,
+            inout("r0") acc.len() => _,
+            inout("r1") acc.as_ptr() => _,
+            inout("r2") stages.as_ptr() => _,
+            inout("r3") y.as_mut_ptr() => _,
+            in("r4") y_step - 4,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`stage_single`] once its bounds are checked, on the portable model (host tests).
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+fn stage_single_checked<const K: u32>(
+    acc: &[[i32; 4]],
+    stages: &[SingleStage; 4],
+    y: &mut [i8],
+    y_step: usize,
+) {
+    for (i, a) in acc.iter().enumerate() {
+        for (j, s) in stages.iter().enumerate() {
+            y[i * y_step + j] = s.apply::<K>(a[j]);
         }
     }
 }
@@ -2968,7 +3170,7 @@ mod tests {
                 fast += 1;
             }
             if matches!(k, 2 | 4 | 8)
-                && let Some(st) = PwStage::single(m, shift, z_y, max_acc)
+                && let Some(st) = PwStage::single(m, shift, z_y, k, max_acc)
             {
                 for acc in accs {
                     let got = match k {
@@ -2983,19 +3185,19 @@ mod tests {
         }
         assert!(fast > 5000 && pw > 5000, "{fast} {pw}");
         // A shift past the bound is refused, not wrapped: max_acc·2^pre ≥ 2^31.
-        assert!(PwStage::single(1 << 30, 30, 0, 1 << 20).is_none());
+        assert!(PwStage::single(1 << 30, 30, 0, 8, 1 << 20).is_none());
         assert!(FastStage::single(1 << 30, 30, 0, -128, 127, 1 << 20).is_none());
         assert!(FastStage::single(1 << 30, 28, 0, -128, 127, 0).is_some());
     }
 
-    /// [`FastStage::single`] past its scaled accumulator's bound (large left shifts, the
-    /// smaller saturating stage of [`FastStage::saturating`]) equals the reference's
-    /// single-rounding `requantize` for every accumulator within the bound, and refuses a
+    /// [`FastStage::single`] and [`PwStage::single`] past their scaled accumulators' bound (large
+    /// left shifts, the smaller saturating stages of [`saturating_shifts`]) equal the reference's
+    /// single-rounding `requantize` for every accumulator within the bound, and refuse a
     /// multiplier whose reference quotient would wrap.
     #[test]
     fn saturating_fast_stage_matches_requantize() {
         let mut rng = XorShift32::new(0x5A7D_0A11);
-        let mut checked = 0;
+        let (mut checked, mut pw_checked) = (0, 0);
         for case in 0..3000 {
             let m = (1 << 30) | rng.below(1 << 30) as i32;
             let shift = rng.below(31) as i32;
@@ -3007,6 +3209,23 @@ mod tests {
             };
             let z_y = (rng.below(2 * lim as u32) as i32 - lim) as i8;
             let max_acc = [20_000u64, 5000, 300, 2][rng.below(4) as usize];
+            // The pointwise kernel's stage, where only the smaller shift takes it.
+            if matches!(k, 2 | 4 | 8)
+                && PwStage::single_exact(m, shift, z_y, max_acc).is_none()
+                && let Some(st) = PwStage::single(m, shift, z_y, k, max_acc)
+            {
+                let b = max_acc as i32;
+                for acc in -b..=b {
+                    let want = requantize(acc, m, shift, z_y, clamp, Rounding::Single);
+                    let got = match k {
+                        8 => st.apply::<8>(acc << st.pre),
+                        4 => st.apply::<4>(acc << st.pre),
+                        _ => st.apply::<2>(acc << st.pre),
+                    };
+                    assert_eq!(got, want, "{case} {acc} {st:?}");
+                }
+                pw_checked += 1;
+            }
             if FastStage::single_exact(m, shift, z_y, clamp.min, clamp.max, max_acc).is_some() {
                 continue;
             }
@@ -3021,11 +3240,138 @@ mod tests {
             }
             checked += 1;
         }
-        assert!(checked > 200, "{checked}");
+        assert!(checked > 200 && pw_checked > 200, "{checked} {pw_checked}");
         // The 2-bit layer of the quickstart net: shift 15, 49 taps of |w| ≤ 2, |x| ≤ 127.
         assert!(FastStage::single(1_821_285_600, 15, -1, -2, 1, 12_642).is_some());
+        // Its pointwise op 74: shift 16, 32 inputs of |w| ≤ 2, |x| ≤ 129.
+        assert!(PwStage::single(1_557_051_679, 16, -2, 2, 8256).is_some());
         // A reference quotient past i32 (it wraps there): refused.
         assert!(FastStage::single(1 << 30, 30, 0, -128, 127, 1 << 20).is_none());
+    }
+
+    /// [`stage_single`] with [`PwStage::single`]'s stages (the saturating smaller shifts
+    /// included) and the bias scaled like the sums ([`SingleStage::new`]) is the reference's single-rounding
+    /// `requantize` of `b + acc` for accumulators at the ends of and within their bound, every
+    /// shift, 8-, 4- and 2-bit clamps; it refuses other widths and outputs past `y`.
+    #[test]
+    fn single_strip_stage_matches_requantize() {
+        let mut rng = XorShift32::new(0x51_6E1E);
+        let mut checked = 0;
+        for case in 0..4000 {
+            let k = [8u32, 4, 2][rng.below(3) as usize];
+            let lim = 1i32 << (k - 1);
+            let clamp = Clamp {
+                min: -lim as i8,
+                max: (lim - 1) as i8,
+            };
+            let z_y = (rng.below(2 * lim as u32) as i32 - lim) as i8;
+            let sums = [1u64 << 24, 100_000, 5000, 300][rng.below(4) as usize];
+            let mut stages = [SingleStage {
+                m: 0,
+                bias: 0,
+                ra: 0,
+                s: 1,
+                pre: 0,
+            }; 4];
+            let mut raw = [(0i32, 0i32, 0i32); 4];
+            let mut all = true;
+            for j in 0..4 {
+                let m = (1 << 30) | rng.below(1 << 30) as i32;
+                let shift = rng.below(62) as i32 - 31;
+                let b = rng.below(2001) as i32 - 1000;
+                let max_acc = u64::from(b.unsigned_abs()) + sums;
+                match PwStage::single(m, shift, z_y, k, max_acc) {
+                    Some(st) => {
+                        stages[j] = SingleStage::new(st, b);
+                        raw[j] = (m, shift, b);
+                    }
+                    None => all = false,
+                }
+            }
+            if !all {
+                continue;
+            }
+            let s = sums as i32;
+            let pick_acc = |rng: &mut XorShift32| match rng.below(6) {
+                0 => s,
+                1 => -s,
+                2 => 0,
+                _ => rng.below(2 * s as u32 + 1) as i32 - s,
+            };
+            let acc: Vec<[i32; 4]> = (0..5)
+                .map(|_| core::array::from_fn(|_| pick_acc(&mut rng)))
+                .collect();
+            let mut y = vec![0i8; 6 * acc.len()];
+            let ok = match k {
+                8 => stage_single::<8>(&acc, &stages, &mut y, 6),
+                4 => stage_single::<4>(&acc, &stages, &mut y, 6),
+                _ => stage_single::<2>(&acc, &stages, &mut y, 6),
+            };
+            assert!(ok);
+            for (i, a) in acc.iter().enumerate() {
+                for j in 0..4 {
+                    let (m, shift, b) = raw[j];
+                    let want = requantize(b + a[j], m, shift, z_y, clamp, Rounding::Single);
+                    assert_eq!(y[6 * i + j], want, "{case} {i} {j} {:?}", stages[j]);
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked > 300, "{checked}");
+        let st = [SingleStage {
+            m: 1 << 30,
+            bias: 0,
+            ra: 0,
+            s: 1,
+            pre: 0,
+        }; 4];
+        let acc = [[0i32; 4]; 2];
+        assert!(!stage_single::<3>(&acc, &st, &mut [0; 16], 8));
+        assert!(!stage_single::<8>(&acc, &st, &mut [0; 11], 8));
+        assert!(stage_single::<8>(&acc, &st, &mut [0; 12], 8));
+    }
+
+    /// [`packed_pairs`] equals [`wide_pairs`] of the unpacked weights for every two packed
+    /// bytes of 2- and 4-bit weights, at every zero point of their codes.
+    #[test]
+    fn packed_pairs_match_unpacked() {
+        fn check<const BITS: u32>() {
+            let lim = 1i32 << (BITS - 1);
+            for z_w in -lim..lim {
+                let minus_z_w = splat16(-(z_w as i16));
+                for h in 0..1u32 << 16 {
+                    // Field k, sign-extended (`shared_format::packing`: low bits first).
+                    let f = |k: u32| {
+                        let v = ((h >> (BITS * k)) & ((1 << BITS) - 1)) as i32;
+                        (if v >= lim { v - 2 * lim } else { v }) as i8 as u8
+                    };
+                    let block = |b: u32| {
+                        let q = u32::from_le_bytes([
+                            f(4 * b),
+                            f(4 * b + 1),
+                            f(4 * b + 2),
+                            f(4 * b + 3),
+                        ]);
+                        wide_pairs(q, minus_z_w)
+                    };
+                    let want = if BITS == 4 {
+                        [block(0), [0, 0]]
+                    } else {
+                        [block(0), block(1)]
+                    };
+                    // Bits above the low 16 are ignored.
+                    for hh in [h, h | 0xdead_0000] {
+                        assert_eq!(
+                            packed_pairs::<BITS>(hh, minus_z_w),
+                            want,
+                            "{BITS} bits, z_w {z_w}, packed {hh:#x}"
+                        );
+                    }
+                }
+            }
+        }
+        check::<2>();
+        check::<4>();
     }
 
     #[test]
