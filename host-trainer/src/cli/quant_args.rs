@@ -1,6 +1,6 @@
 //! The quantization flags shared by the commands that export nets (`export`, `eval --bits`).
 
-use ghnq_quant::config::{BnStats, Clip, Precision, QuantConfig, TrainedFor};
+use ghnq_quant::config::{ActCalib, BnStats, Clip, Precision, QuantConfig, TrainedFor};
 use ghnq_quant::layers::LayerBits;
 use shared_format::{Rounding, WeightScheme};
 
@@ -34,6 +34,12 @@ pub struct QuantArgs {
     /// quantization's practice; at 4 bits it loses most of a QAT net's accuracy).
     #[arg(long, default_value = "quantized")]
     pub bn_stats: BnStats,
+    /// What activation ranges are measured on: `quantized` (every earlier activation already
+    /// quantized, as GHN-QAT trains) or `float` (post-training quantization's practice).
+    /// Default: quantized for a GHN-QAT checkpoint at the bit-width it was finetuned for, float
+    /// otherwise (each measured the better there).
+    #[arg(long)]
+    pub act_calib: Option<ActCalib>,
 }
 
 impl QuantArgs {
@@ -62,6 +68,11 @@ impl QuantArgs {
                 .unwrap_or(Clip::Absolute),
             layers: self.layer_bits.clone(),
             bn_stats: self.bn_stats,
+            act_calib: self.act_calib.unwrap_or(if own.is_some() {
+                ActCalib::Quantized
+            } else {
+                ActCalib::Float
+            }),
             ..QuantConfig::paper(precision)
         }
     }
@@ -120,6 +131,21 @@ mod tests {
         assert_eq!(
             (w8a8.weight_clip, w8a8.act_clip),
             (Clip::Absolute, Clip::Absolute)
+        );
+        assert_eq!(
+            w4a4.act_calib,
+            ActCalib::Quantized,
+            "as the checkpoint trained"
+        );
+        assert_eq!(w8a8.act_calib, ActCalib::Float);
+        assert_eq!(
+            plain.config_for(Precision::new(4, 4), None).act_calib,
+            ActCalib::Float
+        );
+        let float = Cli::parse_from(["x", "--act-calib", "float"]).quant;
+        assert_eq!(
+            float.config_for(Precision::new(4, 4), trained).act_calib,
+            ActCalib::Float
         );
         let asked = Cli::parse_from(["x", "--act-clip", "absolute"]).quant;
         let w4a4 = asked.config_for(Precision::new(4, 4), trained);

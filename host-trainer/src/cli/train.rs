@@ -158,6 +158,8 @@ impl Args {
             weight_clip: self.weight_clip,
             act_clip: self.act_clip,
             layers: self.layer_bits.clone(),
+            // Validation exports the nets as the finished checkpoint's are exported.
+            act_calib: ghnq_quant::config::ActCalib::Quantized,
             ..QuantConfig::paper(precision)
         };
         match self.method.as_deref() {
