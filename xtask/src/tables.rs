@@ -34,6 +34,19 @@ struct Line {
     args: Vec<String>,
 }
 
+impl Line {
+    /// The `ghnq eval` arguments of every shard of this line (the runner adds the shard, the
+    /// CSV and the data): [`COMMON`], the line's own, and all of [`SPLITS`] unless it names some.
+    fn eval_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = COMMON.split_whitespace().map(String::from).collect();
+        args.extend(self.args.iter().cloned());
+        if !self.args.iter().any(|a| a == "--split") {
+            args.extend(["--split".into(), SPLITS.join(",")]);
+        }
+        args
+    }
+}
+
 fn plan() -> Result<Vec<Line>> {
     let path = root().join(DIR).join("plan.txt");
     let text =
@@ -143,11 +156,7 @@ pub fn run(data_dir: &Path) -> Result<()> {
             }
             std::fs::create_dir_all(csv.parent().expect("shards sit in a directory"))?;
             let tmp = csv.with_extension("csv.partial");
-            let mut args: Vec<String> = COMMON.split_whitespace().map(String::from).collect();
-            args.extend(line.args.iter().cloned());
-            if !line.args.iter().any(|a| a == "--split") {
-                args.extend(["--split".into(), SPLITS.join(",")]);
-            }
+            let mut args = line.eval_args();
             args.extend([
                 "--data-dir".into(),
                 data_dir.to_string_lossy().into(),
@@ -186,11 +195,11 @@ pub fn status() -> Result<()> {
                 .filter_map(|t| cpu_seconds(&t))
                 .sum::<f64>();
         println!(
-            "{:<18} {:>2}/{SHARDS} shards, {:.2} CPU-hours so far   ghnq {COMMON} {}",
+            "{:<18} {:>2}/{SHARDS} shards, {:.2} CPU-hours so far   ghnq {}",
             line.name,
             done.len(),
             cpu / 3600.0,
-            line.args.join(" ")
+            line.eval_args().join(" ")
         );
     }
     Ok(())
@@ -256,6 +265,10 @@ mod tests {
         assert!(parse_plan("a --split test,bn-free").is_ok());
         assert!(parse_plan("a --split train").is_err());
         assert!(parse_plan("a --split").is_err());
+        let args = |l: &str| parse_plan(l).unwrap()[0].eval_args().join(" ");
+        assert!(args("a --bits w8a8").ends_with("--bits w8a8 --split test,deep,wide,bn-free"));
+        assert!(args("a --split bn-free").ends_with("--split bn-free"));
+        assert!(!args("a --split bn-free").contains("test,"));
         // The committed plan is valid.
         assert!(!plan().unwrap().is_empty());
     }
