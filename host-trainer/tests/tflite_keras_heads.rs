@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use ghnq_tflite as tflite;
-use ghnq_tflite::ImportError;
 use ghnq_tflite::tflm::Tflm;
+use ghnq_tflite::{FoldError, ImportError, OpRefusal};
 use rand::{Rng, SeedableRng};
 use shared_format::Model;
 use shared_format::op::OpKind;
@@ -321,23 +321,37 @@ fn slices_that_keep_every_element_are_views_and_channel_slices_convolutions() {
 #[test]
 fn a_reshape_whose_width_the_converter_lost_is_refused() {
     let err = import("flatten_unknown_width").expect_err("TFLM refuses it too");
-    let ImportError::Op { op, what, .. } = &err else {
-        panic!("expected an op error, got {err}");
+    let ImportError::Op {
+        op,
+        reason: OpRefusal::ReshapeRecorded { wanted, recorded },
+        ..
+    } = &err
+    else {
+        panic!("expected a RESHAPE refused for its recorded output shape, got {err}");
     };
     assert_eq!(op, "RESHAPE");
-    assert!(what.contains("records output shape"), "{err}");
-    assert!(what.contains("[1, 36]"), "{err}");
+    assert_eq!(wanted, &[1, 36], "{err}");
+    // The converter could not infer the width and recorded [1, 1] (see `generate.py`).
+    assert_eq!(recorded, &[1, 1], "{err}");
+    let text = err.to_string();
+    assert!(text.contains("records output shape"), "{text}");
+    assert!(text.contains("[1, 36]"), "{text}");
 }
 
 #[test]
 fn a_data_dependent_shape_is_refused_by_name() {
     let err = import("data_dependent_reshape").expect_err("not static");
-    let ImportError::NotStatic { op, what, .. } = &err else {
-        panic!("expected a NotStatic error, got {err}");
+    let ImportError::NotStatic {
+        op,
+        reason: FoldError::ActivationInput { .. },
+        ..
+    } = &err
+    else {
+        panic!("expected a NotStatic error for an int8 activation input, got {err}");
     };
     assert_eq!(op, "ARG_MAX", "{err}");
-    assert!(what.contains("int8 activation"), "{err}");
     let text = err.to_string();
+    assert!(text.contains("int8 activation"), "{text}");
     assert!(
         text.starts_with("op ") && text.contains("ARG_MAX"),
         "{text}"

@@ -4,6 +4,10 @@
 
 use shared_format::BuildError;
 
+use super::fold::FoldError;
+use super::graph::GraphDefect;
+use super::refusal::{IoRefusal, OpRefusal};
+
 /// An import failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -23,8 +27,12 @@ pub enum ImportError {
         /// Subgraph outputs.
         outputs: usize,
     },
+    /// A structural defect the flatbuffer verifier cannot see (a dangling operator code or
+    /// tensor index). Printed as a defect of op 0, as it always has been.
+    #[error("op 0 (graph): {0}")]
+    Graph(GraphDefect),
     /// A model input or output tensor the runtime cannot hold.
-    #[error("model {role} (tensor {index} '{name}'): {what}")]
+    #[error("model {role} (tensor {index} '{name}'): {reason}")]
     IoTensor {
         /// "input" or "output".
         role: &'static str,
@@ -33,28 +41,28 @@ pub enum ImportError {
         /// Tensor name.
         name: String,
         /// What is unsupported.
-        what: String,
+        reason: IoRefusal,
     },
     /// An op, or one of its tensors, the runtime cannot run.
-    #[error("op {index} ({op}): {what}")]
+    #[error("op {index} ({op}): {reason}")]
     Op {
         /// Operator index in the subgraph.
         index: usize,
         /// TFLite builtin name, e.g. CONV_2D.
         op: String,
         /// What is unsupported or inconsistent.
-        what: String,
+        reason: OpRefusal,
     },
     /// Shape arithmetic (int32 ops such as SHAPE, STRIDED_SLICE, PACK) that cannot be evaluated
     /// at import time: the runtime has no int32 tensors, so every such value must be static.
-    #[error("op {index} ({op}): shape arithmetic that is not static at import time: {what}")]
+    #[error("op {index} ({op}): shape arithmetic that is not static at import time: {reason}")]
     NotStatic {
         /// Operator index in the subgraph.
         index: usize,
         /// TFLite builtin name, e.g. STRIDED_SLICE.
         op: String,
         /// Which input or option is not static, and why.
-        what: String,
+        reason: FoldError,
     },
     /// No op produces the model output.
     #[error("the model output (tensor {0}) is not produced by any imported op")]

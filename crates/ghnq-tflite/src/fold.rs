@@ -209,6 +209,14 @@ pub enum FoldError {
         /// Input element count.
         elements: usize,
     },
+    /// Shape arithmetic whose output tensor is declared with another type than int32.
+    #[error("output '{name}' is {ty}; shape arithmetic is folded in int32")]
+    OutputType {
+        /// Output tensor name.
+        name: String,
+        /// Its declared type.
+        ty: &'static str,
+    },
 }
 
 /// The value of one int32 tensor known at import time.
@@ -289,23 +297,19 @@ pub fn fold_static_shapes(graph: &Graph<'_>) -> Result<Folded, ImportError> {
         if !is_shape_arithmetic(graph, op) {
             continue;
         }
-        let value = evaluate(graph, &folded, op).map_err(|e| ImportError::NotStatic {
+        let not_static = |reason| ImportError::NotStatic {
             index: op.index,
             op: op.name(),
-            what: e.to_string(),
-        })?;
+            reason,
+        };
+        let value = evaluate(graph, &folded, op).map_err(not_static)?;
         let out = op.outputs[0] as usize;
         let declared = &graph.tensors[out];
         if declared.ty != TensorType::INT32 {
-            return Err(ImportError::NotStatic {
-                index: op.index,
-                op: op.name(),
-                what: format!(
-                    "output '{}' is {}; shape arithmetic is folded in int32",
-                    declared.name,
-                    declared.type_name()
-                ),
-            });
+            return Err(not_static(FoldError::OutputType {
+                name: declared.name.clone(),
+                ty: declared.type_name(),
+            }));
         }
         folded.values.insert(out, value);
         folded.ops.push(op.index);

@@ -24,7 +24,8 @@ use super::error::ImportError;
 use super::fold::{FoldError, Folded, fold_static_shapes, resolve_reshape, strided_slice};
 use super::graph::{Graph, OpInfo, TensorInfo};
 use super::params::{ParamError, activation_range, axis_padding};
-use super::schema::{self, ActivationFunctionType, BuiltinOperator, TensorType};
+use super::refusal::{IoRefusal, OpRefusal, ScaleRefusal, TensorError};
+use super::schema::{self, ActivationFunctionType, BuiltinOperator, Operator, TensorType};
 use super::tables::{self, Constant};
 use ghnq_quant::integer::{AddParams, concat_multiplier, conv_multipliers};
 
@@ -75,11 +76,7 @@ pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
     if subgraphs != 1 {
         return Err(ImportError::Subgraphs(subgraphs));
     }
-    let graph = Graph::new(&model).map_err(|e| ImportError::Op {
-        index: 0,
-        op: "graph".into(),
-        what: e.to_string(),
-    })?;
+    let graph = Graph::new(&model).map_err(ImportError::Graph)?;
     if graph.inputs.len() != 1 || graph.outputs.len() != 1 {
         return Err(ImportError::Io {
             inputs: graph.inputs.len(),
@@ -93,7 +90,7 @@ pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
         role,
         index,
         name: graph.tensors[index].name.clone(),
-        what: e.to_string(),
+        reason: e.into(),
     };
     let input = io_info(&graph.tensors[in_index]).map_err(|w| io_error("input", in_index, w))?;
     let output =
@@ -125,11 +122,6 @@ pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
             ops.push((op.index, op.name(), None));
             continue;
         }
-        let err = |what: String| ImportError::Op {
-            index: op.index,
-            op: op.name(),
-            what,
-        };
         let kind = Mapper {
             graph: &graph,
             folded: &folded,
@@ -140,7 +132,11 @@ pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
         .map()
         .map_err(|e| match e {
             MapError::Build(e) => ImportError::Build(e),
-            other => err(other.to_string()),
+            MapError::Refused(reason) => ImportError::Op {
+                index: op.index,
+                op: op.name(),
+                reason,
+            },
         })?;
         ops.push((op.index, op.name(), kind));
     }
@@ -165,141 +161,42 @@ fn float_boundary(
     graph: &Graph<'_>,
 ) -> Result<(Option<(usize, usize)>, Option<(usize, usize)>), ImportError> {
     let (input, output) = (graph.inputs[0], graph.outputs[0]);
-    let refuse = |role, index: i32, what: &str| ImportError::IoTensor {
+    let refuse = |role, index: i32, reason| ImportError::IoTensor {
         role,
         index: index as usize,
         name: graph.tensors[index as usize].name.clone(),
-        what: what.to_string(),
+        reason,
     };
-    let int8 = |t: i32| graph.tensors[t as usize].ty == TensorType::INT8;
-    let float_in = if graph.tensors[input as usize].ty == TensorType::FLOAT32 {
-        let users: Vec<&OpInfo<'_>> = graph
-            .ops
-            .iter()
-            .filter(|op| op.inputs.contains(&input))
-            .collect();
-        match users[..] {
-            [op] if op.code == BuiltinOperator::QUANTIZE
-                && op.outputs.len() == 1
-                && int8(op.outputs[0]) =>
-            {
-                Some((op.index, op.outputs[0] as usize))
-            }
-            _ => {
-                return Err(refuse(
-                    "input",
-                    input,
-                    "is float32 and feeds something other than one QUANTIZE to int8 (only a \
-                     float interface around an int8 model is supported)",
-                ));
-            }
+    let float = |t: i32| graph.tensors[t as usize].ty == TensorType::FLOAT32;
+    // `op`, if it is a `code` whose int8 side (the outputs of QUANTIZE, the inputs of
+    // DEQUANTIZE) is one int8 tensor: its index and that tensor.
+    let boundary = |op: &OpInfo<'_>, code, int8_side: &[i32]| match *int8_side {
+        [t] if op.code == code && graph.tensors[t as usize].ty == TensorType::INT8 => {
+            Some((op.index, t as usize))
         }
+        _ => None,
+    };
+    let float_in = if float(input) {
+        let users: Vec<&OpInfo<'_>> = graph.readers(input).collect();
+        let quantize = match users[..] {
+            [op] => boundary(op, BuiltinOperator::QUANTIZE, &op.outputs),
+            _ => None,
+        };
+        Some(quantize.ok_or_else(|| refuse("input", input, IoRefusal::FloatInput))?)
     } else {
         None
     };
-    let float_out = if graph.tensors[output as usize].ty == TensorType::FLOAT32 {
-        match graph.ops.iter().find(|op| op.outputs.contains(&output)) {
-            Some(op)
-                if op.code == BuiltinOperator::DEQUANTIZE
-                    && op.inputs.len() == 1
-                    && int8(op.inputs[0]) =>
-            {
-                Some((op.index, op.inputs[0] as usize))
-            }
-            _ => {
-                return Err(refuse(
-                    "output",
-                    output,
-                    "is float32 and not made by a DEQUANTIZE from int8 (only a float interface \
-                     around an int8 model is supported)",
-                ));
-            }
-        }
+    let float_out = if float(output) {
+        let dequantize = graph
+            .ops
+            .iter()
+            .find(|op| op.outputs.contains(&output))
+            .and_then(|op| boundary(op, BuiltinOperator::DEQUANTIZE, &op.inputs));
+        Some(dequantize.ok_or_else(|| refuse("output", output, IoRefusal::FloatOutput))?)
     } else {
         None
     };
     Ok((float_in, float_out))
-}
-
-/// Why a tensor cannot be an activation the runtime holds, or a constant operand.
-#[derive(Debug, thiserror::Error)]
-enum TensorError {
-    /// A dimension that is not positive or does not fit the format's u16.
-    #[error("shape {shape:?} has a dimension outside 1..=65535")]
-    DimensionRange {
-        /// The file's shape.
-        shape: Vec<i32>,
-    },
-    /// A rank or batch the runtime's HWC tensors cannot hold.
-    #[error("shape {shape:?} is not [1, H, W, C], [1, N] or [N] (batch 1 only)")]
-    Layout {
-        /// The file's shape.
-        shape: Vec<i32>,
-    },
-    /// An activation of another type than int8.
-    #[error("tensor '{name}' is {ty}; the runtime's activations are int8")]
-    NotInt8 {
-        /// Tensor name.
-        name: String,
-        /// Its type.
-        ty: &'static str,
-    },
-    /// An activation zero point outside int8.
-    #[error("tensor '{name}' has zero point {zero_point}, which is not an int8")]
-    ZeroPoint {
-        /// Tensor name.
-        name: String,
-        /// The file's zero point.
-        zero_point: i64,
-    },
-    /// An activation without quantization parameters.
-    #[error("tensor '{name}' is not quantized")]
-    NotQuantized {
-        /// Tensor name.
-        name: String,
-    },
-    /// An activation with several scales, or one that is not positive and finite.
-    #[error("tensor '{name}' has {count} scales; activations need one positive scale")]
-    Scales {
-        /// Tensor name.
-        name: String,
-        /// How many scales it has.
-        count: usize,
-    },
-    /// A constant operand of the wrong type.
-    #[error("{what} '{name}' are {ty}; {expected} is supported")]
-    ConstantType {
-        /// Its role ("weights", "bias", ...).
-        what: &'static str,
-        /// Tensor name.
-        name: String,
-        /// Its type.
-        ty: &'static str,
-        /// The type the op reads.
-        expected: &'static str,
-    },
-    /// An operand that must be constant has no data.
-    #[error("{what} '{name}' are not a constant tensor")]
-    NotConstant {
-        /// Its role ("weights", "bias", ...).
-        what: &'static str,
-        /// Tensor name.
-        name: String,
-    },
-    /// A constant whose byte count does not match its element count.
-    #[error("{what} '{name}' hold {bytes} bytes; {elements} values need {expected}")]
-    ConstantSize {
-        /// Its role ("weights", "bias", ...).
-        what: &'static str,
-        /// Tensor name.
-        name: String,
-        /// Bytes in the buffer.
-        bytes: usize,
-        /// Values the op reads.
-        elements: usize,
-        /// Bytes those values take.
-        expected: usize,
-    },
 }
 
 /// The runtime's HWC shape of a TFLite activation shape: `[1, H, W, C]`, `[1, N]` or `[N]`.
@@ -389,95 +286,27 @@ fn constant<'a>(
     Ok(data)
 }
 
-/// Why one op could not be mapped onto the runtime's; [`import`] adds the op's index and name.
-#[derive(Debug, thiserror::Error)]
+/// Why one op could not be mapped: a refusal, which [`import`] reports with the op's index and
+/// name, or a limit of the format the builder hit.
+#[derive(Debug)]
 enum MapError {
-    /// An op-specific refusal, stated by the op's mapper (an option, a geometry or a
-    /// quantization the runtime lacks, with the values that make it so).
-    #[error("{0}")]
-    Unsupported(String),
-    /// An activation or constant operand the runtime cannot hold.
-    #[error(transparent)]
-    Tensor(#[from] TensorError),
-    /// A fused activation or window geometry without a TFLM equivalent.
-    #[error(transparent)]
-    Param(#[from] ParamError),
-    /// A slice spec or reshape shape that cannot be resolved.
-    #[error(transparent)]
-    Fold(#[from] FoldError),
-    /// The op lacks an input it needs.
-    #[error("input {k} is missing")]
-    MissingInput {
-        /// Input position.
-        k: usize,
-    },
-    /// An input that no earlier op produced.
-    #[error(
-        "input {k} (tensor {tensor} '{name}') is not an activation an earlier op produced \
-         (constant activations are not supported)"
-    )]
-    NotProduced {
-        /// Input position.
-        k: usize,
-        /// Tensor index.
-        tensor: i32,
-        /// Tensor name.
-        name: String,
-    },
-    /// A blob tensor the builder has not declared (a bug of this module, not of the file).
-    #[error("blob tensor {id} is not declared")]
-    Undeclared {
-        /// The blob tensor.
-        id: TensorId,
-    },
-    /// The constant operand of a MUL or ADD is not quantized like an activation.
-    #[error("constant input {k}: {source}")]
-    ConstantOperand {
-        /// Input position.
-        k: usize,
-        /// What is wrong with it.
-        source: TensorError,
-    },
-    /// A RESHAPE whose shape operand is computed from activations.
-    #[error(
-        "its shape operand (tensor {tensor} '{name}') is not static: neither a constant nor \
-         computed from shapes alone"
-    )]
-    ReshapeNotStatic {
-        /// Tensor index of the shape operand.
-        tensor: i32,
-        /// Its name.
-        name: String,
-    },
-    /// A RESHAPE whose recorded output shape is not the shape its operand asks for.
-    #[error(
-        "the shape operand evaluates to {wanted:?} but the file records output shape \
-         {recorded:?} (the converter could not infer it); TFLM reads the recorded shape and \
-         refuses this model too. Give the reshape a static size, e.g. `Reshape((n,))` or \
-         `tf.reshape(x, [tf.shape(x)[0], n])`"
-    )]
-    ReshapeRecorded {
-        /// The shape the operand asks for.
-        wanted: Vec<i32>,
-        /// The output shape the file records.
-        recorded: Vec<i32>,
-    },
+    /// The op (or one of its tensors) has no runtime equivalent.
+    Refused(OpRefusal),
     /// The blob builder refused the op (a limit of the format).
-    #[error(transparent)]
     Build(shared_format::BuildError),
 }
 
-impl From<String> for MapError {
-    fn from(what: String) -> Self {
-        MapError::Unsupported(what)
-    }
+/// `?` on the errors a mapper meets: each is a refusal but the builder's.
+macro_rules! refusal_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for MapError {
+            fn from(e: $t) -> Self {
+                MapError::Refused(e.into())
+            }
+        }
+    )*};
 }
-
-impl From<&str> for MapError {
-    fn from(what: &str) -> Self {
-        MapError::Unsupported(what.to_owned())
-    }
-}
+refusal_from!(OpRefusal, TensorError, ParamError, FoldError, ScaleRefusal);
 
 impl From<shared_format::BuildError> for MapError {
     fn from(e: shared_format::BuildError) -> Self {
@@ -511,6 +340,51 @@ impl WeightBytes {
         Requant {
             multipliers: LeI32s::new(&self.multipliers),
             shifts: &self.shifts,
+        }
+    }
+
+    /// The bytes of a 1×1 convolution of `channels` outputs whose every channel has the same
+    /// bias and requantization: `data` holds its weights.
+    fn pointwise(
+        data: Vec<u8>,
+        channels: usize,
+        bias: i32,
+        (multiplier, shift): (i32, i8),
+    ) -> Self {
+        WeightBytes {
+            data,
+            bias: i32s_to_le(&vec![bias; channels]),
+            multipliers: i32s_to_le(&vec![multiplier; channels]),
+            shifts: vec![shift as u8; channels],
+        }
+    }
+
+    /// The convolution (`depthwise` or not) of `input` to `output` these bytes parameterize.
+    fn conv(
+        &self,
+        depthwise: bool,
+        (input, output): (TensorId, TensorId),
+        window: Window,
+        clamp: Clamp,
+    ) -> Op<'_> {
+        // The two ops have the same fields; a macro spells them once.
+        macro_rules! conv {
+            ($op:ident) => {
+                Op::$op($op {
+                    input,
+                    output,
+                    window,
+                    weights: self.weights(),
+                    bias: self.bias(),
+                    requant: self.requant(),
+                    clamp,
+                })
+            };
+        }
+        if depthwise {
+            conv!(DepthwiseConv2d)
+        } else {
+            conv!(Conv2d)
         }
     }
 }
@@ -553,17 +427,19 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 return self.view();
             }
             BuiltinOperator::PAD | BuiltinOperator::PADV2 => return self.pad(),
-            _ => {
-                return Err(MapError::Unsupported(
-                    "the runtime has no such op (it imports CONV_2D, DEPTHWISE_CONV_2D, \
-                     FULLY_CONNECTED, ADD, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, CONCATENATION, \
-                     SOFTMAX, MEAN, LOGISTIC, HARD_SWISH, RELU, RELU6, int8 QUANTIZE, RESHAPE, \
-                     SQUEEZE, PAD and static int32 shape arithmetic)"
-                        .into(),
-                ));
-            }
+            _ => return Err(OpRefusal::NoSuchOp.into()),
         };
         Ok(Some(kind))
+    }
+
+    /// The op's builtin options, as `get` reads them; refused, named `op`, where the file has
+    /// none.
+    fn options<T>(
+        &self,
+        get: fn(&Operator<'a>) -> Option<T>,
+        op: &'static str,
+    ) -> Result<T, OpRefusal> {
+        get(&self.op.raw).ok_or(OpRefusal::MissingOptions { op })
     }
 
     fn tensor(&self, index: i32) -> &'g TensorInfo<'a> {
@@ -574,15 +450,41 @@ impl<'g, 'a> Mapper<'g, 'a> {
     fn input_index(&self, k: usize) -> Result<i32, MapError> {
         match self.op.inputs.get(k) {
             Some(&t) if t >= 0 => Ok(t),
-            _ => Err(MapError::MissingInput { k }),
+            _ => Err(OpRefusal::MissingInput { k }.into()),
         }
+    }
+
+    /// Output 0 of the op (a tensor index), or an error if it has none.
+    fn output_index(&self) -> Result<i32, MapError> {
+        Ok(*self
+            .op
+            .outputs
+            .first()
+            .filter(|&&t| t >= 0)
+            .ok_or(OpRefusal::NoOutput)?)
+    }
+
+    /// Output 0 of an op that passes its input's bytes on unchanged (a view, a PAD): it must be
+    /// quantized as the input is, `(s_x, z_x)`.
+    fn output_quantized_as(&self, s_x: f32, z_x: i8) -> Result<i32, MapError> {
+        let out = self.output_index()?;
+        if activation_quant(self.tensor(out))? != (s_x, z_x) {
+            return Err(OpRefusal::QuantizedDifferently.into());
+        }
+        Ok(out)
+    }
+
+    /// Pushes `op` into the blob.
+    fn push(&mut self, op: &Op<'_>) -> Result<OpKind, MapError> {
+        self.b.push(op)?;
+        Ok(op.kind())
     }
 
     /// Activation input `k`: already produced, with its quantization.
     fn activation(&self, k: usize) -> Result<(Mapped, &'g TensorInfo<'a>, f32, i8), MapError> {
         let index = self.input_index(k)?;
         let t = self.tensor(index);
-        let m = self.mapped[index as usize].ok_or_else(|| MapError::NotProduced {
+        let m = self.mapped[index as usize].ok_or_else(|| OpRefusal::NotProduced {
             k,
             tensor: index,
             name: t.name.clone(),
@@ -598,10 +500,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
     ) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), MapError> {
         let (m, t, s, z) = self.activation(k)?;
         if m.pad != [0; 4] {
-            return Err(MapError::Unsupported(
-                "its input comes from a PAD, which only CONV_2D and DEPTHWISE_CONV_2D can absorb"
-                    .into(),
-            ));
+            return Err(OpRefusal::PadNotAbsorbed.into());
         }
         Ok((m.id, t, s, z))
     }
@@ -627,14 +526,10 @@ impl<'g, 'a> Mapper<'g, 'a> {
         &mut self,
         shape: Option<Shape>,
     ) -> Result<(TensorId, &'g TensorInfo<'a>, f32, i8), MapError> {
-        let index = *self
-            .op
-            .outputs
-            .first()
-            .filter(|&&t| t >= 0)
-            .ok_or("the op has no output")?;
+        let index = self.output_index()?;
         if self.op.outputs.len() != 1 {
-            return Err(format!("{} outputs; one is supported", self.op.outputs.len()).into());
+            let n = self.op.outputs.len();
+            return Err(OpRefusal::Outputs { n }.into());
         }
         let t = self.tensor(index);
         let (scale, zero_point) = activation_quant(t)?;
@@ -656,7 +551,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
         self.b
             .spec(id)
             .map(|s| s.shape)
-            .ok_or(MapError::Undeclared { id })
+            .ok_or(OpRefusal::Undeclared { id }.into())
     }
 
     fn clamp(&self, act: ActivationFunctionType, scale: f32, zp: i8) -> Result<Clamp, ParamError> {
@@ -668,26 +563,33 @@ impl<'g, 'a> Mapper<'g, 'a> {
     fn weights(&self, k: usize, cout: usize, axis: i32) -> Result<(Vec<f32>, Vec<u8>), MapError> {
         let t = self.tensor(self.input_index(k)?);
         let data = constant(t, "weights", TensorType::INT8, 1, t.elements())?;
-        if let Some(z) = t.zero_points.iter().find(|&&z| z != 0) {
-            return Err(format!(
-                "weights '{}' have zero point {z}; TFLite's int8 weights are symmetric (0)",
-                t.name
-            )
+        if let Some(&zero_point) = t.zero_points.iter().find(|&&z| z != 0) {
+            return Err(OpRefusal::WeightZeroPoint {
+                name: t.name.clone(),
+                zero_point,
+            }
             .into());
         }
         let scales = match t.scales.len() {
             1 => vec![t.scales[0]; cout],
             n if n == cout && t.quantized_dimension == axis => t.scales.clone(),
-            n => {
-                return Err(format!(
-                    "weights '{}' have {n} scales along axis {}; expected 1 or {cout} along axis {axis}",
-                    t.name, t.quantized_dimension
-                )
+            count => {
+                return Err(OpRefusal::WeightScaleCount {
+                    name: t.name.clone(),
+                    count,
+                    axis: t.quantized_dimension,
+                    channels: cout,
+                    expected_axis: axis,
+                }
                 .into());
             }
         };
-        if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            return Err(format!("weights '{}' have scale {s}", t.name).into());
+        if let Some(&scale) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(OpRefusal::WeightScale {
+                name: t.name.clone(),
+                scale,
+            }
+            .into());
         }
         Ok((scales, data.to_vec()))
     }
@@ -725,16 +627,14 @@ impl<'g, 'a> Mapper<'g, 'a> {
         let (x, xt, s_x, _) = self.activation(0)?;
         let in_shape = hwc(&xt.shape)?;
         let (padding, stride, dilation, act) = if depthwise {
-            let o = self
-                .op
-                .raw
-                .builtin_options_as_depthwise_conv_2_doptions()
-                .ok_or("DEPTHWISE_CONV_2D without its options")?;
+            let o = self.options(
+                Operator::builtin_options_as_depthwise_conv_2_doptions,
+                "DEPTHWISE_CONV_2D",
+            )?;
             if o.depth_multiplier() > 1 {
-                return Err(format!(
-                    "depth multiplier {} (the runtime's depthwise convolution has multiplier 1)",
-                    o.depth_multiplier()
-                )
+                return Err(OpRefusal::DepthMultiplier {
+                    multiplier: o.depth_multiplier(),
+                }
                 .into());
             }
             (
@@ -744,11 +644,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 o.fused_activation_function(),
             )
         } else {
-            let o = self
-                .op
-                .raw
-                .builtin_options_as_conv_2_doptions()
-                .ok_or("CONV_2D without its options")?;
+            let o = self.options(Operator::builtin_options_as_conv_2_doptions, "CONV_2D")?;
             (
                 o.padding(),
                 (o.stride_h(), o.stride_w()),
@@ -759,24 +655,30 @@ impl<'g, 'a> Mapper<'g, 'a> {
         let wt = self.tensor(self.input_index(1)?);
         let (cout, kh, kw, cin) = match wt.shape[..] {
             [a, b, c, d] => (a, b, c, d),
-            _ => return Err(format!("weights of shape {:?} are not 4-D", wt.shape).into()),
+            _ => {
+                return Err(OpRefusal::WeightRank {
+                    shape: wt.shape.clone(),
+                    rank: 4,
+                }
+                .into());
+            }
         };
         let cin_x = i32::from(in_shape.c);
         let cout = if depthwise {
             if cout != 1 || cin != cin_x {
-                return Err(format!(
-                    "depthwise weights {:?} do not match {} input channels with multiplier 1",
-                    wt.shape, cin_x
-                )
+                return Err(OpRefusal::DepthwiseWeights {
+                    shape: wt.shape.clone(),
+                    channels: cin_x,
+                }
                 .into());
             }
             cin
         } else {
             if cin != cin_x {
-                return Err(format!(
-                    "weights expect {cin} input channels but the input has {cin_x} (grouped \
-                     convolution is not supported)"
-                )
+                return Err(OpRefusal::InputChannels {
+                    weights: cin,
+                    input: cin_x,
+                }
                 .into());
             }
             cout
@@ -788,21 +690,18 @@ impl<'g, 'a> Mapper<'g, 'a> {
             axis_padding(padding, i32::from(in_shape.h), kh, stride.0, dilation.0)?;
         let (ow, left, right) =
             axis_padding(padding, i32::from(in_shape.w), kw, stride.1, dilation.1)?;
-        let small = |v: i32, what: &str| {
-            u8::try_from(v).map_err(|_| format!("{what} {v} is outside 0..=255"))
-        };
         let window = Window {
-            kernel_h: small(kh, "kernel height")?,
-            kernel_w: small(kw, "kernel width")?,
-            stride_h: small(stride.0, "stride")?,
-            stride_w: small(stride.1, "stride")?,
-            dilation_h: small(dilation.0, "dilation")?,
-            dilation_w: small(dilation.1, "dilation")?,
+            kernel_h: window_value(kh, "kernel height")?,
+            kernel_w: window_value(kw, "kernel width")?,
+            stride_h: window_value(stride.0, "stride")?,
+            stride_w: window_value(stride.1, "stride")?,
+            dilation_h: window_value(dilation.0, "dilation")?,
+            dilation_w: window_value(dilation.1, "dilation")?,
             padding: Pad {
-                top: small(top + pt, "padding")?,
-                left: small(left + pl, "padding")?,
-                bottom: small(bottom + pb, "padding")?,
-                right: small(right + pr, "padding")?,
+                top: window_value(top + pt, "padding")?,
+                left: window_value(left + pl, "padding")?,
+                bottom: window_value(bottom + pb, "padding")?,
+                right: window_value(right + pr, "padding")?,
             },
         };
         let cout = cout as usize;
@@ -817,58 +716,39 @@ impl<'g, 'a> Mapper<'g, 'a> {
             usize::from(out_shape.c),
         ) != (oh, ow, cout)
         {
-            return Err(format!(
-                "output shape {:?} should be [1, {oh}, {ow}, {cout}] for this geometry",
-                yt.shape
-            )
+            return Err(OpRefusal::OutputShape {
+                got: yt.shape.clone(),
+                want: vec![1, oh, ow, cout as i32],
+            }
             .into());
         }
         let bytes = self.weight_bytes(weights, bias, s_x, s_y);
         let clamp = self.clamp(act, s_y, z_y)?;
-        let op = if depthwise {
-            Op::DepthwiseConv2d(DepthwiseConv2d {
-                input: x.id,
-                output: y,
-                window,
-                weights: bytes.weights(),
-                bias: bytes.bias(),
-                requant: bytes.requant(),
-                clamp,
-            })
-        } else {
-            Op::Conv2d(Conv2d {
-                input: x.id,
-                output: y,
-                window,
-                weights: bytes.weights(),
-                bias: bytes.bias(),
-                requant: bytes.requant(),
-                clamp,
-            })
-        };
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&bytes.conv(depthwise, (x.id, y), window, clamp))
     }
 
     fn fully_connected(&mut self) -> Result<OpKind, MapError> {
-        let o = self
-            .op
-            .raw
-            .builtin_options_as_fully_connected_options()
-            .ok_or("FULLY_CONNECTED without its options")?;
+        let o = self.options(
+            Operator::builtin_options_as_fully_connected_options,
+            "FULLY_CONNECTED",
+        )?;
         if o.weights_format() != schema::FullyConnectedOptionsWeightsFormat::DEFAULT {
-            return Err("shuffled weights are not supported".to_string().into());
+            return Err(OpRefusal::ShuffledWeights.into());
         }
         let (x, xt, s_x, _) = self.plain_activation(0)?;
         let wt = self.tensor(self.input_index(1)?);
         let [cout, cin] = wt.shape[..] else {
-            return Err(format!("weights of shape {:?} are not 2-D", wt.shape).into());
+            return Err(OpRefusal::WeightRank {
+                shape: wt.shape.clone(),
+                rank: 2,
+            }
+            .into());
         };
         if cin as usize != xt.elements() {
-            return Err(format!(
-                "weights take {cin} inputs but the input has {} elements",
-                xt.elements()
-            )
+            return Err(OpRefusal::InputLength {
+                weights: cin,
+                elements: xt.elements(),
+            }
             .into());
         }
         let cout = cout as usize;
@@ -876,7 +756,11 @@ impl<'g, 'a> Mapper<'g, 'a> {
         let bias = self.bias(2, cout)?;
         let (y, yt, s_y, z_y) = self.output()?;
         if yt.elements() != cout {
-            return Err(format!("output {:?} should hold {cout} values", yt.shape).into());
+            return Err(OpRefusal::OutputLength {
+                shape: yt.shape.clone(),
+                values: cout,
+            }
+            .into());
         }
         let bytes = self.weight_bytes(weights, bias, s_x, s_y);
         let op = Op::Linear(Linear {
@@ -887,23 +771,18 @@ impl<'g, 'a> Mapper<'g, 'a> {
             requant: bytes.requant(),
             clamp: self.clamp(o.fused_activation_function(), s_y, z_y)?,
         });
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&op)
     }
 
     fn add(&mut self) -> Result<OpKind, MapError> {
-        let o = self
-            .op
-            .raw
-            .builtin_options_as_add_options()
-            .ok_or("ADD without its options")?;
+        let o = self.options(Operator::builtin_options_as_add_options, "ADD")?;
         let (a, at, s1, _) = self.plain_activation(0)?;
         let (c, ct, s2, _) = self.plain_activation(1)?;
         if at.shape != ct.shape {
-            return Err(format!(
-                "inputs of shapes {:?} and {:?} need broadcasting, which is not supported",
-                at.shape, ct.shape
-            )
+            return Err(OpRefusal::Broadcast {
+                a: at.shape.clone(),
+                b: ct.shape.clone(),
+            }
             .into());
         }
         let (y, _, s_y, z_y) = self.output()?;
@@ -921,16 +800,11 @@ impl<'g, 'a> Mapper<'g, 'a> {
             output_shift: p.output.1,
             clamp: self.clamp(o.fused_activation_function(), s_y, z_y)?,
         });
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&op)
     }
 
     fn pool(&mut self, average: bool) -> Result<OpKind, MapError> {
-        let o = self
-            .op
-            .raw
-            .builtin_options_as_pool_2_doptions()
-            .ok_or("pooling without its options")?;
+        let o = self.options(Operator::builtin_options_as_pool_2_doptions, "pooling")?;
         let (x, xt, _, _) = self.plain_activation(0)?;
         let s = hwc(&xt.shape)?;
         let (kh, kw) = (o.filter_height(), o.filter_width());
@@ -939,10 +813,9 @@ impl<'g, 'a> Mapper<'g, 'a> {
         let (y, yt, s_y, z_y) = self.output()?;
         let out = hwc(&yt.shape)?;
         if (i32::from(out.h), i32::from(out.w), out.c) != (oh, ow, s.c) {
-            return Err(format!(
-                "output shape {:?} does not follow from the geometry",
-                yt.shape
-            )
+            return Err(OpRefusal::PoolOutputShape {
+                got: yt.shape.clone(),
+            }
             .into());
         }
         let clamp = self.clamp(o.fused_activation_function(), s_y, z_y)?;
@@ -959,12 +832,9 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 output: y,
                 clamp,
             });
-            self.b.push(&op)?;
-            return Ok(op.kind());
+            return self.push(&op);
         }
-        let small = |v: i32| {
-            u8::try_from(v).map_err(|_| format!("pool geometry value {v} is outside 0..=255"))
-        };
+        let small = |v: i32| window_value(v, "pool geometry value");
         let pool = Pool {
             input: x,
             output: y,
@@ -989,50 +859,43 @@ impl<'g, 'a> Mapper<'g, 'a> {
         } else {
             Op::MaxPool(pool)
         };
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&op)
     }
 
     fn concat(&mut self) -> Result<OpKind, MapError> {
-        let o = self
-            .op
-            .raw
-            .builtin_options_as_concatenation_options()
-            .ok_or("CONCATENATION without its options")?;
-        let (_, _, s_y0, z_y0) = {
-            let index = *self.op.outputs.first().ok_or("the op has no output")?;
-            let t = self.tensor(index);
-            let (s, z) = activation_quant(t)?;
-            ((), t, s, z)
-        };
-        let rank = self.tensor(self.op.outputs[0]).shape.len() as i32;
+        let o = self.options(
+            Operator::builtin_options_as_concatenation_options,
+            "CONCATENATION",
+        )?;
+        let yt = self.tensor(self.output_index()?);
+        let (s_y0, z_y0) = activation_quant(yt)?;
+        let rank = yt.shape.len() as i32;
         if o.axis() != rank - 1 && o.axis() != -1 {
-            return Err(format!(
-                "axis {} of a rank-{rank} tensor; the runtime concatenates channels (the last axis)",
-                o.axis()
-            )
+            return Err(OpRefusal::ConcatAxis {
+                axis: o.axis(),
+                rank,
+            }
             .into());
         }
         if o.fused_activation_function() != ActivationFunctionType::NONE {
-            return Err("a fused activation on CONCATENATION is not supported"
-                .to_string()
-                .into());
+            return Err(OpRefusal::ConcatActivation.into());
         }
         let n = self.op.inputs.len();
         if !(1..=MAX_CONCAT_INPUTS).contains(&n) {
-            return Err(
-                format!("{n} inputs; the runtime concatenates up to {MAX_CONCAT_INPUTS}").into(),
-            );
+            return Err(OpRefusal::ConcatInputs { n }.into());
         }
         let mut inputs = heapless::Vec::new();
         for k in 0..n {
             let (x, _, s, z) = self.plain_activation(k)?;
             // TFLM's int8 concatenation copies bytes and refuses inputs quantized otherwise.
             if s != s_y0 || z != z_y0 {
-                return Err(format!(
-                    "input {k} is quantized (scale {s}, zero point {z}) unlike the output \
-                     ({s_y0}, {z_y0}); TFLM's int8 concatenation requires them equal"
-                )
+                return Err(OpRefusal::ConcatQuantization {
+                    k,
+                    scale: s,
+                    zero_point: z,
+                    output_scale: s_y0,
+                    output_zero_point: z_y0,
+                }
                 .into());
             }
             let (multiplier, shift) = concat_multiplier(s, s_y0, Rounding::Double);
@@ -1051,50 +914,36 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 max: 127,
             },
         });
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&op)
     }
 
     fn softmax(&mut self) -> Result<OpKind, MapError> {
-        let o = self
-            .op
-            .raw
-            .builtin_options_as_softmax_options()
-            .ok_or("SOFTMAX without its options")?;
+        let o = self.options(Operator::builtin_options_as_softmax_options, "SOFTMAX")?;
         let (x, xt, s_x, _) = self.plain_activation(0)?;
         let (y, yt, s_y, z_y) = self.output()?;
         // TFLM's int8 softmax writes probabilities at scale 1/256 from −128 (its Prepare allows
         // the scale a relative tolerance of 0.1 %).
         if z_y != -128 || (s_y - 1.0 / 256.0).abs() > 0.001 / 256.0 {
-            return Err(format!(
-                "output quantized at scale {s_y}, zero point {z_y}; TFLM's int8 softmax needs 1/256 and −128"
-            )
+            return Err(OpRefusal::SoftmaxOutput {
+                scale: s_y,
+                zero_point: z_y,
+            }
             .into());
         }
-        if hwc(&yt.shape)? != hwc(&xt.shape)? {
-            return Err("input and output shapes differ".to_string().into());
-        }
+        same_shape(yt, xt, || OpRefusal::ShapesDiffer)?;
+        let beta = o.beta();
         let op = Op::Softmax(
-            Softmax::from_scale(x, y, o.beta(), s_x, Rounding::Double).ok_or_else(|| {
-                format!(
-                    "beta {} × input scale {s_x} is too small for TFLM's int8 softmax",
-                    o.beta()
-                )
-            })?,
+            Softmax::from_scale(x, y, beta, s_x, Rounding::Double)
+                .ok_or(ScaleRefusal::Softmax { beta, input: s_x })?,
         );
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&op)
     }
 
     /// MUL of two activations, equal in shape or broadcasting a length-1 axis (a
     /// squeeze-and-excite gate `[1, 1, 1, C]` over `[1, H, W, C]`). TFLite broadcasts by aligning
     /// trailing axes, which for the shapes `hwc` accepts is the same as comparing their HWC forms.
     fn mul(&mut self) -> Result<OpKind, MapError> {
-        let o = self
-            .op
-            .raw
-            .builtin_options_as_mul_options()
-            .ok_or("MUL without its options")?;
+        let o = self.options(Operator::builtin_options_as_mul_options, "MUL")?;
         let (a, at, s1, _) = self.plain_activation(0)?;
         let (c, ct, s2, _) = self.plain_activation(1)?;
         let (sa, sc) = (hwc(&at.shape)?, hwc(&ct.shape)?);
@@ -1103,25 +952,24 @@ impl<'g, 'a> Mapper<'g, 'a> {
         let axis =
             |i: u16, j: u16, o: u16| (i == o || i == 1) && (j == o || j == 1) && o == i.max(j);
         if !(axis(sa.h, sc.h, sy.h) && axis(sa.w, sc.w, sy.w) && axis(sa.c, sc.c, sy.c)) {
-            return Err(format!(
-                "inputs of shapes {:?} and {:?} do not broadcast to the output's {:?}",
-                at.shape, ct.shape, yt.shape
-            )
+            return Err(OpRefusal::MulBroadcast {
+                a: at.shape.clone(),
+                b: ct.shape.clone(),
+                output: yt.shape.clone(),
+            }
             .into());
         }
         let clamp = self.clamp(o.fused_activation_function(), s_y, z_y)?;
         let op = Op::Mul(
-            Mul::from_scales([a, c], y, [s1, s2, s_y], clamp, Rounding::Double).ok_or_else(
-                || {
-                    format!(
-                        "input scales {s1} × {s2} / output scale {s_y} has no blob form: its \
-                         shift is above 15, where TFLM's int32 product · 2^shift can overflow"
-                    )
+            Mul::from_scales([a, c], y, [s1, s2, s_y], clamp, Rounding::Double).ok_or(
+                ScaleRefusal::Mul {
+                    a: s1,
+                    b: s2,
+                    output: s_y,
                 },
             )?,
         );
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&op)
     }
 
     /// LOGISTIC (the sigmoid; the converter keeps it after FULLY_CONNECTED, which fuses only
@@ -1132,21 +980,14 @@ impl<'g, 'a> Mapper<'g, 'a> {
         let (x, xt, s_x, _) = self.plain_activation(0)?;
         let (y, yt, _, z_y) = self.output_like(x)?;
         if z_y != -128 {
-            return Err(format!("output zero point {z_y}; TFLM's int8 LOGISTIC needs −128").into());
+            return Err(OpRefusal::LogisticZeroPoint { zero_point: z_y }.into());
         }
-        if hwc(&yt.shape)? != hwc(&xt.shape)? {
-            return Err("input and output shapes differ".to_string().into());
-        }
+        same_shape(yt, xt, || OpRefusal::ShapesDiffer)?;
         let op = Op::Logistic(
-            Logistic::from_scale(x, y, s_x, Rounding::Double).ok_or_else(|| {
-                format!(
-                    "input scale {s_x} has no blob form: TFLM's Prepare would shift by a \
-                     negative amount (scale below 2^-28) or overflow its multiplier"
-                )
-            })?,
+            Logistic::from_scale(x, y, s_x, Rounding::Double)
+                .ok_or(ScaleRefusal::Logistic { input: s_x })?,
         );
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&op)
     }
 
     /// HARD_SWISH (the converter fuses Keras's `x * relu6(x + 3) / 6` into it), with the
@@ -1154,20 +995,16 @@ impl<'g, 'a> Mapper<'g, 'a> {
     fn hard_swish(&mut self) -> Result<OpKind, MapError> {
         let (x, xt, s_x, _) = self.plain_activation(0)?;
         let (y, yt, s_y, _) = self.output_like(x)?;
-        if hwc(&yt.shape)? != hwc(&xt.shape)? {
-            return Err("input and output shapes differ".to_string().into());
-        }
+        same_shape(yt, xt, || OpRefusal::ShapesDiffer)?;
         let op = Op::HardSwish(
-            HardSwish::from_scales(x, y, s_x, s_y, Rounding::Double).ok_or_else(|| {
-                format!(
-                    "input scale {s_x} and output scale {s_y} have no blob form: TFLM's Prepare \
-                     refuses an output multiplier of 2^8 · s_y / s_x or more (exponent above 0), \
-                     and a reluish exponent above 31 is undefined in its kernel"
-                )
-            })?,
+            HardSwish::from_scales(x, y, s_x, s_y, Rounding::Double).ok_or(
+                ScaleRefusal::HardSwish {
+                    input: s_x,
+                    output: s_y,
+                },
+            )?,
         );
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&op)
     }
 
     /// MEAN over H and W of a `[1, H, W, C]` tensor: a global average that requantizes, with
@@ -1182,11 +1019,9 @@ impl<'g, 'a> Mapper<'g, 'a> {
             .is_some_and(|o| o.keep_dims());
         let (x, xt, s_x, _) = self.plain_activation(0)?;
         let [1, h, w, c] = xt.shape[..] else {
-            return Err(format!(
-                "input of shape {:?} is not [1, H, W, C]; MEAN is imported as global pooling \
-                 over H and W of a rank-4 tensor",
-                xt.shape
-            )
+            return Err(OpRefusal::MeanInput {
+                shape: xt.shape.clone(),
+            }
             .into());
         };
         let at = self.tensor(self.input_index(1)?);
@@ -1203,32 +1038,33 @@ impl<'g, 'a> Mapper<'g, 'a> {
         resolved.sort_unstable();
         resolved.dedup();
         if resolved != [1, 2] {
-            return Err(format!(
-                "MEAN over axes {axes:?}: only global pooling over H and W (axes 1, 2) is \
-                 supported"
-            )
-            .into());
+            return Err(OpRefusal::MeanAxes { axes }.into());
         }
         let (y, yt, s_y, _) = self.output()?;
-        let want: &[i32] = if keep_dims { &[1, 1, 1, c] } else { &[1, c] };
+        let want = if keep_dims {
+            vec![1, 1, 1, c]
+        } else {
+            vec![1, c]
+        };
         if yt.shape != want {
-            return Err(format!(
-                "output shape {:?} should be {want:?} for MEAN over H and W with keep_dims {}",
-                yt.shape, keep_dims
-            )
+            return Err(OpRefusal::MeanOutputShape {
+                got: yt.shape.clone(),
+                want,
+                keep_dims,
+            }
             .into());
         }
         let cells = h as u64 * w as u64;
-        let mean = Mean::from_scales(x, y, s_x, s_y, cells, Rounding::Double).ok_or_else(|| {
-            format!(
-                "input scale {s_x} / output scale {s_y} averaged over {h}x{w} positions has no \
-                 blob form: TFLM's folded multiplier is zero (its output would be the zero point \
-                 whatever the input) or its shift is outside [-31, 30]"
-            )
-        })?;
+        let mean = Mean::from_scales(x, y, s_x, s_y, cells, Rounding::Double).ok_or(
+            ScaleRefusal::Mean {
+                input: s_x,
+                output: s_y,
+                h,
+                w,
+            },
+        )?;
         let op = Op::Mean(mean);
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&op)
     }
 
     /// RESHAPE/SQUEEZE, and a STRIDED_SLICE that selects every element (new axes and an
@@ -1237,19 +1073,8 @@ impl<'g, 'a> Mapper<'g, 'a> {
     /// flattens its input anyway (see `only_flattened`).
     fn view(&mut self) -> Result<Option<OpKind>, MapError> {
         let (x, xt, s_x, z_x) = self.plain_activation(0)?;
-        let out = *self
-            .op
-            .outputs
-            .first()
-            .filter(|&&t| t >= 0)
-            .ok_or("the op has no output")?;
+        let out = self.output_quantized_as(s_x, z_x)?;
         let yt = self.tensor(out);
-        let (s_y, z_y) = activation_quant(yt)?;
-        if (s_x, z_x) != (s_y, z_y) {
-            return Err("input and output are quantized differently"
-                .to_string()
-                .into());
-        }
         if self.op.code == BuiltinOperator::RESHAPE {
             self.check_reshape_operand(&xt.shape, &yt.shape)?;
         }
@@ -1261,32 +1086,31 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 if axis == last && hwc(&xt.shape).ok() == Some(self.blob_shape(x)?) {
                     return self.channel_slice(x, &picks[last]).map(Some);
                 }
-                return Err(format!(
-                    "it takes {:?} of the {} positions along axis {axis} of {:?}: a slice that \
-                     drops elements anywhere but along the channels needs a copy the runtime \
-                     has no op for (slices that keep every element, as new axes and ellipses \
-                     do, are views; channel slices are 1x1 convolutions)",
-                    picks[axis], xt.shape[axis], xt.shape
-                )
+                return Err(OpRefusal::SliceCopy {
+                    picks: picks[axis].clone(),
+                    positions: xt.shape[axis],
+                    axis,
+                    shape: xt.shape.clone(),
+                }
                 .into());
             }
         }
         if xt.elements() != yt.elements() {
-            return Err(
-                format!("{:?} → {:?} changes the element count", xt.shape, yt.shape).into(),
-            );
+            return Err(OpRefusal::ElementCount {
+                input: xt.shape.clone(),
+                output: yt.shape.clone(),
+            }
+            .into());
         }
         // The blob keeps the input's shape: the same bytes in the same order, which is the
         // output's shape only where the reshape leaves the runtime's HWC form alone.
         let blob = self.blob_shape(x)?;
         let same = hwc(&yt.shape).ok() == Some(blob);
         if !(same || self.only_flattened(out, blob)) {
-            return Err(format!(
-                "{:?} → {:?} changes the channel layout for a reader other than FULLY_CONNECTED \
-                 (directly, or through RELU, RELU6, LOGISTIC, HARD_SWISH, QUANTIZE or a MUL / \
-                 ADD by one constant), or is the model's output",
-                xt.shape, yt.shape
-            )
+            return Err(OpRefusal::ChannelLayout {
+                input: xt.shape.clone(),
+                output: yt.shape.clone(),
+            }
             .into());
         }
         self.mapped[out as usize] = Some(Mapped { id: x, pad: [0; 4] });
@@ -1333,18 +1157,16 @@ impl<'g, 'a> Mapper<'g, 'a> {
     /// TensorFlow's expansion of the ellipsis (full axes), new axes (length 1, no input axis)
     /// and the implicit full axes past the spec (a shrunk axis keeps one position).
     fn slice_picks(&self, input: &[i32]) -> Result<Vec<Vec<i32>>, MapError> {
-        let o = self
-            .op
-            .raw
-            .builtin_options_as_strided_slice_options()
-            .ok_or("STRIDED_SLICE without its options")?;
-        let operand = |k: usize, what: &str| -> Result<Vec<i32>, MapError> {
-            let t = self.input_index(k)?;
-            let v = self.folded.value(self.graph, t).ok_or_else(|| {
-                MapError::Unsupported(format!(
-                    "its {what} (tensor {t}) is not a constant or static shape arithmetic"
-                ))
-            })?;
+        let o = self.options(
+            Operator::builtin_options_as_strided_slice_options,
+            "STRIDED_SLICE",
+        )?;
+        let operand = |k: usize, what| -> Result<Vec<i32>, MapError> {
+            let tensor = self.input_index(k)?;
+            let v = self
+                .folded
+                .value(self.graph, tensor)
+                .ok_or(OpRefusal::SliceOperand { what, tensor })?;
             Ok(v.values)
         };
         let (begin, end, strides) = (
@@ -1354,11 +1176,11 @@ impl<'g, 'a> Mapper<'g, 'a> {
         );
         let n = begin.len();
         if end.len() != n || strides.len() != n {
-            return Err(format!(
-                "begin, end and strides have {n}, {} and {} entries",
-                end.len(),
-                strides.len()
-            )
+            return Err(OpRefusal::SliceSpecLengths {
+                begin: n,
+                end: end.len(),
+                strides: strides.len(),
+            }
             .into());
         }
         let bit = |mask: i32, i: usize| i < 32 && mask >> i & 1 != 0;
@@ -1370,10 +1192,8 @@ impl<'g, 'a> Mapper<'g, 'a> {
         let rank = input.len();
         let mut picks = Vec::with_capacity(rank);
         let pick = |axis: usize, i: Option<usize>| -> Result<Vec<i32>, MapError> {
-            let dim = *input.get(axis).ok_or_else(|| {
-                MapError::Unsupported(format!(
-                    "the slice spec addresses more axes than {input:?} has"
-                ))
+            let dim = *input.get(axis).ok_or_else(|| OpRefusal::SliceAxes {
+                shape: input.to_vec(),
             })?;
             let everything: Vec<i32> = (0..dim).collect();
             match i {
@@ -1413,12 +1233,11 @@ impl<'g, 'a> Mapper<'g, 'a> {
         let (y, _, _, _) = self.output()?;
         let ys = self.blob_shape(y)?;
         if (ys.h, ys.w, usize::from(ys.c)) != (xs.h, xs.w, keep.len()) {
-            return Err(format!(
-                "a channel slice of {xs:?} keeping {} channels should give {} channels at the \
-                 same height and width, not {ys:?}",
-                keep.len(),
-                keep.len()
-            )
+            return Err(OpRefusal::ChannelSlice {
+                input: xs,
+                kept: keep.len(),
+                output: ys,
+            }
             .into());
         }
         let (cin, cout) = (usize::from(xs.c), keep.len());
@@ -1426,46 +1245,33 @@ impl<'g, 'a> Mapper<'g, 'a> {
         for (o, &c) in keep.iter().enumerate() {
             data[o * cin + c as usize] = 1;
         }
-        let bytes = WeightBytes {
-            data,
-            bias: i32s_to_le(&vec![0; cout]),
-            multipliers: i32s_to_le(&vec![1 << 30; cout]),
-            shifts: vec![1; cout],
+        let bytes = WeightBytes::pointwise(data, cout, 0, (1 << 30, 1));
+        let clamp = Clamp {
+            min: i8::MIN,
+            max: i8::MAX,
         };
-        let op = Op::Conv2d(Conv2d {
-            input: x,
-            output: y,
-            window: Window::square(1, 1, 1, 0),
-            weights: bytes.weights(),
-            bias: bytes.bias(),
-            requant: bytes.requant(),
-            clamp: Clamp {
-                min: i8::MIN,
-                max: i8::MAX,
-            },
-        });
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&bytes.conv(false, (x, y), Window::square(1, 1, 1, 0), clamp))
     }
 
     fn check_reshape_operand(&self, input: &[i32], output: &[i32]) -> Result<(), MapError> {
         let Some(&t) = self.op.inputs.get(1).filter(|&&t| t >= 0) else {
             return Ok(());
         };
-        let value = self
-            .folded
-            .value(self.graph, t)
-            .ok_or_else(|| MapError::ReshapeNotStatic {
-                tensor: t,
-                name: self.tensor(t).name.clone(),
-            })?;
+        let value =
+            self.folded
+                .value(self.graph, t)
+                .ok_or_else(|| OpRefusal::ReshapeNotStatic {
+                    tensor: t,
+                    name: self.tensor(t).name.clone(),
+                })?;
         let elements = input.iter().map(|&d| d.max(0) as usize).product();
         let wanted = resolve_reshape(&value.values, elements)?;
         if resolve_reshape(output, elements).ok() != Some(wanted.clone()) {
-            return Err(MapError::ReshapeRecorded {
+            return Err(OpRefusal::ReshapeRecorded {
                 wanted,
                 recorded: output.to_vec(),
-            });
+            }
+            .into());
         }
         Ok(())
     }
@@ -1488,13 +1294,10 @@ impl<'g, 'a> Mapper<'g, 'a> {
     fn relu(&mut self, six: bool) -> Result<OpKind, MapError> {
         let (x, xt, s_x, z_x) = self.plain_activation(0)?;
         let (y, yt, s_y, z_y) = self.output_like(x)?;
-        if hwc(&xt.shape)? != hwc(&yt.shape)? {
-            return Err(format!(
-                "input {:?} and output {:?} differ in shape",
-                xt.shape, yt.shape
-            )
-            .into());
-        }
+        same_shape(xt, yt, || OpRefusal::ReluShapes {
+            input: xt.shape.clone(),
+            output: yt.shape.clone(),
+        })?;
         let max_pool = |clamp| {
             Op::MaxPool(Pool {
                 input: x,
@@ -1522,8 +1325,7 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 return self.depthwise_identity(x, y, (bias, 1 << 30, 1), clamp);
             }
         };
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&op)
     }
 
     /// A 1×1 depthwise convolution with weight 1 on every channel: `clamp(z_y + MBQM(x − z_x +
@@ -1537,23 +1339,8 @@ impl<'g, 'a> Mapper<'g, 'a> {
         clamp: Clamp,
     ) -> Result<OpKind, MapError> {
         let c = usize::from(self.blob_shape(x)?.c);
-        let bytes = WeightBytes {
-            data: vec![1; c],
-            bias: i32s_to_le(&vec![bias; c]),
-            multipliers: i32s_to_le(&vec![multiplier; c]),
-            shifts: vec![shift as u8; c],
-        };
-        let op = Op::DepthwiseConv2d(DepthwiseConv2d {
-            input: x,
-            output: y,
-            window: Window::square(1, 1, 1, 0),
-            weights: bytes.weights(),
-            bias: bytes.bias(),
-            requant: bytes.requant(),
-            clamp,
-        });
-        self.b.push(&op)?;
-        Ok(op.kind())
+        let bytes = WeightBytes::pointwise(vec![1; c], c, bias, (multiplier, shift));
+        self.push(&bytes.conv(true, (x, y), Window::square(1, 1, 1, 0), clamp))
     }
 
     /// QUANTIZE inside the graph: TFLM's int8 → int8 requantization (the converter inserts it
@@ -1562,14 +1349,10 @@ impl<'g, 'a> Mapper<'g, 'a> {
     fn quantize(&mut self) -> Result<OpKind, MapError> {
         let (x, xt, s_x, z_x) = self.plain_activation(0)?;
         let (y, yt, s_y, z_y) = self.output_like(x)?;
-        if hwc(&xt.shape)? != hwc(&yt.shape)? {
-            return Err("input and output shapes differ".to_string().into());
-        }
-        let values = tables::requantize(s_x, z_x, s_y, z_y).ok_or_else(|| {
-            format!(
-                "input scale {s_x} / output scale {s_y} is 2^30 or more, which TFLM's \
-                 requantization cannot shift by"
-            )
+        same_shape(xt, yt, || OpRefusal::ShapesDiffer)?;
+        let values = tables::requantize(s_x, z_x, s_y, z_y).ok_or(ScaleRefusal::Requantize {
+            input: s_x,
+            output: s_y,
         })?;
         self.push_table(x, y, &values)
     }
@@ -1584,23 +1367,27 @@ impl<'g, 'a> Mapper<'g, 'a> {
         let is_constant = |t: i32| t >= 0 && self.tensor(t).data.is_some();
         let (k, t) = match (is_constant(a), is_constant(b)) {
             (false, false) => return Ok(None),
-            (true, true) => return Err("both inputs are constants".into()),
+            (true, true) => return Err(OpRefusal::BothConstant.into()),
             (true, false) => (0, a),
             (false, true) => (1, b),
         };
         let ct = self.tensor(t);
         let (scale, zero_point) =
-            activation_quant(ct).map_err(|source| MapError::ConstantOperand { k, source })?;
+            activation_quant(ct).map_err(|source| OpRefusal::ConstantOperand { k, source })?;
         let data = constant(ct, "constant values", TensorType::INT8, 1, ct.elements())?;
         let Some((&first, rest)) = data.split_first() else {
-            return Err(format!("constant input {k} '{}' is empty", ct.name).into());
+            return Err(OpRefusal::EmptyConstant {
+                k,
+                name: ct.name.clone(),
+            }
+            .into());
         };
         if rest.iter().any(|&v| v != first) {
-            return Err(format!(
-                "constant input {k} '{}' of shape {:?} holds different values; only one \
-                 value broadcast over the activation is supported (a per-element table)",
-                ct.name, ct.shape
-            )
+            return Err(OpRefusal::ConstantValues {
+                k,
+                name: ct.name.clone(),
+                shape: ct.shape.clone(),
+            }
             .into());
         }
         Ok(Some(Constant {
@@ -1615,20 +1402,14 @@ impl<'g, 'a> Mapper<'g, 'a> {
     /// a scaled branch): TFLM's kernel run on every input byte into a table. The constant
     /// must not enlarge the output, which is the activation's shape.
     fn with_constant(&mut self) -> Result<OpKind, MapError> {
-        let constant = self
-            .constant_operand()?
-            .ok_or("neither input is a constant")?;
+        let constant = self.constant_operand()?.ok_or(OpRefusal::NoConstant)?;
         let k = if constant.first { 1 } else { 0 };
         let (x, xt, s_x, z_x) = self.plain_activation(k)?;
         let (y, yt, s_y, z_y) = self.output_like(x)?;
-        if hwc(&xt.shape)? != hwc(&yt.shape)? {
-            return Err(format!(
-                "the constant broadcasts input {:?} to {:?}; only a constant that keeps the \
-                 activation's shape is supported",
-                xt.shape, yt.shape
-            )
-            .into());
-        }
+        same_shape(xt, yt, || OpRefusal::ConstantBroadcast {
+            input: xt.shape.clone(),
+            output: yt.shape.clone(),
+        })?;
         let act = if self.op.code == BuiltinOperator::MUL {
             self.op
                 .raw
@@ -1643,16 +1424,13 @@ impl<'g, 'a> Mapper<'g, 'a> {
         .unwrap_or(ActivationFunctionType::NONE);
         let clamp = self.clamp(act, s_y, z_y)?;
         let values = if self.op.code == BuiltinOperator::MUL {
-            tables::mul_by((s_x, z_x), constant, (s_y, z_y), clamp).ok_or_else(|| {
-                format!(
-                    "input scales {s_x} × {} / output scale {s_y} has no blob form: its shift \
-                     is above 15, where TFLM's int32 product · 2^shift can overflow",
-                    constant.scale
-                )
+            tables::mul_by((s_x, z_x), constant, (s_y, z_y), clamp).ok_or(ScaleRefusal::Mul {
+                a: s_x,
+                b: constant.scale,
+                output: s_y,
             })?
         } else {
-            tables::add_to((s_x, z_x), constant, (s_y, z_y), clamp)
-                .ok_or("the add kernel refused the table's operands")?
+            tables::add_to((s_x, z_x), constant, (s_y, z_y), clamp).ok_or(ScaleRefusal::AddTable)?
         };
         self.push_table(x, y, &values)
     }
@@ -1663,15 +1441,14 @@ impl<'g, 'a> Mapper<'g, 'a> {
             output: y,
             values,
         });
-        self.b.push(&op)?;
-        Ok(op.kind())
+        self.push(&op)
     }
 
     /// PAD/PADV2: remembered and folded into the reading convolution's padding.
     fn pad(&mut self) -> Result<Option<OpKind>, MapError> {
         let (m, xt, s_x, z_x) = self.activation(0)?;
         let pt = self.tensor(self.input_index(1)?);
-        let data = pt.data.ok_or("paddings are not a constant tensor")?;
+        let data = pt.data.ok_or(OpRefusal::PaddingsNotConstant)?;
         let p: Vec<i64> = match pt.ty {
             TensorType::INT32 => data
                 .chunks_exact(4)
@@ -1681,36 +1458,23 @@ impl<'g, 'a> Mapper<'g, 'a> {
                 .chunks_exact(8)
                 .map(|b| i64::from_le_bytes(b.try_into().expect("8-byte chunk")))
                 .collect(),
-            _ => return Err("paddings are neither int32 nor int64".to_string().into()),
+            _ => return Err(OpRefusal::PaddingsType.into()),
         };
         let [0, 0, top, bottom, left, right, 0, 0] = p[..] else {
-            return Err(format!(
-                "paddings {p:?}: only rows and columns of a [1, H, W, C] tensor can be padded"
-            )
-            .into());
+            return Err(OpRefusal::PaddedAxes { paddings: p }.into());
         };
         if xt.shape.len() != 4 {
-            return Err(format!("input {:?} is not [1, H, W, C]", xt.shape).into());
+            return Err(OpRefusal::PadInput {
+                shape: xt.shape.clone(),
+            }
+            .into());
         }
-        let out = *self
-            .op
-            .outputs
-            .first()
-            .filter(|&&t| t >= 0)
-            .ok_or("the op has no output")?;
-        let (s_y, z_y) = activation_quant(self.tensor(out))?;
-        if (s_x, z_x) != (s_y, z_y) {
-            return Err("input and output are quantized differently"
-                .to_string()
-                .into());
-        }
+        let out = self.output_quantized_as(s_x, z_x)?;
         if self.op.code == BuiltinOperator::PADV2 {
             // The pad value must be the zero point, which is what convolution padding uses.
             let vt = self.tensor(self.input_index(2)?);
             if vt.data.and_then(|d| d.first()).map(|&v| v as i8) != Some(z_x) {
-                return Err("PADV2 with a value other than the zero point"
-                    .to_string()
-                    .into());
+                return Err(OpRefusal::PadValue.into());
             }
         }
         let readers_ok = self.graph.readers(out).all(|r| {
@@ -1720,17 +1484,13 @@ impl<'g, 'a> Mapper<'g, 'a> {
             ) && r.inputs.first() == Some(&out)
         });
         if !readers_ok {
-            return Err(
-                "PAD is imported only when CONV_2D or DEPTHWISE_CONV_2D reads it"
-                    .to_string()
-                    .into(),
-            );
+            return Err(OpRefusal::PadReaders.into());
         }
         let v = |x: i64| i32::try_from(x).ok().filter(|v| (0..=255).contains(v));
         let (Some(top), Some(bottom), Some(left), Some(right)) =
             (v(top), v(bottom), v(left), v(right))
         else {
-            return Err(format!("paddings {p:?} are outside 0..=255").into());
+            return Err(OpRefusal::PaddingRange { paddings: p }.into());
         };
         let [a, b, c, d] = m.pad;
         self.mapped[out as usize] = Some(Mapped {
@@ -1739,4 +1499,22 @@ impl<'g, 'a> Mapper<'g, 'a> {
         });
         Ok(None)
     }
+}
+
+/// A window value (kernel, stride, dilation, padding) as the format's u8 holds it.
+fn window_value(value: i32, what: &'static str) -> Result<u8, OpRefusal> {
+    u8::try_from(value).map_err(|_| OpRefusal::WindowRange { what, value })
+}
+
+/// Refuses with `refusal` unless tensors `a` and `b` have the same HWC shape (`a`'s is checked
+/// first, so its layout error is the one reported when neither has one).
+fn same_shape(
+    a: &TensorInfo<'_>,
+    b: &TensorInfo<'_>,
+    refusal: impl FnOnce() -> OpRefusal,
+) -> Result<(), MapError> {
+    if hwc(&a.shape)? != hwc(&b.shape)? {
+        return Err(refusal().into());
+    }
+    Ok(())
 }

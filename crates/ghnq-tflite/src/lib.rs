@@ -9,10 +9,15 @@ mod fold;
 mod graph;
 pub mod import;
 mod params;
+mod refusal;
 mod tables;
 pub use tflite_schema as schema;
 pub mod tflm;
 
 pub use error::ImportError;
 pub use export::{Requantize, TfliteExportError, export, export_with};
+pub use fold::FoldError;
+pub use graph::GraphDefect;
 pub use import::{Imported, IoInfo, import};
+pub use params::ParamError;
+pub use refusal::{IoRefusal, OpRefusal, ScaleRefusal, TensorError};
