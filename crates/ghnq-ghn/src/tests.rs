@@ -697,3 +697,60 @@ fn random_nets_are_valid_and_graphable() {
         assert!(g.len() >= 5);
     }
 }
+
+/// AdamW (`ghnq train --optimizer adamw`) decays every weight by lr·wd apart from the adaptive
+/// step: from one start and one batch, its step with weight decay lands at its step without,
+/// minus lr·wd times the weight. (Adam's L2 decay would pass through the step's normalisation.)
+#[test]
+fn adamw_decay_is_decoupled_from_the_step() {
+    use super::train::Optimizer;
+    let dev = Device::flex().autodiff();
+    let ghn = Ghn::new(&tiny_config(), &dev);
+    let nets = vec![tiny_a(), tiny_b()];
+    let data = batch(8, 3);
+    let (lr, wd) = (1e-2, 0.5);
+    let weights = |g: &Ghn| -> Vec<f32> {
+        g.decoder
+            .conv2
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let one_step = |optimizer: Optimizer, wd: f64| {
+        let mut t = MetaTrainer::with_optimizer(ghn.clone(), optimizer, wd, dev.clone());
+        assert!(!t.step(&nets, &data, SHAPE, lr).skipped);
+        weights(&t.ghn)
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let (plain, decayed, adam_l2) = pool.install(|| {
+        (
+            one_step(Optimizer::AdamW, 0.0),
+            one_step(Optimizer::AdamW, wd),
+            one_step(Optimizer::Adam, wd),
+        )
+    });
+    let before = weights(&ghn);
+    let mut worst = 0f64;
+    for ((p, d), w) in plain.iter().zip(&decayed).zip(&before) {
+        let want = *p as f64 - lr * wd * *w as f64;
+        worst = worst.max((*d as f64 - want).abs());
+    }
+    assert!(worst < 1e-6, "AdamW's decay is off by {worst}");
+    // Adam's L2 decay goes through the step: its weights are not AdamW's.
+    let apart = decayed
+        .iter()
+        .zip(&adam_l2)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        apart > 1e-4,
+        "Adam with L2 decay moved as AdamW did ({apart})"
+    );
+    assert_eq!("adamw".parse::<Optimizer>(), Ok(Optimizer::AdamW));
+    assert!("sgd".parse::<Optimizer>().is_err());
+}

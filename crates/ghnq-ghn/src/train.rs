@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::checkpoint::{self, TrainState};
@@ -84,6 +84,49 @@ impl std::str::FromStr for Engine {
     }
 }
 
+/// The optimiser of the GHN's weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Optimizer {
+    /// Adam with the weight decay added to the gradient (L2): GHN-2's (ppuda trains with
+    /// `torch.optim.Adam`), so the golden and parity tests hold.
+    #[default]
+    Adam,
+    /// AdamW: the weight decay decoupled from the adaptive step (Loshchilov & Hutter), so every
+    /// weight decays alike whatever its gradient's scale; an ablation of the campaign's recipe.
+    AdamW,
+}
+
+impl Optimizer {
+    /// A fresh optimiser (β 0.9/0.999, ε 1e-8) with `weight_decay`.
+    fn init(self, weight_decay: f64) -> ModuleOptimizer {
+        match self {
+            Optimizer::Adam => {
+                let mut adam = AdamConfig::new().with_epsilon(1e-8);
+                if weight_decay > 0.0 {
+                    adam =
+                        adam.with_weight_decay(Some(WeightDecayConfig::new(weight_decay as f32)));
+                }
+                adam.init()
+            }
+            Optimizer::AdamW => AdamWConfig::new()
+                .with_epsilon(1e-8)
+                .with_weight_decay(weight_decay as f32)
+                .init(),
+        }
+    }
+}
+
+impl std::str::FromStr for Optimizer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Optimizer, String> {
+        match s {
+            "adam" => Ok(Optimizer::Adam),
+            "adamw" => Ok(Optimizer::AdamW),
+            other => Err(format!("unknown optimiser '{other}': adam or adamw")),
+        }
+    }
+}
+
 /// The dropout seed of net `k` of step `step` (both engines draw the same masks from it).
 fn dropout_seed(step: usize, k: usize) -> u64 {
     ((step as u64) << 16) ^ k as u64
@@ -93,7 +136,7 @@ fn dropout_seed(step: usize, k: usize) -> u64 {
 pub struct MetaTrainer {
     /// The hypernetwork (on an autodiff device).
     pub ghn: Ghn,
-    /// Adam.
+    /// Adam or AdamW ([`Optimizer`]).
     pub optim: ModuleOptimizer,
     /// The autodiff device.
     pub device: Device,
@@ -143,13 +186,19 @@ impl ModuleVisitor for GradScale<'_> {
 impl MetaTrainer {
     /// Adam (β 0.9/0.999, ε 1e-8), L2 weight decay `weight_decay` (GHN-2: 1e-5), clip 5.
     pub fn new(ghn: Ghn, weight_decay: f64, device: Device) -> MetaTrainer {
-        let mut adam = AdamConfig::new().with_epsilon(1e-8);
-        if weight_decay > 0.0 {
-            adam = adam.with_weight_decay(Some(WeightDecayConfig::new(weight_decay as f32)));
-        }
+        MetaTrainer::with_optimizer(ghn, Optimizer::Adam, weight_decay, device)
+    }
+
+    /// As [`MetaTrainer::new`], with the optimiser of the caller's choosing.
+    pub fn with_optimizer(
+        ghn: Ghn,
+        optimizer: Optimizer,
+        weight_decay: f64,
+        device: Device,
+    ) -> MetaTrainer {
         MetaTrainer {
             ghn,
-            optim: adam.init(),
+            optim: optimizer.init(weight_decay),
             device,
             state: TrainState::default(),
             clip: 5.0,

@@ -6,7 +6,7 @@ use ghnq_core::sources;
 use ghnq_ghn::checkpoint;
 use ghnq_ghn::eval;
 use ghnq_ghn::model::{Ghn, GhnConfig};
-use ghnq_ghn::train::{Engine, MetaTrainer, RunOptions, run};
+use ghnq_ghn::train::{Engine, MetaTrainer, Optimizer, RunOptions, run};
 use ghnq_quant::config::{Clip, Precision, QuantConfig};
 use ghnq_quant::fake::Method;
 use ghnq_quant::layers::LayerBits;
@@ -32,9 +32,14 @@ pub struct Args {
     /// Adam learning rate (×0.1 after 2/3 and 5/6 of the epochs).
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
-    /// L2 weight decay added to the gradient (GHN-2: 1e-5).
+    /// Weight decay: added to the gradient under Adam (L2; GHN-2: 1e-5), decoupled from the
+    /// step under AdamW (where 1e-2 is the usual strength).
     #[arg(long, default_value_t = 1e-5)]
     pub weight_decay: f64,
+    /// The GHN's optimiser: `adam` (GHN-2's) or `adamw` (decoupled weight decay). A resumed run
+    /// keeps the one it started with.
+    #[arg(long, default_value = "adam")]
+    pub optimizer: Optimizer,
     /// Data set: fashion-mnist, cifar10 or synthetic.
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: String,
@@ -254,7 +259,13 @@ pub fn run_cmd(args: Args) -> Result<()> {
         ghn.config.s_max,
         threads()
     );
-    let mut trainer = MetaTrainer::new(ghn, args.weight_decay, device);
+    pin_run_setting(
+        &args,
+        "optimizer.txt",
+        &format!("{:?} weight decay {}\n", args.optimizer, args.weight_decay),
+        "--optimizer and --weight-decay",
+    )?;
+    let mut trainer = MetaTrainer::with_optimizer(ghn, args.optimizer, args.weight_decay, device);
     trainer.state = state;
     trainer.engine = args.engine;
     if trainer.engine == Engine::Native && !ghnq_quant::sim_native::is_cpu(&trainer.device) {
@@ -265,22 +276,7 @@ pub fn run_cmd(args: Args) -> Result<()> {
         trainer.engine = Engine::Burn;
     }
     if let Some(q) = &qat {
-        // The run's quantization, for people and for --resume (which must not change it).
-        let text = format!("{q:?}\n");
-        let path = args.out.join("qat.txt");
-        if args.resume
-            && let Ok(old) = std::fs::read_to_string(&path)
-            && old != text
-        {
-            anyhow::bail!(
-                "{} was trained with {} but --qat flags now say {}",
-                args.out.display(),
-                old.trim(),
-                text.trim()
-            );
-        }
-        std::fs::create_dir_all(&args.out)?;
-        ghnq_core::atomic::write(&path, text.as_bytes())?;
+        pin_run_setting(&args, "qat.txt", &format!("{q:?}\n"), "--qat flags")?;
         eprintln!("GHN-QAT: {q:?}");
     }
     trainer.qat = qat;
@@ -518,6 +514,28 @@ fn quantized_top1(
         &mut ghnq_export::FloatReference::default(),
     )?;
     Ok(c.int_top1)
+}
+
+/// Records a setting of the run in `file` of its directory, for people and for `--resume`, which
+/// must not change it: a resumed run whose flags say otherwise is refused, naming both. A run
+/// older than the file (none written yet) takes the flags as they are.
+fn pin_run_setting(args: &Args, file: &str, text: &str, flags: &str) -> Result<()> {
+    let path = args.out.join(file);
+    if args.resume
+        && let Ok(old) = std::fs::read_to_string(&path)
+        && old != text
+    {
+        anyhow::bail!(
+            "{} was trained with {} but {flags} now say {}",
+            args.out.display(),
+            old.trim(),
+            text.trim()
+        );
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    ghnq_core::atomic::write(&path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `curve.png` / `curve.svg` in a run directory: validation top-1 (`val.csv`) and the
