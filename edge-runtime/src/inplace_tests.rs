@@ -152,6 +152,19 @@ fn params(k: &Case) -> ConvParams<'_> {
     }
 }
 
+/// `k`'s input after [`conv_in_place`] ran `k.kernel` over it, `rows` output rows a band.
+fn in_place(
+    p: &ConvParams<'_>,
+    k: &Case,
+    rows: usize,
+    kernel_scratch: &mut [i8],
+    band: &mut [i8],
+) -> Result<Vec<i8>, KernelError> {
+    let mut tensor = k.input.clone();
+    conv_in_place(p, k.kernel, rows, &mut tensor, kernel_scratch, band)?;
+    Ok(tensor)
+}
+
 #[test]
 fn band_path_equals_whole_tensor_convolution() {
     let mut rng = XorShift32::new(0x1A2B_3C4D);
@@ -183,32 +196,12 @@ fn band_path_equals_whole_tensor_convolution() {
             banded += 1;
         }
         let mut band = vec![0x55i8; (rows + k.window.padding.top as usize).min(h) * row];
-        let mut tensor = k.input.clone();
-        conv_in_place(
-            &p,
-            k.kernel,
-            rows,
-            &mut tensor,
-            &mut kernel_scratch,
-            &mut band,
-        )
-        .unwrap();
+        let tensor = in_place(&p, &k, rows, &mut kernel_scratch, &mut band).unwrap();
         assert_eq!(tensor, want, "case {case}: {:?} {:?}", k.window, k.shape);
         // One byte less band scratch is refused, not a panic nor a wrong answer.
         if !band.is_empty() {
             let mut short = vec![0i8; band.len() - 1];
-            let mut tensor = k.input.clone();
-            assert!(
-                conv_in_place(
-                    &p,
-                    k.kernel,
-                    rows,
-                    &mut tensor,
-                    &mut kernel_scratch,
-                    &mut short
-                )
-                .is_err()
-            );
+            assert!(in_place(&p, &k, rows, &mut kernel_scratch, &mut short).is_err());
         }
     }
     // Most rows are at most 12×12 bytes, so many cases run several bands.
@@ -259,16 +252,7 @@ fn band_path_with_many_bands_and_large_kernels() {
         let row = w as usize * c as usize;
         let rows = band_rows(k.shape) as usize;
         let mut band = vec![0i8; (rows + top as usize).min(h as usize) * row];
-        let mut tensor = k.input.clone();
-        conv_in_place(
-            &p,
-            Kernel::Conv,
-            rows,
-            &mut tensor,
-            &mut kernel_scratch,
-            &mut band,
-        )
-        .unwrap();
+        let tensor = in_place(&p, &k, rows, &mut kernel_scratch, &mut band).unwrap();
         assert_eq!(tensor, want, "{h}×{w}×{c}, {kh}×{kh} top {top}");
     }
 }

@@ -131,6 +131,18 @@ fn reseal(blob: &[u8], minor: Option<u16>, edit: impl FnOnce(&mut Vec<TensorReco
     )
 }
 
+/// The ResNet stack ([`resnet_stack`]) with its tensor table edited by `edit`, re-sealed (at
+/// `minor`, if given).
+fn edited_stack(minor: Option<u16>, edit: impl FnOnce(&mut Vec<TensorRecord>)) -> Vec<u8> {
+    reseal(&resnet_stack(&tables()), minor, edit)
+}
+
+/// Validation's refusal of the ResNet stack with its tensor table edited by `edit`.
+#[track_caller]
+fn refusal(edit: impl FnOnce(&mut Vec<TensorRecord>)) -> FormatError {
+    Model::from_bytes(&edited_stack(None, edit)).unwrap_err()
+}
+
 /// Every pair of tensors live at once either shares no byte or is an in-place pair: the same
 /// bytes, the first dying at the op that produces the second from it.
 fn assert_plan_sound(model: &Model<'_>) -> usize {
@@ -262,24 +274,19 @@ fn depthwise_and_pointwise_chains_run_in_place() {
 
 #[test]
 fn aliasing_is_refused_before_format_1_6() {
-    let t = tables();
-    let blob = resnet_stack(&t);
-    let old = reseal(&blob, Some(IN_PLACE_MINOR - 1), |_| {});
+    let old = edited_stack(Some(IN_PLACE_MINOR - 1), |_| {});
     assert!(matches!(
         Model::from_bytes(&old).unwrap_err(),
         FormatError::Overlap { .. }
     ));
-    Model::from_bytes(&reseal(&blob, None, |_| {})).expect("the same blob at 1.6");
+    Model::from_bytes(&edited_stack(None, |_| {})).expect("the same blob at 1.6");
 }
 
 #[test]
 fn aliasing_an_input_that_lives_on_is_refused() {
     // conv1's output (tensor 2) is overwritten by conv2 (tensor 3); claim a later reader.
-    let t = tables();
-    let blob = resnet_stack(&t);
-    let bad = reseal(&blob, None, |r| r[2].last_op += 1);
     assert_eq!(
-        Model::from_bytes(&bad).unwrap_err(),
+        refusal(|r| r[2].last_op += 1),
         FormatError::Overlap { a: 2, b: 3 }
     );
 }
@@ -287,32 +294,24 @@ fn aliasing_an_input_that_lives_on_is_refused() {
 #[test]
 fn aliasing_a_tensor_the_op_does_not_read_is_refused() {
     // conv2 (op 2, output 3) reads c1 (2), not x0 (1), which is live until the add.
-    let t = tables();
-    let blob = resnet_stack(&t);
-    let bad = reseal(&blob, None, |r| {
+    let bad = refusal(|r| {
         r[3].offset = r[1].offset;
         r[4].offset = r[1].offset;
     });
-    assert_eq!(
-        Model::from_bytes(&bad).unwrap_err(),
-        FormatError::Overlap { a: 1, b: 3 }
-    );
+    assert_eq!(bad, FormatError::Overlap { a: 1, b: 3 });
     // The add's output may take either dying input's bytes: x0's is as good as conv2's.
-    let other = reseal(&blob, None, |r| r[4].offset = r[1].offset);
+    let other = edited_stack(None, |r| r[4].offset = r[1].offset);
     Model::from_bytes(&other).expect("the add over x0");
     // An op's output over an input that is still read later: conv1 over x0.
-    let bad = reseal(&blob, None, |r| r[2].offset = r[1].offset);
     assert_eq!(
-        Model::from_bytes(&bad).unwrap_err(),
+        refusal(|r| r[2].offset = r[1].offset),
         FormatError::Overlap { a: 1, b: 2 }
     );
 }
 
 #[test]
 fn partial_overlaps_are_refused() {
-    let t = tables();
-    let blob = resnet_stack(&t);
-    let bad = reseal(&blob, None, |r| {
+    let bad = refusal(|r| {
         // Four bytes off conv1's output, inside the arena either way.
         r[3].offset = if r[2].offset >= 4 {
             r[2].offset - 4
@@ -320,10 +319,7 @@ fn partial_overlaps_are_refused() {
             r[2].offset + 4
         };
     });
-    assert!(matches!(
-        Model::from_bytes(&bad).unwrap_err(),
-        FormatError::Overlap { .. }
-    ));
+    assert!(matches!(bad, FormatError::Overlap { .. }));
 }
 
 /// Ops that cannot run in place are refused even with the same bytes and a dying input.

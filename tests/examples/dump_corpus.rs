@@ -19,11 +19,12 @@ use shared_format::packing::pack;
 use shared_format::plan::aliased_input;
 use shared_format::tensor::{qmax, qmin};
 use shared_format::{
-    Add, AddInput, BuildError, Clamp, Conv2d, DepthwiseConv2d, GlobalAvgPool, LeI32s, Model,
-    ModelBuilder, Mul, Op, Padding, Requant, Rounding, Shape, TABLE_LEN, Table, TensorId,
-    TensorSpec, WeightScheme, Weights, Window,
+    Add, AddInput, BuildError, Clamp, GlobalAvgPool, Model, ModelBuilder, Mul, Op, Padding,
+    Rounding, Shape, TABLE_LEN, Table, TensorId, TensorSpec, WeightScheme, Window,
 };
-use tests::generator::{GenConfig, Rng, generate, random_input};
+use tests::generator::{
+    GenConfig, Rng, WeightSet, conv_op, depthwise_op, generate, input_spec, random_input,
+};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -53,7 +54,7 @@ fn main() {
             continue;
         };
         let model = Model::from_bytes(&blob).expect("built blobs validate");
-        let input = random_input(&mut rng, model_input_spec(&model));
+        let input = random_input(&mut rng, input_spec(&model));
         write_seed(
             &dir,
             &format!("inplace-{seed:02}"),
@@ -89,15 +90,6 @@ impl Summary {
             "  with in-place ops: {} ({:?})",
             self.with_in_place, self.in_place_ops
         );
-    }
-}
-
-fn model_input_spec(model: &Model<'_>) -> TensorSpec {
-    let t = model.input_tensor();
-    TensorSpec {
-        shape: t.shape,
-        zero_point: t.zero_point,
-        bits: t.bits,
     }
 }
 
@@ -156,70 +148,43 @@ fn clamp(rng: &mut Rng, out: TensorSpec) -> Clamp {
     }
 }
 
-/// Packed weights, bias and requantization of a weighted op.
-struct Params {
-    bits: u8,
-    scheme: WeightScheme,
-    zero_point: i8,
-    data: Vec<u8>,
-    bias: Vec<u8>,
-    multipliers: Vec<u8>,
-    shifts: Vec<u8>,
-}
-
-impl Params {
-    fn new(rng: &mut Rng, channels: usize, per_channel: usize) -> Self {
-        let bits = rng.pick(&[8, 8, 4, 2]);
-        let (lo, hi) = (qmin(bits) as i64, qmax(bits) as i64);
-        let scheme = if rng.chance(0.5) {
-            WeightScheme::PerChannelSymmetric
-        } else {
-            WeightScheme::PerTensorAffine
-        };
-        let (zero_point, entries) = match scheme {
-            WeightScheme::PerChannelSymmetric => (0, channels),
-            WeightScheme::PerTensorAffine => (rng.range(lo, hi) as i8 / 4, 1),
-        };
-        let values: Vec<i8> = (0..channels * per_channel)
-            .map(|_| rng.range(lo, hi) as i8)
-            .collect();
-        let bias: Vec<i32> = (0..channels)
-            .map(|_| rng.range(-4000, 4000) as i32)
-            .collect();
-        // Shifts that put a sum of `per_channel` products near the output range.
-        let log2 = (per_channel.max(1) as f64).log2().ceil() as i64;
-        let shift = -(log2 + i64::from(bits) + 1).min(31);
-        let multipliers: Vec<i32> = (0..entries)
-            .map(|_| rng.range(1 << 30, (1i64 << 31) - 1) as i32)
-            .collect();
-        let shifts: Vec<u8> = (0..entries)
-            .map(|_| (shift + rng.range(-1, 1)).clamp(-31, 30) as i8 as u8)
-            .collect();
-        Self {
-            bits,
-            scheme,
-            zero_point,
-            data: pack(&values, bits).expect("values in range"),
-            bias: i32s_to_le(&bias),
-            multipliers: i32s_to_le(&multipliers),
-            shifts,
-        }
-    }
-
-    fn weights(&self) -> Weights<'_> {
-        Weights {
-            bits: self.bits,
-            scheme: self.scheme,
-            zero_point: self.zero_point,
-            data: &self.data,
-        }
-    }
-
-    fn requant(&self) -> Requant<'_> {
-        Requant {
-            multipliers: LeI32s::new(&self.multipliers),
-            shifts: &self.shifts,
-        }
+/// Packed weights, bias and requantization of a weighted op with `channels` output channels of
+/// `per_channel` weights each.
+fn weight_set(rng: &mut Rng, channels: usize, per_channel: usize) -> WeightSet {
+    let bits = rng.pick(&[8, 8, 4, 2]);
+    let (lo, hi) = (qmin(bits) as i64, qmax(bits) as i64);
+    let scheme = if rng.chance(0.5) {
+        WeightScheme::PerChannelSymmetric
+    } else {
+        WeightScheme::PerTensorAffine
+    };
+    let (zero_point, entries) = match scheme {
+        WeightScheme::PerChannelSymmetric => (0, channels),
+        WeightScheme::PerTensorAffine => (rng.range(lo, hi) as i8 / 4, 1),
+    };
+    let values: Vec<i8> = (0..channels * per_channel)
+        .map(|_| rng.range(lo, hi) as i8)
+        .collect();
+    let bias: Vec<i32> = (0..channels)
+        .map(|_| rng.range(-4000, 4000) as i32)
+        .collect();
+    // Shifts that put a sum of `per_channel` products near the output range.
+    let log2 = (per_channel.max(1) as f64).log2().ceil() as i64;
+    let shift = -(log2 + i64::from(bits) + 1).min(31);
+    let multipliers: Vec<i32> = (0..entries)
+        .map(|_| rng.range(1 << 30, (1i64 << 31) - 1) as i32)
+        .collect();
+    let shifts: Vec<u8> = (0..entries)
+        .map(|_| (shift + rng.range(-1, 1)).clamp(-31, 30) as i8 as u8)
+        .collect();
+    WeightSet {
+        bits,
+        scheme,
+        zero_point,
+        packed: pack(&values, bits).expect("values in range"),
+        bias: i32s_to_le(&bias),
+        multipliers: i32s_to_le(&multipliers),
+        shifts,
     }
 }
 
@@ -264,35 +229,19 @@ impl Net {
     fn conv(&mut self, x: TensorId, shape: Hwc, window: Window) -> Result<TensorId, BuildError> {
         let cin = self.specs[x as usize].shape.c as usize;
         let per_channel = window.kernel_h as usize * window.kernel_w as usize * cin;
-        let p = Params::new(&mut self.rng, shape.2 as usize, per_channel);
+        let ws = weight_set(&mut self.rng, shape.2 as usize, per_channel);
         let (out, clamp) = self.out(shape);
         let y = self.tensor(out);
-        self.b.push(&Op::Conv2d(Conv2d {
-            input: x,
-            output: y,
-            window,
-            weights: p.weights(),
-            bias: LeI32s::new(&p.bias),
-            requant: p.requant(),
-            clamp,
-        }))
+        self.b.push(&conv_op(x, y, window, &ws, clamp))
     }
 
     fn depthwise(&mut self, x: TensorId, window: Window) -> Result<TensorId, BuildError> {
         let s = self.specs[x as usize].shape;
         let per_channel = window.kernel_h as usize * window.kernel_w as usize;
-        let p = Params::new(&mut self.rng, s.c as usize, per_channel);
+        let ws = weight_set(&mut self.rng, s.c as usize, per_channel);
         let (out, clamp) = self.out((s.h, s.w, s.c));
         let y = self.tensor(out);
-        self.b.push(&Op::DepthwiseConv2d(DepthwiseConv2d {
-            input: x,
-            output: y,
-            window,
-            weights: p.weights(),
-            bias: LeI32s::new(&p.bias),
-            requant: p.requant(),
-            clamp,
-        }))
+        self.b.push(&depthwise_op(x, y, window, &ws, clamp))
     }
 
     /// TFLM's int8 Add parameters (left shift 20, input multipliers below one).

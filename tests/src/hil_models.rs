@@ -416,19 +416,14 @@ pub fn vectors(blob: &[u8], samples: usize, seed: u64) -> Vec<u8> {
 /// and the host runtime's logits: every parameter the format allows, run on the device.
 /// Returns `(name, blob, bundle)`; seeds the generator refuses are skipped.
 pub fn random_suite(count: u64, samples: usize) -> Vec<(String, Vec<u8>, Vec<u8>)> {
-    use crate::generator::{GenConfig, Rng, generate, random_input};
+    use crate::generator::{GenConfig, Rng, generate, input_spec, random_input};
     let mut suite = Vec::new();
     for seed in 0..count {
         let Ok(generated) = generate(seed, GenConfig::default()) else {
             continue;
         };
         let model = Model::from_bytes(&generated.blob).expect("the generator validates its blobs");
-        let t = model.input_tensor();
-        let spec = TensorSpec {
-            shape: t.shape,
-            zero_point: t.zero_point,
-            bits: t.bits,
-        };
+        let spec = input_spec(&model);
         let output_len = model.output_tensor().shape.elements() as usize;
         let mut arena = vec![0u8; model.arena_bytes()];
         let mut interpreter =

@@ -20,8 +20,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use shared_format::{ModelBuilder, Op, Padding, Rounding, Shape, Softmax, TensorSpec, Window};
 use tests::generator::{
-    Features, GenConfig, GeneratedModel, Rng, arb_model, random_input, single_conv_model,
-    tflm_softmax_params,
+    Features, GenConfig, GeneratedModel, OP_KINDS, Rng, arb_model, input_spec, random_input,
+    single_conv_model, tflm_softmax_params,
 };
 use tests::golden;
 
@@ -54,7 +54,7 @@ fn check(g: &GeneratedModel) -> Result<(), TestCaseError> {
     let mut interpreter = Interpreter::new(&model, &mut arena)
         .map_err(|e| TestCaseError::fail(format!("Interpreter::new: {e}")))?;
 
-    let second = random_input(&mut rng, model_input_spec(&model));
+    let second = random_input(&mut rng, input_spec(&model));
     for input in [&g.input, &second] {
         let expected = golden::run(&model, input)
             .map_err(|e| TestCaseError::fail(format!("golden refused a valid input: {e:?}")))?;
@@ -73,15 +73,6 @@ fn check(g: &GeneratedModel) -> Result<(), TestCaseError> {
         );
     }
     Ok(())
-}
-
-fn model_input_spec(model: &Model<'_>) -> shared_format::TensorSpec {
-    let t = model.input_tensor();
-    shared_format::TensorSpec {
-        shape: t.shape,
-        zero_point: t.zero_point,
-        bits: t.bits,
-    }
 }
 
 /// Runs `cases` models of `config` and returns the features they covered.
@@ -111,23 +102,7 @@ fn run_property(name: &str, config: GenConfig, cases: u32) -> Features {
 }
 
 fn assert_covers_everything(f: &Features) {
-    let ops = [
-        "conv2d",
-        "depthwise_conv2d",
-        "max_pool",
-        "avg_pool",
-        "global_avg_pool",
-        "add",
-        "concat",
-        "linear",
-        "softmax",
-        "mean",
-        "mul",
-        "logistic",
-        "hard_swish",
-        "table",
-    ];
-    for op in ops {
+    for op in OP_KINDS {
         assert!(f.ops.contains(op), "op {op} never generated: {f:?}");
     }
     for w in [2u8, 4, 8] {

@@ -9,7 +9,7 @@
 use edge_runtime::{Interpreter, Model};
 use shared_format::plan::{IN_PLACE_MINOR, aliased_input};
 use shared_format::{Op, OpKind, Padding, Window};
-use tests::generator::{GenConfig, Rng, generate, random_input, single_conv_model};
+use tests::generator::{GenConfig, Rng, generate, input_spec, random_input, single_conv_model};
 use tests::golden;
 
 /// Every pair of live tensors that shares a byte is an in-place pair; returns the ops in place.
@@ -89,12 +89,7 @@ fn same_as_golden(blob: &[u8], seed: u64, first: Option<&[i8]>, what: &str) {
         .map(|_| rng.next_u64() as u8)
         .collect();
     let mut interpreter = Interpreter::new(&model, &mut arena).unwrap();
-    let t = model.input_tensor();
-    let spec = shared_format::TensorSpec {
-        shape: t.shape,
-        zero_point: t.zero_point,
-        bits: t.bits,
-    };
+    let spec = input_spec(&model);
     for k in 0..2 {
         let input = match first {
             Some(first) if k == 0 => first.to_vec(),

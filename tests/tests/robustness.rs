@@ -14,8 +14,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, Once};
 
 use edge_runtime::{Error, FormatError, Interpreter, Model};
-use shared_format::TensorSpec;
-use tests::generator::{GenConfig, Rng, generate, random_input};
+use tests::generator::{GenConfig, OP_KINDS, Rng, generate, input_spec, random_input};
 use tests::golden;
 
 /// CRC-32/ISO-HDLC, as the header stores it (bytes 8..12, over bytes 12..end).
@@ -70,15 +69,6 @@ fn base_blobs(count: u64) -> Vec<Vec<u8>> {
         .filter_map(|seed| generate(0xB10B_0000 + seed, GenConfig::default()).ok())
         .map(|g| g.blob)
         .collect()
-}
-
-fn input_spec(model: &Model<'_>) -> TensorSpec {
-    let t = model.input_tensor();
-    TensorSpec {
-        shape: t.shape,
-        zero_point: t.zero_point,
-        bits: t.bits,
-    }
 }
 
 /// Fixes the CRC (and, if asked, the payload length) so a mutation reaches the decoder.
@@ -278,6 +268,25 @@ fn exercise(blob: &[u8], rng: &mut Rng, tally: &mut Tally, case: u64) {
     }
 }
 
+/// Case `case`: [`exercise`]s `blob` (mutated by `kinds`, if any) under [`quietly`] with a
+/// stream of its own, and counts it and any panic; the first five panics print their blob.
+fn run_case(blob: &[u8], kinds: &[&str], tally: &mut Tally, case: u64) {
+    let mut case_rng = Rng::new(case);
+    let result = quietly(|| exercise(blob, &mut case_rng, tally, case));
+    tally.cases += 1;
+    if let Some(msg) = result {
+        tally.panics += 1;
+        if tally.panics <= 5 {
+            let kinds = if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" ({kinds:?})")
+            };
+            eprintln!("PANIC in case {case}{kinds}: {msg}\nblob: {blob:02x?}");
+        }
+    }
+}
+
 /// ≥ 100,000 mutated blobs, half with a stale CRC and half resealed (CRC and usually the payload
 /// length recomputed) so the mutation reaches the payload decoder and the validator.
 #[test]
@@ -313,15 +322,7 @@ fn corrupted_blobs_never_panic() {
             reseal(&mut blob, rng.chance(0.8));
             tally.resealed += 1;
         }
-        let mut case_rng = Rng::new(case);
-        let result = quietly(|| exercise(&blob, &mut case_rng, &mut tally, case));
-        tally.cases += 1;
-        if let Some(msg) = result {
-            tally.panics += 1;
-            if tally.panics <= 5 {
-                eprintln!("PANIC in case {case} ({kinds:?}): {msg}\nblob: {blob:02x?}");
-            }
-        }
+        run_case(&blob, &kinds, &mut tally, case);
     }
     eprintln!("{tally:#?}");
     assert_eq!(
@@ -340,22 +341,7 @@ fn corrupted_blobs_never_panic() {
     assert!(tally.resealed >= CASES / 3, "too few resealed cases");
     // Every op kind, softmax, mean, the format-1.2 kernels and the elementwise ops of formats
     // 1.4 and 1.5 included, ran in some corrupted blob.
-    for kind in [
-        "conv2d",
-        "depthwise_conv2d",
-        "max_pool",
-        "avg_pool",
-        "global_avg_pool",
-        "add",
-        "concat",
-        "linear",
-        "softmax",
-        "mean",
-        "mul",
-        "logistic",
-        "hard_swish",
-        "table",
-    ] {
+    for kind in OP_KINDS {
         assert!(
             tally.ran_with_op.get(kind).copied().unwrap_or(0) > 0,
             "no mutated blob with a {kind} ran: {:?}",
@@ -405,15 +391,7 @@ fn random_bytes_never_panic() {
             blob[12..16].copy_from_slice(&[rng.below(2) as u8, 0, 0, 0]);
             reseal(&mut blob, true);
         }
-        let mut case_rng = Rng::new(case);
-        let result = quietly(|| exercise(&blob, &mut case_rng, &mut tally, case));
-        tally.cases += 1;
-        if let Some(msg) = result {
-            tally.panics += 1;
-            if tally.panics <= 5 {
-                eprintln!("PANIC in case {case}: {msg}\nblob: {blob:02x?}");
-            }
-        }
+        run_case(&blob, &[], &mut tally, case);
     }
     eprintln!("{tally:#?}");
     assert_eq!(tally.panics, 0);

@@ -39,12 +39,35 @@ mod tests;
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use shared_format::{BuildError, TensorSpec, Window};
+use shared_format::{BuildError, Model, TensorSpec, Window};
 
 pub use fixed::{single_conv_model, single_linear_model};
+pub use quant::WeightSet;
 pub use rng::Rng;
 use state::Gen;
 pub use tflm_params::{quantize_multiplier, tflm_mean_params, tflm_softmax_params};
+pub use weighted::{conv_op, depthwise_op};
+
+/// The name ([`OpKind::name`]) of every op kind the format has; the suites check that each one
+/// is generated, or ran.
+///
+/// [`OpKind::name`]: shared_format::OpKind::name
+pub const OP_KINDS: [&str; 14] = [
+    "conv2d",
+    "depthwise_conv2d",
+    "max_pool",
+    "avg_pool",
+    "global_avg_pool",
+    "add",
+    "concat",
+    "linear",
+    "softmax",
+    "mean",
+    "mul",
+    "logistic",
+    "hard_swish",
+    "table",
+];
 
 /// What one generated model exercises; the bit-exactness suite sums these to prove coverage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -196,6 +219,16 @@ pub fn generate(seed: u64, config: GenConfig) -> Result<GeneratedModel, BuildErr
         features: g.features,
         description: g.desc,
     })
+}
+
+/// The spec of `model`'s input tensor, for [`random_input`].
+pub fn input_spec(model: &Model<'_>) -> TensorSpec {
+    let t = model.input_tensor();
+    TensorSpec {
+        shape: t.shape,
+        zero_point: t.zero_point,
+        bits: t.bits,
+    }
 }
 
 /// Random values inside a tensor's bit range; sometimes all at one extreme.

@@ -8,19 +8,31 @@ use shared_format::{LeI32s, Op, Requant, TensorId, TensorSpec, WeightScheme, Wei
 use super::state::Gen;
 use super::{quantize_multiplier, range_of};
 
-/// Everything a weighted op needs, owned so the op can borrow it.
-pub(super) struct WeightSet {
-    pub(super) bits: u8,
-    pub(super) scheme: WeightScheme,
-    pub(super) zero_point: i8,
-    pub(super) packed: Vec<u8>,
-    pub(super) bias: Vec<u8>,
-    pub(super) multipliers: Vec<u8>,
-    pub(super) shifts: Vec<u8>,
+/// Everything a weighted op needs, owned so the op can borrow it ([`conv_op`],
+/// [`depthwise_op`]).
+///
+/// [`conv_op`]: super::conv_op
+/// [`depthwise_op`]: super::depthwise_op
+pub struct WeightSet {
+    /// Weight bit-width.
+    pub bits: u8,
+    /// Per-tensor affine or per-channel symmetric.
+    pub scheme: WeightScheme,
+    /// Weight zero point (0 for per-channel symmetric).
+    pub zero_point: i8,
+    /// The weights, packed at `bits`.
+    pub packed: Vec<u8>,
+    /// i32 bias per output channel, little-endian.
+    pub bias: Vec<u8>,
+    /// i32 requantization multipliers (one, or one per channel), little-endian.
+    pub multipliers: Vec<u8>,
+    /// Requantization shifts (as `i8`), one per multiplier.
+    pub shifts: Vec<u8>,
 }
 
 impl WeightSet {
-    pub(super) fn weights(&self) -> Weights<'_> {
+    /// The weights as an op borrows them.
+    pub fn weights(&self) -> Weights<'_> {
         Weights {
             bits: self.bits,
             scheme: self.scheme,
@@ -29,7 +41,8 @@ impl WeightSet {
         }
     }
 
-    pub(super) fn requant(&self) -> Requant<'_> {
+    /// The requantization as an op borrows it.
+    pub fn requant(&self) -> Requant<'_> {
         Requant {
             multipliers: LeI32s::new(&self.multipliers),
             shifts: &self.shifts,

@@ -117,7 +117,8 @@ impl Gen {
     }
 }
 
-fn conv_op(x: TensorId, id: TensorId, window: Window, ws: &WeightSet, clamp: Clamp) -> Op<'_> {
+/// A conv of `x` into `id` with the weights of `ws`.
+pub fn conv_op(x: TensorId, id: TensorId, window: Window, ws: &WeightSet, clamp: Clamp) -> Op<'_> {
     Op::Conv2d(Conv2d {
         input: x,
         output: id,
@@ -129,7 +130,14 @@ fn conv_op(x: TensorId, id: TensorId, window: Window, ws: &WeightSet, clamp: Cla
     })
 }
 
-fn depthwise_op(x: TensorId, id: TensorId, window: Window, ws: &WeightSet, clamp: Clamp) -> Op<'_> {
+/// A depthwise conv of `x` into `id` with the weights of `ws`.
+pub fn depthwise_op(
+    x: TensorId,
+    id: TensorId,
+    window: Window,
+    ws: &WeightSet,
+    clamp: Clamp,
+) -> Op<'_> {
     Op::DepthwiseConv2d(DepthwiseConv2d {
         input: x,
         output: id,
