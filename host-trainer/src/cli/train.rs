@@ -29,7 +29,7 @@ pub struct Args {
     /// Epochs over the training images.
     #[arg(long, default_value_t = 300)]
     pub epochs: usize,
-    /// Adam learning rate (×0.1 after 2/3 and 5/6 of the epochs).
+    /// Learning rate of the optimiser (×0.1 after 2/3 and 5/6 of the epochs).
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
     /// Weight decay: added to the gradient under Adam (L2; GHN-2: 1e-5), decoupled from the
