@@ -148,9 +148,12 @@ pub fn start(data_dir: Option<PathBuf>) -> Result<()> {
 /// `run` (what `start` launches): every missing shard, one at a time, shard 1 of every line
 /// before shard 2 of any: a run cut off after k rounds leaves every line at 5k nets per split,
 /// a whole table with wider error bars, rather than some lines finished and others not begun.
+/// A shard that fails is logged and left missing while the others go on (one net the exporter
+/// refuses must not stop the hours of shards behind it); the run then fails, naming them all.
 pub fn run(data_dir: &Path) -> Result<()> {
     let ghnq = shell::ghnq_bin();
     let lines = plan()?;
+    let mut failed = Vec::new();
     for i in 1..=SHARDS {
         for line in &lines {
             let csv = shard_path(&line.name, i, "csv");
@@ -177,12 +180,20 @@ pub fn run(data_dir: &Path) -> Result<()> {
                 .output()
                 .with_context(|| format!("running {}", ghnq.display()))?;
             if !out.status.success() {
-                bail!("{} shard {i} failed with {}", line.name, out.status);
+                eprintln!(
+                    "{} shard {i} failed with {}; going on",
+                    line.name, out.status
+                );
+                failed.push(format!("{} shard {i}", line.name));
+                continue;
             }
             std::fs::write(shard_path(&line.name, i, "json"), &out.stdout)?;
             std::fs::rename(&tmp, &csv)?;
             eprintln!("{} shard {i}/{SHARDS} done", line.name);
         }
+    }
+    if !failed.is_empty() {
+        bail!("{} shard(s) failed: {}", failed.len(), failed.join(", "));
     }
     Ok(())
 }
