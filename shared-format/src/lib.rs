@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accumulator;
 pub mod error;
 pub mod header;
 pub mod le;

@@ -2,6 +2,7 @@
 //! path happens here, so a model that passes cannot make a kernel index out of bounds or
 //! overflow an accumulator.
 
+use crate::accumulator::{fits_i32, weight_term_bound};
 use crate::error::{FormatError, OpProblem, TensorProblem};
 use crate::header::Rounding;
 use crate::model::Model;
@@ -12,9 +13,6 @@ use crate::op::{
 use crate::packing::{packed_len, unpack_one};
 use crate::plan::{IN_PLACE_MINOR, in_place, scratch_bytes};
 use crate::tensor::{TensorId, TensorRecord, TensorTable, qmax, qmin};
-
-/// Largest |x − z_x| of an i8 activation against an i8 zero point.
-const MAX_CENTRED_INPUT: i64 = 255;
 
 /// Largest conv/depthwise kernel side (format 1.2; 7 before). Pools keep 3.
 pub(crate) const MAX_CONV_KERNEL: u8 = 16;
@@ -686,22 +684,21 @@ fn check_weighted(
     }
     // Worst case |Σ w·(x−z_x) − z_w·Σ(x−z_x) + b| ≤ Σ(|w| + |z_w|)·255 + |b|; every partial sum
     // is bounded by the same figure, so a channel under i32::MAX can never overflow.
-    let zw = (w.zero_point as i64).abs();
     let bias = crate::le::LeI32s::new(bias);
     for c in 0..cout as u64 {
-        let mut bound = (bias.get(c as usize).unwrap_or(0) as i64).abs();
-        for k in 0..per_channel {
+        let weights = (0..per_channel).map(|k| {
             let index = match layout {
                 Layout::ChannelMajor => c * per_channel + k,
                 Layout::ChannelFastest => k * cout as u64 + c,
             };
-            let v = unpack_one(w.data, w.bits, index as usize) as i64;
-            bound += (v.abs() + zw) * MAX_CENTRED_INPUT;
-        }
-        if bound > i32::MAX as i64 {
+            unpack_one(w.data, w.bits, index as usize) as i64
+        });
+        let weight_bound = weight_term_bound(weights, w.zero_point);
+        let b = bias.get(c as usize).unwrap_or(0);
+        if !fits_i32(b, weight_bound) {
             return Err(OpProblem::AccumulatorOverflow {
                 channel: c as u32,
-                bound,
+                bound: (b as i64).abs().saturating_add(weight_bound),
             });
         }
     }

@@ -19,7 +19,8 @@ use ghnq_quant::affine::{AffineParams, Range, WeightQuant};
 use ghnq_quant::config::{Clip, QuantConfig};
 use ghnq_quant::fake::host_values;
 use ghnq_quant::integer::{
-    AddParams, activation_clamp, concat_multiplier, conv_multipliers, quantize_bias,
+    AddParams, activation_clamp, concat_multiplier, conv_multipliers, fit_bias_to_accumulator,
+    quantize_bias,
 };
 use ghnq_quant::lower::{Activation, Lowered, Step};
 use ghnq_quant::sim::{affine, bn_params, fold};
@@ -83,7 +84,8 @@ impl Weighted {
         let q = quantize_weights(values, cout, config, weight_bits);
         let ordered = device_order(&q.values);
         let data = pack(&ordered, q.bits).map_err(|e| ExportError::Pack(format!("{e:?}")))?;
-        let bias = quantize_bias(shift, s_x, |c| q.scale(c));
+        let mut bias = quantize_bias(shift, s_x, |c| q.scale(c));
+        fit_bias_to_accumulator(&mut bias, &q);
         let (mults, shifts) = conv_multipliers(s_x, &q.scales, s_y, rounding);
         Ok(Weighted {
             scheme: config.scheme,

@@ -239,6 +239,37 @@ fn a_layer_that_could_overflow_i32_is_refused_by_name() {
     );
 }
 
+/// A bias that saturates i32 at its scale `s_x·s_w` (the random-init deep net of the tables,
+/// whose classifier input scale had collapsed, refused W8A8 this way) is fitted beside the weight
+/// term, and the model exports and validates.
+#[test]
+fn a_bias_that_saturates_i32_is_fitted_and_the_model_exports() {
+    use ghnq_core::arch::NetBuilder;
+    use ghnq_core::cnn::LayerParams;
+    let dev = Device::flex();
+    let mut b = NetBuilder::new("big-bias", SHAPE, 10);
+    let c = b.conv("conv", 0, 16, 1, 1).unwrap();
+    b.linear("fc", c, 10).unwrap();
+    let net = b.finish().unwrap();
+    let mut params = ParamSet::init_random_seeded(&net, 7, &dev);
+    if let LayerParams::Linear { bias, .. } = &mut params.layers[2] {
+        *bias = Some(Tensor::full([10], 1e12, &dev));
+    }
+    let config = QuantConfig::paper(Precision::new(8, 8));
+    let exported = crate::export(
+        &net,
+        params,
+        &config,
+        Rounding::Single,
+        SHAPE,
+        &batches(1, 1),
+        &Provenance::default(),
+        &dev,
+    )
+    .expect("a saturated bias is fitted, not refused");
+    shared_format::Model::from_bytes(&exported.blob).expect("the fitted model validates");
+}
+
 /// Mixed precision: `first=w8a8,last=w8a8` at W4/A4 gives the stem and the classifier 8-bit
 /// weights (and the stem an 8-bit output) and leaves the layers between at 4 bits, and the
 /// integer runtime still reproduces the simulation, which quantizes the same way.

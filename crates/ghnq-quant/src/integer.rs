@@ -1,7 +1,9 @@
 //! The integers a device runs with, derived exactly as TFLite Micro derives them at Prepare time
 //! (EDGE_ANCHORS §3.2–§3.5), but once, on the host.
 
+use crate::affine::WeightQuant;
 use shared_format::Rounding;
+use shared_format::accumulator::{saturate_bias, weight_term_bound};
 use shared_format::tensor::{qmax, qmin};
 
 // TFLM `QuantizeMultiplier` lives in shared-format, so the format's own host helpers (such as
@@ -51,6 +53,23 @@ pub fn quantize_bias(bias: &[f32], s_x: f32, s_w: impl Fn(usize) -> f32) -> Vec<
             q.clamp(i32::MIN as f64, i32::MAX as f64) as i32
         })
         .collect()
+}
+
+/// Saturates each channel's bias (`weights` in the burn layout, output channel first) under the
+/// format's accumulator bound, which the validator would otherwise refuse the whole model for: a
+/// random-init net can collapse an input scale until `b / (s_x·s_w)` saturates i32, and then the
+/// weight term no longer fits beside it. The change is at most the weight term, a vanishing
+/// fraction of such a bias; a channel whose weight term alone overflows is left for the validator
+/// to refuse by name.
+pub fn fit_bias_to_accumulator(bias: &mut [i32], weights: &WeightQuant) {
+    let per_channel = weights.values.len() / bias.len().max(1);
+    for (b, filter) in bias
+        .iter_mut()
+        .zip(weights.values.chunks(per_channel.max(1)))
+    {
+        let bound = weight_term_bound(filter.iter().map(|&w| w as i64), weights.zero_point);
+        *b = saturate_bias(*b, bound);
+    }
 }
 
 /// TFLM integer Add parameters (left shift 20).
@@ -109,6 +128,19 @@ mod tests {
         assert_eq!(p.inputs[0], (1 << 30, 0));
         assert_eq!(p.inputs[1], (1 << 30, -1));
         assert_eq!(p.output, (1 << 30, -18));
+    }
+
+    #[test]
+    fn a_saturated_bias_is_fitted_beside_its_weight_term() {
+        let weights = WeightQuant {
+            values: vec![127, -127, 1, 2],
+            scales: vec![1.0, 1.0],
+            zero_point: 0,
+            bits: 8,
+        };
+        let mut bias = vec![i32::MAX, -7];
+        fit_bias_to_accumulator(&mut bias, &weights);
+        assert_eq!(bias, vec![i32::MAX - 254 * 255, -7]);
     }
 
     #[test]
