@@ -4,7 +4,10 @@
 //! The campaign is a sequence of phases (the float GHN, then GHN-QAT finetunings of it). Each
 //! phase's committed state lives in `checkpoints/<phase>/` (the newest weights and Adam state,
 //! `train.csv`, `val.csv`, and `recipe.txt`: the `ghnq train` flags of the run, a finetuning's
-//! `--from` included); `checkpoints/campaign.txt` names the phase now running. The run itself
+//! `--from` included); `checkpoints/campaign.txt` names the phase now running, then the phases
+//! queued behind it, one per line: when a phase finishes, the runner syncs it and starts the
+//! next, so no hour between sessions is lost to a finished run (a queued finetuning's `--from
+//! checkpoints/<phase>` reads the synced final checkpoint). The run itself
 //! works in `runs/<phase>/` (ignored by git), so a checkpoint every few minutes does not touch
 //! the tree; `sync` copies the newest checkpoint and the logs back before a commit.
 
@@ -31,10 +34,10 @@ impl Phase {
         let root = root();
         let name = match name {
             Some(n) => n,
-            None => std::fs::read_to_string(root.join(CURRENT))
-                .with_context(|| format!("reading {CURRENT} (or pass --phase)"))?
-                .trim()
-                .to_string(),
+            None => queue()?
+                .into_iter()
+                .next()
+                .with_context(|| format!("{CURRENT} names no phase (or pass --phase)"))?,
         };
         let committed = root.join("checkpoints").join(&name);
         if !committed.join("recipe.txt").exists() {
@@ -54,6 +57,44 @@ impl Phase {
     fn log(&self) -> PathBuf {
         self.run.with_extension("log")
     }
+}
+
+/// The phases of campaign.txt's text, in order: one per line, blank lines and `#` comments
+/// skipped.
+fn queued(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The phases campaign.txt names: the current one first.
+fn queue() -> Result<Vec<String>> {
+    let path = root().join(CURRENT);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(queued(&text))
+}
+
+/// campaign.txt's text with its first phase's line removed (comments kept), so the next phase
+/// is current; `None` when no other phase is queued.
+fn advanced(text: &str) -> Option<String> {
+    if queued(text).len() < 2 {
+        return None;
+    }
+    let mut dropped = false;
+    let mut out = String::new();
+    for line in text.lines() {
+        let phase = line.split('#').next().unwrap_or_default().trim();
+        if !dropped && !phase.is_empty() {
+            dropped = true;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Some(out)
 }
 
 /// Every phase: the `checkpoints/` directories that hold a `recipe.txt`.
@@ -152,21 +193,94 @@ pub(crate) fn cifar_dir(arg: Option<PathBuf>) -> Result<PathBuf> {
     Ok(dest)
 }
 
-/// `start`: build (or take `GHNQ_BIN`), restore the committed state if the run directory is behind it, and launch
-/// `ghnq train` detached at low priority on one thread: resuming the newest checkpoint, or, for
-/// a phase with none yet, from the recipe's start (`--from`).
+/// `start`: build (or take `GHNQ_BIN`) and launch the runner (`run`) detached at low priority
+/// on one thread: `phase` alone, or campaign.txt's queue from its current phase on.
 pub fn start(phase: Option<String>, data_dir: Option<PathBuf>) -> Result<()> {
+    let first = Phase::resolve(phase.clone())?;
+    if let Some(pid) = running_pid(&first.run)? {
+        bail!(
+            "phase {} already runs (pid {pid}); `cargo xtask campaign status`",
+            first.name
+        );
+    }
+    let data = cifar_dir(data_dir)?;
+    let ghnq = shell::build_ghnq()?;
+    let log_path = root().join("runs/campaign.log");
+    std::fs::create_dir_all(root().join("runs"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let me = std::env::current_exe().context("this xtask's path")?;
+    let mut runner = std::process::Command::new("nice");
+    runner
+        .args(["-n", "19"])
+        .arg(me)
+        .args(["campaign", "run", "--data-dir"])
+        .arg(&data);
+    if let Some(p) = &phase {
+        runner.args(["--phase", p]);
+    }
+    let child = runner
+        .env("RAYON_NUM_THREADS", "1")
+        // Every phase of the chain trains with the binary built (or pinned) now.
+        .env("GHNQ_BIN", &ghnq)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting the campaign runner")?;
+    let what = match &phase {
+        Some(p) => format!("phase {p}"),
+        None => format!("the queue of {CURRENT} from {}", first.name),
+    };
+    eprintln!(
+        "campaign runner started on {what} (pid {}); log {} and runs/<phase>.log; \
+         `cargo xtask campaign status`, and `cargo xtask campaign sync` before committing",
+        child.id(),
+        log_path.display()
+    );
+    Ok(())
+}
+
+/// `run` (what `start` launches): train `phase`, or each phase of campaign.txt's queue in turn,
+/// syncing a finished phase and making the next current. A phase that stops without finishing
+/// (killed at the end of a session, or failing) ends the run and keeps its place in the queue.
+pub fn run(phase: Option<String>, data_dir: &Path) -> Result<()> {
+    if let Some(name) = phase {
+        return train(&Phase::resolve(Some(name))?, data_dir);
+    }
+    loop {
+        let current = Phase::resolve(None)?;
+        train(&current, data_dir)?;
+        sync(Some(current.name.clone()))?;
+        let path = root().join(CURRENT);
+        let text = std::fs::read_to_string(&path)?;
+        let Some(next) = advanced(&text) else {
+            eprintln!(
+                "campaign: {} finished and nothing is queued behind it",
+                current.name
+            );
+            return Ok(());
+        };
+        let tmp = path.with_extension("txt.tmp");
+        std::fs::write(&tmp, &next)?;
+        std::fs::rename(&tmp, &path)?;
+        eprintln!(
+            "campaign: {} finished and synced; {CURRENT} now starts with {} (commit both)",
+            current.name,
+            queued(&next)[0]
+        );
+    }
+}
+
+/// One phase's `ghnq train`, in the foreground of the runner: resuming the newest checkpoint
+/// (the committed one if the run directory is behind it), or, for a phase with none yet, from
+/// the recipe's start (`--from`). Succeeds only when the run finished its epochs.
+fn train(phase: &Phase, data: &Path) -> Result<()> {
     let root = root();
-    let phase = Phase::resolve(phase)?;
     let recipe_path = phase.committed.join("recipe.txt");
     let recipe = std::fs::read_to_string(&recipe_path)
         .with_context(|| format!("reading {}", recipe_path.display()))?;
-    if let Some(pid) = running_pid(&phase.run)? {
-        bail!(
-            "phase {} already runs (pid {pid}); `cargo xtask campaign status`",
-            phase.name
-        );
-    }
     match (latest_step(&phase.committed), latest_step(&phase.run)) {
         (Some(c), r) if r.is_none_or(|r| r < c) => {
             eprintln!("restoring step {c} of {} into runs/", phase.name);
@@ -174,13 +288,11 @@ pub fn start(phase: Option<String>, data_dir: Option<PathBuf>) -> Result<()> {
         }
         (c, r) => eprintln!("run directory at step {r:?}, committed at step {c:?}"),
     }
-    let data = cifar_dir(data_dir)?;
-    let ghnq = shell::build_ghnq()?;
-    let mut args: Vec<String> = vec!["-n".into(), "19".into(), ghnq.to_string_lossy().into()];
-    match latest_step(&phase.run) {
-        Some(_) => args.extend(resume_args(&recipe)),
-        None => args.extend(recipe.split_whitespace().map(String::from)),
-    }
+    let ghnq = shell::ghnq_bin();
+    let mut args: Vec<String> = match latest_step(&phase.run) {
+        Some(_) => resume_args(&recipe),
+        None => recipe.split_whitespace().map(String::from).collect(),
+    };
     args.extend([
         "--data-dir".into(),
         data.to_string_lossy().into(),
@@ -193,23 +305,31 @@ pub fn start(phase: Option<String>, data_dir: Option<PathBuf>) -> Result<()> {
         .create(true)
         .append(true)
         .open(phase.log())?;
-    eprintln!("$ RAYON_NUM_THREADS=1 nice {}", args.join(" "));
+    eprintln!(
+        "$ RAYON_NUM_THREADS=1 {} {}   (log {})",
+        ghnq.display(),
+        args.join(" "),
+        phase.log().display()
+    );
     // The recipe's paths (`--from checkpoints/...`) are relative to the workspace root.
-    let child = std::process::Command::new("nice")
+    let mut child = std::process::Command::new(&ghnq)
         .args(&args)
         .current_dir(&root)
         .env("RAYON_NUM_THREADS", "1")
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .context("starting the campaign")?;
+        .with_context(|| format!("starting {} for {}", ghnq.display(), phase.name))?;
     std::fs::write(phase.run.join("pid"), child.id().to_string())?;
-    eprintln!(
-        "phase {} started (pid {}); log {}; `cargo xtask campaign sync` before committing",
-        phase.name,
-        child.id(),
-        phase.log().display()
-    );
+    let status = child.wait()?;
+    if !status.success() {
+        bail!(
+            "phase {} stopped before finishing ({status}); it resumes from runs/{} with \
+             `cargo xtask campaign start`",
+            phase.name,
+            phase.name
+        );
+    }
     Ok(())
 }
 
@@ -247,10 +367,11 @@ pub fn sync(phase: Option<String>) -> Result<()> {
 
 /// `status`: every phase, whether it runs, its step, speed and last validation.
 pub fn status() -> Result<()> {
-    let current = std::fs::read_to_string(root().join(CURRENT)).unwrap_or_default();
+    let queue = queue().unwrap_or_default();
+    println!("queue ({CURRENT}): {}", queue.join(" -> "));
     for name in phases()? {
         let phase = Phase::resolve(Some(name.clone()))?;
-        let mark = if current.trim() == name {
+        let mark = if queue.first() == Some(&name) {
             " (current)"
         } else {
             ""
@@ -294,6 +415,18 @@ mod tests {
             resume_args("train --from=x --epochs 3"),
             ["train", "--epochs", "3", "--resume"]
         );
+    }
+
+    #[test]
+    fn a_finished_phase_hands_the_queue_to_the_next() {
+        let text = "# the float GHN, then its finetuning\nfloat-cycle2\n\nqat-w4a4  # from float-cycle2\nqat-w2a2\n";
+        assert_eq!(queued(text), ["float-cycle2", "qat-w4a4", "qat-w2a2"]);
+        let next = advanced(text).unwrap();
+        assert_eq!(queued(&next), ["qat-w4a4", "qat-w2a2"]);
+        assert!(next.starts_with("# the float GHN"), "comments stay: {next}");
+        assert_eq!(queued(&advanced(&next).unwrap()), ["qat-w2a2"]);
+        assert_eq!(advanced("qat-w2a2\n"), None, "the last phase stays named");
+        assert_eq!(queued(""), Vec::<String>::new());
     }
 
     #[test]

@@ -119,15 +119,25 @@ enum TablesAction {
 
 #[derive(Subcommand)]
 enum CampaignAction {
-    /// Run a phase in the background (nice 19, one thread) from its newest checkpoint, the
-    /// committed one if the run directory is behind it, or from its recipe's start.
+    /// Run the campaign in the background (nice 19, one thread): campaign.txt's current phase
+    /// from its newest checkpoint (the committed one if the run directory is behind it, or its
+    /// recipe's start), then each phase queued behind it, each synced when it finishes.
     Start {
-        /// The phase (a `checkpoints/` directory with a recipe.txt; default: campaign.txt's).
+        /// Run only this phase (a `checkpoints/` directory with a recipe.txt), not the queue.
         #[arg(long)]
         phase: Option<String>,
         /// CIFAR-10 directory (default: GHNQ_CIFAR_DIR, else made from ../shared/data/cifar10).
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
+    },
+    /// What `start` launches: the phases in the foreground, one after another.
+    Run {
+        /// Run only this phase.
+        #[arg(long)]
+        phase: Option<String>,
+        /// CIFAR-10 directory.
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
     },
     /// Copy a phase's newest checkpoint and logs from runs/ into checkpoints/ for a commit.
     Sync {
@@ -161,6 +171,7 @@ fn main() -> Result<()> {
         }
         Command::Campaign { action } => match action {
             CampaignAction::Start { phase, data_dir } => campaign::start(phase, data_dir),
+            CampaignAction::Run { phase, data_dir } => campaign::run(phase, &data_dir),
             CampaignAction::Sync { phase } => campaign::sync(phase),
             CampaignAction::Status => campaign::status(),
         },
