@@ -1,5 +1,5 @@
 //! Sets `cfg(edge_dsp)` when the target is known to have the Armv7E-M DSP extension (SXTB16,
-//! SMLAD), so `ops::dsp` can use it through `asm!`.
+//! SMLAD), so `ops::simd::armv7em` can use it through `asm!`.
 //!
 //! `cfg(target_feature = "dsp")` cannot be used: ARM target features are unstable, and stable
 //! rustc leaves them out of `cfg` (`rustc --print cfg --target thumbv7em-none-eabihf` lists none,

@@ -6,13 +6,13 @@
 //! except the model input, which [`Interpreter::run`] writes into its planned place; skip
 //! connections are just tensor ids read twice. An op whose output the plan put on its dying
 //! input's bytes (format 1.6: an add, or a stride-1 convolution keeping the input's rows) runs
-//! in place through the op's scratch (module `inplace`).
-
-use core::ops::Range;
+//! in place through the op's scratch (module `inplace`). The arena's slicing (checked splits,
+//! tensor ranges, the input's copy) is module `arena`.
 
 use shared_format::plan::{band_rows, in_place_scratch, kernel_scratch_bytes};
-use shared_format::{FormatError, Model, Op, OpKind, TensorId, TensorProblem, TensorRecord};
+use shared_format::{FormatError, Model, Op, OpKind, TensorId, TensorRecord};
 
+use crate::arena::{range_of, split_at_checked, split_output, write_input};
 use crate::error::Error;
 use crate::inplace::{Kernel, add_in_place, conv_in_place};
 use crate::ops::KernelError;
@@ -127,94 +127,8 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     }
 }
 
-/// `split_at_mut` that returns `None` instead of panicking past the end.
-fn split_at_checked(s: &mut [i8], mid: usize) -> Option<(&mut [i8], &mut [i8])> {
-    if mid <= s.len() {
-        Some(s.split_at_mut(mid))
-    } else {
-        None
-    }
-}
-
 fn tensor(model: &Model<'_>, id: TensorId) -> Option<TensorRecord> {
     model.tensors().get(id)
-}
-
-/// The tensor's bytes in the arena, with checked arithmetic (validation already proved it lies
-/// inside the activations).
-fn range_of(t: &TensorRecord) -> Option<Range<usize>> {
-    let start = usize::try_from(t.offset).ok()?;
-    let len = usize::try_from(t.bytes()).ok()?;
-    Some(start..start.checked_add(len)?)
-}
-
-/// Checks the input's length and range, then copies it into its planned place.
-fn write_input(model: &Model<'_>, activations: &mut [i8], input: &[i8]) -> Result<(), Error> {
-    let id = model.input().tensor;
-    // Validation proved the input tensor exists and lies inside the activations.
-    let missing = Error::Format(FormatError::Tensor {
-        tensor: id,
-        problem: TensorProblem::Missing,
-    });
-    let t = tensor(model, id).ok_or(missing)?;
-    let range = range_of(&t).ok_or(missing)?;
-    if input.len() != range.len() {
-        return Err(Error::InputLength {
-            expected: range.len(),
-            found: input.len(),
-        });
-    }
-    let (lo, hi) = (t.qmin(), t.qmax());
-    if let Some((index, &value)) = input.iter().enumerate().find(|&(_, v)| *v < lo || *v > hi) {
-        return Err(Error::InputRange {
-            index,
-            value,
-            bits: t.bits,
-        });
-    }
-    activations
-        .get_mut(range)
-        .ok_or(missing)?
-        .copy_from_slice(input);
-    Ok(())
-}
-
-/// The activations split around one op's output: the output mutably, everything else shared.
-///
-/// The memory plan guarantees that an op's output never overlaps a tensor live during that op
-/// other than an input it writes over in place (which `execute` hands to the in-place paths),
-/// so every other input lies wholly before or wholly after the output; [`Inputs::get`] refuses
-/// any range that straddles it.
-struct Inputs<'s> {
-    before: &'s [i8],
-    after: &'s [i8],
-    after_start: usize,
-}
-
-impl<'s> Inputs<'s> {
-    fn get(&self, r: Range<usize>) -> Option<&'s [i8]> {
-        if r.end <= self.before.len() {
-            self.before.get(r)
-        } else if r.start >= self.after_start {
-            self.after
-                .get(r.start - self.after_start..r.end - self.after_start)
-        } else {
-            None
-        }
-    }
-}
-
-fn split_output(activations: &mut [i8], out: Range<usize>) -> Option<(Inputs<'_>, &mut [i8])> {
-    let (before, rest) = split_at_checked(activations, out.start)?;
-    let (output, after) = split_at_checked(rest, out.len())?;
-    Some((
-        Inputs {
-            before,
-            after,
-            after_start: out.end,
-        },
-        output,
-    ))
 }
 
 /// One op: look its tensors up, split the arena, call the kernel.

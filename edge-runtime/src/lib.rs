@@ -1,10 +1,10 @@
 //! Integer-only interpreter for GHNQ model blobs, bit-exact with TFLite Micro's arithmetic.
 //!
-//! The crate is `no_std`, allocates nothing, uses no floating point and no `unsafe` except the
-//! `asm!` of Armv7E-M DSP instructions (`ops::dsp`, Cortex-M4/M7 only: two loops and seven
-//! one-instruction wrappers) and the SSE2
-//! and AVX2 kernels (`ops::sse2`, `ops::avx2`, chosen at run time by `ops::x86`; x86-64 hosts
-//! only): a device
+//! The crate is `no_std`, allocates nothing, uses no floating point and no `unsafe` outside the
+//! per-instruction-set kernels under `ops::simd` (the `asm!` of Armv7E-M DSP instructions in
+//! `ops::simd::armv7em`, Cortex-M4/M7 and M33+DSP only; the SSE2, AVX2 and AVX-512 VNNI
+//! kernels in `ops::simd::x86_64`, chosen at run time, x86-64 hosts only; NEON in
+//! `ops::simd::aarch64`, aarch64 only): a device
 //! hands it a validated [`Model`] (which may live in flash) and one caller-owned arena of
 //! [`Model::arena_bytes`] bytes, and [`Interpreter::run`] executes the ops in order, writing every
 //! activation at the offset the host's memory planner chose.
@@ -30,21 +30,23 @@
 //! # Ok::<(), edge_runtime::Error>(())
 //! ```
 #![cfg_attr(not(test), no_std)]
-// `deny`, not `forbid`: the per-target kernel modules allow it locally. `ops::dsp` has two `asm!` blocks of
-// Armv7E-M DSP instructions (SXTAB16, SXTB16, SMLAD, SMLABB/SMLATT): the conv kernel's inner
-// loop, its slices bounds-checked in safe code before it runs, and a register-only depthwise
-// step, plus seven register-only one-instruction wrappers (SXTB16, SXTAB16, SMLAD, PKHBT,
-// PKHTB) the 4- and 2-bit window is written over (Cortex-M4/M7 only). `ops::sse2` calls its `#[target_feature(enable = "sse2")]`
-// functions, sound on every x86-64 CPU; `ops::x86` calls `ops::avx2`'s `enable = "avx2"` ones
-// only after CPUID reported AVX2, and `ops::avx512`'s (VPDPBUSD, masked loads) only after it
-// reported AVX-512 F/BW/VL and VNNI; the depthwise kernels load their vectors unchecked once
-// `ops::x86` has bounds-checked a pixel's taps (x86-64 hosts only). `ops::aarch64` loads its
-// NEON vectors from borrowed arrays, and its depthwise kernel unchecked once a pixel's taps are
+// `deny`, not `forbid`: the per-target kernel modules under `ops::simd` allow it locally, and
+// nothing else does. `ops::simd::armv7em` has `asm!` blocks of Armv7E-M DSP instructions
+// (SXTAB16, SXTB16, SMLAD, SMLABB/SMLATT, …): the kernels' loops, their slices bounds-checked
+// in safe code before they run, register-only steps, and the one-instruction wrappers
+// (`armv7em::instructions`) the 4- and 2-bit window is written over (Cortex-M4/M7, M33+DSP).
+// `ops::simd::x86_64::sse2` calls its `#[target_feature(enable = "sse2")]` functions, sound on
+// every x86-64 CPU; `ops::simd::x86_64` calls `avx2`'s `enable = "avx2"` ones only after CPUID
+// reported AVX2, and `avx512`'s (VPDPBUSD, masked loads) only after it reported AVX-512
+// F/BW/VL and VNNI; the depthwise kernels load their vectors unchecked once `ops::simd::x86_64`
+// has bounds-checked a pixel's taps (x86-64 hosts only). `ops::simd::aarch64` loads its NEON
+// vectors from borrowed arrays, and its depthwise kernel unchecked once a pixel's taps are
 // bounds-checked, and has an `SDOT` `asm!` in `dotprod` builds (aarch64 only). Every other
-// target compiles no `unsafe`.
+// target compiles no `unsafe` but `ops::simd::armv7em`'s unaligned loads of `avg_pixels`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod arena;
 pub mod error;
 mod inplace;
 pub mod interpreter;

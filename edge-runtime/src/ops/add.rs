@@ -6,7 +6,8 @@
 
 use shared_format::{Clamp, Rounding, TensorRecord};
 
-use super::{KernelError, KernelResult, dsp};
+use super::simd::armv7em;
+use super::{KernelError, KernelResult};
 use crate::requant::ChannelRequant;
 
 /// One input's quantization: zero point and the Q31 multiplier/shift of `s_i / (2·max(s_1, s_2))`.
@@ -152,9 +153,9 @@ fn add_tabled(
     }
 }
 
-/// [`add_tabled`] with the output stage fused into one loop ([`dsp::add_narrow`]: the tables
+/// [`add_tabled`] with the output stage fused into one loop ([`armv7em::add_narrow`]: the tables
 /// hold twice each input's term, so their sum is the doubled accumulator a
-/// [`dsp::NarrowStage`] takes), 10 instructions per element on Armv7E-M against about 34.
+/// [`armv7em::NarrowStage`] takes), 10 instructions per element on Armv7E-M against about 34.
 /// TFLM's adds (double rounding, the whole int8 range, `left_shift` 20, input multipliers
 /// below one) fit: `|a| < 2^29`. Returns `false`, touching nothing, where the stage would not
 /// be exact (single rounding, another clamp, a left or large right output shift) or the fast
@@ -169,7 +170,7 @@ fn add_narrow(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) ->
     }
     let (m, e, z_y) = (p.output_multiplier, p.output_shift, p.output_zero_point);
     // The stage's own conditions first, so that a refusal costs no tables.
-    if dsp::NarrowStage::new(m, e, 0, z_y, 0).is_none() || input2.len() != output.len() {
+    if armv7em::NarrowStage::new(m, e, 0, z_y, 0).is_none() || input2.len() != output.len() {
         return false;
     }
     let [a, b] = p.inputs;
@@ -179,10 +180,10 @@ fn add_narrow(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) ->
     ) else {
         return false;
     };
-    let Some(stage) = dsp::NarrowStage::new(m, e, 0, z_y, max_a + max_b) else {
+    let Some(stage) = armv7em::NarrowStage::new(m, e, 0, z_y, max_a + max_b) else {
         return false;
     };
-    dsp::add_narrow(input1, input2, [&ta, &tb], &stage, output)
+    armv7em::add_narrow(input1, input2, [&ta, &tb], &stage, output)
 }
 
 /// Twice an input's scaled term `MBQM((x − z)·2^left_shift, m, e)` (double rounding) for

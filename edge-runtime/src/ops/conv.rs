@@ -13,16 +13,17 @@
 //!
 //! On Armv7E-M (Cortex-M4/M7, `cfg(edge_dsp)`) and x86-64, 8-bit weights (symmetric or affine)
 //! go instead to [`conv2d_blocked`], which does four output channels per pass
-//! (`SXTAB16`/`SMLAD` in module `dsp`; on x86-64 SSE2's `PMADDWD` in module `sse2`, or AVX2's
-//! `VPMADDWD` in module `avx2` on CPUs that have it, chosen at run time in module `x86`) and
+//! (`SXTAB16`/`SMLAD` in module `simd::armv7em`; on x86-64 SSE2's `PMADDWD` in module
+//! `simd::x86_64::sse2`, or AVX2's `VPMADDWD` in module `avx2` on CPUs that have it, chosen at
+//! run time in module `simd::x86_64`, all through one dispatch, `simd::window`) and
 //! forms the same exact accumulators. On x86-64, 2- and 4-bit weights take the same kernel through
 //! `conv2d_unpacked`, a block of filters unpacked at a time into a bounded stack buffer, and
 //! plain output stages are requantized four channels a step (`sse2::PlainStages`). On Armv7E-M,
 //! 2- and 4-bit weights take the SMLAD kernel too (issue 18): small filters (four within 1 KiB)
 //! unpacked a block at a time on the stack (`conv2d_unpacked_dsp`), larger ones read packed and
-//! unpacked in registers (`conv2d_packed`, `dsp::window_packed`; `C_in` a multiple of 8 at 4
+//! unpacked in registers (`conv2d_packed`, `armv7em::window_packed`; `C_in` a multiple of 8 at 4
 //! bits, of 16 at 2 bits). Both form the same exact accumulators. On aarch64 the x86-64 paths
-//! are taken with NEON kernels in their place (module `aarch64`: `SMULL`/`SADALP`, or `SDOT`
+//! are taken with NEON kernels in their place (module `simd::aarch64`: `SMULL`/`SADALP`, or `SDOT`
 //! where the build enables `dotprod`), reached through the same names (`simd`); there, pixels
 //! whose window has no padded tap go to zero-padded copies of the block's filters instead
 //! (`aarch64::DenseFilters`, `z_x·Σ w` per channel folded at the copy: the same sums).
@@ -32,9 +33,9 @@
 //! or double rounding and all 8-bit codes: TFLite imports) go to `conv2d_pointwise` (issue 18):
 //! weights of every width widened once into a stack table with the affine and
 //! input-zero-point corrections folded into the bias, and the output stage run inside the
-//! kernel's loop (`dsp::pointwise`). The other Armv7E-M kernels requantize a strip of sums at a
-//! time, through `dsp::stage_narrow` where the accumulators' bound allows (double rounding in
-//! half the instructions of `dsp::stage_double`).
+//! kernel's loop (`armv7em::pointwise`). The other Armv7E-M kernels requantize a strip of sums at a
+//! time, through `armv7em::stage_narrow` where the accumulators' bound allows (double rounding in
+//! half the instructions of `armv7em::stage_double`).
 
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{
@@ -42,7 +43,7 @@ use shared_format::{
     Weights, Window,
 };
 
-use super::dsp::{self, Runs};
+use super::simd::{self, Runs, armv7em};
 use super::{
     DotAcc, KernelError, KernelResult, Taps, channel_filter, elements, expect_len,
     expect_window_output, sum,
@@ -413,7 +414,7 @@ pub(crate) fn unpacked_eligible(p: &ConvParams<'_>) -> bool {
 /// `row_blocks_eligible`, so in practice filters with `4·kw·C_in > 1024`): 4-bit weights with `C_in` a multiple
 /// of 8 or 2-bit weights with `C_in` a multiple of 16 (one word of packed weights per step, so
 /// every filter row starts on a byte), symmetric or per-tensor affine, contiguous tap rows, and
-/// at most [`dsp::PACKED_WINDOW_MAX`] values per filter. Elsewhere always false.
+/// at most [`armv7em::PACKED_WINDOW_MAX`] values per filter. Elsewhere always false.
 pub(crate) fn packed_eligible(p: &ConvParams<'_>) -> bool {
     let cin = p.input_shape.c as usize;
     let filter_len = p.window.kernel_h as usize * p.window.kernel_w as usize * cin;
@@ -424,11 +425,11 @@ pub(crate) fn packed_eligible(p: &ConvParams<'_>) -> bool {
             _ => false,
         }
         && p.window.dilation_w == 1
-        && filter_len <= dsp::PACKED_WINDOW_MAX
+        && filter_len <= armv7em::PACKED_WINDOW_MAX
 }
 
 /// The most input channels [`conv2d_pointwise`] takes: one group of four output channels must
-/// fit its table ([`dsp::PW_TABLE_WORDS`]).
+/// fit its table ([`armv7em::PW_TABLE_WORDS`]).
 #[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
 pub(crate) const PW_MAX_CIN: usize = 120;
 
@@ -436,8 +437,8 @@ pub(crate) const PW_MAX_CIN: usize = 120;
 /// kernel without padding (any stride), `C_in` a multiple of 8 up to [`PW_MAX_CIN`], `C_out` a
 /// multiple of 4, 2-, 4- or 8-bit weights, and an output clamp that is all `K`-bit codes with
 /// single rounding, or all 8-bit codes with double rounding (TFLM's imports: the skip
-/// projections of a ResNet). Its stages decide the rest ([`dsp::PwStage::single`],
-/// [`dsp::PwStage::double`]).
+/// projections of a ResNet). Its stages decide the rest ([`armv7em::PwStage::single`],
+/// [`armv7em::PwStage::double`]).
 #[cfg_attr(not(any(edge_dsp, test)), allow(dead_code))]
 fn pointwise_bits(p: &ConvParams<'_>) -> Option<u32> {
     let w = p.window;
@@ -463,15 +464,15 @@ fn pointwise_bits(p: &ConvParams<'_>) -> Option<u32> {
 }
 
 /// Pointwise (1×1) convolutions on Armv7E-M (issue 18), for parameters that pass
-/// `pointwise_bits` and whose every channel has a [`dsp::PwStage`]: `None` (nothing written)
+/// `pointwise_bits` and whose every channel has a [`armv7em::PwStage`]: `None` (nothing written)
 /// for any other, which then takes the other kernels. The output channels go a block at a time
-/// through a 1 KiB table on the stack ([`dsp::PW_TABLE_WORDS`]) holding, per channel, its
+/// through a 1 KiB table on the stack ([`armv7em::PW_TABLE_WORDS`]) holding, per channel, its
 /// weights widened to 16 bits, centred on `z_w` and scaled by the stage's `2^pre`, its bias
 /// less `z_x·Σ(w − z_w)` (so `acc = b + Σ (w − z_w)·(x − z_x)`, the reference's exact
 /// accumulator, up to the scale: no per-pixel affine correction and no centring of the
-/// activations) and its output stage; then every pixel runs through [`dsp::pointwise`], which
+/// activations) and its output stage; then every pixel runs through [`armv7em::pointwise`], which
 /// forms the sums and requantizes them in one loop. Both the sums and the stage are exact (see
-/// [`dsp::PwStage`]), so the outputs are the reference kernel's.
+/// [`armv7em::PwStage`]), so the outputs are the reference kernel's.
 #[cfg(any(edge_dsp, test))]
 #[cfg_attr(edge_dsp, inline(never))]
 pub(crate) fn conv2d_pointwise(
@@ -500,15 +501,15 @@ pub(crate) fn conv2d_pointwise(
     let w_max = w_lo.unsigned_abs().max(w_hi.unsigned_abs());
     let x_max = (127 - z_x).max(z_x + 128).unsigned_abs();
     let double = p.rounding == Rounding::Double;
-    let stage = |c: usize| -> Option<(i32, dsp::PwStage)> {
+    let stage = |c: usize| -> Option<(i32, armv7em::PwStage)> {
         let b = p.bias.get(c)?;
         let (m, e) = p.requant.get(c)?;
         let sums = cin as u64 * u64::from(w_max * x_max);
         let st = if double {
-            dsp::PwStage::double(m, e, b, p.output_zero_point, sums)?
+            armv7em::PwStage::double(m, e, b, p.output_zero_point, sums)?
         } else {
             let max_acc = u64::from(b.unsigned_abs()) + sums;
-            dsp::PwStage::single(m, e, p.output_zero_point, k, max_acc)?
+            armv7em::PwStage::single(m, e, p.output_zero_point, k, max_acc)?
         };
         // The scaled weights must fit the table's signed 16-bit halves.
         let fits = |v: i32| i16::try_from(i64::from(v) << st.pre).is_ok();
@@ -538,7 +539,7 @@ fn pointwise_blocks(
     output: &mut [i8],
     (in_w, cin, out_h, out_w, cout): (usize, usize, usize, usize, usize),
     (z_x, z_w, k): (i32, i32, u32),
-    stage: impl Fn(usize) -> Option<(i32, dsp::PwStage)>,
+    stage: impl Fn(usize) -> Option<(i32, armv7em::PwStage)>,
 ) -> KernelResult {
     let bits = p.weights.bits;
     let weight_count = cin
@@ -548,10 +549,10 @@ fn pointwise_blocks(
         Some(need) if need <= p.weights.data.len() as u64 => {}
         _ => return Err(KernelError("weights shorter than C_out filters")),
     }
-    let gw = dsp::pw_group_words(cin);
-    let per_block = (dsp::PW_TABLE_WORDS / gw).max(1);
+    let gw = armv7em::pw_group_words(cin);
+    let per_block = (armv7em::PW_TABLE_WORDS / gw).max(1);
     let (s_h, s_w) = (p.window.stride_h as usize, p.window.stride_w as usize);
-    let mut table = [0u32; dsp::PW_TABLE_WORDS];
+    let mut table = [0u32; armv7em::PW_TABLE_WORDS];
     let mut filter = [0i8; PW_MAX_CIN];
     let filter = filter.get_mut(..cin).ok_or(KernelError("pointwise C_in"))?;
     let mut c0 = 0;
@@ -574,8 +575,8 @@ fn pointwise_blocks(
                     let pair = t
                         .get_mut(at..at + 2)
                         .ok_or(KernelError("pointwise table"))?;
-                    pair[0] = dsp::pair16(centred(q[0]), centred(q[2]));
-                    pair[1] = dsp::pair16(centred(q[1]), centred(q[3]));
+                    pair[0] = armv7em::pair16(centred(q[0]), centred(q[2]));
+                    pair[1] = armv7em::pair16(centred(q[1]), centred(q[3]));
                     w_sum += q.iter().map(|&v| i32::from(v) - z_w).sum::<i32>();
                 }
                 // b − z_x·Σ(w − z_w), scaled: exact when pre > 0 (the stage's bound), the
@@ -603,17 +604,19 @@ fn pointwise_blocks(
             let y = output
                 .get_mut(r * out_w * cout + c0..)
                 .ok_or(KernelError("pointwise output row"))?;
-            let geometry = dsp::PwRun {
+            let geometry = armv7em::PwRun {
                 pixels: run,
                 cin,
                 x_step: s_w * cin,
                 y_step: cout,
             };
             let inside = match (k, p.rounding) {
-                (8, Rounding::Double) => dsp::pointwise::<8, true>(x, table, groups, geometry, y),
-                (8, _) => dsp::pointwise::<8, false>(x, table, groups, geometry, y),
-                (4, _) => dsp::pointwise::<4, false>(x, table, groups, geometry, y),
-                _ => dsp::pointwise::<2, false>(x, table, groups, geometry, y),
+                (8, Rounding::Double) => {
+                    armv7em::pointwise::<8, true>(x, table, groups, geometry, y)
+                }
+                (8, _) => armv7em::pointwise::<8, false>(x, table, groups, geometry, y),
+                (4, _) => armv7em::pointwise::<4, false>(x, table, groups, geometry, y),
+                _ => armv7em::pointwise::<2, false>(x, table, groups, geometry, y),
             };
             if !inside {
                 return Err(KernelError("pointwise pixels outside their tensors"));
@@ -642,7 +645,7 @@ pub(crate) const UNPACKED_FILTERS_DSP: usize = 1024;
 /// `Σ (w − z_w)(x − z_x) = Σ w·(x − z_x) − z_w·Σ(x − z_x)` (issue 18: affine at symmetric speed).
 ///
 /// Loop order: a block of up to [`BLOCK`] output channels (bias and output stage worked out
-/// once; 1.5 KiB of stack), output pixels, then the whole block through [`dsp::window`]: the
+/// once; 1.5 KiB of stack), output pixels, then the whole block through [`simd::window`]: the
 /// pixel's valid tap rows are runs contiguous in input and filter, each input word is loaded and
 /// widened (centred by `SXTAB16`, so padded taps need no correction and no `Σ w` term) once for
 /// four channels, and two `SMLAD`s per word and channel do the MACs. No scratch is needed, so
@@ -676,7 +679,7 @@ pub(crate) fn conv2d_unpacked(p: &ConvParams<'_>, input: &[i8], output: &mut [i8
 /// [`conv2d_blocked`] for 4- and 2-bit weights on Armv7E-M (issue 18), for parameters that pass
 /// [`packed_eligible`] but not [`unpacked_eligible`] (filters too large for its stack buffer;
 /// about 1.5× the 8-bit kernel's instructions per MAC): the same loops, with each pixel's window going to
-/// [`dsp::window_packed`], which reads the packed weights in place and unpacks them in
+/// [`armv7em::window_packed`], which reads the packed weights in place and unpacks them in
 /// registers (a shift, a mask and `SXTB16` per eight or sixteen values and channel). No scratch
 /// and no stack buffer, so the plan and every blob's arena are unchanged.
 #[cfg(edge_dsp)]
@@ -750,7 +753,7 @@ fn centre_bytes(f: &mut [i8], z: i8) {
 /// [`ROW_STRIP`] output pixels, the filters' kernel rows go a chunk at a time (as many rows as
 /// fit [`UNPACKED_FILTERS_DSP`] bytes) through the stack buffer, unpacked and centred on `z_w`
 /// (so no per-pixel affine correction), and every pixel of the strip adds the chunk's valid
-/// taps to its four sums through the 8-bit kernel ([`dsp::window`]); then the strip is
+/// taps to its four sums through the 8-bit kernel ([`simd::window`]); then the strip is
 /// requantized ([`output_stage`]). The sums are the reference's exact accumulators
 /// `Σ_valid (w − z_w)·(x − z_x)` (modulo 2^32 like its wrapping sums), so the outputs are
 /// identical. About 2.1 KiB of stack; no scratch, so the plan and the arena are unchanged.
@@ -857,7 +860,7 @@ pub(crate) fn conv2d_row_blocks(
                         let w = filters.get(w0..).ok_or(KernelError("conv filter run"))?;
                         let mut acc = [0i32; 4];
                         let acc = acc.get_mut(..nb).unwrap_or_default();
-                        if !dsp::window(x, w, chunk, runs, z_x, acc) {
+                        if !simd::window(x, w, chunk, runs, z_x, acc) {
                             return Err(KernelError("conv window outside its tensors"));
                         }
                         for (s, &a) in s.iter_mut().zip(acc.iter()) {
@@ -891,7 +894,7 @@ const WIDE_STRIP: usize = 32;
 
 /// Whether [`conv2d_wide`] handles `p` (Armv7E-M, tried after the pointwise kernel): 8-, 4- or
 /// 2-bit weights, symmetric or per-tensor affine, contiguous tap rows, and `C_in` a multiple of
-/// 4 whose one tap of four filters fits [`dsp::WIDE_TABLE_WORDS`] (`C_in ≤ 200`).
+/// 4 whose one tap of four filters fits [`armv7em::WIDE_TABLE_WORDS`] (`C_in ≤ 200`).
 #[cfg(any(edge_dsp, test))]
 pub(crate) fn wide_eligible(p: &ConvParams<'_>) -> bool {
     let cin = p.input_shape.c as usize;
@@ -899,16 +902,16 @@ pub(crate) fn wide_eligible(p: &ConvParams<'_>) -> bool {
         && p.window.dilation_w == 1
         && cin > 0
         && cin.is_multiple_of(4)
-        && 2 * cin <= dsp::WIDE_TABLE_WORDS
+        && 2 * cin <= armv7em::WIDE_TABLE_WORDS
 }
 
 /// Regular convolutions on Armv7E-M (issue 18), for parameters that pass [`wide_eligible`]: for
 /// each group of four output channels and each strip of [`WIDE_STRIP`] output pixels, the
 /// filters go a chunk of taps at a time (whole kernel rows, or part of one, as many as fit)
-/// through a 1,600-byte stack table of 16-bit weights centred on `z_w` ([`dsp::wide_pairs`],
-/// [`dsp::packed_pairs`]; a filter of one chunk, a 3×3 over up to 22 channels or a 5×5 over 8,
+/// through a 1,600-byte stack table of 16-bit weights centred on `z_w` ([`armv7em::wide_pairs`],
+/// [`armv7em::packed_pairs`]; a filter of one chunk, a 3×3 over up to 22 channels or a 5×5 over 8,
 /// is tabled once per group), and the strip's
-/// pixels add the chunk's valid taps to their four sums through [`dsp::window_wide`] (15
+/// pixels add the chunk's valid taps to their four sums through [`armv7em::window_wide`] (15
 /// instructions per 16 MACs: no weight widening in the loop), the pixels of an output row whose
 /// chunk taps are all inside the input in one call. Then the strip is requantized
 /// ([`strip_stage`]). The sums are the reference's exact accumulators
@@ -940,7 +943,7 @@ pub(crate) fn conv2d_wide(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -
     }
     let (kh, kw) = (win.kernel_h as usize, win.kernel_w as usize);
     // Inputs of one filter per chunk: whole kernel rows if one fits, else taps of one row.
-    let room = dsp::WIDE_TABLE_WORDS / 2; // ≥ C_in (eligibility)
+    let room = armv7em::WIDE_TABLE_WORDS / 2; // ≥ C_in (eligibility)
     let (rows_per, cols_per) = if kw * cin <= room {
         ((room / (kw * cin).max(1)).clamp(1, kh.max(1)), kw)
     } else {
@@ -948,11 +951,11 @@ pub(crate) fn conv2d_wide(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -
     };
     let single = rows_per >= kh && cols_per >= kw;
     let z_x = p.input_zero_point;
-    let minus_z_w = dsp::splat16(-i16::from(p.weights.zero_point));
+    let minus_z_w = armv7em::splat16(-i16::from(p.weights.zero_point));
     let row_stride = in_w * cin; // ≤ input.len(), checked above
     let x_step = row_stride * win.dilation_h as usize;
     let pixels = out_h * out_w;
-    let mut table = [0u32; dsp::WIDE_TABLE_WORDS];
+    let mut table = [0u32; armv7em::WIDE_TABLE_WORDS];
     let mut strip = [[0i32; 4]; WIDE_STRIP];
     let mut c0 = 0;
     while c0 < cout {
@@ -1048,7 +1051,7 @@ pub(crate) fn conv2d_wide(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -
                             let x0 = ty.input_index(k0, win.dilation_h) * row_stride
                                 + tx.input_index(j0, 1) * cin;
                             let t0 = 2 * ((k0 - ky0) * cw + (j0 - kx0) * cin);
-                            let runs = dsp::WideRuns {
+                            let runs = armv7em::WideRuns {
                                 rows: k1 - k0,
                                 len: (j1 - j0) * cin,
                                 x_step,
@@ -1057,7 +1060,7 @@ pub(crate) fn conv2d_wide(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -
                             let x = input.get(x0..).ok_or(KernelError("conv input tap"))?;
                             let t = table.get(t0..).ok_or(KernelError("conv table run"))?;
                             let x_pixel = usize::from(win.stride_w) * cin;
-                            if !dsp::window_wide(x, t, runs, x_pixel, z_x, acc) {
+                            if !armv7em::window_wide(x, t, runs, x_pixel, z_x, acc) {
                                 return Err(KernelError("conv window outside its tensors"));
                             }
                         }
@@ -1119,11 +1122,11 @@ pub(crate) fn im2col_eligible(p: &ConvParams<'_>) -> bool {
 /// Convolutions with small filters whose `C_in` is not a multiple of 4 on Armv7E-M (issue 18),
 /// for parameters that pass [`im2col_eligible`]: the filters of as many groups of four output
 /// channels as fit go once into a 1 KiB stack table of 16-bit weights centred on `z_w`
-/// ([`dsp::wide_pairs`]; padded with zeros to a word), then for each strip of output pixels
+/// ([`armv7em::wide_pairs`]; padded with zeros to a word), then for each strip of output pixels
 /// every pixel's window is gathered into one run of bytes (padded taps and the padding to a word
 /// take `z_x`, so they add 0), and each group adds the whole strip through one call of
-/// [`dsp::window_wide`] before it is requantized ([`strip_stage`]). The sums are the reference's
-/// exact accumulators, so the outputs are identical. About 2.6 KiB of stack.
+/// [`armv7em::window_wide`] before it is requantized ([`strip_stage`]). The sums are the
+/// reference's exact accumulators, so the outputs are identical. About 2.6 KiB of stack.
 #[cfg(any(edge_dsp, test))]
 #[cfg_attr(edge_dsp, inline(never))]
 pub(crate) fn conv2d_im2col(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -> KernelResult {
@@ -1154,7 +1157,7 @@ pub(crate) fn conv2d_im2col(p: &ConvParams<'_>, input: &[i8], output: &mut [i8])
     let per_block = (IM2COL_TABLE_WORDS / group_words).max(1);
     let n_max = (IM2COL_BYTES / fl4).clamp(1, IM2COL_STRIP);
     let z_x = p.input_zero_point;
-    let minus_z_w = dsp::splat16(-i16::from(p.weights.zero_point));
+    let minus_z_w = armv7em::splat16(-i16::from(p.weights.zero_point));
     let row_stride = in_w * cin; // ≤ input.len(), checked above
     let pixels = out_h * out_w;
     // The interior pixels' shortcut (see the gathering loop): contiguous kernel rows.
@@ -1247,7 +1250,7 @@ pub(crate) fn conv2d_im2col(p: &ConvParams<'_>, input: &[i8], output: &mut [i8])
                     }
                 }
             }
-            let runs = dsp::WideRuns {
+            let runs = armv7em::WideRuns {
                 rows: 1,
                 len: fl4,
                 x_step: fl4,
@@ -1261,7 +1264,7 @@ pub(crate) fn conv2d_im2col(p: &ConvParams<'_>, input: &[i8], output: &mut [i8])
                 let t = table
                     .get(g * group_words..)
                     .ok_or(KernelError("conv table run"))?;
-                if !dsp::window_wide(gathered, t, runs, fl4, z_x, sums) {
+                if !armv7em::window_wide(gathered, t, runs, fl4, z_x, sums) {
                     return Err(KernelError("conv window outside its tensors"));
                 }
                 let ys = output
@@ -1350,11 +1353,11 @@ pub(crate) fn band_eligible(p: &ConvParams<'_>) -> bool {
 /// Convolutions with filters over `C_in` not a multiple of 4 too large for [`conv2d_im2col`]
 /// (a 7×7 RGB stem) on Armv7E-M (issue 18), for parameters that pass [`band_eligible`]: for
 /// each group of four output channels, the filters go once into a stack table of 16-bit weights
-/// centred on `z_w` ([`dsp::wide_pairs`]), each kernel row of `kw·C_in` weights padded with
+/// centred on `z_w` ([`armv7em::wide_pairs`]), each kernel row of `kw·C_in` weights padded with
 /// zeros to a word; then for each output row its valid input rows are copied into a band,
 /// padded at both ends with `z_x` (padded taps add 0), so that every window's kernel row is one
 /// run of bytes and an output row's pixels `s_w·C_in` bytes apart go through one call of
-/// [`dsp::window_wide`] a strip at a time (the up to 3 bytes a run reads past its kernel row
+/// [`armv7em::window_wide`] a strip at a time (the up to 3 bytes a run reads past its kernel row
 /// meet zero weights), before they are requantized ([`strip_stage`]). The sums are the
 /// reference's exact accumulators, so the outputs are identical. About 2.8 KiB of stack.
 #[cfg(any(edge_dsp, test))]
@@ -1383,7 +1386,7 @@ pub(crate) fn conv2d_band(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -
     let (kh, kw) = (usize::from(win.kernel_h), usize::from(win.kernel_w));
     let row_len = kw * cin; // weights (and input bytes) of a kernel row
     let z_x = p.input_zero_point;
-    let minus_z_w = dsp::splat16(-i16::from(p.weights.zero_point));
+    let minus_z_w = armv7em::splat16(-i16::from(p.weights.zero_point));
     let row_stride = in_w * cin; // ≤ input.len(), checked above
     let pad_left = usize::from(win.padding.left);
     // The input columns inside a band row: padded column u is input column u − pad_left.
@@ -1429,7 +1432,7 @@ pub(crate) fn conv2d_band(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -
             let t = table
                 .get(2 * ty.k0 * row4..)
                 .ok_or(KernelError("conv table run"))?;
-            let runs = dsp::WideRuns {
+            let runs = armv7em::WideRuns {
                 rows,
                 len: row4,
                 x_step: band_row,
@@ -1442,7 +1445,7 @@ pub(crate) fn conv2d_band(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -
                     .ok_or(KernelError("conv pixel strip"))?;
                 sums.fill([0; 4]);
                 let x = band.get(ox0 * x_pixel..).ok_or(KernelError("conv band"))?;
-                if !dsp::window_wide(x, t, runs, x_pixel, z_x, sums) {
+                if !armv7em::window_wide(x, t, runs, x_pixel, z_x, sums) {
                     return Err(KernelError("conv window outside its band"));
                 }
                 let ys = output
@@ -1485,17 +1488,17 @@ fn copy_run(dst: &mut [i8], src: &[i8]) {
     }
 }
 
-/// The fused double-rounding stages ([`dsp::DoubleStage`]) of the four output channels from
+/// The fused double-rounding stages ([`armv7em::DoubleStage`]) of the four output channels from
 /// `c0`, if the model rounds twice (TFLM's default), its output clamp is the whole int8 range
 /// and every one of the four channels has one; else `None` ([`strip_stage`] then).
 #[cfg(any(edge_dsp, test))]
-fn double_stages(p: &ConvParams<'_>, c0: usize, nb: usize) -> Option<[dsp::DoubleStage; 4]> {
+fn double_stages(p: &ConvParams<'_>, c0: usize, nb: usize) -> Option<[armv7em::DoubleStage; 4]> {
     if nb != 4 || p.rounding != Rounding::Double || (p.clamp.min, p.clamp.max) != (-128, 127) {
         return None;
     }
     let stage = |j: usize| {
         let (m, e) = p.requant.get(c0 + j)?;
-        dsp::DoubleStage::new(m, e, p.bias.get(c0 + j)?)
+        armv7em::DoubleStage::new(m, e, p.bias.get(c0 + j)?)
     };
     Some([stage(0)?, stage(1)?, stage(2)?, stage(3)?])
 }
@@ -1522,13 +1525,13 @@ fn acc_bound(p: &ConvParams<'_>) -> u64 {
     u64::from(filter_len) * u64::from(w_max * x_max)
 }
 
-/// The [`dsp::NarrowStage`]s of the four output channels from `c0`, if the model rounds twice,
+/// The [`armv7em::NarrowStage`]s of the four output channels from `c0`, if the model rounds twice,
 /// its output clamp is the whole int8 range and every channel's accumulator bound
 /// ([`acc_bound`]) and stage let it be exact; else `None` ([`double_stages`] then).
 /// Not inlined: in the kernels' frames its code would cost their loops registers.
 #[cfg(any(edge_dsp, test))]
 #[inline(never)]
-fn narrow_stages(p: &ConvParams<'_>, c0: usize, nb: usize) -> Option<[dsp::NarrowStage; 4]> {
+fn narrow_stages(p: &ConvParams<'_>, c0: usize, nb: usize) -> Option<[armv7em::NarrowStage; 4]> {
     if nb != 4 || p.rounding != Rounding::Double || (p.clamp.min, p.clamp.max) != (-128, 127) {
         return None;
     }
@@ -1536,14 +1539,14 @@ fn narrow_stages(p: &ConvParams<'_>, c0: usize, nb: usize) -> Option<[dsp::Narro
     let stage = |j: usize| {
         let (m, e) = p.requant.get(c0 + j)?;
         let b = p.bias.get(c0 + j)?;
-        dsp::NarrowStage::new(m, e, b, p.output_zero_point, max_acc)
+        armv7em::NarrowStage::new(m, e, b, p.output_zero_point, max_acc)
     };
     Some([stage(0)?, stage(1)?, stage(2)?, stage(3)?])
 }
 
-/// The outputs of a strip of the `nb` channels from `c0` through [`dsp::stage_narrow`] if they
+/// The outputs of a strip of the `nb` channels from `c0` through [`armv7em::stage_narrow`] if they
 /// have [`narrow_stages`] (half the instructions; `cached` if the caller worked them out once
-/// for all its strips, else worked out here), else through [`dsp::stage_double`] if they have
+/// for all its strips, else worked out here), else through [`armv7em::stage_double`] if they have
 /// [`double_stages`]: `false`, nothing written, if neither ([`strip_stage`] then; single
 /// rounding's fused stages are the kernels' own, [`SingleStages`]). Not inlined, so the fused
 /// stages stay off the kernels' frames.
@@ -1555,7 +1558,7 @@ fn fused_strip(
     sums: &[[i32; 4]],
     (c0, nb): (usize, usize),
     p: &ConvParams<'_>,
-    cached: Option<&Option<[dsp::NarrowStage; 4]>>,
+    cached: Option<&Option<[armv7em::NarrowStage; 4]>>,
 ) -> bool {
     let narrow = match cached {
         Some(narrow) => *narrow,
@@ -1564,10 +1567,10 @@ fn fused_strip(
         None => None,
     };
     if let Some(st) = narrow {
-        return dsp::stage_narrow(sums, &st, ys, cout);
+        return armv7em::stage_narrow(sums, &st, ys, cout);
     }
     double_stages(p, c0, nb)
-        .is_some_and(|st| dsp::stage_double(sums, &st, p.output_zero_point, ys, cout))
+        .is_some_and(|st| armv7em::stage_double(sums, &st, p.output_zero_point, ys, cout))
 }
 
 /// The outputs of a strip of the `nb` channels from `c0` through [`strip_stage`], the channels'
@@ -1604,19 +1607,19 @@ fn strip_generic(
     Ok(())
 }
 
-/// The single-rounding fused stages ([`dsp::stage_single`]) of the four channels from `c0`:
+/// The single-rounding fused stages ([`armv7em::stage_single`]) of the four channels from `c0`:
 /// their output bits `K` and stages.
 #[cfg(any(edge_dsp, test))]
 #[derive(Debug, Clone, Copy)]
 struct SingleStages {
     k: u32,
-    stages: [dsp::SingleStage; 4],
+    stages: [armv7em::SingleStage; 4],
 }
 
 #[cfg(any(edge_dsp, test))]
 impl SingleStages {
     /// The stages of the `nb` channels from `c0`, if the model rounds once, its output clamp is
-    /// all 8-, 4- or 2-bit codes, `nb` is 4 and each channel has a [`dsp::PwStage`] for its
+    /// all 8-, 4- or 2-bit codes, `nb` is 4 and each channel has a [`armv7em::PwStage`] for its
     /// accumulators' bound (its bias's magnitude plus [`acc_bound`]). Not inlined: in the
     /// kernels' frames its code would cost their loops registers.
     #[inline(never)]
@@ -1631,26 +1634,26 @@ impl SingleStages {
         let sums_bound = acc_bound(p);
         let mut st = Self {
             k,
-            stages: [dsp::SingleStage::default(); 4],
+            stages: [armv7em::SingleStage::default(); 4],
         };
         for (j, s) in st.stages.iter_mut().enumerate() {
             let (m, e) = p.requant.get(c0 + j)?;
             let b = p.bias.get(c0 + j)?;
             let max_acc = u64::from(b.unsigned_abs()) + sums_bound;
-            let pw = dsp::PwStage::single(m, e, p.output_zero_point, k, max_acc)?;
+            let pw = armv7em::PwStage::single(m, e, p.output_zero_point, k, max_acc)?;
             // b·2^pre: exact when pre > 0 (the stage's bound covers |b|).
-            *s = dsp::SingleStage::new(pw, b);
+            *s = armv7em::SingleStage::new(pw, b);
         }
         Some(st)
     }
 
-    /// The outputs of a strip of sums (see [`dsp::stage_single`]).
+    /// The outputs of a strip of sums (see [`armv7em::stage_single`]).
     fn apply(&self, ys: &mut [i8], cout: usize, sums: &[[i32; 4]]) -> bool {
         let st = &self.stages;
         match self.k {
-            8 => dsp::stage_single::<8>(sums, st, ys, cout),
-            4 => dsp::stage_single::<4>(sums, st, ys, cout),
-            _ => dsp::stage_single::<2>(sums, st, ys, cout),
+            8 => armv7em::stage_single::<8>(sums, st, ys, cout),
+            4 => armv7em::stage_single::<4>(sums, st, ys, cout),
+            _ => armv7em::stage_single::<2>(sums, st, ys, cout),
         }
     }
 }
@@ -1701,8 +1704,8 @@ fn strip_stage(
     }
 }
 
-/// Channel `j`'s `n` weights from weight index `from` into a [`dsp::window_wide`] table from
-/// word `at` (input `at/2`), less `z_w`, widened to 16 bits ([`dsp::wide_pairs`]), a last
+/// Channel `j`'s `n` weights from weight index `from` into a [`armv7em::window_wide`] table from
+/// word `at` (input `at/2`), less `z_w`, widened to 16 bits ([`armv7em::wide_pairs`]), a last
 /// partial word padded with `z_w` (centred weights 0). Sub-byte weights are decoded from whole
 /// packed bytes when `from` and `n` are multiples of 4 (every [`conv2d_wide`] fill;
 /// [`wide_fill_packed`]), else unpacked 32 at a time ([`wide_fill_unpacked`]).
@@ -1726,7 +1729,7 @@ fn wide_fill(
     // Block k's pair (inside `dst`: checked above).
     let put = |dst: &mut [u32], k: usize, q: [u8; 4]| {
         if let Some(t) = dst.get_mut(8 * k..8 * k + 8) {
-            let [a, b] = dsp::wide_pairs(u32::from_le_bytes(q), minus_z_w);
+            let [a, b] = armv7em::wide_pairs(u32::from_le_bytes(q), minus_z_w);
             (t[j], t[j + 1]) = (a, b);
         }
     };
@@ -1747,7 +1750,7 @@ fn wide_fill(
             .ok_or(KernelError("weights shorter than C_out filters"))?;
         let (words, rest) = ws.as_chunks::<4>();
         for (t, q) in dst.chunks_exact_mut(8).zip(words) {
-            let [a, b] = dsp::wide_pairs(u32::from_le_bytes(*q), minus_z_w);
+            let [a, b] = armv7em::wide_pairs(u32::from_le_bytes(*q), minus_z_w);
             (t[j], t[j + 1]) = (a, b);
         }
         if !rest.is_empty() {
@@ -1805,7 +1808,7 @@ fn wide_fill_unpacked(
         for (k, w) in words.enumerate() {
             let at = 8 * (done / 4 + k);
             if let Some(t) = dst.get_mut(at + j..at + j + 2) {
-                let pair = dsp::wide_pairs(u32::from_le_bytes(w.map(|v| v as u8)), minus_z_w);
+                let pair = armv7em::wide_pairs(u32::from_le_bytes(w.map(|v| v as u8)), minus_z_w);
                 t.copy_from_slice(&pair);
             }
         }
@@ -1814,7 +1817,7 @@ fn wide_fill_unpacked(
 }
 
 /// [`wide_fill`]'s whole packed bytes of `BITS`-bit weights (2 or 4) straight into their
-/// pairs ([`dsp::packed_pairs`], 16 packed bits at a time: one block of eight table words of
+/// pairs ([`armv7em::packed_pairs`], 16 packed bits at a time: one block of eight table words of
 /// 4-bit weights, two of 2-bit), at words `j` and `j + 1` of each block. Out of line, so that
 /// its loop keeps its constants in registers (measured: inlined, the 2-bit refills of the
 /// quickstart net's 7×7 layers cost 1.5 % more).
@@ -1825,19 +1828,19 @@ fn wide_fill_packed<const BITS: u32>(dst: &mut [u32], bytes: &[u8], j: usize, mi
     let (pairs, rest) = bytes.as_chunks::<2>();
     if BITS == 4 {
         for (t, b) in dst.chunks_exact_mut(8).zip(pairs) {
-            let [p, _] = dsp::packed_pairs::<4>(u32::from(u16::from_le_bytes(*b)), minus_z_w);
+            let [p, _] = armv7em::packed_pairs::<4>(u32::from(u16::from_le_bytes(*b)), minus_z_w);
             (t[j], t[j + 1]) = p.into();
         }
     } else {
         let mut blocks = dst.chunks_exact_mut(16);
         for (t, b) in (&mut blocks).zip(pairs) {
-            let [p, q] = dsp::packed_pairs::<2>(u32::from(u16::from_le_bytes(*b)), minus_z_w);
+            let [p, q] = armv7em::packed_pairs::<2>(u32::from(u16::from_le_bytes(*b)), minus_z_w);
             (t[j], t[j + 1]) = p.into();
             (t[j + 8], t[j + 9]) = q.into();
         }
         // An odd last byte: its one block.
         if let ([b], Some(t)) = (rest, blocks.into_remainder().get_mut(j..j + 2)) {
-            let [p, _] = dsp::packed_pairs::<2>(u32::from(*b), minus_z_w);
+            let [p, _] = armv7em::packed_pairs::<2>(u32::from(*b), minus_z_w);
             t.copy_from_slice(&p);
         }
     }
@@ -1895,7 +1898,7 @@ fn conv2d_blocks(
         }
         (&[], fit.min(BLOCK))
     } else if packed {
-        // Read in place by dsp::window_packed, which checks its bounds.
+        // Read in place by armv7em::window_packed, which checks its bounds.
         (&[], BLOCK)
     } else {
         let weights = bytemuck::try_cast_slice(
@@ -1914,9 +1917,9 @@ fn conv2d_blocks(
     // aarch64: whole windows against zero-padded copies of the block's filters, so blocks no
     // larger than those copies fit (`aarch64::DenseFilters`; the same sums).
     #[cfg(target_arch = "aarch64")]
-    let mut dense = super::simd::DenseFilters::new();
+    let mut dense = simd::DenseFilters::new();
     #[cfg(target_arch = "aarch64")]
-    let block = match super::simd::DenseFilters::block(filter_len) {
+    let block = match simd::DenseFilters::block(filter_len) {
         0 => block,
         fit => block.min(fit),
     };
@@ -1942,7 +1945,7 @@ fn conv2d_blocks(
                 .get(c0 * filter_len - from..)
                 .and_then(|w| w.get(..nb * filter_len))
                 .ok_or(KernelError("conv filter block"))?;
-            // Too large a filter loads nothing: every pixel takes `dsp::window`.
+            // Too large a filter loads nothing: every pixel takes `simd::window`.
             dense.load(filters, filter_len, run, z_x);
         }
         let mut bias = [0i32; BLOCK];
@@ -1963,7 +1966,7 @@ fn conv2d_blocks(
         // x86-64 and aarch64: plain stages are requantized four (SSE2) or sixteen (NEON)
         // channels a step.
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        let vector = super::simd::PlainStages::new(
+        let vector = simd::PlainStages::new(
             stage.get(..nb).unwrap_or_default(),
             bias.get(..nb).unwrap_or_default(),
             p.rounding == Rounding::Double,
@@ -2010,12 +2013,12 @@ fn conv2d_blocks(
                 } else if packed {
                     let (data, bits) = (p.weights.data, p.weights.bits);
                     let first = c0 * filter_len + w0;
-                    dsp::window_packed(x, data, bits, first, filter_len, runs, z_x, acc)
+                    armv7em::window_packed(x, data, bits, first, filter_len, runs, z_x, acc)
                 } else {
                     let w = weights
                         .get(c0 * filter_len + w0 - from..)
                         .ok_or(KernelError("conv filter run"))?;
-                    dsp::window(x, w, filter_len, runs, z_x, acc)
+                    simd::window(x, w, filter_len, runs, z_x, acc)
                 };
                 if !inside {
                     return Err(KernelError("conv window outside its tensors"));

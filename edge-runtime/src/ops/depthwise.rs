@@ -22,7 +22,7 @@
 //!
 //! On Armv7E-M (Cortex-M4/M7) and an M33 built with `+dsp` (`cfg(edge_dsp)`), every weight
 //! format (symmetric or affine) goes instead to [`depthwise_tiled_block`]: per pixel and tap, four channels a step through
-//! `dsp::lanes4` (`SXTAB16` centring both operands, then `SMLABB`/`SMLATT`),
+//! `armv7em::lanes4` (`SXTAB16` centring both operands, then `SMLABB`/`SMLATT`),
 //! `Σ (w − z_w)·(x − z_x)` formed directly; the same exact accumulators. 8-bit weights are read
 //! in place ([`depthwise_tiled`]); 2/4-bit weights are unpacked one tile at a time into the same
 //! scratch as here ([`depthwise_tiled_packed`], issue 18), so they cost what 8-bit ones do.
@@ -30,11 +30,11 @@
 //! On x86-64 every weight format goes to `depthwise_simd` (issue 18/17): the same block
 //! structure, the pixel's valid taps listed once and run sixteen channels and two taps at a
 //! time through SSE2's `PMADDWD` (`sse2::depthwise_pixel`; AVX2's `VPMADDWD`, `avx2::
-//! depthwise_pixel`, on CPUs that have it, chosen at run time by `x86::depthwise_pixel`); 2/4-bit
-//! weights are unpacked one
+//! depthwise_pixel`, on CPUs that have it, chosen at run time by
+//! `simd::x86_64::depthwise_pixel`); 2/4-bit weights are unpacked one
 //! tile at a time into the same scratch as here. aarch64 takes the same path with NEON's
-//! widening multiply-accumulate in its place (`aarch64::depthwise_pixel`, through the same
-//! names, `simd`). `depthwise_reference` keeps this file's
+//! widening multiply-accumulate in its place (`simd::aarch64::depthwise_pixel`, through the
+//! same names, `simd`). `depthwise_reference` keeps this file's
 //! portable loop callable on every target, for the tests.
 //!
 //! [`DEPTHWISE_TILE`]: shared_format::plan::DEPTHWISE_TILE
@@ -44,7 +44,7 @@ use shared_format::packing::{packed_len, unpack_into};
 use shared_format::plan::DEPTHWISE_TILE as TILE;
 
 use super::conv::{BLOCK, ConvParams, output_stage};
-use super::dsp;
+use super::simd::armv7em;
 use super::{KernelError, KernelResult, Taps, expect_len, expect_window_output};
 use crate::requant::ChannelRequant;
 
@@ -254,7 +254,7 @@ const PAIRED_BLOCK: usize = 32;
 /// Whether [`depthwise_paired`] handles `p` (Armv7E-M; elsewhere only tested): `C` a multiple
 /// of 4, a kernel whose table for four channels fits [`PAIRED_TABLE`] (at most 128 taps: every
 /// kernel up to 11×11), and an input step along a row (`C·dilation_w`) that
-/// [`dsp::dw_taps4`] takes as an immediate. Every weight width and scheme.
+/// [`armv7em::dw_taps4`] takes as an immediate. Every weight width and scheme.
 #[cfg_attr(not(edge_dsp), allow(dead_code))]
 pub(crate) fn paired_eligible(p: &ConvParams<'_>) -> bool {
     let c = p.input_shape.c as usize;
@@ -264,7 +264,7 @@ pub(crate) fn paired_eligible(p: &ConvParams<'_>) -> bool {
         && c.is_multiple_of(4)
         && taps > 0
         && 2 * taps <= PAIRED_TABLE
-        && step <= dsp::DW_MAX_STEP
+        && step <= armv7em::DW_MAX_STEP
         && matches!(p.weights.bits, 2 | 4 | 8)
 }
 
@@ -272,7 +272,7 @@ pub(crate) fn paired_eligible(p: &ConvParams<'_>) -> bool {
 /// weight width, symmetric or per-tensor affine: a block of up to [`PAIRED_BLOCK`] channels at
 /// a time has its weights centred (`w − z_w`) and widened into a table of 16-bit pairs on the
 /// stack (as many groups of four channels as [`PAIRED_TABLE`] holds), then per output pixel each
-/// group's valid taps run through [`dsp::dw_taps4`] (four accumulators in registers, eight
+/// group's valid taps run through [`armv7em::dw_taps4`] (four accumulators in registers, eight
 /// instructions per four MACs) and the block is requantized by [`output_stage`]. The
 /// accumulators are the same exact integers as the reference loop's, `Σ (w − z_w)·(x − z_x)`.
 /// `weights` holds the 8-bit weights (empty for 2/4-bit ones, which are unpacked from the blob
@@ -301,7 +301,7 @@ pub(crate) fn depthwise_paired(
     let taps = win.kernel_h as usize * kw;
     let bits = p.weights.bits;
     let z_w = i32::from(p.weights.zero_point);
-    let centre = dsp::splat16(-(p.input_zero_point as i16));
+    let centre = armv7em::splat16(-(p.input_zero_point as i16));
     let row_stride = in_w * channels;
     let step = channels * win.dilation_w as usize;
     let x_row = row_stride * win.dilation_h as usize;
@@ -329,9 +329,9 @@ pub(crate) fn depthwise_paired(
             *rq = ChannelRequant::new(m, e, p.rounding);
         }
         // Single rounding into a whole k-bit clamp (nearly every exported model): the output
-        // stage runs in the kernel's own loop (`dsp::FastStage`), four instructions an output,
+        // stage runs in the kernel's own loop (`armv7em::FastStage`), four instructions an output,
         // with the channel's weights and bias scaled by its `pre` (0 where `all_fast` fails).
-        let mut fast = [dsp::FastStage::default(); PAIRED_BLOCK];
+        let mut fast = [armv7em::FastStage::default(); PAIRED_BLOCK];
         let mut pre = [0u32; PAIRED_BLOCK];
         let mut fast_bias = [0i32; PAIRED_BLOCK];
         let mut all_fast = p.rounding == Rounding::Single;
@@ -347,7 +347,7 @@ pub(crate) fn depthwise_paired(
                 .ok_or(KernelError("requant table shorter than C"))?;
             let max_acc = u64::from(b.unsigned_abs()) + taps as u64 * w_max * x_max;
             let (lo, hi) = (p.clamp.min, p.clamp.max);
-            match dsp::FastStage::single(m, e, p.output_zero_point, lo, hi, max_acc) {
+            match armv7em::FastStage::single(m, e, p.output_zero_point, lo, hi, max_acc) {
                 // The scaled weights must fit the table's signed 16-bit halves.
                 Some((s, k))
                     if all_fast
@@ -391,7 +391,7 @@ pub(crate) fn depthwise_paired(
                         + tx.input_index(tx.k0, win.dilation_w) * channels
                         + c0;
                     let w0 = 2 * (ty.k0 * kw + tx.k0);
-                    let geometry = dsp::DwTaps {
+                    let geometry = armv7em::DwTaps {
                         rows: ty.count(),
                         cols: tx.count(),
                         step,
@@ -401,17 +401,24 @@ pub(crate) fn depthwise_paired(
                     let x = input.get(x0..).unwrap_or_default();
                     let w = table.get(w0..).unwrap_or_default();
                     if all_fast {
-                        let out = dsp::DwOut::Stage {
+                        let out = armv7em::DwOut::Stage {
                             y: ys,
                             bias: fast_bias,
                             stages: fast,
                         };
-                        if !dsp::dw_pixel(x, w, 2 * taps, geometry, centre, out) {
+                        if !armv7em::dw_pixel(x, w, 2 * taps, geometry, centre, out) {
                             return Err(KernelError("depthwise window outside its tensors"));
                         }
                         continue;
                     }
-                    if !dsp::dw_pixel(x, w, 2 * taps, geometry, centre, dsp::DwOut::Sums(acc)) {
+                    if !armv7em::dw_pixel(
+                        x,
+                        w,
+                        2 * taps,
+                        geometry,
+                        centre,
+                        armv7em::DwOut::Sums(acc),
+                    ) {
                         return Err(KernelError("depthwise window outside its tensors"));
                     }
                 }
@@ -425,8 +432,8 @@ pub(crate) fn depthwise_paired(
 
 /// [`depthwise_paired`]'s table of the block of channels `c0..c0 + nb` (`nb` a multiple of 4,
 /// `pre` one scale per channel): group `g`'s tap `t` at words `2·(g·taps + t)` and `+ 1`,
-/// [`dsp::pair16`] of its channels 0 and 2, then 1 and 3, each `(w − z_w)·2^pre`. Never inlined:
-/// built once per block, it stays out of the pixel loop's registers.
+/// [`armv7em::pair16`] of its channels 0 and 2, then 1 and 3, each `(w − z_w)·2^pre`. Never
+/// inlined: built once per block, it stays out of the pixel loop's registers.
 #[cfg_attr(not(edge_dsp), allow(dead_code))]
 #[inline(never)]
 fn paired_table(
@@ -463,8 +470,8 @@ fn paired_table(
             let pair = table
                 .get_mut(k..k + 2)
                 .ok_or(KernelError("depthwise table"))?;
-            pair[0] = dsp::pair16(w0, w2);
-            pair[1] = dsp::pair16(w1, w3);
+            pair[0] = armv7em::pair16(w0, w2);
+            pair[1] = armv7em::pair16(w1, w3);
         }
     }
     Ok(())
@@ -516,8 +523,8 @@ fn paired_table_packed<const BITS: u32, const PER: usize>(
             } else {
                 [top(0, 0), top(0, 1), top(0, 2), top(0, 3)]
             };
-            pair[0] = dsp::pair16(q0 << s0, q2 << s2);
-            pair[1] = dsp::pair16(q1 << s1, q3 << s3);
+            pair[0] = armv7em::pair16(q0 << s0, q2 << s2);
+            pair[1] = armv7em::pair16(q1 << s1, q3 << s3);
             at += tap_bytes;
         }
     }
@@ -584,7 +591,7 @@ fn depthwise_tiled_packed(
 /// (symmetric or per-tensor affine) with tap `t`'s `nb` channels at `w[t·w_step..]`: bias and
 /// output stage worked out once, then output pixels, the pixel's valid taps, then the block's
 /// channels of that tap (contiguous in input and weights) four at a time through
-/// `dsp::lanes4`, `Σ (w − z_w)·(x − z_x)` directly (both factors centred in the registers: no
+/// `armv7em::lanes4`, `Σ (w − z_w)·(x − z_x)` directly (both factors centred in the registers: no
 /// `Σ w` or `Σ x` correction), then [`output_stage`]. The accumulators are the same exact
 /// integers as [`depthwise_conv2d`]'s. Inlined into its two callers, which are never inlined:
 /// its block-sized frame (bias, stages, accumulators) is theirs, not the dispatcher's.
@@ -609,8 +616,8 @@ fn depthwise_tiled_block(
     let kw = win.kernel_w as usize;
     let z_x = p.input_zero_point as i32;
     let z_w = p.weights.zero_point as i32;
-    let centre = dsp::splat16(-(p.input_zero_point as i16));
-    let centre_w = dsp::splat16(-(p.weights.zero_point as i16));
+    let centre = armv7em::splat16(-(p.input_zero_point as i16));
+    let centre_w = armv7em::splat16(-(p.weights.zero_point as i16));
     let row_stride = in_w * channels;
     let mut bias = [0i32; BLOCK];
     let mut stage = [ChannelRequant::new(0, 0, p.rounding); BLOCK];
@@ -650,7 +657,7 @@ fn depthwise_tiled_block(
                     let ((x4, x1), (w4, w1)) = (xs.as_chunks::<4>(), ws.as_chunks::<4>());
                     let (a4, a1) = acc.as_chunks_mut::<4>();
                     for ((a, x), w) in a4.iter_mut().zip(x4).zip(w4) {
-                        dsp::lanes4(x, w, centre, centre_w, a);
+                        armv7em::lanes4(x, w, centre, centre_w, a);
                     }
                     for ((a, &x), &w) in a1.iter_mut().zip(x1).zip(w1) {
                         *a = a.wrapping_add((w as i32 - z_w) * (x as i32 - z_x));
@@ -669,7 +676,7 @@ fn depthwise_tiled_block(
 const MAX_TAPS: usize = 256;
 
 /// Depthwise conv on x86-64 and aarch64, every weight format, through the host SIMD kernel
-/// (`simd::depthwise_pixel`: SSE2 or AVX2 chosen by `x86`, NEON on aarch64):
+/// (`simd::depthwise_pixel`: SSE2 or AVX2 chosen by `simd::x86_64`, NEON on aarch64):
 /// [`depthwise_tiled`]'s structure (blocks of channels with their bias and output stage worked
 /// out once, output pixels, the pixel's valid taps, contiguous channels of each tap), except
 /// that the pixel's valid taps are listed first, so the kernel can keep a group of 16 channels'

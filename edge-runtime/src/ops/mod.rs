@@ -10,71 +10,28 @@
 //! because validation proves the sums fit in i32 (NUMERICS.md), and keeps the kernels free of
 //! panic paths even when overflow checks are on.
 
-#[cfg(target_arch = "aarch64")]
-mod aarch64;
 pub mod add;
-#[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
 pub mod concat;
 pub mod conv;
 pub mod depthwise;
-mod dsp;
 pub mod hard_swish;
 pub mod linear;
 pub mod logistic;
 pub mod mean;
 pub mod mul;
 pub mod pool;
-#[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
-mod simd_tests;
+mod simd;
 pub mod softmax;
 #[cfg(test)]
 mod speed_tests;
-#[cfg(target_arch = "x86_64")]
-mod sse2;
 pub mod table;
 #[cfg(test)]
 pub(crate) mod test_cases;
+
+/// The x86-64 kernels' instruction-set choice (`Isa`, `set_isa`, `isa`), public for benchmarks
+/// that compare the levels in one process; the kernels themselves live in `simd::x86_64`.
 #[cfg(target_arch = "x86_64")]
-pub mod x86;
-
-/// The host SIMD kernels under one set of names (`quad_words`, `depthwise_pixel`, `Tap`,
-/// `PlainStages`), so that conv.rs and depthwise.rs dispatch to them with one `cfg`: on x86-64
-/// the run-time choice among the x86 instruction sets ([`x86`]), on aarch64 NEON ([`aarch64`]).
-#[cfg(target_arch = "x86_64")]
-mod simd {
-    pub(crate) use super::sse2::{PlainStages, Tap};
-    pub(crate) use super::x86::{depthwise_pixel, quad_words};
-}
-#[cfg(target_arch = "aarch64")]
-use aarch64 as simd;
-
-/// Where one depthwise tap's channels start: `x` in the input, `w` in the weights. The tap's
-/// `n` channels are the `n` bytes from there in each (NHWC input, `[ky][kx][c]` weights). One
-/// type for every host SIMD module, so the bounds check their unchecked loads rest on is one
-/// piece of code.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Tap {
-    /// Offset of the tap's first channel in the input.
-    pub x: usize,
-    /// Offset of the tap's first channel in the weights.
-    pub w: usize,
-}
-
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-impl Tap {
-    /// Whether every tap's `n` channels lie inside `x` and `w`: the contract of the SIMD
-    /// depthwise kernels, which load a pixel's vectors unchecked once this holds.
-    #[inline]
-    pub(crate) fn all_inside(taps: &[Tap], n: usize, x: &[i8], w: &[i8]) -> bool {
-        let inside = |at: usize, len: usize| at.checked_add(n).is_some_and(|end| end <= len);
-        taps.iter()
-            .all(|t| inside(t.x, x.len()) && inside(t.w, w.len()))
-    }
-}
+pub use simd::x86_64 as x86;
 
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{Shape, Window};
@@ -274,7 +231,7 @@ pub(crate) fn channel_filter<'x>(
 ///
 /// Raw i8 × i8 products (`|w·x| ≤ 2^14`) are summed; centring `x − z_x` inside the loop would
 /// cost a widening subtract per element, so kernels subtract `z_x·Σ w` afterwards instead.
-/// On x86-64 each run goes through SSE2's `PMADDWD` ([`sse2::dot`]): rustc turned the portable
+/// On x86-64 each run goes through SSE2's `PMADDWD` ([`simd::dot`]): rustc turned the portable
 /// loop into scalar multiplies there. On other 64-bit hosts the sum is kept in [`LANES`]
 /// independent lanes across all runs of one output value and reduced once at the end, so each
 /// run is straight multiply-adds the vectoriser can take. On 32-bit MCUs `LANES` is 1, a single
@@ -307,7 +264,7 @@ impl DotAcc {
     pub(crate) fn add(&mut self, w: &[i8], x: &[i8]) {
         #[cfg(target_arch = "x86_64")]
         {
-            self.lanes[0] = self.lanes[0].wrapping_add(sse2::dot(w, x));
+            self.lanes[0] = self.lanes[0].wrapping_add(simd::dot(w, x));
         }
         #[cfg(not(target_arch = "x86_64"))]
         self.add_portable(w, x);
@@ -344,7 +301,7 @@ impl DotAcc {
 #[cfg(test)]
 pub(crate) fn each_isa(mut f: impl FnMut(&'static str)) {
     #[cfg(target_arch = "x86_64")]
-    x86::each_isa(|isa| f(isa.name()));
+    simd::x86_64::each_isa(|isa| f(isa.name()));
     #[cfg(not(target_arch = "x86_64"))]
     f("portable");
 }

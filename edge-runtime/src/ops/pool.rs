@@ -7,7 +7,8 @@
 
 use shared_format::{Clamp, Shape, TensorRecord, Window};
 
-use super::{KernelError, KernelResult, Taps, dsp, expect_len, expect_window_output};
+use super::simd::armv7em;
+use super::{KernelError, KernelResult, Taps, expect_len, expect_window_output};
 use crate::requant::clamp_to_i8;
 
 /// Channels summed together per pass in [`avg_pool`]: a stack tile, since weightless ops have no
@@ -153,7 +154,7 @@ pub fn avg_pool(p: &PoolParams, input: &[i8], output: &mut [i8]) -> KernelResult
     avg_pool_with(p, input, output, cfg!(edge_dsp))
 }
 
-/// [`avg_pool`], with `simd` the Armv7E-M path ([`dsp::avg_pixels`], on its instruction model
+/// [`avg_pool`], with `simd` the Armv7E-M path ([`armv7em::avg_pixels`], on its instruction model
 /// elsewhere) for pixels of 3 to 16 valid taps when `C` is a multiple of 4.
 fn avg_pool_with(p: &PoolParams, input: &[i8], output: &mut [i8], simd: bool) -> KernelResult {
     check(p, input, output)?;
@@ -193,8 +194,8 @@ fn avg_pool_with(p: &PoolParams, input: &[i8], output: &mut [i8], simd: bool) ->
                 let out = row_out
                     .get_mut(ox * c..inner_hi * c)
                     .ok_or(KernelError("pool output pixel"))?;
-                let done = dsp::AvgCells::new(rows.0 * cols.0).is_some_and(|cells| {
-                    dsp::avg_pixels(
+                let done = armv7em::AvgCells::new(rows.0 * cols.0).is_some_and(|cells| {
+                    armv7em::avg_pixels(
                         input,
                         first,
                         rows,
@@ -220,13 +221,13 @@ fn avg_pool_with(p: &PoolParams, input: &[i8], output: &mut [i8], simd: bool) ->
                 .get_mut(ox * c..(ox + 1) * c)
                 .ok_or(KernelError("pool output pixel"))?;
             ox += 1;
-            if simd && let Some(cells) = dsp::AvgCells::new(count) {
+            if simd && let Some(cells) = armv7em::AvgCells::new(count) {
                 let first = (ty.input_index(ty.k0, win.dilation_h) * in_w
                     + tx.input_index(tx.k0, win.dilation_w))
                     * c;
                 let rows = (ty.count(), win.dilation_h as usize * in_w * c);
                 let cols = (tx.count(), win.dilation_w as usize * c);
-                if dsp::avg_pixels(input, first, rows, cols, (1, 0), cells, p.clamp, px) {
+                if armv7em::avg_pixels(input, first, rows, cols, (1, 0), cells, p.clamp, px) {
                     continue;
                 }
             }

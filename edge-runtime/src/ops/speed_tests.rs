@@ -65,7 +65,7 @@ fn alternate(rounds: usize, each: Duration, fs: &mut [&mut dyn FnMut()]) -> Vec<
 fn isas() -> Vec<(&'static str, Option<Isa>)> {
     #[cfg(target_arch = "x86_64")]
     {
-        super::x86::available()
+        super::simd::x86_64::available()
             .map(|isa| (isa.name(), Some(isa)))
             .collect()
     }
@@ -74,7 +74,7 @@ fn isas() -> Vec<(&'static str, Option<Isa>)> {
 }
 
 #[cfg(target_arch = "x86_64")]
-use super::x86::Isa;
+use super::simd::x86_64::Isa;
 /// No levels to choose from elsewhere.
 #[cfg(not(target_arch = "x86_64"))]
 #[derive(Clone, Copy)]
@@ -84,7 +84,7 @@ enum Isa {}
 fn run_as(isa: Option<Isa>, f: impl FnOnce()) {
     #[cfg(target_arch = "x86_64")]
     if let Some(isa) = isa {
-        return super::x86::with_isa(isa, f);
+        return super::simd::x86_64::with_isa(isa, f);
     }
     let _ = isa;
     f()

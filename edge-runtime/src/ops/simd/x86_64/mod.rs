@@ -1,6 +1,6 @@
 //! The x86-64 host kernels' entry points: the one place that picks an instruction set (issues
-//! 17/18). AVX-512 VNNI (`super::avx512`) where the CPU has it, else AVX2 (`super::avx2`),
-//! else SSE2 (`super::sse2`, part of every x86-64 CPU), chosen at run time so that one binary
+//! 17/18). AVX-512 VNNI (`avx512`) where the CPU has it, else AVX2 (`avx2`),
+//! else SSE2 (`sse2`, part of every x86-64 CPU), chosen at run time so that one binary
 //! runs on every x86-64 CPU; no `-C target-feature` is needed or assumed.
 //!
 //! Detection is RustCrypto's `cpufeatures` (no_std): `CPUID` leaf 7 for AVX2, AVX-512F/BW/VL
@@ -27,9 +27,11 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use super::dsp::Runs;
-use super::sse2::Tap;
-use super::{avx2, avx512, sse2};
+mod avx2;
+mod avx512;
+pub(super) mod sse2;
+
+use super::{Runs, Tap};
 
 cpufeatures::new!(cpuid_avx2, "avx2");
 cpufeatures::new!(cpuid_avx512, "avx2", "avx512f", "avx512bw", "avx512vl");
@@ -174,7 +176,7 @@ pub fn isa() -> Isa {
     Isa::chosen()
 }
 
-/// [`super::dsp::window`]'s work for `4·acc.len()` channels: `acc[q][k]` becomes
+/// [`super::window`]'s work for `4·acc.len()` channels: `acc[q][k]` becomes
 /// `Σ_runs Σ_i w[(4q + k)·stride + r·w_step + i]·(x[r·x_step + i] − z_x)`. The caller has
 /// checked that every run lies inside `x` and `w`; a run that did not would be left out.
 #[inline]

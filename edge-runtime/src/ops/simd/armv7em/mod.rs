@@ -1,10 +1,12 @@
-//! The Armv7E-M DSP kernels, the crate's only `unsafe`: one pixel's convolution window against
-//! a block of output channels ([`window`], one `asm!` loop; [`window_packed`] for 4- and 2-bit
-//! weights unpacked in registers, over one-instruction `asm!` wrappers), one tap of four
-//! depthwise channels ([`lanes4`], eight register-only instructions), one depthwise pixel
-//! ([`dw_pixel`]), 1×1 convolutions with their output stage ([`pointwise`]), the fused
-//! double-rounding output stages of a strip of sums ([`stage_double`], [`stage_narrow`]) and
-//! elementwise Add over tabled inputs ([`add_narrow`]).
+//! The Armv7E-M DSP kernels (Cortex-M4/M7, and Cortex-M33 built with the DSP extension): the
+//! 8-bit convolution's quads of channels (`quad_words`, one `asm!` loop, which
+//! [`super::window`] dispatches to), [`window_packed`] for 4- and 2-bit weights unpacked in
+//! registers, over one-instruction wrappers (module `instructions`), one tap of four depthwise
+//! channels ([`lanes4`], eight register-only instructions), one depthwise pixel ([`dw_pixel`]),
+//! 1×1 convolutions with their output stage ([`pointwise`]), the fused double-rounding output
+//! stages of a strip of sums ([`stage_double`], [`stage_narrow`]), average pooling
+//! ([`avg_pixels`]) and elementwise Add over tabled inputs ([`add_narrow`]). Each kernel is a
+//! safe entry point that checks every bound the assembly relies on, then the assembly.
 //!
 //! The instructions, as CMSIS-NN's `arm_nn_mat_mult_kernel_s8_s16` uses them:
 //! * `SXTB16` / `SXTB16 …, ROR #8`: sign-extend bytes 0 and 2 (or 1 and 3) of a word into two
@@ -20,14 +22,27 @@
 //! reordering, and the sum is the same exact integer the reference kernel forms.
 //!
 //! `cfg(edge_dsp)` is set by `build.rs` for Armv7E-M targets (Cortex-M4, M7) and for Armv8-M
-//! Mainline (Cortex-M33) built with `-C target-feature=+dsp`. Elsewhere the same loop runs on a
-//! portable model of the instructions, so the kernel is tested on the host; those targets never
-//! call it (`conv::conv2d` dispatches to it only under `cfg(edge_dsp)`).
+//! Mainline (Cortex-M33) built with `-C target-feature=+dsp`. Elsewhere the same loops run on a
+//! portable model of the instructions (module `instructions`), so the kernels are tested on the
+//! host (module `tests`); those targets never call them (`conv::conv2d` and the other ops
+//! dispatch to them only under `cfg(edge_dsp)`).
 
 #![allow(unsafe_code)]
 
+mod instructions;
+#[cfg(all(test, not(edge_dsp)))]
+mod tests;
+
 #[cfg(edge_dsp)]
 use core::arch::asm;
+
+#[cfg(all(test, not(edge_dsp)))]
+use instructions::word;
+use instructions::{
+    add16, clamp8, pkhbt, pkhtb, smlad, smulbb, smultb, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8,
+};
+
+use super::Runs;
 
 /// `asm!` of a loop (label `1`) whose every pass runs `$lane`, one channel's instructions, four
 /// times in a row (the four copies are the same instructions: each steps its pointers past its
@@ -47,231 +62,6 @@ macro_rules! four_lane_loop {
             $($operands)*
         )
     };
-}
-
-/// Bytes 0 and 2 of `x`, sign-extended into the low and high 16-bit halves (`SXTB16`).
-#[cfg(not(edge_dsp))]
-#[cfg_attr(not(test), allow(dead_code))]
-#[inline(always)]
-fn sxtb16(x: u32) -> u32 {
-    let lo = x as u8 as i8 as i16 as u16 as u32;
-    let hi = (x >> 16) as u8 as i8 as i16 as u16 as u32;
-    lo | hi << 16
-}
-
-/// Bytes 1 and 3 of `x`, sign-extended into the low and high 16-bit halves (`SXTB16 …, ROR #8`).
-#[cfg(not(edge_dsp))]
-#[cfg_attr(not(test), allow(dead_code))]
-#[inline(always)]
-fn sxtb16_ror8(x: u32) -> u32 {
-    sxtb16(x.rotate_right(8))
-}
-
-/// `off + sxtb16(x)` per 16-bit half, wrapping (`SXTAB16`).
-#[cfg(not(edge_dsp))]
-#[cfg_attr(not(test), allow(dead_code))]
-#[inline(always)]
-fn sxtab16(off: u32, x: u32) -> u32 {
-    add16(off, sxtb16(x))
-}
-
-/// `off + sxtb16_ror8(x)` per 16-bit half, wrapping (`SXTAB16 …, ROR #8`).
-#[cfg(not(edge_dsp))]
-#[cfg_attr(not(test), allow(dead_code))]
-#[inline(always)]
-fn sxtab16_ror8(off: u32, x: u32) -> u32 {
-    add16(off, sxtb16_ror8(x))
-}
-
-/// Halfword-wise wrapping sum.
-#[cfg(not(edge_dsp))]
-#[cfg_attr(not(test), allow(dead_code))]
-#[inline(always)]
-fn add16(a: u32, b: u32) -> u32 {
-    let lo = (a as u16).wrapping_add(b as u16) as u32;
-    let hi = ((a >> 16) as u16).wrapping_add((b >> 16) as u16) as u32;
-    lo | hi << 16
-}
-
-/// `acc + lo(a)·lo(b) + hi(a)·hi(b)` with signed 16-bit halves, wrapping (`SMLAD`).
-#[cfg(not(edge_dsp))]
-#[cfg_attr(not(test), allow(dead_code))]
-#[inline(always)]
-fn smlad(a: u32, b: u32, acc: i32) -> i32 {
-    let lo = (a as i16 as i32).wrapping_mul(b as i16 as i32);
-    let hi = ((a >> 16) as i16 as i32).wrapping_mul((b >> 16) as i16 as i32);
-    acc.wrapping_add(lo).wrapping_add(hi)
-}
-
-/// The low half of `lo` below the low half of `hi` (`PKHBT …, LSL #16`).
-#[cfg(not(edge_dsp))]
-#[cfg_attr(not(test), allow(dead_code))]
-#[inline(always)]
-fn pkhbt(lo: u32, hi: u32) -> u32 {
-    (lo & 0xffff) | hi << 16
-}
-
-/// The high half of `hi` above the high half of `lo` (`PKHTB …, ASR #16`).
-#[cfg(not(edge_dsp))]
-#[cfg_attr(not(test), allow(dead_code))]
-#[inline(always)]
-fn pkhtb(hi: u32, lo: u32) -> u32 {
-    (hi & 0xffff_0000) | lo >> 16
-}
-
-/// `SXTB16` on Armv7E-M.
-#[cfg(edge_dsp)]
-#[inline(always)]
-fn sxtb16(x: u32) -> u32 {
-    let r;
-    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
-    unsafe {
-        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
-/// `SXTB16 …, ROR #8` on Armv7E-M.
-#[cfg(edge_dsp)]
-#[inline(always)]
-fn sxtb16_ror8(x: u32) -> u32 {
-    let r;
-    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
-    unsafe {
-        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
-/// `SXTAB16` on Armv7E-M.
-#[cfg(edge_dsp)]
-#[inline(always)]
-fn sxtab16(off: u32, x: u32) -> u32 {
-    let r;
-    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
-    unsafe {
-        asm!("sxtab16 {r}, {o}, {x}", r = lateout(reg) r, o = in(reg) off, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
-/// `SXTAB16 …, ROR #8` on Armv7E-M.
-#[cfg(edge_dsp)]
-#[inline(always)]
-fn sxtab16_ror8(off: u32, x: u32) -> u32 {
-    let r;
-    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
-    unsafe {
-        asm!("sxtab16 {r}, {o}, {x}, ror #8", r = lateout(reg) r, o = in(reg) off, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
-/// `SMLAD` on Armv7E-M.
-#[cfg(edge_dsp)]
-#[inline(always)]
-fn smlad(a: u32, b: u32, acc: i32) -> i32 {
-    let r;
-    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)); it may set
-    // the sticky Q flag, which nothing reads, so flags are not declared preserved.
-    unsafe {
-        asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
-             c = in(reg) acc, options(pure, nomem, nostack));
-    }
-    r
-}
-
-/// `PKHBT …, LSL #16` on Armv7E-M.
-#[cfg(edge_dsp)]
-#[inline(always)]
-fn pkhbt(lo: u32, hi: u32) -> u32 {
-    let r;
-    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
-    unsafe {
-        asm!("pkhbt {r}, {l}, {h}, lsl #16", r = lateout(reg) r, l = in(reg) lo, h = in(reg) hi,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
-/// `PKHTB …, ASR #16` on Armv7E-M.
-#[cfg(edge_dsp)]
-#[inline(always)]
-fn pkhtb(hi: u32, lo: u32) -> u32 {
-    let r;
-    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
-    unsafe {
-        asm!("pkhtb {r}, {h}, {l}, asr #16", r = lateout(reg) r, h = in(reg) hi, l = in(reg) lo,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
-/// `UADD16` on Armv7E-M: the halfword-wise wrapping sum (it sets the GE flags, which nothing
-/// reads).
-#[cfg(edge_dsp)]
-#[inline(always)]
-fn add16(a: u32, b: u32) -> u32 {
-    let r;
-    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)); it writes the
-    // GE flags, so flags are not declared preserved.
-    unsafe {
-        asm!("uadd16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
-             options(pure, nomem, nostack));
-    }
-    r
-}
-
-/// `lo(a)·lo(b)` over signed 16-bit halves (`SMULBB`).
-#[cfg(not(edge_dsp))]
-#[cfg_attr(not(test), allow(dead_code))]
-#[inline(always)]
-fn smulbb(a: u32, b: u32) -> i32 {
-    (a as i16 as i32).wrapping_mul(b as i16 as i32)
-}
-
-/// `hi(a)·lo(b)` over signed 16-bit halves (`SMULTB`).
-#[cfg(not(edge_dsp))]
-#[cfg_attr(not(test), allow(dead_code))]
-#[inline(always)]
-fn smultb(a: u32, b: u32) -> i32 {
-    ((a >> 16) as i16 as i32).wrapping_mul(b as i16 as i32)
-}
-
-/// `SMULBB` on Armv7E-M.
-#[cfg(edge_dsp)]
-#[inline(always)]
-fn smulbb(a: u32, b: u32) -> i32 {
-    let r;
-    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
-    unsafe {
-        asm!("smulbb {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
-/// `SMULTB` on Armv7E-M.
-#[cfg(edge_dsp)]
-#[inline(always)]
-fn smultb(a: u32, b: u32) -> i32 {
-    let r;
-    // SAFETY: a register-only instruction of every Armv7E-M core (cfg(edge_dsp)).
-    unsafe {
-        asm!("smultb {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
-/// Four bytes as a little-endian word.
-#[cfg(all(test, not(edge_dsp)))]
-fn word(x: &[i8; 4]) -> u32 {
-    u32::from_le_bytes([x[0] as u8, x[1] as u8, x[2] as u8, x[3] as u8])
 }
 
 /// `v` in both 16-bit halves of a word: the offset operand of `SXTAB16`.
@@ -2094,90 +1884,6 @@ fn add_narrow_quads(
     }
 }
 
-/// The shape of one pixel's valid window for [`window`]: `rows` runs of `len` bytes, the input
-/// runs `x_step` bytes apart, the filter runs `w_step` bytes apart.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Runs {
-    /// Valid tap rows.
-    pub rows: usize,
-    /// Bytes per run: valid taps of a row × C_in.
-    pub len: usize,
-    /// Input bytes from one run to the next (a multiple of the input row), at least `len`.
-    pub x_step: usize,
-    /// Filter bytes from one run to the next (`kw·C_in`), at least `len`.
-    pub w_step: usize,
-}
-
-/// `acc[c] = Σ_runs Σ_i w[c·stride + r·w_step + i]·(x[r·x_step + i] − z_x)` for the
-/// `acc.len()` output channels whose filters start `stride` bytes apart in `w`: one pixel's
-/// window (its valid taps) against a block of channels, activations centred on `z_x`.
-///
-/// On Armv7E-M all groups of four channels go through one `asm!` block: per input word one load
-/// and two `SXTAB16` (widen and centre), then per channel one load, two `SXTB16` and two `SMLAD`,
-/// i.e. 16 MACs in about 24.75 instructions with the loop (unrolled four times); the last
-/// `len % 4` bytes of a run take one `SMLABB` per channel. It uses 12 registers (four
-/// accumulators, four temporaries, three pointers and the stride) and keeps the counters, steps
-/// and offset in a 56-byte stack frame of its own, since the compiler's allocation of the same
-/// loop spills. The last `acc.len() % 4` channels are summed in plain Rust. Returns `false`,
-/// touching nothing, if a run would leave `x` or `w` or the steps are shorter than a run.
-#[inline(always)]
-pub(crate) fn window(
-    x: &[i8],
-    w: &[i8],
-    stride: usize,
-    runs: Runs,
-    z_x: i8,
-    acc: &mut [i32],
-) -> bool {
-    let Runs {
-        rows,
-        len,
-        x_step,
-        w_step,
-    } = runs;
-    if rows == 0 || len == 0 || acc.is_empty() {
-        acc.fill(0);
-        return true;
-    }
-    if x_step < len || w_step < len {
-        return false;
-    }
-    // The last run ends at (rows − 1)·step + len; the last channel starts at (C − 1)·stride.
-    let end = |step: usize| (rows - 1).checked_mul(step)?.checked_add(len);
-    let x_end = end(x_step);
-    let w_end = end(w_step).and_then(|e| e.checked_add(stride.checked_mul(acc.len() - 1)?));
-    if x_end.is_none_or(|e| e > x.len()) || w_end.is_none_or(|e| e > w.len()) {
-        return false;
-    }
-    let (quads, rest) = acc.as_chunks_mut::<4>();
-    if !quads.is_empty() {
-        quad_words(x, w, stride, runs, z_x, quads);
-    }
-    // Channel k's filter runs, from `w[k·stride..]` (inside `w`: checked above).
-    let filter = |k: usize| w.get(k * stride..).unwrap_or_default();
-    for (k, acc) in (4 * quads.len()..).zip(rest) {
-        *acc = centred_dot(x, filter(k), runs, z_x);
-    }
-    true
-}
-
-/// `Σ_runs Σ_i w[r·w_step + i]·(x[r·x_step + i] − z_x)`: one channel of [`window`] in plain
-/// Rust (bounds already checked there, so the slicing cannot fail).
-#[inline(always)]
-fn centred_dot(x: &[i8], w: &[i8], runs: Runs, z_x: i8) -> i32 {
-    let mut sum = 0i32;
-    for r in 0..runs.rows {
-        let (xr, wr) = (r * runs.x_step, r * runs.w_step);
-        let (Some(xs), Some(ws)) = (x.get(xr..xr + runs.len), w.get(wr..wr + runs.len)) else {
-            return sum;
-        };
-        for (&w, &x) in ws.iter().zip(xs) {
-            sum = sum.wrapping_add(w as i32 * (x as i32 - z_x as i32));
-        }
-    }
-    sum
-}
-
 /// Weight values one packed byte holds at `bits` (2 or 4), and the values the sub-byte kernel
 /// takes from one 32-bit word of them: 8 at 4 bits, 16 at 2 bits.
 const fn per_byte(bits: u8) -> usize {
@@ -2188,9 +1894,9 @@ const fn per_byte(bits: u8) -> usize {
 /// 65,793 (2^31 / 32,640).
 pub(crate) const PACKED_WINDOW_MAX: usize = 65_536;
 
-/// [`window`] for 4- and 2-bit packed weights (issue 18), the weights unpacked in registers:
-/// `acc[c] = Σ_runs Σ_i w[first + c·stride + r·w_step + i]·(x[r·x_step + i] − z_x)`, `w`
-/// holding the packed values (TFLM's order, `shared_format::packing`) and `first`, `stride`,
+/// [`window`](super::window) for 4- and 2-bit packed weights (issue 18), the weights unpacked
+/// in registers: `acc[c] = Σ_runs Σ_i w[first + c·stride + r·w_step + i]·(x[r·x_step + i] −
+/// z_x)`, `w` holding the packed values (TFLM's order, `shared_format::packing`) and `first`, `stride`,
 /// `w_step` and `len` counting values. All four must be multiples of the values of one word
 /// (8 at 4 bits, 16 at 2 bits: `C_in` a multiple of that, see `conv::packed_eligible`), so every
 /// run starts on a byte of its own and holds whole words.
@@ -2199,9 +1905,9 @@ pub(crate) const PACKED_WINDOW_MAX: usize = 65_536;
 /// each (`(w << 4) & 0xF0F0F0F0` and `w & 0xF0F0F0F0` at 4 bits; `(w << 6, 4, 2, 0) &
 /// 0xC0C0C0C0` at 2 bits), which `SXTB16` sign-extends into halfword pairs scaled by 16 (by 64
 /// at 2 bits) at no cost. The activations of the word's values, widened and centred by
-/// `SXTAB16` as in [`window`], are paired to match with `PKHBT`/`PKHTB` once per word for all
-/// four channels; then each `SMLAD` does two MACs. The scaled sums are exact (|scale·w·(x − z_x)|
-/// ≤ 32,640, so up to 65,793 values per window cannot overflow) and shifted back at the end:
+/// `SXTAB16` as in [`window`](super::window), are paired to match with `PKHBT`/`PKHTB` once
+/// per word for all four channels; then each `SMLAD` does two MACs. The scaled sums are exact
+/// (|scale·w·(x − z_x)| ≤ 32,640, so up to 65,793 values per window cannot overflow) and shifted back at the end:
 /// the same integers as the reference kernel's. The last `acc.len() % 4` channels are summed
 /// value by value. Returns `false`, touching nothing, if a run would leave `x` or `w`, the
 /// steps are shorter than a run, `bits` is not 2 or 4, or the counts are not whole words.
@@ -2427,236 +2133,236 @@ fn quad_packed<const BITS: u8>(
     }
 }
 
-/// [`window`] for `4·acc.len()` channels (at least 4), bounds already checked by the caller
-/// (`runs.rows ≥ 1`, `runs.len ≥ 1`).
+/// [`window`](super::window) for `4·acc.len()` channels (at least 4) on Armv7E-M, bounds
+/// already checked by the caller (`runs.rows ≥ 1`, `runs.len ≥ 1`): only `window` calls it
+/// (through the dispatch, `super::quad_words`), after checking every run of every channel.
+#[cfg(edge_dsp)]
 #[inline(always)]
-fn quad_words(x: &[i8], w: &[i8], stride: usize, runs: Runs, z_x: i8, acc: &mut [[i32; 4]]) {
-    #[cfg(edge_dsp)]
-    {
-        let Runs {
-            rows,
-            len,
-            x_step,
-            w_step,
-        } = runs;
-        let centre = splat16(-(z_x as i16));
-        let xp = x.as_ptr();
-        let wa = w.as_ptr();
-        let (quads, out) = (acc.len(), acc.as_mut_ptr());
-        let words = len & !3; // whole words of a run, then len − words single bytes
-        // SAFETY: for quad q and run r the loop reads [xp + r·x_step, … + len) of `x` and, for
-        // k in 0..4, [wa + (4q + k)·stride + r·w_step, … + len) of `w`, all inside the slices
-        // (`window` checked them for all of `acc`'s channels); it writes quad q's four sums to
-        // `acc[q]`. `quads ≥ 1` and `rows ≥ 1`, so those loops run at least once; the word loop
-        // runs only if `words > 0` (entered part-way through its first pass when the word count
-        // is not a multiple of 4) and ends exactly at its end pointer; the byte loop runs only
-        // if `len − words > 0`, that many times. Besides `acc` the block writes only its own
-        // 56 bytes below the stack pointer, released before it ends, and its register operands.
-        unsafe {
-            asm!(
-                "sub sp, sp, #56",
-                "str {t0}, [sp]",       // whole words of a run, in bytes
-                "str {wc}, [sp, #44]",  // bytes past them
-                "str {t3}, [sp, #48]",  // −z_x
-                "str {d}, [sp, #4]",    // centre
-                "str {b}, [sp, #12]",   // x_step − len
-                "str {a}, [sp, #16]",   // w_step − len
-                "str {x}, [sp, #24]",   // window start
-                "str {wa}, [sp, #28]",  // this quad's filters
-                "str {t1}, [sp, #32]",  // quads left
-                "str {t2}, [sp, #36]",  // where this quad's sums go
-                "str {c}, [sp, #40]",   // runs
-                "4:",
-                "ldr {x}, [sp, #24]",
-                "ldr {wa}, [sp, #28]",
-                "add {wc}, {wa}, {fl}, lsl #1",
-                "ldr {t0}, [sp, #40]",
-                "str {t0}, [sp, #8]",   // runs left
-                "movs {a}, #0",
-                "movs {b}, #0",
-                "movs {c}, #0",
-                "movs {d}, #0",
-                "3:",
-                "ldr {t3}, [sp]",
-                "cmp {t3}, #0",
-                "beq 9f",               // no whole word in a run: only bytes
-                "add {t0}, {t3}, {x}",
-                "str {t0}, [sp, #20]",  // end of this run's words
-                // The loop does four words a pass; a run of 4·q + r words (r > 0) starts
-                // inside the first pass, at the word that leaves r of it.
-                "ands {t3}, {t3}, #12",
-                "beq 2f",
-                "cmp {t3}, #8",
-                "beq 7f",
-                "bhi 6f",
-                "b 8f",
-                "2:",
-                "ldr {t0}, [{x}], #4",
-                "ldr {t1}, [sp, #4]",
-                "sxtab16 {t2}, {t1}, {t0}",
-                "sxtab16 {t1}, {t1}, {t0}, ror #8",
-                "ldr {t0}, [{wa}, {fl}]",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {b}, {t3}, {t2}, {b}",
-                "smlad {b}, {t0}, {t1}, {b}",
-                "ldr {t0}, [{wa}], #4",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a}, {t3}, {t2}, {a}",
-                "smlad {a}, {t0}, {t1}, {a}",
-                "ldr {t0}, [{wc}, {fl}]",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {d}, {t3}, {t2}, {d}",
-                "smlad {d}, {t0}, {t1}, {d}",
-                "ldr {t0}, [{wc}], #4",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {c}, {t3}, {t2}, {c}",
-                "smlad {c}, {t0}, {t1}, {c}",
-                "6:",
-                "ldr {t0}, [{x}], #4",
-                "ldr {t1}, [sp, #4]",
-                "sxtab16 {t2}, {t1}, {t0}",
-                "sxtab16 {t1}, {t1}, {t0}, ror #8",
-                "ldr {t0}, [{wa}, {fl}]",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {b}, {t3}, {t2}, {b}",
-                "smlad {b}, {t0}, {t1}, {b}",
-                "ldr {t0}, [{wa}], #4",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a}, {t3}, {t2}, {a}",
-                "smlad {a}, {t0}, {t1}, {a}",
-                "ldr {t0}, [{wc}, {fl}]",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {d}, {t3}, {t2}, {d}",
-                "smlad {d}, {t0}, {t1}, {d}",
-                "ldr {t0}, [{wc}], #4",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {c}, {t3}, {t2}, {c}",
-                "smlad {c}, {t0}, {t1}, {c}",
-                "7:",
-                "ldr {t0}, [{x}], #4",
-                "ldr {t1}, [sp, #4]",
-                "sxtab16 {t2}, {t1}, {t0}",
-                "sxtab16 {t1}, {t1}, {t0}, ror #8",
-                "ldr {t0}, [{wa}, {fl}]",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {b}, {t3}, {t2}, {b}",
-                "smlad {b}, {t0}, {t1}, {b}",
-                "ldr {t0}, [{wa}], #4",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a}, {t3}, {t2}, {a}",
-                "smlad {a}, {t0}, {t1}, {a}",
-                "ldr {t0}, [{wc}, {fl}]",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {d}, {t3}, {t2}, {d}",
-                "smlad {d}, {t0}, {t1}, {d}",
-                "ldr {t0}, [{wc}], #4",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {c}, {t3}, {t2}, {c}",
-                "smlad {c}, {t0}, {t1}, {c}",
-                "8:",
-                "ldr {t0}, [{x}], #4",
-                "ldr {t1}, [sp, #4]",
-                "sxtab16 {t2}, {t1}, {t0}",
-                "sxtab16 {t1}, {t1}, {t0}, ror #8",
-                "ldr {t0}, [{wa}, {fl}]",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {b}, {t3}, {t2}, {b}",
-                "smlad {b}, {t0}, {t1}, {b}",
-                "ldr {t0}, [{wa}], #4",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a}, {t3}, {t2}, {a}",
-                "smlad {a}, {t0}, {t1}, {a}",
-                "ldr {t0}, [{wc}, {fl}]",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {d}, {t3}, {t2}, {d}",
-                "smlad {d}, {t0}, {t1}, {d}",
-                "ldr {t0}, [{wc}], #4",
-                "sxtb16 {t3}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {c}, {t3}, {t2}, {c}",
-                "smlad {c}, {t0}, {t1}, {c}",
-                "ldr {t3}, [sp, #20]",
-                "cmp {x}, {t3}",
-                "bne 2b",
-                // The last len % 4 bytes of the run, one at a time (SMLABB: one MAC each).
-                "9:",
-                "ldr {t3}, [sp, #44]",
-                "cmp {t3}, #0",
-                "beq 13f",
-                "12:",
-                "ldrsb {t0}, [{x}], #1",
-                "ldr {t1}, [sp, #48]",
-                "add {t0}, {t0}, {t1}",
-                "ldrsb {t2}, [{wa}, {fl}]",
-                "smlabb {b}, {t2}, {t0}, {b}",
-                "ldrsb {t2}, [{wa}], #1",
-                "smlabb {a}, {t2}, {t0}, {a}",
-                "ldrsb {t2}, [{wc}, {fl}]",
-                "smlabb {d}, {t2}, {t0}, {d}",
-                "ldrsb {t2}, [{wc}], #1",
-                "smlabb {c}, {t2}, {t0}, {c}",
-                "subs {t3}, {t3}, #1",
-                "bne 12b",
-                "13:",
-                "ldr {t0}, [sp, #12]",
-                "add {x}, {x}, {t0}",
-                "ldr {t0}, [sp, #16]",
-                "add {wa}, {wa}, {t0}",
-                "add {wc}, {wc}, {t0}",
-                "ldr {t0}, [sp, #8]",
-                "subs {t0}, {t0}, #1",
-                "str {t0}, [sp, #8]",
-                "bne 3b",
-                "ldr {t0}, [sp, #36]",
-                "str {a}, [{t0}]",
-                "str {b}, [{t0}, #4]",
-                "str {c}, [{t0}, #8]",
-                "str {d}, [{t0}, #12]",
-                "add {t0}, {t0}, #16",
-                "str {t0}, [sp, #36]",
-                "ldr {t0}, [sp, #28]",
-                "add {t0}, {t0}, {fl}, lsl #2",
-                "str {t0}, [sp, #28]",
-                "ldr {t0}, [sp, #32]",
-                "subs {t0}, {t0}, #1",
-                "str {t0}, [sp, #32]",
-                "bne 4b",
-                "add sp, sp, #56",
-                x = inout(reg) xp => _,
-                wa = inout(reg) wa => _,
-                wc = inout(reg) len - words => _,
-                fl = in(reg) stride,
-                a = inout(reg) w_step - len => _,
-                b = inout(reg) x_step - len => _,
-                c = inout(reg) rows => _,
-                d = inout(reg) centre => _,
-                t0 = inout(reg) words => _,
-                t1 = inout(reg) quads => _,
-                t2 = inout(reg) out => _,
-                t3 = inout(reg) -(z_x as i32) => _,
-            );
-        }
-    }
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    super::simd::quad_words(x, w, stride, runs, z_x, acc);
-    #[cfg(not(any(edge_dsp, target_arch = "x86_64", target_arch = "aarch64")))]
-    for (k, acc) in acc.as_flattened_mut().iter_mut().enumerate() {
-        *acc = centred_dot(x, w.get(k * stride..).unwrap_or_default(), runs, z_x);
+pub(super) fn quad_words(
+    x: &[i8],
+    w: &[i8],
+    stride: usize,
+    runs: Runs,
+    z_x: i8,
+    acc: &mut [[i32; 4]],
+) {
+    let Runs {
+        rows,
+        len,
+        x_step,
+        w_step,
+    } = runs;
+    let centre = splat16(-(z_x as i16));
+    let xp = x.as_ptr();
+    let wa = w.as_ptr();
+    let (quads, out) = (acc.len(), acc.as_mut_ptr());
+    let words = len & !3; // whole words of a run, then len − words single bytes
+    // SAFETY: for quad q and run r the loop reads [xp + r·x_step, … + len) of `x` and, for
+    // k in 0..4, [wa + (4q + k)·stride + r·w_step, … + len) of `w`, all inside the slices
+    // (`window` checked them for all of `acc`'s channels); it writes quad q's four sums to
+    // `acc[q]`. `quads ≥ 1` and `rows ≥ 1`, so those loops run at least once; the word loop
+    // runs only if `words > 0` (entered part-way through its first pass when the word count
+    // is not a multiple of 4) and ends exactly at its end pointer; the byte loop runs only
+    // if `len − words > 0`, that many times. Besides `acc` the block writes only its own
+    // 56 bytes below the stack pointer, released before it ends, and its register operands.
+    unsafe {
+        asm!(
+            "sub sp, sp, #56",
+            "str {t0}, [sp]",       // whole words of a run, in bytes
+            "str {wc}, [sp, #44]",  // bytes past them
+            "str {t3}, [sp, #48]",  // −z_x
+            "str {d}, [sp, #4]",    // centre
+            "str {b}, [sp, #12]",   // x_step − len
+            "str {a}, [sp, #16]",   // w_step − len
+            "str {x}, [sp, #24]",   // window start
+            "str {wa}, [sp, #28]",  // this quad's filters
+            "str {t1}, [sp, #32]",  // quads left
+            "str {t2}, [sp, #36]",  // where this quad's sums go
+            "str {c}, [sp, #40]",   // runs
+            "4:",
+            "ldr {x}, [sp, #24]",
+            "ldr {wa}, [sp, #28]",
+            "add {wc}, {wa}, {fl}, lsl #1",
+            "ldr {t0}, [sp, #40]",
+            "str {t0}, [sp, #8]",   // runs left
+            "movs {a}, #0",
+            "movs {b}, #0",
+            "movs {c}, #0",
+            "movs {d}, #0",
+            "3:",
+            "ldr {t3}, [sp]",
+            "cmp {t3}, #0",
+            "beq 9f",               // no whole word in a run: only bytes
+            "add {t0}, {t3}, {x}",
+            "str {t0}, [sp, #20]",  // end of this run's words
+            // The loop does four words a pass; a run of 4·q + r words (r > 0) starts
+            // inside the first pass, at the word that leaves r of it.
+            "ands {t3}, {t3}, #12",
+            "beq 2f",
+            "cmp {t3}, #8",
+            "beq 7f",
+            "bhi 6f",
+            "b 8f",
+            "2:",
+            "ldr {t0}, [{x}], #4",
+            "ldr {t1}, [sp, #4]",
+            "sxtab16 {t2}, {t1}, {t0}",
+            "sxtab16 {t1}, {t1}, {t0}, ror #8",
+            "ldr {t0}, [{wa}, {fl}]",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {b}, {t3}, {t2}, {b}",
+            "smlad {b}, {t0}, {t1}, {b}",
+            "ldr {t0}, [{wa}], #4",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {a}, {t3}, {t2}, {a}",
+            "smlad {a}, {t0}, {t1}, {a}",
+            "ldr {t0}, [{wc}, {fl}]",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {d}, {t3}, {t2}, {d}",
+            "smlad {d}, {t0}, {t1}, {d}",
+            "ldr {t0}, [{wc}], #4",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {c}, {t3}, {t2}, {c}",
+            "smlad {c}, {t0}, {t1}, {c}",
+            "6:",
+            "ldr {t0}, [{x}], #4",
+            "ldr {t1}, [sp, #4]",
+            "sxtab16 {t2}, {t1}, {t0}",
+            "sxtab16 {t1}, {t1}, {t0}, ror #8",
+            "ldr {t0}, [{wa}, {fl}]",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {b}, {t3}, {t2}, {b}",
+            "smlad {b}, {t0}, {t1}, {b}",
+            "ldr {t0}, [{wa}], #4",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {a}, {t3}, {t2}, {a}",
+            "smlad {a}, {t0}, {t1}, {a}",
+            "ldr {t0}, [{wc}, {fl}]",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {d}, {t3}, {t2}, {d}",
+            "smlad {d}, {t0}, {t1}, {d}",
+            "ldr {t0}, [{wc}], #4",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {c}, {t3}, {t2}, {c}",
+            "smlad {c}, {t0}, {t1}, {c}",
+            "7:",
+            "ldr {t0}, [{x}], #4",
+            "ldr {t1}, [sp, #4]",
+            "sxtab16 {t2}, {t1}, {t0}",
+            "sxtab16 {t1}, {t1}, {t0}, ror #8",
+            "ldr {t0}, [{wa}, {fl}]",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {b}, {t3}, {t2}, {b}",
+            "smlad {b}, {t0}, {t1}, {b}",
+            "ldr {t0}, [{wa}], #4",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {a}, {t3}, {t2}, {a}",
+            "smlad {a}, {t0}, {t1}, {a}",
+            "ldr {t0}, [{wc}, {fl}]",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {d}, {t3}, {t2}, {d}",
+            "smlad {d}, {t0}, {t1}, {d}",
+            "ldr {t0}, [{wc}], #4",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {c}, {t3}, {t2}, {c}",
+            "smlad {c}, {t0}, {t1}, {c}",
+            "8:",
+            "ldr {t0}, [{x}], #4",
+            "ldr {t1}, [sp, #4]",
+            "sxtab16 {t2}, {t1}, {t0}",
+            "sxtab16 {t1}, {t1}, {t0}, ror #8",
+            "ldr {t0}, [{wa}, {fl}]",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {b}, {t3}, {t2}, {b}",
+            "smlad {b}, {t0}, {t1}, {b}",
+            "ldr {t0}, [{wa}], #4",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {a}, {t3}, {t2}, {a}",
+            "smlad {a}, {t0}, {t1}, {a}",
+            "ldr {t0}, [{wc}, {fl}]",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {d}, {t3}, {t2}, {d}",
+            "smlad {d}, {t0}, {t1}, {d}",
+            "ldr {t0}, [{wc}], #4",
+            "sxtb16 {t3}, {t0}",
+            "sxtb16 {t0}, {t0}, ror #8",
+            "smlad {c}, {t3}, {t2}, {c}",
+            "smlad {c}, {t0}, {t1}, {c}",
+            "ldr {t3}, [sp, #20]",
+            "cmp {x}, {t3}",
+            "bne 2b",
+            // The last len % 4 bytes of the run, one at a time (SMLABB: one MAC each).
+            "9:",
+            "ldr {t3}, [sp, #44]",
+            "cmp {t3}, #0",
+            "beq 13f",
+            "12:",
+            "ldrsb {t0}, [{x}], #1",
+            "ldr {t1}, [sp, #48]",
+            "add {t0}, {t0}, {t1}",
+            "ldrsb {t2}, [{wa}, {fl}]",
+            "smlabb {b}, {t2}, {t0}, {b}",
+            "ldrsb {t2}, [{wa}], #1",
+            "smlabb {a}, {t2}, {t0}, {a}",
+            "ldrsb {t2}, [{wc}, {fl}]",
+            "smlabb {d}, {t2}, {t0}, {d}",
+            "ldrsb {t2}, [{wc}], #1",
+            "smlabb {c}, {t2}, {t0}, {c}",
+            "subs {t3}, {t3}, #1",
+            "bne 12b",
+            "13:",
+            "ldr {t0}, [sp, #12]",
+            "add {x}, {x}, {t0}",
+            "ldr {t0}, [sp, #16]",
+            "add {wa}, {wa}, {t0}",
+            "add {wc}, {wc}, {t0}",
+            "ldr {t0}, [sp, #8]",
+            "subs {t0}, {t0}, #1",
+            "str {t0}, [sp, #8]",
+            "bne 3b",
+            "ldr {t0}, [sp, #36]",
+            "str {a}, [{t0}]",
+            "str {b}, [{t0}, #4]",
+            "str {c}, [{t0}, #8]",
+            "str {d}, [{t0}, #12]",
+            "add {t0}, {t0}, #16",
+            "str {t0}, [sp, #36]",
+            "ldr {t0}, [sp, #28]",
+            "add {t0}, {t0}, {fl}, lsl #2",
+            "str {t0}, [sp, #28]",
+            "ldr {t0}, [sp, #32]",
+            "subs {t0}, {t0}, #1",
+            "str {t0}, [sp, #32]",
+            "bne 4b",
+            "add sp, sp, #56",
+            x = inout(reg) xp => _,
+            wa = inout(reg) wa => _,
+            wc = inout(reg) len - words => _,
+            fl = in(reg) stride,
+            a = inout(reg) w_step - len => _,
+            b = inout(reg) x_step - len => _,
+            c = inout(reg) rows => _,
+            d = inout(reg) centre => _,
+            t0 = inout(reg) words => _,
+            t1 = inout(reg) quads => _,
+            t2 = inout(reg) out => _,
+            t3 = inout(reg) -(z_x as i32) => _,
+        );
     }
 }
 
@@ -2820,589 +2526,4 @@ pub(crate) fn avg_pixels(
         }
     }
     true
-}
-
-/// Each unsigned byte of `w` raised to at least that of `lo`, then lowered to at most that of
-/// `hi` (`USUB8` and `SEL`, twice); as [`clamp_to_i8`](crate::requant::clamp_to_i8), `hi` wins
-/// where `lo > hi`.
-#[cfg(edge_dsp)]
-#[inline(always)]
-fn clamp8(w: u32, lo: u32, hi: u32) -> u32 {
-    let r;
-    // SAFETY: register-only instructions of every Armv7E-M core (cfg(edge_dsp)); `SEL` reads
-    // the GE flags the `USUB8` before it wrote, inside this one block.
-    unsafe {
-        asm!(
-            "usub8 {t}, {w}, {lo}",
-            "sel {w}, {w}, {lo}",
-            "usub8 {t}, {hi}, {w}",
-            "sel {w}, {w}, {hi}",
-            w = inout(reg) w => r,
-            lo = in(reg) lo,
-            hi = in(reg) hi,
-            t = out(reg) _,
-            options(pure, nomem, nostack),
-        );
-    }
-    r
-}
-
-/// The model of [`clamp8`] on Armv7E-M.
-#[cfg(not(edge_dsp))]
-#[cfg_attr(not(test), allow(dead_code))]
-fn clamp8(w: u32, lo: u32, hi: u32) -> u32 {
-    let (w, lo, hi) = (w.to_le_bytes(), lo.to_le_bytes(), hi.to_le_bytes());
-    u32::from_le_bytes(core::array::from_fn(|i| w[i].max(lo[i]).min(hi[i])))
-}
-
-#[cfg(all(test, not(edge_dsp)))]
-mod tests {
-    use super::*;
-    use crate::requant::requantize;
-    use crate::test_rng::XorShift32;
-    use shared_format::{Clamp, Rounding};
-
-    /// The whole int8 range.
-    const FULL: Clamp = Clamp {
-        min: -128,
-        max: 127,
-    };
-
-    /// [`AvgCells`] on the instruction model is TFLM's rounded average for every cell count it
-    /// takes and every sum of that many int8 values, in both lanes.
-    #[test]
-    fn avg_cells_are_rounded_averages() {
-        assert!(AvgCells::new(2).is_none() && AvgCells::new(17).is_none());
-        for n in 3..=16i32 {
-            let d = AvgCells::new(n as usize).unwrap();
-            for s in -128 * n..=127 * n {
-                let t = (-128 * n).max(-s - 1);
-                let lanes = (s as u32 & 0xffff) | (t as u32) << 16;
-                let r = d.halves(lanes);
-                let want = |v: i32| crate::ops::pool::rounded_average(v as i64, n as i64) + 128;
-                assert_eq!((r & 0xffff) as i64, want(s), "{s} / {n}");
-                assert_eq!((r >> 16) as i64, want(t), "{t} / {n}");
-            }
-        }
-    }
-
-    /// The sub-byte kernel (here on the instruction model) forms the same sums as the plain dot
-    /// product over the unpacked weights, for both widths, every zero point, partial quads and
-    /// weights not starting at byte 0 of the slice.
-    #[test]
-    fn packed_window_matches_unpacked() {
-        use shared_format::packing::{pack, unpack_into};
-        for bits in [4u8, 2] {
-            let g = 32 / bits as usize;
-            for (cin, kw, rows, channels) in [(g, 1, 1, 4), (2 * g, 3, 2, 7), (g, 5, 3, 9)] {
-                for z_x in [-128i8, -3, 0, 127] {
-                    let len = kw * cin;
-                    let w_step = kw * cin + g; // a longer filter row than the run
-                    let stride = rows * w_step + 2 * g;
-                    let first = g;
-                    let total = first + channels * stride;
-                    let lim = 1i32 << (bits - 1);
-                    let vals: Vec<i8> = (0..total)
-                        .map(|i| ((i * 7 + 3 * cin) as i32 % (2 * lim) - lim) as i8)
-                        .collect();
-                    let packed = pack(&vals, bits).unwrap();
-                    let mut unpacked = vec![0i8; total];
-                    unpack_into(&packed, bits, 0, &mut unpacked);
-                    assert_eq!(unpacked, vals);
-                    let x_step = len + 5;
-                    let x: Vec<i8> = (0..rows * x_step).map(|i| (i * 53 + 17) as i8).collect();
-                    let runs = Runs {
-                        rows,
-                        len,
-                        x_step,
-                        w_step,
-                    };
-                    let mut got = vec![0i32; channels];
-                    assert!(window_packed(
-                        &x, &packed, bits, first, stride, runs, z_x, &mut got
-                    ));
-                    let expect: Vec<i32> = (0..channels)
-                        .map(|c| centred_dot(&x, &vals[first + c * stride..], runs, z_x))
-                        .collect();
-                    assert_eq!(got, expect, "bits {bits} cin {cin} kw {kw} z_x {z_x}");
-                }
-            }
-            // Extreme values: every weight at its minimum, every activation at 127, z_x −128.
-            let len = 4 * g;
-            let vals = vec![-(1i8 << (bits - 1)); 4 * len];
-            let packed = pack(&vals, bits).unwrap();
-            let x = vec![127i8; len];
-            let runs = Runs {
-                rows: 1,
-                len,
-                x_step: len,
-                w_step: len,
-            };
-            let mut got = [0i32; 4];
-            assert!(window_packed(
-                &x, &packed, bits, 0, len, runs, -128, &mut got
-            ));
-            let one = centred_dot(&x, &vals, runs, -128);
-            assert_eq!(got, [one; 4]);
-            // Counts that are not whole words are refused.
-            let odd = Runs { len: g / 2, ..runs };
-            assert!(!window_packed(&x, &packed, bits, 0, len, odd, 0, &mut got));
-        }
-    }
-
-    /// The instruction model of the assembly forms the same sums as the host's kernel for every
-    /// run length (whole words, single bytes past them) and zero point.
-    #[test]
-    fn model_matches_host_kernel() {
-        for len in [1usize, 3, 4, 5, 8, 13, 48] {
-            for z_x in [-128i8, -7, 0, 127] {
-                let runs = Runs {
-                    rows: 2,
-                    len,
-                    x_step: len + 3,
-                    w_step: len + 1,
-                };
-                let stride = 2 * (len + 1) + 2;
-                let x: Vec<i8> = (0..2 * (len + 3)).map(|i| (i * 37 + 11) as i8).collect();
-                let w: Vec<i8> = (0..8 * stride).map(|i| (i * 91 + len) as i8).collect();
-                let (mut model, mut host) = ([[0i32; 4]; 2], [[0i32; 4]; 2]);
-                quad_words_model(&x, &w, stride, runs, z_x, &mut model);
-                quad_words(&x, &w, stride, runs, z_x, &mut host);
-                assert_eq!(model, host, "len {len}, z_x {z_x}");
-            }
-        }
-    }
-
-    /// The fused double-rounding stage ([`DoubleStage`], [`stage_double`]) equals the
-    /// reference's double-rounding `requantize` of `acc + bias` (wrapping) for every shift it
-    /// accepts, every multiplier but `i32::MIN` (refused, as are left shifts), extreme
-    /// accumulators included; and `stage_double` writes the strip's outputs where they belong.
-    #[test]
-    fn double_stage_matches_requantize() {
-        let mut rng = XorShift32::new(0x0D0B_1E57);
-        assert!(DoubleStage::new(i32::MIN, -3, 0).is_none());
-        assert!(DoubleStage::new(1 << 30, 1, 0).is_none());
-        let mut taken = 0;
-        for case in 0..40_000 {
-            let m = match case % 7 {
-                0 => i32::MAX,
-                1 => -(rng.below(1 << 31) as i32),
-                2 => rng.below(1 << 10) as i32,
-                _ => (1 << 30) | rng.below(1 << 30) as i32,
-            };
-            let shift = rng.below(70) as i32 - 38;
-            let bias = rng.below(u32::MAX) as i32;
-            let acc = match case % 5 {
-                0 => [i32::MAX, i32::MIN, 0, -1, 1][rng.below(5) as usize],
-                1 => rng.below(u32::MAX) as i32,
-                _ => rng.below(1 << 20) as i32 - (1 << 19),
-            };
-            let z_y = rng.below(256) as u8 as i8;
-            let Some(st) = DoubleStage::new(m, shift, bias) else {
-                assert!(shift.clamp(-31, 30) > 0 || m == i32::MIN);
-                continue;
-            };
-            let want = requantize(
-                acc.wrapping_add(bias),
-                m,
-                shift,
-                z_y,
-                FULL,
-                Rounding::Double,
-            );
-            assert_eq!(
-                st.apply(acc, z_y),
-                want,
-                "m {m} shift {shift} acc {acc} bias {bias}"
-            );
-            taken += 1;
-        }
-        assert!(taken > 15_000, "{taken}");
-        // A strip of three pixels, outputs 6 bytes apart.
-        let stages = [
-            (1 << 30, -1, 5),
-            (i32::MAX, 0, -7),
-            (1 << 29, -31, 0),
-            (123_456, -3, 1),
-        ]
-        .map(|(m, e, b)| DoubleStage::new(m, e, b).unwrap());
-        let acc = [
-            [100, -100, 7, 1 << 20],
-            [i32::MAX, i32::MIN, -1, 0],
-            [3, 4, 5, 6],
-        ];
-        let mut y = [0i8; 16];
-        assert!(stage_double(&acc, &stages, -3, &mut y, 6));
-        for (i, a) in acc.iter().enumerate() {
-            for (j, s) in stages.iter().enumerate() {
-                assert_eq!(y[6 * i + j], s.apply(a[j], -3));
-            }
-        }
-        assert!(!stage_double(&acc, &stages, -3, &mut y[..15], 6));
-        assert!(!stage_double(&acc, &stages, -3, &mut y, 3));
-    }
-
-    /// [`NarrowStage`] on the model of its instructions equals the reference's double-rounding
-    /// `requantize` (whole int8 clamp) for every multiplier, shift, bias and zero point it takes
-    /// and accumulators up to its bound, both ends included; it refuses negative multipliers,
-    /// shifts outside `−22..=−1` and bounds reaching 2^30; and [`stage_narrow`] writes a strip's
-    /// outputs where they belong.
-    #[test]
-    fn narrow_stage_matches_requantize() {
-        let mut rng = XorShift32::new(0x4A22_0057);
-        assert!(NarrowStage::new(-5, -3, 0, 0, 10).is_none());
-        assert!(NarrowStage::new(1 << 30, 0, 0, 0, 10).is_none());
-        assert!(NarrowStage::new(1 << 30, -23, 0, 0, 10).is_none());
-        assert!(NarrowStage::new(1 << 30, 3, 0, 0, 10).is_none());
-        assert!(NarrowStage::new(1 << 30, -8, 1 << 29, 0, 1 << 29).is_none());
-        assert!(NarrowStage::new(1 << 30, -8, 0, 0, (1 << 30) - 1).is_some());
-        assert!(NarrowStage::new(1 << 30, -8, 0, 0, u64::MAX).is_none());
-        let mut taken = 0;
-        for case in 0..60_000 {
-            let m = match case % 7 {
-                0 => i32::MAX,
-                1 => 0,
-                2 => rng.below(1 << 10) as i32,
-                3 => rng.below(1 << 31) as i32,
-                _ => (1 << 30) | rng.below(1 << 30) as i32,
-            };
-            let shift = rng.below(30) as i32 - 25;
-            let max_acc = [(1u64 << 30) - 1, 1 << 20, 300_000, 5000, 1][rng.below(5) as usize];
-            let room = ((1u64 << 30) - 1).saturating_sub(max_acc);
-            let bias = match case % 3 {
-                0 => 0,
-                1 => rng.below(room.min(1 << 31) as u32 + 1) as i32,
-                _ => -(rng.below(room.min(1 << 31) as u32 + 1) as i32),
-            };
-            let z_y = rng.below(256) as u8 as i8;
-            let Some(st) = NarrowStage::new(m, shift, bias, z_y, max_acc) else {
-                assert!(!(-22..=-1).contains(&shift), "m {m} shift {shift}");
-                continue;
-            };
-            let r = rng.below(max_acc as u32 + 1) as i32;
-            for acc in [max_acc as i32, -(max_acc as i32), r, -r, 0, 1, -1] {
-                let want = requantize(acc + bias, m, shift, z_y, FULL, Rounding::Double);
-                assert_eq!(
-                    st.apply(acc),
-                    want,
-                    "m {m} shift {shift} acc {acc} bias {bias} z_y {z_y}"
-                );
-            }
-            taken += 1;
-        }
-        assert!(taken > 30_000, "{taken}");
-        // Ties of both signs at every shift: acc·m / 2^31 an odd multiple of 2^(r − 1).
-        for r in 1..=22 {
-            for z_y in [-128i8, -1, 0, 5, 127] {
-                let st = NarrowStage::new(1 << 30, -r, 0, z_y, 1 << 29).unwrap();
-                for k in -9..=9i32 {
-                    let acc = k * (1 << r); // SRDHM gives k·2^(r−1)
-                    let want = requantize(acc, 1 << 30, -r, z_y, FULL, Rounding::Double);
-                    assert_eq!(st.apply(acc), want, "r {r} k {k} z_y {z_y}");
-                    let want = requantize(acc - 1, 1 << 30, -r, z_y, FULL, Rounding::Double);
-                    assert_eq!(st.apply(acc - 1), want, "r {r} k {k} − 1 z_y {z_y}");
-                }
-            }
-        }
-        // A strip of three pixels, outputs 6 bytes apart.
-        let stages = [
-            (1 << 30, -1, 5),
-            (i32::MAX, -22, -7),
-            (1 << 29, -9, 0),
-            (123_456, -3, 1),
-        ]
-        .map(|(m, e, b)| NarrowStage::new(m, e, b, -3, 1 << 28).unwrap());
-        let acc = [
-            [100, -100, 7, 1 << 20],
-            [1 << 28, -(1 << 28), -1, 0],
-            [3, 4, 5, 6],
-        ];
-        let mut y = [0i8; 16];
-        assert!(stage_narrow(&acc, &stages, &mut y, 6));
-        for (i, a) in acc.iter().enumerate() {
-            for (j, s) in stages.iter().enumerate() {
-                assert_eq!(y[6 * i + j], s.apply(a[j]));
-            }
-        }
-        assert!(!stage_narrow(&acc, &stages, &mut y[..15], 6));
-        assert!(!stage_narrow(&acc, &stages, &mut y, 3));
-    }
-
-    /// The fused output stages ([`FastStage`], [`PwStage`]) on scaled accumulators equal the
-    /// reference's single-rounding `requantize` for every shift (left shifts included) they
-    /// accept, at the ends of their accumulator bound; what they refuse is refused.
-    #[test]
-    fn fused_stages_match_requantize() {
-        let mut rng = XorShift32::new(0x57A6_E5ED);
-        let (mut fast, mut pw) = (0, 0);
-        for case in 0..20_000 {
-            let m = if case % 50 == 0 {
-                i32::MAX
-            } else {
-                (1 << 30) | rng.below(1 << 30) as i32
-            };
-            let shift = rng.below(62) as i32 - 31;
-            let k = [8u32, 4, 2, 1][rng.below(4) as usize];
-            let lim = 1i32 << (k - 1);
-            let clamp = Clamp {
-                min: -lim as i8,
-                max: (lim - 1) as i8,
-            };
-            let z_y = (rng.below(2 * lim as u32) as i32 - lim) as i8;
-            let max_acc = [1u64 << 31, 1 << 20, 5000, 300][rng.below(4) as usize] - 1;
-            let accs = [
-                max_acc as i32,
-                -(max_acc as i32),
-                rng.below(max_acc as u32 + 1) as i32,
-                -(rng.below(max_acc as u32 + 1) as i32),
-                0,
-                1,
-                -1,
-                2,
-                -2,
-            ];
-            let want = |acc| requantize(acc, m, shift, z_y, clamp, Rounding::Single);
-            if let Some((st, pre)) = FastStage::single(m, shift, z_y, clamp.min, clamp.max, max_acc)
-            {
-                for acc in accs {
-                    assert_eq!(st.apply(acc << pre), want(acc), "{case} {acc} {st:?} {pre}");
-                }
-                fast += 1;
-            }
-            if matches!(k, 2 | 4 | 8)
-                && let Some(st) = PwStage::single(m, shift, z_y, k, max_acc)
-            {
-                for acc in accs {
-                    let got = match k {
-                        8 => st.apply::<8>(acc << st.pre),
-                        4 => st.apply::<4>(acc << st.pre),
-                        _ => st.apply::<2>(acc << st.pre),
-                    };
-                    assert_eq!(got, want(acc), "{case} {acc} {st:?}");
-                }
-                pw += 1;
-            }
-        }
-        assert!(fast > 5000 && pw > 5000, "{fast} {pw}");
-        // A shift past the bound is refused, not wrapped: max_acc·2^pre ≥ 2^31.
-        assert!(PwStage::single(1 << 30, 30, 0, 8, 1 << 20).is_none());
-        assert!(FastStage::single(1 << 30, 30, 0, -128, 127, 1 << 20).is_none());
-        assert!(FastStage::single(1 << 30, 28, 0, -128, 127, 0).is_some());
-    }
-
-    /// [`FastStage::single`] and [`PwStage::single`] past their scaled accumulators' bound (large
-    /// left shifts, the smaller saturating stages of [`saturating_shifts`]) equal the reference's
-    /// single-rounding `requantize` for every accumulator within the bound, and refuse a
-    /// multiplier whose reference quotient would wrap.
-    #[test]
-    fn saturating_fast_stage_matches_requantize() {
-        let mut rng = XorShift32::new(0x5A7D_0A11);
-        let (mut checked, mut pw_checked) = (0, 0);
-        for case in 0..3000 {
-            let m = (1 << 30) | rng.below(1 << 30) as i32;
-            let shift = rng.below(31) as i32;
-            let k = [8u32, 4, 2, 1][rng.below(4) as usize];
-            let lim = 1i32 << (k - 1);
-            let clamp = Clamp {
-                min: -lim as i8,
-                max: (lim - 1) as i8,
-            };
-            let z_y = (rng.below(2 * lim as u32) as i32 - lim) as i8;
-            let max_acc = [20_000u64, 5000, 300, 2][rng.below(4) as usize];
-            // The pointwise kernel's stage, where only the smaller shift takes it.
-            if matches!(k, 2 | 4 | 8)
-                && PwStage::single_exact(m, shift, z_y, max_acc).is_none()
-                && let Some(st) = PwStage::single(m, shift, z_y, k, max_acc)
-            {
-                let b = max_acc as i32;
-                for acc in -b..=b {
-                    let want = requantize(acc, m, shift, z_y, clamp, Rounding::Single);
-                    let got = match k {
-                        8 => st.apply::<8>(acc << st.pre),
-                        4 => st.apply::<4>(acc << st.pre),
-                        _ => st.apply::<2>(acc << st.pre),
-                    };
-                    assert_eq!(got, want, "{case} {acc} {st:?}");
-                }
-                pw_checked += 1;
-            }
-            if FastStage::single_exact(m, shift, z_y, clamp.min, clamp.max, max_acc).is_some() {
-                continue;
-            }
-            let Some((st, pre)) = FastStage::single(m, shift, z_y, clamp.min, clamp.max, max_acc)
-            else {
-                continue;
-            };
-            let b = max_acc as i32;
-            for acc in -b..=b {
-                let want = requantize(acc, m, shift, z_y, clamp, Rounding::Single);
-                assert_eq!(st.apply(acc << pre), want, "{case} {acc} {st:?} {pre}");
-            }
-            checked += 1;
-        }
-        assert!(checked > 200 && pw_checked > 200, "{checked} {pw_checked}");
-        // The 2-bit layer of the quickstart net: shift 15, 49 taps of |w| ≤ 2, |x| ≤ 127.
-        assert!(FastStage::single(1_821_285_600, 15, -1, -2, 1, 12_642).is_some());
-        // Its pointwise op 74: shift 16, 32 inputs of |w| ≤ 2, |x| ≤ 129.
-        assert!(PwStage::single(1_557_051_679, 16, -2, 2, 8256).is_some());
-        // A reference quotient past i32 (it wraps there): refused.
-        assert!(FastStage::single(1 << 30, 30, 0, -128, 127, 1 << 20).is_none());
-    }
-
-    /// [`stage_single`] with [`PwStage::single`]'s stages (the saturating smaller shifts
-    /// included) and the bias scaled like the sums ([`SingleStage::new`]) is the reference's single-rounding
-    /// `requantize` of `b + acc` for accumulators at the ends of and within their bound, every
-    /// shift, 8-, 4- and 2-bit clamps; it refuses other widths and outputs past `y`.
-    #[test]
-    fn single_strip_stage_matches_requantize() {
-        let mut rng = XorShift32::new(0x51_6E1E);
-        let mut checked = 0;
-        for case in 0..4000 {
-            let k = [8u32, 4, 2][rng.below(3) as usize];
-            let lim = 1i32 << (k - 1);
-            let clamp = Clamp {
-                min: -lim as i8,
-                max: (lim - 1) as i8,
-            };
-            let z_y = (rng.below(2 * lim as u32) as i32 - lim) as i8;
-            let sums = [1u64 << 24, 100_000, 5000, 300][rng.below(4) as usize];
-            let mut stages = [SingleStage {
-                m: 0,
-                bias: 0,
-                ra: 0,
-                s: 1,
-                pre: 0,
-            }; 4];
-            let mut raw = [(0i32, 0i32, 0i32); 4];
-            let mut all = true;
-            for j in 0..4 {
-                let m = (1 << 30) | rng.below(1 << 30) as i32;
-                let shift = rng.below(62) as i32 - 31;
-                let b = rng.below(2001) as i32 - 1000;
-                let max_acc = u64::from(b.unsigned_abs()) + sums;
-                match PwStage::single(m, shift, z_y, k, max_acc) {
-                    Some(st) => {
-                        stages[j] = SingleStage::new(st, b);
-                        raw[j] = (m, shift, b);
-                    }
-                    None => all = false,
-                }
-            }
-            if !all {
-                continue;
-            }
-            let s = sums as i32;
-            let pick_acc = |rng: &mut XorShift32| match rng.below(6) {
-                0 => s,
-                1 => -s,
-                2 => 0,
-                _ => rng.below(2 * s as u32 + 1) as i32 - s,
-            };
-            let acc: Vec<[i32; 4]> = (0..5)
-                .map(|_| core::array::from_fn(|_| pick_acc(&mut rng)))
-                .collect();
-            let mut y = vec![0i8; 6 * acc.len()];
-            let ok = match k {
-                8 => stage_single::<8>(&acc, &stages, &mut y, 6),
-                4 => stage_single::<4>(&acc, &stages, &mut y, 6),
-                _ => stage_single::<2>(&acc, &stages, &mut y, 6),
-            };
-            assert!(ok);
-            for (i, a) in acc.iter().enumerate() {
-                for j in 0..4 {
-                    let (m, shift, b) = raw[j];
-                    let want = requantize(b + a[j], m, shift, z_y, clamp, Rounding::Single);
-                    assert_eq!(y[6 * i + j], want, "{case} {i} {j} {:?}", stages[j]);
-                }
-            }
-            checked += 1;
-        }
-        assert!(checked > 300, "{checked}");
-        let st = [SingleStage {
-            m: 1 << 30,
-            bias: 0,
-            ra: 0,
-            s: 1,
-            pre: 0,
-        }; 4];
-        let acc = [[0i32; 4]; 2];
-        assert!(!stage_single::<3>(&acc, &st, &mut [0; 16], 8));
-        assert!(!stage_single::<8>(&acc, &st, &mut [0; 11], 8));
-        assert!(stage_single::<8>(&acc, &st, &mut [0; 12], 8));
-    }
-
-    /// [`packed_pairs`] equals [`wide_pairs`] of the unpacked weights for every two packed
-    /// bytes of 2- and 4-bit weights, at every zero point of their codes.
-    #[test]
-    fn packed_pairs_match_unpacked() {
-        fn check<const BITS: u32>() {
-            let lim = 1i32 << (BITS - 1);
-            for z_w in -lim..lim {
-                let minus_z_w = splat16(-(z_w as i16));
-                for h in 0..1u32 << 16 {
-                    // Field k, sign-extended (`shared_format::packing`: low bits first).
-                    let f = |k: u32| {
-                        let v = ((h >> (BITS * k)) & ((1 << BITS) - 1)) as i32;
-                        (if v >= lim { v - 2 * lim } else { v }) as i8 as u8
-                    };
-                    let block = |b: u32| {
-                        let q = u32::from_le_bytes([
-                            f(4 * b),
-                            f(4 * b + 1),
-                            f(4 * b + 2),
-                            f(4 * b + 3),
-                        ]);
-                        wide_pairs(q, minus_z_w)
-                    };
-                    let want = if BITS == 4 {
-                        [block(0), [0, 0]]
-                    } else {
-                        [block(0), block(1)]
-                    };
-                    // Bits above the low 16 are ignored.
-                    for hh in [h, h | 0xdead_0000] {
-                        assert_eq!(
-                            packed_pairs::<BITS>(hh, minus_z_w),
-                            want,
-                            "{BITS} bits, z_w {z_w}, packed {hh:#x}"
-                        );
-                    }
-                }
-            }
-        }
-        check::<2>();
-        check::<4>();
-    }
-
-    #[test]
-    fn four_byte_dot_products() {
-        let vals = [0i8, 1, -1, 127, -128, 77, -3, 64];
-        for a in 0..vals.len() {
-            for b in 0..vals.len() {
-                let w = [vals[a], vals[b], vals[(a + 3) % 8], vals[(b + 5) % 8]];
-                let x = [vals[(a + b) % 8], vals[b], vals[a], vals[(a * b) % 8]];
-                let expect: i32 = w.iter().zip(&x).map(|(&w, &x)| w as i32 * x as i32).sum();
-                let (ww, xw) = (word(&w), word(&x));
-                let got = smlad(sxtb16(ww), sxtb16(xw), 5);
-                let got = smlad(sxtb16_ror8(ww), sxtb16_ror8(xw), got);
-                assert_eq!(got, expect + 5, "{w:?}·{x:?}");
-            }
-        }
-        // With an offset: the bytes centred on a zero point, Σ w·(x − z).
-        for z in [-128i16, -1, 0, 5, 127] {
-            let w = [3i8, -128, 127, -7];
-            let x = [-128i8, 127, 0, 99];
-            let expect: i32 = w
-                .iter()
-                .zip(&x)
-                .map(|(&w, &x)| w as i32 * (x as i32 - z as i32))
-                .sum();
-            let (ww, xw, off) = (word(&w), word(&x), splat16(-z));
-            let got = smlad(sxtb16(ww), sxtab16(off, xw), 0);
-            let got = smlad(sxtb16_ror8(ww), sxtab16_ror8(off, xw), got);
-            assert_eq!(got, expect, "z = {z}");
-        }
-        // Wrapping, like the instruction.
-        assert_eq!(smlad(0x0001_0001, 0x0001_0001, i32::MAX), i32::MIN + 1);
-    }
 }

@@ -1,7 +1,7 @@
 //! The aarch64 host kernels (mobile SoCs, issue 18): the same functions, under the same names and
-//! signatures, as the x86-64 entry points of [`super::x86`] and [`super::sse2`], so that conv.rs
-//! and depthwise.rs reach either through one alias (`ops::simd`). NEON (Advanced SIMD) is part
-//! of every aarch64 core, so nothing is detected at run time; SDOT is used where the build
+//! signatures, as the x86-64 entry points of `x86_64` and `x86_64::sse2`, so that conv.rs
+//! and depthwise.rs reach either through the one dispatch (`ops::simd`). NEON (Advanced SIMD)
+//! is part of every aarch64 core, so nothing is detected at run time; SDOT is used where the build
 //! promises it (`-C target-feature=+dotprod`: Cortex-A55/A75 and later), since a binary built
 //! without the promise must still run on a Cortex-A53.
 //!
@@ -56,8 +56,8 @@ use core::arch::aarch64::{
 #[cfg(not(target_feature = "dotprod"))]
 use core::arch::aarch64::{vmull_high_s8, vmull_s8, vpadalq_s8, vpadalq_s16};
 
-use super::conv::BLOCK;
-use super::dsp::Runs;
+use super::{Runs, Tap};
+use crate::ops::conv::BLOCK;
 use crate::requant::ChannelRequant;
 use shared_format::Clamp;
 
@@ -73,8 +73,6 @@ pub(crate) const ISA: &str = if cfg!(target_feature = "dotprod") {
 /// each chunk adds two weights (at most 256 in magnitude) to a lane, so 64 chunks stay within
 /// ±2^14, well inside i16.
 const FLUSH: usize = 64;
-
-pub(crate) use super::Tap;
 
 /// Sixteen bytes as a vector.
 #[inline]
@@ -92,7 +90,7 @@ fn load8(b: &[i8; 8]) -> int8x16_t {
     vcombine_s8(unsafe { vld1_s8(b.as_ptr()) }, vdup_n_s8(0))
 }
 
-/// [`super::dsp::window`]'s work for `4·acc.len()` channels: `acc[q][k]` becomes
+/// [`super::window`]'s work for `4·acc.len()` channels: `acc[q][k]` becomes
 /// `Σ_runs Σ_i w[(4q + k)·stride + r·w_step + i]·(x[r·x_step + i] − z_x)`. The caller has
 /// checked that every run lies inside `x` and `w`; a run that did not would be left out.
 ///
@@ -149,7 +147,7 @@ fn runs_inside(x_len: usize, w_len: usize, stride: usize, runs: Runs, quads: usi
 }
 
 /// [`quad_words`] once its runs are known to be inside the tensors (the common case, every
-/// call from [`super::dsp::window`]): raw pointers per run, so a run costs a few address
+/// call from [`super::window`]): raw pointers per run, so a run costs a few address
 /// computations instead of the slicing, chunking and per-filter checks of [`quad`] (which was
 /// most of a 3×3 convolution's instructions over 16 channels: its runs are three chunks long).
 /// The four channels' sums end in one vector: `d − z_x·Σw` per lane (`MLS`), then two rounds
@@ -283,7 +281,7 @@ const DENSE_WINDOW: usize = 4 * 1024;
 /// On the Cortex-A55 board (SDOT), ResNet-8's convolutions took 0.98 instructions per MAC
 /// with slice-checked runs, 0.49 once [`quad_words`] read its runs through pointers
 /// ([`quads_unchecked`]), and 0.33 with this path. Pixels on the border keep
-/// [`super::dsp::window`]'s path.
+/// [`super::window`]'s path.
 pub(crate) struct DenseFilters {
     /// `4·quads` filters of `padded` bytes, zeros past `filter_len` (and whole zero filters
     /// past the block's channels).
@@ -407,7 +405,7 @@ impl DenseFilters {
         }
     }
 
-    /// [`super::dsp::window`]'s sums for the loaded block, `acc[j] = Σ w_j·(x − z_x)`, if
+    /// [`super::window`]'s sums for the loaded block, `acc[j] = Σ w_j·(x − z_x)`, if
     /// `runs` is a whole window (`filter_len / row_len` runs of `row_len` bytes) inside `x`
     /// and `acc` no longer than the block; otherwise `false`, touching nothing.
     pub(crate) fn window(&mut self, x: &[i8], runs: Runs, acc: &mut [i32]) -> bool {
@@ -1017,7 +1015,7 @@ impl PlainStages {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::simd_tests::{self, bytes};
+    use crate::ops::simd::host_tests::{self as simd_tests, bytes};
     use crate::test_rng::XorShift32;
 
     /// `quad_words` against the scalar centred sums: run lengths on both sides of the 16- and

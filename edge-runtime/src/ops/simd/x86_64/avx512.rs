@@ -1,6 +1,6 @@
 //! The x86-64 host kernels of [`super::avx2`] again with AVX-512 VNNI (issue 17): the same exact
 //! integer sums, four byte products per 32-bit lane and instruction (`VPDPBUSD`) instead of two
-//! 16-bit ones after a widening. Only [`super::x86`] calls them, and only after the CPU reported
+//! 16-bit ones after a widening. Only [`x86_64`](super) calls them, and only after the CPU reported
 //! AVX-512 F/BW/VL and VNNI (run-time detection: the binary still runs on every x86-64 CPU,
 //! taking the AVX2 or SSE2 kernels where they are missing). The vectors are 256-bit (`VL`): on
 //! Zen 4 a 512-bit operation is two 256-bit halves anyway, and short runs (a 3×3 window's rows
@@ -32,9 +32,9 @@
 //! memory, so there is no scalar loop and no read past a slice.
 //!
 //! The module's `unsafe`: those masked loads, [`depthwise_pixel`]'s unchecked as in the other
-//! kernels once [`super::x86::depthwise_pixel`] has bounds-checked every tap of the pixel. Its callers' `unsafe` is the requirement of the
+//! kernels once [`super::depthwise_pixel`] has bounds-checked every tap of the pixel. Its callers' `unsafe` is the requirement of the
 //! `#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]` functions, met by
-//! the detection in [`super::x86`].
+//! the detection in [`x86_64`](super).
 
 #![allow(unsafe_code)]
 
@@ -49,9 +49,8 @@ use core::arch::x86_64::{
     _mm256_unpacklo_epi8, _mm256_unpacklo_epi16, _mm256_xor_si256,
 };
 
-use super::conv::BLOCK;
-use super::dsp::Runs;
-use super::sse2::Tap;
+use crate::ops::conv::BLOCK;
+use crate::ops::simd::{Runs, Tap};
 use crate::requant::ChannelRequant;
 use shared_format::Clamp;
 

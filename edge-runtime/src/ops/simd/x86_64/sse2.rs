@@ -2,7 +2,7 @@
 //! a time with SSE2's `PMADDWD` (eight 16×16-bit products summed pairwise into four 32-bit
 //! lanes). SSE2 is part of the x86-64 baseline, so every x86-64 CPU runs them. The convolution
 //! and depthwise kernels have AVX2 and AVX-512 VNNI twins ([`super::avx2`], [`super::avx512`]);
-//! [`super::x86`] picks one at run time.
+//! their parent module, [`x86_64`](super), picks one at run time.
 //!
 //! Why by hand: rustc's auto-vectoriser turns the portable i8 dot product into scalar
 //! `MOVSX`/`IMUL` with spilled partial sums (measured on the ResNet-8 convolutions), which left
@@ -25,7 +25,7 @@
 //!
 //! The module's `unsafe` is calling the `#[target_feature(enable = "sse2")]` functions, which is
 //! sound on every x86-64 target, and the depthwise kernel's vector loads (`load16_at`,
-//! `load8_at`), unchecked because [`super::x86::depthwise_pixel`] bounds-checks every tap of the
+//! `load8_at`), unchecked because [`super::depthwise_pixel`] bounds-checks every tap of the
 //! pixel first: checking each load cost as many instructions as the arithmetic. The other bodies use safe
 //! intrinsics and `bytemuck` loads.
 
@@ -41,10 +41,10 @@ use core::arch::x86_64::{
     _mm_unpacklo_epi16,
 };
 
+use super::Isa;
 use super::avx512::PlainLanes;
-use super::conv::BLOCK;
-use super::dsp::Runs;
-use super::x86::{self, Isa};
+use crate::ops::conv::BLOCK;
+use crate::ops::simd::{Runs, Tap};
 use crate::requant::ChannelRequant;
 use shared_format::Clamp;
 
@@ -55,7 +55,7 @@ pub(crate) fn dot(w: &[i8], x: &[i8]) -> i32 {
     unsafe { dot_sse2(w, x) }
 }
 
-/// [`super::dsp::window`]'s work for `4·acc.len()` channels (via [`super::x86::quad_words`]):
+/// [`crate::ops::simd::window`]'s work for `4·acc.len()` channels (via [`super::quad_words`]):
 /// `acc[q][k]` becomes `Σ_runs Σ_i w[(4q + k)·stride + r·w_step + i]·(x[r·x_step + i] − z_x)`.
 /// The caller has checked that every run lies inside `x` and `w`; a run that did not would be
 /// left out.
@@ -72,11 +72,9 @@ pub(super) fn quad_words(
     unsafe { quad_words_sse2(x, w, stride, runs, z_x, acc) }
 }
 
-pub(crate) use super::Tap;
-
 /// One depthwise output pixel of `acc.len()` consecutive channels:
 /// `acc[j] = Σ_taps (w[t.w + j] − z_w)·(x[t.x + j] − z_x)`, wrapping, every tap's channels
-/// already bounds-checked ([`super::x86::depthwise_pixel`]).
+/// already bounds-checked ([`super::depthwise_pixel`]).
 ///
 /// Sixteen channels at a time, two taps at a time: the two taps' bytes are interleaved
 /// (`PUNPCKxBW`), widened and centred, so one `PMADDWD` forms `(w₀ − z_w)(x₀ − z_x) +
@@ -277,7 +275,7 @@ pub(crate) struct PlainStages {
     lo: __m128i,
     hi: __m128i,
     /// The same stages per lane for AVX-512's eight-channel output stage, where the CPU has it
-    /// ([`super::x86::plain_output_stage`]).
+    /// ([`super::plain_output_stage`]).
     wide: Option<PlainLanes>,
 }
 
@@ -417,7 +415,7 @@ impl PlainStages {
     #[inline]
     pub(crate) fn apply(&self, acc: &[i32], ys: &mut [i8]) {
         if let Some(wide) = &self.wide
-            && x86::plain_output_stage(wide, self.double, acc, ys)
+            && super::plain_output_stage(wide, self.double, acc, ys)
         {
             return;
         }
@@ -692,8 +690,8 @@ fn lane_sum(v: __m128i) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::simd_tests::{self, bytes};
-    use crate::ops::x86::{self, Isa, each_isa};
+    use crate::ops::simd::host_tests::{self as simd_tests, bytes};
+    use crate::ops::simd::x86_64::{self as x86, Isa, each_isa};
 
     #[test]
     fn dot_equals_scalar_sum_at_every_length() {

@@ -1,5 +1,5 @@
 //! The x86-64 host kernels of [`super::sse2`] again with AVX2 (issues 17/18): the same exact
-//! integer sums, sixteen 16-bit lanes per `VPMADDWD` instead of eight. Only [`super::x86`] calls
+//! integer sums, sixteen 16-bit lanes per `VPMADDWD` instead of eight. Only [`x86_64`](super) calls
 //! them, and only after the CPU reported AVX2 (run-time detection: the binary still runs on
 //! every x86-64 CPU, taking the SSE2 kernels where AVX2 is missing).
 //!
@@ -13,9 +13,9 @@
 //!   (w₁ − z_w)(x₁ − z_x)`, channel `j` in lane `j`.
 //!
 //! The module's `unsafe`: [`depthwise_pixel`] loads its vectors unchecked, as the SSE2 kernel
-//! does, once [`super::x86::depthwise_pixel`] has bounds-checked every tap of the pixel. Its
+//! does, once [`super::depthwise_pixel`] has bounds-checked every tap of the pixel. Its
 //! callers' `unsafe` is the AVX2 requirement of the `#[target_feature(enable = "avx2")]`
-//! functions, met by the detection in [`super::x86`].
+//! functions, met by the detection in [`x86_64`](super).
 
 #![allow(unsafe_code)]
 
@@ -26,8 +26,8 @@ use core::arch::x86_64::{
     _mm256_sub_epi16,
 };
 
-use super::dsp::Runs;
-use super::sse2::{Tap, load8, load8_at, load16, load16_at};
+use super::sse2::{load8, load8_at, load16, load16_at};
+use crate::ops::simd::{Runs, Tap};
 
 /// [`super::sse2::quad_words`] with AVX2: `acc[q][k]` becomes
 /// `Σ_runs Σ_i w[(4q + k)·stride + r·w_step + i]·(x[r·x_step + i] − z_x)`. A run outside `x`

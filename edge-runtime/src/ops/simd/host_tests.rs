@@ -1,10 +1,10 @@
 //! Test bodies every host SIMD module runs against the scalar reference: the same cases, the same
-//! checks, for SSE2, AVX2 and AVX-512 VNNI (`x86::each_isa`) and for NEON with and without
+//! checks, for SSE2, AVX2 and AVX-512 VNNI (`x86_64::each_isa`) and for NEON with and without
 //! `dotprod`, so a case added here covers every instruction set at once. Each module passes its
 //! kernel as a closure.
 
 use super::Tap;
-use super::conv::{BLOCK, ConvParams, output_stage};
+use crate::ops::conv::{BLOCK, ConvParams, output_stage};
 use crate::requant::ChannelRequant;
 use crate::test_rng::XorShift32;
 use shared_format::{Clamp, Rounding};
