@@ -205,32 +205,43 @@ fn every_intermediate_tensor_agrees_with_single_rounding() {
     }
 }
 
-/// A layer whose worst-case accumulator cannot fit i32 is refused, naming the layer: a linear
-/// layer over 28·28·128 = 100,352 features whose weights all quantize to ±127.
-#[test]
-fn a_layer_that_could_overflow_i32_is_refused_by_name() {
+/// Exports at W8A8 a net of one 1×1 conv (`width` channels) and a linear classifier `fc`,
+/// after `edit` changes the classifier's parameters.
+fn export_conv_fc(
+    fc: &str,
+    width: usize,
+    edit: impl FnOnce(&mut ghnq_core::cnn::LayerParams, &Device),
+) -> Result<crate::Exported, crate::ExportError> {
     use ghnq_core::arch::NetBuilder;
-    use ghnq_core::cnn::LayerParams;
     let dev = Device::flex();
-    let mut b = NetBuilder::new("wide-fc", SHAPE, 10);
-    let c = b.conv("conv", 0, 128, 1, 1).unwrap();
-    b.linear("huge.fc", c, 10).unwrap();
+    let mut b = NetBuilder::new("conv-fc", SHAPE, 10);
+    let c = b.conv("conv", 0, width, 1, 1).unwrap();
+    b.linear(fc, c, 10).unwrap();
     let net = b.finish().unwrap();
     let mut params = ParamSet::init_random_seeded(&net, 7, &dev);
-    if let LayerParams::Linear { weight, .. } = &mut params.layers[2] {
-        *weight = Tensor::ones(weight.dims(), &dev);
-    }
-    let config = QuantConfig::paper(Precision::new(8, 8));
-    let err = crate::export(
+    edit(&mut params.layers[2], &dev);
+    crate::export(
         &net,
         params,
-        &config,
+        &QuantConfig::paper(Precision::new(8, 8)),
         Rounding::Single,
         SHAPE,
         &batches(1, 1),
         &Provenance::default(),
         &dev,
     )
+}
+
+/// A layer whose worst-case accumulator cannot fit i32 is refused, naming the layer: a linear
+/// layer over 28·28·128 = 100,352 features whose weights all quantize to ±127.
+#[test]
+fn a_layer_that_could_overflow_i32_is_refused_by_name() {
+    use ghnq_core::cnn::LayerParams;
+    let err = export_conv_fc("huge.fc", 128, |layer, dev| {
+        if let LayerParams::Linear { weight, .. } = layer {
+            *weight = Tensor::ones(weight.dims(), dev);
+        }
+    })
     .unwrap_err()
     .to_string();
     assert!(
@@ -244,28 +255,12 @@ fn a_layer_that_could_overflow_i32_is_refused_by_name() {
 /// term, and the model exports and validates.
 #[test]
 fn a_bias_that_saturates_i32_is_fitted_and_the_model_exports() {
-    use ghnq_core::arch::NetBuilder;
     use ghnq_core::cnn::LayerParams;
-    let dev = Device::flex();
-    let mut b = NetBuilder::new("big-bias", SHAPE, 10);
-    let c = b.conv("conv", 0, 16, 1, 1).unwrap();
-    b.linear("fc", c, 10).unwrap();
-    let net = b.finish().unwrap();
-    let mut params = ParamSet::init_random_seeded(&net, 7, &dev);
-    if let LayerParams::Linear { bias, .. } = &mut params.layers[2] {
-        *bias = Some(Tensor::full([10], 1e12, &dev));
-    }
-    let config = QuantConfig::paper(Precision::new(8, 8));
-    let exported = crate::export(
-        &net,
-        params,
-        &config,
-        Rounding::Single,
-        SHAPE,
-        &batches(1, 1),
-        &Provenance::default(),
-        &dev,
-    )
+    let exported = export_conv_fc("fc", 16, |layer, dev| {
+        if let LayerParams::Linear { bias, .. } = layer {
+            *bias = Some(Tensor::full([10], 1e12, dev));
+        }
+    })
     .expect("a saturated bias is fitted, not refused");
     shared_format::Model::from_bytes(&exported.blob).expect("the fitted model validates");
 }

@@ -11,13 +11,16 @@ pub struct QuantArgs {
     /// per-tensor affine weights.
     #[arg(long)]
     pub per_channel: bool,
-    /// Weight range: absolute or percentile[:p] (top/bottom p %, default 1). Default: absolute,
-    /// or the GHN-QAT checkpoint's own at the bit-width it was finetuned for (its `qat.txt`).
-    #[arg(long)]
-    pub weight_clip: Option<Clip>,
-    /// Activation range: absolute or percentile[:p]. Default as for --weight-clip.
-    #[arg(long)]
-    pub act_clip: Option<Clip>,
+    /// Weight range: absolute or percentile[:p] (top/bottom p %, default 1), for every
+    /// bit-width or per bit-width (`w4a4=percentile,w2a2=percentile:2`, so one `eval --bits
+    /// float,w8a8,w4a4` shares the float net's pass across ranges). Default: absolute, or the
+    /// GHN-QAT checkpoint's own at the bit-width it was finetuned for (its `qat.txt`).
+    #[arg(long, value_name = "CLIP|wNaM=CLIP,...")]
+    pub weight_clip: Option<ClipChoice>,
+    /// Activation range: absolute or percentile[:p], per bit-width as for --weight-clip.
+    /// Default as for --weight-clip.
+    #[arg(long, value_name = "CLIP|wNaM=CLIP,...")]
+    pub act_clip: Option<ClipChoice>,
     /// Requantization rounding: single (the default: the float simulation models it exactly) or
     /// double (TFLite Micro's default; within a few logit steps of the simulation).
     /// `ghnq export --format tflite` defaults to double and refuses single.
@@ -58,12 +61,10 @@ impl QuantArgs {
             } else {
                 WeightScheme::PerTensorAffine
             },
-            weight_clip: self
-                .weight_clip
+            weight_clip: ClipChoice::at(&self.weight_clip, precision)
                 .or(own.map(|t| t.weight_clip))
                 .unwrap_or(Clip::Absolute),
-            act_clip: self
-                .act_clip
+            act_clip: ClipChoice::at(&self.act_clip, precision)
                 .or(own.map(|t| t.act_clip))
                 .unwrap_or(Clip::Absolute),
             layers: self.layer_bits.clone(),
@@ -75,6 +76,52 @@ impl QuantArgs {
             }),
             ..QuantConfig::paper(precision)
         }
+    }
+}
+
+/// A `--weight-clip`/`--act-clip` value: one clipping for every bit-width, and/or clippings for
+/// named bit-widths, which win over it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClipChoice {
+    every: Option<Clip>,
+    at: Vec<(Precision, Clip)>,
+}
+
+impl ClipChoice {
+    /// The clipping asked for at `precision`, if any.
+    fn at(choice: &Option<ClipChoice>, precision: Precision) -> Option<Clip> {
+        let c = choice.as_ref()?;
+        c.at.iter()
+            .find(|(p, _)| *p == precision)
+            .map(|&(_, clip)| clip)
+            .or(c.every)
+    }
+}
+
+impl std::str::FromStr for ClipChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = ClipChoice::default();
+        for item in s.split(',').map(str::trim) {
+            match item.split_once('=') {
+                Some((p, clip)) => {
+                    let p: Precision = p.trim().parse()?;
+                    if out.at.iter().any(|(q, _)| *q == p) {
+                        return Err(format!("'{s}' names {p} twice"));
+                    }
+                    out.at.push((p, clip.trim().parse()?));
+                }
+                None if out.every.is_some() => {
+                    return Err(format!(
+                        "'{s}' has two clippings for every bit-width; name one per bit-width \
+                         as wNaM=CLIP"
+                    ));
+                }
+                None => out.every = Some(item.parse()?),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -112,6 +159,43 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         quant: QuantArgs,
+    }
+
+    #[test]
+    fn clippings_can_be_named_per_bit_width() {
+        let q = Cli::parse_from([
+            "x",
+            "--weight-clip",
+            "w4a4=percentile,w2a2=percentile:2",
+            "--act-clip",
+            "percentile,w8a8=absolute",
+        ])
+        .quant;
+        let clips = |p: Precision| {
+            let c = q.config_for(p, None);
+            (c.weight_clip, c.act_clip)
+        };
+        assert_eq!(
+            clips(Precision::new(4, 4)),
+            (Clip::Percentile(1.0), Clip::Percentile(1.0))
+        );
+        assert_eq!(
+            clips(Precision::new(2, 2)),
+            (Clip::Percentile(2.0), Clip::Percentile(1.0))
+        );
+        assert_eq!(
+            clips(Precision::new(8, 8)),
+            (Clip::Absolute, Clip::Absolute),
+            "unnamed weights keep the default; named activations win over the shared clipping"
+        );
+        for bad in [
+            "w4a4=percentile,w4a4=absolute",
+            "percentile,absolute",
+            "w9a4=percentile",
+            "w4a4=sometimes",
+        ] {
+            assert!(bad.parse::<ClipChoice>().is_err(), "{bad} parsed");
+        }
     }
 
     #[test]
