@@ -13,7 +13,7 @@ use shared_format::le::i32s_to_le;
 use shared_format::packing::pack;
 use shared_format::{
     Add, AddInput, Clamp, Concat, ConcatInput, Conv2d, DepthwiseConv2d, GlobalAvgPool, LeI32s,
-    Linear, Model, ModelBuilder, Op, Pool, Requant, Shape, TensorId, TensorSpec,
+    Linear, Model, ModelBuilder, Op, Pool, Requant, Rounding, Shape, TensorId, TensorSpec,
     TestVectorsBuilder, WeightScheme, Weights, Window,
 };
 
@@ -375,6 +375,112 @@ pub fn model(precision: Precision, side: u16) -> Vec<u8> {
     );
 
     b.finish(t11, 0.1).expect("the suite model is valid")
+}
+
+/// A chain of W2A2 pointwise convolutions over every input width the 2-bit pointwise kernel
+/// is unrolled for (8, 16, 32 and 64 channels; issue 18), one of them at stride 2, after a 3×3
+/// stem: conv 3x3 (3→8) → 1x1 (8→16) → 1x1 (16→32) → 1x1 (32→64) → 1x1 stride 2 (64→32) →
+/// 1x1 (32→8) → global avg pool → linear (8→10). Returns the blob.
+pub fn pointwise_chain(side: u16) -> Vec<u8> {
+    let bits = 2;
+    let mut rng = Lcg(0x7077_0002 + u64::from(side));
+    let relu = Clamp {
+        min: qmin(bits),
+        max: qmax(bits),
+    };
+    let act = |h: u16, c: u16| TensorSpec {
+        shape: Shape::new(h, h, c),
+        zero_point: qmin(bits),
+        bits,
+    };
+    let act_ms = (0.35 * 4.0f64).powi(2);
+    let mut b = ModelBuilder::new(
+        TensorSpec {
+            shape: Shape::new(side, side, 3),
+            zero_point: 0,
+            bits: 8,
+        },
+        1.0 / 64.0,
+    );
+    // Single rounding, as this SDK's exporter writes (the 2-bit kernel takes no other).
+    b.rounding(Rounding::Single);
+    b.metadata(
+        &format!("hil-pointwise-w2a2-{side}px"),
+        "w2a2",
+        "synthetic",
+        u64::from(side),
+        0,
+        0,
+    );
+    let p = Params::new(&mut rng, 8, 27, bits, false, 5461.0, 2.0);
+    let mut x = b.tensor(act(side, 8));
+    push(
+        &mut b,
+        Op::Conv2d(Conv2d {
+            input: 0,
+            output: x,
+            window: Window::square(3, 1, 1, 1),
+            weights: p.weights(),
+            bias: p.bias(),
+            requant: p.requant(),
+            clamp: relu,
+        }),
+    );
+    let mut h = side;
+    for (cin, cout, stride) in [
+        (8, 16, 1),
+        (16, 32, 1),
+        (32, 64, 1),
+        (64, 32, 2),
+        (32, 8, 1),
+    ] {
+        let p = Params::new(&mut rng, cout, cin, bits, false, act_ms, 2.0);
+        h = h.div_ceil(stride);
+        let y = b.tensor(act(h, cout as u16));
+        push(
+            &mut b,
+            Op::Conv2d(Conv2d {
+                input: x,
+                output: y,
+                window: Window::square(1, stride as u8, 1, 0),
+                weights: p.weights(),
+                bias: p.bias(),
+                requant: p.requant(),
+                clamp: relu,
+            }),
+        );
+        x = y;
+    }
+    let pooled = b.tensor(act(1, 8));
+    push(
+        &mut b,
+        Op::GlobalAvgPool(GlobalAvgPool {
+            input: x,
+            output: pooled,
+            clamp: relu,
+        }),
+    );
+    let p = Params::new(&mut rng, 10, 8, bits, false, act_ms, 40.0);
+    let logits = b.tensor(TensorSpec {
+        shape: Shape::new(1, 1, 10),
+        zero_point: 0,
+        bits: 8,
+    });
+    push(
+        &mut b,
+        Op::Linear(Linear {
+            input: pooled,
+            output: logits,
+            weights: p.weights(),
+            bias: p.bias(),
+            requant: p.requant(),
+            clamp: Clamp {
+                min: -128,
+                max: 127,
+            },
+        }),
+    );
+    b.finish(logits, 0.1).expect("the pointwise chain is valid")
 }
 
 fn push(b: &mut ModelBuilder, op: Op<'_>) -> TensorId {

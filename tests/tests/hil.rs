@@ -19,7 +19,7 @@ use std::time::Duration;
 use firmware::host::{self, Board, BoardReport, Entry, MemoryUse};
 use shared_format::TestVectors;
 use shared_format::vectors::rank_of;
-use tests::hil_models::{PRECISIONS, model, random_suite, vectors};
+use tests::hil_models::{PRECISIONS, model, pointwise_chain, random_suite, vectors};
 
 /// Samples per suite-CNN model.
 const SAMPLES: usize = 200;
@@ -93,15 +93,38 @@ fn suite(side: u16) -> Vec<Entry> {
         .collect()
 }
 
-/// The suite CNN's three precisions followed by the random models.
+/// The suite CNN's three precisions followed by the W2A2 pointwise chain (boards of 1 MiB of
+/// flash or more) and the random models (the chain is checked as they are: `RANDOM_SAMPLES`
+/// samples, 0 disagreements).
 fn full_suite(board: &Board) -> Vec<Entry> {
     let mut entries = suite(side(board));
+    // The chain is there for the DSP kernels; the 256 KiB parts (portable kernels only) have no
+    // flash left for it beside their random models.
+    if board.flash >= 1024 * 1024 {
+        entries.push(chain_entry(side(board)));
+    }
     entries.extend(random_entries(
         "random",
         random_models(board),
         RANDOM_SAMPLES,
     ));
     entries
+}
+
+/// [`pointwise_chain`]: every input width of the 2-bit pointwise kernel (issue 18), written
+/// under `target/hil/suite-<side>px`.
+fn chain_entry(side: u16) -> Entry {
+    let _guard = SUITE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = hil_dir().join(format!("suite-{side}px"));
+    let blob = pointwise_chain(side);
+    let bundle = vectors(&blob, RANDOM_SAMPLES, 1100);
+    let entry = Entry {
+        model: dir.join("pointwise-w2a2.ghnq"),
+        vectors: dir.join("pointwise-w2a2.ghnv"),
+    };
+    write_if_changed(&entry.model, &blob);
+    write_if_changed(&entry.vectors, &bundle);
+    entry
 }
 
 /// `count` generator models with `samples` samples each, written under `target/hil/<dir>`.
@@ -246,7 +269,7 @@ fn validate_board(name: &str) {
         samples += result.samples;
     }
     println!(
-        "{name}: {} random generator models, {samples} samples, 0 disagreements with the host",
+        "{name}: {} generator models and chains, {samples} samples, 0 disagreements with the host",
         entries.len() - cnn
     );
 }

@@ -33,8 +33,9 @@
 //! or double rounding and all 8-bit codes: TFLite imports) go to `conv2d_pointwise` (issue 18):
 //! weights of every width widened once into a stack table with the affine and
 //! input-zero-point corrections folded into the bias, and the output stage run inside the
-//! kernel's loop (`armv7em::pointwise`). The other Armv7E-M kernels requantize a strip of sums at a
-//! time, through `armv7em::stage_narrow` where the accumulators' bound allows (double rounding in
+//! kernel's loop (`armv7em::pointwise`); W2A2 ones with one stage for all channels first try
+//! `pointwise_a2`, four MACs per `SMLAD` over packed 2-bit codes. The other Armv7E-M kernels
+//! requantize a strip of sums at a time, through `armv7em::stage_narrow` where the accumulators' bound allows (double rounding in
 //! half the instructions of `armv7em::stage_double`).
 
 use shared_format::packing::{packed_len, unpack_into};
@@ -49,6 +50,9 @@ use super::{
     expect_window_output, sum,
 };
 use crate::requant::{ChannelRequant, requantize};
+
+#[cfg(any(edge_dsp, test))]
+mod pointwise_a2;
 
 /// Everything a convolution needs besides the activations.
 #[derive(Debug, Clone, Copy)]
@@ -492,6 +496,43 @@ pub(crate) fn conv2d_pointwise(
         Ok(d) => d,
         Err(e) => return Some(Err(e)),
     };
+    let stage = pointwise_stage(p, cin, k);
+    // Every channel first, so that nothing is written unless all of them take this kernel.
+    if !(0..cout).all(|c| stage(c).is_some()) {
+        return None;
+    }
+    let shape = pointwise_a2::PwShape {
+        in_w,
+        cin,
+        out_h,
+        out_w,
+        cout,
+    };
+    if let Some(done) = pointwise_a2::conv2d_pointwise_a2(p, input, output, shape, k, &stage) {
+        return Some(done);
+    }
+    Some(pointwise_blocks(
+        p,
+        input,
+        output,
+        (in_w, cin, out_h, out_w, cout),
+        (
+            i32::from(p.input_zero_point),
+            i32::from(p.weights.zero_point),
+            k,
+        ),
+        stage,
+    ))
+}
+
+/// Each output channel's bias and [`armv7em::PwStage`] for [`conv2d_pointwise`] with `cin`
+/// inputs and `k`-bit outputs, `None` for a channel whose stage the kernels cannot take.
+#[cfg(any(edge_dsp, test))]
+fn pointwise_stage<'a>(
+    p: &'a ConvParams<'_>,
+    cin: usize,
+    k: u32,
+) -> impl Fn(usize) -> Option<(i32, armv7em::PwStage)> + 'a {
     let bits = p.weights.bits;
     let z_w = i32::from(p.weights.zero_point);
     let z_x = i32::from(p.input_zero_point);
@@ -501,7 +542,7 @@ pub(crate) fn conv2d_pointwise(
     let w_max = w_lo.unsigned_abs().max(w_hi.unsigned_abs());
     let x_max = (127 - z_x).max(z_x + 128).unsigned_abs();
     let double = p.rounding == Rounding::Double;
-    let stage = |c: usize| -> Option<(i32, armv7em::PwStage)> {
+    move |c: usize| -> Option<(i32, armv7em::PwStage)> {
         let b = p.bias.get(c)?;
         let (m, e) = p.requant.get(c)?;
         let sums = cin as u64 * u64::from(w_max * x_max);
@@ -514,19 +555,7 @@ pub(crate) fn conv2d_pointwise(
         // The scaled weights must fit the table's signed 16-bit halves.
         let fits = |v: i32| i16::try_from(i64::from(v) << st.pre).is_ok();
         (fits(w_lo) && fits(w_hi)).then_some((b, st))
-    };
-    // Every channel first, so that nothing is written unless all of them take this kernel.
-    if !(0..cout).all(|c| stage(c).is_some()) {
-        return None;
     }
-    Some(pointwise_blocks(
-        p,
-        input,
-        output,
-        (in_w, cin, out_h, out_w, cout),
-        (z_x, z_w, k),
-        stage,
-    ))
 }
 
 /// The blocks of [`conv2d_pointwise`] with `K`-bit outputs: the table of each, then its

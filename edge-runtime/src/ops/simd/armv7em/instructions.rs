@@ -228,6 +228,16 @@ pub(super) fn smultb(a: u32, b: u32) -> i32 {
     r
 }
 
+/// Byte-wise wrapping sum (`UADD8`; the Armv7E-M build writes it inside `pointwise_a2`'s
+/// assembly).
+#[cfg(not(edge_dsp))]
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline(always)]
+pub(super) fn uadd8(a: u32, b: u32) -> u32 {
+    let (a, b) = (a.to_le_bytes(), b.to_le_bytes());
+    u32::from_le_bytes(core::array::from_fn(|i| a[i].wrapping_add(b[i])))
+}
+
 /// Four bytes as a little-endian word.
 #[cfg(all(test, not(edge_dsp)))]
 pub(super) fn word(x: &[i8; 4]) -> u32 {

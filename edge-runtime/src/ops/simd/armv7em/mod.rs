@@ -3,7 +3,8 @@
 //! [`super::window`] dispatches to), [`window_packed`] for 4- and 2-bit weights unpacked in
 //! registers, over one-instruction wrappers (module `instructions`), one tap of four depthwise
 //! channels ([`lanes4`], eight register-only instructions), one depthwise pixel ([`dw_pixel`]),
-//! 1×1 convolutions with their output stage ([`pointwise`]), the fused double-rounding output
+//! 1×1 convolutions with their output stage ([`pointwise`]; at W2A2 four MACs per `SMLAD` in
+//! [`pointwise_a2`]), the fused double-rounding output
 //! stages of a strip of sums ([`stage_double`], [`stage_narrow`]), average pooling
 //! ([`avg_pixels`]) and elementwise Add over tabled inputs ([`add_narrow`]). Each kernel is a
 //! safe entry point that checks every bound the assembly relies on, then the assembly.
@@ -30,6 +31,7 @@
 #![allow(unsafe_code)]
 
 mod instructions;
+pub(crate) mod pointwise_a2;
 #[cfg(all(test, not(edge_dsp)))]
 mod tests;
 
