@@ -70,7 +70,7 @@ fn queued(text: &str) -> Vec<String> {
 }
 
 /// The phases campaign.txt names: the current one first.
-fn queue() -> Result<Vec<String>> {
+pub(crate) fn queue() -> Result<Vec<String>> {
     let path = root().join(CURRENT);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

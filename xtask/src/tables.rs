@@ -10,6 +10,11 @@
 //! `start` runs the missing ones in plan order in the background (nice 19, one thread), `merge`
 //! combines each line's shards into `<name>.md` and `<name>.csv` with `ghnq merge`. `GHNQ_BIN`
 //! names the `ghnq` to use instead of building `target/release/ghnq`.
+//!
+//! A line whose `--ghn checkpoints/<phase>` is still in the campaign's queue
+//! (`checkpoints/campaign.txt`: running or not yet begun) waits: its shards run once the campaign
+//! has finished and synced that phase, so no CPU-hour goes into a table of a GHN that is still
+//! training. The runner checks the queue again every [`RECHECK`] while only such lines are left.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +29,8 @@ const SHARDS: usize = 10;
 /// The `ghnq eval` arguments every line shares: CIFAR-10 at 50 nets per split, 2,000 test
 /// images and 500 calibration images per net.
 const COMMON: &str = "eval --dataset cifar10 --count 50 --images 2000 --calib 500";
+/// How often a runner with nothing left but waiting lines looks at the campaign's queue again.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(600);
 /// The paper's four splits, every line's unless it names some of them (a GHN specialised for one
 /// space, such as the BN-free-specific GHN, is evaluated on that split alone).
 const SPLITS: [&str; 4] = ["test", "deep", "wide", "bn-free"];
@@ -45,6 +52,21 @@ impl Line {
         }
         args
     }
+}
+
+/// The campaign phase a line waits for: the phase its `--ghn checkpoints/<phase>` names, if
+/// that phase is in `queue` (campaign.txt's phases, the running one first).
+fn waiting_phase(args: &[String], queue: &[String]) -> Option<String> {
+    let k = args.iter().position(|a| a == "--ghn")?;
+    let path = args.get(k + 1)?.trim_end_matches('/');
+    let phase = path.strip_prefix("checkpoints/")?;
+    queue.iter().any(|q| q == phase).then(|| phase.to_string())
+}
+
+/// [`waiting_phase`] against campaign.txt as it is now (no campaign file: nothing waits).
+fn waits_for(line: &Line) -> Option<String> {
+    let queue = crate::campaign::queue().unwrap_or_default();
+    waiting_phase(&line.args, &queue)
 }
 
 fn plan() -> Result<Vec<Line>> {
@@ -150,16 +172,50 @@ pub fn start(data_dir: Option<PathBuf>) -> Result<()> {
 /// a whole table with wider error bars, rather than some lines finished and others not begun.
 /// A shard that fails is logged and left missing while the others go on (one net the exporter
 /// refuses must not stop the hours of shards behind it); the run then fails, naming them all.
+/// Lines waiting for a campaign phase are passed over; when only they are left, the runner
+/// looks at the queue again every [`RECHECK`] until they can run.
 pub fn run(data_dir: &Path) -> Result<()> {
-    let ghnq = shell::ghnq_bin();
     let lines = plan()?;
     let mut failed = Vec::new();
+    loop {
+        let (ran, waiting) = pass(&lines, data_dir, &mut failed)?;
+        if waiting.is_empty() {
+            break;
+        }
+        if !ran {
+            eprintln!(
+                "waiting for campaign phase(s) {} (checkpoints/campaign.txt); next look in {} s",
+                waiting.join(", "),
+                RECHECK.as_secs()
+            );
+            std::thread::sleep(RECHECK);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} shard(s) failed: {}", failed.len(), failed.join(", "));
+    }
+    Ok(())
+}
+
+/// One pass of [`run`] over the missing shards (failures added to `failed`, not retried):
+/// whether any shard ran, and the phases that lines still wait for.
+fn pass(lines: &[Line], data_dir: &Path, failed: &mut Vec<String>) -> Result<(bool, Vec<String>)> {
+    let ghnq = shell::ghnq_bin();
+    let (mut ran, mut waiting) = (false, Vec::new());
     for i in 1..=SHARDS {
-        for line in &lines {
+        for line in lines {
             let csv = shard_path(&line.name, i, "csv");
-            if csv.exists() {
+            let label = format!("{} shard {i}", line.name);
+            if csv.exists() || failed.contains(&label) {
                 continue;
             }
+            if let Some(phase) = waits_for(line) {
+                if !waiting.contains(&phase) {
+                    waiting.push(phase);
+                }
+                continue;
+            }
+            ran = true;
             std::fs::create_dir_all(csv.parent().expect("shards sit in a directory"))?;
             let tmp = csv.with_extension("csv.partial");
             let mut args = line.eval_args();
@@ -184,7 +240,7 @@ pub fn run(data_dir: &Path) -> Result<()> {
                     "{} shard {i} failed with {}; going on",
                     line.name, out.status
                 );
-                failed.push(format!("{} shard {i}", line.name));
+                failed.push(label);
                 continue;
             }
             std::fs::write(shard_path(&line.name, i, "json"), &out.stdout)?;
@@ -192,10 +248,7 @@ pub fn run(data_dir: &Path) -> Result<()> {
             eprintln!("{} shard {i}/{SHARDS} done", line.name);
         }
     }
-    if !failed.is_empty() {
-        bail!("{} shard(s) failed: {}", failed.len(), failed.join(", "));
-    }
-    Ok(())
+    Ok((ran, waiting))
 }
 
 /// `status`: shards done per plan line, and their CPU time.
@@ -208,8 +261,11 @@ pub fn status() -> Result<()> {
                 .filter_map(|&i| std::fs::read_to_string(shard_path(&line.name, i, "json")).ok())
                 .filter_map(|t| cpu_seconds(&t))
                 .sum::<f64>();
+        let waits = waits_for(&line)
+            .map(|p| format!(" (waits for campaign phase {p})"))
+            .unwrap_or_default();
         println!(
-            "{:<18} {:>2}/{SHARDS} shards, {:.2} CPU-hours so far   ghnq {}",
+            "{:<20} {:>2}/{SHARDS} shards, {:.2} CPU-hours so far{waits}   ghnq {}",
             line.name,
             done.len(),
             cpu / 3600.0,
@@ -285,6 +341,27 @@ mod tests {
         assert!(!args("a --split bn-free").contains("test,"));
         // The committed plan is valid.
         assert!(!plan().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_line_waits_while_its_ghn_is_in_the_campaign_queue() {
+        let queue: Vec<String> = ["cifar10-float-cycle2", "cifar10-qat-w4a4-cycle2"]
+            .map(String::from)
+            .into();
+        let args = |l: &str| parse_plan(l).unwrap().remove(0).args;
+        let wait = |l: &str| waiting_phase(&args(l), &queue);
+        assert_eq!(
+            wait("a --ghn checkpoints/cifar10-qat-w4a4-cycle2/ --bits w4a4").as_deref(),
+            Some("cifar10-qat-w4a4-cycle2")
+        );
+        assert_eq!(
+            wait("a --ghn checkpoints/cifar10-float-cycle2 --bits float").as_deref(),
+            Some("cifar10-float-cycle2")
+        );
+        // A finished phase, a random init and a GHN outside checkpoints/ do not wait.
+        assert_eq!(wait("a --ghn checkpoints/cifar10-float --bits float"), None);
+        assert_eq!(wait("a --init random --bits float"), None);
+        assert_eq!(wait("a --ghn runs/cifar10-float-cycle2 --bits float"), None);
     }
 
     #[test]
