@@ -7,7 +7,9 @@
 //! Output directory layout:
 //! - `recipe.json`: the recipe every record of the directory was made with;
 //! - `runs/<Arch>__<Init>.json`: one [`run::RunResult`] per pair (written when the run ends);
-//! - `layerwise/<Arch>__<Init>.{csv,png,svg}`: per-layer ranges and precision (Figs. 3–6);
+//! - `layerwise/<Arch>__<Init>.{csv,png,svg}`: per-layer ranges and precision (Figs. 3–6),
+//!   and `layerwise/<Arch>__<Init>-overlay.{png,svg}`: both on one chart (Fig. 6);
+//! - `range_precision.{csv,md}`: the Fig. 6 finding as rank correlations ([`range_precision`]);
 //! - `table1.{csv,md}`, `table2.{csv,md}`, `spread.{csv,md}`: see [`table`].
 //!
 //! # Cost and the CPU-scale recipe
@@ -45,6 +47,7 @@ pub mod layerwise;
 pub mod metrics;
 pub mod plot;
 pub mod plots;
+pub mod range_precision;
 pub mod run;
 pub mod table;
 
@@ -164,25 +167,32 @@ pub fn write_tables(out: &Path) -> Result<Vec<RunResult>> {
     Ok(results)
 }
 
-/// Draw `layerwise/<Arch>__<Init>.{png,svg}` for every finished record that has none yet;
-/// returns one message per plot that could not be drawn (the tables do not depend on them).
+/// Draw `layerwise/<Arch>__<Init>.{png,svg}` and its Fig. 6 overlay
+/// (`<Arch>__<Init>-overlay.{png,svg}`) for every finished record that lacks them; returns one
+/// message per plot that could not be drawn (the tables do not depend on them).
 pub fn write_plots(out: &Path, results: &[RunResult]) -> Vec<String> {
     let mut warnings = Vec::new();
+    let drawn = |stem: &Path| {
+        crate::plot::with_suffix(stem, "png").exists()
+            && crate::plot::with_suffix(stem, "svg").exists()
+    };
     for r in results.iter().filter(|r| !r.layers.is_empty()) {
         let Some(pair) = r.pair() else { continue };
         let stem = run::layerwise_path(out, &pair).with_extension("");
-        if crate::plot::with_suffix(&stem, "png").exists()
-            && crate::plot::with_suffix(&stem, "svg").exists()
-        {
-            continue;
-        }
         if let Some(dir) = stem.parent()
             && let Err(e) = std::fs::create_dir_all(dir)
         {
             warnings.push(format!("creating {}: {e}", dir.display()));
             continue;
         }
-        if let Err(e) = plots::layerwise(r, &stem) {
+        if !drawn(&stem)
+            && let Err(e) = plots::layerwise(r, &stem)
+        {
+            warnings.push(format!("{e:#}"));
+        }
+        if !drawn(&plots::overlay_stem(&stem))
+            && let Err(e) = plots::layerwise_overlay(r, &stem)
+        {
             warnings.push(format!("{e:#}"));
         }
     }

@@ -326,8 +326,9 @@ pub fn spread_markdown(spread: &[Spread]) -> String {
     )
 }
 
-/// Write `table1.{csv,md}`, `table2.{csv,md}` (when they have any record) and
-/// `spread.{csv,md}` into `out`, atomically; returns the paths written.
+/// Write `table1.{csv,md}`, `table2.{csv,md}` (when they have any record),
+/// `spread.{csv,md}` and `range_precision.{csv,md}` into `out`, atomically; returns the paths
+/// written.
 pub fn write_all(out: &Path, results: &[RunResult]) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut put = |name: &str, text: String| -> Result<()> {
@@ -345,5 +346,9 @@ pub fn write_all(out: &Path, results: &[RunResult]) -> Result<Vec<PathBuf>> {
     let sp = spread(results);
     put("spread.csv", spread_csv(&sp))?;
     put("spread.md", spread_markdown(&sp))?;
+    let archs: Vec<&str> = FIG1.iter().chain(&FIG2).copied().collect();
+    let rp = crate::range_precision::rows(results, &archs);
+    put("range_precision.csv", crate::range_precision::csv(&rp))?;
+    put("range_precision.md", crate::range_precision::markdown(&rp))?;
     Ok(written)
 }

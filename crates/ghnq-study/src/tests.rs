@@ -132,6 +132,15 @@ fn a_run_writes_its_record_and_a_rerun_skips_it() {
     }
     let svg = std::fs::read_to_string(lw.with_extension("svg")).unwrap();
     assert!(svg.contains("BN-folded weights") && svg.contains("DWS_Conv_With_BN_GlorotUni"));
+    let overlay = plots::overlay_stem(&lw.with_extension(""));
+    let svg = std::fs::read_to_string(crate::plot::with_suffix(&overlay, "svg")).unwrap();
+    assert!(svg.contains("precision (right)") && svg.contains("range (left)"));
+    assert!(
+        std::fs::metadata(crate::plot::with_suffix(&overlay, "png"))
+            .unwrap()
+            .len()
+            > 1000
+    );
     for f in [
         "recipe.json",
         "table1.csv",
@@ -450,5 +459,56 @@ fn tables_and_spread_by_hand() {
     );
     let dir = tempfile::tempdir().unwrap();
     let written = table::write_all(dir.path(), &rs).unwrap();
-    assert_eq!(written.len(), 6);
+    // Tables 1 and 2, the spread and the range-precision correlations, as CSV and markdown.
+    assert_eq!(written.len(), 8);
+    assert!(written.iter().any(|p| p.ends_with("range_precision.md")));
+}
+
+/// The range-precision rows by hand: a net whose widest layers are its least precise (ρ = −1
+/// for weights), one where range and precision rise together (+1), a diverged run left out.
+#[test]
+fn range_precision_rows_by_hand() {
+    use crate::layerwise::LayerStats;
+    use Initializer::*;
+    let layer = |w: f32, wp: f64, a: f32, ap: f64| LayerStats {
+        op: 0,
+        name: "conv".into(),
+        kind: "conv".into(),
+        w_min: -w,
+        w_max: w,
+        w_precision: wp,
+        w_bits: 8.0,
+        act_min: 0.0,
+        act_max: a,
+        act_qmin: 0.0,
+        act_qmax: a,
+        act_precision: ap,
+        act_bits: 8.0,
+    };
+    let mut anti = fake("Regular_Conv_With_BN", HeUni, Status::Finished, 70.0);
+    anti.layers = vec![
+        layer(1.0, 0.9, 1.0, 0.5),
+        layer(2.0, 0.8, 2.0, 0.6),
+        layer(3.0, 0.7, 3.0, 0.7),
+    ];
+    let mut along = fake("Regular_Conv_With_BN", GlorotUni, Status::Finished, 70.0);
+    along.layers = vec![
+        layer(1.0, 0.1, 3.0, 0.5),
+        layer(2.0, 0.2, 2.0, 0.6),
+        layer(3.0, 0.3, 1.0, 0.7),
+    ];
+    let mut gone = fake("DWS_Conv_No_BN", HeUni, Status::Diverged, 0.0);
+    gone.layers = anti.layers.clone();
+    let rows = range_precision::rows(
+        &[anti, along, gone],
+        &["Regular_Conv_With_BN", "DWS_Conv_No_BN"],
+    );
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0].arch, "Regular_Conv_With_BN");
+    assert_eq!(rows[1].arch, "all");
+    let (w, a) = (rows[0].weights, rows[0].activations);
+    assert_eq!((w.nets, w.negative, w.mean), (2, 1, 0.0));
+    assert_eq!((a.nets, a.negative, a.mean), (2, 1, 0.0));
+    let md = range_precision::markdown(&rows);
+    assert!(md.contains("+0.00 ± 1.00 (1 of 2 < 0)"), "{md}");
 }
