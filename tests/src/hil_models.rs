@@ -343,37 +343,13 @@ pub fn model(precision: Precision, side: u16) -> Vec<u8> {
         }),
     );
 
-    let t10 = b.tensor(act(1, 24));
-    push(
+    let t11 = head(
         &mut b,
-        Op::GlobalAvgPool(GlobalAvgPool {
-            input: t9,
-            output: t10,
-            clamp: relu,
-        }),
+        &mut rng,
+        (t9, act(1, 24)),
+        (wb, per_channel),
+        (relu, act_ms),
     );
-
-    let p = Params::new(&mut rng, 10, 24, wb, per_channel, act_ms, 40.0);
-    let t11 = b.tensor(TensorSpec {
-        shape: Shape::new(1, 1, 10),
-        zero_point: 0,
-        bits: 8,
-    });
-    push(
-        &mut b,
-        Op::Linear(Linear {
-            input: t10,
-            output: t11,
-            weights: p.weights(),
-            bias: p.bias(),
-            requant: p.requant(),
-            clamp: Clamp {
-                min: -128,
-                max: 127,
-            },
-        }),
-    );
-
     b.finish(t11, 0.1).expect("the suite model is valid")
 }
 
@@ -451,23 +427,45 @@ pub fn pointwise_chain(side: u16) -> Vec<u8> {
         );
         x = y;
     }
-    let pooled = b.tensor(act(1, 8));
-    push(
+    let logits = head(
         &mut b,
+        &mut rng,
+        (x, act(1, 8)),
+        (bits, false),
+        (relu, act_ms),
+    );
+    b.finish(logits, 0.1).expect("the pointwise chain is valid")
+}
+
+/// The classifier both suite models end in: global average pooling of `x` into `pooled` (a
+/// 1×1×C tensor of the activations' spec), then a linear layer to 10 int8 logits, whose
+/// tensor it returns. `(bits, per_channel)` are the linear layer's weights, `(clamp, act_ms)`
+/// the pooling's clamp and the activations' mean square.
+fn head(
+    b: &mut ModelBuilder,
+    rng: &mut Lcg,
+    (x, pooled): (TensorId, TensorSpec),
+    (bits, per_channel): (u8, bool),
+    (clamp, act_ms): (Clamp, f64),
+) -> TensorId {
+    let channels = pooled.shape.c as usize;
+    let pooled = b.tensor(pooled);
+    push(
+        b,
         Op::GlobalAvgPool(GlobalAvgPool {
             input: x,
             output: pooled,
-            clamp: relu,
+            clamp,
         }),
     );
-    let p = Params::new(&mut rng, 10, 8, bits, false, act_ms, 40.0);
+    let p = Params::new(rng, 10, channels, bits, per_channel, act_ms, 40.0);
     let logits = b.tensor(TensorSpec {
         shape: Shape::new(1, 1, 10),
         zero_point: 0,
         bits: 8,
     });
     push(
-        &mut b,
+        b,
         Op::Linear(Linear {
             input: pooled,
             output: logits,
@@ -480,7 +478,7 @@ pub fn pointwise_chain(side: u16) -> Vec<u8> {
             },
         }),
     );
-    b.finish(logits, 0.1).expect("the pointwise chain is valid")
+    logits
 }
 
 fn push(b: &mut ModelBuilder, op: Op<'_>) -> TensorId {

@@ -15,6 +15,19 @@ use super::layerwise::LayerStats;
 use super::run::RunResult;
 use crate::plot::{self, DrawError, Figure};
 
+/// The x axis of every layerwise chart.
+const LAYER_AXIS: &str = "layer (conv, depthwise conv or dense, in execution order)";
+
+/// A layer index at integer `x`, nothing between (plotters asks for labels anywhere).
+fn layer_label(x: &f64) -> String {
+    let i = x.round();
+    if (x - i).abs() < 1e-6 && i >= 0.0 {
+        format!("{i}")
+    } else {
+        String::new()
+    }
+}
+
 /// `<stem>.png` and `<stem>.svg` of `result`'s layers, written atomically.
 pub fn layerwise(result: &RunResult, stem: &Path) -> Result<[PathBuf; 2]> {
     ensure!(
@@ -97,15 +110,8 @@ impl Figure for OverlayFigure<'_> {
         chart
             .configure_mesh()
             .x_labels(n.clamp(1, 30))
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 {
-                    format!("{i}")
-                } else {
-                    String::new()
-                }
-            })
-            .x_desc("layer (conv, depthwise conv or dense, in execution order)")
+            .x_label_formatter(&layer_label)
+            .x_desc(LAYER_AXIS)
             .y_desc("range (max − min)")
             .draw()?;
         chart
@@ -198,15 +204,8 @@ fn panel<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .x_labels(n.clamp(1, 30))
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                format!("{i}")
-            } else {
-                String::new()
-            }
-        })
-        .x_desc("layer (conv, depthwise conv or dense, in execution order)")
+        .x_label_formatter(&layer_label)
+        .x_desc(LAYER_AXIS)
         .y_desc(y_desc)
         .draw()?;
     for (name, color, values) in series {
