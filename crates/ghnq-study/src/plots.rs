@@ -28,17 +28,23 @@ fn layer_label(x: &f64) -> String {
     }
 }
 
-/// `<stem>.png` and `<stem>.svg` of `result`'s layers, written atomically.
-pub fn layerwise(result: &RunResult, stem: &Path) -> Result<[PathBuf; 2]> {
+/// `result`'s layerwise records, or the error of a run that has none (diverged or failed).
+fn layers_of(result: &RunResult) -> Result<&[LayerStats]> {
     ensure!(
         !result.layers.is_empty(),
         "{}_{}: no layerwise ranges (diverged or failed run)",
         result.arch,
         result.init
     );
+    Ok(&result.layers)
+}
+
+/// `<stem>.png` and `<stem>.svg` of `result`'s layers, written atomically.
+pub fn layerwise(result: &RunResult, stem: &Path) -> Result<[PathBuf; 2]> {
+    let layers = layers_of(result)?;
     let figure = LayerwiseFigure {
         title: format!("{}_{}", result.arch, result.init),
-        layers: &result.layers,
+        layers,
     };
     Ok(crate::plot::write(&figure, stem, (900, 960))?)
 }
@@ -50,18 +56,13 @@ pub fn layerwise(result: &RunResult, stem: &Path) -> Result<[PathBuf; 2]> {
 /// in a layer's range coincide with drops in its precision") can be read off one chart;
 /// [`crate::range_precision`] puts a number on it.
 pub fn layerwise_overlay(result: &RunResult, stem: &Path) -> Result<[PathBuf; 2]> {
-    ensure!(
-        !result.layers.is_empty(),
-        "{}_{}: no layerwise ranges (diverged or failed run)",
-        result.arch,
-        result.init
-    );
+    let layers = layers_of(result)?;
     let figure = OverlayFigure {
         title: format!(
             "{}_{}: range (left) and precision (right) per layer",
             result.arch, result.init
         ),
-        layers: &result.layers,
+        layers,
     };
     Ok(crate::plot::write(
         &figure,
