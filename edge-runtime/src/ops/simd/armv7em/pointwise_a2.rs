@@ -13,9 +13,10 @@
 //! whose middle field is the two-term dot product. With `S` = [`FIELD`] = 13, a sum of such
 //! products over `C_in` inputs is `L + M·2^13 + H·2^26` modulo 2^32, `M` the whole dot product,
 //! `|L| ≤ (C_in/2)·2·3 < 2^12` for `C_in` ≤ 64, and `H` above bit 26. The accumulator starts at
-//! `2^12 + B·2^13` (`B` the bias), so bits 13..26 hold `B + M` exactly whenever `|B + M| < 2^12`,
-//! and one `SBFX` takes it out: the reference's accumulator, formed with a quarter of the
-//! multiply instructions of [`super::pointwise`] (11 instructions per 32 MACs against 32).
+//! `2^12 + B·2^13` (`B` the bias), so bits 13..25 hold `B + M` exactly whenever `|B + M| < 2^12`,
+//! and one `SBFX` takes it out: the reference's accumulator, formed with half the multiply
+//! instructions of [`super::pointwise`] and about a third of its instructions (11 per 32 MACs
+//! against 32).
 //!
 //! The activations are packed once per pixel strip ([`pack`]), which also checks that every code
 //! lies in −2..=1: a tensor that breaks that (a graph input, or any producer without a 2-bit clamp)
@@ -71,8 +72,8 @@ pub(crate) fn weight_word(w: [i32; 4]) -> u32 {
 }
 
 /// Four activation codes (one little-endian word) as one packed word: `a_0 + a_1·2^13` low,
-/// `a_2 + a_3·2^13` high (`SXTB16`, then bits 0..3 of bytes 1 and 3 moved to bits 13..16 of
-/// each half by one shifted `AND`, then `SADD16`).
+/// `a_2 + a_3·2^13` high (`SXTB16`, then bits 0..2 of bytes 1 and 3 moved to bits 13..15 of
+/// each half by one shifted `AND`, then `SADD16`: `a·2^13` modulo 2^16 keeps only those bits).
 #[cfg(not(edge_dsp))]
 #[inline(always)]
 fn packed_word(x: u32) -> u32 {
