@@ -35,8 +35,9 @@
 //! input-zero-point corrections folded into the bias, and the output stage run inside the
 //! kernel's loop (`armv7em::pointwise`); W2A2 ones with one stage for all channels first try
 //! `pointwise_a2`, four MACs per `SMLAD` over packed 2-bit codes. The other Armv7E-M kernels
-//! requantize a strip of sums at a time, through `armv7em::stage_narrow` where the accumulators' bound allows (double rounding in
-//! half the instructions of `armv7em::stage_double`).
+//! requantize a strip of sums at a time, through `armv7em::stage_narrow` where the
+//! accumulators' bound allows (double rounding in half the instructions of
+//! `armv7em::stage_double`).
 
 use shared_format::packing::{packed_len, unpack_into};
 use shared_format::{
