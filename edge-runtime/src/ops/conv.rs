@@ -572,13 +572,7 @@ fn pointwise_blocks(
     stage: impl Fn(usize) -> Option<(i32, armv7em::PwStage)>,
 ) -> KernelResult {
     let bits = p.weights.bits;
-    let weight_count = cin
-        .checked_mul(cout)
-        .ok_or(KernelError("weight count overflows"))?;
-    match packed_len(weight_count as u64, bits) {
-        Some(need) if need <= p.weights.data.len() as u64 => {}
-        _ => return Err(KernelError("weights shorter than C_out filters")),
-    }
+    filters_fit(p, cin, cout)?;
     let gw = armv7em::pw_group_words(cin);
     let per_block = (armv7em::PW_TABLE_WORDS / gw).max(1);
     let (s_h, s_w) = (p.window.stride_h as usize, p.window.stride_w as usize);
@@ -655,6 +649,19 @@ fn pointwise_blocks(
         c0 += 4 * groups;
     }
     Ok(())
+}
+
+/// `Ok` if `p`'s packed weights hold `cout` filters of `filter_len` values each, the check
+/// every kernel that indexes filters by output channel makes before it reads one.
+#[cfg(any(edge_dsp, test))]
+fn filters_fit(p: &ConvParams<'_>, filter_len: usize, cout: usize) -> KernelResult {
+    let weight_count = filter_len
+        .checked_mul(cout)
+        .ok_or(KernelError("weight count overflows"))?;
+    match packed_len(weight_count as u64, p.weights.bits) {
+        Some(need) if need <= p.weights.data.len() as u64 => Ok(()),
+        _ => Err(KernelError("weights shorter than C_out filters")),
+    }
 }
 
 /// Output channels whose bias and output stage [`conv2d_blocked`] works out once per pass.
@@ -963,14 +970,7 @@ pub(crate) fn conv2d_wide(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -
         cout,
         filter_len,
     } = Dims::checked(p, input, output)?;
-    let bits = p.weights.bits;
-    let weight_count = filter_len
-        .checked_mul(cout)
-        .ok_or(KernelError("weight count overflows"))?;
-    match packed_len(weight_count as u64, bits) {
-        Some(need) if need <= p.weights.data.len() as u64 => {}
-        _ => return Err(KernelError("weights shorter than C_out filters")),
-    }
+    filters_fit(p, filter_len, cout)?;
     let (kh, kw) = (win.kernel_h as usize, win.kernel_w as usize);
     // Inputs of one filter per chunk: whole kernel rows if one fits, else taps of one row.
     let room = armv7em::WIDE_TABLE_WORDS / 2; // ≥ C_in (eligibility)
@@ -1173,14 +1173,7 @@ pub(crate) fn conv2d_im2col(p: &ConvParams<'_>, input: &[i8], output: &mut [i8])
         cout,
         filter_len,
     } = Dims::checked(p, input, output)?;
-    let bits = p.weights.bits;
-    let weight_count = filter_len
-        .checked_mul(cout)
-        .ok_or(KernelError("weight count overflows"))?;
-    match packed_len(weight_count as u64, bits) {
-        Some(need) if need <= p.weights.data.len() as u64 => {}
-        _ => return Err(KernelError("weights shorter than C_out filters")),
-    }
+    filters_fit(p, filter_len, cout)?;
     let kw = win.kernel_w as usize;
     let fl4 = filter_len.next_multiple_of(4); // ≤ 128 (eligibility)
     let group_words = 2 * fl4;
@@ -1405,14 +1398,7 @@ pub(crate) fn conv2d_band(p: &ConvParams<'_>, input: &[i8], output: &mut [i8]) -
         cout,
         filter_len,
     } = Dims::checked(p, input, output)?;
-    let bits = p.weights.bits;
-    let weight_count = filter_len
-        .checked_mul(cout)
-        .ok_or(KernelError("weight count overflows"))?;
-    match packed_len(weight_count as u64, bits) {
-        Some(need) if need <= p.weights.data.len() as u64 => {}
-        _ => return Err(KernelError("weights shorter than C_out filters")),
-    }
+    filters_fit(p, filter_len, cout)?;
     let (kh, kw) = (usize::from(win.kernel_h), usize::from(win.kernel_w));
     let row_len = kw * cin; // weights (and input bytes) of a kernel row
     let z_x = p.input_zero_point;

@@ -62,11 +62,12 @@ pub(super) fn conv2d_pointwise_a2(
     if w_max > i64::from(a2::MAX_WEIGHT) || !(0..cout).all(fits) {
         return None;
     }
-    run(p, input, output, shape, stage)
+    run(p, input, output, shape, (stage, shared))
 }
 
 /// [`conv2d_pointwise_a2`] once `p` fits: blocks of output channels through a 1 KiB table,
-/// each over the pixels a strip at a time ([`a2::pack`], then [`a2::pointwise`]).
+/// each over the pixels a strip at a time ([`a2::pack`], then [`a2::pointwise`]); `shared` is
+/// the stage every channel has.
 fn run(
     p: &ConvParams<'_>,
     input: &[i8],
@@ -78,7 +79,10 @@ fn run(
         out_w,
         cout,
     }: PwShape,
-    stage: impl Fn(usize) -> Option<(i32, armv7em::PwStage)>,
+    (stage, shared): (
+        impl Fn(usize) -> Option<(i32, armv7em::PwStage)>,
+        armv7em::PwStage,
+    ),
 ) -> Option<KernelResult> {
     let z_w = i32::from(p.weights.zero_point);
     let z_x = i64::from(p.input_zero_point);
@@ -97,22 +101,18 @@ fn run(
     let mut filter = [0i8; 64];
     let filter = &mut filter[..cin];
     let err = |what| Some(Err(KernelError(what)));
+    if let Err(e) = super::filters_fit(p, cin, cout) {
+        return Some(Err(e));
+    }
     let mut c0 = 0;
     while c0 < cout {
         let groups = ((cout - c0) / 4).min(per_block);
         for (g, t) in table.chunks_exact_mut(gw).take(groups).enumerate() {
             for j in 0..4 {
                 let c = c0 + 4 * g + j;
-                let Some((b, st)) = stage(c) else {
+                let Some((b, _)) = stage(c) else {
                     return err("pointwise stage");
                 };
-                if (c + 1)
-                    .checked_mul(cin)
-                    .and_then(|n| shared_format::packing::packed_len(n as u64, 2))
-                    .is_none_or(|need| need > p.weights.data.len() as u64)
-                {
-                    return err("weights shorter than C_out filters");
-                }
                 unpack_into(p.weights.data, 2, c * cin, filter);
                 let centred = |v: i8| i32::from(v) - z_w;
                 for (q, eight) in filter.chunks_exact(8).enumerate() {
@@ -125,8 +125,13 @@ fn run(
                 // Within MAX_SUM (the check above bounds it), so i32 holds it.
                 let bias = (i64::from(b) - z_x * w_sum) as i32;
                 t[j] = a2::start(bias);
-                t[4 + cin..][..4].copy_from_slice(&[st.m as u32, st.ra as u32, st.s, st.pre]);
             }
+            t[4 + cin..][..4].copy_from_slice(&[
+                shared.m as u32,
+                shared.ra as u32,
+                shared.s,
+                shared.pre,
+            ]);
         }
         let table = &table[..groups * gw];
         for r in 0..rows {
