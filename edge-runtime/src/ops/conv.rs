@@ -897,7 +897,7 @@ pub(crate) fn conv2d_row_blocks(
                         let w = filters.get(w0..).ok_or(KernelError("conv filter run"))?;
                         let mut acc = [0i32; 4];
                         let acc = acc.get_mut(..nb).unwrap_or_default();
-                        if !simd::window(x, w, chunk, runs, z_x, acc) {
+                        if !simd::window(x, w, chunk, runs, z_x, None, acc) {
                             return Err(KernelError("conv window outside its tensors"));
                         }
                         for (s, &a) in s.iter_mut().zip(acc.iter()) {
@@ -1896,6 +1896,8 @@ fn conv2d_blocks(
         ));
     }
     let kw = win.kernel_w as usize;
+    #[cfg(target_arch = "x86_64")]
+    let kh = win.kernel_h as usize;
     let weight_bytes = filter_len
         .checked_mul(cout)
         .ok_or(KernelError("weight count overflows"))?;
@@ -1964,6 +1966,14 @@ fn conv2d_blocks(
             // Too large a filter loads nothing: every pixel takes `simd::window`.
             dense.load(filters, filter_len, run, z_x);
         }
+        // x86-64 with VNNI: the block's filter sums, which its whole windows share.
+        #[cfg(target_arch = "x86_64")]
+        let mut w_sums = [0i32; BLOCK];
+        #[cfg(target_arch = "x86_64")]
+        let summed = !packed
+            && weights
+                .get(c0 * filter_len - from..)
+                .is_some_and(|f| simd::x86_64::filter_sums(f, filter_len, &mut w_sums[..nb]));
         let mut bias = [0i32; BLOCK];
         let mut stage = [ChannelRequant::new(0, 0, p.rounding); BLOCK];
         for ((b, rq), c) in bias.iter_mut().zip(&mut stage).zip(c0..c0 + nb) {
@@ -2034,7 +2044,14 @@ fn conv2d_blocks(
                     let w = weights
                         .get(c0 * filter_len + w0 - from..)
                         .ok_or(KernelError("conv filter run"))?;
-                    simd::window(x, w, filter_len, runs, z_x, acc)
+                    // A whole window (every tap valid) reads whole filters: their sums.
+                    #[cfg(target_arch = "x86_64")]
+                    let sums = (summed && ty.count() == kh && tx.count() == kw)
+                        .then(|| w_sums.get(..nb))
+                        .flatten();
+                    #[cfg(not(target_arch = "x86_64"))]
+                    let sums = None;
+                    simd::window(x, w, filter_len, runs, z_x, sums, acc)
                 };
                 if !inside {
                     return Err(KernelError("conv window outside its tensors"));

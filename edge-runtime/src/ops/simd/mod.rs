@@ -86,6 +86,11 @@ pub(crate) struct Runs {
 /// kernels, elsewhere to `portable`. The last `acc.len() % 4` channels are summed in plain Rust.
 /// Returns `false`, touching nothing, if a run would leave `x` or `w` or the steps are shorter
 /// than a run: the bounds every kernel's loads rely on.
+///
+/// `w_sums`, where given, holds each channel's weight sum over the runs (`w_sums[c]`,
+/// wrapping): a whole window's, the same at every pixel off the border, so that a convolution
+/// sums its filters once per block instead of once per pixel. Only x86-64's AVX-512 VNNI kernel
+/// reads them (`x86_64::quad_words_summed`, half the multiplies); elsewhere they are ignored.
 #[inline(always)]
 pub(crate) fn window(
     x: &[i8],
@@ -93,6 +98,7 @@ pub(crate) fn window(
     stride: usize,
     runs: Runs,
     z_x: i8,
+    w_sums: Option<&[i32]>,
     acc: &mut [i32],
 ) -> bool {
     let Runs {
@@ -117,7 +123,17 @@ pub(crate) fn window(
     }
     let (quads, rest) = acc.as_chunks_mut::<4>();
     if !quads.is_empty() {
-        quad_words(x, w, stride, runs, z_x, quads);
+        // Every run is inside `x` and `w` (checked above), as the sums require.
+        #[cfg(target_arch = "x86_64")]
+        match w_sums {
+            Some(sums) => x86_64::quad_words_summed(x, w, stride, runs, z_x, sums, quads),
+            None => quad_words(x, w, stride, runs, z_x, quads),
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = w_sums;
+            quad_words(x, w, stride, runs, z_x, quads);
+        }
     }
     // Channel k's filter runs, from `w[k·stride..]` (inside `w`: checked above).
     let filter = |k: usize| w.get(k * stride..).unwrap_or_default();

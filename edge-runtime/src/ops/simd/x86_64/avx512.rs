@@ -13,6 +13,8 @@
 //! against a vector of ones. Every lane adds wrapping, like every accumulator here, and the
 //! identity holds modulo 2^32, so the results equal the reference loops bit for bit.
 //! * [`quad_words`] flips 32 activations once and multiplies them into eight filters;
+//!   [`quad_words_summed`] is the same given the filters' sums, which a convolution's whole
+//!   windows (every pixel off the border) share: half the `VPDPBUSD`s;
 //! * [`depthwise_pixel`] interleaves four taps' channels byte by byte (`PUNPCKxBW` then
 //!   `PUNPCKxWD`), so one `VPDPBUSD` adds four taps' products of eight channels, channel `j` in
 //!   lane `j` (after one lane reordering per 32 channels). Affine weights (`z_w ≠ 0`) add
@@ -26,6 +28,11 @@
 //! AVX2's speed on 8/4/2-bit convolutions, 1.5–2.2× on depthwise ones with symmetric weights
 //! (1.1× affine), and 1.2× less CPU time for a whole `ghnq eval` of CIFAR-10 nets at W8A8 and
 //! W4A4.
+//!
+//! The summed kernel (the block's filter sums, once per block, for every whole window) took
+//! 8–20 % off 1×1 and 3×3 convolutions over 32–128 channels and left 3×3 ones over 16 or at
+//! 8×8 pixels as they were (`kernel_speed`, the old and new builds alternated twice, pinned,
+//! every other process stopped).
 //!
 //! Tails (fewer than 32 bytes of a run, fewer than 32 channels) are AVX-512BW masked loads
 //! (`VMOVDQU8` with a zeroing mask): lanes past the tail read as zero weights and never touch
@@ -90,18 +97,77 @@ pub(super) fn quad_words(
 ) {
     let (octs, quads) = acc.as_chunks_mut::<2>();
     for (o, out) in octs.iter_mut().enumerate() {
-        *out = channels::<8, 2>(x, w, stride, runs, z_x, 8 * o);
+        *out = channels::<8, 2, true>(x, w, stride, runs, z_x, 8 * o);
     }
     if let Some(out) = quads.first_mut() {
-        let [s] = channels::<4, 1>(x, w, stride, runs, z_x, 8 * octs.len());
+        let [s] = channels::<4, 1, true>(x, w, stride, runs, z_x, 8 * octs.len());
         *out = s;
     }
 }
 
-/// The sums of [`quad_words`] for the `N = 4·Q` channels from `first_channel`.
+/// [`quad_words`] given each channel's weight sum over its runs, `w_sums[4q + k]` (wrapping),
+/// which the caller has for every run inside `x` and `w` (a left-out run would leave its
+/// weights in the sum): then each 32 activations cost one `VPDPBUSD` per filter instead of two.
+/// A convolution's whole windows (every pixel off the border) are such runs, and it sums each
+/// block's filters once per call instead of once per pixel.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) fn quad_words_summed(
+    x: &[i8],
+    w: &[i8],
+    stride: usize,
+    runs: Runs,
+    z_x: i8,
+    w_sums: &[i32],
+    acc: &mut [[i32; 4]],
+) {
+    let (octs, quads) = acc.as_chunks_mut::<2>();
+    for (o, out) in octs.iter_mut().enumerate() {
+        *out = channels::<8, 2, false>(x, w, stride, runs, z_x, 8 * o);
+    }
+    if let Some(out) = quads.first_mut() {
+        let [s] = channels::<4, 1, false>(x, w, stride, runs, z_x, 8 * octs.len());
+        *out = s;
+    }
+    // Σ w·(x − z_x) = Σ w·(x + 128) − (128 + z_x)·Σ w (wrapping), as in `channels`.
+    let c = 128 + i32::from(z_x);
+    for (a, &s) in acc.as_flattened_mut().iter_mut().zip(w_sums) {
+        *a = a.wrapping_sub(s.wrapping_mul(c));
+    }
+}
+
+/// `sums[c]` = the wrapping sum of `filters[c·len..][..len]` for every `c` of `sums`, 32 bytes
+/// a `VPDPBUSD` against ones (what [`quad_words`] spends per pixel, here once per block of
+/// filters: [`quad_words_summed`]'s sums). `filters` holds at least `sums.len()·len` bytes
+/// (else the sums past its end are left as they were).
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) fn filter_sums(filters: &[i8], len: usize, sums: &mut [i32]) {
+    let ones = _mm256_set1_epi8(1);
+    for (s, f) in sums.iter_mut().zip(filters.chunks_exact(len.max(1))) {
+        let (f32s, rest) = f.as_chunks::<32>();
+        let mut acc = _mm256_setzero_si256();
+        for w in f32s {
+            acc = _mm256_dpbusd_epi32(acc, ones, bytemuck::cast(*w));
+        }
+        if !rest.is_empty() {
+            // SAFETY: the first `rest.len()` (< 32) bytes of `rest`; the others are not read.
+            let w = unsafe { load_masked(rest, 0, first(rest.len())) };
+            acc = _mm256_dpbusd_epi32(acc, ones, w);
+        }
+        let [a, _, _, _] = lane_sums([
+            acc,
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+        ]);
+        *s = a;
+    }
+}
+
+/// The sums of [`quad_words`] for the `N = 4·Q` channels from `first_channel`; without `SUMS`
+/// the raw `Σ w·(x + 128)` of [`quad_words_summed`], whose caller subtracts the rest.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn channels<const N: usize, const Q: usize>(
+fn channels<const N: usize, const Q: usize, const SUMS: bool>(
     x: &[i8],
     w: &[i8],
     stride: usize,
@@ -115,7 +181,7 @@ fn channels<const N: usize, const Q: usize>(
         x_step,
         w_step,
     } = runs;
-    // Per filter: Σ w·(x + 128) and Σ w, lane by lane.
+    // Per filter: Σ w·(x + 128) and (with `SUMS`) Σ w, lane by lane.
     let mut products = [_mm256_setzero_si256(); N];
     let mut sums = [_mm256_setzero_si256(); N];
     'rows: for r in 0..rows {
@@ -129,13 +195,15 @@ fn channels<const N: usize, const Q: usize>(
             };
             *ws = f;
         }
-        accumulate(xs, ws, &mut products, &mut sums);
+        accumulate::<N, SUMS>(xs, ws, &mut products, &mut sums);
     }
-    // Σ w·(x − z_x) = Σ w·(x + 128) − (128 + z_x)·Σ w, lane by lane (wrapping), then summed.
-    let c = _mm256_set1_epi32(128 + z_x as i32);
     let mut lanes = products;
-    for (l, s) in lanes.iter_mut().zip(sums) {
-        *l = _mm256_sub_epi32(*l, _mm256_mullo_epi32(s, c));
+    if SUMS {
+        // Σ w·(x − z_x) = Σ w·(x + 128) − (128 + z_x)·Σ w, lane by lane (wrapping), then summed.
+        let c = _mm256_set1_epi32(128 + z_x as i32);
+        for (l, s) in lanes.iter_mut().zip(sums) {
+            *l = _mm256_sub_epi32(*l, _mm256_mullo_epi32(s, c));
+        }
     }
     let mut out = [[0i32; 4]; Q];
     let (l4, _) = lanes.as_chunks::<4>();
@@ -152,10 +220,11 @@ fn run(v: &[i8], start: usize, len: usize) -> Option<&[i8]> {
 }
 
 /// One run of `N` channels (runs of equal length): 32 activations flipped once, then
-/// multiplied into all `N` filters; the last fewer than 32 bytes from masked loads.
+/// multiplied into all `N` filters (and, with `SUMS`, into ones for the filters' sums); the last
+/// fewer than 32 bytes from masked loads.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn accumulate<const N: usize>(
+fn accumulate<const N: usize, const SUMS: bool>(
     xs: &[i8],
     ws: [&[i8]; N],
     products: &mut [__m256i; N],
@@ -183,7 +252,9 @@ fn accumulate<const N: usize>(
             if let Some(w) = w.get(i) {
                 let w = bytemuck::cast(*w);
                 *p = _mm256_dpbusd_epi32(*p, xu, w);
-                *s = _mm256_dpbusd_epi32(*s, ones, w);
+                if SUMS {
+                    *s = _mm256_dpbusd_epi32(*s, ones, w);
+                }
             }
         }
     }
@@ -196,7 +267,9 @@ fn accumulate<const N: usize>(
             // SAFETY: as above. Lanes past the tail hold zero weights: they add nothing.
             let w = unsafe { load_masked(w, 0, mask) };
             *p = _mm256_dpbusd_epi32(*p, xu, w);
-            *s = _mm256_dpbusd_epi32(*s, ones, w);
+            if SUMS {
+                *s = _mm256_dpbusd_epi32(*s, ones, w);
+            }
         }
     }
     (*products, *sums) = (p, s);

@@ -197,6 +197,43 @@ pub(crate) fn quad_words(
     }
 }
 
+/// [`quad_words`] given each channel's weight sum over its runs (`w_sums[c]`, wrapping, for
+/// `4·acc.len()` channels), which only AVX-512 VNNI reads: its sums need a second `VPDPBUSD`
+/// per 32 bytes and filter otherwise (the other levels multiply signed activations and need no
+/// sum). The caller has checked that every run lies inside `x` and `w`; too short a `w_sums`
+/// takes [`quad_words`].
+#[inline]
+pub(crate) fn quad_words_summed(
+    x: &[i8],
+    w: &[i8],
+    stride: usize,
+    runs: Runs,
+    z_x: i8,
+    w_sums: &[i32],
+    acc: &mut [[i32; 4]],
+) {
+    match Isa::chosen() {
+        // SAFETY: `chosen` is never above what CPUID and XGETBV reported usable.
+        Isa::Avx512Vnni if w_sums.len() >= 4 * acc.len() => unsafe {
+            avx512::quad_words_summed(x, w, stride, runs, z_x, w_sums, acc)
+        },
+        _ => quad_words(x, w, stride, runs, z_x, acc),
+    }
+}
+
+/// The weight sums [`quad_words_summed`] reads, `sums[c]` = the wrapping sum of
+/// `filters[c·len..][..len]`, if the level in use reads them (AVX-512 VNNI) and `filters` holds
+/// `sums.len()` filters: `false` otherwise, and a convolution then calls [`quad_words`].
+#[inline]
+pub(crate) fn filter_sums(filters: &[i8], len: usize, sums: &mut [i32]) -> bool {
+    if Isa::chosen() != Isa::Avx512Vnni || filters.len() < sums.len().saturating_mul(len) {
+        return false;
+    }
+    // SAFETY: `chosen` is never above what CPUID and XGETBV reported usable.
+    unsafe { avx512::filter_sums(filters, len, sums) };
+    true
+}
+
 /// One depthwise output pixel of `acc.len()` consecutive channels:
 /// `acc[j] = Σ_taps (w[t.w + j] − z_w)·(x[t.x + j] − z_x)`, wrapping. Returns `false`, touching
 /// nothing, if a tap's channels would leave `x` or `w`.
@@ -309,10 +346,11 @@ mod tests {
     /// both sides of the 8-, 16- and 32-byte chunks, one to five quads (the eight-channel passes
     /// and a lone quad), runs ending at the very end of both buffers, zero points at their ends,
     /// and activations cut short so that the last rows' runs leave `x` (left out by every level).
+    /// With runs inside `x`, `quad_words_summed` given the filters' sums too.
     #[test]
     fn quad_words_equal_reference_at_every_level() {
         let mut rng = XorShift32::new(0x0A51_2001);
-        let mut checked = 0;
+        let (mut checked, mut summed) = (0, 0);
         for case in 0..3000 {
             let len = match case % 3 {
                 0 => 1 + rng.below(40) as usize,
@@ -362,6 +400,16 @@ mod tests {
                     }
                 }
             }
+            // Each filter's sum over its runs, for `quad_words_summed` (whose contract is every
+            // run inside `x`: not the cut cases).
+            let whole = x.len() == (rows - 1) * x_step + len;
+            let w_sums: Vec<i32> = (0..4 * quads)
+                .map(|c| {
+                    (0..rows)
+                        .flat_map(|r| &w[c * stride + r * w_step..][..len])
+                        .fold(0i32, |a, &v| a.wrapping_add(i32::from(v)))
+                })
+                .collect();
             each_isa(|isa| {
                 let mut got = vec![[7i32; 4]; quads];
                 quad_words(&x, &w, stride, runs, z_x, &mut got);
@@ -372,9 +420,21 @@ mod tests {
                     isa.name()
                 );
                 checked += 1;
+                if whole {
+                    let mut got = vec![[7i32; 4]; quads];
+                    quad_words_summed(&x, &w, stride, runs, z_x, &w_sums, &mut got);
+                    assert_eq!(
+                        got,
+                        want,
+                        "{} summed, case {case}: {runs:?} quads {quads}",
+                        isa.name()
+                    );
+                    summed += 1;
+                }
             });
         }
         assert!(checked >= 3000);
+        assert!(summed >= 2000);
     }
 
     /// Every level this CPU has against the reference loop, on random pixels: channel counts
