@@ -18,13 +18,15 @@ use super::layerwise::{self, LayerStats};
 use super::metrics::{Divergence, DivergenceRule, DivergenceWatch, percent_decrease};
 use ghnq_core::arch::{ImageShape, Net, predefined};
 use ghnq_core::cnn::init::{Initializer, init_params};
-use ghnq_core::cnn::train::{Schedule, Sgd, SgdConfig};
-use ghnq_core::cnn::{BnMode, ParamSet, forward};
+use ghnq_core::cnn::native::{self, NetValues};
+use ghnq_core::cnn::train::{HostSgd, Schedule, Sgd, SgdConfig, params_from_host};
+use ghnq_core::cnn::{BnMode, ParamSet, forward, forward_seeded};
 use ghnq_core::sources;
 use ghnq_core::train::{ImageSource, LabeledBatch, to_tensors, topk_hits};
 use ghnq_export::{self as export, Provenance};
 use ghnq_quant::config::{BnStats, Clip, Precision, QuantConfig};
 use ghnq_quant::fake::host_values;
+use ghnq_quant::sim_native::is_cpu;
 
 /// Everything that decides a run's numbers (the data directory and device do not).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -227,6 +229,10 @@ pub struct RunResult {
     pub params: usize,
     /// Wall-clock seconds of training.
     pub train_seconds: f64,
+    /// The engine that trained it: `native` or `burn` (records written before the native
+    /// engine trained the study, i.e. the whole Fig. 1 grid, say `burn`).
+    #[serde(default = "burn_engine")]
+    pub train_engine: String,
     /// Wall-clock seconds of export and evaluation.
     pub eval_seconds: f64,
 }
@@ -323,9 +329,14 @@ pub struct Trained {
     pub accs: Vec<f64>,
     /// Set when the run diverged.
     pub divergence: Option<Divergence>,
+    /// Which engine took the steps: `native` or `burn`.
+    pub engine: &'static str,
 }
 
-/// Train `net` from `init` on `images` per `recipe`, on an autodiff `device`.
+/// Train `net` from `init` on `images` per `recipe`, on an autodiff `device`: on the CPU with
+/// the native engine (`native::loss_and_grads` and `HostSgd`, the same SGD step as burn's within
+/// float rounding, tested in `ghnq_core::cnn::train` and here, at a fraction of its time),
+/// elsewhere (or for a net the native engine cannot run) with burn's autodiff.
 pub fn train(
     net: &Net,
     init: Initializer,
@@ -334,6 +345,23 @@ pub fn train(
     device: &Device,
     pair: &Pair,
     progress: &mut dyn RunProgress,
+) -> Trained {
+    train_with(net, init, recipe, images, device, pair, progress, true)
+}
+
+/// [`train`], with burn's autodiff whatever the device when `native_allowed` is false. Both
+/// engines draw step `t`'s dropout masks from seed `t` ([`native::dropout_mask`]), so they take
+/// the same steps within float rounding.
+#[allow(clippy::too_many_arguments)]
+pub fn train_with(
+    net: &Net,
+    init: Initializer,
+    recipe: &Recipe,
+    images: &mut dyn ImageSource,
+    device: &Device,
+    pair: &Pair,
+    progress: &mut dyn RunProgress,
+    native_allowed: bool,
 ) -> Trained {
     let steps = recipe.steps(images.len());
     let config = SgdConfig {
@@ -349,20 +377,62 @@ pub fn train(
     };
     device.seed(recipe.seed);
     let mut params = init_params(net, init, recipe.seed, device);
-    let mut sgd = Sgd::new(config).with_schedule(schedule.clone());
     let mut watch = DivergenceWatch::new(recipe.divergence);
     let (mut losses, mut accs) = (Vec::new(), Vec::new());
     let mut divergence = None;
     progress.start(pair, steps);
-    for t in 0..steps {
-        let (p, r) = sgd.step(net, params, images, device);
-        params = p;
-        losses.push(r.loss);
-        accs.push(r.acc);
-        progress.step(t, r.loss, schedule.lr_at(&config, t));
-        if let Some(d) = watch.check(t, r.loss) {
-            divergence = Some(d);
-            break;
+    let mut values = NetValues::from_params(&params);
+    // The native engine runs the net (one blank image), or burn trains it.
+    let native = native_allowed && is_cpu(device) && {
+        let s = images.shape();
+        native::logits(net, &values, &vec![0.0; s.c * s.h * s.w], 1).is_ok()
+    };
+    if native {
+        let mut sgd = HostSgd::new(config).with_schedule(schedule.clone());
+        for t in 0..steps {
+            let opts = native::Options {
+                train: true,
+                dropout_seed: t as u64,
+                grad_scale: 1.0,
+            };
+            let r = match sgd.step_with(&mut values, images, |p, x, labels| {
+                native::loss_and_grads(net, p, x, labels, opts)
+            }) {
+                Ok(r) => r,
+                // Cannot happen once the net ran above (the shapes are fixed); recorded as the
+                // end of the run rather than a panic.
+                Err(e) => {
+                    divergence = Some(Divergence {
+                        step: t,
+                        loss: None,
+                        reason: format!("native engine: {e}"),
+                    });
+                    break;
+                }
+            };
+            losses.push(r.loss);
+            accs.push(r.acc);
+            progress.step(t, r.loss, schedule.lr_at(&config, t));
+            if let Some(d) = watch.check(t, r.loss) {
+                divergence = Some(d);
+                break;
+            }
+        }
+        params = params_from_host(&params, &values);
+    } else {
+        let mut sgd = Sgd::new(config).with_schedule(schedule.clone());
+        for t in 0..steps {
+            let (p, r) = sgd.step_with(params, images, device, |p, x| {
+                forward_seeded(net, p, x, BnMode::Batch, true, Some(t as u64))
+            });
+            params = p;
+            losses.push(r.loss);
+            accs.push(r.acc);
+            progress.step(t, r.loss, schedule.lr_at(&config, t));
+            if let Some(d) = watch.check(t, r.loss) {
+                divergence = Some(d);
+                break;
+            }
         }
     }
     if divergence.is_none()
@@ -376,6 +446,7 @@ pub fn train(
         losses,
         accs,
         divergence,
+        engine: if native { "native" } else { "burn" },
     }
 }
 
@@ -567,6 +638,7 @@ pub fn run_pair(
         layers: Vec::new(),
         params: net.param_count(),
         train_seconds,
+        train_engine: trained.engine.to_string(),
         eval_seconds: 0.0,
     };
     if trained.divergence.is_some() {
@@ -600,6 +672,11 @@ pub fn run_pair(
     }
     result.eval_seconds = t1.elapsed().as_secs_f64();
     Ok(result)
+}
+
+/// [`RunResult::train_engine`] of a record without one.
+fn burn_engine() -> String {
+    "burn".to_string()
 }
 
 /// `<out>/runs/<Arch>__<Init>.json`.
