@@ -336,24 +336,11 @@ pub struct Trained {
 /// Train `net` from `init` on `images` per `recipe`, on an autodiff `device`: on the CPU with
 /// the native engine (`native::loss_and_grads` and `HostSgd`, the same SGD step as burn's within
 /// float rounding, tested in `ghnq_core::cnn::train` and here, at a fraction of its time),
-/// elsewhere (or for a net the native engine cannot run) with burn's autodiff.
-pub fn train(
-    net: &Net,
-    init: Initializer,
-    recipe: &Recipe,
-    images: &mut dyn ImageSource,
-    device: &Device,
-    pair: &Pair,
-    progress: &mut dyn RunProgress,
-) -> Trained {
-    train_with(net, init, recipe, images, device, pair, progress, true)
-}
-
-/// [`train`], with burn's autodiff whatever the device when `native_allowed` is false. Both
-/// engines draw step `t`'s dropout masks from seed `t` ([`native::dropout_mask`]), so they take
-/// the same steps within float rounding.
+/// elsewhere (or for a net the native engine cannot run, or without `native_allowed`) with
+/// burn's autodiff. Both engines draw step `t`'s dropout masks from seed `t`
+/// ([`native::dropout_mask`]), so they take the same steps within float rounding.
 #[allow(clippy::too_many_arguments)]
-pub fn train_with(
+pub fn train(
     net: &Net,
     init: Initializer,
     recipe: &Recipe,
@@ -381,59 +368,59 @@ pub fn train_with(
     let (mut losses, mut accs) = (Vec::new(), Vec::new());
     let mut divergence = None;
     progress.start(pair, steps);
-    let mut values = NetValues::from_params(&params);
+    let values = NetValues::from_params(&params);
     // The native engine runs the net (one blank image), or burn trains it.
     let native = native_allowed && is_cpu(device) && {
         let s = images.shape();
         native::logits(net, &values, &vec![0.0; s.c * s.h * s.w], 1).is_ok()
     };
-    if native {
-        let mut sgd = HostSgd::new(config).with_schedule(schedule.clone());
-        for t in 0..steps {
-            let opts = native::Options {
-                train: true,
-                dropout_seed: t as u64,
-                grad_scale: 1.0,
-            };
-            let r = match sgd.step_with(&mut values, images, |p, x, labels| {
-                native::loss_and_grads(net, p, x, labels, opts)
-            }) {
-                Ok(r) => r,
-                // Cannot happen once the net ran above (the shapes are fixed); recorded as the
-                // end of the run rather than a panic.
-                Err(e) => {
-                    divergence = Some(Divergence {
-                        step: t,
-                        loss: None,
-                        reason: format!("native engine: {e}"),
-                    });
-                    break;
-                }
-            };
-            losses.push(r.loss);
-            accs.push(r.acc);
-            progress.step(t, r.loss, schedule.lr_at(&config, t));
-            if let Some(d) = watch.check(t, r.loss) {
-                divergence = Some(d);
-                break;
-            }
-        }
-        params = params_from_host(&params, &values);
+    let mut engine = if native {
+        Engine::Native(HostSgd::new(config).with_schedule(schedule.clone()), values)
     } else {
-        let mut sgd = Sgd::new(config).with_schedule(schedule.clone());
-        for t in 0..steps {
-            let (p, r) = sgd.step_with(params, images, device, |p, x| {
-                forward_seeded(net, p, x, BnMode::Batch, true, Some(t as u64))
-            });
-            params = p;
-            losses.push(r.loss);
-            accs.push(r.acc);
-            progress.step(t, r.loss, schedule.lr_at(&config, t));
-            if let Some(d) = watch.check(t, r.loss) {
-                divergence = Some(d);
-                break;
+        Engine::Burn(Sgd::new(config).with_schedule(schedule.clone()))
+    };
+    for t in 0..steps {
+        let r = match &mut engine {
+            Engine::Native(sgd, values) => {
+                let opts = native::Options {
+                    train: true,
+                    dropout_seed: t as u64,
+                    grad_scale: 1.0,
+                };
+                match sgd.step_with(values, images, |p, x, labels| {
+                    native::loss_and_grads(net, p, x, labels, opts)
+                }) {
+                    Ok(r) => r,
+                    // Cannot happen once the net ran above (the shapes are fixed); recorded as
+                    // the end of the run rather than a panic.
+                    Err(e) => {
+                        divergence = Some(Divergence {
+                            step: t,
+                            loss: None,
+                            reason: format!("native engine: {e}"),
+                        });
+                        break;
+                    }
+                }
             }
+            Engine::Burn(sgd) => {
+                let (p, r) = sgd.step_with(params, images, device, |p, x| {
+                    forward_seeded(net, p, x, BnMode::Batch, true, Some(t as u64))
+                });
+                params = p;
+                r
+            }
+        };
+        losses.push(r.loss);
+        accs.push(r.acc);
+        progress.step(t, r.loss, schedule.lr_at(&config, t));
+        if let Some(d) = watch.check(t, r.loss) {
+            divergence = Some(d);
+            break;
         }
+    }
+    if let Engine::Native(_, values) = &engine {
+        params = params_from_host(&params, values);
     }
     if divergence.is_none()
         && let Some(&last) = losses.last()
@@ -446,8 +433,17 @@ pub fn train_with(
         losses,
         accs,
         divergence,
-        engine: if native { "native" } else { "burn" },
+        engine: match engine {
+            Engine::Native(..) => "native",
+            Engine::Burn(_) => "burn",
+        },
     }
+}
+
+/// The optimiser of [`train`], with the native engine's parameter values.
+enum Engine {
+    Native(HostSgd, NetValues),
+    Burn(Sgd),
 }
 
 /// What [`evaluate`] found.
@@ -618,6 +614,7 @@ pub fn run_pair(
         &device.clone().autodiff(),
         pair,
         progress,
+        true,
     );
     let train_seconds = t0.elapsed().as_secs_f64();
     let mut result = RunResult {

@@ -549,7 +549,7 @@ fn the_native_engine_trains_as_burn_does() {
             )
             .unwrap();
             let ad = dev.clone().autodiff();
-            let t = run::train_with(
+            let t = run::train(
                 &net,
                 pair.init,
                 &recipe,
