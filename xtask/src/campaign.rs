@@ -293,9 +293,10 @@ fn train(phase: &Phase, data: &Path) -> Result<()> {
         Some(_) => resume_args(&recipe),
         None => recipe.split_whitespace().map(String::from).collect(),
     };
+    if dataset(&recipe) == Some("cifar10") {
+        args.extend(["--data-dir".into(), data.to_string_lossy().into()]);
+    }
     args.extend([
-        "--data-dir".into(),
-        data.to_string_lossy().into(),
         "--out".into(),
         phase.run.to_string_lossy().into(),
         "--quiet".into(),
@@ -401,9 +402,46 @@ pub fn status() -> Result<()> {
     Ok(())
 }
 
+/// The `--dataset` a recipe names (`--dataset x` or `--dataset=x`): the CIFAR-10 directory goes
+/// only to a CIFAR-10 phase (a Fashion-MNIST finetuning reads its own data where `ghnq` finds it).
+fn dataset(recipe: &str) -> Option<&str> {
+    let mut words = recipe.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "--dataset" {
+            return words.next();
+        }
+        if let Some(v) = w.strip_prefix("--dataset=") {
+            return Some(v);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_cifar10_phase_is_given_the_cifar10_directory() {
+        assert_eq!(
+            dataset("train --dataset cifar10 --lr 1e-4"),
+            Some("cifar10")
+        );
+        assert_eq!(
+            dataset("train --lr 1e-4 --dataset=fashion-mnist"),
+            Some("fashion-mnist")
+        );
+        assert_eq!(dataset("train --lr 1e-4"), None);
+        for phase in phases().unwrap() {
+            let recipe =
+                std::fs::read_to_string(root().join("checkpoints").join(&phase).join("recipe.txt"))
+                    .unwrap();
+            assert!(
+                matches!(dataset(&recipe), Some("cifar10" | "fashion-mnist")),
+                "{phase}: {recipe}"
+            );
+        }
+    }
 
     #[test]
     fn a_resumed_finetuning_drops_its_start() {
