@@ -2,7 +2,7 @@
 # Issue 16, item 5: QAT of 5 CIFAR-10 `test` nets from the GHN's prediction and from random
 # initialisation, 500 SGD steps each, integer-runtime top-1 every 50 steps on 1,000 test images.
 # W4A4 from the GHN-QAT W4A4 checkpoint (its percentile ranges, from its qat.txt), W8A8 from the
-# float GHN (GHN-Q; absolute ranges). Resumable: a net whose CSV exists is skipped.
+# second cycle's float GHN (GHN-Q; absolute ranges). Resumable: a net whose CSV exists is skipped.
 #
 #   GHNQ=target/release/ghnq CIFAR=target/cifar10 results/finetune-steps-saved/run.sh
 set -euo pipefail
@@ -15,7 +15,7 @@ nets=target/steps-saved-nets
 for bits in w4a4 w8a8; do
   case $bits in
     w4a4) ghn=checkpoints/cifar10-qat-w4a4 ;;
-    w8a8) ghn=checkpoints/cifar10-float ;;
+    w8a8) ghn=checkpoints/cifar10-float-cycle2 ;;
   esac
   for i in 0 1 2 3 4; do
     net=test-00000$i
