@@ -14,26 +14,28 @@
 //!
 //! # Cost and the CPU-scale recipe
 //!
-//! Measured with the dev profile on this project's 2-core machine while another training run
-//! used about one core (Fashion-MNIST, 28x28x1): seconds per SGD step at batch 128, and
-//! milliseconds per test image for the QUINT8 evaluation (simulation + integer runtime, the
-//! latter dominating):
+//! Training runs on the native engine on the CPU (`run::train`; burn's autodiff elsewhere).
+//! Seconds per SGD step at batch 128 on 28x28x1 images, both engines in one process, one pinned
+//! core, every other process stopped (`study_training_speed` in this crate's tests, release
+//! build, Zen 4), 2026-12-07:
 //!
-//! | net | s/step | ms/test image |
-//! |:---|---:|---:|
-//! | Regular_Conv_With_BN / No_BN | 1.27 / 1.05 | 28 / 28 |
-//! | DWS_Conv_With_BN / No_BN | 0.69 / 0.46 | 8 / 8 |
-//! | Basic_Residual_With_BN / No_BN | 2.48 / 2.22 | 64 / 64 |
-//! | MbNetV2_With_BN / No_BN | 6.45 / 4.54 | 70 / 64 |
+//! | net | native s/step | burn s/step | native faster |
+//! |:---|---:|---:|---:|
+//! | Regular_Conv_With_BN | 0.233 | 0.685 | 2.94× |
+//! | Basic_Residual_With_BN | 0.515 | 1.330 | 2.58× |
+//! | MbNetV2_With_BN | 1.534 | 5.651 | 3.68× |
 //!
-//! plus about 6–17 s per run for calibration on 1,024 images (BN statistics, 1 % percentiles,
-//! a blob) and the layerwise ranges. A run costs `steps · s/step + test images · ms/image +
-//! ~15 s`. The default recipe of `ghnq study init` — 2 epochs of the first 10,000 training
-//! images (157 steps), 2,000 test images — costs about 12 × 157 × 3.5 s ≈ 1.8 h of training and
-//! 12 × (35 s + 2,000 × 72 ms) ≈ 0.6 h of evaluation for the 48 pairs of Fig. 1 (runs that
-//! diverge stop early), and about 10 h for Fig. 2's, which at CPU scale wants
-//! `--images 5000 --epochs 1` or shards on several machines. The paper's recipe (CIFAR-10,
-//! 200 epochs of 50,000 images) is 78,200 steps per pair: a GPU's job.
+//! The evaluation, measured earlier with the dev profile beside another training run on the
+//! other core: milliseconds per test image for QUINT8 (simulation + integer runtime, the latter
+//! dominating) — Regular_Conv 28, DWS_Conv 8, Basic_Residual 64, MbNetV2 64–70 — plus about
+//! 6–17 s per run for calibration on 1,024 images (BN statistics, 1 % percentiles, a blob) and
+//! the layerwise ranges. A run costs `steps · s/step + test images · ms/image + ~15 s`. The
+//! default recipe of `ghnq study init` — 2 epochs of the first 10,000 training images (157
+//! steps), 2,000 test images — took 1 h 47 min wall for the 48 pairs of Fig. 1 on burn (two
+//! shards, one per core); Fig. 2's 48 pairs take about 2.1 h of native training on a free
+//! core (24 × 157 × 0.5 s for the residual nets, 24 × 157 × 1.5 s for MbNetV2's) plus their
+//! evaluations (36–250 s a pair in the release build beside other work). The paper's recipe
+//! (CIFAR-10, 200 epochs of 50,000 images) is 78,200 steps per pair: a GPU's job.
 //!
 //! [`plot`] draws the figures of the study and of the other `ghnq` commands (PNG and SVG).
 

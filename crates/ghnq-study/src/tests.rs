@@ -584,3 +584,65 @@ fn the_native_engine_trains_as_burn_does() {
         );
     }
 }
+
+/// The study's training speed on each engine, in one process (a measurement, not a test: run
+/// alone, pinned, with `cargo test -p ghnq-study --release -- --ignored --nocapture
+/// study_training_speed`): 10 steps of the default recipe's batch (128) on synthetic 28×28
+/// images, native and burn alternated over three rounds, medians and their ratio.
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture, in release mode"]
+fn study_training_speed() {
+    let dev = Device::flex();
+    let recipe = Recipe {
+        images: Some(1280),
+        ..Recipe::paper("synthetic-gray", 1.0)
+    };
+    for arch in [
+        "Regular_Conv_With_BN",
+        "Basic_Residual_With_BN",
+        "MbNetV2_With_BN",
+    ] {
+        let pair = Pair {
+            arch: arch.into(),
+            init: Initializer::HeUni,
+        };
+        let net = run::build_net(arch, ghnq_core::arch::ImageShape::FASHION_MNIST).unwrap();
+        let time = |native| {
+            let mut images = super::augment::StudyImages::new(
+                &recipe.dataset,
+                None,
+                recipe.images,
+                recipe.seed,
+                recipe.augment,
+            )
+            .unwrap();
+            let start = std::time::Instant::now();
+            let t = run::train(
+                &net,
+                pair.init,
+                &recipe,
+                &mut images,
+                &dev.clone().autodiff(),
+                &pair,
+                &mut Log::default(),
+                native,
+            );
+            assert_eq!(t.losses.len(), 10);
+            start.elapsed().as_secs_f64() / 10.0
+        };
+        let (mut native, mut burn) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            native.push(time(true));
+            burn.push(time(false));
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[1]
+        };
+        let (n, b) = (median(&mut native), median(&mut burn));
+        println!(
+            "{arch:<24} native {n:.3} s/step, burn {b:.3} s/step: native {:.2}x faster",
+            b / n
+        );
+    }
+}
