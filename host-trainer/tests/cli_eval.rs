@@ -132,3 +132,44 @@ fn sharded_eval_merges_into_the_whole_table() {
         text(&bad.stderr)
     );
 }
+
+/// Nets evaluated in parallel give the serial run's table, row for row and digit for digit:
+/// parameters are made in order on one thread (random initialisation's seeded draws), each net's
+/// evaluation stands alone. Ten nets on two threads are two chunks of eight and two.
+#[test]
+fn nets_in_parallel_give_the_serial_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |threads: &str| {
+        let path = dir.path().join(format!("threads-{threads}.csv"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghnq"))
+            .args([
+                "eval",
+                "--init",
+                "random",
+                "--split",
+                "tiny",
+                "--count",
+                "10",
+                "--images",
+                "32",
+                "--dataset",
+                "synthetic-gray",
+                "--bits",
+                "float,w8a8",
+                "--calib",
+                "32",
+                "--csv",
+            ])
+            .arg(&path)
+            .env("RAYON_NUM_THREADS", threads)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("ghnq starts");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        std::fs::read_to_string(path).unwrap()
+    };
+    let serial = run("1");
+    // The header, then per net its float row and its W8A8 sim and int rows.
+    assert_eq!(serial.lines().count(), 1 + 10 * 3, "{serial}");
+    assert_eq!(run("2"), serial);
+}

@@ -99,11 +99,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TablesAction {
-    /// Run the missing shards in the background (nice 19, one thread), in plan order.
+    /// Run the missing shards in the background (nice 19), in plan order.
     Start {
         /// CIFAR-10 directory (default: GHNQ_CIFAR_DIR, else made from ../shared/data/cifar10).
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
+        /// Threads per shard: its nets are evaluated this many at a time. One while the
+        /// campaign trains on the other core; two once the campaign's queue is done.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// What `start` launches: the missing shards, one after another, in the foreground.
     #[command(hide = true)]
@@ -176,7 +180,7 @@ fn main() -> Result<()> {
             CampaignAction::Status => campaign::status(),
         },
         Command::Tables { action } => match action {
-            TablesAction::Start { data_dir } => tables::start(data_dir),
+            TablesAction::Start { data_dir, threads } => tables::start(data_dir, threads),
             TablesAction::Run { data_dir } => tables::run(&data_dir),
             TablesAction::Status => tables::status(),
             TablesAction::Merge => tables::merge(),

@@ -7,7 +7,8 @@
 //! [`COMMON`] and is cut into [`SHARDS`] shards, each a contiguous tenth of every split's nets.
 //! A finished shard is `results/ghn-tables/<name>/shard-<i>-of-<n>.csv` (per-net results, written
 //! under another name and renamed when the run succeeds) with its `.json` summary (CPU seconds);
-//! `start` runs the missing ones in plan order in the background (nice 19, one thread), `merge`
+//! `start` runs the missing ones in plan order in the background (nice 19, one thread unless
+//! `--threads` says more: a shard's nets are then evaluated that many at a time), `merge`
 //! combines each line's shards into `<name>.md` and `<name>.csv` with `ghnq merge`. `GHNQ_BIN`
 //! names the `ghnq` to use instead of building `target/release/ghnq`.
 //!
@@ -132,8 +133,10 @@ fn done(name: &str) -> Vec<usize> {
         .collect()
 }
 
-/// `start`: build `ghnq`, then run the missing shards detached (this binary's `run`).
-pub fn start(data_dir: Option<PathBuf>) -> Result<()> {
+/// `start`: build `ghnq`, then run the missing shards detached (this binary's `run`), each on
+/// `threads` threads (`ghnq eval` evaluates that many nets at a time).
+pub fn start(data_dir: Option<PathBuf>, threads: usize) -> Result<()> {
+    anyhow::ensure!(threads >= 1, "--threads must be at least 1");
     let lines = plan()?;
     let missing: usize = lines.iter().map(|l| SHARDS - done(&l.name).len()).sum();
     if missing == 0 {
@@ -154,7 +157,7 @@ pub fn start(data_dir: Option<PathBuf>) -> Result<()> {
         .arg(me)
         .args(["tables", "run", "--data-dir"])
         .arg(&data)
-        .env("RAYON_NUM_THREADS", "1")
+        .env("RAYON_NUM_THREADS", threads.to_string())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()

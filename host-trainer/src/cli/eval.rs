@@ -4,14 +4,19 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use burn::tensor::Device;
+use ghnq_core::arch::{ImageShape, Net};
 use ghnq_core::cnn::ParamSet;
 use ghnq_core::cnn::train::{self as sgd, SgdConfig};
 use ghnq_core::sources;
+use ghnq_core::train::LabeledBatch;
 use ghnq_export::{self as export, Provenance};
 use ghnq_ghn::{checkpoint, eval};
-use ghnq_quant::config::Precision;
+use ghnq_quant::config::{Precision, TrainedFor};
 use ghnq_quant::table::{self, NetResult};
 use ghnq_study::grid::Shard;
+use rayon::prelude::*;
+use shared_format::Rounding;
 
 use super::quant_args;
 
@@ -142,10 +147,32 @@ pub fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
 
+    // Nets are evaluated in parallel, one per rayon thread (`RAYON_NUM_THREADS`, every core by
+    // default; the tables' runner holds it to one): each net's export and comparison stands
+    // alone. Their parameters are made first, a chunk of nets at a time, in order on this
+    // thread: random initialisation draws from the device's seeded generator,
+    // which threads would interleave (and the SGD baseline trains one net at a time).
+    let jobs: Vec<(&String, &Net)> = splits
+        .iter()
+        .flat_map(|(split, nets)| nets.iter().map(move |net| (split, net)))
+        .collect();
+    let net_eval = NetEval {
+        precisions: &precisions,
+        args: &args,
+        trained,
+        ghn_hash,
+        rounding,
+        shape,
+        calib: &calib,
+        batches: &batches,
+        device: &device,
+    };
     let mut results: Vec<NetResult> = Vec::new();
     let mut param_ms = Vec::new();
-    for (split, nets) in &splits {
-        for net in nets {
+    // Four nets per thread a chunk, so that a slow net does not hold the others' threads idle.
+    for chunk in jobs.chunks(4 * rayon::current_num_threads().max(1)) {
+        let mut ready = Vec::with_capacity(chunk.len());
+        for &(split, net) in chunk {
             bar.set_message(format!("{split}: {}", net.name));
             // Per-net seed: a net's baseline is the same in any shard or subset.
             device.seed(args.init_seed ^ export::fingerprint(net.name.as_bytes()));
@@ -153,98 +180,35 @@ pub fn run(args: Args) -> Result<()> {
             let params = match args.init {
                 Init::Ghn => eval::predict_one(ghn.as_ref().expect("checked above"), net, &device)?,
                 Init::Random => ParamSet::init_random(net, &device),
-                Init::Sgd => {
-                    // Per-net image order too, for the same reason as the seed above.
-                    let mut images = sources::image_source(
-                        &args.test.dataset,
-                        data_dir,
-                        args.init_seed ^ export::fingerprint(net.name.as_bytes()),
-                    )?;
-                    let config = SgdConfig::epochs(args.sgd_epochs, images.len(), args.sgd_batch);
-                    // Whether a low baseline is a net that trains slowly or a run that failed.
-                    let mut losses = Vec::with_capacity(config.steps);
-                    let trained = sgd::train(
-                        net,
-                        ParamSet::init_random(net, &train_device),
-                        images.as_mut(),
-                        config,
-                        &train_device,
-                        |t, r| {
-                            losses.push(r.loss);
-                            if t % 20 == 0 {
-                                bar.set_message(format!(
-                                    "{split}: {} SGD step {t}/{} loss {:.3}",
-                                    net.name, config.steps, r.loss
-                                ));
-                            }
-                        },
-                    );
-                    let summary = sgd::loss_summary(&net.name, &losses);
-                    bar.suspend(|| eprintln!("{summary}"));
-                    trained.without_autodiff()
-                }
+                Init::Sgd => sgd_baseline(&args, net, split, &train_device, &bar)?,
+            };
+            // A bit-conditioned GHN predicts for each bit-width.
+            let per_bits = match &ghn {
+                Some(g) if args.init == Init::Ghn && g.config.bit_conditioned => Some(
+                    precisions
+                        .iter()
+                        .map(|p| match p {
+                            Some(p) => eval::predict_one_for(g, net, Some(*p), &device),
+                            None => Ok(params.clone()),
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+                _ => None,
             };
             let _ = params.named_tensors(net);
             param_ms.push(t.elapsed().as_secs_f64() * 1e3);
-            // The float net's calibration and logits, shared by this net's bit-widths.
-            let mut shared = export::FloatReference::default();
-            for p in &precisions {
-                let row = |bits: String, path: &str, top1, top5| NetResult {
-                    split: split.clone(),
-                    net: net.name.clone(),
-                    bits,
-                    runtime: path.into(),
-                    top1,
-                    top5,
-                    qmse: None,
-                    qce: None,
-                    agreement: None,
-                };
-                match p {
-                    None => {
-                        let (top1, top5) = eval::accuracy(net, &params, shape, &batches, &device)?;
-                        results.push(row("float".into(), "float", top1, top5));
-                    }
-                    Some(precision) => {
-                        let config = args.quant.config_for(*precision, trained);
-                        let provenance = Provenance {
-                            dataset: args.test.dataset.clone(),
-                            arch_hash: export::fingerprint(net.to_json().as_bytes()),
-                            ghn_hash,
-                            calibration_samples: 0,
-                        };
-                        // A bit-conditioned GHN predicts for each bit-width.
-                        let params = match &ghn {
-                            Some(g) if args.init == Init::Ghn && g.config.bit_conditioned => {
-                                shared = export::FloatReference::default();
-                                eval::predict_one_for(g, net, Some(*precision), &device)?
-                            }
-                            _ => params.clone(),
-                        };
-                        let (_, c) = export::export_and_compare(
-                            net,
-                            params,
-                            &config,
-                            rounding,
-                            shape,
-                            &calib,
-                            &batches,
-                            &provenance,
-                            &device,
-                            0,
-                            &mut shared,
-                        )?;
-                        let bits = config.label();
-                        results.push(row(bits.clone(), "sim", c.sim_top1, c.sim_top5));
-                        let mut int = row(bits, "int", c.int_top1, c.int_top5);
-                        int.qmse = Some(c.qmse);
-                        int.qce = Some(c.qce);
-                        int.agreement = Some(c.top1_agreement);
-                        results.push(int);
-                    }
-                }
-            }
-            bar.inc(1);
+            ready.push((split, net, params, per_bits));
+        }
+        let done: Vec<Result<Vec<NetResult>>> = ready
+            .into_par_iter()
+            .map(|(split, net, params, per_bits)| {
+                let rows = net_eval.rows(split, net, params, per_bits);
+                bar.inc(1);
+                rows
+            })
+            .collect();
+        for rows in done {
+            results.extend(rows?);
         }
     }
     bar.finish_and_clear();
@@ -288,6 +252,130 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What every net's evaluation shares ([`NetEval::rows`]).
+struct NetEval<'a> {
+    precisions: &'a [Option<Precision>],
+    args: &'a Args,
+    trained: Option<TrainedFor>,
+    ghn_hash: u64,
+    rounding: Rounding,
+    shape: ImageShape,
+    calib: &'a [LabeledBatch],
+    batches: &'a [LabeledBatch],
+    device: &'a Device,
+}
+
+impl NetEval<'_> {
+    /// One net's rows: float, and per bit-width the simulation's and the integer runtime's.
+    /// `per_bits` holds a bit-conditioned GHN's parameters for each of the precisions.
+    fn rows(
+        &self,
+        split: &str,
+        net: &Net,
+        params: ParamSet,
+        per_bits: Option<Vec<ParamSet>>,
+    ) -> Result<Vec<NetResult>> {
+        let row = |bits: String, path: &str, top1, top5| NetResult {
+            split: split.to_string(),
+            net: net.name.clone(),
+            bits,
+            runtime: path.into(),
+            top1,
+            top5,
+            qmse: None,
+            qce: None,
+            agreement: None,
+        };
+        let mut out = Vec::new();
+        // The float net's calibration and logits, shared by this net's bit-widths.
+        let mut shared = export::FloatReference::default();
+        for (k, p) in self.precisions.iter().enumerate() {
+            match p {
+                None => {
+                    let (top1, top5) =
+                        eval::accuracy(net, &params, self.shape, self.batches, self.device)?;
+                    out.push(row("float".into(), "float", top1, top5));
+                }
+                Some(precision) => {
+                    let config = self.args.quant.config_for(*precision, self.trained);
+                    let provenance = Provenance {
+                        dataset: self.args.test.dataset.clone(),
+                        arch_hash: export::fingerprint(net.to_json().as_bytes()),
+                        ghn_hash: self.ghn_hash,
+                        calibration_samples: 0,
+                    };
+                    let params = match &per_bits {
+                        Some(per_bits) => {
+                            shared = export::FloatReference::default();
+                            per_bits[k].clone()
+                        }
+                        None => params.clone(),
+                    };
+                    let (_, c) = export::export_and_compare(
+                        net,
+                        params,
+                        &config,
+                        self.rounding,
+                        self.shape,
+                        self.calib,
+                        self.batches,
+                        &provenance,
+                        self.device,
+                        0,
+                        &mut shared,
+                    )?;
+                    let bits = config.label();
+                    out.push(row(bits.clone(), "sim", c.sim_top1, c.sim_top5));
+                    let mut int = row(bits, "int", c.int_top1, c.int_top5);
+                    int.qmse = Some(c.qmse);
+                    int.qce = Some(c.qce);
+                    int.agreement = Some(c.top1_agreement);
+                    out.push(int);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The SGD baseline's parameters for `net`: random initialisation trained for `--sgd-epochs`.
+fn sgd_baseline(
+    args: &Args,
+    net: &Net,
+    split: &str,
+    train_device: &Device,
+    bar: &indicatif::ProgressBar,
+) -> Result<ParamSet> {
+    // Per-net image order too, for the same reason as the seed.
+    let mut images = sources::image_source(
+        &args.test.dataset,
+        args.test.data_dir.as_deref(),
+        args.init_seed ^ export::fingerprint(net.name.as_bytes()),
+    )?;
+    let config = SgdConfig::epochs(args.sgd_epochs, images.len(), args.sgd_batch);
+    // Whether a low baseline is a net that trains slowly or a run that failed.
+    let mut losses = Vec::with_capacity(config.steps);
+    let trained = sgd::train(
+        net,
+        ParamSet::init_random(net, train_device),
+        images.as_mut(),
+        config,
+        train_device,
+        |t, r| {
+            losses.push(r.loss);
+            if t % 20 == 0 {
+                bar.set_message(format!(
+                    "{split}: {} SGD step {t}/{} loss {:.3}",
+                    net.name, config.steps, r.loss
+                ));
+            }
+        },
+    );
+    let summary = sgd::loss_summary(&net.name, &losses);
+    bar.suspend(|| eprintln!("{summary}"));
+    Ok(trained.without_autodiff())
 }
 
 #[cfg(test)]

@@ -53,6 +53,9 @@ enum Command {
     /// Predict the parameters of a net with a trained GHN, save them, report test accuracy.
     Predict(predict::Args),
     /// Accuracy of GHN-predicted parameters over an architecture split (mean ± s.e., max).
+    ///
+    /// Nets are evaluated in parallel on every core (`RAYON_NUM_THREADS=1` for one, as beside
+    /// a training run); the table is the same whatever the thread count.
     Eval(eval::Args),
     /// Benchmarks: `ghn` = prediction time per net and meta-training step time; `tflite` = a
     /// .tflite model on the edge runtime vs TFLM (and LiteRT) and on an emulated board.
