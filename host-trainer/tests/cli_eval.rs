@@ -173,3 +173,31 @@ fn nets_in_parallel_give_the_serial_table() {
     assert_eq!(serial.lines().count(), 1 + 10 * 3, "{serial}");
     assert_eq!(run("2"), serial);
 }
+
+/// The SGD baseline trains each net (on the native engine here) and says how its loss went.
+#[test]
+fn the_sgd_baseline_trains_each_net() {
+    let out = ghnq(&[
+        "eval",
+        "--init",
+        "sgd",
+        "--sgd-epochs",
+        "0.01",
+        "--split",
+        "tiny",
+        "--count",
+        "2",
+        "--images",
+        "32",
+        "--dataset",
+        "synthetic-gray",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.matches(": SGD 10 steps, training loss").count(),
+        2,
+        "{err}"
+    );
+    assert!(text(&out.stdout).contains("parameters by SGD for 0.01 epoch(s)"));
+}

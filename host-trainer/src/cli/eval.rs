@@ -372,7 +372,7 @@ fn sgd_baseline(
                 ));
             }
         },
-    );
+    )?;
     let summary = sgd::loss_summary(&net.name, &losses);
     bar.suspend(|| eprintln!("{summary}"));
     Ok(trained.without_autodiff())
