@@ -5,6 +5,7 @@
 //! activation ranges clipped at the 1st/99th percentile on 1,024 training images), through the
 //! quantized float simulation and through the integer runtime.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -18,15 +19,13 @@ use super::layerwise::{self, LayerStats};
 use super::metrics::{Divergence, DivergenceRule, DivergenceWatch, percent_decrease};
 use ghnq_core::arch::{ImageShape, Net, predefined};
 use ghnq_core::cnn::init::{Initializer, init_params};
-use ghnq_core::cnn::native::{self, NetValues};
-use ghnq_core::cnn::train::{HostSgd, Schedule, Sgd, SgdConfig, params_from_host};
-use ghnq_core::cnn::{BnMode, ParamSet, forward, forward_seeded};
+use ghnq_core::cnn::train::{Engine, Schedule, SgdConfig, train_on};
+use ghnq_core::cnn::{BnMode, ParamSet, forward};
 use ghnq_core::sources;
 use ghnq_core::train::{ImageSource, LabeledBatch, to_tensors, topk_hits};
 use ghnq_export::{self as export, Provenance};
 use ghnq_quant::config::{BnStats, Clip, Precision, QuantConfig};
 use ghnq_quant::fake::host_values;
-use ghnq_quant::sim_native::is_cpu;
 
 /// Everything that decides a run's numbers (the data directory and device do not).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -333,12 +332,9 @@ pub struct Trained {
     pub engine: &'static str,
 }
 
-/// Train `net` from `init` on `images` per `recipe`, on an autodiff `device`: on the CPU with
-/// the native engine (`native::loss_and_grads` and `HostSgd`, the same SGD step as burn's within
-/// float rounding, tested in `ghnq_core::cnn::train` and here, at a fraction of its time),
-/// elsewhere (or for a net the native engine cannot run, or without `native_allowed`) with
-/// burn's autodiff. Both engines draw step `t`'s dropout masks from seed `t`
-/// ([`native::dropout_mask`]), so they take the same steps within float rounding.
+/// Train `net` from `init` on `images` per `recipe`, on an autodiff `device`, stopping when the
+/// loss diverges: `ghnq_core`'s [`train_on`], so on the CPU with the native engine unless
+/// `native_allowed` is false (burn's autodiff, the same steps within float rounding).
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     net: &Net,
@@ -368,60 +364,43 @@ pub fn train(
     let (mut losses, mut accs) = (Vec::new(), Vec::new());
     let mut divergence = None;
     progress.start(pair, steps);
-    let values = NetValues::from_params(&params);
-    // The native engine runs the net (one blank image), or burn trains it.
-    let native = native_allowed && is_cpu(device) && {
-        let s = images.shape();
-        native::logits(net, &values, &vec![0.0; s.c * s.h * s.w], 1).is_ok()
-    };
-    let mut engine = if native {
-        Engine::Native(HostSgd::new(config).with_schedule(schedule.clone()), values)
-    } else {
-        Engine::Burn(Sgd::new(config).with_schedule(schedule.clone()))
-    };
-    for t in 0..steps {
-        let r = match &mut engine {
-            Engine::Native(sgd, values) => {
-                let opts = native::Options {
-                    train: true,
-                    dropout_seed: t as u64,
-                    grad_scale: 1.0,
-                };
-                match sgd.step_with(values, images, |p, x, labels| {
-                    native::loss_and_grads(net, p, x, labels, opts)
-                }) {
-                    Ok(r) => r,
-                    // Cannot happen once the net ran above (the shapes are fixed); recorded as
-                    // the end of the run rather than a panic.
-                    Err(e) => {
-                        divergence = Some(Divergence {
-                            step: t,
-                            loss: None,
-                            reason: format!("native engine: {e}"),
-                        });
-                        break;
-                    }
+    let run = train_on(
+        net,
+        params.clone(),
+        images,
+        config,
+        schedule.clone(),
+        device,
+        native_allowed,
+        |t, r| {
+            losses.push(r.loss);
+            accs.push(r.acc);
+            progress.step(t, r.loss, schedule.lr_at(&config, t));
+            match watch.check(t, r.loss) {
+                Some(d) => {
+                    divergence = Some(d);
+                    ControlFlow::Break(())
                 }
+                None => ControlFlow::Continue(()),
             }
-            Engine::Burn(sgd) => {
-                let (p, r) = sgd.step_with(params, images, device, |p, x| {
-                    forward_seeded(net, p, x, BnMode::Batch, true, Some(t as u64))
-                });
-                params = p;
-                r
-            }
-        };
-        losses.push(r.loss);
-        accs.push(r.acc);
-        progress.step(t, r.loss, schedule.lr_at(&config, t));
-        if let Some(d) = watch.check(t, r.loss) {
-            divergence = Some(d);
-            break;
+        },
+    );
+    let engine = match run {
+        Ok((trained, engine)) => {
+            params = trained;
+            engine
         }
-    }
-    if let Engine::Native(_, values) = &engine {
-        params = params_from_host(&params, values);
-    }
+        // Cannot happen once the native engine ran the net (it checks first, and the shapes
+        // are fixed): recorded as the end of the run rather than a panic.
+        Err(e) => {
+            divergence = Some(Divergence {
+                step: losses.len(),
+                loss: None,
+                reason: format!("native engine: {e}"),
+            });
+            Engine::Native
+        }
+    };
     if divergence.is_none()
         && let Some(&last) = losses.last()
     {
@@ -433,17 +412,8 @@ pub fn train(
         losses,
         accs,
         divergence,
-        engine: match engine {
-            Engine::Native(..) => "native",
-            Engine::Burn(_) => "burn",
-        },
+        engine: engine.name(),
     }
-}
-
-/// The optimiser of [`train`], with the native engine's parameter values.
-enum Engine {
-    Native(HostSgd, NetValues),
-    Burn(Sgd),
 }
 
 /// What [`evaluate`] found.

@@ -7,6 +7,8 @@
 //! `SGD(weight_decay=…)` does), cosine-annealed learning rate from 0.025 to 0, BN with batch statistics.
 //! Parameters stay plain tensors (no burn module) so the same [`ParamSet`] can come from the GHN.
 
+use std::ops::ControlFlow;
+
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
 
 use super::native::{self, LayerValues, NetValues};
@@ -373,12 +375,9 @@ pub fn params_from_host(like: &ParamSet, values: &NetValues) -> ParamSet {
     like.clone().map(&mut Fill(flat.into_iter()))
 }
 
-/// Train `params` for `config.steps` steps; `on_step` sees every report (for progress bars and
-/// logs). Returns the trained parameters. On the CPU the steps run on the native engine
-/// ([`HostSgd`] over [`native::loss_and_grads`]: [`Sgd`]'s steps within float rounding, as
-/// `host_sgd_takes_burns_steps` checks, at 2.6–3.7× the speed on the study's nets); elsewhere,
-/// or for a net the native engine cannot run, on burn's autodiff. Both draw step `t`'s dropout
-/// masks from seed `t`.
+/// Train `params` for `config.steps` steps with a cosine schedule; `on_step` sees every report
+/// (for progress bars and logs). Returns the trained parameters. [`train_on`] with the native
+/// engine allowed and no early stop.
 pub fn train(
     net: &Net,
     params: ParamSet,
@@ -387,12 +386,64 @@ pub fn train(
     device: &Device,
     mut on_step: impl FnMut(usize, StepReport),
 ) -> Result<ParamSet, native::NativeError> {
+    let run = train_on(
+        net,
+        params,
+        images,
+        config,
+        Schedule::Cosine,
+        device,
+        true,
+        |t, r| {
+            on_step(t, r);
+            ControlFlow::Continue(())
+        },
+    )?;
+    Ok(run.0)
+}
+
+/// The engine that took a run's steps ([`train_on`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// [`HostSgd`] over [`native::loss_and_grads`].
+    Native,
+    /// [`Sgd`] over burn's autodiff.
+    Burn,
+}
+
+impl Engine {
+    /// `native` or `burn`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Native => "native",
+            Engine::Burn => "burn",
+        }
+    }
+}
+
+/// Train `params` for up to `config.steps` steps under `schedule`, on the CPU with the native
+/// engine where `allow_native` ([`HostSgd`] over [`native::loss_and_grads`]: [`Sgd`]'s steps
+/// within float rounding, as `host_sgd_takes_burns_steps` checks, at 2.6–3.7× the speed on the
+/// study's nets), elsewhere (or for a net the native engine cannot run) with burn's autodiff.
+/// Both draw step `t`'s dropout masks from seed `t`. `on_step` sees every report and may end
+/// the run early (a diverging one). Returns the parameters and the engine that trained them.
+#[allow(clippy::too_many_arguments)]
+pub fn train_on(
+    net: &Net,
+    params: ParamSet,
+    images: &mut dyn ImageSource,
+    config: SgdConfig,
+    schedule: Schedule,
+    device: &Device,
+    allow_native: bool,
+    mut on_step: impl FnMut(usize, StepReport) -> ControlFlow<()>,
+) -> Result<(ParamSet, Engine), native::NativeError> {
     let cpu = device.clone().without_autodiff() == Device::flex();
     let shape = images.shape();
     let mut values = NetValues::from_params(&params);
     let blank = vec![0.0; shape.c * shape.h * shape.w];
-    if cpu && native::logits(net, &values, &blank, 1).is_ok() {
-        let mut sgd = HostSgd::new(config);
+    if allow_native && cpu && native::logits(net, &values, &blank, 1).is_ok() {
+        let mut sgd = HostSgd::new(config).with_schedule(schedule);
         for t in 0..config.steps {
             let opts = native::Options {
                 train: true,
@@ -402,20 +453,24 @@ pub fn train(
             let r = sgd.step_with(&mut values, images, |p, x, labels| {
                 native::loss_and_grads(net, p, x, labels, opts)
             })?;
-            on_step(t, r);
+            if on_step(t, r).is_break() {
+                break;
+            }
         }
-        return Ok(params_from_host(&params, &values));
+        return Ok((params_from_host(&params, &values), Engine::Native));
     }
     let mut params = params;
-    let mut sgd = Sgd::new(config);
+    let mut sgd = Sgd::new(config).with_schedule(schedule);
     for t in 0..config.steps {
         let (p, r) = sgd.step_with(params, images, device, |p, x| {
             super::forward_seeded(net, p, x, BnMode::Batch, true, Some(t as u64))
         });
         params = p;
-        on_step(t, r);
+        if on_step(t, r).is_break() {
+            break;
+        }
     }
-    Ok(params)
+    Ok((params, Engine::Burn))
 }
 
 /// One line on how a training run went: the mean training loss over its first and last 50
