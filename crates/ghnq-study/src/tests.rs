@@ -514,6 +514,18 @@ fn range_precision_rows_by_hand() {
     assert!(md.contains("+0.00 ± 1.00 (1 of 2 < 0)"), "{md}");
 }
 
+/// The recipe's training images, augmented, from its seed.
+fn study_images(recipe: &Recipe) -> super::augment::StudyImages {
+    super::augment::StudyImages::new(
+        &recipe.dataset,
+        None,
+        recipe.images,
+        recipe.seed,
+        recipe.augment,
+    )
+    .unwrap()
+}
+
 /// The native engine trains the study's nets as burn's autodiff does (the same seeded dropout
 /// masks): the same first loss, the same second loss and parameters after two steps within
 /// float rounding, on nets with BN, ReLU6, dropout, residual adds and depthwise convolutions,
@@ -540,14 +552,7 @@ fn the_native_engine_trains_as_burn_does() {
         let shape = ghnq_core::arch::ImageShape::FASHION_MNIST;
         let net = run::build_net(arch, shape).unwrap();
         let train = |native| {
-            let mut images = super::augment::StudyImages::new(
-                &recipe.dataset,
-                None,
-                recipe.images,
-                recipe.seed,
-                recipe.augment,
-            )
-            .unwrap();
+            let mut images = study_images(&recipe);
             let ad = dev.clone().autodiff();
             let t = run::train(
                 &net,
@@ -608,14 +613,7 @@ fn study_training_speed() {
         };
         let net = run::build_net(arch, ghnq_core::arch::ImageShape::FASHION_MNIST).unwrap();
         let time = |native| {
-            let mut images = super::augment::StudyImages::new(
-                &recipe.dataset,
-                None,
-                recipe.images,
-                recipe.seed,
-                recipe.augment,
-            )
-            .unwrap();
+            let mut images = study_images(&recipe);
             let start = std::time::Instant::now();
             let t = run::train(
                 &net,
