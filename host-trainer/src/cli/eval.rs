@@ -182,7 +182,9 @@ pub fn run(args: Args) -> Result<()> {
                 Init::Random => ParamSet::init_random(net, &device),
                 Init::Sgd => sgd_baseline(&args, net, split, &train_device, &bar)?,
             };
-            // A bit-conditioned GHN predicts for each bit-width.
+            let _ = params.named_tensors(net);
+            param_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            // A bit-conditioned GHN predicts for each bit-width too.
             let per_bits = match &ghn {
                 Some(g) if args.init == Init::Ghn && g.config.bit_conditioned => Some(
                     precisions
@@ -195,8 +197,6 @@ pub fn run(args: Args) -> Result<()> {
                 ),
                 _ => None,
             };
-            let _ = params.named_tensors(net);
-            param_ms.push(t.elapsed().as_secs_f64() * 1e3);
             ready.push((split, net, params, per_bits));
         }
         let done: Vec<Result<Vec<NetResult>>> = ready
