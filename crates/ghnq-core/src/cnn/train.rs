@@ -439,10 +439,14 @@ pub fn train_on(
     mut on_step: impl FnMut(usize, StepReport) -> ControlFlow<()>,
 ) -> Result<(ParamSet, Engine), native::NativeError> {
     let cpu = device.clone().without_autodiff() == Device::flex();
+    // Host copies of the parameters only for the native engine, which then must run the net
+    // (one blank image) or burn trains it.
     let shape = images.shape();
-    let mut values = NetValues::from_params(&params);
     let blank = vec![0.0; shape.c * shape.h * shape.w];
-    if allow_native && cpu && native::logits(net, &values, &blank, 1).is_ok() {
+    let native_values = (allow_native && cpu)
+        .then(|| NetValues::from_params(&params))
+        .filter(|values| native::logits(net, values, &blank, 1).is_ok());
+    if let Some(mut values) = native_values {
         let mut sgd = HostSgd::new(config).with_schedule(schedule);
         for t in 0..config.steps {
             let opts = native::Options {
