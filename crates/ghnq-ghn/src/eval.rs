@@ -95,8 +95,7 @@ pub fn accuracy(
     let (mut t1, mut t5, mut n) = (0usize, 0usize, 0usize);
     // On the CPU the nets run on the native engine (the same logits as burn's executor, without
     // its per-op overhead); elsewhere (CUDA) on burn.
-    let native = (device.clone().without_autodiff() == Device::flex())
-        .then(|| NetValues::from_params(params));
+    let native = ghnq_core::cnn::native::is_cpu(device).then(|| NetValues::from_params(params));
     for b in batches {
         let (a, c) = match &native {
             Some(values) => {

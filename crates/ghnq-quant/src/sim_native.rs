@@ -8,6 +8,9 @@
 //! simulation (the calibration passes and the test images), several times what the native engine
 //! needs for the same convolutions.
 
+/// Where this engine runs (the CPU): decided where the float engine it extends lives.
+pub use ghnq_core::cnn::native::is_cpu;
+
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::affine::AffineParams;
@@ -111,11 +114,6 @@ impl<'a> SimEngine<'a> {
             }
         }
     }
-}
-
-/// Whether `device` is burn's CPU backend (with or without autodiff), where the native engine runs.
-pub fn is_cpu(device: &Device) -> bool {
-    device.clone().without_autodiff() == Device::flex()
 }
 
 /// Runs the lowered net on NHWC `x` (`n` normalised images); returns the logits `[n, classes]`.

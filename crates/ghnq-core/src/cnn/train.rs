@@ -438,7 +438,7 @@ pub fn train_on(
     allow_native: bool,
     mut on_step: impl FnMut(usize, StepReport) -> ControlFlow<()>,
 ) -> Result<(ParamSet, Engine), native::NativeError> {
-    let cpu = device.clone().without_autodiff() == Device::flex();
+    let cpu = native::is_cpu(device);
     // Host copies of the parameters only for the native engine, which then must run the net
     // (one blank image) or burn trains it.
     let shape = images.shape();

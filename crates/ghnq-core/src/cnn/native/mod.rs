@@ -252,10 +252,14 @@ pub enum NativeError {
 /// x86-64 baseline; NEON on aarch64), detected at run time: `pulp` compiles the kernels `f`
 /// inlines once per set, so the binary still runs on every x86-64 host.
 #[inline(always)]
-/// Runs `f` compiled for the best instruction set this CPU has (pulp's run-time dispatch): the
-/// element-wise loops of the engine vectorise with AVX2/AVX-512 where available.
 pub fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
+}
+
+/// Whether `device` is burn's CPU backend (with or without autodiff): where this engine runs
+/// instead of burn (elsewhere, CUDA, burn's own kernels do).
+pub fn is_cpu(device: &burn::tensor::Device) -> bool {
+    device.clone().without_autodiff() == burn::tensor::Device::flex()
 }
 
 /// An NCHW batch (the data loaders' layout) as NHWC.
