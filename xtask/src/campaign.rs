@@ -212,9 +212,12 @@ pub fn start(phase: Option<String>, data_dir: Option<PathBuf>) -> Result<()> {
         .append(true)
         .open(&log_path)?;
     let me = std::env::current_exe().context("this xtask's path")?;
+    // Nice 10: above the tables (15) and anything else that trains beside it (19), below a
+    // session's builds. Every thread of the trainer inherits it; a `renice -p` of the trainer's
+    // pid afterwards would reach only its main thread, which waits while a worker computes.
     let mut runner = std::process::Command::new("nice");
     runner
-        .args(["-n", "19"])
+        .args(["-n", "10"])
         .arg(me)
         .args(["campaign", "run", "--data-dir"])
         .arg(&data);

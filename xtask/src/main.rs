@@ -99,7 +99,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TablesAction {
-    /// Run the missing shards in the background (nice 19), in plan order.
+    /// Run the missing shards in the background (nice 15: after the campaign), in plan order.
     Start {
         /// CIFAR-10 directory (default: GHNQ_CIFAR_DIR, else made from ../shared/data/cifar10).
         #[arg(long)]
@@ -123,7 +123,7 @@ enum TablesAction {
 
 #[derive(Subcommand)]
 enum CampaignAction {
-    /// Run the campaign in the background (nice 19, one thread): campaign.txt's current phase
+    /// Run the campaign in the background (nice 10: first of the background jobs; one thread): campaign.txt's current phase
     /// from its newest checkpoint (the committed one if the run directory is behind it, or its
     /// recipe's start), then each phase queued behind it, each synced when it finishes.
     Start {

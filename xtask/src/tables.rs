@@ -7,7 +7,7 @@
 //! [`COMMON`] and is cut into [`SHARDS`] shards, each a contiguous tenth of every split's nets.
 //! A finished shard is `results/ghn-tables/<name>/shard-<i>-of-<n>.csv` (per-net results, written
 //! under another name and renamed when the run succeeds) with its `.json` summary (CPU seconds);
-//! `start` runs the missing ones in plan order in the background (nice 19, one thread unless
+//! `start` runs the missing ones in plan order in the background (nice 15, one thread unless
 //! `--threads` says more: a shard's nets are then evaluated that many at a time), `merge`
 //! combines each line's shards into `<name>.md` and `<name>.csv` with `ghnq merge`. `GHNQ_BIN`
 //! names the `ghnq` to use instead of building `target/release/ghnq`.
@@ -152,8 +152,9 @@ pub fn start(data_dir: Option<PathBuf>, threads: usize) -> Result<()> {
         .append(true)
         .open(&log_path)?;
     let me = std::env::current_exe().context("this xtask's path")?;
+    // Nice 15: after the campaign (10), before other training run beside it at 19.
     let child = std::process::Command::new("nice")
-        .args(["-n", "19"])
+        .args(["-n", "15"])
         .arg(me)
         .args(["tables", "run", "--data-dir"])
         .arg(&data)
