@@ -1942,6 +1942,12 @@ fn conv2d_blocks(
         fit => block.min(fit),
     };
 
+    // x86-64 with VNNI: a block's filters packed for whole windows, and four pixels' sums.
+    #[cfg(target_arch = "x86_64")]
+    let mut broadcast = simd::x86_64::BroadcastFilters::new();
+    #[cfg(target_arch = "x86_64")]
+    let mut acc4 = [[0i32; BLOCK]; simd::x86_64::PIXELS];
+
     let mut c0 = 0;
     while c0 < cout {
         let nb = (cout - c0).min(block);
@@ -1999,12 +2005,82 @@ fn conv2d_blocks(
             p.output_zero_point,
             p.clamp,
         );
+        // x86-64 with VNNI: the block's filters packed for whole windows four pixels at a time
+        // (`BroadcastFilters`), where there are enough pixels to repay the packing.
+        #[cfg(target_arch = "x86_64")]
+        let by_broadcast = summed
+            && out_h * out_w >= 8
+            && weights
+                .get(c0 * filter_len - from..)
+                .is_some_and(|f| broadcast.load(f, filter_len, nb, kh, run));
+        // The end of a pixel: `z_w`'s correction, then the output stage.
+        let finish = |ys: &mut [i8], acc: &mut [i32], x: &[i8], runs: Runs| -> KernelResult {
+            if z_w != 0 {
+                let centred = centred_sum(x, runs, z_x)?;
+                let correction = z_w.wrapping_mul(centred);
+                acc.iter_mut().for_each(|a| *a = a.wrapping_sub(correction));
+            }
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+            if let Some(v) = &vector {
+                v.apply(acc, ys);
+                return Ok(());
+            }
+            output_stage(ys, &stage, &bias, acc, plain, p);
+            Ok(())
+        };
         let mut pixels = output.chunks_exact_mut(cout);
         let mut acc = [0i32; BLOCK]; // Σ w·(x − z_x) of one pixel's channels
         for oy in 0..out_h {
             let ty = Taps::rows(&win, oy, in_h);
-            for ox in 0..out_w {
+            let mut ox = 0;
+            while ox < out_w {
+                // Up to four whole windows in a row through the packed filters.
+                #[cfg(target_arch = "x86_64")]
+                if by_broadcast && ty.count() == kh {
+                    let whole = (ox..out_w)
+                        .take(simd::x86_64::PIXELS)
+                        .take_while(|&o| Taps::cols(&win, o, in_w).count() == kw)
+                        .count();
+                    if whole > 0 {
+                        let first = ty.input_index(ty.k0, win.dilation_h) * row_stride
+                            + Taps::cols(&win, ox, in_w).input_index(0, 1) * cin;
+                        let pixel_step = win.stride_w as usize * cin;
+                        let x_step = row_stride * win.dilation_h as usize;
+                        if broadcast.windows(
+                            input,
+                            first,
+                            pixel_step,
+                            whole,
+                            x_step,
+                            z_x,
+                            &w_sums[..nb],
+                            &mut acc4,
+                        ) {
+                            let runs = Runs {
+                                rows: kh,
+                                len: run,
+                                x_step,
+                                w_step: run,
+                            };
+                            for (i, a) in acc4.iter_mut().take(whole).enumerate() {
+                                let ys = pixels
+                                    .next()
+                                    .and_then(|px| px.get_mut(c0..c0 + nb))
+                                    .ok_or(KernelError("conv output pixel"))?;
+                                let x = input
+                                    .get(first + i * pixel_step..)
+                                    .ok_or(KernelError("conv input tap"))?;
+                                let acc =
+                                    a.get_mut(..nb).ok_or(KernelError("conv channel block"))?;
+                                finish(ys, acc, x, runs)?;
+                            }
+                            ox += whole;
+                            continue;
+                        }
+                    }
+                }
                 let tx = Taps::cols(&win, ox, in_w);
+                ox += 1;
                 let ys = pixels
                     .next()
                     .and_then(|px| px.get_mut(c0..c0 + nb))
@@ -2056,17 +2132,7 @@ fn conv2d_blocks(
                 if !inside {
                     return Err(KernelError("conv window outside its tensors"));
                 }
-                if z_w != 0 {
-                    let centred = centred_sum(x, runs, z_x)?;
-                    let correction = z_w.wrapping_mul(centred);
-                    acc.iter_mut().for_each(|a| *a = a.wrapping_sub(correction));
-                }
-                #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-                if let Some(v) = &vector {
-                    v.apply(acc, ys);
-                    continue;
-                }
-                output_stage(ys, &stage, &bias, acc, plain, p);
+                finish(ys, acc, x, runs)?;
             }
         }
         c0 += nb;

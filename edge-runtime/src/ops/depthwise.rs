@@ -712,6 +712,10 @@ fn depthwise_simd(
     let row_stride = in_w * channels;
     let block = if bits == 8 { BLOCK } else { TILE };
     let mut list = [Tap::default(); MAX_TAPS];
+    // x86-64: a whole window's taps relative to its first (the same for every block but for
+    // `w_step`), for the pixels off the border.
+    #[cfg(target_arch = "x86_64")]
+    let mut whole = [Tap::default(); MAX_TAPS];
     let mut c0 = 0;
     while c0 < channels {
         let nb = (channels - c0).min(block);
@@ -746,6 +750,19 @@ fn depthwise_simd(
         let double = p.rounding == shared_format::Rounding::Double;
         let vector = simd::PlainStages::new(stage, bias, double, p.output_zero_point, p.clamp);
         let mut acc = [0i32; BLOCK];
+        #[cfg(target_arch = "x86_64")]
+        let whole = {
+            let taps = whole.get_mut(..taps).ok_or(KernelError("depthwise taps"))?;
+            for (t, tap) in taps.iter_mut().enumerate() {
+                let (ky, kx) = (t / kw, t % kw);
+                *tap = Tap {
+                    x: ky * win.dilation_h as usize * row_stride
+                        + kx * win.dilation_w as usize * channels,
+                    w: t * w_step,
+                };
+            }
+            simd::WindowTaps::new(taps)
+        };
         let mut pixels = output.chunks_exact_mut(channels);
         for oy in 0..out_h {
             let ty = Taps::rows(&win, oy, in_h);
@@ -755,6 +772,22 @@ fn depthwise_simd(
                     .next()
                     .and_then(|px| px.get_mut(c0..c0 + nb))
                     .ok_or(KernelError("depthwise output pixel"))?;
+                // x86-64: a whole window from its first tap, with the block's tap list.
+                #[cfg(target_arch = "x86_64")]
+                if ty.count() * tx.count() == taps {
+                    let first = ty.input_index(0, win.dilation_h) * row_stride
+                        + tx.input_index(0, win.dilation_w) * channels;
+                    let block = acc.get_mut(..nb).ok_or(KernelError("depthwise block"))?;
+                    let x = x.get(first..).unwrap_or_default();
+                    if !simd::depthwise_window(x, w, &whole, z_x, z_w, block) {
+                        return Err(KernelError("depthwise tap outside its tensors"));
+                    }
+                    match &vector {
+                        Some(v) => v.apply(block, ys),
+                        None => output_stage(ys, stage, bias, block, plain, p),
+                    }
+                    continue;
+                }
                 let mut n = 0;
                 for ky in ty.k0..ty.k1 {
                     let row = ty.input_index(ky, win.dilation_h) * row_stride;

@@ -29,9 +29,12 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 mod avx2;
 mod avx512;
+mod broadcast;
 pub(super) mod sse2;
 
-use super::{Runs, Tap};
+use super::{Runs, Tap, WindowTaps};
+
+pub(crate) use broadcast::{BroadcastFilters, PIXELS};
 
 cpufeatures::new!(cpuid_avx2, "avx2");
 cpufeatures::new!(cpuid_avx512, "avx2", "avx512f", "avx512bw", "avx512vl");
@@ -249,8 +252,39 @@ pub(crate) fn depthwise_pixel(
     if !Tap::all_inside(taps, acc.len(), x, w) {
         return false;
     }
-    // SAFETY: every tap's channels lie inside `x` and `w` (checked above), the kernels'
-    // contract; `chosen` is never above what CPUID and XGETBV reported usable.
+    // SAFETY: every tap's channels lie inside `x` and `w` (checked above).
+    unsafe { depthwise_unchecked(x, w, taps, z_x, z_w, acc) };
+    true
+}
+
+/// [`depthwise_pixel`] for a whole window (every tap valid), its taps relative to `x` as
+/// [`WindowTaps`] holds them: the same sums, checked with two comparisons.
+#[inline]
+pub(crate) fn depthwise_window(
+    x: &[i8],
+    w: &[i8],
+    taps: &WindowTaps<'_>,
+    z_x: i8,
+    z_w: i8,
+    acc: &mut [i32],
+) -> bool {
+    if !taps.inside(acc.len(), x, w) {
+        return false;
+    }
+    // SAFETY: every tap's offsets are at most `taps.far`'s (`WindowTaps::new`), whose channels
+    // lie inside `x` and `w` (checked above).
+    unsafe { depthwise_unchecked(x, w, taps.taps, z_x, z_w, acc) };
+    true
+}
+
+/// The chosen level's depthwise kernel.
+///
+/// # Safety
+/// Every tap's `acc.len()` channels lie inside `x` and `w` (the kernels' contract).
+#[inline]
+unsafe fn depthwise_unchecked(x: &[i8], w: &[i8], taps: &[Tap], z_x: i8, z_w: i8, acc: &mut [i32]) {
+    // SAFETY: the caller's contract is the kernels'; `chosen` is never above what CPUID and
+    // XGETBV reported usable.
     unsafe {
         match Isa::chosen() {
             Isa::Avx512Vnni => avx512::depthwise_pixel(x, w, taps, z_x, z_w, acc),
@@ -258,7 +292,6 @@ pub(crate) fn depthwise_pixel(
             Isa::Sse2 => sse2::depthwise_pixel(x, w, taps, z_x, z_w, acc),
         }
     }
-    true
 }
 
 /// The output stage of a block of plain stages with AVX-512 ([`avx512::output_stage`]) if
@@ -487,6 +520,17 @@ mod tests {
                     got, want,
                     "{name} case {case}: n {n} taps {list:?} z {z_x} {z_w}"
                 );
+                // The same taps as a whole window's list: the same sums.
+                let mut window = vec![7i32; n];
+                assert!(depthwise_window(
+                    &x,
+                    &w,
+                    &WindowTaps::new(&list),
+                    z_x,
+                    z_w,
+                    &mut window
+                ));
+                assert_eq!(window, want, "{name} case {case}: window");
                 checked += 1;
             });
             // One tap moved one byte past the end of a tensor: refused, nothing written.
@@ -501,6 +545,14 @@ mod tests {
                 each_isa(|isa| {
                     let mut got = vec![7i32; n];
                     assert!(!depthwise_pixel(&x, &w, &bad, z_x, z_w, &mut got));
+                    assert!(!depthwise_window(
+                        &x,
+                        &w,
+                        &WindowTaps::new(&bad),
+                        z_x,
+                        z_w,
+                        &mut got
+                    ));
                     assert!(got.iter().all(|&g| g == 7), "{} case {case}", isa.name());
                 });
             }
