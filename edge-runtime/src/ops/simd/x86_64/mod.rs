@@ -10,6 +10,9 @@
 //! once and cached in an atomic, so each call costs one relaxed load. (On
 //! `x86_64-unknown-none` `cpufeatures` reports none of them: SSE2 there.)
 //!
+//! With AVX-512 VNNI a convolution's whole windows go through `broadcast` instead (GEMM form:
+//! a block's filters packed once per call, 512-bit vectors of sixteen filters).
+//!
 //! Besides the two sums (`quad_words`, `depthwise_pixel`) the level picks the output stage
 //! of plain requantization blocks: `sse2::PlainStages::apply` asks `plain_output_stage`
 //! first, so conv.rs and depthwise.rs see one type whatever the level.
