@@ -67,6 +67,55 @@ fn export(net: &Net, config: &QuantConfig, rounding: Rounding, dev: &Device) -> 
     .unwrap()
 }
 
+/// The integer runtime's top-1 alone (`compare::int_top1`, a training run's validation) is
+/// `compare`'s, image for image, on random nets and every precision.
+#[test]
+fn the_runtime_alone_scores_as_the_comparison_does() {
+    let dev = Device::flex();
+    let mut scores = Vec::new();
+    for net in nets(3, 23) {
+        for (precision, scheme) in CONFIGS {
+            let config = QuantConfig {
+                scheme,
+                ..QuantConfig::paper(precision)
+            };
+            let lowered = Lowered::new(&net).unwrap();
+            let params = ParamSet::init_random_seeded(&net, 7, &dev);
+            let cal =
+                calibrate(&net, &lowered, params, &config, SHAPE, &batches(4, 1), &dev).unwrap();
+            let blob = build(
+                &net,
+                &lowered,
+                &cal.params,
+                &cal.acts,
+                &config,
+                Rounding::Single,
+                &Provenance::default(),
+            )
+            .unwrap();
+            let test = batches(4, 2);
+            let c = compare(
+                &net,
+                &lowered,
+                &cal,
+                &config,
+                &blob,
+                SHAPE,
+                &test,
+                &dev,
+                0,
+                &mut FloatReference::default(),
+            )
+            .unwrap();
+            let alone = crate::compare::int_top1(&blob, &cal, SHAPE, &test).unwrap();
+            assert_eq!(alone, c.int_top1, "{} {precision} {scheme:?}", net.name);
+            scores.push(alone);
+        }
+    }
+    // Not one constant: the check compares figures that vary.
+    assert!(scores.iter().any(|&s| s != scores[0]), "{scores:?}");
+}
+
 #[test]
 fn with_single_rounding_the_runtime_reproduces_the_simulation() {
     let dev = Device::flex();

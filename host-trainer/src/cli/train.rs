@@ -482,7 +482,8 @@ fn val_header(quantized: bool) -> String {
 }
 
 /// Top-1 (%) of `params` exported at `q` on `device` and run on the integer runtime, as `ghnq
-/// eval` measures it (single rounding, calibration on `calib`).
+/// eval` measures it (single rounding, calibration on `calib`; the same blob and the same
+/// figure as `ghnq_export::export_and_compare`'s `int_top1`).
 #[allow(clippy::too_many_arguments)]
 fn quantized_top1(
     net: &ghnq_core::arch::Net,
@@ -500,20 +501,24 @@ fn quantized_top1(
         ghn_hash: 0,
         calibration_samples: 0,
     };
-    let (_, c) = ghnq_export::export_and_compare(
+    // Only the integer runtime's figure: no simulation or float reference beside it.
+    let ex = ghnq_export::export_sharing(
         net,
         params,
         q,
         shared_format::Rounding::Single,
         shape,
         calib,
-        batches,
         &provenance,
         device,
-        0,
         &mut ghnq_export::FloatReference::default(),
     )?;
-    Ok(c.int_top1)
+    Ok(ghnq_export::compare::int_top1(
+        &ex.blob,
+        &ex.calibration,
+        shape,
+        batches,
+    )?)
 }
 
 /// Records a setting of the run in `file` of its directory, for people and for `--resume`, which
