@@ -37,11 +37,16 @@ const CONFIGS: [(Precision, WeightScheme); 5] = [
     (Precision::new(2, 2), WeightScheme::PerChannelSymmetric),
 ];
 
-fn export(net: &Net, config: &QuantConfig, rounding: Rounding, dev: &Device) -> Comparison {
+/// A random-init net calibrated on `batches(4, 1)` and built into a blob.
+fn exported(
+    net: &Net,
+    config: &QuantConfig,
+    rounding: Rounding,
+    dev: &Device,
+) -> (Lowered, Calibration, Vec<u8>) {
     let lowered = Lowered::new(net).unwrap();
     let params = ParamSet::init_random_seeded(net, 7, dev);
     let cal = calibrate(net, &lowered, params, config, SHAPE, &batches(4, 1), dev).unwrap();
-    let provenance = Provenance::default();
     let blob = build(
         net,
         &lowered,
@@ -49,9 +54,14 @@ fn export(net: &Net, config: &QuantConfig, rounding: Rounding, dev: &Device) -> 
         &cal.acts,
         config,
         rounding,
-        &provenance,
+        &Provenance::default(),
     )
     .unwrap_or_else(|e| panic!("{}: {e}", net.name));
+    (lowered, cal, blob)
+}
+
+fn export(net: &Net, config: &QuantConfig, rounding: Rounding, dev: &Device) -> Comparison {
+    let (lowered, cal, blob) = exported(net, config, rounding, dev);
     compare(
         net,
         &lowered,
@@ -79,20 +89,7 @@ fn the_runtime_alone_scores_as_the_comparison_does() {
                 scheme,
                 ..QuantConfig::paper(precision)
             };
-            let lowered = Lowered::new(&net).unwrap();
-            let params = ParamSet::init_random_seeded(&net, 7, &dev);
-            let cal =
-                calibrate(&net, &lowered, params, &config, SHAPE, &batches(4, 1), &dev).unwrap();
-            let blob = build(
-                &net,
-                &lowered,
-                &cal.params,
-                &cal.acts,
-                &config,
-                Rounding::Single,
-                &Provenance::default(),
-            )
-            .unwrap();
+            let (lowered, cal, blob) = exported(&net, &config, Rounding::Single, &dev);
             let test = batches(4, 2);
             let c = compare(
                 &net,
@@ -326,19 +323,7 @@ fn per_layer_bits_reach_the_blob_and_the_simulation() {
     };
     let mut four_bit_layers = 0;
     for net in nets(4, 23) {
-        let lowered = Lowered::new(&net).unwrap();
-        let params = ParamSet::init_random_seeded(&net, 7, &dev);
-        let cal = calibrate(&net, &lowered, params, &config, SHAPE, &batches(4, 1), &dev).unwrap();
-        let blob = build(
-            &net,
-            &lowered,
-            &cal.params,
-            &cal.acts,
-            &config,
-            Rounding::Single,
-            &Provenance::default(),
-        )
-        .unwrap();
+        let (lowered, cal, blob) = exported(&net, &config, Rounding::Single, &dev);
         let model = shared_format::Model::from_bytes(&blob).unwrap();
         let weighted: Vec<(u8, u8)> = model
             .ops()
