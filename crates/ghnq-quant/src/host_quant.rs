@@ -13,7 +13,7 @@ use shared_format::tensor::{qmax, qmin};
 
 use crate::affine::AffineParams;
 use crate::config::QuantConfig;
-use crate::fake::{Grid, code_bounds, noise};
+use crate::fake::{Grid, add_noise, code_bounds};
 use crate::lower::Activation;
 use crate::sim::clip_range_of;
 use ghnq_core::arch::Net;
@@ -31,8 +31,7 @@ fn to_grid(codes: &mut [f32], grid: Grid, lo: f32, hi: f32, pass: Option<&mut [b
             || codes.iter_mut().for_each(|c| *c = c.round_ties_even()),
         ),
         Grid::Noise { seed, key } => {
-            let draws = noise(seed, key, codes.len());
-            codes.iter_mut().zip(&draws).for_each(|(c, d)| *c += d);
+            add_noise(codes, seed, key);
         }
     }
     if let Some(pass) = pass {
