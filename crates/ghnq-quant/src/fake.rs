@@ -80,9 +80,10 @@ pub fn noise(seed: u64, key: u64, len: usize) -> Vec<f32> {
 ///
 /// WHY counter-based: a draw depends on its index alone, so the loop vectorises (AVX-512's
 /// 64-bit multiplies, eight draws per instruction), where ChaCha8 drawn element by element took
-/// about 15 % of a NoiseQuant GHN-QAT step (`perf` on the campaign's W2A2 phase). SplitMix64
-/// is a bijection of its 64-bit counter with full avalanche, so two tensors' streams (seeds
-/// apart by a 64-bit mix of the key) do not overlap at any length a tensor has.
+/// about 15 % of a NoiseQuant GHN-QAT step (`perf` on the campaign's W2A2 phase). SplitMix64's
+/// output is a bijection of its 64-bit counter with full avalanche, and each tensor's counters
+/// start at a 64-bit mix of seed and key, so two tensors' draws of length `len` share counters
+/// only with a probability of about `len / 2⁶³`.
 pub fn add_noise(v: &mut [f32], seed: u64, key: u64) {
     const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
     let stream = split_mix(seed ^ key.wrapping_mul(GOLDEN).rotate_left(17));
