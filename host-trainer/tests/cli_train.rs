@@ -129,3 +129,94 @@ fn a_qat_finetuning_validates_its_start_and_its_bits() {
         text(&r.stderr)
     );
 }
+
+/// A bit-conditioned finetuning takes its ranges per bit-width, as `ghnq eval` does: each turn
+/// trains under its own, the run records them all, and the checkpoint's exports at each of its
+/// bit-widths default to that bit-width's ranges. A clipping for a bit-width the run does not
+/// train is refused, not ignored.
+#[test]
+fn a_bit_conditioned_finetuning_takes_its_ranges_per_bit_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = float_ghn(dir.path());
+    let out = dir.path().join("bitcond");
+    let out_s = out.to_str().unwrap();
+    let train = |qat: &str, clip: &str| {
+        ghnq(&[
+            "train",
+            "--split",
+            "tiny",
+            "--dataset",
+            "synthetic",
+            "--meta-batch",
+            "1",
+            "--batch",
+            "8",
+            "--qat",
+            qat,
+            "--bit-conditioned",
+            "--weight-clip",
+            clip,
+            "--act-clip",
+            clip,
+            "--val-nets",
+            "0",
+            "--max-steps",
+            "2",
+            "--from",
+            &from,
+            "--out",
+            out_s,
+            "--quiet",
+        ])
+    };
+    let r = train("w8a8,w2a2", "w4a4=percentile");
+    assert!(!r.status.success());
+    assert!(
+        text(&r.stderr).contains("--weight-clip names w4a4, which this run does not train"),
+        "{}",
+        text(&r.stderr)
+    );
+
+    let r = train("w8a8,w2a2", "w2a2=percentile:2");
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let record = std::fs::read_to_string(out.join("qat.txt")).unwrap();
+    let lines: Vec<&str> = record.lines().collect();
+    assert_eq!(lines.len(), 2, "{record}");
+    assert!(
+        lines[0].contains("weight_bits: 8")
+            && lines[0].contains("weight_clip: Absolute, act_clip: Absolute"),
+        "{record}"
+    );
+    assert!(
+        lines[1].contains("weight_bits: 2")
+            && lines[1].contains("weight_clip: Percentile(2.0), act_clip: Percentile(2.0)")
+            && lines[1].contains("NoiseQuant"),
+        "{record}"
+    );
+
+    let e = ghnq(&[
+        "eval",
+        "--ghn",
+        out_s,
+        "--dataset",
+        "synthetic",
+        "--split",
+        "tiny",
+        "--count",
+        "1",
+        "--images",
+        "16",
+        "--calib",
+        "16",
+        "--bits",
+        "w8a8,w2a2",
+    ]);
+    let err = text(&e.stderr);
+    assert!(e.status.success(), "{err}");
+    for line in [
+        "finetuned with GHN-QAT at w8a8 (weights Absolute, activations Absolute)",
+        "finetuned with GHN-QAT at w2a2 (weights Percentile(2.0), activations Percentile(2.0))",
+    ] {
+        assert!(err.contains(line), "{err}");
+    }
+}

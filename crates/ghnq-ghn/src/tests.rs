@@ -628,7 +628,7 @@ fn a_resumed_run_continues_where_the_checkpoint_left_off() {
 /// survives a checkpoint.
 #[test]
 fn a_bit_conditioned_ghn_depends_on_the_bits_and_learns_them() {
-    use ghnq_quant::config::{Precision, QuantConfig};
+    use ghnq_quant::config::{Clip, Precision, QuantConfig};
     let dev = Device::flex().autodiff();
     let cfg = GhnConfig {
         bit_conditioned: true,
@@ -651,8 +651,14 @@ fn a_bit_conditioned_ghn_depends_on_the_bits_and_learns_them() {
     assert_ne!(w8, float);
 
     let mut trainer = MetaTrainer::new(ghn, 0.0, dev.clone());
+    let w2a2 = QuantConfig {
+        weight_clip: Clip::Percentile(1.0),
+        act_clip: Clip::Percentile(1.0),
+        ..QuantConfig::paper(Precision::new(2, 2))
+    };
     trainer.qat = Some(QuantConfig::paper(Precision::new(8, 8)));
-    trainer.bit_choices = vec![Precision::new(8, 8), Precision::new(2, 2)];
+    trainer.bit_choices = vec![QuantConfig::paper(Precision::new(8, 8)), w2a2.clone()];
+    assert_eq!(trainer.step_qat(), trainer.qat);
     let data = batch(8, 7);
     let before = trainer
         .ghn
@@ -668,6 +674,10 @@ fn a_bit_conditioned_ghn_depends_on_the_bits_and_learns_them() {
                 .step(&[tiny_a(), tiny_b()], &data, SHAPE, 1e-2)
                 .skipped
         );
+        if trainer.state.step == 1 {
+            // The second turn takes its own ranges and method, not the first's.
+            assert_eq!(trainer.step_qat(), Some(w2a2.clone()));
+        }
     }
     let after = trainer
         .ghn

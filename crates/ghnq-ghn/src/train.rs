@@ -147,9 +147,11 @@ pub struct MetaTrainer {
     /// GHN-QAT: run the target nets as quantized simulations (fake-quantized BN-folded weights
     /// and activations, ranges and BN statistics from each batch) instead of in float.
     pub qat: Option<QuantConfig>,
-    /// Bit-conditioned GHN-QAT: the bit-widths to cycle through, one per step (step `s` uses
-    /// `bit_choices[s % len]`, so a resumed run continues the cycle); empty = `qat`'s own.
-    pub bit_choices: Vec<Precision>,
+    /// Bit-conditioned GHN-QAT: the quantizations to cycle through, one per step (step `s`
+    /// uses `bit_choices[s % len]`, so a resumed run continues the cycle), each with its own
+    /// ranges (absolute ones at 8 bits, where clipping the tails costs more than the finer
+    /// grid gains, percentile ones at 4 and 2); empty = `qat` at every step.
+    pub bit_choices: Vec<QuantConfig>,
     /// How the target nets run (float and QAT steps alike).
     pub engine: Engine,
     /// Milliseconds by op kind of the last native step, summed over its nets (empty after a
@@ -209,20 +211,14 @@ impl MetaTrainer {
         }
     }
 
-    /// The quantization this step trains for (GHN-QAT), with the bit-widths of its turn in
-    /// `bit_choices`.
-    fn step_qat(&self) -> Option<QuantConfig> {
-        self.qat.clone().map(|q| match self.bit_choices.as_slice() {
-            [] => q,
-            choices => {
-                let precision = choices[self.state.step % choices.len()];
-                QuantConfig {
-                    precision,
-                    method: QuantConfig::paper(precision).method,
-                    ..q
-                }
-            }
-        })
+    /// The quantization the next step trains for (GHN-QAT): its turn in `bit_choices`, or
+    /// `qat`.
+    pub fn step_qat(&self) -> Option<QuantConfig> {
+        self.qat.as_ref()?;
+        match self.bit_choices.as_slice() {
+            [] => self.qat.clone(),
+            choices => Some(choices[self.state.step % choices.len()].clone()),
+        }
     }
 
     /// The bit-widths a bit-conditioned GHN predicts for (none for a plain one).

@@ -209,9 +209,10 @@ impl QuantConfig {
 }
 
 /// What a GHN-QAT checkpoint was finetuned for, read back from the `qat.txt` its run wrote
-/// (`ghnq train` writes the run's [`QuantConfig`] there in its `Debug` form, which `--resume`
-/// compares). Exports of that checkpoint at that precision default to its clipping: a GHN
-/// trained under 1 % percentile ranges predicts parameters for those ranges.
+/// (`ghnq train` writes the run's [`QuantConfig`] there in its `Debug` form, one line per
+/// bit-width a bit-conditioned run cycles through, which `--resume` compares). Exports of that
+/// checkpoint at such a precision default to its clipping: a GHN trained under 1 % percentile
+/// ranges predicts parameters for those ranges.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrainedFor {
     /// The bit-width it was trained at.
@@ -223,7 +224,14 @@ pub struct TrainedFor {
 }
 
 impl TrainedFor {
-    /// Parses a `qat.txt`; `None` for anything else (a float checkpoint has no such file).
+    /// Every line of a `qat.txt` that parses (one per bit-width trained for); empty for
+    /// anything else.
+    pub fn parse_all(text: &str) -> Vec<Self> {
+        text.lines().filter_map(Self::parse).collect()
+    }
+
+    /// Parses one record of a `qat.txt`; `None` for anything else (a float checkpoint has no
+    /// such file).
     pub fn parse(text: &str) -> Option<Self> {
         let field = |name: &str| -> Option<&str> {
             let at = text.find(&format!("{name}: "))? + name.len() + 2;
@@ -299,6 +307,26 @@ mod tests {
             Some(Precision::new(4, 4))
         );
         assert_eq!(TrainedFor::parse("hid=32"), None);
+        // A bit-conditioned run's record: a line per bit-width, each with its own clipping.
+        let per_bits: Vec<QuantConfig> = [(8, Clip::Absolute), (2, Clip::Percentile(1.0))]
+            .map(|(b, clip)| QuantConfig {
+                weight_clip: clip,
+                act_clip: clip,
+                ..QuantConfig::paper(Precision::new(b, b))
+            })
+            .into();
+        let text: String = per_bits.iter().map(|q| format!("{q:?}\n")).collect();
+        let all = TrainedFor::parse_all(&text);
+        assert_eq!(
+            all.iter()
+                .map(|t| (t.precision, t.weight_clip, t.act_clip))
+                .collect::<Vec<_>>(),
+            per_bits
+                .iter()
+                .map(|q| (q.precision, q.weight_clip, q.act_clip))
+                .collect::<Vec<_>>()
+        );
+        assert!(TrainedFor::parse_all("hid=32\n").is_empty());
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn run(args: Args) -> Result<()> {
     // Baselines (random, SGD) are quantized as asked, not as the GHN was trained.
     let trained = match (&args.ghn, args.init) {
         (Some(path), Init::Ghn) => quant_args::trained_for(path),
-        _ => None,
+        _ => Vec::new(),
     };
     let (ghn, ghn_hash) = match (&args.ghn, args.init) {
         (Some(path), _) => {
@@ -258,7 +258,7 @@ pub fn run(args: Args) -> Result<()> {
 struct NetEval<'a> {
     precisions: &'a [Option<Precision>],
     args: &'a Args,
-    trained: Option<TrainedFor>,
+    trained: Vec<TrainedFor>,
     ghn_hash: u64,
     rounding: Rounding,
     shape: ImageShape,
@@ -299,7 +299,7 @@ impl NetEval<'_> {
                     out.push(row("float".into(), "float", top1, top5));
                 }
                 Some(precision) => {
-                    let config = self.args.quant.config_for(*precision, self.trained);
+                    let config = self.args.quant.config_for(*precision, &self.trained);
                     let provenance = Provenance {
                         dataset: self.args.test.dataset.clone(),
                         arch_hash: export::fingerprint(net.to_json().as_bytes()),

@@ -112,8 +112,12 @@ pub fn run(args: Args) -> Result<()> {
         (None, None) => anyhow::bail!("give --ghn <checkpoint> or --params <file.safetensors>"),
     };
     params.check_shapes(&net)?;
-    let trained = args.ghn.as_deref().and_then(super::quant_args::trained_for);
-    let config = args.quant.config_for(args.bits, trained);
+    let trained = args
+        .ghn
+        .as_deref()
+        .map(super::quant_args::trained_for)
+        .unwrap_or_default();
+    let config = args.quant.config_for(args.bits, &trained);
     let data_dir = args.test.data_dir.as_deref();
     let (shape, calib) =
         sources::calibration_batches(&args.test.dataset, data_dir, args.calib, 64, 7)?;

@@ -52,9 +52,10 @@ impl QuantArgs {
     }
 
     /// The configuration for `precision` of a GHN-QAT checkpoint finetuned as `trained` says:
-    /// at that precision the clipping it was trained under, unless the flags ask otherwise.
-    pub fn config_for(&self, precision: Precision, trained: Option<TrainedFor>) -> QuantConfig {
-        let own = trained.filter(|t| t.precision == precision);
+    /// at a precision it was trained for, the clipping it was trained under there, unless the
+    /// flags ask otherwise.
+    pub fn config_for(&self, precision: Precision, trained: &[TrainedFor]) -> QuantConfig {
+        let own = trained.iter().find(|t| t.precision == precision);
         QuantConfig {
             scheme: if self.per_channel {
                 WeightScheme::PerChannelSymmetric
@@ -89,12 +90,18 @@ pub struct ClipChoice {
 
 impl ClipChoice {
     /// The clipping asked for at `precision`, if any.
-    fn at(choice: &Option<ClipChoice>, precision: Precision) -> Option<Clip> {
+    pub fn at(choice: &Option<ClipChoice>, precision: Precision) -> Option<Clip> {
         let c = choice.as_ref()?;
         c.at.iter()
             .find(|(p, _)| *p == precision)
             .map(|&(_, clip)| clip)
             .or(c.every)
+    }
+
+    /// The bit-widths named one by one (`w4a4=...`), so that a command can refuse a name it
+    /// has no use for rather than ignore it.
+    pub fn named(&self) -> impl Iterator<Item = Precision> + '_ {
+        self.at.iter().map(|&(p, _)| p)
     }
 }
 
@@ -126,20 +133,32 @@ impl std::str::FromStr for ClipChoice {
 }
 
 /// What the GHN checkpoint at `path` (a run directory or one of its `.bpk` files) was finetuned
-/// for, from the `qat.txt` beside it; `None` for a float GHN or anything unreadable.
-pub fn trained_for(path: &std::path::Path) -> Option<TrainedFor> {
-    let dir = if path.is_dir() { path } else { path.parent()? };
-    let t = TrainedFor::parse(&std::fs::read_to_string(dir.join("qat.txt")).ok()?)?;
-    eprintln!(
-        "{} was finetuned with GHN-QAT at {} (weights {:?}, activations {:?}): its exports at {} \
-         take those ranges unless --weight-clip/--act-clip say otherwise",
-        path.display(),
-        t.precision,
-        t.weight_clip,
-        t.act_clip,
-        t.precision
-    );
-    Some(t)
+/// for, from the `qat.txt` beside it: one entry per bit-width (several for a bit-conditioned
+/// GHN), none for a float GHN or anything unreadable.
+pub fn trained_for(path: &std::path::Path) -> Vec<TrainedFor> {
+    let Some(dir) = (if path.is_dir() {
+        Some(path)
+    } else {
+        path.parent()
+    }) else {
+        return Vec::new();
+    };
+    let Ok(text) = std::fs::read_to_string(dir.join("qat.txt")) else {
+        return Vec::new();
+    };
+    let all = TrainedFor::parse_all(&text);
+    for t in &all {
+        eprintln!(
+            "{} was finetuned with GHN-QAT at {} (weights {:?}, activations {:?}): its exports \
+             at {} take those ranges unless --weight-clip/--act-clip say otherwise",
+            path.display(),
+            t.precision,
+            t.weight_clip,
+            t.act_clip,
+            t.precision
+        );
+    }
+    all
 }
 
 fn parse_rounding(name: &str) -> Result<Rounding, String> {
@@ -172,7 +191,7 @@ mod tests {
         ])
         .quant;
         let clips = |p: Precision| {
-            let c = q.config_for(p, None);
+            let c = q.config_for(p, &[]);
             (c.weight_clip, c.act_clip)
         };
         assert_eq!(
@@ -200,11 +219,11 @@ mod tests {
 
     #[test]
     fn a_checkpoint_sets_the_clipping_of_its_own_bit_width_only() {
-        let trained = Some(TrainedFor {
+        let trained = &[TrainedFor {
             precision: Precision::new(4, 4),
             weight_clip: Clip::Percentile(1.0),
             act_clip: Clip::Percentile(2.0),
-        });
+        }];
         let plain = Cli::parse_from(["x"]).quant;
         let w4a4 = plain.config_for(Precision::new(4, 4), trained);
         assert_eq!(
@@ -223,7 +242,7 @@ mod tests {
         );
         assert_eq!(w8a8.act_calib, ActCalib::Float);
         assert_eq!(
-            plain.config_for(Precision::new(4, 4), None).act_calib,
+            plain.config_for(Precision::new(4, 4), &[]).act_calib,
             ActCalib::Float
         );
         let float = Cli::parse_from(["x", "--act-calib", "float"]).quant;

@@ -117,7 +117,7 @@ pub fn run(args: Args) -> Result<()> {
     // The float net's calibration and logits, computed at the first bit-width for the others.
     let mut shared = export::FloatReference::default();
     for &bits in &args.bits {
-        let config = args.quant.config_for(bits, trained);
+        let config = args.quant.config_for(bits, &trained);
         let provenance = Provenance {
             dataset: args.dataset.clone(),
             arch_hash: export::fingerprint(net.to_json().as_bytes()),

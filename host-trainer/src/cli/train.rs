@@ -12,6 +12,7 @@ use ghnq_quant::fake::Method;
 use ghnq_quant::layers::LayerBits;
 use shared_format::WeightScheme;
 
+use super::quant_args::ClipChoice;
 use super::train_trace;
 
 /// Arguments of `ghnq train`.
@@ -122,12 +123,15 @@ pub struct Args {
     /// QAT weights per output channel, symmetric (TFLite) instead of per tensor, affine (paper).
     #[arg(long, requires = "qat")]
     pub per_channel: bool,
-    /// QAT weight range: absolute or percentile[:p] (the paper used 1 % at W4/A4).
-    #[arg(long, default_value = "absolute", requires = "qat")]
-    pub weight_clip: Clip,
-    /// QAT activation range: absolute or percentile[:p].
-    #[arg(long, default_value = "absolute", requires = "qat")]
-    pub act_clip: Clip,
+    /// QAT weight range: absolute or percentile[:p] (the paper used 1 % at W4/A4), for every
+    /// bit-width or per bit-width of a bit-conditioned run, as `ghnq eval` takes it
+    /// (`w4a4=percentile,w2a2=percentile`: absolute at the bit-widths not named). Default:
+    /// absolute.
+    #[arg(long, value_name = "CLIP|wNaM=CLIP,...", requires = "qat")]
+    pub weight_clip: Option<ClipChoice>,
+    /// QAT activation range: absolute or percentile[:p], per bit-width as for --weight-clip.
+    #[arg(long, value_name = "CLIP|wNaM=CLIP,...", requires = "qat")]
+    pub act_clip: Option<ClipChoice>,
     /// QAT simulation: simquant (STE) or noisequant (uniform noise); default by bit-width.
     #[arg(long, requires = "qat")]
     pub method: Option<String>,
@@ -144,36 +148,61 @@ pub struct Args {
 }
 
 impl Args {
-    /// The QAT configuration the flags describe.
-    fn qat_config(&self) -> Result<Option<QuantConfig>> {
-        let precision = match self.qat.as_slice() {
-            [] => return Ok(None),
-            [p] => *p,
-            [p, ..] if self.bit_conditioned => *p,
-            _ => anyhow::bail!(
-                "several --qat bit-widths train one bit-conditioned GHN: add --bit-conditioned"
-            ),
-        };
-        let mut q = QuantConfig {
-            scheme: if self.per_channel {
-                WeightScheme::PerChannelSymmetric
-            } else {
-                WeightScheme::PerTensorAffine
-            },
-            weight_clip: self.weight_clip,
-            act_clip: self.act_clip,
-            layers: self.layer_bits.clone(),
-            // Validation exports the nets as the finished checkpoint's are exported.
-            act_calib: ghnq_quant::config::ActCalib::Quantized,
-            ..QuantConfig::paper(precision)
-        };
-        match self.method.as_deref() {
-            None => {}
-            Some("simquant") => q.method = Method::SimQuant,
-            Some("noisequant") => q.method = Method::NoiseQuant,
-            Some(other) => anyhow::bail!("unknown --method '{other}': simquant or noisequant"),
+    /// The QAT configurations the flags describe, one per `--qat` bit-width in its order (the
+    /// turns of a bit-conditioned run; the first is the one validation measures); empty for
+    /// float training.
+    fn qat_configs(&self) -> Result<Vec<QuantConfig>> {
+        anyhow::ensure!(
+            self.qat.len() <= 1 || self.bit_conditioned,
+            "several --qat bit-widths train one bit-conditioned GHN: add --bit-conditioned"
+        );
+        for (flag, choice) in [
+            ("--weight-clip", &self.weight_clip),
+            ("--act-clip", &self.act_clip),
+        ] {
+            if let Some(p) = choice
+                .iter()
+                .flat_map(ClipChoice::named)
+                .find(|p| !self.qat.contains(p))
+            {
+                anyhow::bail!(
+                    "{flag} names {p}, which this run does not train: --qat {}",
+                    self.qat
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
         }
-        Ok(Some(q))
+        let method = match self.method.as_deref() {
+            None => None,
+            Some("simquant") => Some(Method::SimQuant),
+            Some("noisequant") => Some(Method::NoiseQuant),
+            Some(other) => anyhow::bail!("unknown --method '{other}': simquant or noisequant"),
+        };
+        Ok(self
+            .qat
+            .iter()
+            .map(|&precision| {
+                let paper = QuantConfig::paper(precision);
+                QuantConfig {
+                    scheme: if self.per_channel {
+                        WeightScheme::PerChannelSymmetric
+                    } else {
+                        WeightScheme::PerTensorAffine
+                    },
+                    weight_clip: ClipChoice::at(&self.weight_clip, precision)
+                        .unwrap_or(Clip::Absolute),
+                    act_clip: ClipChoice::at(&self.act_clip, precision).unwrap_or(Clip::Absolute),
+                    layers: self.layer_bits.clone(),
+                    // Validation exports the nets as the finished checkpoint's are exported.
+                    act_calib: ghnq_quant::config::ActCalib::Quantized,
+                    method: method.unwrap_or(paper.method),
+                    ..paper
+                }
+            })
+            .collect())
     }
 }
 
@@ -207,7 +236,8 @@ pub fn run_cmd(args: Args) -> Result<()> {
         args.val_seed
     );
     let mut archs = sources::arch_source(&args.split, shape, classes, args.seed)?;
-    let qat = args.qat_config()?;
+    let qat_turns = args.qat_configs()?;
+    let qat = qat_turns.first().cloned();
     let (ghn, state) = if let Some(from) = &args.from {
         let (g, st) = checkpoint::load_ghn(from, None, &device)
             .with_context(|| format!("--from {}", from.display()))?;
@@ -275,9 +305,12 @@ pub fn run_cmd(args: Args) -> Result<()> {
         );
         trainer.engine = Engine::Burn;
     }
-    if let Some(q) = &qat {
-        pin_run_setting(&args, "qat.txt", &format!("{q:?}\n"), "--qat flags")?;
-        eprintln!("GHN-QAT: {q:?}");
+    if !qat_turns.is_empty() {
+        let record: String = qat_turns.iter().map(|q| format!("{q:?}\n")).collect();
+        pin_run_setting(&args, "qat.txt", &record, "--qat flags")?;
+        for q in &qat_turns {
+            eprintln!("GHN-QAT: {q:?}");
+        }
     }
     trainer.qat = qat;
     if args.bit_conditioned {
@@ -286,7 +319,7 @@ pub fn run_cmd(args: Args) -> Result<()> {
             "--bit-conditioned: {} holds a GHN without the bit embedding; start with --from",
             args.out.display()
         );
-        trainer.bit_choices = args.qat.clone();
+        trainer.bit_choices = qat_turns;
     }
     if args.resume && state.step > 0 {
         trainer.optim = checkpoint::load_optim(&args.out, state.step, trainer.optim)
