@@ -190,3 +190,86 @@ pub(crate) fn plain_stages_equal_scalar_output_stage(isa: &str, stage_run: &mut 
         "{isa}: a left shift is not a plain stage"
     );
 }
+
+/// Single rounding's stages of every shift (−31..=30: right shifts of 62 down to 1, plain or not,
+/// mixed in one block) through the vector output stage (`stage_run` as for [`StageRun`]) against
+/// the scalar one. `takes_any`: the level must accept every such block (AVX-512's 64-bit lanes);
+/// otherwise it must refuse each block with a stage that is not plain and leave it to the
+/// scalar loop.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn single_stages_equal_scalar_output_stage(
+    isa: &str,
+    takes_any: bool,
+    stage_run: &mut StageRun<'_>,
+) {
+    let mut rng = XorShift32::new(0x5147_1E00);
+    let mut vector = 0;
+    for case in 0..3000u32 {
+        let n = 1 + rng.below(BLOCK as u32) as usize;
+        let stage: Vec<ChannelRequant> = (0..n)
+            .map(|_| {
+                let m = match rng.below(4) {
+                    0 => i32::MAX,
+                    1 => 0,
+                    2 => rng.next_u32() as i32,
+                    _ => (1 << 30) | rng.below(1 << 30) as i32,
+                };
+                // Mostly the shifts that are not plain (−1..=30), some plain ones beside.
+                let shift = match rng.below(4) {
+                    0 => -31 + rng.below(30) as i32,
+                    _ => -1 + rng.below(32) as i32,
+                };
+                ChannelRequant::new(m, shift, Rounding::Single)
+            })
+            .collect();
+        let plain = stage.iter().all(ChannelRequant::is_plain);
+        let pick = |rng: &mut XorShift32| match rng.below(3) {
+            0 => [i32::MIN, i32::MAX, 0, -1, 1][rng.below(5) as usize],
+            1 => (rng.next_u32() as i32) >> rng.below(31),
+            _ => rng.next_u32() as i32,
+        };
+        let bias: Vec<i32> = (0..n).map(|_| pick(&mut rng)).collect();
+        let acc: Vec<i32> = (0..n).map(|_| pick(&mut rng)).collect();
+        let z_y = rng.next_u32() as i8;
+        let (a, b) = (rng.next_u32() as i8, rng.next_u32() as i8);
+        let clamp = Clamp {
+            min: a.min(b),
+            max: a.max(b),
+        };
+        let mut got = vec![0i8; n];
+        let taken = stage_run(&stage, &bias, false, z_y, clamp, &acc, &mut got);
+        assert_eq!(
+            taken,
+            plain || takes_any,
+            "{isa} case {case}: plain {plain}, takes any {takes_any}"
+        );
+        if !taken {
+            continue;
+        }
+        vector += usize::from(!plain);
+        let o = crate::ops::conv::tests::owned(&[0], 8, &[0], &[(0, 0)]);
+        let p = ConvParams {
+            output_zero_point: z_y,
+            clamp,
+            rounding: Rounding::Single,
+            ..crate::ops::conv::tests::params(
+                &o,
+                8,
+                shared_format::WeightScheme::PerChannelSymmetric,
+                0,
+                shared_format::Window::square(1, 1, 1, 0),
+                shared_format::Shape::new(1, 1, 1),
+                0,
+                shared_format::Shape::new(1, 1, 1),
+            )
+        };
+        let mut want = vec![0i8; n];
+        output_stage(&mut want, &stage, &bias, &acc, plain, &p);
+        assert_eq!(got, want, "{isa} case {case}");
+    }
+    assert_eq!(
+        vector > 1000,
+        takes_any,
+        "{isa}: {vector} blocks that are not plain"
+    );
+}

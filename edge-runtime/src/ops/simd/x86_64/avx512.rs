@@ -51,9 +51,10 @@ use core::arch::x86_64::{
     _mm256_dpbusd_epi32, _mm256_extracti128_si256, _mm256_hadd_epi32, _mm256_maskz_loadu_epi8,
     _mm256_max_epi32, _mm256_min_epi32, _mm256_mul_epi32, _mm256_mullo_epi32,
     _mm256_permute2x128_si256, _mm256_set1_epi8, _mm256_set1_epi32, _mm256_set1_epi64x,
-    _mm256_setzero_si256, _mm256_slli_epi64, _mm256_srai_epi32, _mm256_srav_epi32,
-    _mm256_srli_epi64, _mm256_sub_epi32, _mm256_unpackhi_epi8, _mm256_unpackhi_epi16,
-    _mm256_unpacklo_epi8, _mm256_unpacklo_epi16, _mm256_xor_si256,
+    _mm256_setzero_si256, _mm256_slli_epi64, _mm256_sllv_epi64, _mm256_srai_epi32,
+    _mm256_srav_epi32, _mm256_srav_epi64, _mm256_srli_epi64, _mm256_sub_epi32, _mm256_sub_epi64,
+    _mm256_unpackhi_epi8, _mm256_unpackhi_epi16, _mm256_unpacklo_epi8, _mm256_unpacklo_epi16,
+    _mm256_xor_si256,
 };
 
 use crate::ops::conv::BLOCK;
@@ -461,15 +462,16 @@ fn interleave4([a, b, c, d]: [__m256i; 4]) -> [__m256i; 4] {
 
 /// Per-channel constants of [`output_stage`], one `i32` per channel of a block (lanes past the
 /// block's stages zero: their outputs are discarded), built beside [`super::sse2::PlainStages`]'
-/// own.
+/// own: of plain stages ([`StageLanes::new`]), or of single rounding's stages of any shift
+/// ([`StageLanes::single`]).
 #[derive(Clone, Copy)]
-pub(crate) struct PlainLanes {
+pub(crate) struct StageLanes {
     bias: [i32; BLOCK],
-    /// `ChannelRequant::plain_parts`' multiplier and mask.
+    /// `ChannelRequant::plain_parts`' multiplier and mask (the mask unused by `single`).
     m: [i32; BLOCK],
     mask: [i32; BLOCK],
-    /// The final arithmetic shift, as `scale_plain` wraps it: double `right`, single
-    /// `right − 32` (mod 32).
+    /// Plain stages: the final arithmetic shift, as `scale_plain` wraps it: double `right`,
+    /// single `right − 32` (mod 32). `single`: the whole right shift, 1..=62.
     shift: [i32; BLOCK],
     /// The output zero point and clamp: `clamp(s + z_y)` is `min(max(s, lo), hi) + z_y` with
     /// `lo = min − z_y`, `hi = max − z_y`, which cannot overflow.
@@ -478,7 +480,7 @@ pub(crate) struct PlainLanes {
     hi: i32,
 }
 
-impl PlainLanes {
+impl StageLanes {
     /// The constants of plain `stage`s (at most [`BLOCK`], as checked by `PlainStages::new`).
     pub(super) fn new(
         stage: &[ChannelRequant],
@@ -507,6 +509,42 @@ impl PlainLanes {
         }
         l
     }
+
+    /// The constants of single-rounding `stage`s, plain or not (at most [`BLOCK`]), for
+    /// [`single_output_stage`]; `None` unless the CPU has AVX-512 VNNI, so that holding such
+    /// lanes proves it does.
+    pub(super) fn single(
+        stage: &[ChannelRequant],
+        bias: &[i32],
+        z_y: i8,
+        clamp: Clamp,
+    ) -> Option<SingleLanes> {
+        if super::Isa::detected() != super::Isa::Avx512Vnni {
+            return None;
+        }
+        let mut l = Self::new(&[], &[], false, z_y, clamp);
+        for (k, (st, &b)) in stage.iter().zip(bias).enumerate().take(BLOCK) {
+            let (m, _, right) = st.plain_parts();
+            (l.bias[k], l.m[k], l.shift[k]) = (b, m, i32::from(right));
+        }
+        Some(SingleLanes(l))
+    }
+}
+
+/// [`StageLanes`] of single-rounding stages of any shift, which exist only on CPUs with
+/// AVX-512 VNNI ([`StageLanes::single`]): [`SingleLanes::apply`] runs
+/// [`single_output_stage`] on that proof.
+#[derive(Clone, Copy)]
+pub(crate) struct SingleLanes(StageLanes);
+
+impl SingleLanes {
+    /// [`single_output_stage`] of these lanes.
+    #[inline]
+    pub(super) fn apply(&self, acc: &[i32], ys: &mut [i8]) {
+        // SAFETY: a `SingleLanes` is made only by `StageLanes::single`, after `Isa::detected()`
+        // (CPUID and XGETBV) reported AVX-512 F/BW/VL and VNNI usable.
+        unsafe { single_output_stage(&self.0, acc, ys) }
+    }
 }
 
 /// `ys[j] = clamp(scale_plain(bias[j] + acc[j]) + z_y)` for `j` below the common length of
@@ -516,7 +554,7 @@ impl PlainLanes {
 /// narrowed by AVX-512's `VPMOVDB`. Beside it, [`super::sse2::PlainStages`] takes four channels
 /// per step and some twenty instructions per channel.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) fn output_stage<const DOUBLE: bool>(l: &PlainLanes, acc: &[i32], ys: &mut [i8]) {
+pub(super) fn output_stage<const DOUBLE: bool>(l: &StageLanes, acc: &[i32], ys: &mut [i8]) {
     let n = acc.len().min(ys.len()).min(BLOCK);
     let (a8, a_rest) = acc[..n].as_chunks::<8>();
     let (y8, y_rest) = ys[..n].as_chunks_mut::<8>();
@@ -539,7 +577,7 @@ pub(super) fn output_stage<const DOUBLE: bool>(l: &PlainLanes, acc: &[i32], ys: 
 /// Eight outputs of [`output_stage`], channels `c..c + 8` (`c + 8 ≤ BLOCK`).
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn eight<const DOUBLE: bool>(l: &PlainLanes, c: usize, acc: __m256i) -> [i8; 8] {
+fn eight<const DOUBLE: bool>(l: &StageLanes, c: usize, acc: __m256i) -> [i8; 8] {
     let lane = |v: &[i32; BLOCK]| -> __m256i {
         match v.get(c..).and_then(|v| v.first_chunk::<8>()) {
             Some(v) => bytemuck::cast(*v),
@@ -568,6 +606,14 @@ fn eight<const DOUBLE: bool>(l: &PlainLanes, c: usize, acc: __m256i) -> [i8; 8] 
         let high = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(even), odd);
         _mm256_srav_epi32(_mm256_add_epi32(high, mask), shift)
     };
+    narrow(l, scaled)
+}
+
+/// `clamp(scaled + z_y)` as bytes: `min(max(s, lo), hi) + z_y`, which equals the reference's
+/// saturating add then clamp and cannot overflow.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn narrow(l: &StageLanes, scaled: __m256i) -> [i8; 8] {
     let (lo, hi) = (_mm256_set1_epi32(l.lo), _mm256_set1_epi32(l.hi));
     let y = _mm256_add_epi32(
         _mm256_min_epi32(_mm256_max_epi32(scaled, lo), hi),
@@ -577,4 +623,65 @@ fn eight<const DOUBLE: bool>(l: &PlainLanes, c: usize, acc: __m256i) -> [i8; 8] 
     let mut out = [0i8; 8];
     out.copy_from_slice(&bytes[..8]);
     out
+}
+
+/// `ys[j] = clamp(scale(bias[j] + acc[j]) + z_y)` of single-rounding stages of any shift
+/// ([`StageLanes::single`]), eight channels a step, as [`output_stage`] for plain ones. A stage
+/// that is not plain (a right shift of 32 or less: at 2 and 4 bits the output scale is close to
+/// the accumulator's, so most stages there) has no 32-bit form: its `(a·m + 2^(right−1)) >>
+/// right` is taken whole in 64-bit lanes (`VPSRAVQ`, AVX-512's per-lane arithmetic shift of
+/// quadwords), the same integers as `ChannelRequant::scale`'s. Without it those blocks ran the
+/// scalar loop.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn single_output_stage(l: &StageLanes, acc: &[i32], ys: &mut [i8]) {
+    let n = acc.len().min(ys.len()).min(BLOCK);
+    let (a8, a_rest) = acc[..n].as_chunks::<8>();
+    let (y8, y_rest) = ys[..n].as_chunks_mut::<8>();
+    for (g, (y, a)) in y8.iter_mut().zip(a8).enumerate() {
+        *y = eight_single(l, 8 * g, bytemuck::cast(*a));
+    }
+    if !y_rest.is_empty() {
+        let mut a = [0i32; 8];
+        for (d, &s) in a.iter_mut().zip(a_rest) {
+            *d = s;
+        }
+        let y = eight_single(l, 8 * y8.len(), bytemuck::cast(a));
+        for (d, s) in y_rest.iter_mut().zip(y) {
+            *d = s;
+        }
+    }
+}
+
+/// Eight outputs of [`single_output_stage`], channels `c..c + 8` (`c + 8 ≤ BLOCK`).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn eight_single(l: &StageLanes, c: usize, acc: __m256i) -> [i8; 8] {
+    let lane = |v: &[i32; BLOCK]| -> __m256i {
+        match v.get(c..).and_then(|v| v.first_chunk::<8>()) {
+            Some(v) => bytemuck::cast(*v),
+            None => _mm256_setzero_si256(),
+        }
+    };
+    let (m, right) = (lane(&l.m), lane(&l.shift));
+    let a = _mm256_add_epi32(acc, lane(&l.bias));
+    // a·m per 64-bit lane: channels 0, 2, 4, 6 (low halves), then 1, 3, 5, 7 (high halves);
+    // each within ±2^62, so adding 2^(right − 1) ≤ 2^61 cannot overflow.
+    let even = _mm256_mul_epi32(a, m);
+    let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(a), _mm256_srli_epi64::<32>(m));
+    // The shifts moved into the 64-bit lanes the same way. A lane past the stages has shift 0:
+    // `VPSLLVQ` by 2^64 − 1 gives 0 and the lane is discarded.
+    let r_even = _mm256_and_si256(right, _mm256_set1_epi64x(0xFFFF_FFFF));
+    let r_odd = _mm256_srli_epi64::<32>(right);
+    let one = _mm256_set1_epi64x(1);
+    let e = _mm256_srav_epi64(
+        _mm256_add_epi64(even, _mm256_sllv_epi64(one, _mm256_sub_epi64(r_even, one))),
+        r_even,
+    );
+    let o = _mm256_srav_epi64(
+        _mm256_add_epi64(odd, _mm256_sllv_epi64(one, _mm256_sub_epi64(r_odd, one))),
+        r_odd,
+    );
+    // The low 32 bits of each (the reference's `as i32`), back in channel order.
+    let scaled = _mm256_blend_epi32::<0b1010_1010>(e, _mm256_slli_epi64::<32>(o));
+    narrow(l, scaled)
 }

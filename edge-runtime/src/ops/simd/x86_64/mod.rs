@@ -302,7 +302,7 @@ unsafe fn depthwise_unchecked(x: &[i8], w: &[i8], taps: &[Tap], z_x: i8, z_w: i8
 /// [`sse2::PlainStages::apply`] asks here, so that its callers need not know the levels.
 #[inline]
 pub(crate) fn plain_output_stage(
-    lanes: &avx512::PlainLanes,
+    lanes: &avx512::StageLanes,
     double: bool,
     acc: &[i32],
     ys: &mut [i8],

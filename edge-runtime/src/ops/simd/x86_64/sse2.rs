@@ -42,7 +42,7 @@ use core::arch::x86_64::{
 };
 
 use super::Isa;
-use super::avx512::PlainLanes;
+use super::avx512::{SingleLanes, StageLanes};
 use crate::ops::conv::BLOCK;
 use crate::ops::simd::{Runs, Tap};
 use crate::requant::ChannelRequant;
@@ -276,7 +276,10 @@ pub(crate) struct PlainStages {
     hi: __m128i,
     /// The same stages per lane for AVX-512's eight-channel output stage, where the CPU has it
     /// ([`super::plain_output_stage`]).
-    wide: Option<PlainLanes>,
+    wide: Option<StageLanes>,
+    /// Single-rounding stages of which some are not plain: AVX-512 takes them whole in 64-bit
+    /// lanes (`avx512::single_output_stage`); the fields above are then unused.
+    single: Option<SingleLanes>,
 }
 
 /// Four channels' constants of [`PlainStages`].
@@ -309,8 +312,9 @@ struct Stage4 {
 }
 
 impl PlainStages {
-    /// The vector stages of `stage` with its `bias`, or `None` if a stage is not plain, the
-    /// lengths differ or exceed [`BLOCK`].
+    /// The vector stages of `stage` with its `bias`, or `None` if the lengths differ or exceed
+    /// [`BLOCK`], or a stage is not plain, unless the rounding is single and the kernels run
+    /// AVX-512 VNNI (which takes any single-rounding stage: the 2- and 4-bit layers' usual case).
     pub(crate) fn new(
         stage: &[ChannelRequant],
         bias: &[i32],
@@ -318,11 +322,22 @@ impl PlainStages {
         z_y: i8,
         clamp: Clamp,
     ) -> Option<Self> {
-        if stage.len() != bias.len() || stage.len() > BLOCK || !stage.iter().all(|s| s.is_plain()) {
+        if stage.len() != bias.len() || stage.len() > BLOCK {
             return None;
         }
+        let single = if stage.iter().all(|s| s.is_plain()) {
+            None
+        } else if !double && Isa::chosen() == Isa::Avx512Vnni {
+            Some(StageLanes::single(stage, bias, z_y, clamp)?)
+        } else {
+            return None;
+        };
         // SAFETY: SSE2 is in the x86-64 baseline: every CPU this code is compiled for has it.
-        Some(unsafe { Self::new_sse2(stage, bias, double, z_y, clamp) })
+        let mut v = unsafe { Self::new_sse2(stage, bias, double, z_y, clamp) };
+        if single.is_some() {
+            (v.single, v.wide) = (single, None);
+        }
+        Some(v)
     }
 
     #[target_feature(enable = "sse2")]
@@ -406,7 +421,8 @@ impl PlainStages {
             lo: _mm_set1_epi16(clamp.min as i16),
             hi: _mm_set1_epi16(clamp.max as i16),
             wide: (Isa::detected() == Isa::Avx512Vnni)
-                .then(|| PlainLanes::new(stage, bias, double, z_y, clamp)),
+                .then(|| StageLanes::new(stage, bias, double, z_y, clamp)),
+            single: None,
         }
     }
 
@@ -414,6 +430,10 @@ impl PlainStages {
     /// `acc` and `ys` (at most the stages' count).
     #[inline]
     pub(crate) fn apply(&self, acc: &[i32], ys: &mut [i8]) {
+        if let Some(single) = &self.single {
+            single.apply(acc, ys);
+            return;
+        }
         if let Some(wide) = &self.wide
             && super::plain_output_stage(wide, self.double, acc, ys)
         {
@@ -749,6 +769,21 @@ mod tests {
     fn depthwise_pixel_equals_centred_sums() {
         each_isa(|isa| {
             simd_tests::depthwise_pixel_equals_centred_sums(isa.name(), x86::depthwise_pixel)
+        });
+    }
+
+    #[test]
+    fn single_stages_of_any_shift_equal_scalar_output_stage() {
+        each_isa(|isa| {
+            simd_tests::single_stages_equal_scalar_output_stage(
+                isa.name(),
+                isa == Isa::Avx512Vnni,
+                &mut |stage, bias, double, z_y, clamp, acc, out| {
+                    PlainStages::new(stage, bias, double, z_y, clamp)
+                        .map(|v| v.apply(acc, out))
+                        .is_some()
+                },
+            )
         });
     }
 
