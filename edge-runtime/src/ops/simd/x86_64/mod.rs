@@ -15,7 +15,9 @@
 //!
 //! Besides the two sums (`quad_words`, `depthwise_pixel`) the level picks the output stage
 //! of plain requantization blocks: `sse2::PlainStages::apply` asks `plain_output_stage`
-//! first, so conv.rs and depthwise.rs see one type whatever the level.
+//! first, so conv.rs and depthwise.rs see one type whatever the level. At AVX-512 VNNI that
+//! type also takes single-rounding blocks that are not plain (`avx512::SingleLanes`, built
+//! only where the CPU has it), which the lower levels leave to the scalar loop.
 //!
 //! Benchmarks compare the levels in one process by capping the choice ([`set_isa`]; in `std`
 //! builds also the `GHNQ_X86_ISA` environment variable, read once at the first dispatch:
