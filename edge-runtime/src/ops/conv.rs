@@ -18,7 +18,9 @@
 //! run time in module `simd::x86_64`, all through one dispatch, `simd::window`) and
 //! forms the same exact accumulators. On x86-64, 2- and 4-bit weights take the same kernel through
 //! `conv2d_unpacked`, a block of filters unpacked at a time into a bounded stack buffer, and
-//! plain output stages are requantized four channels a step (`sse2::PlainStages`). On Armv7E-M,
+//! plain output stages are requantized four channels a step (`sse2::PlainStages`; eight with
+//! AVX-512, which with NEON also takes single rounding's stages that are not plain, most of a
+//! 2-bit layer's). On Armv7E-M,
 //! 2- and 4-bit weights take the SMLAD kernel too (issue 18): small filters (four within 1 KiB)
 //! unpacked a block at a time on the stack (`conv2d_unpacked_dsp`), larger ones read packed and
 //! unpacked in registers (`conv2d_packed`, `armv7em::window_packed`; `C_in` a multiple of 8 at 4

@@ -49,9 +49,9 @@ use core::arch::aarch64::{
     int8x16_t, int16x8_t, int32x4_t, vaddq_s32, vaddvq_s32, vandq_s32, vcombine_s8, vcombine_s16,
     vdup_n_s8, vdupq_n_s8, vdupq_n_s16, vdupq_n_s32, vget_low_s8, vget_low_s16, vget_low_s32,
     vld1_s8, vld1q_s8, vld1q_s32, vmaxq_s16, vminq_s16, vmlal_high_s16, vmlal_s16, vmlsq_s32,
-    vmull_high_s32, vmull_s32, vpaddq_s32, vqaddq_s16, vqaddq_s32, vqmovn_s16, vqmovn_s32,
-    vqrdmulhq_s32, vreinterpretq_s32_s64, vrshlq_s32, vshlq_s32, vshrq_n_s32, vst1q_s8,
-    vsubl_high_s8, vsubl_s8, vuzp2q_s32,
+    vmovl_high_s32, vmovl_s32, vmull_high_s32, vmull_s32, vpaddq_s32, vqaddq_s16, vqaddq_s32,
+    vqmovn_s16, vqmovn_s32, vqrdmulhq_s32, vreinterpretq_s32_s64, vrshlq_s32, vrshlq_s64,
+    vshlq_s32, vshrq_n_s32, vst1q_s8, vsubl_high_s8, vsubl_s8, vuzp1q_s32, vuzp2q_s32,
 };
 #[cfg(not(target_feature = "dotprod"))]
 use core::arch::aarch64::{vmull_high_s8, vmull_s8, vpadalq_s8, vpadalq_s16};
@@ -880,6 +880,10 @@ fn load_i32x4(v: &[i32; 4]) -> int32x4_t {
 ///   `−n`, which rounds without overflow.
 /// * Single rounding: the high words of the 64-bit `SMULL` products, plus `2^(right − 33)`
 ///   (wrapping), then `SSHL` by `−(right − 32)` (arithmetic, flooring), as `scale_plain`.
+/// * Single rounding with a stage that is not plain (a right shift of 32 or less: most stages
+///   of a 2-bit layer, whose output scale is close to the accumulator's): the whole 64-bit
+///   `SMULL` products through `SRSHL` by `−right`, which adds `2^(right − 1)` and shifts without
+///   overflow, and their low words (`UZP1`), exactly `ChannelRequant::scale`.
 ///
 /// Then `SQXTN` to 16 bits, `+ z_y` saturating and the clamp in 16-bit lanes, and `SQXTN` to
 /// bytes (a value past ±2^15 clamps to the same bound either way).
@@ -891,14 +895,16 @@ pub(crate) struct PlainStages {
     /// Single rounding's rounding term, `2^(right − 33)`; 0 for double rounding.
     add: [[i32; 4]; BLOCK / 4],
     double: bool,
+    /// Single rounding with a stage that is not plain: `shift` holds `−right`, `add` zeros.
+    whole: bool,
     z_y: i16,
     lo: i16,
     hi: i16,
 }
 
 impl PlainStages {
-    /// The vector stages of `stage` with its `bias`, or `None` if a stage is not plain, the
-    /// lengths differ or exceed [`BLOCK`].
+    /// The vector stages of `stage` with its `bias`, or `None` if the lengths differ or exceed
+    /// [`BLOCK`], or a double-rounding stage is not plain.
     pub(crate) fn new(
         stage: &[ChannelRequant],
         bias: &[i32],
@@ -906,7 +912,8 @@ impl PlainStages {
         z_y: i8,
         clamp: Clamp,
     ) -> Option<Self> {
-        if stage.len() != bias.len() || stage.len() > BLOCK || !stage.iter().all(|s| s.is_plain()) {
+        let whole = !stage.iter().all(|s| s.is_plain());
+        if stage.len() != bias.len() || stage.len() > BLOCK || (whole && double) {
             return None;
         }
         // Lanes past the stages get zeros (outputs discarded).
@@ -916,6 +923,7 @@ impl PlainStages {
             shift: [[0; 4]; BLOCK / 4],
             add: [[0; 4]; BLOCK / 4],
             double,
+            whole,
             z_y: z_y as i16,
             lo: clamp.min as i16,
             hi: clamp.max as i16,
@@ -932,7 +940,7 @@ impl PlainStages {
             let (m, mask, right) = s.plain_parts();
             *vb = b;
             *vm = m;
-            if double {
+            if double || whole {
                 *vs = -(right as i32);
             } else {
                 *vs = -(right as i32 - 32);
@@ -989,6 +997,14 @@ impl PlainStages {
                 let h = vqrdmulhq_s32(v, m);
                 let fix = vshrq_n_s32::<31>(vandq_s32(h, sh));
                 vrshlq_s32(vqaddq_s32(h, fix), sh)
+            } else if self.whole {
+                // Each lane's shift (−right, sign-extended) beside its 64-bit product.
+                let lo = vrshlq_s64(
+                    vmull_s32(vget_low_s32(v), vget_low_s32(m)),
+                    vmovl_s32(vget_low_s32(sh)),
+                );
+                let hi = vrshlq_s64(vmull_high_s32(v, m), vmovl_high_s32(sh));
+                vuzp1q_s32(vreinterpretq_s32_s64(lo), vreinterpretq_s32_s64(hi))
             } else {
                 let lo = vmull_s32(vget_low_s32(v), vget_low_s32(m));
                 let hi = vmull_high_s32(v, m);
@@ -1148,6 +1164,19 @@ mod tests {
     #[test]
     fn depthwise_pixel_equals_centred_sums() {
         simd_tests::depthwise_pixel_equals_centred_sums(ISA, depthwise_pixel);
+    }
+
+    #[test]
+    fn single_stages_of_any_shift_equal_scalar_output_stage() {
+        simd_tests::single_stages_equal_scalar_output_stage(
+            ISA,
+            true,
+            &mut |stage, bias, double, z_y, clamp, acc, out| {
+                PlainStages::new(stage, bias, double, z_y, clamp)
+                    .map(|v| v.apply(acc, out))
+                    .is_some()
+            },
+        );
     }
 
     #[test]

@@ -196,7 +196,6 @@ pub(crate) fn plain_stages_equal_scalar_output_stage(isa: &str, stage_run: &mut 
 /// the scalar one. `takes_any`: the level must accept every such block (AVX-512's 64-bit lanes);
 /// otherwise it must refuse each block with a stage that is not plain and leave it to the
 /// scalar loop.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn single_stages_equal_scalar_output_stage(
     isa: &str,
     takes_any: bool,
