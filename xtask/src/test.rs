@@ -35,6 +35,36 @@ pub fn run() -> Result<()> {
     let _ = std::fs::remove_dir_all(&skips);
     shell::run(&cargo, &["test", "--workspace"])?;
     report_skips(&skips);
+    // The NEON kernels (`edge_runtime::ops::simd::aarch64`) are compiled only for aarch64: their
+    // unit tests against the scalar reference run cross-built, under qemu-aarch64 user mode
+    // (installed by `setup`, as for the aarch64 Linux board), and clippy reads them there too.
+    let aarch64 = [
+        (
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+            "aarch64-linux-gnu-gcc",
+        ),
+        (
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER",
+            "qemu-aarch64 -L /usr/aarch64-linux-gnu",
+        ),
+    ];
+    let neon = [
+        "-p",
+        "edge-runtime",
+        "--target",
+        "aarch64-unknown-linux-gnu",
+    ];
+    shell::run_env(
+        &cargo,
+        &[
+            &["clippy", "--all-targets"][..],
+            &neon,
+            &["--", "-D", "warnings"],
+        ]
+        .concat(),
+        &aarch64,
+    )?;
+    shell::run_env(&cargo, &[&["test", "--lib"][..], &neon].concat(), &aarch64)?;
     for target in NO_STD_TARGETS {
         for krate in NO_STD_CRATES {
             shell::run(&cargo, &["build", "-p", krate, "--target", target])?;
