@@ -190,6 +190,11 @@ pub struct Spread {
     pub worst: String,
     /// Mean FP32 top-1 of the same runs.
     pub fp32_mean: f64,
+    /// Mean relative accuracy decrease FP32 → QUINT8 (%), the paper's measure of fragility,
+    /// and its standard error over the runs (NaN for fewer than two).
+    pub decrease_mean: f64,
+    /// See `decrease_mean`.
+    pub decrease_se: f64,
 }
 
 /// One [`Spread`] per architecture with any record, in figure order.
@@ -235,6 +240,11 @@ pub fn spread(results: &[RunResult]) -> Vec<Spread> {
             } else {
                 f64::NAN
             };
+            let decreases: Vec<f64> = ok
+                .iter()
+                .filter_map(|(r, _, _)| r.eval.as_ref()?.percent_decrease)
+                .collect();
+            let (decrease_mean, decrease_se) = mean_se(&decreases);
             Spread {
                 arch: arch.to_string(),
                 finished: ok.len(),
@@ -247,9 +257,23 @@ pub fn spread(results: &[RunResult]) -> Vec<Spread> {
                 best,
                 worst,
                 fp32_mean: ok.iter().map(|x| x.2).sum::<f64>() / n,
+                decrease_mean,
+                decrease_se,
             }
         })
         .collect()
+}
+
+/// Mean and standard error of the mean (NaN where undefined).
+fn mean_se(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let se = if v.len() > 1 {
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
+    } else {
+        f64::NAN
+    };
+    (mean, se)
 }
 
 fn num(x: f64) -> String {
@@ -261,7 +285,7 @@ fn num(x: f64) -> String {
 }
 
 /// The spread's columns.
-const SPREAD_COLUMNS: [&str; 11] = [
+const SPREAD_COLUMNS: [&str; 13] = [
     "Network Architecture",
     "Finished",
     "Diverged",
@@ -273,10 +297,12 @@ const SPREAD_COLUMNS: [&str; 11] = [
     "Best Init",
     "Worst Init",
     "FP32 Mean",
+    "Decrease Mean",
+    "Decrease SE",
 ];
 
 /// The spread as a table with the columns `head`.
-fn spread_table(spread: &[Spread], head: [&str; 11]) -> Table {
+fn spread_table(spread: &[Spread], head: [&str; 13]) -> Table {
     let mut t = Table::new(head);
     for p in spread {
         t.push([
@@ -291,6 +317,8 @@ fn spread_table(spread: &[Spread], head: [&str; 11]) -> Table {
             p.best.clone(),
             p.worst.clone(),
             num(p.fp32_mean),
+            num(p.decrease_mean),
+            num(p.decrease_se),
         ]);
     }
     t
@@ -316,12 +344,16 @@ pub fn spread_markdown(spread: &[Spread]) -> String {
         "Best",
         "Worst",
         "FP32 Mean",
+        "Decrease",
+        "± s.e.",
     ];
     let align = [
-        Left, Right, Right, Right, Right, Right, Right, Right, Left, Left, Right,
+        Left, Right, Right, Right, Right, Right, Right, Right, Left, Left, Right, Right, Right,
     ];
     format!(
-        "### Spread of QUINT8 accuracy (integer runtime, %) across initialisers\n\n{}",
+        "### Spread of QUINT8 accuracy (integer runtime, %) across initialisers\n\n\
+         Decrease: the mean relative accuracy decrease FP32 → QUINT8 over the finished runs (%), \
+         the paper's measure of a block's fragility under quantization.\n\n{}",
         spread_table(spread, head).aligned(&align).markdown()
     )
 }

@@ -451,11 +451,19 @@ fn tables_and_spread_by_hand() {
         ("GlorotUni", "RandNorm_Large")
     );
     assert_eq!(sp[1].std, 0.0);
+    // Relative decreases 12.5 and 2.5 %: mean 7.5, standard error 5; one run has none.
+    assert!((r.decrease_mean - 7.5).abs() < 1e-12 && (r.decrease_se - 5.0).abs() < 1e-12);
+    assert!(sp[1].decrease_se.is_nan());
     let csv = table::spread_csv(&sp);
     assert!(
         csv.contains(
-            "\nRegular_Conv_With_BN,2,1,1,70.00,78.00,74.00,5.66,GlorotUni,RandNorm_Large,80.00\n"
+            "\nRegular_Conv_With_BN,2,1,1,70.00,78.00,74.00,5.66,GlorotUni,RandNorm_Large,80.00,\
+             7.50,5.00\n"
         ),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("\nDWS_Conv_No_BN,1,0,0,60.00,60.00,60.00,0.00,HeUni,HeUni,80.00,25.00,-\n"),
         "{csv}"
     );
     let dir = tempfile::tempdir().unwrap();
