@@ -30,6 +30,27 @@ fn float_ghn(dir: &std::path::Path) -> String {
     out
 }
 
+/// `ghnq eval` of the GHN in `dir` at `bits` on one tiny net and 16 synthetic images.
+fn eval_tiny(dir: &str, bits: &str) -> std::process::Output {
+    ghnq(&[
+        "eval",
+        "--ghn",
+        dir,
+        "--dataset",
+        "synthetic",
+        "--split",
+        "tiny",
+        "--count",
+        "1",
+        "--images",
+        "16",
+        "--calib",
+        "16",
+        "--bits",
+        bits,
+    ])
+}
+
 #[test]
 fn a_qat_finetuning_validates_its_start_and_its_bits() {
     let dir = tempfile::tempdir().unwrap();
@@ -91,23 +112,7 @@ fn a_qat_finetuning_validates_its_start_and_its_bits() {
     assert!(out.join("curve.png").exists() || text(&r.stderr).contains("no learning-curve plot"));
 
     // Its exports at W4A4 take the ranges it was trained under.
-    let e = ghnq(&[
-        "eval",
-        "--ghn",
-        out_s,
-        "--dataset",
-        "synthetic",
-        "--split",
-        "tiny",
-        "--count",
-        "1",
-        "--images",
-        "16",
-        "--calib",
-        "16",
-        "--bits",
-        "w4a4",
-    ]);
+    let e = eval_tiny(out_s, "w4a4");
     assert!(e.status.success(), "{}", text(&e.stderr));
     assert!(
         text(&e.stderr).contains(
@@ -194,23 +199,7 @@ fn a_bit_conditioned_finetuning_takes_its_ranges_per_bit_width() {
         "{record}"
     );
 
-    let e = ghnq(&[
-        "eval",
-        "--ghn",
-        out_s,
-        "--dataset",
-        "synthetic",
-        "--split",
-        "tiny",
-        "--count",
-        "1",
-        "--images",
-        "16",
-        "--calib",
-        "16",
-        "--bits",
-        "w8a8,w2a2",
-    ]);
+    let e = eval_tiny(out_s, "w8a8,w2a2");
     let err = text(&e.stderr);
     assert!(e.status.success(), "{err}");
     for line in [

@@ -112,12 +112,7 @@ pub fn run(args: Args) -> Result<()> {
         (None, None) => anyhow::bail!("give --ghn <checkpoint> or --params <file.safetensors>"),
     };
     params.check_shapes(&net)?;
-    let trained = args
-        .ghn
-        .as_deref()
-        .map(super::quant_args::trained_for)
-        .unwrap_or_default();
-    let config = args.quant.config_for(args.bits, &trained);
+    let config = args.quant.config_for_ghn(args.bits, args.ghn.as_deref());
     let data_dir = args.test.data_dir.as_deref();
     let (shape, calib) =
         sources::calibration_batches(&args.test.dataset, data_dir, args.calib, 64, 7)?;

@@ -106,12 +106,7 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         args.engine
     };
-    let trained = args
-        .ghn
-        .as_deref()
-        .map(super::quant_args::trained_for)
-        .unwrap_or_default();
-    let config = args.quant.config_for(args.bits, &trained);
+    let config = args.quant.config_for_ghn(args.bits, args.ghn.as_deref());
     let data_dir = args.test.data_dir.as_deref();
     let (shape, test) =
         sources::test_batches(&args.test.dataset, data_dir, args.images, args.test.batch)?;

@@ -51,17 +51,24 @@ impl QuantArgs {
         self.rounding.unwrap_or(Rounding::Single)
     }
 
+    /// [`Self::config_for`] the GHN checkpoint at `ghn`, if any, as its `qat.txt` says it was
+    /// finetuned ([`trained_for`]).
+    pub fn config_for_ghn(
+        &self,
+        precision: Precision,
+        ghn: Option<&std::path::Path>,
+    ) -> QuantConfig {
+        let trained = ghn.map(trained_for).unwrap_or_default();
+        self.config_for(precision, &trained)
+    }
+
     /// The configuration for `precision` of a GHN-QAT checkpoint finetuned as `trained` says:
     /// at a precision it was trained for, the clipping it was trained under there, unless the
     /// flags ask otherwise.
     pub fn config_for(&self, precision: Precision, trained: &[TrainedFor]) -> QuantConfig {
         let own = trained.iter().find(|t| t.precision == precision);
         QuantConfig {
-            scheme: if self.per_channel {
-                WeightScheme::PerChannelSymmetric
-            } else {
-                WeightScheme::PerTensorAffine
-            },
+            scheme: weight_scheme(self.per_channel),
             weight_clip: ClipChoice::at(&self.weight_clip, precision)
                 .or(own.map(|t| t.weight_clip))
                 .unwrap_or(Clip::Absolute),
@@ -77,6 +84,16 @@ impl QuantArgs {
             }),
             ..QuantConfig::paper(precision)
         }
+    }
+}
+
+/// The weight scheme `--per-channel` asks for: TFLite's per-channel symmetric weights, or the
+/// paper's per-tensor affine ones.
+pub fn weight_scheme(per_channel: bool) -> WeightScheme {
+    if per_channel {
+        WeightScheme::PerChannelSymmetric
+    } else {
+        WeightScheme::PerTensorAffine
     }
 }
 

@@ -10,9 +10,8 @@ use ghnq_ghn::train::{Engine, MetaTrainer, Optimizer, RunOptions, run};
 use ghnq_quant::config::{Clip, Precision, QuantConfig};
 use ghnq_quant::fake::Method;
 use ghnq_quant::layers::LayerBits;
-use shared_format::WeightScheme;
 
-use super::quant_args::ClipChoice;
+use super::quant_args::{ClipChoice, weight_scheme};
 use super::train_trace;
 
 /// Arguments of `ghnq train`.
@@ -187,11 +186,7 @@ impl Args {
             .map(|&precision| {
                 let paper = QuantConfig::paper(precision);
                 QuantConfig {
-                    scheme: if self.per_channel {
-                        WeightScheme::PerChannelSymmetric
-                    } else {
-                        WeightScheme::PerTensorAffine
-                    },
+                    scheme: weight_scheme(self.per_channel),
                     weight_clip: ClipChoice::at(&self.weight_clip, precision)
                         .unwrap_or(Clip::Absolute),
                     act_clip: ClipChoice::at(&self.act_clip, precision).unwrap_or(Clip::Absolute),

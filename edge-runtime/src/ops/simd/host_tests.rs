@@ -70,6 +70,38 @@ pub(crate) fn depthwise_pixel_equals_centred_sums(
     assert_eq!(acc, [1; 16], "{isa}");
 }
 
+/// `conv::output_stage`, the scalar reference, over `acc`: its short path where every stage is
+/// plain, the general one otherwise (the two equal: `requant`'s `channel_requant_equals_requantize`).
+fn scalar_output_stage(
+    stage: &[ChannelRequant],
+    bias: &[i32],
+    acc: &[i32],
+    z_y: i8,
+    clamp: Clamp,
+    rounding: Rounding,
+) -> Vec<i8> {
+    let o = crate::ops::conv::tests::owned(&[0], 8, &[0], &[(0, 0)]);
+    let p = ConvParams {
+        output_zero_point: z_y,
+        clamp,
+        rounding,
+        ..crate::ops::conv::tests::params(
+            &o,
+            8,
+            shared_format::WeightScheme::PerChannelSymmetric,
+            0,
+            shared_format::Window::square(1, 1, 1, 0),
+            shared_format::Shape::new(1, 1, 1),
+            0,
+            shared_format::Shape::new(1, 1, 1),
+        )
+    };
+    let mut want = vec![0i8; acc.len()];
+    let plain = stage.iter().all(ChannelRequant::is_plain);
+    output_stage(&mut want, stage, bias, acc, plain, &p);
+    want
+}
+
 /// The vector output stage (`stage(requant, bias, double, z_y, clamp, acc, out)`, false = the
 /// stages are not plain and were refused) against the scalar one, output for output: plain
 /// stages of both roundings with every shift they allow (double: 0..=31 right; single:
@@ -159,24 +191,7 @@ pub(crate) fn plain_stages_equal_scalar_output_stage(isa: &str, stage_run: &mut 
             stage_run(&stage, &bias, double, z_y, clamp, &acc, &mut got),
             "{isa} case {case}: plain stages refused"
         );
-        let o = crate::ops::conv::tests::owned(&[0], 8, &[0], &[(0, 0)]);
-        let p = ConvParams {
-            output_zero_point: z_y,
-            clamp,
-            rounding,
-            ..crate::ops::conv::tests::params(
-                &o,
-                8,
-                shared_format::WeightScheme::PerChannelSymmetric,
-                0,
-                shared_format::Window::square(1, 1, 1, 0),
-                shared_format::Shape::new(1, 1, 1),
-                0,
-                shared_format::Shape::new(1, 1, 1),
-            )
-        };
-        let mut want = vec![0i8; n];
-        output_stage(&mut want, &stage, &bias, &acc, true, &p);
+        let want = scalar_output_stage(&stage, &bias, &acc, z_y, clamp, rounding);
         assert_eq!(got, want, "{isa} case {case}");
     }
     let left = [ChannelRequant::new(1 << 30, 3, Rounding::Double)];
@@ -246,24 +261,7 @@ pub(crate) fn single_stages_equal_scalar_output_stage(
             continue;
         }
         vector += usize::from(!plain);
-        let o = crate::ops::conv::tests::owned(&[0], 8, &[0], &[(0, 0)]);
-        let p = ConvParams {
-            output_zero_point: z_y,
-            clamp,
-            rounding: Rounding::Single,
-            ..crate::ops::conv::tests::params(
-                &o,
-                8,
-                shared_format::WeightScheme::PerChannelSymmetric,
-                0,
-                shared_format::Window::square(1, 1, 1, 0),
-                shared_format::Shape::new(1, 1, 1),
-                0,
-                shared_format::Shape::new(1, 1, 1),
-            )
-        };
-        let mut want = vec![0i8; n];
-        output_stage(&mut want, &stage, &bias, &acc, plain, &p);
+        let want = scalar_output_stage(&stage, &bias, &acc, z_y, clamp, Rounding::Single);
         assert_eq!(got, want, "{isa} case {case}");
     }
     assert_eq!(

@@ -511,7 +511,7 @@ impl StageLanes {
     }
 
     /// The constants of single-rounding `stage`s, plain or not (at most [`BLOCK`]), for
-    /// [`single_output_stage`]; `None` unless the CPU has AVX-512 VNNI, so that holding such
+    /// [`output_stage`] with `WHOLE`; `None` unless the CPU has AVX-512 VNNI, so that holding such
     /// lanes proves it does.
     pub(super) fn single(
         stage: &[ChannelRequant],
@@ -532,18 +532,18 @@ impl StageLanes {
 }
 
 /// [`StageLanes`] of single-rounding stages of any shift, which exist only on CPUs with
-/// AVX-512 VNNI ([`StageLanes::single`]): [`SingleLanes::apply`] runs
-/// [`single_output_stage`] on that proof.
+/// AVX-512 VNNI ([`StageLanes::single`]): [`SingleLanes::apply`] runs their
+/// [`output_stage`] on that proof.
 #[derive(Clone, Copy)]
 pub(crate) struct SingleLanes(StageLanes);
 
 impl SingleLanes {
-    /// [`single_output_stage`] of these lanes.
+    /// [`output_stage`] of these lanes.
     #[inline]
     pub(super) fn apply(&self, acc: &[i32], ys: &mut [i8]) {
         // SAFETY: a `SingleLanes` is made only by `StageLanes::single`, after `Isa::detected()`
         // (CPUID and XGETBV) reported AVX-512 F/BW/VL and VNNI usable.
-        unsafe { single_output_stage(&self.0, acc, ys) }
+        unsafe { output_stage::<false, true>(&self.0, acc, ys) }
     }
 }
 
@@ -552,14 +552,28 @@ impl SingleLanes {
 /// `ChannelRequant::apply_plain`, written as it is (`VPMULDQ` is AVX2's signed 32×32→64-bit
 /// multiply, `VPSRAVD` its per-lane shift: none of SSE2's unsigned-multiply corrections),
 /// narrowed by AVX-512's `VPMOVDB`. Beside it, [`super::sse2::PlainStages`] takes four channels
-/// per step and some twenty instructions per channel.
+/// per step and some twenty instructions per channel. `WHOLE`: single-rounding stages of any
+/// shift ([`StageLanes::single`], [`eight_whole`]) instead.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) fn output_stage<const DOUBLE: bool>(l: &StageLanes, acc: &[i32], ys: &mut [i8]) {
+pub(super) fn output_stage<const DOUBLE: bool, const WHOLE: bool>(
+    l: &StageLanes,
+    acc: &[i32],
+    ys: &mut [i8],
+) {
+    // Closures inherit the function's target features: `eight` and `eight_whole` are safe
+    // to call here.
+    let eight = |l: &StageLanes, c: usize, a: __m256i| {
+        if WHOLE {
+            eight_whole(l, c, a)
+        } else {
+            eight::<DOUBLE>(l, c, a)
+        }
+    };
     let n = acc.len().min(ys.len()).min(BLOCK);
     let (a8, a_rest) = acc[..n].as_chunks::<8>();
     let (y8, y_rest) = ys[..n].as_chunks_mut::<8>();
     for (g, (y, a)) in y8.iter_mut().zip(a8).enumerate() {
-        *y = eight::<DOUBLE>(l, 8 * g, bytemuck::cast(*a));
+        *y = eight(l, 8 * g, bytemuck::cast(*a));
     }
     if !y_rest.is_empty() {
         // The last partial eight, through a padded copy (lanes past it ignored).
@@ -567,7 +581,7 @@ pub(super) fn output_stage<const DOUBLE: bool>(l: &StageLanes, acc: &[i32], ys: 
         for (d, &s) in a.iter_mut().zip(a_rest) {
             *d = s;
         }
-        let y = eight::<DOUBLE>(l, 8 * y8.len(), bytemuck::cast(a));
+        let y = eight(l, 8 * y8.len(), bytemuck::cast(a));
         for (d, s) in y_rest.iter_mut().zip(y) {
             *d = s;
         }
@@ -625,37 +639,15 @@ fn narrow(l: &StageLanes, scaled: __m256i) -> [i8; 8] {
     out
 }
 
-/// `ys[j] = clamp(scale(bias[j] + acc[j]) + z_y)` of single-rounding stages of any shift
-/// ([`StageLanes::single`]), eight channels a step, as [`output_stage`] for plain ones. A stage
-/// that is not plain (a right shift of 32 or less: at 2 and 4 bits the output scale is close to
-/// the accumulator's, so most stages there) has no 32-bit form: its `(a·m + 2^(right−1)) >>
-/// right` is taken whole in 64-bit lanes (`VPSRAVQ`, AVX-512's per-lane arithmetic shift of
-/// quadwords), the same integers as `ChannelRequant::scale`'s. Without it those blocks ran the
-/// scalar loop.
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn single_output_stage(l: &StageLanes, acc: &[i32], ys: &mut [i8]) {
-    let n = acc.len().min(ys.len()).min(BLOCK);
-    let (a8, a_rest) = acc[..n].as_chunks::<8>();
-    let (y8, y_rest) = ys[..n].as_chunks_mut::<8>();
-    for (g, (y, a)) in y8.iter_mut().zip(a8).enumerate() {
-        *y = eight_single(l, 8 * g, bytemuck::cast(*a));
-    }
-    if !y_rest.is_empty() {
-        let mut a = [0i32; 8];
-        for (d, &s) in a.iter_mut().zip(a_rest) {
-            *d = s;
-        }
-        let y = eight_single(l, 8 * y8.len(), bytemuck::cast(a));
-        for (d, s) in y_rest.iter_mut().zip(y) {
-            *d = s;
-        }
-    }
-}
-
-/// Eight outputs of [`single_output_stage`], channels `c..c + 8` (`c + 8 ≤ BLOCK`).
+/// Eight outputs of single-rounding stages of any shift ([`StageLanes::single`]), channels
+/// `c..c + 8` (`c + 8 ≤ BLOCK`), as [`eight`] for plain ones. A stage that is not plain (a right
+/// shift of 32 or less: at 2 and 4 bits the output scale is close to the accumulator's, so most
+/// stages there) has no 32-bit form: its `(a·m + 2^(right−1)) >> right` is taken whole in 64-bit
+/// lanes (`VPSRAVQ`, AVX-512's per-lane arithmetic shift of quadwords), the same integers as
+/// `ChannelRequant::scale`'s. Without it those blocks ran the scalar loop.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn eight_single(l: &StageLanes, c: usize, acc: __m256i) -> [i8; 8] {
+fn eight_whole(l: &StageLanes, c: usize, acc: __m256i) -> [i8; 8] {
     let lane = |v: &[i32; BLOCK]| -> __m256i {
         match v.get(c..).and_then(|v| v.first_chunk::<8>()) {
             Some(v) => bytemuck::cast(*v),

@@ -315,9 +315,9 @@ pub(crate) fn plain_output_stage(
     // SAFETY: `chosen` is never above what CPUID and XGETBV reported usable.
     unsafe {
         if double {
-            avx512::output_stage::<true>(lanes, acc, ys);
+            avx512::output_stage::<true, false>(lanes, acc, ys);
         } else {
-            avx512::output_stage::<false>(lanes, acc, ys);
+            avx512::output_stage::<false, false>(lanes, acc, ys);
         }
     }
     true

@@ -278,7 +278,7 @@ pub(crate) struct PlainStages {
     /// ([`super::plain_output_stage`]).
     wide: Option<StageLanes>,
     /// Single-rounding stages of which some are not plain: AVX-512 takes them whole in 64-bit
-    /// lanes (`avx512::single_output_stage`); the fields above are then unused.
+    /// lanes (`avx512::output_stage` with `WHOLE`); the fields above are then unused.
     single: Option<SingleLanes>,
 }
 
