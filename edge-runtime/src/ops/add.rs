@@ -147,6 +147,30 @@ fn add_tabled(
     let (ta, tb) = (table(a.zero_point, sa), table(b.zero_point, sb));
     let sum = |x1: i8, x2: i8| ta[x1 as u8 as usize].wrapping_add(tb[x2 as u8 as usize]);
     let (z_y, clamp) = (p.output_zero_point, p.clamp);
+    // 64-bit hosts: the sums of a block of elements, then the output stage as vectors (the
+    // convolutions' `PlainStages`, every lane the same stage): on x86-64 the scalar stage was
+    // two thirds of a large add's time.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        use crate::ops::conv::BLOCK;
+        let double = p.rounding == Rounding::Double;
+        if let Some(v) =
+            super::simd::PlainStages::new(&[*so; BLOCK], &[0; BLOCK], double, z_y, clamp)
+        {
+            let mut acc = [0i32; BLOCK];
+            let blocks = output
+                .chunks_mut(BLOCK)
+                .zip(input1.chunks(BLOCK))
+                .zip(input2.chunks(BLOCK));
+            for ((ys, x1), x2) in blocks {
+                for ((a, &x1), &x2) in acc.iter_mut().zip(x1).zip(x2) {
+                    *a = sum(x1, x2);
+                }
+                v.apply(&acc[..ys.len()], ys);
+            }
+            return;
+        }
+    }
     let pairs = output.iter_mut().zip(input1).zip(input2);
     match p.rounding {
         Rounding::Double if so.is_plain() => {
