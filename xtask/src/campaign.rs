@@ -398,6 +398,15 @@ pub fn status() -> Result<()> {
         if let Some(l) = last("train.csv") {
             println!("  train.csv: {l}   (step,epoch,lr,loss,acc,grad_norm,skipped,steps_per_s)");
         }
+        let recipe =
+            std::fs::read_to_string(phase.committed.join("recipe.txt")).unwrap_or_default();
+        let epochs = flag(&recipe, "--epochs").and_then(|e| e.parse().ok());
+        if let Some(p) = std::fs::read_to_string(phase.run.join("train.csv"))
+            .ok()
+            .and_then(|t| progress(&t, epochs))
+        {
+            println!("  progress: {}", progress_line(&p));
+        }
         if let Some(l) = last("val.csv") {
             println!("  val.csv:   {l}");
         }
@@ -408,16 +417,74 @@ pub fn status() -> Result<()> {
 /// The `--dataset` a recipe names (`--dataset x` or `--dataset=x`): the CIFAR-10 directory goes
 /// only to a CIFAR-10 phase (a Fashion-MNIST finetuning reads its own data where `ghnq` finds it).
 fn dataset(recipe: &str) -> Option<&str> {
+    flag(recipe, "--dataset")
+}
+
+/// The value a recipe gives `name` (`name x` or `name=x`).
+fn flag<'a>(recipe: &'a str, name: &str) -> Option<&'a str> {
     let mut words = recipe.split_whitespace();
     while let Some(w) = words.next() {
-        if w == "--dataset" {
+        if w == name {
             return words.next();
         }
-        if let Some(v) = w.strip_prefix("--dataset=") {
+        if let Some(v) = w.strip_prefix(name).and_then(|v| v.strip_prefix('=')) {
             return Some(v);
         }
     }
     None
+}
+
+/// How far a run is, from its `train.csv` (`step,epoch,...,steps_per_s` rows) and its recipe's
+/// `--epochs`: the steps done, the steps the epochs make (steps per epoch read where the epoch
+/// column first turns; unknown before that) and the last logged rate.
+#[derive(Debug, PartialEq)]
+struct Progress {
+    done: usize,
+    total: Option<usize>,
+    steps_per_s: Option<f64>,
+}
+
+fn progress(train_csv: &str, epochs: Option<usize>) -> Option<Progress> {
+    let rows: Vec<(usize, usize, Option<f64>)> = train_csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            Some((
+                cells.first()?.parse().ok()?,
+                cells.get(1)?.parse().ok()?,
+                cells.last().and_then(|v| v.parse().ok()),
+            ))
+        })
+        .collect();
+    let &(first_step, first_epoch, _) = rows.first()?;
+    let &(last_step, _, steps_per_s) = rows.last()?;
+    let per_epoch = rows
+        .iter()
+        .find(|r| r.1 != first_epoch)
+        .map(|r| (r.0 - first_step) / (r.1 - first_epoch).max(1));
+    Some(Progress {
+        done: last_step + 1,
+        total: per_epoch.zip(epochs).map(|(p, e)| p * e),
+        steps_per_s: steps_per_s.filter(|r| *r > 0.0),
+    })
+}
+
+/// One line of [`status`]: the steps done and, where known, of how many and the time left.
+fn progress_line(p: &Progress) -> String {
+    match (p.total, p.steps_per_s) {
+        (Some(total), Some(rate)) => format!(
+            "step {} of {total} ({:.1} %), {rate:.2} steps/s at the last log: about {:.1} h left",
+            p.done,
+            100.0 * p.done as f64 / total as f64,
+            total.saturating_sub(p.done) as f64 / rate / 3600.0
+        ),
+        (Some(total), None) => format!("step {} of {total}", p.done),
+        _ => format!(
+            "step {} (steps per epoch not known before the first epoch ends)",
+            p.done
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -444,6 +511,42 @@ mod tests {
                 "{phase}: {recipe}"
             );
         }
+    }
+
+    #[test]
+    fn progress_counts_the_epochs_steps() {
+        let head = "step,epoch,lr,loss,acc,grad_norm,skipped,steps_per_s\n";
+        let rows = |steps: std::ops::Range<usize>, per_epoch: usize| -> String {
+            steps
+                .map(|s| format!("{s},{},1e-3,1.5,0.4,2.0,0,2.000\n", s / per_epoch))
+                .collect()
+        };
+        let p = progress(&format!("{head}{}", rows(0..4000, 1562)), Some(20)).unwrap();
+        assert_eq!(
+            p,
+            Progress {
+                done: 4000,
+                total: Some(31_240),
+                steps_per_s: Some(2.0)
+            }
+        );
+        let line = progress_line(&p);
+        assert!(line.starts_with("step 4000 of 31240 (12.8 %)"), "{line}");
+        assert!(line.ends_with("about 3.8 h left"), "{line}");
+        // Before the first epoch ends, and without a rate or a recipe's epochs.
+        let early = progress(&format!("{head}{}", rows(0..100, 1562)), Some(20)).unwrap();
+        assert_eq!(early.total, None);
+        assert!(progress_line(&early).contains("not known"));
+        assert_eq!(progress(head, Some(20)), None);
+        assert_eq!(
+            progress(&format!("{head}{}", rows(0..4000, 1562)), None)
+                .unwrap()
+                .total,
+            None
+        );
+        assert_eq!(flag("train --epochs 20 --lr 1e-3", "--epochs"), Some("20"));
+        assert_eq!(flag("train --epochs=2", "--epochs"), Some("2"));
+        assert_eq!(flag("train --epochsx 2", "--epochs"), None);
     }
 
     #[test]
