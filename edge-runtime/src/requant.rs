@@ -236,7 +236,7 @@ impl ChannelRequant {
 
     /// The multiplier, `mask` and `right` fields (see them) of a stage, for the x86-64 and
     /// aarch64 vector output stages (`ops::simd::x86_64::sse2::PlainStages`,
-    /// `ops::simd::aarch64::PlainStages`), which form [`scale_plain`](Self::scale_plain)
+    /// `ops::simd::aarch64::BlockStages`), which form [`scale_plain`](Self::scale_plain)
     /// from them four channels at a time.
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[inline(always)]

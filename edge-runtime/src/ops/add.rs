@@ -148,14 +148,14 @@ fn add_tabled(
     let sum = |x1: i8, x2: i8| ta[x1 as u8 as usize].wrapping_add(tb[x2 as u8 as usize]);
     let (z_y, clamp) = (p.output_zero_point, p.clamp);
     // 64-bit hosts: the sums of a block of elements, then the output stage as vectors (the
-    // convolutions' `PlainStages`, every lane the same stage): on x86-64 the scalar stage was
+    // convolutions' `BlockStages`, every lane the same stage): on x86-64 the scalar stage was
     // two thirds of a large add's time.
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     {
         use crate::ops::conv::BLOCK;
         let double = p.rounding == Rounding::Double;
         if let Some(v) =
-            super::simd::PlainStages::new(&[*so; BLOCK], &[0; BLOCK], double, z_y, clamp)
+            super::simd::BlockStages::new(&[*so; BLOCK], &[0; BLOCK], double, z_y, clamp)
         {
             let mut acc = [0i32; BLOCK];
             let blocks = output

@@ -18,7 +18,7 @@
 //! run time in module `simd::x86_64`, all through one dispatch, `simd::window`) and
 //! forms the same exact accumulators. On x86-64, 2- and 4-bit weights take the same kernel through
 //! `conv2d_unpacked`, a block of filters unpacked at a time into a bounded stack buffer, and
-//! plain output stages are requantized four channels a step (`sse2::PlainStages`; eight with
+//! plain output stages are requantized four channels a step (`simd::BlockStages`; eight with
 //! AVX-512, which with NEON also takes single rounding's stages that are not plain, most of a
 //! 2-bit layer's). On Armv7E-M,
 //! 2- and 4-bit weights take the SMLAD kernel too (issue 18): small filters (four within 1 KiB)
@@ -2000,7 +2000,7 @@ fn conv2d_blocks(
         // x86-64 and aarch64: plain stages are requantized four (SSE2) or sixteen (NEON)
         // channels a step.
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        let vector = simd::PlainStages::new(
+        let vector = simd::BlockStages::new(
             stage.get(..nb).unwrap_or_default(),
             bias.get(..nb).unwrap_or_default(),
             p.rounding == Rounding::Double,

@@ -683,7 +683,7 @@ const MAX_TAPS: usize = 256;
 /// accumulators in registers across all taps and take the taps two at a time (`PMADDWD`).
 /// `Σ (w − z_w)·(x − z_x)` is formed directly, as on Armv7E-M: no `Σ w` or `Σ x` correction.
 /// Blocks whose output stages are all plain (nearly all) are requantized four channels a step
-/// (`simd::PlainStages`), the others by [`output_stage`].
+/// (`simd::BlockStages`), the others by [`output_stage`].
 ///
 /// 8-bit weights are read in place (blocks of [`BLOCK`] channels, taps `C` bytes apart);
 /// 2/4-bit weights are unpacked one tile of [`TILE`] channels at a time into `scratch`
@@ -748,7 +748,7 @@ fn depthwise_simd(
         let plain = stage.iter().all(ChannelRequant::is_plain);
         // Plain stages (nearly every layer) are requantized four channels a step.
         let double = p.rounding == shared_format::Rounding::Double;
-        let vector = simd::PlainStages::new(stage, bias, double, p.output_zero_point, p.clamp);
+        let vector = simd::BlockStages::new(stage, bias, double, p.output_zero_point, p.clamp);
         let mut acc = [0i32; BLOCK];
         #[cfg(target_arch = "x86_64")]
         let whole = {

@@ -29,7 +29,7 @@
 //!   centres eight activations and eight weights to 16 bits (`x − z_x`, `w − z_w` in
 //!   −255..=255), and `SMLAL`/`SMLAL2` accumulate their products in 32-bit lanes. SDOT would
 //!   need four taps' bytes transposed into each lane first, which costs what it saves.
-//! * [`PlainStages`] requantizes sixteen outputs a step: double rounding is `SQRDMULH` (exactly
+//! * [`BlockStages`] requantizes sixteen outputs a step: double rounding is `SQRDMULH` (exactly
 //!   TFLM's `SaturatingRoundingDoublingHighMul`, which gemmlowp's NEON path uses too) and
 //!   `SRSHL` after the usual sign fix-up (`RoundingDivideByPOT`); single rounding takes the
 //!   high words of `SMULL` products.
@@ -869,9 +869,9 @@ fn load_i32x4(v: &[i32; 4]) -> int32x4_t {
 }
 
 /// The output stage of a block of up to [`BLOCK`] channels whose stages are all plain
-/// ([`ChannelRequant::is_plain`]), as vectors: `ys[j] = clamp(scale_plain(b[j] + acc[j]) + z_y)`,
-/// sixteen channels a step, the same integers as `conv::output_stage` (unit-tested against it
-/// on random and extreme values).
+/// ([`ChannelRequant::is_plain`]) or round once (single rounding), as vectors:
+/// `ys[j] = clamp(scale(b[j] + acc[j]) + z_y)`, sixteen channels a step, the same integers as
+/// `conv::output_stage` (unit-tested against it on random and extreme values).
 ///
 /// * Double rounding: `SQRDMULH` is `⌊(2·a·m + 2^31) / 2^32⌋ = ⌊(a·m + 2^30) / 2^31⌋`, SRDHM
 ///   exactly (its saturating case, `a = m = i32::MIN`, is not plain); then
@@ -887,7 +887,7 @@ fn load_i32x4(v: &[i32; 4]) -> int32x4_t {
 ///
 /// Then `SQXTN` to 16 bits, `+ z_y` saturating and the clamp in 16-bit lanes, and `SQXTN` to
 /// bytes (a value past ±2^15 clamps to the same bound either way).
-pub(crate) struct PlainStages {
+pub(crate) struct BlockStages {
     bias: [[i32; 4]; BLOCK / 4],
     m: [[i32; 4]; BLOCK / 4],
     /// The right shift, negated: `−n` (double) or `−(right − 32)` (single).
@@ -902,7 +902,7 @@ pub(crate) struct PlainStages {
     hi: i16,
 }
 
-impl PlainStages {
+impl BlockStages {
     /// The vector stages of `stage` with its `bias`, or `None` if the lengths differ or exceed
     /// [`BLOCK`], or a double-rounding stage is not plain.
     pub(crate) fn new(
@@ -1172,7 +1172,7 @@ mod tests {
             ISA,
             true,
             &mut |stage, bias, double, z_y, clamp, acc, out| {
-                PlainStages::new(stage, bias, double, z_y, clamp)
+                BlockStages::new(stage, bias, double, z_y, clamp)
                     .map(|v| v.apply(acc, out))
                     .is_some()
             },
@@ -1184,7 +1184,7 @@ mod tests {
         simd_tests::plain_stages_equal_scalar_output_stage(
             ISA,
             &mut |stage, bias, double, z_y, clamp, acc, out| {
-                PlainStages::new(stage, bias, double, z_y, clamp)
+                BlockStages::new(stage, bias, double, z_y, clamp)
                     .map(|v| v.apply(acc, out))
                     .is_some()
             },

@@ -11,7 +11,7 @@
 //! This module is the dispatch: conv.rs and depthwise.rs call [`window`] (one pixel's window
 //! against a block of output channels, bounds-checked here, its quads of channels handed to
 //! the one kernel the target has) and the host kernels' shared names (`depthwise_pixel`,
-//! `PlainStages`, [`Tap`], and `DenseFilters` on aarch64), each chosen by one `cfg`; the
+//! `BlockStages`, [`Tap`], and `DenseFilters` on aarch64), each chosen by one `cfg`; the
 //! Armv7E-M-only kernels the ops call under `cfg(edge_dsp)` they reach in [`armv7em`].
 //!
 //! The crate's `unsafe` lives in these modules only (`#![allow(unsafe_code)]` in each kernel
@@ -27,9 +27,9 @@ mod portable;
 pub mod x86_64;
 
 #[cfg(target_arch = "aarch64")]
-pub(crate) use aarch64::{DenseFilters, PlainStages, depthwise_pixel};
+pub(crate) use aarch64::{BlockStages, DenseFilters, depthwise_pixel};
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86_64::sse2::{PlainStages, dot};
+pub(crate) use x86_64::sse2::{BlockStages, dot};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::{depthwise_pixel, depthwise_window};
 

@@ -15,9 +15,10 @@
 //!
 //! Besides the two sums (`quad_words`, `depthwise_pixel`) the level picks the output stage
 //! of plain requantization blocks: `sse2::PlainStages::apply` asks `plain_output_stage`
-//! first, so conv.rs and depthwise.rs see one type whatever the level. At AVX-512 VNNI that
-//! type also takes single-rounding blocks that are not plain (`avx512::SingleLanes`, built
-//! only where the CPU has it), which the lower levels leave to the scalar loop.
+//! first, so conv.rs and depthwise.rs see one type (`sse2::BlockStages`) whatever the level.
+//! At AVX-512 VNNI that type also takes single-rounding blocks that are not plain
+//! (`avx512::SingleLanes`, built only where the CPU has it), which the lower levels leave to
+//! the scalar loop.
 //!
 //! Benchmarks compare the levels in one process by capping the choice ([`set_isa`]; in `std`
 //! builds also the `GHNQ_X86_ISA` environment variable, read once at the first dispatch:
@@ -62,7 +63,7 @@ impl Isa {
 
     /// The highest level this CPU (and OS) can run, whatever cap [`set_isa`] holds. `CPUID`
     /// once, then cached: in a virtual machine each `CPUID` traps to the hypervisor, and
-    /// `PlainStages::new` asks once per block of channels.
+    /// `BlockStages::new` asks once per block of channels.
     #[inline]
     pub fn detected() -> Self {
         match Self::from_code(DETECTED.load(Ordering::Relaxed)) {

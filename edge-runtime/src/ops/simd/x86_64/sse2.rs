@@ -18,10 +18,11 @@
 //! channels are contiguous, so each 32-bit lane is one channel, and `PMADDWD` adds the products
 //! of two taps (their bytes interleaved) instead of two neighbouring elements.
 //!
-//! The output stage of the blocked kernels is vectorised too ([`PlainStages`], four channels a
-//! step): with one output per 9 MACs it was half of a depthwise convolution's time. Where the
-//! chosen level is AVX-512 VNNI, [`PlainStages::apply`] hands it to `avx512::output_stage`
-//! (eight channels a step) instead.
+//! The output stage of the blocked kernels is vectorised too ([`BlockStages`]; of plain stages
+//! four channels a step, [`PlainStages`]): with one output per 9 MACs it was half of a
+//! depthwise convolution's time. Where the chosen level is AVX-512 VNNI, plain stages go to
+//! `avx512::output_stage` (eight channels a step) instead, and single-rounding ones that are not
+//! plain too ([`SingleLanes`]).
 //!
 //! The module's `unsafe` is calling the `#[target_feature(enable = "sse2")]` functions, which is
 //! sound on every x86-64 target, and the depthwise kernel's vector loads (`load16_at`,
@@ -277,9 +278,6 @@ pub(crate) struct PlainStages {
     /// The same stages per lane for AVX-512's eight-channel output stage, where the CPU has it
     /// ([`super::plain_output_stage`]).
     wide: Option<StageLanes>,
-    /// Single-rounding stages of which some are not plain: AVX-512 takes them whole in 64-bit
-    /// lanes (`avx512::output_stage` with `WHOLE`); the fields above are then unused.
-    single: Option<SingleLanes>,
 }
 
 /// Four channels' constants of [`PlainStages`].
@@ -311,10 +309,23 @@ struct Stage4 {
     half: __m128i,
 }
 
-impl PlainStages {
+/// The vector output stage of one block of up to [`BLOCK`] channels, in the form its stages
+/// allow, so that conv.rs, depthwise.rs and add.rs hold one type whatever the level and the
+/// stages: plain stages at every level, single-rounding stages of any shift only at AVX-512
+/// VNNI (the 2- and 4-bit layers' usual case); the lower levels leave those to the scalar loop.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "no allocator to box into; one lives on the stack per block, smaller than both kinds side by side"
+)]
+pub(crate) enum BlockStages {
+    Plain(PlainStages),
+    Whole(SingleLanes),
+}
+
+impl BlockStages {
     /// The vector stages of `stage` with its `bias`, or `None` if the lengths differ or exceed
     /// [`BLOCK`], or a stage is not plain, unless the rounding is single and the kernels run
-    /// AVX-512 VNNI (which takes any single-rounding stage: the 2- and 4-bit layers' usual case).
+    /// AVX-512 VNNI.
     pub(crate) fn new(
         stage: &[ChannelRequant],
         bias: &[i32],
@@ -323,23 +334,30 @@ impl PlainStages {
         clamp: Clamp,
     ) -> Option<Self> {
         if stage.len() != bias.len() || stage.len() > BLOCK {
-            return None;
-        }
-        let single = if stage.iter().all(|s| s.is_plain()) {
             None
+        } else if stage.iter().all(|s| s.is_plain()) {
+            // SAFETY: SSE2 is in the x86-64 baseline: every CPU this code is compiled for has it.
+            let plain = unsafe { PlainStages::new_sse2(stage, bias, double, z_y, clamp) };
+            Some(Self::Plain(plain))
         } else if !double && Isa::chosen() == Isa::Avx512Vnni {
-            Some(StageLanes::single(stage, bias, z_y, clamp)?)
+            StageLanes::single(stage, bias, z_y, clamp).map(Self::Whole)
         } else {
-            return None;
-        };
-        // SAFETY: SSE2 is in the x86-64 baseline: every CPU this code is compiled for has it.
-        let mut v = unsafe { Self::new_sse2(stage, bias, double, z_y, clamp) };
-        if single.is_some() {
-            (v.single, v.wide) = (single, None);
+            None
         }
-        Some(v)
     }
 
+    /// `ys[j] = clamp(scale(bias[j] + acc[j]) + z_y)` for `j` below the common length of `acc`
+    /// and `ys` (at most the stages' count).
+    #[inline]
+    pub(crate) fn apply(&self, acc: &[i32], ys: &mut [i8]) {
+        match self {
+            Self::Plain(plain) => plain.apply(acc, ys),
+            Self::Whole(single) => single.apply(acc, ys),
+        }
+    }
+}
+
+impl PlainStages {
     #[target_feature(enable = "sse2")]
     fn new_sse2(
         stage: &[ChannelRequant],
@@ -422,18 +440,13 @@ impl PlainStages {
             hi: _mm_set1_epi16(clamp.max as i16),
             wide: (Isa::detected() == Isa::Avx512Vnni)
                 .then(|| StageLanes::new(stage, bias, double, z_y, clamp)),
-            single: None,
         }
     }
 
     /// `ys[j] = clamp(scale_plain(bias[j] + acc[j]) + z_y)` for `j` below the common length of
     /// `acc` and `ys` (at most the stages' count).
     #[inline]
-    pub(crate) fn apply(&self, acc: &[i32], ys: &mut [i8]) {
-        if let Some(single) = &self.single {
-            single.apply(acc, ys);
-            return;
-        }
+    fn apply(&self, acc: &[i32], ys: &mut [i8]) {
         if let Some(wide) = &self.wide
             && super::plain_output_stage(wide, self.double, acc, ys)
         {
@@ -779,7 +792,7 @@ mod tests {
                 isa.name(),
                 isa == Isa::Avx512Vnni,
                 &mut |stage, bias, double, z_y, clamp, acc, out| {
-                    PlainStages::new(stage, bias, double, z_y, clamp)
+                    BlockStages::new(stage, bias, double, z_y, clamp)
                         .map(|v| v.apply(acc, out))
                         .is_some()
                 },
@@ -793,7 +806,7 @@ mod tests {
             simd_tests::plain_stages_equal_scalar_output_stage(
                 isa.name(),
                 &mut |stage, bias, double, z_y, clamp, acc, out| {
-                    PlainStages::new(stage, bias, double, z_y, clamp)
+                    BlockStages::new(stage, bias, double, z_y, clamp)
                         .map(|v| v.apply(acc, out))
                         .is_some()
                 },
