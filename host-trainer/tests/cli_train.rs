@@ -5,27 +5,28 @@
 mod common;
 use common::{ghnq, text};
 
-/// A few steps of a small float GHN on synthetic images: the start a finetuning needs.
-fn float_ghn(dir: &std::path::Path) -> String {
-    let out = dir.join("float").to_str().unwrap().to_owned();
-    let r = ghnq(&[
+/// `ghnq train` on tiny nets and synthetic images, one net of 8 images a step, with `extra`.
+fn train_tiny(extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
         "train",
         "--split",
         "tiny",
         "--dataset",
         "synthetic",
-        "--hidden",
-        "8",
         "--meta-batch",
         "1",
         "--batch",
         "8",
-        "--max-steps",
-        "1",
-        "--out",
-        &out,
         "--quiet",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    ghnq(&args)
+}
+
+/// A few steps of a small float GHN on synthetic images: the start a finetuning needs.
+fn float_ghn(dir: &std::path::Path) -> String {
+    let out = dir.join("float").to_str().unwrap().to_owned();
+    let r = train_tiny(&["--hidden", "8", "--max-steps", "1", "--out", &out]);
     assert!(r.status.success(), "{}", text(&r.stderr));
     out
 }
@@ -59,15 +60,6 @@ fn a_qat_finetuning_validates_its_start_and_its_bits() {
     let out_s = out.to_str().unwrap();
     let qat = |extra: &[&str]| {
         let mut args = vec![
-            "train",
-            "--split",
-            "tiny",
-            "--dataset",
-            "synthetic",
-            "--meta-batch",
-            "1",
-            "--batch",
-            "8",
             "--qat",
             "w4a4",
             "--weight-clip",
@@ -84,10 +76,9 @@ fn a_qat_finetuning_validates_its_start_and_its_bits() {
             "1",
             "--out",
             out_s,
-            "--quiet",
         ];
         args.extend_from_slice(extra);
-        ghnq(&args)
+        train_tiny(&args)
     };
     let r = qat(&["--from", &from, "--max-steps", "2"]);
     assert!(r.status.success(), "{}", text(&r.stderr));
@@ -146,16 +137,7 @@ fn a_bit_conditioned_finetuning_takes_its_ranges_per_bit_width() {
     let out = dir.path().join("bitcond");
     let out_s = out.to_str().unwrap();
     let train = |qat: &str, clip: &str| {
-        ghnq(&[
-            "train",
-            "--split",
-            "tiny",
-            "--dataset",
-            "synthetic",
-            "--meta-batch",
-            "1",
-            "--batch",
-            "8",
+        train_tiny(&[
             "--qat",
             qat,
             "--bit-conditioned",
@@ -171,7 +153,6 @@ fn a_bit_conditioned_finetuning_takes_its_ranges_per_bit_width() {
             &from,
             "--out",
             out_s,
-            "--quiet",
         ])
     };
     let r = train("w8a8,w2a2", "w4a4=percentile");
