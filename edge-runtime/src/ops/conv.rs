@@ -1939,7 +1939,7 @@ fn conv2d_blocks(
     // Sub-byte filters centred on `z_w` as they are unpacked where every code less `z_w` fits a
     // byte: the sums are then the reference's `Σ (w − z_w)·(x − z_x)` directly, and no pixel
     // pays for the affine correction `z_w·Σ(x − z_x)` (a window's sum per pixel and block: 6 %
-    // of a W4A4 evaluation's time on x86-64 with AVX-512).
+    // of a W4A4 evaluation's samples on x86-64 with AVX-512).
     let centre = sub_byte
         && p.weights.zero_point != 0
         && centred_codes_fit(p.weights.bits, p.weights.zero_point);
@@ -2838,14 +2838,16 @@ pub(crate) mod tests {
     /// 2- and 4-bit weights through the dispatcher (on x86-64 the unpacked-block kernel, see
     /// [`unpacked_eligible`]) against the reference loop, output for output: codes piled on the
     /// ends of their range, symmetric and affine weights with the weight zero point at those
-    /// ends and far past them, input zero points at −128/127, strides, row dilation, asymmetric padding, channel
-    /// counts on both sides of the 4-channel groups, and filters from 1 byte to past the
-    /// 4-filter limit (so that blocks of 4..=64 channels, several blocks per call, and the
-    /// fallback to the reference loop all occur), both roundings.
+    /// ends (filters centred on it as they are unpacked) and far past them (not centred), input
+    /// zero points at −128/127, strides, row dilation, asymmetric padding, channel counts on both
+    /// sides of the 4-channel groups, and filters from 1 byte to past the 4-filter limit (so that
+    /// blocks of 4..=64 channels, several blocks per call, and the fallback to the reference loop
+    /// all occur), both roundings.
     #[test]
     fn sub_byte_kernel_matches_reference() {
         let mut rng = XorShift32::new(0x5B_B17E);
-        let (mut checked, mut unpacked, mut centred_too_far) = (0, 0, 0);
+        let (mut checked, mut unpacked) = (0, 0);
+        let (mut centred, mut centred_too_far) = (0, 0);
         for case in 0..400 {
             let bits = pick(&mut rng, &[2u8, 4]);
             let kernel = match case % 9 {
@@ -2884,11 +2886,17 @@ pub(crate) mod tests {
             });
             checked += 1;
             unpacked += usize::from(unpacked_eligible(&p));
+            centred += usize::from(
+                unpacked_eligible(&p)
+                    && p.weights.zero_point != 0
+                    && centred_codes_fit(bits, p.weights.zero_point),
+            );
         }
         assert!(checked > 250, "{checked}");
         assert!(centred_too_far > 20, "{centred_too_far}");
         if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
             assert!(unpacked > 150, "{unpacked}");
+            assert!(centred > 50, "{centred}");
         }
     }
 
