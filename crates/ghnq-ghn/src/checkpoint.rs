@@ -225,6 +225,8 @@ pub fn resolve(path: &Path) -> Result<(PathBuf, PathBuf, TrainState)> {
             st,
         )
     } else {
+        // A mistyped path would otherwise surface as a missing `ghn.cfg` in its parent folder.
+        std::fs::metadata(path).map_err(io("reading the GHN checkpoint", path))?;
         (
             path.parent().map(Path::to_path_buf).unwrap_or_default(),
             path.to_path_buf(),

@@ -342,6 +342,20 @@ fn native_and_burn_qat_train_alike() {
     }
 }
 
+/// A checkpoint path that does not exist is named as such, not as a missing `ghn.cfg` beside it.
+#[test]
+fn missing_checkpoint_names_its_path() {
+    let dev = Device::flex();
+    let path = std::env::temp_dir().join(format!("no-such-ghn-{}", std::process::id()));
+    let err = super::checkpoint::load_ghn(&path, None, &dev).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, super::checkpoint::CheckpointError::Io(e) if e.path == path),
+        "{text}"
+    );
+    assert!(text.contains("reading the GHN checkpoint"), "{text}");
+}
+
 #[test]
 fn checkpoint_round_trip_is_exact() {
     let dev = Device::flex();
