@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where W2A2 loses its accuracy (issue 16's W2A2 diagnosis): the W2A2 GHN-QAT's predictions on
 # the 20 validation nets, exported with 2 bits everywhere, with the stem and the classifier at
-# 8 bits, and with only the weights or only the activations at 2 bits. Resumable: a CSV that
+# 8 bits, with only the weights or only the activations at 2 bits, and with per-channel
+# symmetric weights. Resumable: a CSV that
 # exists is kept.
 #   GHNQ=target/release/ghnq CIFAR=target/cifar10 results/ghn-campaign/w2a2-where/run.sh
 set -euo pipefail
